@@ -1,0 +1,133 @@
+// Package settings layers a command's configuration: the defaults held by
+// its flag set, then a YAML file, then PREFIX_* environment variables, then
+// the command line, so that flags win. Every layer goes through the flags'
+// own parsers, and every problem of every layer is reported at once.
+package settings
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Load parses args into fs and layers the configuration file named by the
+// flag fileFlag (or its environment variable) and the environment below
+// the flags given on the command line. A file key or environment variable
+// that names no flag is a problem too: a typo must not pass unnoticed.
+// getenv is os.Getenv outside tests. Load returns all problems joined.
+func Load(fs *flag.FlagSet, args []string, envPrefix, fileFlag string, getenv func(string) string) error {
+	st := &state{source: "flag", explicit: map[string]string{}}
+	fs.VisitAll(func(f *flag.Flag) {
+		f.Value = &recording{Value: f.Value, name: f.Name, st: st}
+	})
+	if err := fs.Parse(args); err != nil {
+		return err // a usage error: unknown flag or missing value
+	}
+	if path := configPath(fs, fileFlag, envPrefix, getenv); path != "" {
+		st.source = "config file " + path
+		applyFile(fs, path, st)
+	}
+	applyEnv(fs, envPrefix, getenv, st)
+	st.source = "" // the command line again: its problems are recorded already
+	for name, value := range st.explicit {
+		_ = fs.Set(name, value)
+	}
+	return errors.Join(st.problems...)
+}
+
+// EnvName is the environment variable that sets the flag name.
+func EnvName(prefix, name string) string {
+	return prefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+func configPath(fs *flag.FlagSet, fileFlag, prefix string, getenv func(string) string) string {
+	if fileFlag == "" || fs.Lookup(fileFlag) == nil {
+		return ""
+	}
+	if v := fs.Lookup(fileFlag).Value.String(); v != "" {
+		return v
+	}
+	return getenv(EnvName(prefix, fileFlag))
+}
+
+func applyFile(fs *flag.FlagSet, path string, st *state) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		st.problems = append(st.problems, fmt.Errorf("config file: %w", err))
+		return
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(data, &values); err != nil {
+		st.problems = append(st.problems, fmt.Errorf("config file %s: %w", path, err))
+		return
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if fs.Lookup(k) == nil {
+			st.problems = append(st.problems, fmt.Errorf("config file %s: unknown setting %q", path, k))
+			continue
+		}
+		switch v := values[k].(type) {
+		case map[string]any, []any:
+			st.problems = append(st.problems, fmt.Errorf("config file %s: %s: want a single value", path, k))
+		case nil:
+			// "key:" with no value keeps the default
+		default:
+			_ = fs.Set(k, fmt.Sprint(v))
+		}
+	}
+}
+
+func applyEnv(fs *flag.FlagSet, prefix string, getenv func(string) string, st *state) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name := EnvName(prefix, f.Name)
+		if v := getenv(name); v != "" {
+			st.source = "environment " + name
+			_ = fs.Set(f.Name, v)
+		}
+	})
+}
+
+// state is shared by the recording values of one Load.
+type state struct {
+	source   string            // where values come from now; "" to record nothing
+	explicit map[string]string // flag name → value given on the command line
+	problems []error
+}
+
+// recording wraps a flag's value so that a bad value is recorded as a
+// problem instead of stopping the parse, and remembers what the command
+// line said so that it can be applied again over the file and environment.
+type recording struct {
+	flag.Value
+	name string
+	st   *state
+}
+
+// Set never fails, so that every problem is collected. The flag package's
+// own values report "parse error" without echoing the value, which may be a
+// secret.
+func (r *recording) Set(s string) error {
+	if r.st.source == "flag" {
+		r.st.explicit[r.name] = s
+	}
+	if err := r.Value.Set(s); err != nil && r.st.source != "" {
+		r.st.problems = append(r.st.problems, fmt.Errorf("%s (%s): invalid value: %w", r.name, r.st.source, err))
+	}
+	return nil
+}
+
+// IsBoolFlag keeps "-flag" without a value working for boolean flags.
+func (r *recording) IsBoolFlag() bool {
+	b, ok := r.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
