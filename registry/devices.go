@@ -1,0 +1,178 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Device is a wearable or phone app enrolled for one patient.
+type Device struct {
+	ID         string
+	PatientID  string
+	EnrolledAt time.Time
+	RevokedAt  time.Time // zero while active
+}
+
+// Active reports whether the device is enrolled and not revoked.
+func (d Device) Active() bool { return d.RevokedAt.IsZero() }
+
+// tokenPrefix marks a device token, so that one pasted in the wrong place
+// (a log, a ticket) is recognisable, and secret scanners can find it.
+const tokenPrefix = "ppd_"
+
+// EnrollDevice binds a new device to an existing patient and returns the
+// device's token, which is shown once: "ppd_" followed by the unpadded
+// base64url encoding of 32 random bytes. The registry keeps only the token's
+// SHA-256, in hex.
+//
+// It returns an error wrapping ErrInvalidID for an invalid device id,
+// ErrNotFound (the message names the patient) when the patient does not
+// exist, and ErrExists when the device id was ever used, by an active or a
+// revoked device.
+func (r *Registry) EnrollDevice(ctx context.Context, deviceID, patientID string) (token string, err error) {
+	if err := checkID("device", deviceID); err != nil {
+		return "", fmt.Errorf("enroll device: %w", err)
+	}
+	var secret [32]byte
+	rand.Read(secret[:]) // never returns an error; it crashes the program on failure
+	token = tokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
+
+	err = r.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		err := tx.QueryRowContext(ctx, r.q(`SELECT COUNT(*) FROM patients WHERE id = ?`), patientID).Scan(&n)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("patient %s: %w", patientID, ErrNotFound)
+		}
+		res, err := tx.ExecContext(ctx,
+			r.q(`INSERT INTO devices (id, patient_id, token_hash, enrolled_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+			deviceID, patientID, hashToken(token), formatTime(now()))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrExists
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("enroll device %s: %w", deviceID, err)
+	}
+	return token, nil
+}
+
+// Device returns the device with the given id, revoked or not (check
+// Active), or an error wrapping ErrNotFound.
+func (r *Registry) Device(ctx context.Context, id string) (Device, error) {
+	row := r.db.QueryRowContext(ctx, r.q(`SELECT `+deviceColumns+` FROM devices WHERE id = ?`), id)
+	d, err := scanDevice(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Device{}, fmt.Errorf("device %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Device{}, fmt.Errorf("device %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// DeviceByToken returns the device the token was issued to, revoked or not
+// (check Active), or an error wrapping ErrNotFound for an unknown token. The
+// lookup is by the token's hash; the error never repeats the token.
+func (r *Registry) DeviceByToken(ctx context.Context, token string) (Device, error) {
+	row := r.db.QueryRowContext(ctx, r.q(`SELECT `+deviceColumns+` FROM devices WHERE token_hash = ?`), hashToken(token))
+	d, err := scanDevice(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Device{}, fmt.Errorf("device by token: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Device{}, fmt.Errorf("device by token: %w", err)
+	}
+	return d, nil
+}
+
+// ListDevices returns every device, revoked ones included, ordered by id.
+// The slice is empty, not nil, when there are none.
+func (r *Registry) ListDevices(ctx context.Context) ([]Device, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT `+deviceColumns+` FROM devices ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	defer rows.Close()
+	ds := []Device{}
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list devices: %w", err)
+		}
+		ds = append(ds, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	return ds, nil
+}
+
+// RevokeDevice revokes the device's token for good; the device id stays
+// taken. It returns an error wrapping ErrNotFound for an unknown device and
+// ErrRevoked for one already revoked.
+func (r *Registry) RevokeDevice(ctx context.Context, id string) error {
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		var revoked sql.NullString
+		err := tx.QueryRowContext(ctx, r.q(`SELECT revoked_at FROM devices WHERE id = ?`), id).Scan(&revoked)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
+			return err
+		case revoked.Valid:
+			return fmt.Errorf("already %w", ErrRevoked)
+		}
+		_, err = tx.ExecContext(ctx, r.q(`UPDATE devices SET revoked_at = ? WHERE id = ?`), formatTime(now()), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("revoke device %s: %w", id, err)
+	}
+	return nil
+}
+
+// hashToken returns the hex SHA-256 of a device token, the form the
+// registry stores. A token carries 256 random bits, so an unsalted fast hash
+// is enough: there is nothing to guess.
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+const deviceColumns = `id, patient_id, enrolled_at, revoked_at`
+
+func scanDevice(s scanner) (Device, error) {
+	var d Device
+	var enrolled string
+	var revoked sql.NullString
+	if err := s.Scan(&d.ID, &d.PatientID, &enrolled, &revoked); err != nil {
+		return Device{}, err
+	}
+	t, err := parseTime(enrolled)
+	if err != nil {
+		return Device{}, fmt.Errorf("device %s enrolled_at: %w", d.ID, err)
+	}
+	d.EnrolledAt = t
+	if revoked.Valid {
+		if d.RevokedAt, err = parseTime(revoked.String); err != nil {
+			return Device{}, fmt.Errorf("device %s revoked_at: %w", d.ID, err)
+		}
+	}
+	return d, nil
+}

@@ -1,0 +1,115 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// migration is one step of a dialect's schema. Steps are applied in version
+// order, each in its own transaction together with its row in
+// schema_migrations, so a step is applied entirely or not at all. A step,
+// once released, never changes: a later change to the schema is a new step
+// appended to the list.
+type migration struct {
+	version int
+	name    string
+	stmts   []string
+}
+
+// sqliteMigrations is the SQLite schema. Times are TEXT in timeLayout
+// (UTC, fixed width); ids are checked by ValidID before they get here.
+var sqliteMigrations = []migration{
+	{
+		version: 1,
+		name:    "patients and devices",
+		stmts: []string{
+			`CREATE TABLE patients (
+				id         TEXT PRIMARY KEY NOT NULL,
+				name       TEXT NOT NULL DEFAULT '',
+				created_at TEXT NOT NULL
+			) STRICT`,
+			`CREATE TABLE devices (
+				id          TEXT PRIMARY KEY NOT NULL,
+				patient_id  TEXT NOT NULL REFERENCES patients (id),
+				token_hash  TEXT NOT NULL CHECK (length(token_hash) = 64),
+				enrolled_at TEXT NOT NULL,
+				revoked_at  TEXT
+			) STRICT`,
+			`CREATE UNIQUE INDEX devices_token_hash ON devices (token_hash)`,
+			`CREATE INDEX devices_patient_id ON devices (patient_id)`,
+		},
+	},
+}
+
+// schemaMigrationsTable records the applied steps. It is the one table
+// created outside the step list, in SQL both dialects accept.
+const schemaMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER PRIMARY KEY NOT NULL,
+	name       TEXT NOT NULL,
+	applied_at TEXT NOT NULL
+)`
+
+// migrate applies the steps of the dialect's list that the store has not
+// recorded. It is safe to run from several processes at once: each step's
+// transaction takes the write lock when it begins and checks again whether
+// the step is applied. A store migrated by a newer binary, with steps this
+// binary does not know, is refused rather than used half-understood.
+func (r *Registry) migrate(ctx context.Context) error {
+	if _, err := r.db.ExecContext(ctx, schemaMigrationsTable); err != nil {
+		return fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+	steps := r.d.migrations
+	latest := 0
+	if len(steps) > 0 {
+		latest = steps[len(steps)-1].version
+	}
+	var current sql.NullInt64
+	if err := r.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	if int(current.Int64) > latest {
+		return fmt.Errorf("migrate: %s schema version %d is newer than this binary's %d: upgrade patientpulse",
+			r.d.name, current.Int64, latest)
+	}
+	for _, m := range steps {
+		if m.version <= int(current.Int64) {
+			continue
+		}
+		if err := r.apply(ctx, m); err != nil {
+			return fmt.Errorf("migrate: step %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+// errApplied tells apply's transaction that another process applied the
+// step first; it is not an error for the caller.
+var errApplied = errors.New("already applied")
+
+// apply runs one step and records it, unless it is recorded already.
+func (r *Registry) apply(ctx context.Context, m migration) error {
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		err := tx.QueryRowContext(ctx, r.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.version).Scan(&n)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return errApplied
+		}
+		for _, stmt := range m.stmts {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, r.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+			m.version, m.name, formatTime(now()))
+		return err
+	})
+	if errors.Is(err, errApplied) {
+		return nil
+	}
+	return err
+}
