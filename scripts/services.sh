@@ -1,0 +1,423 @@
+#!/usr/bin/env bash
+# services.sh - the local Mosquitto and InfluxDB 1.8 that patientpulse runs
+# against on a developer's machine and in the demo.
+#
+#   bash scripts/services.sh install   install mosquitto (apt) and influxd 1.8.10 (go install)
+#   bash scripts/services.sh start     start both on loopback, write .local/patientpulse.yaml
+#   bash scripts/services.sh stop      stop both
+#   bash scripts/services.sh status    show what runs; exit 0 only if both run and answer
+#
+# Everything lives under .local/ in the project root (ignored by git): data
+# in .local/mosquitto and .local/influxdb, pid files in .local/run, logs in
+# .local/log. The ports are not the standard ones because many machines,
+# this project's included, already run a system Mosquitto on 1883:
+#
+#   PP_MQTT_PORT        Mosquitto                (default 11883)
+#   PP_INFLUX_PORT      InfluxDB HTTP            (default 18086)
+#   PP_INFLUX_RPC_PORT  InfluxDB backup/restore  (default 18088)
+#   MOSQUITTO, INFLUXD  paths of the binaries, to override the search
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOCAL=$ROOT/.local
+RUN_DIR=$LOCAL/run
+LOG_DIR=$LOCAL/log
+MQTT_PORT=${PP_MQTT_PORT:-11883}
+INFLUX_PORT=${PP_INFLUX_PORT:-18086}
+INFLUX_RPC_PORT=${PP_INFLUX_RPC_PORT:-18088}
+INFLUXD_MODULE=github.com/influxdata/influxdb/cmd/influxd@v1.8.10
+MOSQUITTO_CONF=$ROOT/deploy/mosquitto/mosquitto.conf
+
+die() {
+	printf 'services.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+# as_root runs a command as root, through sudo when we are not root.
+as_root() {
+	if ((EUID == 0)); then
+		"$@"
+	elif command -v sudo >/dev/null; then
+		sudo "$@"
+	else
+		die "need root for: $*"
+	fi
+}
+
+# find_mosquitto prints the path of the mosquitto binary, or fails.
+find_mosquitto() {
+	if [[ -n ${MOSQUITTO:-} ]]; then
+		[[ -x $MOSQUITTO ]] && echo "$MOSQUITTO"
+		return
+	fi
+	command -v mosquitto && return
+	# Debian and Homebrew install it in sbin, not on a normal user's PATH.
+	local c
+	for c in /usr/sbin/mosquitto /usr/local/sbin/mosquitto \
+		/opt/homebrew/sbin/mosquitto /usr/local/opt/mosquitto/sbin/mosquitto; do
+		if [[ -x $c ]]; then
+			echo "$c"
+			return
+		fi
+	done
+	return 1
+}
+
+# go_bin_dirs prints the directories go install puts binaries in.
+go_bin_dirs() {
+	local gobin="" gopath="" p
+	if command -v go >/dev/null; then
+		gobin=$(go env GOBIN)
+		gopath=$(go env GOPATH)
+	fi
+	gobin=${gobin:-${GOBIN:-}}
+	if [[ -n $gobin ]]; then
+		echo "$gobin"
+		return
+	fi
+	gopath=${gopath:-${GOPATH:-$HOME/go}}
+	local IFS=:
+	for p in $gopath; do
+		echo "$p/bin"
+	done
+}
+
+# influxd_ok tells whether $1 is an influxd 1.x (one built with go install
+# says "vunknown"); 2.x has another configuration and API.
+influxd_ok() {
+	[[ -x $1 ]] || return 1
+	! "$1" version 2>/dev/null | grep -Eq '^InfluxDB v([2-9]|[1-9][0-9])\.'
+}
+
+# find_influxd prints the path of an influxd 1.x, or fails.
+find_influxd() {
+	if [[ -n ${INFLUXD:-} ]]; then
+		influxd_ok "$INFLUXD" && echo "$INFLUXD"
+		return
+	fi
+	local c dir
+	if c=$(command -v influxd) && influxd_ok "$c"; then
+		echo "$c"
+		return
+	fi
+	while IFS= read -r dir; do
+		if influxd_ok "$dir/influxd"; then
+			echo "$dir/influxd"
+			return
+		fi
+	done < <(go_bin_dirs)
+	return 1
+}
+
+# apt_install installs Debian packages, updating the package lists first
+# only when there are none or when the install fails.
+apt_install() {
+	command -v apt-get >/dev/null ||
+		die "no apt-get: install $* with your system's package manager (macOS: brew install mosquitto)"
+	if ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; then
+		as_root apt-get update
+	fi
+	if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; then
+		as_root apt-get update
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+	fi
+}
+
+cmd_install() {
+	if find_mosquitto >/dev/null; then
+		echo "mosquitto: $(find_mosquitto)"
+		if ! command -v mosquitto_pub >/dev/null; then
+			apt_install mosquitto-clients
+		fi
+	else
+		apt_install mosquitto mosquitto-clients
+		echo "mosquitto: $(find_mosquitto)"
+		echo "note: Debian's package also starts a system broker on 1883; patientpulse's local one uses $MQTT_PORT"
+	fi
+
+	local influxd
+	if influxd=$(find_influxd); then
+		echo "influxd: $influxd"
+		return
+	fi
+	command -v go >/dev/null || die "go is needed to build influxd: install Go, then run this again"
+	echo "building influxd 1.8.10 with go install (about a minute)..."
+	go install "$INFLUXD_MODULE"
+	influxd=$(find_influxd) || die "go install succeeded but no influxd 1.x in $(go_bin_dirs | paste -sd ' ')"
+	echo "influxd: $influxd"
+}
+
+# running_pid prints the pid of the service $1 (mosquitto or influxd) that we
+# started, or fails: the pid file must name a live process of that program,
+# not a stranger that got the pid after a reboot.
+running_pid() {
+	local pidfile=$RUN_DIR/$1.pid pid comm
+	[[ -f $pidfile ]] || return 1
+	pid=$(<"$pidfile")
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	kill -0 "$pid" 2>/dev/null || return 1
+	comm=$(cat "/proc/$pid/comm" 2>/dev/null || ps -p "$pid" -o comm= 2>/dev/null || true)
+	[[ $comm == *"$1"* ]] || return 1
+	echo "$pid"
+}
+
+# port_in_use tells whether something accepts TCP connections on 127.0.0.1:$1.
+port_in_use() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# http_status prints the status code of GET http://127.0.0.1:$1$2, or
+# nothing when there is no answer.
+http_status() {
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 0
+		printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+		read -r -t 2 _ code _ <&3 || true
+		echo "${code:-}"
+	) 2>/dev/null
+}
+
+mqtt_ready() { port_in_use "$1"; }
+influx_ready() { [[ $(http_status "$1" /ping) == 204 ]]; }
+
+# recorded_port prints the port the running service $1 was started on.
+recorded_port() { cat "$RUN_DIR/$1.port" 2>/dev/null || true; }
+
+# require_free_port refuses to go on when a port that should be ours is taken.
+require_free_port() {
+	local port=$1 what=$2 var=$3
+	if port_in_use "$port"; then
+		die "port $port ($what) is taken by something that is not ours; find it with: ss -ltnp 'sport = :$port' - or pick another port with $var=..."
+	fi
+}
+
+# launch starts a service in its own session (so a Ctrl-C in the terminal
+# that ran start does not reach it) with its output appended to its log,
+# and records its pid and port.
+launch() {
+	local name=$1 port=$2
+	shift 2
+	local detach=()
+	command -v setsid >/dev/null && detach=(setsid)
+	# Without job control this background child leads no process group, so
+	# setsid and nohup exec in place and $! is the service's own pid.
+	${detach[@]+"${detach[@]}"} nohup "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+	echo $! >"$RUN_DIR/$name.pid"
+	echo "$port" >"$RUN_DIR/$name.port"
+}
+
+# await waits until service $1 answers ($2 = readiness check, $3 = port,
+# $4 = seconds); on failure it stops the service and shows its log's tail.
+await() {
+	local name=$1 check=$2 port=$3 secs=$4 i pid
+	pid=$(<"$RUN_DIR/$name.pid")
+	for ((i = 0; i < secs * 10; i++)); do
+		if "$check" "$port"; then
+			return 0
+		fi
+		# Only liveness here: until setsid and nohup have exec'd, the
+		# process does not bear the service's name yet.
+		if ! kill -0 "$pid" 2>/dev/null; then
+			break
+		fi
+		sleep 0.1
+	done
+	echo "services.sh: $name did not come up on port $port; tail of $LOG_DIR/$name.log:" >&2
+	tail -n 20 "$LOG_DIR/$name.log" >&2 || true
+	stop_one "$name" >/dev/null
+	exit 1
+}
+
+write_mosquitto_conf() {
+	local conf=$LOCAL/mosquitto/mosquitto.conf
+	{
+		echo "# Generated by scripts/services.sh from deploy/mosquitto/mosquitto.conf;"
+		echo "# change that file, not this one. Local overrides at the end."
+		sed -E '/^[[:space:]]*(listener|persistence_location|log_dest|user)([[:space:]]|$)/d' "$MOSQUITTO_CONF"
+		echo
+		echo "listener $MQTT_PORT 127.0.0.1"
+		echo "persistence_location $LOCAL/mosquitto/"
+		echo "log_dest stdout"
+		# As root, Mosquitto would switch to the mosquitto user, which cannot
+		# write to .local; as another user this line has no effect.
+		echo "user $(id -un)"
+	} >"$conf"
+	echo "$conf"
+}
+
+write_influxd_conf() {
+	local conf=$LOCAL/influxdb/influxdb.conf dir=$LOCAL/influxdb
+	cat >"$conf" <<EOF
+# Generated by scripts/services.sh.
+reporting-disabled = true
+bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
+
+[meta]
+  dir = "$dir/meta"
+
+[data]
+  dir = "$dir/data"
+  wal-dir = "$dir/wal"
+  query-log-enabled = false
+
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:$INFLUX_PORT"
+  auth-enabled = false
+  log-enabled = false
+  flux-enabled = true
+
+[monitor]
+  store-enabled = false
+
+[subscriber]
+  enabled = false
+EOF
+	echo "$conf"
+}
+
+start_mosquitto() {
+	local bin=$1 pid conf
+	if pid=$(running_pid mosquitto); then
+		MQTT_PORT=$(recorded_port mosquitto)
+		echo "mosquitto: already running (pid $pid) on 127.0.0.1:$MQTT_PORT"
+	else
+		conf=$(write_mosquitto_conf)
+		launch mosquitto "$MQTT_PORT" "$bin" -c "$conf"
+		echo "mosquitto: started (pid $(<"$RUN_DIR/mosquitto.pid")) on 127.0.0.1:$MQTT_PORT"
+	fi
+	await mosquitto mqtt_ready "$MQTT_PORT" 10
+}
+
+start_influxd() {
+	local bin=$1 pid conf var
+	if pid=$(running_pid influxd); then
+		INFLUX_PORT=$(recorded_port influxd)
+		echo "influxd: already running (pid $pid) on 127.0.0.1:$INFLUX_PORT"
+	else
+		conf=$(write_influxd_conf)
+		(
+			# influxd lets INFLUXDB_* variables override its configuration
+			# file; a developer's own (say INFLUXDB_TOKEN for compose) must
+			# not move our ports or directories.
+			for var in $(compgen -e); do
+				if [[ $var == INFLUXDB_* ]]; then unset "$var"; fi
+			done
+			export INFLUXDB_HTTP_FLUX_ENABLED=true
+			launch influxd "$INFLUX_PORT" "$bin" run -config "$conf"
+		)
+		echo "influxd: started (pid $(<"$RUN_DIR/influxd.pid")) on 127.0.0.1:$INFLUX_PORT"
+	fi
+	await influxd influx_ready "$INFLUX_PORT" 30
+}
+
+write_patientpulse_yaml() {
+	cat >"$LOCAL/patientpulse.yaml" <<EOF
+# Written by scripts/services.sh start for the local services; rewritten on
+# every start. Use: patientpulse serve --config .local/patientpulse.yaml
+mqtt-url: tcp://127.0.0.1:$MQTT_PORT
+influx-url: http://127.0.0.1:$INFLUX_PORT
+influx-bucket: patientpulse
+data-dir: "$LOCAL/data"
+EOF
+}
+
+cmd_start() {
+	local mosquitto influxd
+	mosquitto=$(find_mosquitto) || die "mosquitto not found: run 'bash scripts/services.sh install'"
+	influxd=$(find_influxd) || die "influxd 1.x not found: run 'bash scripts/services.sh install'"
+	mkdir -p "$RUN_DIR" "$LOG_DIR" "$LOCAL/mosquitto" "$LOCAL/influxdb" "$LOCAL/data"
+	# Check every port before starting anything, so that a conflict leaves
+	# nothing half started.
+	if ! running_pid mosquitto >/dev/null; then
+		require_free_port "$MQTT_PORT" MQTT PP_MQTT_PORT
+	fi
+	if ! running_pid influxd >/dev/null; then
+		require_free_port "$INFLUX_PORT" "InfluxDB HTTP" PP_INFLUX_PORT
+		require_free_port "$INFLUX_RPC_PORT" "InfluxDB RPC" PP_INFLUX_RPC_PORT
+	fi
+
+	start_mosquitto "$mosquitto"
+	start_influxd "$influxd"
+	write_patientpulse_yaml
+
+	cat <<EOF
+
+Local services are up:
+  MQTT      tcp://127.0.0.1:$MQTT_PORT    log .local/log/mosquitto.log
+  InfluxDB  http://127.0.0.1:$INFLUX_PORT  (1.8, Flux on; log .local/log/influxd.log)
+Run patientpulse against them:
+  go run ./cmd/patientpulse serve --config .local/patientpulse.yaml
+Stop them:
+  bash scripts/services.sh stop
+EOF
+}
+
+# stop_one stops service $1 with SIGTERM, waiting up to 30s before SIGKILL.
+stop_one() {
+	local name=$1 pid i
+	if ! pid=$(running_pid "$name"); then
+		rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.port"
+		echo "$name: not running"
+		return 0
+	fi
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "$name: no exit within 30s of SIGTERM, killing (pid $pid)"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.port"
+	echo "$name: stopped (pid $pid)"
+}
+
+cmd_stop() {
+	stop_one mosquitto
+	stop_one influxd
+}
+
+# status_one prints the state of service $1; it fails unless it runs and
+# answers ($2 = readiness check).
+status_one() {
+	local name=$1 check=$2 pid port
+	if ! pid=$(running_pid "$name"); then
+		echo "$name: not running"
+		return 1
+	fi
+	port=$(recorded_port "$name")
+	if "$check" "$port"; then
+		echo "$name: running (pid $pid) on 127.0.0.1:$port, answering"
+	else
+		echo "$name: running (pid $pid) on 127.0.0.1:$port, NOT answering; see .local/log/$name.log"
+		return 1
+	fi
+}
+
+cmd_status() {
+	local rc=0
+	status_one mosquitto mqtt_ready || rc=3
+	status_one influxd influx_ready || rc=3
+	if [[ -f $LOCAL/patientpulse.yaml ]]; then
+		echo "config: .local/patientpulse.yaml"
+	fi
+	return "$rc"
+}
+
+usage() {
+	sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+case ${1:-} in
+install) cmd_install ;;
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+-h | --help | help) usage ;;
+*)
+	usage >&2
+	exit 2
+	;;
+esac
