@@ -222,3 +222,7 @@ func lookBinary(name string, candidates ...string) (string, error) {
 	}
 	return "", fmt.Errorf("%w: %s not found on PATH nor in %s", ErrMissingBinary, name, strings.Join(candidates, ", "))
 }
+
+// FreePort returns a loopback TCP port that was free a moment ago, for a
+// test's own listeners.
+func FreePort() (int, error) { return freePort() }

@@ -1,0 +1,184 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// HTTPConfig sets up the HTTPS collector.
+type HTTPConfig struct {
+	MaxBytes    int64         // body size limit: 413 above it
+	MaxInFlight int           // requests being stored at once: 429 above it
+	WriteWait   time.Duration // how long a request waits for its points to be stored: 503 after it
+}
+
+// Validate reports every problem at once.
+func (c HTTPConfig) Validate() error {
+	var errs []error
+	if c.MaxBytes < 1024 || c.MaxBytes > 64<<20 {
+		errs = append(errs, errors.New("max-body-bytes must be between 1024 and 67108864"))
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, errors.New("http-max-inflight must be at least 1"))
+	}
+	if c.WriteWait < 100*time.Millisecond {
+		errs = append(errs, errors.New("http-write-wait must be at least 100ms"))
+	}
+	return errors.Join(errs...)
+}
+
+// HTTP is the HTTPS collector, the handler of POST /v1/ingest. It answers
+// 202 only once the request's valid samples are stored; see the README for
+// every status it answers.
+type HTTP struct {
+	cfg     HTTPConfig
+	intake  *Intake
+	writer  *Writer
+	metrics *Metrics
+	log     *slog.Logger
+	slots   chan struct{}
+}
+
+var _ http.Handler = (*HTTP)(nil)
+
+// NewHTTP returns the handler.
+func NewHTTP(cfg HTTPConfig, intake *Intake, w *Writer, m *Metrics, log *slog.Logger) *HTTP {
+	return &HTTP{
+		cfg:     cfg,
+		intake:  intake,
+		writer:  w,
+		metrics: m,
+		log:     log.With("component", "http"),
+		slots:   make(chan struct{}, cfg.MaxInFlight),
+	}
+}
+
+// retryAfterUnavailable is what a sender is told to wait while InfluxDB is
+// unreachable; retryAfterBusy while the pipeline is merely full.
+const (
+	retryAfterUnavailable = 5
+	retryAfterBusy        = 1
+)
+
+func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.metrics.Messages.WithLabelValues(TransportHTTP).Inc()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.refuse(w, http.StatusMethodNotAllowed, "", "use POST")
+		return
+	}
+	dev, err := h.intake.devices.DeviceByToken(r.Context(), bearer(r))
+	reason, answer, err := deviceRefusal(dev, err)
+	switch {
+	case err != nil:
+		h.log.Error("device lookup failed", "err", err)
+		h.unavailable(w, "device registry unavailable")
+		return
+	case reason == ReasonUnknownDevice:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="patientpulse"`)
+		h.refuse(w, http.StatusUnauthorized, reason, "a valid device token is required")
+		return
+	case answer != nil:
+		h.refuse(w, http.StatusForbidden, reason, answer.Error)
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		h.refuse(w, http.StatusUnsupportedMediaType, "not_json", "Content-Type must be application/json")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		h.refuse(w, http.StatusRequestEntityTooLarge, ReasonTooLarge,
+			fmt.Sprintf("body exceeds the limit of %d bytes", h.cfg.MaxBytes))
+		return
+	case err != nil:
+		h.refuse(w, http.StatusBadRequest, ReasonMalformed, "body could not be read")
+		return
+	}
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	default:
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterBusy))
+		h.refuse(w, http.StatusTooManyRequests, "busy", "too many requests in progress; retry later")
+		return
+	}
+	h.metrics.InFlight.WithLabelValues(TransportHTTP).Inc()
+	defer h.metrics.InFlight.WithLabelValues(TransportHTTP).Dec()
+	h.ingest(w, r.Context(), dev, body)
+}
+
+func (h *HTTP) ingest(w http.ResponseWriter, ctx context.Context, dev registry.Device, body []byte) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.WriteWait)
+	defer cancel()
+	out, err := h.intake.Ingest(ctx, TransportHTTP, dev, body, h.writer.TryWrite)
+	switch {
+	case errors.Is(err, ErrBusy):
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterBusy))
+		h.refuse(w, http.StatusTooManyRequests, "busy", "the pipeline is full; retry later")
+		return
+	case err != nil:
+		h.unavailable(w, "storage is unavailable; nothing was stored")
+		return
+	}
+	if out.Accepted == 0 {
+		writeJSON(w, http.StatusBadRequest, out.Answer)
+		return
+	}
+	resp := acceptance{Accepted: out.Accepted}
+	if a := out.Answer; a != nil {
+		resp.Seq, resp.Error, resp.Details = a.Seq, a.Error, a.Details
+	}
+	writeJSON(w, http.StatusAccepted, resp)
+}
+
+// acceptance is the 202 body: the samples stored and, when some were
+// rejected, the same fields as an error document.
+type acceptance struct {
+	Accepted int       `json:"accepted"`
+	Seq      *int64    `json:"seq,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Details  []Problem `json:"details,omitempty"`
+}
+
+func (h *HTTP) unavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
+	h.refuse(w, http.StatusServiceUnavailable, "unavailable", msg)
+}
+
+// refuse answers with an error document; reason, when set, counts the
+// refusal as a rejected message.
+func (h *HTTP) refuse(w http.ResponseWriter, status int, reason, msg string) {
+	if reason != "" {
+		h.metrics.MessagesRejected.WithLabelValues(TransportHTTP, reason).Inc()
+	}
+	writeJSON(w, status, refusal(msg))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func bearer(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}

@@ -1,0 +1,163 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// Devices finds enrolled devices; *registry.Registry is the real one.
+type Devices interface {
+	Device(ctx context.Context, id string) (registry.Device, error)
+	DeviceByToken(ctx context.Context, token string) (registry.Device, error)
+}
+
+var _ Devices = (*registry.Registry)(nil)
+
+// Reasons for refusing a message as a whole, beyond the envelope's own.
+const (
+	ReasonUnknownDevice   = "unknown_device"
+	ReasonRevokedDevice   = "revoked_device"
+	ReasonTooLarge        = "too_large"
+	ReasonBadTopic        = "bad_topic"
+	ReasonStorageRejected = "storage_rejected"
+)
+
+// Outcome is what became of one message that was handled.
+type Outcome struct {
+	Accepted int       // samples stored
+	Answer   *ErrorDoc // rejected samples or the refused message; nil when all were stored
+}
+
+// Intake is what both collectors share: it decodes a device's message,
+// tags its points with the device's patient, stores them through the
+// writer and says what to answer. It keeps each device's last seq to
+// count gaps and repeats.
+type Intake struct {
+	devices Devices
+	limits  Limits
+	metrics *Metrics
+	log     *slog.Logger
+	now     func() time.Time
+
+	mu      sync.Mutex
+	lastSeq map[string]int64 // device id → highest seq stored; guarded by mu
+}
+
+// NewIntake returns an intake that checks devices against devices and
+// samples against lim.
+func NewIntake(devices Devices, lim Limits, m *Metrics, log *slog.Logger) *Intake {
+	return &Intake{
+		devices: devices,
+		limits:  lim,
+		metrics: m,
+		log:     log,
+		now:     time.Now,
+		lastSeq: make(map[string]int64),
+	}
+}
+
+// Ingest handles payload from the enrolled, active device dev and stores
+// its valid samples with write. It returns an error only when the message
+// could not be handled now (storage unavailable, writer stopped, ctx
+// ended): its source must then not be acknowledged, so that it comes again.
+func (in *Intake) Ingest(ctx context.Context, transport string, dev registry.Device, payload []byte,
+	write func(context.Context, []string) error) (Outcome, error) {
+	env, err := Decode(payload, in.now(), in.limits)
+	var eerr *EnvelopeError
+	if errors.As(err, &eerr) {
+		in.metrics.MessagesRejected.WithLabelValues(transport, eerr.Reason).Inc()
+		return Outcome{Answer: &eerr.Doc}, nil
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	in.countRejected(transport, env)
+	if len(env.Points) == 0 {
+		return Outcome{Answer: env.ErrorDoc()}, nil
+	}
+	lines := make([]string, len(env.Points))
+	var buf []byte
+	for i := range env.Points {
+		buf = AppendLine(buf[:0], &env.Points[i], dev.PatientID, dev.ID, env.Seq)
+		lines[i] = string(buf)
+	}
+	switch err := write(ctx, lines); {
+	case errors.Is(err, ErrRejected):
+		in.metrics.MessagesRejected.WithLabelValues(transport, ReasonStorageRejected).Inc()
+		return Outcome{Answer: storageRejected(env)}, nil
+	case err != nil:
+		return Outcome{}, err
+	}
+	for _, p := range env.Points {
+		in.metrics.SamplesAccepted.WithLabelValues(transport, p.Measurement).Inc()
+	}
+	in.trackSeq(dev.ID, env.Seq)
+	return Outcome{Accepted: len(env.Points), Answer: env.ErrorDoc()}, nil
+}
+
+// countRejected counts each rejected sample once, by its first problem.
+func (in *Intake) countRejected(transport string, env *Envelope) {
+	last := -1
+	for _, p := range env.Problems {
+		if p.Sample != last {
+			in.metrics.SamplesRejected.WithLabelValues(transport, p.Reason).Inc()
+			last = p.Sample
+		}
+	}
+}
+
+// storageRejected answers a message whose valid samples InfluxDB refused
+// (a field type conflict, say): every sample is reported, none stored.
+func storageRejected(env *Envelope) *ErrorDoc {
+	seq := env.Seq
+	details := append([]Problem(nil), env.Problems...)
+	for _, p := range env.Points {
+		details = append(details, Problem{Sample: p.Sample, Field: "", Problem: "refused by storage", Reason: ReasonStorageRejected})
+	}
+	return &ErrorDoc{
+		Seq:     &seq,
+		Error:   fmt.Sprintf("%d of %d samples rejected: storage refused the valid ones", env.Samples, env.Samples),
+		Details: details,
+	}
+}
+
+func (in *Intake) trackSeq(device string, seq int64) {
+	in.mu.Lock()
+	last, seen := in.lastSeq[device]
+	if !seen || seq > last {
+		in.lastSeq[device] = seq
+	}
+	in.mu.Unlock()
+	switch {
+	case !seen:
+	case seq <= last:
+		in.metrics.SeqRepeats.Inc()
+	case seq > last+1:
+		in.metrics.SeqGaps.Inc()
+	}
+}
+
+// refusal is the answer to a message refused before decoding: its seq is
+// unknown to the pipeline, so it is null.
+func refusal(msg string) *ErrorDoc {
+	return &ErrorDoc{Error: msg, Details: []Problem{}}
+}
+
+// deviceRefusal checks that a device found for a message may send it.
+func deviceRefusal(dev registry.Device, err error) (reason string, answer *ErrorDoc, fatal error) {
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		return ReasonUnknownDevice, refusal("device is not enrolled"), nil
+	case err != nil:
+		return "", nil, err
+	case !dev.Active():
+		return ReasonRevokedDevice, refusal("device enrolment is revoked"), nil
+	}
+	return "", nil, nil
+}

@@ -1,0 +1,395 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// numberSpec describes one numeric field of a sample type.
+type numberSpec struct {
+	name     string
+	min, max float64
+	aboveMin bool // min itself is not allowed
+	integer  bool
+	required bool
+}
+
+// stringSpec describes one required string field, stored as a tag.
+type stringSpec struct {
+	name  string
+	valid func(string) bool
+	want  string // what valid accepts, completing "must be "
+}
+
+// kind is the schema of one sample type.
+type kind struct {
+	interval bool // start and end, the point at end; else a single time
+	numbers  []numberSpec
+	strings  []stringSpec
+	objects  []string      // further fields, read by check
+	check    func(*sample) // rules across fields; may add fields and problems
+}
+
+// kinds maps a sample type, which is also its measurement, to its schema.
+var kinds = map[string]*kind{
+	"sleep": {interval: true, check: checkSleep, numbers: []numberSpec{
+		{name: "total_min", max: 1440, required: true},
+		{name: "deep_min", max: 1440},
+		{name: "rem_min", max: 1440},
+		{name: "light_min", max: 1440},
+		{name: "awake_min", max: 1440},
+		{name: "efficiency", max: 1},
+		{name: "resting_hr", min: 20, max: 250},
+		{name: "hrv_rmssd_ms", min: 1, max: 300},
+		{name: "skin_temp_dev_c", min: -5, max: 5},
+	}},
+	"activity": {interval: true, check: checkActivity, numbers: []numberSpec{
+		{name: "steps", max: 100000, integer: true},
+		{name: "active_min", max: 1440},
+		{name: "energy_kcal", max: 20000},
+	}},
+	"heart_rate": {numbers: []numberSpec{
+		{name: "bpm", min: 20, max: 250, required: true},
+	}},
+	"symptoms": {check: checkSymptoms, objects: []string{"items"}, strings: []stringSpec{
+		{name: "instrument", valid: oneOf(instrumentNames...), want: "one of " + strings.Join(instrumentNames, ", ")},
+	}},
+	"dose": {numbers: []numberSpec{
+		{name: "amount", max: 10000, aboveMin: true, required: true},
+	}, strings: []stringSpec{
+		{name: "medication", valid: isMedication, want: "1 to 64 lowercase letters, digits, '_' or '-', starting with a letter"},
+		{name: "route", valid: oneOf(routes...), want: "one of " + strings.Join(routes, ", ")},
+		{name: "unit", valid: oneOf(units...), want: "one of " + strings.Join(units, ", ")},
+	}},
+	"vitals": {check: checkVitals, numbers: []numberSpec{
+		{name: "weight_kg", min: 20, max: 400},
+		{name: "systolic", min: 50, max: 260},
+		{name: "diastolic", min: 30, max: 160},
+		{name: "hematocrit_pct", min: 10, max: 75},
+	}},
+}
+
+// kindNames lists the sample types for problem sentences.
+const kindNames = "sleep, activity, heart_rate, symptoms, dose, vitals"
+
+var (
+	routes = []string{"oral", "transdermal", "intramuscular", "subcutaneous", "vaginal",
+		"sublingual", "buccal", "nasal", "topical", "implant"}
+	units = []string{"mg", "mcg", "g", "ml", "iu", "pump", "patch", "pellet", "application", "drop"}
+)
+
+// maxSpan is the longest interval one sample may cover.
+const maxSpan = 24 * time.Hour
+
+// window is the range of accepted point times.
+type window struct {
+	oldest, newest time.Time
+	lim            Limits
+}
+
+// sample is one sample under validation.
+type sample struct {
+	index    int
+	members  []member
+	kind     *kind
+	typ      string
+	span     time.Duration // end - start, set only for a valid interval
+	fields   []Field
+	tags     []Tag
+	problems []Problem
+}
+
+// decodeSample validates the sample at index i of the envelope: it returns
+// its point, or every problem found in it.
+func decodeSample(i int, raw json.RawMessage, win window) (Point, []Problem) {
+	ms, ok := objectMembers(raw)
+	if !ok {
+		return Point{}, []Problem{{Sample: i, Problem: "must be a JSON object", Reason: ReasonMalformed}}
+	}
+	s := &sample{index: i, members: ms, fields: make([]Field, 0, len(ms))}
+	if !s.readType() {
+		return Point{}, s.sorted()
+	}
+	s.checkMembers()
+	t, timeOK := s.readTimes()
+	for _, spec := range s.kind.numbers {
+		if v, ok := s.parseNumber(spec.name, s.get(spec.name), spec); ok {
+			s.fields = append(s.fields, Field{Key: spec.name, Value: v})
+		}
+	}
+	for _, spec := range s.kind.strings {
+		s.readString(spec)
+	}
+	if s.kind.check != nil {
+		s.kind.check(s)
+	}
+	if timeOK {
+		s.checkWindow(t, win)
+	}
+	if len(s.problems) > 0 {
+		return Point{}, s.sorted()
+	}
+	slices.SortFunc(s.fields, func(a, b Field) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(s.tags, compareTags)
+	return Point{Sample: i, Measurement: s.typ, Tags: s.tags, Fields: s.fields, Time: t}, nil
+}
+
+// add records a problem of the sample.
+func (s *sample) add(field, reason, format string, args ...any) {
+	s.problems = append(s.problems, Problem{Sample: s.index, Field: field, Problem: fmt.Sprintf(format, args...), Reason: reason})
+}
+
+// sorted returns the problems sorted by field, keeping the order in which
+// problems of one field were found.
+func (s *sample) sorted() []Problem {
+	slices.SortStableFunc(s.problems, func(a, b Problem) int { return strings.Compare(a.Field, b.Field) })
+	return s.problems
+}
+
+// get returns the raw value of the first member named name, nil if none.
+func (s *sample) get(name string) json.RawMessage {
+	for _, m := range s.members {
+		if m.key == name {
+			return m.val
+		}
+	}
+	return nil
+}
+
+// given reports whether the sample has a non-null value for name.
+func (s *sample) given(name string) bool { return !isNull(s.get(name)) }
+
+// value returns the valid value of the numeric field name.
+func (s *sample) value(name string) (float64, bool) {
+	for _, f := range s.fields {
+		if f.Key == name {
+			return f.Value, true
+		}
+	}
+	return 0, false
+}
+
+// readType finds the sample's kind; without one nothing else can be judged.
+func (s *sample) readType() bool {
+	for _, m := range s.members {
+		if m.dup {
+			s.problems = append(s.problems, duplicate(s.index, m.key, ""))
+		}
+	}
+	raw := s.get("type")
+	if isNull(raw) {
+		s.add("type", ReasonMissingField, "is required")
+		return false
+	}
+	typ, ok := unquote(raw)
+	if !ok || kinds[typ] == nil {
+		s.add("type", ReasonUnknownType, "must be one of %s", kindNames)
+		return false
+	}
+	s.typ, s.kind = typ, kinds[typ]
+	return true
+}
+
+// checkMembers reports the fields the sample's kind does not have, so that
+// a misspelt optional field is not silently lost.
+func (s *sample) checkMembers() {
+	for _, m := range s.members {
+		if !m.dup && !s.known(m.key) {
+			s.problems = append(s.problems, unknownField(s.index, m.key, s.typ+" samples"))
+		}
+	}
+}
+
+func (s *sample) known(name string) bool {
+	k := s.kind
+	switch {
+	case name == "type",
+		k.interval && (name == "start" || name == "end"),
+		!k.interval && name == "time",
+		slices.ContainsFunc(k.numbers, func(n numberSpec) bool { return n.name == name }),
+		slices.ContainsFunc(k.strings, func(n stringSpec) bool { return n.name == name }),
+		slices.Contains(k.objects, name):
+		return true
+	}
+	return false
+}
+
+// readTimes reads the sample's time or interval and returns the point time.
+func (s *sample) readTimes() (time.Time, bool) {
+	if !s.kind.interval {
+		return s.readTime("time")
+	}
+	start, startOK := s.readTime("start")
+	end, endOK := s.readTime("end")
+	if startOK && endOK {
+		switch span := end.Sub(start); {
+		case span <= 0:
+			s.add("end", ReasonInvertedInterval, "must be after start")
+		case span > maxSpan:
+			s.add("end", ReasonOutOfRange, "must be at most %s after start", words(maxSpan))
+		default:
+			s.span = span
+		}
+	}
+	return end, endOK
+}
+
+// readTime reads the required RFC 3339 time name, in UTC.
+func (s *sample) readTime(name string) (time.Time, bool) {
+	raw := s.get(name)
+	if isNull(raw) {
+		s.add(name, ReasonMissingField, "is required")
+		return time.Time{}, false
+	}
+	if str, ok := unquote(raw); ok {
+		if t, err := time.Parse(time.RFC3339, str); err == nil {
+			return t.UTC(), true
+		}
+	}
+	s.add(name, ReasonBadTime, "must be an RFC 3339 time such as 2026-11-22T09:15:00Z")
+	return time.Time{}, false
+}
+
+// checkWindow rejects a point time outside the accepted window.
+func (s *sample) checkWindow(t time.Time, win window) {
+	field := "time"
+	if s.kind.interval {
+		field = "end"
+	}
+	switch {
+	case t.Before(win.oldest):
+		s.add(field, ReasonTooOld, "is more than %s in the past", words(win.lim.Backfill))
+	case t.After(win.newest) && win.lim.FutureSkew <= 0:
+		s.add(field, ReasonInFuture, "is in the future")
+	case t.After(win.newest):
+		s.add(field, ReasonInFuture, "is more than %s in the future", words(win.lim.FutureSkew))
+	}
+}
+
+// parseNumber checks raw, the value of field, against spec. A null or
+// absent value is only a problem when spec.required. -0 reads as 0.
+func (s *sample) parseNumber(field string, raw json.RawMessage, spec numberSpec) (float64, bool) {
+	if isNull(raw) {
+		if spec.required {
+			s.add(field, ReasonMissingField, "is required")
+		}
+		return 0, false
+	}
+	what := "a number"
+	if spec.integer {
+		what = "an integer"
+	}
+	if !isNumber(raw) {
+		s.add(field, ReasonInvalidValue, "must be %s", what)
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(string(raw), 64)
+	switch {
+	case err != nil || math.IsInf(v, 0):
+		s.add(field, ReasonOutOfRange, "%s (got a number too large to read)", rangeText(spec))
+	case spec.integer && v != math.Trunc(v):
+		s.add(field, ReasonInvalidValue, "must be an integer (got %s)", num(v))
+	case v > spec.max || v < spec.min || spec.aboveMin && v == spec.min:
+		s.add(field, ReasonOutOfRange, "%s (got %s)", rangeText(spec), num(v))
+	default:
+		return v + 0, true // v + 0 turns -0 into 0
+	}
+	return 0, false
+}
+
+// rangeText states spec's range, e.g. "must be between 20 and 250".
+func rangeText(spec numberSpec) string {
+	if spec.aboveMin {
+		return fmt.Sprintf("must be above %s and at most %s", num(spec.min), num(spec.max))
+	}
+	return fmt.Sprintf("must be between %s and %s", num(spec.min), num(spec.max))
+}
+
+// readString reads the required string spec.name and stores it as a tag.
+// An invalid value is never echoed: it could be anything the device typed.
+func (s *sample) readString(spec stringSpec) (string, bool) {
+	raw := s.get(spec.name)
+	if isNull(raw) {
+		s.add(spec.name, ReasonMissingField, "is required")
+		return "", false
+	}
+	str, ok := unquote(raw)
+	if !ok {
+		s.add(spec.name, ReasonInvalidValue, "must be a string")
+		return "", false
+	}
+	if !spec.valid(str) {
+		s.add(spec.name, ReasonInvalidValue, "must be %s", spec.want)
+		return "", false
+	}
+	s.tags = append(s.tags, Tag{Key: spec.name, Value: str})
+	return str, true
+}
+
+// tag returns the value of the valid tag key.
+func (s *sample) tag(key string) (string, bool) {
+	for _, t := range s.tags {
+		if t.Key == key {
+			return t.Value, true
+		}
+	}
+	return "", false
+}
+
+// checkSleep holds the night's total to the time between start and end.
+func checkSleep(s *sample) {
+	total, ok := s.value("total_min")
+	if span := s.span.Minutes(); ok && s.span > 0 && total > span {
+		s.add("total_min", ReasonOutOfRange, "must not exceed the %s minutes between start and end (got %s)", num(span), num(total))
+	}
+}
+
+// checkActivity wants some measure of activity within the interval.
+func checkActivity(s *sample) {
+	if !s.given("steps") && !s.given("active_min") && !s.given("energy_kcal") {
+		s.add("steps", ReasonMissingField, "at least one of steps, active_min and energy_kcal is required")
+	}
+	active, ok := s.value("active_min")
+	if span := s.span.Minutes(); ok && s.span > 0 && active > span {
+		s.add("active_min", ReasonOutOfRange, "must not exceed the %s minutes between start and end (got %s)", num(span), num(active))
+	}
+}
+
+// checkVitals wants some vital, and blood pressure as a pair.
+func checkVitals(s *sample) {
+	if !slices.ContainsFunc(s.kind.numbers, func(n numberSpec) bool { return s.given(n.name) }) {
+		s.add("weight_kg", ReasonMissingField, "at least one of weight_kg, systolic with diastolic, and hematocrit_pct is required")
+	}
+	switch sys, dia := s.given("systolic"), s.given("diastolic"); {
+	case sys && !dia:
+		s.add("diastolic", ReasonMissingField, "is required with systolic")
+	case dia && !sys:
+		s.add("systolic", ReasonMissingField, "is required with diastolic")
+	}
+	sys, sysOK := s.value("systolic")
+	dia, diaOK := s.value("diastolic")
+	if sysOK && diaOK && dia >= sys {
+		s.add("diastolic", ReasonOutOfRange, "must be below systolic (got %s, systolic %s)", num(dia), num(sys))
+	}
+}
+
+// num writes a number in problem sentences: 400, 0.05, 1e+21.
+func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+// oneOf returns a check that s is one of names.
+func oneOf(names ...string) func(string) bool {
+	return func(s string) bool { return slices.Contains(names, s) }
+}
+
+// isMedication reports whether s matches ^[a-z][a-z0-9_-]{0,63}$.
+func isMedication(s string) bool {
+	return matchName(s, isLower, func(c byte) bool { return isLower(c) || isDigit(c) || c == '_' || c == '-' })
+}
+
+func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

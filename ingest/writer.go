@@ -1,0 +1,366 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// Sink stores line-protocol lines durably. *Influx is the real one.
+type Sink interface {
+	// Write returns nil only once every line is stored. An error wrapping
+	// ErrRejected is final: the same lines would be refused again.
+	Write(ctx context.Context, lines []string) error
+	// Ping reports whether the store answers at all.
+	Ping(ctx context.Context) error
+}
+
+// Errors returned by Writer.Write and Writer.TryWrite.
+var (
+	// ErrBusy: the writer holds as many pending points as it may.
+	ErrBusy = errors.New("too many points waiting to be stored")
+	// ErrUnavailable: writes to the store are failing; retry later.
+	ErrUnavailable = errors.New("storage is unavailable")
+	// ErrStopped: the writer stopped before the points were stored.
+	ErrStopped = errors.New("writer stopped")
+	// ErrRejected: the store refused the points for good.
+	ErrRejected = errors.New("storage rejected the points")
+)
+
+// WriterConfig sets how the writer batches and retries.
+type WriterConfig struct {
+	BatchPoints   int           // a batch is written once it holds this many points
+	FlushInterval time.Duration // or this long after its first point arrived
+	MaxPending    int           // points accepted and not yet stored: the memory bound
+	Concurrency   int           // batches written at once
+	RetryMin      time.Duration // first wait after a failed write; doubles up to RetryMax
+	RetryMax      time.Duration
+}
+
+// DefaultWriterConfig returns the defaults.
+func DefaultWriterConfig() WriterConfig {
+	return WriterConfig{
+		BatchPoints:   5000,
+		FlushInterval: 50 * time.Millisecond,
+		MaxPending:    200000,
+		Concurrency:   2,
+		RetryMin:      100 * time.Millisecond,
+		RetryMax:      5 * time.Second,
+	}
+}
+
+// Validate reports every problem at once.
+func (c WriterConfig) Validate() error {
+	var errs []error
+	if c.BatchPoints < 1 || c.BatchPoints > 100000 {
+		errs = append(errs, fmt.Errorf("write-batch-points must be between 1 and 100000"))
+	}
+	if c.FlushInterval <= 0 || c.FlushInterval > time.Minute {
+		errs = append(errs, fmt.Errorf("write-flush-interval must be above 0 and at most 1m"))
+	}
+	if c.MaxPending < c.BatchPoints {
+		errs = append(errs, fmt.Errorf("write-max-pending must be at least write-batch-points"))
+	}
+	if c.Concurrency < 1 || c.Concurrency > 64 {
+		errs = append(errs, fmt.Errorf("write-concurrency must be between 1 and 64"))
+	}
+	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
+		errs = append(errs, fmt.Errorf("write retry waits must be positive, the maximum at least the minimum"))
+	}
+	return errors.Join(errs...)
+}
+
+// Writer batches points from all collectors and stores them with the
+// sink's blocking writes, retrying failed writes with capped exponential
+// backoff until they succeed or the writer stops. A caller of Write learns
+// the outcome of its own points, so that it acknowledges its source only
+// once they are stored. Memory is bounded by MaxPending points.
+type Writer struct {
+	cfg     WriterConfig
+	sink    Sink
+	log     *slog.Logger
+	metrics *Metrics
+
+	pending *semaphore.Weighted
+	in      chan *request
+	stopped chan struct{} // closed when Run returns
+	down    atomic.Bool   // writes are failing: set by a failed write, cleared by a good write or ping
+
+	wakeMu sync.Mutex
+	wake   chan struct{} // closed when the store is back, to end retry waits; guarded by wakeMu
+}
+
+type request struct {
+	lines []string
+	done  chan error // buffered: the writer never blocks on a caller that gave up
+}
+
+// NewWriter returns a writer; it stores nothing until Run is called.
+func NewWriter(cfg WriterConfig, sink Sink, log *slog.Logger, m *Metrics) *Writer {
+	return &Writer{
+		cfg:     cfg,
+		sink:    sink,
+		log:     log.With("component", "writer"),
+		metrics: m,
+		pending: semaphore.NewWeighted(int64(cfg.MaxPending)),
+		in:      make(chan *request, 4096),
+		stopped: make(chan struct{}),
+		wake:    make(chan struct{}),
+	}
+}
+
+// Write hands lines to the writer and waits until they are stored, the
+// writer stops, or ctx ends. It waits for room when MaxPending points are
+// already pending: that is the backpressure the MQTT collector relies on.
+// When ctx ends after the lines were handed over they may still be stored.
+func (w *Writer) Write(ctx context.Context, lines []string) error {
+	if len(lines) > w.cfg.MaxPending {
+		return fmt.Errorf("%d points exceed the writer's limit of %d", len(lines), w.cfg.MaxPending)
+	}
+	if err := w.pending.Acquire(ctx, int64(len(lines))); err != nil {
+		return err
+	}
+	return w.submit(ctx, lines)
+}
+
+// TryWrite is Write for callers that must not wait for room: it fails at
+// once with ErrUnavailable while writes are failing and with ErrBusy when
+// the writer is full.
+func (w *Writer) TryWrite(ctx context.Context, lines []string) error {
+	if w.down.Load() {
+		return ErrUnavailable
+	}
+	if len(lines) > w.cfg.MaxPending || !w.pending.TryAcquire(int64(len(lines))) {
+		return ErrBusy
+	}
+	return w.submit(ctx, lines)
+}
+
+// Available reports whether the last write or ping of the store succeeded.
+func (w *Writer) Available() bool { return !w.down.Load() }
+
+func (w *Writer) submit(ctx context.Context, lines []string) error {
+	r := &request{lines: lines, done: make(chan error, 1)}
+	w.metrics.PendingPoints.Add(float64(len(lines)))
+	select {
+	case w.in <- r:
+	case <-ctx.Done():
+		w.release(r)
+		return ctx.Err()
+	case <-w.stopped:
+		w.release(r)
+		return ErrStopped
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.stopped:
+		// r slipped in as Run stopped: it is finished or still queued.
+		w.drainStopped()
+		return <-r.done
+	}
+}
+
+// drainStopped fails every queued request with ErrStopped. Once Run has
+// stopped, each request is either finished or still in w.in.
+func (w *Writer) drainStopped() {
+	for {
+		select {
+		case r := <-w.in:
+			w.finish(r, ErrStopped)
+		default:
+			return
+		}
+	}
+}
+
+func (w *Writer) release(r *request) {
+	w.pending.Release(int64(len(r.lines)))
+	w.metrics.PendingPoints.Sub(float64(len(r.lines)))
+}
+
+func (w *Writer) finish(r *request, err error) {
+	w.release(r)
+	r.done <- err
+}
+
+// Run batches and writes until ctx ends, then fails whatever is still
+// pending with ErrStopped. Stop the collectors first, so that they can
+// wait for their last writes; Run is not to be called twice.
+func (w *Writer) Run(ctx context.Context) error {
+	batches := make(chan []*request)
+	var wg sync.WaitGroup
+	for range w.cfg.Concurrency {
+		wg.Go(func() {
+			for b := range batches {
+				w.store(ctx, b)
+			}
+		})
+	}
+	wg.Go(func() { w.probe(ctx) })
+	w.collect(ctx, batches)
+	wg.Wait()
+	close(w.stopped)
+	w.drainStopped()
+	return nil
+}
+
+// collect gathers requests into batches of BatchPoints, or whatever came
+// within FlushInterval of a batch's first request, and hands them to the
+// storing goroutines. While they are all busy it stops taking requests,
+// so that callers wait (within MaxPending) rather than memory growing.
+func (w *Writer) collect(ctx context.Context, out chan<- []*request) {
+	defer close(out)
+	var (
+		batch  []*request
+		points int
+		timer  = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	flush := func() bool {
+		timer.Stop()
+		select {
+		case out <- batch:
+			batch, points = nil, 0
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for _, r := range batch {
+				w.finish(r, ErrStopped)
+			}
+			return
+		case r := <-w.in:
+			if len(batch) == 0 {
+				timer.Reset(w.cfg.FlushInterval)
+			}
+			batch = append(batch, r)
+			if points += len(r.lines); points >= w.cfg.BatchPoints && !flush() {
+				continue // ctx ended: the next round fails the batch
+			}
+		case <-timer.C:
+			flush()
+		}
+	}
+}
+
+// store writes one batch. When the store refuses a batch of several
+// requests for good, each is written alone, so that one message's bad
+// points do not sink its neighbours.
+func (w *Writer) store(ctx context.Context, batch []*request) {
+	var lines []string
+	if len(batch) == 1 {
+		lines = batch[0].lines
+	} else {
+		for _, r := range batch {
+			lines = append(lines, r.lines...)
+		}
+	}
+	err := w.writeWithRetry(ctx, lines)
+	if errors.Is(err, ErrRejected) && len(batch) > 1 {
+		for _, r := range batch {
+			w.finish(r, w.writeWithRetry(ctx, r.lines))
+		}
+		return
+	}
+	for _, r := range batch {
+		w.finish(r, err)
+	}
+}
+
+// writeWithRetry writes lines until the store takes them, refuses them
+// for good (ErrRejected), or ctx ends (ErrStopped).
+func (w *Writer) writeWithRetry(ctx context.Context, lines []string) error {
+	wait := w.cfg.RetryMin
+	for {
+		start := time.Now()
+		err := w.sink.Write(ctx, lines)
+		w.metrics.WriteDuration.Observe(time.Since(start).Seconds())
+		w.metrics.BatchPoints.Observe(float64(len(lines)))
+		switch {
+		case err == nil:
+			w.metrics.PointsWritten.Add(float64(len(lines)))
+			w.setDown(false, nil)
+			return nil
+		case errors.Is(err, ErrRejected):
+			w.metrics.WriteErrors.WithLabelValues("rejected").Inc()
+			w.log.Error("storage rejected a batch", "points", len(lines), "err", err)
+			return err
+		case ctx.Err() != nil:
+			return ErrStopped
+		}
+		w.metrics.WriteErrors.WithLabelValues("retryable").Inc()
+		w.setDown(true, err)
+		select {
+		case <-time.After(retryAfter(err, wait)):
+		case <-w.woken():
+		case <-ctx.Done():
+			return ErrStopped
+		}
+		wait = min(2*wait, w.cfg.RetryMax)
+	}
+}
+
+// retryAfter is the store's own Retry-After when it gave one, else the
+// backoff with ±20% jitter so that instances do not retry in step.
+func retryAfter(err error, backoff time.Duration) time.Duration {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+		return ra.RetryAfter()
+	}
+	return time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
+}
+
+func (w *Writer) setDown(down bool, err error) {
+	if w.down.Swap(down) == down {
+		return
+	}
+	if down {
+		w.metrics.StorageUp.Set(0)
+		w.log.Warn("storage writes failing; retrying, sources stay unacknowledged", "err", err)
+		return
+	}
+	w.metrics.StorageUp.Set(1)
+	w.log.Info("storage writes succeed again")
+	w.wakeMu.Lock()
+	close(w.wake) // writers waiting to retry go now
+	w.wake = make(chan struct{})
+	w.wakeMu.Unlock()
+}
+
+func (w *Writer) woken() <-chan struct{} {
+	w.wakeMu.Lock()
+	defer w.wakeMu.Unlock()
+	return w.wake
+}
+
+// probe pings the store while writes are failing, so that the writer
+// notices its return even when nothing is waiting to be written (HTTPS
+// senders are refused at once meanwhile and may be the only ones).
+func (w *Writer) probe(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if w.down.Load() && w.sink.Ping(ctx) == nil {
+				w.setDown(false, nil)
+			}
+		}
+	}
+}

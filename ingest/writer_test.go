@@ -1,0 +1,252 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeSink records writes and fails them as told.
+type fakeSink struct {
+	mu      sync.Mutex
+	writes  [][]string
+	failFor int               // the next failFor writes fail with a retryable error
+	reject  func(string) bool // lines that make a write fail for good
+	block   chan struct{}     // when set, writes wait for it to close
+}
+
+func (s *fakeSink) Write(ctx context.Context, lines []string) error {
+	if s.block != nil {
+		select {
+		case <-s.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failFor > 0 {
+		s.failFor--
+		return fmt.Errorf("connection refused (%d left)", s.failFor)
+	}
+	for _, l := range lines {
+		if s.reject != nil && s.reject(l) {
+			return fmt.Errorf("%w: status 400", ErrRejected)
+		}
+	}
+	s.writes = append(s.writes, append([]string(nil), lines...))
+	return nil
+}
+
+func (s *fakeSink) Ping(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failFor > 0 {
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+func (s *fakeSink) stored() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var all []string
+	for _, w := range s.writes {
+		all = append(all, w...)
+	}
+	return all
+}
+
+func testWriterConfig() WriterConfig {
+	c := DefaultWriterConfig()
+	c.RetryMin, c.RetryMax = time.Millisecond, 5*time.Millisecond
+	return c
+}
+
+func startWriter(t *testing.T, cfg WriterConfig, sink Sink) *Writer {
+	t.Helper()
+	w := NewWriter(cfg, sink, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+// waitFor polls cond for up to five seconds and fails the test if it never holds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+	}
+}
+
+func lines(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s value=%d", prefix, i)
+	}
+	return out
+}
+
+func TestWriterBatchesBySizeAndTime(t *testing.T) {
+	tests := []struct {
+		name      string
+		batch     int
+		interval  time.Duration
+		requests  int
+		perReq    int
+		wantMaxSz int // no write larger than this
+	}{
+		{name: "size bound", batch: 10, interval: time.Hour, requests: 20, perReq: 5, wantMaxSz: 10},
+		{name: "time bound", batch: 100000, interval: 5 * time.Millisecond, requests: 3, perReq: 2, wantMaxSz: 6},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testWriterConfig()
+			cfg.BatchPoints, cfg.FlushInterval, cfg.MaxPending = tc.batch, tc.interval, 200000
+			sink := &fakeSink{}
+			w := startWriter(t, cfg, sink)
+			var wg sync.WaitGroup
+			for i := range tc.requests {
+				wg.Go(func() {
+					if err := w.Write(context.Background(), lines(fmt.Sprint("m", i), tc.perReq)); err != nil {
+						t.Errorf("Write: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			if got := len(sink.stored()); got != tc.requests*tc.perReq {
+				t.Errorf("stored %d points, want %d", got, tc.requests*tc.perReq)
+			}
+			for _, wr := range sink.writes {
+				if len(wr) > tc.wantMaxSz {
+					t.Errorf("a write held %d points, want at most %d", len(wr), tc.wantMaxSz)
+				}
+			}
+		})
+	}
+}
+
+func TestWriterRetriesUntilStored(t *testing.T) {
+	sink := &fakeSink{failFor: 5}
+	w := startWriter(t, testWriterConfig(), sink)
+	if err := w.Write(context.Background(), lines("m", 3)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if got := len(sink.stored()); got != 3 {
+		t.Errorf("stored %d points, want 3", got)
+	}
+	if !w.Available() {
+		t.Error("writer still reports storage unavailable after a good write")
+	}
+}
+
+func TestWriterRejectionSparesNeighbours(t *testing.T) {
+	cfg := testWriterConfig()
+	cfg.FlushInterval = 20 * time.Millisecond // gather all three into one batch
+	sink := &fakeSink{reject: func(l string) bool { return strings.HasPrefix(l, "bad") }}
+	w := startWriter(t, cfg, sink)
+	errs := make(map[string]error)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range []string{"good1", "bad", "good2"} {
+		wg.Go(func() {
+			err := w.Write(context.Background(), lines(p, 2))
+			mu.Lock()
+			errs[p] = err
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if !errors.Is(errs["bad"], ErrRejected) {
+		t.Errorf("bad request: got %v, want ErrRejected", errs["bad"])
+	}
+	for _, p := range []string{"good1", "good2"} {
+		if errs[p] != nil {
+			t.Errorf("%s: got %v, want stored", p, errs[p])
+		}
+	}
+	if got := len(sink.stored()); got != 4 {
+		t.Errorf("stored %d points, want the 4 good ones", got)
+	}
+}
+
+func TestWriterTryWriteRefusesWhileDown(t *testing.T) {
+	sink := &fakeSink{failFor: 1 << 30}
+	w := startWriter(t, testWriterConfig(), sink)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.Write(ctx, lines("m", 1)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Write while down: got %v, want the caller's deadline", err)
+	}
+	waitFor(t, func() bool { return !w.Available() })
+	if err := w.TryWrite(context.Background(), lines("m", 1)); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("TryWrite while down: got %v, want ErrUnavailable", err)
+	}
+	sink.mu.Lock()
+	sink.failFor = 0
+	sink.mu.Unlock()
+	waitFor(t, w.Available)
+	if err := w.TryWrite(context.Background(), lines("m", 1)); err != nil {
+		t.Errorf("TryWrite after recovery: %v", err)
+	}
+}
+
+func TestWriterBoundsPendingPoints(t *testing.T) {
+	cfg := testWriterConfig()
+	cfg.BatchPoints, cfg.MaxPending = 4, 8
+	sink := &fakeSink{block: make(chan struct{})}
+	w := startWriter(t, cfg, sink)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { _ = w.Write(context.Background(), lines("m", 4)) })
+	}
+	waitFor(t, func() bool {
+		if w.pending.TryAcquire(1) {
+			w.pending.Release(1)
+			return false
+		}
+		return true
+	})
+	if err := w.TryWrite(context.Background(), lines("m", 1)); !errors.Is(err, ErrBusy) {
+		t.Errorf("TryWrite when full: got %v, want ErrBusy", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := w.Write(ctx, lines("m", 1)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Write when full: got %v, want it to wait for room", err)
+	}
+	close(sink.block)
+	wg.Wait()
+	if got := len(sink.stored()); got != 8 {
+		t.Errorf("stored %d points, want 8", got)
+	}
+}
+
+func TestWriterStopFailsPending(t *testing.T) {
+	sink := &fakeSink{failFor: 1 << 30}
+	w := NewWriter(testWriterConfig(), sink, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	result := make(chan error)
+	go func() { result <- w.Write(context.Background(), lines("m", 2)) }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	if err := <-result; !errors.Is(err, ErrStopped) {
+		t.Errorf("pending Write at stop: got %v, want ErrStopped", err)
+	}
+	<-done
+	if err := w.Write(context.Background(), lines("m", 1)); !errors.Is(err, ErrStopped) {
+		t.Errorf("Write after stop: got %v, want ErrStopped", err)
+	}
+}
