@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/internal/settings"
+)
+
+const envPrefix = "PATIENTPULSE_"
+
+// config is every setting of every subcommand. All subcommands accept all
+// of them, so that one config file serves `serve` and the admin commands.
+type config struct {
+	file     string
+	dataDir  string
+	db       string
+	logLevel string
+
+	httpAddr   string
+	tlsCert    string
+	tlsKey     string
+	mqttOn     bool
+	mqtt       ingest.MQTTConfig
+	influx     ingest.InfluxConfig
+	limits     ingest.Limits
+	writer     ingest.WriterConfig
+	httpIngest ingest.HTTPConfig
+}
+
+// newFlagSet returns a flag set for a subcommand, holding every setting
+// with its default.
+func newFlagSet(name string, c *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("patientpulse "+name, flag.ContinueOnError)
+	fs.StringVar(&c.file, "config", "", "YAML file of settings, keys named as these flags")
+	fs.StringVar(&c.dataDir, "data-dir", "./data", "directory for the registry and other local state")
+	fs.StringVar(&c.db, "db", "", "registry database: a SQLite file path (default <data-dir>/patientpulse.db)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "address of the HTTP(S) listener")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate file: serve HTTPS (with --tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
+
+	c.mqtt = ingest.MQTTConfig{ClientID: "patientpulse", ShareGroup: "patientpulse"}
+	fs.BoolVar(&c.mqttOn, "mqtt", true, "receive device data over MQTT (false: HTTPS only)")
+	fs.StringVar(&c.mqtt.URL, "mqtt-url", "tcp://127.0.0.1:1883", "MQTT broker URL (tcp://, mqtts://)")
+	fs.StringVar(&c.mqtt.Username, "mqtt-username", "", "the pipeline's broker username")
+	fs.StringVar(&c.mqtt.Password, "mqtt-password", "", "the pipeline's broker password (prefer "+envPrefix+"MQTT_PASSWORD)")
+	fs.StringVar(&c.mqtt.CAFile, "mqtt-ca-file", "", "PEM CA bundle to verify an mqtts:// broker")
+	fs.StringVar(&c.mqtt.ClientID, "mqtt-client-id", c.mqtt.ClientID, "fixed MQTT client id: unique per instance, stable across restarts")
+	fs.StringVar(&c.mqtt.ShareGroup, "mqtt-share-group", c.mqtt.ShareGroup, "shared-subscription group of the instances")
+	fs.IntVar(&c.mqtt.MaxInFlight, "mqtt-max-inflight", 256, "MQTT messages received and not yet acknowledged")
+	fs.DurationVar(&c.mqtt.MaxReconnect, "mqtt-max-reconnect-interval", 30*time.Second, "longest wait between reconnection attempts")
+
+	fs.StringVar(&c.influx.URL, "influx-url", "http://127.0.0.1:8086", "InfluxDB URL")
+	fs.StringVar(&c.influx.Token, "influx-token", "", "InfluxDB token (1.8: user:password or empty; prefer "+envPrefix+"INFLUX_TOKEN)")
+	fs.StringVar(&c.influx.Org, "influx-org", "", "InfluxDB organisation (2.x)")
+	fs.StringVar(&c.influx.Bucket, "influx-bucket", "patientpulse", "InfluxDB bucket (1.8: database[/retention-policy])")
+	fs.DurationVar(&c.influx.Timeout, "influx-timeout", 30*time.Second, "timeout of one InfluxDB request")
+
+	c.limits = ingest.DefaultLimits()
+	fs.IntVar(&c.limits.MaxSamples, "max-samples", c.limits.MaxSamples, "samples per message")
+	fs.DurationVar(&c.limits.Backfill, "backfill-horizon", c.limits.Backfill, "oldest sample accepted, back from now")
+	fs.DurationVar(&c.limits.FutureSkew, "future-skew", c.limits.FutureSkew, "newest sample accepted, ahead of now")
+
+	c.writer = ingest.DefaultWriterConfig()
+	fs.IntVar(&c.writer.BatchPoints, "write-batch-points", c.writer.BatchPoints, "points per InfluxDB write")
+	fs.DurationVar(&c.writer.FlushInterval, "write-flush-interval", c.writer.FlushInterval, "longest wait before a partial batch is written")
+	fs.IntVar(&c.writer.MaxPending, "write-max-pending", c.writer.MaxPending, "points waiting to be stored, at most (bounds memory)")
+	fs.IntVar(&c.writer.Concurrency, "write-concurrency", c.writer.Concurrency, "InfluxDB writes in flight")
+
+	c.httpIngest = ingest.HTTPConfig{}
+	fs.Int64Var(&c.httpIngest.MaxBytes, "max-body-bytes", 512<<10, "largest message accepted, in bytes (HTTPS and MQTT)")
+	fs.IntVar(&c.httpIngest.MaxInFlight, "http-max-inflight", 256, "HTTPS ingest requests in progress at once (429 beyond)")
+	fs.DurationVar(&c.httpIngest.WriteWait, "http-write-wait", 10*time.Second, "how long an HTTPS request waits to be stored (503 after)")
+	return fs
+}
+
+// load parses args over the file and environment layers.
+func load(fs *flag.FlagSet, c *config, args []string, getenv func(string) string) error {
+	err := settings.Load(fs, args, envPrefix, "config", getenv)
+	c.mqtt.MaxBytes = c.httpIngest.MaxBytes
+	return err
+}
+
+// dsn is the registry's location.
+func (c *config) dsn() string {
+	if c.db != "" {
+		return c.db
+	}
+	return filepath.Join(c.dataDir, "patientpulse.db")
+}
+
+func (c *config) level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return 0, errors.New("log-level must be debug, info, warn or error")
+	}
+	return l, nil
+}
+
+// validateServe reports every problem of the serve settings at once.
+func (c *config) validateServe() error {
+	errs := []error{c.limits.Validate(), c.writer.Validate(), c.httpIngest.Validate(), c.influx.Validate()}
+	if _, err := c.level(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.mqttOn {
+		errs = append(errs, c.mqtt.Validate())
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	for _, f := range []struct{ name, path string }{{"tls-cert", c.tlsCert}, {"tls-key", c.tlsKey}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+		}
+	}
+	if c.writer.MaxPending < c.limits.MaxSamples {
+		errs = append(errs, errors.New("write-max-pending must be at least max-samples"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,77 @@
+// Command patientpulse runs the patientpulse pipeline (serve) and the
+// operator's commands on its registry (patients, devices).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `patientpulse: remote monitoring for HRT clinics
+
+Usage:
+  patientpulse serve [flags]                              run the pipeline
+  patientpulse patients add --id ID [--name NAME]         add a patient
+  patientpulse patients list                              list patients
+  patientpulse devices enroll --patient ID --device ID    enrol a device; prints its token
+  patientpulse devices list                               list devices
+  patientpulse devices revoke --device ID                 revoke a device
+
+Every command takes --config FILE, --data-dir DIR and --db DSN; settings
+come from the file, then PATIENTPULSE_* variables, then flags.
+'patientpulse COMMAND -h' lists a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command and returns the process's exit code: 0 on
+// success, 2 for a usage or configuration error, 1 otherwise.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serveCommand(ctx, args[1:], stderr, getenv)
+	case "patients":
+		err = patientsCommand(ctx, args[1:], stdout, stderr, getenv)
+	case "devices":
+		err = devicesCommand(ctx, args[1:], stdout, stderr, getenv)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		err = usageError{fmt.Errorf("unknown command %q", args[0])}
+	}
+	var uerr usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &uerr):
+		fmt.Fprintf(stderr, "patientpulse: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "patientpulse: %v\n", err)
+		return 1
+	}
+}
+
+// usageError marks errors in how the command was called or configured.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+
+	"github.com/patientpulse/patientpulse/internal/testservices"
+)
+
+// The integration tests of this package share one real Mosquitto and one
+// real influxd, started by TestMain; each test uses its own patients,
+// devices, registry and MQTT session.
+var (
+	broker     *testservices.Mosquitto
+	influx     *testservices.Influx
+	servicesOK error
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	if broker, err = testservices.StartMosquitto(); err != nil {
+		servicesOK = err
+	} else if influx, err = testservices.StartInflux(); err != nil {
+		servicesOK = err
+	}
+	code := m.Run()
+	if broker != nil {
+		broker.Stop()
+	}
+	if influx != nil {
+		influx.Close()
+	}
+	os.Exit(code)
+}
+
+func needServices(t *testing.T) {
+	t.Helper()
+	testservices.Require(t, servicesOK)
+}
+
+// cli runs one patientpulse command in process and returns its stdout.
+func cli(t *testing.T, dataDir string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	args = append(args, "--data-dir", dataDir)
+	if code := run(context.Background(), args, nil, &stdout, &stderr, func(string) string { return "" }); code != 0 {
+		t.Fatalf("patientpulse %s: exit %d: %s", strings.Join(args, " "), code, stderr.String())
+	}
+	return stdout.String()
+}
+
+// instance is a running `patientpulse serve`.
+type instance struct {
+	url     string // http://127.0.0.1:port
+	dataDir string
+	group   string // its MQTT share group and client id
+	logs    *syncBuffer
+	stop    func()
+}
+
+// startServe runs serve in process against the shared services, with
+// a fresh MQTT session unless group names an earlier one.
+func startServe(t *testing.T, dataDir, group string, extra ...string) *instance {
+	t.Helper()
+	port, err := testservices.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{url: fmt.Sprintf("http://127.0.0.1:%d", port), dataDir: dataDir, group: group, logs: &syncBuffer{}}
+	args := append([]string{"serve",
+		"--data-dir", dataDir,
+		"--http-addr", fmt.Sprintf("127.0.0.1:%d", port),
+		"--mqtt-url", broker.URL,
+		"--mqtt-client-id", group,
+		"--mqtt-share-group", group,
+		"--influx-url", influx.URL,
+		"--influx-bucket", "patientpulse",
+		"--write-flush-interval", "20ms",
+	}, extra...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- run(ctx, args, nil, io.Discard, in.logs, func(string) string { return "" }) }()
+	var once sync.Once
+	in.stop = func() {
+		once.Do(func() {
+			cancel()
+			if code := <-done; code != 0 {
+				t.Errorf("serve exited %d: %s", code, in.logs.String())
+			}
+		})
+	}
+	t.Cleanup(in.stop)
+	waitUntil(t, 30*time.Second, "serve ready", func() bool {
+		resp, err := http.Get(in.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return in
+}
+
+// syncBuffer collects serve's log for the test's failure messages.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+	}
+}
+
+// enroll adds a patient and a device and returns the device's token.
+func enroll(t *testing.T, dataDir, patient, device string) string {
+	t.Helper()
+	cli(t, dataDir, "patients", "add", "--id", patient, "--name", "Test Patient")
+	token := strings.TrimSpace(cli(t, dataDir, "devices", "enroll", "--patient", patient, "--device", device))
+	if !strings.HasPrefix(token, "ppd_") || strings.ContainsAny(token, " \n") {
+		t.Fatalf("enroll printed %q, want the token alone", token)
+	}
+	return token
+}
+
+// row is one stored field value, as read back with Flux.
+type row struct {
+	Measurement, Field string
+	Value              any
+	Time               time.Time
+	Tags               map[string]string
+}
+
+// query reads every field stored for device.
+func query(t *testing.T, device string) []row {
+	t.Helper()
+	client := influxdb2.NewClient(influx.URL, "")
+	defer client.Close()
+	flux := fmt.Sprintf(`from(bucket: "patientpulse") |> range(start: -120d, stop: 1h)
+		|> filter(fn: (r) => r.device == %q)`, device)
+	res, err := client.QueryAPI("").Query(context.Background(), flux)
+	if err != nil {
+		t.Fatalf("flux query: %v", err)
+	}
+	var rows []row
+	for res.Next() {
+		rec := res.Record()
+		tags := map[string]string{}
+		for k, v := range rec.Values() {
+			if s, ok := v.(string); ok && !strings.HasPrefix(k, "_") && k != "result" {
+				tags[k] = s
+			}
+		}
+		rows = append(rows, row{rec.Measurement(), rec.Field(), rec.Value(), rec.Time(), tags})
+	}
+	if res.Err() != nil {
+		t.Fatalf("flux result: %v", res.Err())
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if !a.Time.Equal(b.Time) {
+			return a.Time.Before(b.Time)
+		}
+		return a.Measurement+a.Field < b.Measurement+b.Field
+	})
+	return rows
+}
+
+// mqttClient connects as a device (or any client) to the shared broker.
+func mqttClient(t *testing.T, id string) mqtt.Client {
+	t.Helper()
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL).SetClientID(id).SetCleanSession(true))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("mqtt connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+// subscribeErrors collects the error documents answered to device.
+func subscribeErrors(t *testing.T, c mqtt.Client, device string) <-chan map[string]any {
+	t.Helper()
+	docs := make(chan map[string]any, 100)
+	tok := c.Subscribe("pp/v1/devices/"+device+"/errors", 1, func(_ mqtt.Client, m mqtt.Message) {
+		var doc map[string]any
+		if err := json.Unmarshal(m.Payload(), &doc); err != nil {
+			t.Errorf("error document is not JSON: %q", m.Payload())
+		}
+		docs <- doc
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	return docs
+}
+
+func nextDoc(t *testing.T, docs <-chan map[string]any) map[string]any {
+	t.Helper()
+	select {
+	case d := <-docs:
+		return d
+	case <-time.After(10 * time.Second):
+		t.Fatal("no error document within 10s")
+		return nil
+	}
+}
+
+// mosquittoPub publishes payload as device with the mosquitto_pub tool,
+// as a clinic's engineer would.
+func mosquittoPub(t *testing.T, device, payload string) {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto_pub")
+	if err != nil {
+		testservices.Require(t, fmt.Errorf("mosquitto_pub: %w", testservices.ErrMissingBinary))
+	}
+	out, err := exec.Command(bin, "-h", "127.0.0.1", "-p", strings.TrimPrefix(broker.Addr, "127.0.0.1:"),
+		"-i", device, "-q", "1", "-t", "pp/v1/devices/"+device+"/data", "-m", payload).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mosquitto_pub: %v: %s", err, out)
+	}
+}
+
+func post(t *testing.T, url, token, contentType string, body []byte) (int, map[string]any, http.Header) {
+	t.Helper()
+	status, doc, h, err := tryPost(url, token, contentType, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, doc, h
+}
+
+// tryPost is post for goroutines other than the test's.
+func tryPost(url, token, contentType string, body []byte) (int, map[string]any, http.Header, error) {
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/ingest", bytes.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("POST /v1/ingest: %w", err)
+	}
+	defer resp.Body.Close()
+	var doc map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return 0, nil, nil, fmt.Errorf("POST /v1/ingest %d: body is not JSON: %q", resp.StatusCode, raw)
+	}
+	return resp.StatusCode, doc, resp.Header, nil
+}
+
+func newDataDir(t *testing.T) string { return filepath.Join(t.TempDir(), "data") }

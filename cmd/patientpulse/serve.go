@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+func serveCommand(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	var c config
+	fs := newFlagSet("serve", &c)
+	fs.SetOutput(stderr)
+	err := load(fs, &c, args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	if err := errors.Join(err, c.validateServe()); err != nil {
+		return usageError{err}
+	}
+	level, _ := c.level()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return serve(ctx, &c, log)
+}
+
+// server is the running pipeline's parts.
+type server struct {
+	cfg     *config
+	log     *slog.Logger
+	reg     *registry.Registry
+	metrics *ingest.Metrics
+	sink    *ingest.Influx
+	writer  *ingest.Writer
+	mqtt    *ingest.MQTT // nil with --mqtt=false
+}
+
+// serve runs until ctx ends, then stops in order: the collectors finish
+// what they hold (acknowledging only what is stored), then the writer.
+func serve(ctx context.Context, c *config, log *slog.Logger) error {
+	reg, err := registry.Open(ctx, c.dsn())
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s := &server{cfg: c, log: log, reg: reg, metrics: ingest.NewMetrics(promReg), sink: ingest.NewInflux(c.influx)}
+	defer s.sink.Close()
+	if err := s.ensureBucket(ctx); err != nil {
+		return err
+	}
+	s.writer = ingest.NewWriter(c.writer, s.sink, log, s.metrics)
+	intake := ingest.NewIntake(reg, c.limits, s.metrics, log.With("component", "intake"))
+	if c.mqttOn {
+		s.mqtt = ingest.NewMQTT(c.mqtt, intake, s.writer, s.metrics, log)
+	}
+	ln, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           s.routes(ingest.NewHTTP(c.httpIngest, intake, s.writer, s.metrics, log), promReg),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWriter()
+	var writerDone sync.WaitGroup
+	writerDone.Go(func() { _ = s.writer.Run(writerCtx) })
+
+	var collectors sync.WaitGroup
+	if s.mqtt != nil {
+		collectors.Go(func() { _ = s.mqtt.Run(ctx) })
+	}
+	httpErr := make(chan error, 1)
+	collectors.Go(func() { httpErr <- s.serveHTTP(ctx, httpSrv, ln) })
+	log.Info("serving", "http", ln.Addr().String(), "tls", c.tlsCert != "", "mqtt", c.mqttOn)
+
+	collectors.Wait()
+	stopWriter()
+	writerDone.Wait()
+	log.Info("stopped")
+	return <-httpErr
+}
+
+// ensureBucket makes sure the bucket exists before anything is taken in.
+// While InfluxDB is unreachable it keeps trying (it may be starting next
+// to us); any other problem, such as a refused token, ends serve.
+func (s *server) ensureBucket(ctx context.Context) error {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		err := s.sink.EnsureBucket(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ingest.ErrUnavailable) {
+			return err
+		}
+		s.log.Warn("influxdb unreachable; retrying", "err", err, "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *server) serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() {
+		if s.cfg.tlsCert != "" {
+			errc <- srv.ServeTLS(ln, s.cfg.tlsCert, s.cfg.tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	// In-flight requests finish: each waits at most http-write-wait.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.httpIngest.WriteWait+5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+func (s *server) routes(ingestHandler http.Handler, promReg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/v1/ingest", ingestHandler)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// readyz answers 200 when the broker (if used) and InfluxDB are reachable,
+// 503 otherwise, naming which is not.
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	status := map[string]string{"influxdb": "up", "mqtt": "disabled"}
+	ready := true
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if !s.writer.Available() || s.sink.Ping(ctx) != nil {
+		status["influxdb"], ready = "down", false
+	}
+	if s.mqtt != nil {
+		status["mqtt"] = "up"
+		if !s.mqtt.Connected() {
+			status["mqtt"], ready = "down", false
+		}
+	}
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, status)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
