@@ -6,6 +6,7 @@
 #   bash scripts/services.sh start     start both on loopback, write .local/patientpulse.yaml
 #   bash scripts/services.sh stop      stop both
 #   bash scripts/services.sh status    show what runs; exit 0 only if both run and answer
+#   bash scripts/services.sh apt-install PKG...   install Debian packages (used by make tools)
 #
 # Everything lives under .local/ in the project root (ignored by git): data
 # in .local/mosquitto and .local/influxdb, pid files in .local/run, logs in
@@ -407,11 +408,15 @@ cmd_status() {
 }
 
 usage() {
-	sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 case ${1:-} in
 install) cmd_install ;;
+apt-install)
+	shift
+	apt_install "$@"
+	;;
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;

@@ -1,0 +1,49 @@
+# patientpulse: `make demo` runs the whole thing, `make test` runs every test.
+GO ?= go
+BIN := bin/patientpulse
+COMPOSE ?= docker-compose
+
+.PHONY: all build test tools check-compose demo services services-stop fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/patientpulse
+
+# tools installs what the tests need when it is missing: Mosquitto (and
+# its clients) from Debian's packages, influxd 1.8.10 with go install, and
+# Debian's docker-compose to validate docker-compose.yml.
+tools:
+	bash scripts/services.sh install
+	@command -v docker-compose >/dev/null || bash scripts/services.sh apt-install docker-compose
+
+# test runs every test, with the race detector, against real Mosquitto and
+# InfluxDB processes that the tests start on free loopback ports.
+test: tools check-compose
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+check-compose:
+	$(COMPOSE) --env-file .env.example config -q
+
+# demo starts the local services and the pipeline, enrols a demo device and
+# sends it a few samples. Ctrl-C stops everything it started.
+demo: tools build
+	bash scripts/demo.sh
+
+services: tools
+	bash scripts/services.sh start
+
+services-stop:
+	bash scripts/services.sh stop
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./ingest/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

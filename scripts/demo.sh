@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# demo.sh - `make demo`: the local services, the pipeline, and a demo
+# patient whose watch sends samples over MQTT and whose phone app sends
+# them over HTTPS. Ctrl-C stops everything this script started.
+#
+#   PP_HTTP_PORT  the pipeline's HTTP port (default 8080)
+#   (and the PP_*_PORT settings of scripts/services.sh)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+BIN=$ROOT/bin/patientpulse
+CONFIG=.local/patientpulse.yaml
+HTTP_PORT=${PP_HTTP_PORT:-8080}
+URL=http://127.0.0.1:$HTTP_PORT
+MQTT_PORT=${PP_MQTT_PORT:-11883}
+PATIENT=demo-p001
+WATCH=demo-watch-001
+APP=demo-app-001
+
+pids=()
+cleanup() {
+	trap - INT TERM EXIT
+	echo
+	echo "demo: stopping"
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	bash scripts/services.sh stop
+}
+trap cleanup INT TERM EXIT
+
+[[ -x $BIN ]] || go build -o "$BIN" ./cmd/patientpulse
+bash scripts/services.sh start
+
+# token ID enrols device ID once and keeps its token under .local (0600),
+# since the registry keeps only its hash.
+token() {
+	local device=$1 file=.local/$1.token
+	if [[ ! -s $file ]]; then
+		(umask 077 && "$BIN" devices enroll --config "$CONFIG" --patient "$PATIENT" --device "$device" >"$file")
+	fi
+	cat "$file"
+}
+"$BIN" patients list --config "$CONFIG" | grep -q "^$PATIENT " ||
+	"$BIN" patients add --config "$CONFIG" --id "$PATIENT" --name "Demo Patient"
+WATCH_TOKEN=$(token "$WATCH")
+APP_TOKEN=$(token "$APP")
+
+"$BIN" serve --config "$CONFIG" --http-addr "127.0.0.1:$HTTP_PORT" >>.local/log/serve.log 2>&1 &
+pids+=($!)
+for _ in $(seq 1 60); do
+	curl -sf "$URL/readyz" >/dev/null && break
+	sleep 0.5
+done
+curl -sf "$URL/readyz" >/dev/null || { tail -20 .local/log/serve.log; echo "demo: serve did not become ready" >&2; exit 1; }
+
+# Show the answers to the watch's rejected samples as they come.
+mosquitto_sub -p "$MQTT_PORT" -q 1 -t "pp/v1/devices/$WATCH/errors" | sed -u 's/^/errors topic: /' &
+pids+=($!)
+sleep 0.5
+
+now() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
+echo "demo: the watch publishes a night's sleep and heart rate over MQTT"
+mosquitto_pub -p "$MQTT_PORT" -q 1 -i "$WATCH" -t "pp/v1/devices/$WATCH/data" -m "{\"seq\": $(date +%s), \"samples\": [
+  {\"type\": \"sleep\", \"start\": \"$(now '-8 hours')\", \"end\": \"$(now '-1 hour')\", \"total_min\": 400, \"deep_min\": 70, \"rem_min\": 90, \"light_min\": 210, \"awake_min\": 30, \"efficiency\": 0.9},
+  {\"type\": \"heart_rate\", \"time\": \"$(now '-5 minutes')\", \"bpm\": 68},
+  {\"type\": \"heart_rate\", \"time\": \"$(now '-1 minute')\", \"bpm\": 400}]}"
+echo "demo: the phone app posts a symptom check-in and a dose over HTTPS"
+curl -s -X POST "$URL/v1/ingest" -H "Authorization: Bearer $APP_TOKEN" -H 'Content-Type: application/json' \
+	-d "{\"seq\": $(date +%s), \"samples\": [
+  {\"type\": \"symptoms\", \"time\": \"$(now '-10 minutes')\", \"instrument\": \"mrs\", \"items\": {\"hot_flushes\": 3, \"sleep_problems\": 2}},
+  {\"type\": \"dose\", \"time\": \"$(now '-2 hours')\", \"medication\": \"estradiol\", \"route\": \"transdermal\", \"amount\": 0.05, \"unit\": \"mg\"}]}"
+echo
+
+cat <<EOF
+
+patientpulse is running (log: .local/log/serve.log)
+  API            $URL  (health $URL/healthz, readiness $URL/readyz, metrics $URL/metrics)
+  MQTT broker    tcp://127.0.0.1:$MQTT_PORT
+  InfluxDB       $(grep influx-url "$CONFIG" | cut -d' ' -f2)  (bucket patientpulse)
+  demo patient   $PATIENT
+  demo devices   $WATCH (MQTT, password = its token) and $APP (HTTPS)
+  demo tokens    .local/$WATCH.token, .local/$APP.token
+The clinician dashboard and sign-in come with later releases; the API above
+takes device data now. Send more with the commands in the README.
+Ctrl-C stops everything.
+EOF
+wait "${pids[0]}"
