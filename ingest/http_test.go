@@ -1,0 +1,84 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// fakeDevices knows one active device, "app-1" with token "tok-1".
+type fakeDevices struct{}
+
+func (fakeDevices) Device(_ context.Context, id string) (registry.Device, error) {
+	if id == "app-1" {
+		return registry.Device{ID: "app-1", PatientID: "p-1"}, nil
+	}
+	return registry.Device{}, registry.ErrNotFound
+}
+
+func (d fakeDevices) DeviceByToken(ctx context.Context, token string) (registry.Device, error) {
+	if token == "tok-1" {
+		return d.Device(ctx, "app-1")
+	}
+	return registry.Device{}, registry.ErrNotFound
+}
+
+func newTestHTTP(t *testing.T, sink *fakeSink, maxInFlight int) *HTTP {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m := NewMetrics(nil)
+	w := startWriter(t, testWriterConfig(), sink)
+	intake := NewIntake(fakeDevices{}, DefaultLimits(), m, log)
+	return NewHTTP(HTTPConfig{MaxBytes: 1 << 16, MaxInFlight: maxInFlight, WriteWait: 200 * time.Millisecond}, intake, w, m, log)
+}
+
+func ingestRequest() *http.Request {
+	body := fmt.Sprintf(`{"seq": 1, "samples": [{"type": "heart_rate", "time": %q, "bpm": 60}]}`,
+		time.Now().UTC().Format(time.RFC3339))
+	r := httptest.NewRequest(http.MethodPost, "/v1/ingest", strings.NewReader(body))
+	r.Header.Set("Authorization", "Bearer tok-1")
+	r.Header.Set("Content-Type", "application/json; charset=utf-8")
+	return r
+}
+
+func TestHTTPBackpressure(t *testing.T) {
+	tests := []struct {
+		name       string
+		sink       *fakeSink
+		busyFirst  bool // one request holds the only slot
+		wantStatus int
+		wantRetry  string
+	}{
+		{name: "stored", sink: &fakeSink{}, wantStatus: http.StatusAccepted},
+		{name: "storage unreachable", sink: &fakeSink{failFor: 1 << 30}, wantStatus: http.StatusServiceUnavailable, wantRetry: "5"},
+		{name: "all slots taken", sink: &fakeSink{block: make(chan struct{})}, busyFirst: true,
+			wantStatus: http.StatusTooManyRequests, wantRetry: "1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newTestHTTP(t, tc.sink, 1)
+			if tc.busyFirst {
+				held := make(chan struct{})
+				go func() { defer close(held); h.ServeHTTP(httptest.NewRecorder(), ingestRequest()) }()
+				waitFor(t, func() bool { return len(h.slots) == 1 })
+				defer func() { close(tc.sink.block); <-held }()
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, ingestRequest())
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status %d (%s), want %d", rec.Code, rec.Body, tc.wantStatus)
+			}
+			if got := rec.Header().Get("Retry-After"); got != tc.wantRetry {
+				t.Errorf("Retry-After %q, want %q", got, tc.wantRetry)
+			}
+		})
+	}
+}
