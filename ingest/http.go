@@ -75,15 +75,15 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.metrics.Messages.WithLabelValues(TransportHTTP).Inc()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.refuse(w, http.StatusMethodNotAllowed, "", "use POST")
+		writeJSON(w, http.StatusMethodNotAllowed, refusal("use POST"))
 		return
 	}
 	dev, err := h.intake.devices.DeviceByToken(r.Context(), bearer(r))
 	reason, answer, err := deviceRefusal(dev, err)
 	switch {
 	case err != nil:
-		h.log.Error("device lookup failed", "err", err)
-		h.unavailable(w, "device registry unavailable")
+		h.log.Error("device lookup failed", "err", rootCause(err))
+		h.retryLater(w, http.StatusServiceUnavailable, "unavailable", "device registry unavailable")
 		return
 	case reason == ReasonUnknownDevice:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="patientpulse"`)
@@ -94,44 +94,48 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		h.refuse(w, http.StatusUnsupportedMediaType, "not_json", "Content-Type must be application/json")
+		h.refuse(w, http.StatusUnsupportedMediaType, ReasonNotJSON, "Content-Type must be application/json")
 		return
 	}
+	if r.ContentLength > h.cfg.MaxBytes {
+		h.tooLarge(w)
+		return
+	}
+	// The slot is taken before the body is read, so that bodies in memory
+	// are bounded by MaxInFlight, not by open connections.
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	default:
+		h.retryLater(w, http.StatusTooManyRequests, "busy", "too many requests in progress; retry later")
+		return
+	}
+	h.metrics.InFlight.WithLabelValues(TransportHTTP).Inc()
+	defer h.metrics.InFlight.WithLabelValues(TransportHTTP).Dec()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBytes))
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		h.refuse(w, http.StatusRequestEntityTooLarge, ReasonTooLarge,
-			fmt.Sprintf("body exceeds the limit of %d bytes", h.cfg.MaxBytes))
+		h.tooLarge(w)
 		return
 	case err != nil:
 		h.refuse(w, http.StatusBadRequest, ReasonMalformed, "body could not be read")
 		return
 	}
-	select {
-	case h.slots <- struct{}{}:
-		defer func() { <-h.slots }()
-	default:
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfterBusy))
-		h.refuse(w, http.StatusTooManyRequests, "busy", "too many requests in progress; retry later")
-		return
-	}
-	h.metrics.InFlight.WithLabelValues(TransportHTTP).Inc()
-	defer h.metrics.InFlight.WithLabelValues(TransportHTTP).Dec()
-	h.ingest(w, r.Context(), dev, body)
+	h.ingest(r.Context(), w, dev, body)
 }
 
-func (h *HTTP) ingest(w http.ResponseWriter, ctx context.Context, dev registry.Device, body []byte) {
+func (h *HTTP) ingest(ctx context.Context, w http.ResponseWriter, dev registry.Device, body []byte) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.WriteWait)
 	defer cancel()
 	out, err := h.intake.Ingest(ctx, TransportHTTP, dev, body, h.writer.TryWrite)
 	switch {
 	case errors.Is(err, ErrBusy):
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfterBusy))
-		h.refuse(w, http.StatusTooManyRequests, "busy", "the pipeline is full; retry later")
+		h.retryLater(w, http.StatusTooManyRequests, "busy", "the pipeline is full; retry later")
 		return
 	case err != nil:
-		h.unavailable(w, "storage is unavailable; nothing was stored")
+		// Perhaps stored later, after a write wait: sending again is harmless.
+		h.retryLater(w, http.StatusServiceUnavailable, "unavailable", "storage is unavailable; retry later")
 		return
 	}
 	if out.Accepted == 0 {
@@ -154,17 +158,26 @@ type acceptance struct {
 	Details  []Problem `json:"details,omitempty"`
 }
 
-func (h *HTTP) unavailable(w http.ResponseWriter, msg string) {
-	w.Header().Set("Retry-After", strconv.Itoa(retryAfterUnavailable))
-	h.refuse(w, http.StatusServiceUnavailable, "unavailable", msg)
+// retryLater answers 429 or 503 with Retry-After: the message was not
+// wrong, the pipeline cannot take it now.
+func (h *HTTP) retryLater(w http.ResponseWriter, status int, reason, msg string) {
+	after := retryAfterBusy
+	if status == http.StatusServiceUnavailable {
+		after = retryAfterUnavailable
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(after))
+	h.metrics.Deferred.WithLabelValues(TransportHTTP, reason).Inc()
+	writeJSON(w, status, refusal(msg))
 }
 
-// refuse answers with an error document; reason, when set, counts the
-// refusal as a rejected message.
+func (h *HTTP) tooLarge(w http.ResponseWriter) {
+	h.refuse(w, http.StatusRequestEntityTooLarge, ReasonTooLarge,
+		fmt.Sprintf("body exceeds the limit of %d bytes", h.cfg.MaxBytes))
+}
+
+// refuse answers a request refused for what it is, counted and logged.
 func (h *HTTP) refuse(w http.ResponseWriter, status int, reason, msg string) {
-	if reason != "" {
-		h.metrics.MessagesRejected.WithLabelValues(TransportHTTP, reason).Inc()
-	}
+	h.intake.refused(TransportHTTP, reason)
 	writeJSON(w, status, refusal(msg))
 }
 

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -68,15 +69,13 @@ func NewInflux(cfg InfluxConfig) *Influx {
 	}
 }
 
-// Client is the underlying client, for queries.
-func (s *Influx) Client() influxdb2.Client { return s.client }
-
 // Close releases idle connections.
 func (s *Influx) Close() { s.client.Close() }
 
 // Write stores lines in one request. Errors never quote InfluxDB's
 // message, which may echo a line and so a patient id: they carry the
-// status only. 400 and 413 are final (ErrRejected); anything else,
+// status only. 400, 413 and 422 (2.x: outside the retention period, or
+// a schema conflict) are final (ErrRejected); anything else,
 // including authorisation and missing-bucket errors that an operator can
 // fix, is worth retrying rather than losing data over.
 func (s *Influx) Write(ctx context.Context, lines []string) error {
@@ -89,7 +88,7 @@ func (s *Influx) Write(ctx context.Context, lines []string) error {
 		return fmt.Errorf("influxdb write: %w", unwrapNet(err))
 	}
 	switch herr.StatusCode {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
 		return fmt.Errorf("%w: influxdb answered %d %s", ErrRejected, herr.StatusCode, herr.Code)
 	default:
 		return &statusError{status: herr.StatusCode, retryAfter: time.Duration(herr.RetryAfter) * time.Second}
@@ -122,20 +121,27 @@ func (s *Influx) Ping(ctx context.Context) error {
 }
 
 // EnsureBucket makes sure the bucket (2.x) or database (1.8) exists,
-// creating it when missing, or says why it cannot.
+// creating it when missing, or says why it cannot. It wraps ErrUnavailable
+// while InfluxDB cannot be reached.
 func (s *Influx) EnsureBucket(ctx context.Context) error {
-	status, err := s.get(ctx, "/api/v2/buckets?limit=1")
+	status, body, err := s.get(ctx, "/api/v2/buckets?name="+url.QueryEscape(s.cfg.Bucket))
 	switch {
 	case err != nil:
-		return fmt.Errorf("%w: influxdb at %s: %v", ErrUnavailable, s.cfg.URL, err)
+		return fmt.Errorf("%w: influxdb at %s: %v", ErrUnavailable, s.redactedURL(), err)
 	case status == http.StatusNotFound: // InfluxDB 1.x serves no bucket API
 		return s.ensureDatabase(ctx)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return fmt.Errorf("influxdb refused the token (%d): check --influx-token", status)
+	case status >= 500:
+		return fmt.Errorf("%w: influxdb answered %d to a bucket lookup", ErrUnavailable, status)
 	case status != http.StatusOK:
 		return fmt.Errorf("influxdb answered %d to a bucket lookup", status)
 	}
-	if _, err := s.client.BucketsAPI().FindBucketByName(ctx, s.cfg.Bucket); err == nil {
+	var found struct{ Buckets []struct{ Name string } }
+	if err := json.Unmarshal(body, &found); err != nil {
+		return fmt.Errorf("influxdb bucket lookup: %w", err)
+	}
+	if len(found.Buckets) > 0 {
 		return nil
 	}
 	org, err := s.client.OrganizationsAPI().FindOrganizationByName(ctx, s.cfg.Org)
@@ -151,44 +157,72 @@ func (s *Influx) EnsureBucket(ctx context.Context) error {
 }
 
 // ensureDatabase creates the 1.x database named by the bucket's part
-// before any "/". CREATE DATABASE is a no-op when it exists.
+// before any "/" (CREATE DATABASE is a no-op when it exists), and checks
+// that a retention policy named after the "/" exists.
 func (s *Influx) ensureDatabase(ctx context.Context) error {
-	db, _, _ := strings.Cut(s.cfg.Bucket, "/")
-	q := url.Values{"q": {fmt.Sprintf("CREATE DATABASE %q", db)}}
-	if user, pass, ok := strings.Cut(s.cfg.Token, ":"); ok {
-		q.Set("u", user)
-		q.Set("p", pass)
+	db, rp, _ := strings.Cut(s.cfg.Bucket, "/")
+	if _, err := s.query1(ctx, fmt.Sprintf("CREATE DATABASE %q", db)); err != nil {
+		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL+"/query",
-		strings.NewReader(q.Encode()))
+	if rp == "" {
+		return nil
+	}
+	out, err := s.query1(ctx, fmt.Sprintf("SHOW RETENTION POLICIES ON %q", db))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("influxdb 1.x create database: %w", unwrapNet(err))
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), `"error"`) {
-		return fmt.Errorf("influxdb 1.x cannot create database %q (%d): %s", db, resp.StatusCode, strings.TrimSpace(string(body)))
+	if !strings.Contains(out, fmt.Sprintf("[%q,", rp)) {
+		return fmt.Errorf("influxdb 1.x database %q has no retention policy %q: create it, or name the database alone in --influx-bucket", db, rp)
 	}
 	return nil
 }
 
-func (s *Influx) get(ctx context.Context, path string) (int, error) {
+// query1 runs an InfluxQL statement on a 1.x server and returns its JSON.
+func (s *Influx) query1(ctx context.Context, stmt string) (string, error) {
+	q := url.Values{"q": {stmt}}
+	if user, pass, ok := strings.Cut(s.cfg.Token, ":"); ok {
+		q.Set("u", user)
+		q.Set("p", pass)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL+"/query", strings.NewReader(q.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("%w: influxdb 1.x query: %v", ErrUnavailable, unwrapNet(err))
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), `"error"`) {
+		return "", fmt.Errorf("influxdb 1.x refused %q (%d): %s", stmt, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return string(body), nil
+}
+
+// redactedURL is the InfluxDB URL without any password in it, for messages.
+func (s *Influx) redactedURL() string {
+	u, err := url.Parse(s.cfg.URL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+func (s *Influx) get(ctx context.Context, path string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.URL+path, nil)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if s.cfg.Token != "" {
 		req.Header.Set("Authorization", "Token "+s.cfg.Token)
 	}
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return 0, unwrapNet(err)
+		return 0, nil, unwrapNet(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, body, err
 }

@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -26,6 +25,7 @@ const (
 	ReasonTooLarge        = "too_large"
 	ReasonBadTopic        = "bad_topic"
 	ReasonStorageRejected = "storage_rejected"
+	ReasonNotJSON         = "not_json"
 )
 
 // Outcome is what became of one message that was handled.
@@ -71,7 +71,7 @@ func (in *Intake) Ingest(ctx context.Context, transport string, dev registry.Dev
 	env, err := Decode(payload, in.now(), in.limits)
 	var eerr *EnvelopeError
 	if errors.As(err, &eerr) {
-		in.metrics.MessagesRejected.WithLabelValues(transport, eerr.Reason).Inc()
+		in.refused(transport, eerr.Reason)
 		return Outcome{Answer: &eerr.Doc}, nil
 	}
 	if err != nil {
@@ -89,7 +89,7 @@ func (in *Intake) Ingest(ctx context.Context, transport string, dev registry.Dev
 	}
 	switch err := write(ctx, lines); {
 	case errors.Is(err, ErrRejected):
-		in.metrics.MessagesRejected.WithLabelValues(transport, ReasonStorageRejected).Inc()
+		in.refused(transport, ReasonStorageRejected)
 		return Outcome{Answer: storageRejected(env)}, nil
 	case err != nil:
 		return Outcome{}, err
@@ -101,19 +101,30 @@ func (in *Intake) Ingest(ctx context.Context, transport string, dev registry.Dev
 	return Outcome{Accepted: len(env.Points), Answer: env.ErrorDoc()}, nil
 }
 
-// countRejected counts each rejected sample once, by its first problem.
+// countRejected counts and logs each rejected sample once, by its first
+// problem.
 func (in *Intake) countRejected(transport string, env *Envelope) {
 	last := -1
 	for _, p := range env.Problems {
 		if p.Sample != last {
 			in.metrics.SamplesRejected.WithLabelValues(transport, p.Reason).Inc()
+			in.log.Info("sample rejected", "transport", transport, "reason", p.Reason, "field", p.Field)
 			last = p.Sample
 		}
 	}
 }
 
+// refused counts and logs a message refused as a whole. Like every log
+// line here it names no patient, device or value.
+func (in *Intake) refused(transport, reason string) {
+	in.metrics.MessagesRejected.WithLabelValues(transport, reason).Inc()
+	in.log.Info("message refused", "transport", transport, "reason", reason)
+}
+
 // storageRejected answers a message whose valid samples InfluxDB refused
-// (a field type conflict, say): every sample is reported, none stored.
+// (a field type conflict, a time outside the bucket's retention): every
+// sample is reported. InfluxDB may have kept some of the lines it was
+// given, so the answer does not claim that none is stored.
 func storageRejected(env *Envelope) *ErrorDoc {
 	seq := env.Seq
 	details := append([]Problem(nil), env.Problems...)
@@ -122,8 +133,20 @@ func storageRejected(env *Envelope) *ErrorDoc {
 	}
 	return &ErrorDoc{
 		Seq:     &seq,
-		Error:   fmt.Sprintf("%d of %d samples rejected: storage refused the valid ones", env.Samples, env.Samples),
+		Error:   "storage refused the message's samples; some may be stored, do not rely on any",
 		Details: details,
+	}
+}
+
+// rootCause is the innermost error of a chain, for logs: the outer ones
+// carry ids (a device's, a patient's) that logs must not.
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
 	}
 }
 

@@ -15,6 +15,7 @@ const (
 type Metrics struct {
 	Messages         *prometheus.CounterVec // transport
 	MessagesRejected *prometheus.CounterVec // transport, reason: whole messages refused
+	Deferred         *prometheus.CounterVec // transport, reason: told to retry later (busy, unavailable)
 	SamplesAccepted  *prometheus.CounterVec // transport, type
 	SamplesRejected  *prometheus.CounterVec // transport, reason
 	InFlight         *prometheus.GaugeVec   // transport
@@ -43,6 +44,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		MessagesRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patientpulse_ingest_messages_rejected_total",
 			Help: "Messages refused as a whole (unknown device, malformed envelope, too large...), by transport and reason.",
+		}, []string{"transport", "reason"}),
+		Deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patientpulse_ingest_deferred_total",
+			Help: "Messages not taken now and to be sent again (HTTPS 429/503), by transport and reason: busy or unavailable.",
 		}, []string{"transport", "reason"}),
 		SamplesAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patientpulse_ingest_samples_accepted_total",
@@ -109,7 +114,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.StorageUp.Set(1)
 	if reg != nil {
-		reg.MustRegister(m.Messages, m.MessagesRejected, m.SamplesAccepted, m.SamplesRejected,
+		reg.MustRegister(m.Messages, m.MessagesRejected, m.Deferred, m.SamplesAccepted, m.SamplesRejected,
 			m.InFlight, m.SeqGaps, m.SeqRepeats, m.PointsWritten, m.WriteErrors, m.WriteDuration,
 			m.BatchPoints, m.PendingPoints, m.StorageUp, m.BrokerConnected, m.BrokerConnLost,
 			m.ErrorAnswers, m.AnswerFailures)

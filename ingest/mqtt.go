@@ -64,8 +64,8 @@ func (c MQTTConfig) Validate() error {
 		errs = append(errs, errors.New("mqtt-max-reconnect-interval must be at least 1s"))
 	}
 	if c.CAFile != "" {
-		if _, err := os.Stat(c.CAFile); err != nil {
-			errs = append(errs, fmt.Errorf("mqtt-ca-file: %w", err))
+		if _, err := brokerTLS(c.CAFile); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -82,9 +82,11 @@ func validBrokerScheme(s string) bool {
 // MQTT is the MQTT collector. It subscribes with a shared subscription,
 // a fixed client id and a persistent session, and acknowledges a message
 // only once its points are stored or it was answered on the device's
-// errors topic. At most MaxInFlight messages are unacknowledged: beyond
-// that the paho callback blocks, paho stops reading, and the broker keeps
-// the rest queued.
+// errors topic. Paho hands each message to its own goroutine, so that its
+// network loop keeps reading (pings, acknowledgements of our answers);
+// at most MaxInFlight messages are processed at once and the others wait
+// for a slot. The broker's own in-flight window (max_inflight_messages)
+// bounds how many it sends unacknowledged, and it queues the rest.
 type MQTT struct {
 	cfg     MQTTConfig
 	intake  *Intake
@@ -92,10 +94,13 @@ type MQTT struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	slots     chan struct{} // one per unacknowledged message
-	running   sync.WaitGroup
-	connected atomic.Bool
-	client    mqtt.Client // set by Run before it connects
+	slots     chan struct{} // one per message being processed
+	connected atomic.Bool   // connected and subscribed
+	client    mqtt.Client   // set by Run before it connects
+
+	mu       sync.Mutex
+	stopping bool           // no message is taken any more; guarded by mu
+	running  sync.WaitGroup // messages in hand; Add only under mu while !stopping
 }
 
 // NewMQTT returns a collector; it connects when Run is called.
@@ -110,37 +115,67 @@ func NewMQTT(cfg MQTTConfig, intake *Intake, w *Writer, m *Metrics, log *slog.Lo
 	}
 }
 
-// Connected reports whether the broker connection is up.
+// Connected reports whether the collector is connected and subscribed.
 func (c *MQTT) Connected() bool { return c.connected.Load() }
 
-// Run connects, keeps the connection (paho reconnects with capped
-// backoff and the collector subscribes again each time), and returns
-// once ctx ends and the messages in hand are finished, within a bound.
+// Run connects (retrying with capped backoff; paho reconnects after a
+// loss and the collector subscribes again each time) and returns once
+// ctx ends and the messages in hand are finished, within a bound. It
+// fails only when the TLS settings cannot be loaded.
 func (c *MQTT) Run(ctx context.Context) error {
-	opts, err := c.options(ctx)
+	// Messages in hand outlive ctx by up to drainTimeout, so that their
+	// acknowledgements and answers still go out.
+	const drainTimeout = 10 * time.Second
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	opts, err := c.options(work)
 	if err != nil {
 		return err
 	}
 	c.client = mqtt.NewClient(opts)
-	c.client.Connect() // with ConnectRetry it keeps trying in the background
-	<-ctx.Done()
-
-	// Messages in hand finish while the connection is still up, so that
-	// their acknowledgements and answers go out; bounded, as the writer
-	// may be failing. Unfinished ones are redelivered by the broker.
+	if c.connect(ctx) {
+		<-ctx.Done()
+	}
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
 	done := make(chan struct{})
 	go func() { c.running.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(drainTimeout):
 		c.log.Warn("stopping with messages unacknowledged; the broker will redeliver them")
+		stopWork()
+		<-done
 	}
 	c.client.Disconnect(500)
 	c.setConnected(false)
 	return nil
 }
 
-func (c *MQTT) options(ctx context.Context) (*mqtt.ClientOptions, error) {
+// connect makes the first connection, retrying until ctx ends; paho
+// reconnects by itself after that.
+func (c *MQTT) connect(ctx context.Context) bool {
+	for wait := time.Second; ; wait = min(2*wait, c.cfg.MaxReconnect) {
+		tok := c.client.Connect()
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			return false
+		}
+		if tok.Error() == nil {
+			return true
+		}
+		c.log.Warn("broker connection failed; retrying", "err", tok.Error(), "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (c *MQTT) options(work context.Context) (*mqtt.ClientOptions, error) {
 	opts := mqtt.NewClientOptions().
 		AddBroker(c.cfg.URL).
 		SetClientID(c.cfg.ClientID).
@@ -148,47 +183,69 @@ func (c *MQTT) options(ctx context.Context) (*mqtt.ClientOptions, error) {
 		SetPassword(c.cfg.Password).
 		SetCleanSession(false).
 		SetAutoAckDisabled(true).
-		SetOrderMatters(true). // the callback blocks for a free slot: backpressure
+		SetOrderMatters(false).
 		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(2 * time.Second).
 		SetMaxReconnectInterval(c.cfg.MaxReconnect).
 		SetKeepAlive(30 * time.Second).
 		SetResumeSubs(false) // subscribed afresh on every connect instead
 	if c.cfg.CAFile != "" {
-		pem, err := os.ReadFile(c.cfg.CAFile)
+		tlsCfg, err := brokerTLS(c.cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("mqtt ca file: %w", err)
+			return nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("mqtt ca file holds no PEM certificate")
-		}
-		opts.SetTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+		opts.SetTLSConfig(tlsCfg)
 	}
-	handler := func(_ mqtt.Client, msg mqtt.Message) { c.receive(ctx, msg) }
+	handler := func(_ mqtt.Client, msg mqtt.Message) { c.receive(work, msg) }
 	// A persistent session may deliver queued messages before the
-	// subscription below is made again: the default handler takes them.
+	// subscription is made again: the default handler takes them.
 	opts.SetDefaultPublishHandler(handler)
-	opts.SetOnConnectHandler(func(cl mqtt.Client) {
-		c.setConnected(true)
-		topic := "$share/" + c.cfg.ShareGroup + "/" + DataTopic("+")
-		tok := cl.Subscribe(topic, 1, handler)
-		go func() {
-			if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
-				c.log.Info("subscribed", "topic", topic)
-				return
-			}
-			c.log.Error("subscribe failed; reconnecting", "topic", topic, "err", tok.Error())
-			cl.Disconnect(0) // a forced reconnect subscribes again
-		}()
-	})
+	opts.SetOnConnectHandler(func(cl mqtt.Client) { go c.subscribe(work, cl, handler) })
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		c.setConnected(false)
 		c.metrics.BrokerConnLost.Inc()
 		c.log.Warn("broker connection lost; reconnecting", "err", err)
 	})
 	return opts, nil
+}
+
+// brokerTLS trusts the CA certificates in file.
+func brokerTLS(file string) (*tls.Config, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt ca file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("mqtt ca file holds no PEM certificate")
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// subscribe subscribes, retrying while the connection lasts: a broker that
+// refuses or does not answer must not leave the collector deaf.
+func (c *MQTT) subscribe(ctx context.Context, cl mqtt.Client, handler mqtt.MessageHandler) {
+	topic := "$share/" + c.cfg.ShareGroup + "/" + DataTopic("+")
+	for wait := time.Second; cl.IsConnectionOpen(); wait = min(2*wait, 30*time.Second) {
+		tok := cl.Subscribe(topic, 1, handler).(*mqtt.SubscribeToken)
+		err := errors.New("no answer within 10s")
+		if tok.WaitTimeout(10 * time.Second) {
+			err = tok.Error()
+			if code := tok.Result()[topic]; err == nil && code > 2 {
+				err = fmt.Errorf("broker refused with code %#x", code)
+			}
+		}
+		if err == nil {
+			c.setConnected(true)
+			c.log.Info("subscribed", "topic", topic)
+			return
+		}
+		c.log.Error("subscribe failed; retrying", "topic", topic, "err", err, "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (c *MQTT) setConnected(up bool) {
@@ -200,27 +257,32 @@ func (c *MQTT) setConnected(up bool) {
 	}
 }
 
-// receive runs on paho's single dispatch goroutine: it waits for a free
-// slot, then handles the message in its own goroutine.
+// receive runs in a goroutine of paho's per message: it waits for a slot
+// and handles the message. Once the collector stops it takes no more:
+// they stay unacknowledged, for the broker to deliver again.
 func (c *MQTT) receive(ctx context.Context, msg mqtt.Message) {
+	c.mu.Lock()
+	if c.stopping {
+		c.mu.Unlock()
+		return
+	}
+	c.running.Add(1)
+	c.mu.Unlock()
+	defer c.running.Done()
+	c.metrics.Messages.WithLabelValues(TransportMQTT).Inc()
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
-		return // not acknowledged: redelivered after the restart
+		return
 	}
-	c.metrics.Messages.WithLabelValues(TransportMQTT).Inc()
 	c.metrics.InFlight.WithLabelValues(TransportMQTT).Inc()
-	c.running.Add(1)
-	go func() {
-		defer func() {
-			<-c.slots
-			c.metrics.InFlight.WithLabelValues(TransportMQTT).Dec()
-			c.running.Done()
-		}()
-		if c.handle(ctx, msg) {
-			msg.Ack()
-		}
+	defer func() {
+		<-c.slots
+		c.metrics.InFlight.WithLabelValues(TransportMQTT).Dec()
 	}()
+	if c.handle(ctx, msg) {
+		msg.Ack()
+	}
 }
 
 // handle processes one message and reports whether to acknowledge it.
@@ -229,8 +291,7 @@ func (c *MQTT) handle(ctx context.Context, msg mqtt.Message) bool {
 	device, ok2 := strings.CutSuffix(device, dataSuffix)
 	if !ok || !ok2 || !registry.ValidID(device) {
 		// No device to answer: count it, and drop it from the broker.
-		c.metrics.MessagesRejected.WithLabelValues(TransportMQTT, ReasonBadTopic).Inc()
-		c.log.Warn("message on an unexpected topic acknowledged and dropped")
+		c.intake.refused(TransportMQTT, ReasonBadTopic) // no device to answer: acknowledged and dropped
 		return true
 	}
 	out, err := c.process(ctx, device, msg.Payload())
@@ -248,7 +309,7 @@ func (c *MQTT) handle(ctx context.Context, msg mqtt.Message) bool {
 
 func (c *MQTT) process(ctx context.Context, device string, payload []byte) (Outcome, error) {
 	if int64(len(payload)) > c.cfg.MaxBytes {
-		c.metrics.MessagesRejected.WithLabelValues(TransportMQTT, ReasonTooLarge).Inc()
+		c.intake.refused(TransportMQTT, ReasonTooLarge)
 		return Outcome{Answer: refusal(fmt.Sprintf("message of %d bytes exceeds the limit of %d", len(payload), c.cfg.MaxBytes))}, nil
 	}
 	dev, err := c.lookup(ctx, device)
@@ -257,7 +318,7 @@ func (c *MQTT) process(ctx context.Context, device string, payload []byte) (Outc
 		return Outcome{}, err
 	}
 	if answer != nil {
-		c.metrics.MessagesRejected.WithLabelValues(TransportMQTT, reason).Inc()
+		c.intake.refused(TransportMQTT, reason)
 		return Outcome{Answer: answer}, nil
 	}
 	return c.intake.Ingest(ctx, TransportMQTT, dev, payload, c.writer.Write)
@@ -273,7 +334,7 @@ func (c *MQTT) lookup(ctx context.Context, device string) (registry.Device, erro
 		if err == nil || errors.Is(err, registry.ErrNotFound) || ctx.Err() != nil {
 			return dev, err
 		}
-		c.log.Warn("device lookup failed; retrying", "err", err)
+		c.log.Warn("device lookup failed; retrying", "err", rootCause(err))
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():

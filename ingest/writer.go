@@ -88,13 +88,14 @@ type Writer struct {
 	log     *slog.Logger
 	metrics *Metrics
 
-	pending *semaphore.Weighted
-	in      chan *request
-	stopped chan struct{} // closed when Run returns
-	down    atomic.Bool   // writes are failing: set by a failed write, cleared by a good write or ping
+	pending  *semaphore.Weighted
+	in       chan *request
+	stopped  chan struct{} // closed when Run returns
+	down     atomic.Bool   // writes are failing: set by a failed write, cleared by a good one
+	retrying atomic.Int32  // writes waiting to be retried
 
-	wakeMu sync.Mutex
-	wake   chan struct{} // closed when the store is back, to end retry waits; guarded by wakeMu
+	mu   sync.Mutex    // orders changes of down with their gauge and log line
+	wake chan struct{} // closed to end the retry waits early; guarded by mu
 }
 
 type request struct {
@@ -304,27 +305,44 @@ func (w *Writer) writeWithRetry(ctx context.Context, lines []string) error {
 		}
 		w.metrics.WriteErrors.WithLabelValues("retryable").Inc()
 		w.setDown(true, err)
-		select {
-		case <-time.After(retryAfter(err, wait)):
-		case <-w.woken():
-		case <-ctx.Done():
+		if !w.pause(ctx, retryAfter(err, wait)) {
 			return ErrStopped
 		}
 		wait = min(2*wait, w.cfg.RetryMax)
 	}
 }
 
-// retryAfter is the store's own Retry-After when it gave one, else the
-// backoff with ±20% jitter so that instances do not retry in step.
+// pause waits d before a retry, or less when the probe finds the store
+// back; it reports false when ctx ended.
+func (w *Writer) pause(ctx context.Context, d time.Duration) bool {
+	w.retrying.Add(1)
+	defer w.retrying.Add(-1)
+	w.mu.Lock()
+	wake := w.wake
+	w.mu.Unlock()
+	select {
+	case <-time.After(d):
+	case <-wake:
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
+
+// retryAfter is the store's own Retry-After when it gave one (at most a
+// minute), else the backoff with ±20% jitter so that instances do not
+// retry in step.
 func retryAfter(err error, backoff time.Duration) time.Duration {
 	var ra interface{ RetryAfter() time.Duration }
 	if errors.As(err, &ra) && ra.RetryAfter() > 0 {
-		return ra.RetryAfter()
+		return min(ra.RetryAfter(), time.Minute)
 	}
 	return time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
 }
 
 func (w *Writer) setDown(down bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.down.Swap(down) == down {
 		return
 	}
@@ -335,21 +353,22 @@ func (w *Writer) setDown(down bool, err error) {
 	}
 	w.metrics.StorageUp.Set(1)
 	w.log.Info("storage writes succeed again")
-	w.wakeMu.Lock()
-	close(w.wake) // writers waiting to retry go now
+}
+
+// wakeRetries ends the current retry waits.
+func (w *Writer) wakeRetries() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.wake)
 	w.wake = make(chan struct{})
-	w.wakeMu.Unlock()
 }
 
-func (w *Writer) woken() <-chan struct{} {
-	w.wakeMu.Lock()
-	defer w.wakeMu.Unlock()
-	return w.wake
-}
-
-// probe pings the store while writes are failing, so that the writer
-// notices its return even when nothing is waiting to be written (HTTPS
-// senders are refused at once meanwhile and may be the only ones).
+// probe pings the store while writes are failing. When it answers, the
+// waiting retries go at once; with none waiting (HTTPS senders are
+// refused at once meanwhile and may be the only ones) the writer is
+// marked available again, and the next write tells for sure. Only a good
+// write clears the mark while retries are waiting, so that a store that
+// answers pings but refuses writes keeps its backoff.
 func (w *Writer) probe(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -358,9 +377,14 @@ func (w *Writer) probe(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if w.down.Load() && w.sink.Ping(ctx) == nil {
-				w.setDown(false, nil)
-			}
+		}
+		if !w.down.Load() || w.sink.Ping(ctx) != nil {
+			continue
+		}
+		if w.retrying.Load() > 0 {
+			w.wakeRetries()
+		} else {
+			w.setDown(false, nil)
 		}
 	}
 }

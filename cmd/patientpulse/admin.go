@@ -6,16 +6,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/patientpulse/patientpulse/registry"
 )
 
-// adminFlags parses an admin command's flags over the shared settings and
-// opens the registry.
+// adminFlags parses an admin command's flags over the shared settings,
+// checks that the command's own flags are given (required names them),
+// and only then opens the registry.
 func adminFlags(ctx context.Context, name string, args []string, stderr io.Writer, getenv func(string) string,
-	define func(fs *flag.FlagSet)) (*registry.Registry, error) {
+	define func(fs *flag.FlagSet), required ...string) (*registry.Registry, error) {
 	var c config
 	fs := newFlagSet(name, &c)
 	fs.SetOutput(stderr)
@@ -28,6 +30,15 @@ func adminFlags(ctx context.Context, name string, args []string, stderr io.Write
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	var missing []string
+	for _, name := range required {
+		if fs.Lookup(name).Value.String() == "" {
+			missing = append(missing, "--"+name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, usageError{fmt.Errorf("%s: %s required", name, strings.Join(missing, " and "))}
 	}
 	return registry.Open(ctx, c.dsn())
 }
@@ -42,14 +53,11 @@ func patientsCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		reg, err := adminFlags(ctx, "patients add", args[1:], stderr, getenv, func(fs *flag.FlagSet) {
 			fs.StringVar(&id, "id", "", "patient id (letters, digits, '.', '_', '-')")
 			fs.StringVar(&name, "name", "", "display name for clinicians")
-		})
+		}, "id")
 		if err != nil {
 			return err
 		}
 		defer reg.Close()
-		if id == "" {
-			return usageError{errors.New("patients add: --id is required")}
-		}
 		if err := reg.AddPatient(ctx, registry.Patient{ID: id, Name: name}); err != nil {
 			return err
 		}
@@ -86,14 +94,11 @@ func devicesCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		reg, err := adminFlags(ctx, "devices enroll", args[1:], stderr, getenv, func(fs *flag.FlagSet) {
 			fs.StringVar(&patient, "patient", "", "id of the patient the device belongs to")
 			deviceFlag(fs)
-		})
+		}, "patient", "device")
 		if err != nil {
 			return err
 		}
 		defer reg.Close()
-		if patient == "" || device == "" {
-			return usageError{errors.New("devices enroll: --patient and --device are required")}
-		}
 		token, err := reg.EnrollDevice(ctx, device, patient)
 		if err != nil {
 			return err
@@ -110,14 +115,11 @@ func devicesCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		defer reg.Close()
 		return listDevices(ctx, reg, stdout)
 	case "revoke":
-		reg, err := adminFlags(ctx, "devices revoke", args[1:], stderr, getenv, deviceFlag)
+		reg, err := adminFlags(ctx, "devices revoke", args[1:], stderr, getenv, deviceFlag, "device")
 		if err != nil {
 			return err
 		}
 		defer reg.Close()
-		if device == "" {
-			return usageError{errors.New("devices revoke: --device is required")}
-		}
 		if err := reg.RevokeDevice(ctx, device); err != nil {
 			return err
 		}

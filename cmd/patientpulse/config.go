@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -117,12 +118,16 @@ func (c *config) validateServe() error {
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key go together"))
 	}
+	readable := true
 	for _, f := range []struct{ name, path string }{{"tls-cert", c.tlsCert}, {"tls-key", c.tlsKey}} {
-		if f.path == "" {
-			continue
-		}
-		if _, err := os.Stat(f.path); err != nil {
+		if _, err := os.Stat(f.path); f.path != "" && err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+			readable = false
+		}
+	}
+	if c.tlsCert != "" && c.tlsKey != "" && readable {
+		if _, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey); err != nil {
+			errs = append(errs, fmt.Errorf("tls-cert, tls-key: %w", err))
 		}
 	}
 	if c.writer.MaxPending < c.limits.MaxSamples {

@@ -86,19 +86,22 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	var writerDone sync.WaitGroup
 	writerDone.Go(func() { _ = s.writer.Run(writerCtx) })
 
+	// The collectors stop together: when ctx ends, or when one fails.
+	collectorsCtx, stopCollectors := context.WithCancel(ctx)
+	defer stopCollectors()
 	var collectors sync.WaitGroup
+	errs := make([]error, 2)
 	if s.mqtt != nil {
-		collectors.Go(func() { _ = s.mqtt.Run(ctx) })
+		collectors.Go(func() { errs[0] = s.mqtt.Run(collectorsCtx); stopCollectors() })
 	}
-	httpErr := make(chan error, 1)
-	collectors.Go(func() { httpErr <- s.serveHTTP(ctx, httpSrv, ln) })
+	collectors.Go(func() { errs[1] = s.serveHTTP(collectorsCtx, httpSrv, ln); stopCollectors() })
 	log.Info("serving", "http", ln.Addr().String(), "tls", c.tlsCert != "", "mqtt", c.mqttOn)
 
 	collectors.Wait()
 	stopWriter()
 	writerDone.Wait()
 	log.Info("stopped")
-	return <-httpErr
+	return errors.Join(errs...)
 }
 
 // ensureBucket makes sure the bucket exists before anything is taken in.

@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -17,9 +16,10 @@ import (
 
 // Load parses args into fs and layers the configuration file named by the
 // flag fileFlag (or its environment variable) and the environment below
-// the flags given on the command line. A file key or environment variable
-// that names no flag is a problem too: a typo must not pass unnoticed.
-// getenv is os.Getenv outside tests. Load returns all problems joined.
+// the flags given on the command line. A file key that names no flag is a
+// problem too: a typo must not pass unnoticed. An empty environment
+// variable counts as unset. getenv is os.Getenv outside tests. Load
+// returns all problems joined.
 func Load(fs *flag.FlagSet, args []string, envPrefix, fileFlag string, getenv func(string) string) error {
 	st := &state{source: "flag", explicit: map[string]string{}}
 	fs.VisitAll(func(f *flag.Flag) {
@@ -61,28 +61,32 @@ func applyFile(fs *flag.FlagSet, path string, st *state) {
 		st.problems = append(st.problems, fmt.Errorf("config file: %w", err))
 		return
 	}
-	var values map[string]any
-	if err := yaml.Unmarshal(data, &values); err != nil {
+	// A node keeps each value's text as written: decoded into Go values,
+	// a password 0x1F would become 31 and a client id 00123 would become 83.
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		st.problems = append(st.problems, fmt.Errorf("config file %s: %w", path, err))
 		return
 	}
-	keys := make([]string, 0, len(values))
-	for k := range values {
-		keys = append(keys, k)
+	if len(doc.Content) == 0 {
+		return // an empty file
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if fs.Lookup(k) == nil {
-			st.problems = append(st.problems, fmt.Errorf("config file %s: unknown setting %q", path, k))
-			continue
-		}
-		switch v := values[k].(type) {
-		case map[string]any, []any:
-			st.problems = append(st.problems, fmt.Errorf("config file %s: %s: want a single value", path, k))
-		case nil:
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		st.problems = append(st.problems, fmt.Errorf("config file %s: want a mapping of settings", path))
+		return
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		key, value := root.Content[i].Value, root.Content[i+1]
+		switch {
+		case fs.Lookup(key) == nil:
+			st.problems = append(st.problems, fmt.Errorf("config file %s: unknown setting %q", path, key))
+		case value.Kind != yaml.ScalarNode:
+			st.problems = append(st.problems, fmt.Errorf("config file %s: %s: want a single value", path, key))
+		case value.Tag == "!!null":
 			// "key:" with no value keeps the default
 		default:
-			_ = fs.Set(k, fmt.Sprint(v))
+			_ = fs.Set(key, value.Value)
 		}
 	}
 }

@@ -88,3 +88,17 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		t.Errorf("error echoes a value: %v", err)
 	}
 }
+
+func TestLoadKeepsFileTextAsWritten(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("http-addr: 00123\nmax-samples: 0x1F\n# a comment\nflush-interval:\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs, v := newFlags()
+	if err := Load(fs, []string{"--config", file}, "PP_", "config", func(string) string { return "" }); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if v.addr != "00123" || v.n != 31 || v.wait != time.Second {
+		t.Errorf("got %+v, want the text 00123, 0x1F parsed by the flag as 31, and the default wait", *v)
+	}
+}
