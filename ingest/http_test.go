@@ -36,7 +36,7 @@ func newTestHTTP(t *testing.T, sink *fakeSink, maxInFlight int) *HTTP {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := NewMetrics(nil)
 	w := startWriter(t, testWriterConfig(), sink)
-	intake := NewIntake(fakeDevices{}, DefaultLimits(), m, log)
+	intake := NewIntake(fakeDevices{}, 0, DefaultLimits(), m, log)
 	return NewHTTP(HTTPConfig{MaxBytes: 1 << 16, MaxInFlight: maxInFlight, WriteWait: 200 * time.Millisecond}, intake, w, m, log)
 }
 

@@ -49,11 +49,11 @@ type Intake struct {
 	lastSeq map[string]int64 // device id → highest seq stored; guarded by mu
 }
 
-// NewIntake returns an intake that checks devices against devices and
-// samples against lim.
-func NewIntake(devices Devices, lim Limits, m *Metrics, log *slog.Logger) *Intake {
+// NewIntake returns an intake that checks devices against devices, which
+// it remembers for deviceTTL (0: asks every time), and samples against lim.
+func NewIntake(devices Devices, deviceTTL time.Duration, lim Limits, m *Metrics, log *slog.Logger) *Intake {
 	return &Intake{
-		devices: devices,
+		devices: newDeviceCache(devices, deviceTTL),
 		limits:  lim,
 		metrics: m,
 		log:     log,

@@ -37,7 +37,7 @@ var (
 // WriterConfig sets how the writer batches and retries.
 type WriterConfig struct {
 	BatchPoints   int           // a batch is written once it holds this many points
-	FlushInterval time.Duration // or this long after its first point arrived
+	FlushInterval time.Duration // or once it is this old and a write can start
 	MaxPending    int           // points accepted and not yet stored: the memory bound
 	Concurrency   int           // batches written at once
 	RetryMin      time.Duration // first wait after a failed write; doubles up to RetryMax
@@ -48,7 +48,7 @@ type WriterConfig struct {
 func DefaultWriterConfig() WriterConfig {
 	return WriterConfig{
 		BatchPoints:   5000,
-		FlushInterval: 50 * time.Millisecond,
+		FlushInterval: 5 * time.Millisecond,
 		MaxPending:    200000,
 		Concurrency:   2,
 		RetryMin:      100 * time.Millisecond,
@@ -215,45 +215,47 @@ func (w *Writer) Run(ctx context.Context) error {
 	return nil
 }
 
-// collect gathers requests into batches of BatchPoints, or whatever came
-// within FlushInterval of a batch's first request, and hands them to the
-// storing goroutines. While they are all busy it stops taking requests,
-// so that callers wait (within MaxPending) rather than memory growing.
+// collect gathers requests into batches and hands them to the storing
+// goroutines: a batch goes once it holds BatchPoints points, or once it
+// is FlushInterval old and a storing goroutine is free. While they are all
+// busy the batch keeps growing up to BatchPoints, so that batches grow
+// with the load by themselves; then collect stops taking requests, and
+// callers wait (within MaxPending) rather than memory growing.
 func (w *Writer) collect(ctx context.Context, out chan<- []*request) {
 	defer close(out)
 	var (
 		batch  []*request
 		points int
 		timer  = time.NewTimer(time.Hour)
+		due    bool // the batch is FlushInterval old
 	)
 	timer.Stop()
-	flush := func() bool {
-		timer.Stop()
-		select {
-		case out <- batch:
-			batch, points = nil, 0
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
 	for {
+		var send chan<- []*request // nil, so never chosen, until the batch is due
+		if due || points >= w.cfg.BatchPoints {
+			send = out
+		}
+		in := w.in
+		if points >= w.cfg.BatchPoints {
+			in = nil // full: wait for a free storing goroutine
+		}
 		select {
 		case <-ctx.Done():
 			for _, r := range batch {
 				w.finish(r, ErrStopped)
 			}
 			return
-		case r := <-w.in:
+		case r := <-in:
 			if len(batch) == 0 {
 				timer.Reset(w.cfg.FlushInterval)
 			}
 			batch = append(batch, r)
-			if points += len(r.lines); points >= w.cfg.BatchPoints && !flush() {
-				continue // ctx ended: the next round fails the batch
-			}
+			points += len(r.lines)
 		case <-timer.C:
-			flush()
+			due = true
+		case send <- batch:
+			timer.Stop()
+			batch, points, due = nil, 0, false
 		}
 	}
 }

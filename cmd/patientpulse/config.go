@@ -28,6 +28,7 @@ type config struct {
 	tlsCert    string
 	tlsKey     string
 	mqttOn     bool
+	deviceTTL  time.Duration
 	mqtt       ingest.MQTTConfig
 	influx     ingest.InfluxConfig
 	limits     ingest.Limits
@@ -69,6 +70,7 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.IntVar(&c.limits.MaxSamples, "max-samples", c.limits.MaxSamples, "samples per message")
 	fs.DurationVar(&c.limits.Backfill, "backfill-horizon", c.limits.Backfill, "oldest sample accepted, back from now")
 	fs.DurationVar(&c.limits.FutureSkew, "future-skew", c.limits.FutureSkew, "newest sample accepted, ahead of now")
+	fs.DurationVar(&c.deviceTTL, "device-cache-ttl", 2*time.Second, "how long a device lookup is remembered: a revocation takes effect within it (0: never remembered)")
 
 	c.writer = ingest.DefaultWriterConfig()
 	fs.IntVar(&c.writer.BatchPoints, "write-batch-points", c.writer.BatchPoints, "points per InfluxDB write")
@@ -129,6 +131,9 @@ func (c *config) validateServe() error {
 		if _, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey); err != nil {
 			errs = append(errs, fmt.Errorf("tls-cert, tls-key: %w", err))
 		}
+	}
+	if c.deviceTTL < 0 || c.deviceTTL > time.Hour {
+		errs = append(errs, errors.New("device-cache-ttl must be between 0 and 1h"))
 	}
 	if c.writer.MaxPending < c.limits.MaxSamples {
 		errs = append(errs, errors.New("write-max-pending must be at least max-samples"))

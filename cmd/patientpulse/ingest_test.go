@@ -93,7 +93,8 @@ func TestMQTTRejectionsAnswered(t *testing.T) {
 	needServices(t)
 	dir := newDataDir(t)
 	enroll(t, dir, "p-bad", "watch-bad")
-	startServe(t, dir, "t-bad")
+	const deviceTTL = 300 * time.Millisecond
+	startServe(t, dir, "t-bad", "--device-cache-ttl", deviceTTL.String())
 	listener := mqttClient(t, "listener-bad")
 	docs := subscribeErrors(t, listener, "watch-bad")
 	strangers := subscribeErrors(t, listener, "watch-stranger")
@@ -125,6 +126,7 @@ func TestMQTTRejectionsAnswered(t *testing.T) {
 		t.Errorf("unknown device answered %v", doc)
 	}
 	cli(t, dir, "devices", "revoke", "--device", "watch-bad")
+	time.Sleep(deviceTTL) // a revocation takes effect within the device cache's ttl
 	mosquittoPub(t, "watch-bad", fmt.Sprintf(`{"seq": 3, "samples": [{"type": "heart_rate", "time": %q, "bpm": 60}]}`, ts(now)))
 	if doc := nextDoc(t, docs); !strings.Contains(doc["error"].(string), "revoked") {
 		t.Errorf("revoked device answered %v", doc)

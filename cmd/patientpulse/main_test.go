@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -73,47 +74,75 @@ type instance struct {
 	stop    func()
 }
 
-// startServe runs serve in process against the shared services, with
-// a fresh MQTT session unless group names an earlier one.
+// startServe is startServeOver with plain HTTP.
 func startServe(t *testing.T, dataDir, group string, extra ...string) *instance {
 	t.Helper()
+	return startServeOver(t, http.DefaultClient, "http", dataDir, group, extra...)
+}
+
+// startServeOver runs serve in process against the shared services, with
+// the MQTT session named group (a fresh one unless an earlier instance
+// used it), and waits until /readyz answers 200 to client over scheme.
+// The session is cleared once the test is over, so that the broker queues
+// nothing more for it. serve runs under the pprof label role=serve, so
+// that a CPU profile can tell the pipeline from the test's own clients.
+func startServeOver(tb testing.TB, client *http.Client, scheme, dataDir, group string, extra ...string) *instance {
+	tb.Helper()
+	tb.Cleanup(func() { // runs after the instance's own cleanup has stopped it
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL).SetClientID(group).SetCleanSession(true))
+		if tok := c.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+			c.Disconnect(0)
+		}
+	})
 	port, err := testservices.FreePort()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	in := &instance{url: fmt.Sprintf("http://127.0.0.1:%d", port), dataDir: dataDir, group: group, logs: &syncBuffer{}}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	in := &instance{url: scheme + "://" + addr, dataDir: dataDir, group: group, logs: &syncBuffer{}}
 	args := append([]string{"serve",
 		"--data-dir", dataDir,
-		"--http-addr", fmt.Sprintf("127.0.0.1:%d", port),
+		"--http-addr", addr,
 		"--mqtt-url", broker.URL,
 		"--mqtt-client-id", group,
 		"--mqtt-share-group", group,
 		"--influx-url", influx.URL,
 		"--influx-bucket", "patientpulse",
-		"--write-flush-interval", "20ms",
 	}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	go func() { done <- run(ctx, args, nil, io.Discard, in.logs, func(string) string { return "" }) }()
+	var code int
+	exited := make(chan struct{})
+	go pprof.Do(ctx, pprof.Labels("role", "serve"), func(ctx context.Context) {
+		code = run(ctx, args, nil, io.Discard, in.logs, func(string) string { return "" })
+		close(exited)
+	})
 	var once sync.Once
 	in.stop = func() {
 		once.Do(func() {
 			cancel()
-			if code := <-done; code != 0 {
-				t.Errorf("serve exited %d: %s", code, in.logs.String())
+			<-exited
+			if code != 0 {
+				tb.Errorf("serve exited %d: %s", code, in.logs.String())
 			}
 		})
 	}
-	t.Cleanup(in.stop)
-	waitUntil(t, 30*time.Second, "serve ready", func() bool {
-		resp, err := http.Get(in.url + "/readyz")
-		if err != nil {
-			return false
+	tb.Cleanup(in.stop)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-exited:
+			tb.Fatalf("serve exited %d before it was ready: %s", code, in.logs.String())
+		default:
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return in
+		if resp, err := client.Get(in.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return in
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("serve not ready over %s within 30s: %s", scheme, in.logs.String())
+		}
+	}
 }
 
 // syncBuffer collects serve's log for the test's failure messages.
@@ -262,18 +291,26 @@ func post(t *testing.T, url, token, contentType string, body []byte) (int, map[s
 
 // tryPost is post for goroutines other than the test's.
 func tryPost(url, token, contentType string, body []byte) (int, map[string]any, http.Header, error) {
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/ingest", bytes.NewReader(body))
+	return postWith(http.DefaultClient, url, token, contentType, body)
+}
+
+// postWith is tryPost with a given client.
+func postWith(client *http.Client, url, token, contentType string, body []byte) (int, map[string]any, http.Header, error) {
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/ingest", bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("POST /v1/ingest: %w", err)
 	}
 	defer resp.Body.Close()
-	var doc map[string]any
 	raw, _ := io.ReadAll(resp.Body)
+	var doc map[string]any
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return 0, nil, nil, fmt.Errorf("POST /v1/ingest %d: body is not JSON: %q", resp.StatusCode, raw)
 	}

@@ -64,7 +64,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 		return err
 	}
 	s.writer = ingest.NewWriter(c.writer, s.sink, log, s.metrics)
-	intake := ingest.NewIntake(reg, c.limits, s.metrics, log.With("component", "intake"))
+	intake := ingest.NewIntake(reg, c.deviceTTL, c.limits, s.metrics, log.With("component", "intake"))
 	if c.mqttOn {
 		s.mqtt = ingest.NewMQTT(c.mqtt, intake, s.writer, s.metrics, log)
 	}
