@@ -32,8 +32,8 @@ func (c HTTPConfig) Validate() error {
 	if c.MaxInFlight < 1 {
 		errs = append(errs, errors.New("http-max-inflight must be at least 1"))
 	}
-	if c.WriteWait < 100*time.Millisecond {
-		errs = append(errs, errors.New("http-write-wait must be at least 100ms"))
+	if c.WriteWait < 100*time.Millisecond || c.WriteWait > 50*time.Second {
+		errs = append(errs, errors.New("http-write-wait must be between 100ms and 50s (responses time out after a minute)"))
 	}
 	return errors.Join(errs...)
 }

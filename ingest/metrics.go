@@ -109,7 +109,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"transport"}),
 		AnswerFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "patientpulse_mqtt_answer_failures_total",
-			Help: "Error documents the broker did not take (the message stays unacknowledged and is redelivered).",
+			Help: "Attempts to send an error document that the broker did not take (they are retried; the message stays unacknowledged meanwhile).",
 		}),
 	}
 	m.StorageUp.Set(1)

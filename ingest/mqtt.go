@@ -290,8 +290,8 @@ func (c *MQTT) handle(ctx context.Context, msg mqtt.Message) bool {
 	device, ok := strings.CutPrefix(msg.Topic(), topicPrefix)
 	device, ok2 := strings.CutSuffix(device, dataSuffix)
 	if !ok || !ok2 || !registry.ValidID(device) {
-		// No device to answer: count it, and drop it from the broker.
-		c.intake.refused(TransportMQTT, ReasonBadTopic) // no device to answer: acknowledged and dropped
+		// No device to answer: counted, logged, and acknowledged.
+		c.intake.refused(TransportMQTT, ReasonBadTopic)
 		return true
 	}
 	out, err := c.process(ctx, device, msg.Payload())
@@ -344,26 +344,30 @@ func (c *MQTT) lookup(ctx context.Context, device string) (registry.Device, erro
 	}
 }
 
-// answer publishes doc on the device's errors topic (QoS 1) and reports
-// whether the broker took it; if not, the message stays unacknowledged
-// and comes again, so that no rejection goes unanswered.
+// answer publishes doc on the device's errors topic (QoS 1), retrying
+// until the broker takes it, so that no rejection goes unanswered. It
+// reports false when ctx ended first: the message then stays
+// unacknowledged, and the broker delivers it again.
 func (c *MQTT) answer(ctx context.Context, device string, doc *ErrorDoc) bool {
-	body, err := json.Marshal(doc)
-	if err != nil {
-		c.log.Error("encode error document", "err", err)
-		return true
-	}
-	tok := c.client.Publish(ErrorTopic(device), 1, false, body)
-	select {
-	case <-tok.Done():
-	case <-time.After(10 * time.Second):
-	case <-ctx.Done():
-	}
-	if !tok.WaitTimeout(0) || tok.Error() != nil {
+	body, _ := json.Marshal(doc) // an ErrorDoc always encodes
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		tok := c.client.Publish(ErrorTopic(device), 1, false, body)
+		select {
+		case <-tok.Done():
+		case <-time.After(10 * time.Second):
+		case <-ctx.Done():
+			return false
+		}
+		if tok.WaitTimeout(0) && tok.Error() == nil {
+			c.metrics.ErrorAnswers.WithLabelValues(TransportMQTT).Inc()
+			return true
+		}
 		c.metrics.AnswerFailures.Inc()
-		c.log.Warn("error answer not taken by the broker; message left for redelivery", "err", tok.Error())
-		return false
+		c.log.Warn("error answer not taken by the broker; retrying", "err", tok.Error(), "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false
+		}
 	}
-	c.metrics.ErrorAnswers.WithLabelValues(TransportMQTT).Inc()
-	return true
 }

@@ -39,13 +39,11 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer, getenv f
 
 // server is the running pipeline's parts.
 type server struct {
-	cfg     *config
-	log     *slog.Logger
-	reg     *registry.Registry
-	metrics *ingest.Metrics
-	sink    *ingest.Influx
-	writer  *ingest.Writer
-	mqtt    *ingest.MQTT // nil with --mqtt=false
+	cfg    *config
+	log    *slog.Logger
+	sink   *ingest.Influx
+	writer *ingest.Writer
+	mqtt   *ingest.MQTT // nil with --mqtt=false
 }
 
 // serve runs until ctx ends, then stops in order: the collectors finish
@@ -58,22 +56,23 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	defer reg.Close()
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s := &server{cfg: c, log: log, reg: reg, metrics: ingest.NewMetrics(promReg), sink: ingest.NewInflux(c.influx)}
+	metrics := ingest.NewMetrics(promReg)
+	s := &server{cfg: c, log: log, sink: ingest.NewInflux(c.influx)}
 	defer s.sink.Close()
 	if err := s.ensureBucket(ctx); err != nil {
 		return err
 	}
-	s.writer = ingest.NewWriter(c.writer, s.sink, log, s.metrics)
-	intake := ingest.NewIntake(reg, c.deviceTTL, c.limits, s.metrics, log.With("component", "intake"))
+	s.writer = ingest.NewWriter(c.writer, s.sink, log, metrics)
+	intake := ingest.NewIntake(reg, c.deviceTTL, c.limits, metrics, log.With("component", "intake"))
 	if c.mqttOn {
-		s.mqtt = ingest.NewMQTT(c.mqtt, intake, s.writer, s.metrics, log)
+		s.mqtt = ingest.NewMQTT(c.mqtt, intake, s.writer, metrics, log)
 	}
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
 	httpSrv := &http.Server{
-		Handler:           s.routes(ingest.NewHTTP(c.httpIngest, intake, s.writer, s.metrics, log), promReg),
+		Handler:           s.routes(ingest.NewHTTP(c.httpIngest, intake, s.writer, metrics, log), promReg),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
