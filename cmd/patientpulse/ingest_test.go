@@ -94,7 +94,7 @@ func TestMQTTRejectionsAnswered(t *testing.T) {
 	dir := newDataDir(t)
 	enroll(t, dir, "p-bad", "watch-bad")
 	const deviceTTL = 300 * time.Millisecond
-	startServe(t, dir, "t-bad", "--device-cache-ttl", deviceTTL.String())
+	srv := startServe(t, dir, "t-bad", "--device-cache-ttl", deviceTTL.String(), "--log-level", "debug")
 	listener := mqttClient(t, "listener-bad")
 	docs := subscribeErrors(t, listener, "watch-bad")
 	strangers := subscribeErrors(t, listener, "watch-stranger")
@@ -134,6 +134,23 @@ func TestMQTTRejectionsAnswered(t *testing.T) {
 	if n := len(query(t, "watch-stranger")); n != 0 {
 		t.Errorf("unknown device's sample stored (%d fields)", n)
 	}
+	srv.stop()
+	assertNoPHI(t, srv.logs.String(), "p-bad", "watch-bad", "watch-stranger", "Test Patient")
+}
+
+// assertNoPHI checks that serve's log names none of the patients, devices,
+// names or tokens a test used, while it does log (so the check is not
+// vacuous).
+func assertNoPHI(t *testing.T, logs string, secrets ...string) {
+	t.Helper()
+	if !strings.Contains(logs, "rejected") && !strings.Contains(logs, "refused") {
+		t.Errorf("serve logged no rejection at all:\n%s", logs)
+	}
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("serve's log mentions %q:\n%s", s, logs)
+		}
+	}
 }
 
 func TestHTTPIngestStatuses(t *testing.T) {
@@ -142,7 +159,7 @@ func TestHTTPIngestStatuses(t *testing.T) {
 	token := enroll(t, dir, "p-http", "app-http")
 	revoked := strings.TrimSpace(cli(t, dir, "devices", "enroll", "--patient", "p-http", "--device", "app-old"))
 	cli(t, dir, "devices", "revoke", "--device", "app-old")
-	srv := startServe(t, dir, "t-http", "--max-body-bytes", "4096")
+	srv := startServe(t, dir, "t-http", "--max-body-bytes", "4096", "--log-level", "debug")
 
 	now := time.Now().UTC().Truncate(time.Second)
 	good := []byte(fmt.Sprintf(`{"seq": 5, "samples": [{"type": "vitals", "time": %q, "weight_kg": 68.2, "systolic": 121, "diastolic": 79}]}`, ts(now)))
@@ -206,6 +223,8 @@ func TestHTTPIngestStatuses(t *testing.T) {
 	if fmt.Sprint(weights) != "[68.2 68.4]" {
 		t.Errorf("stored weights %v, want [68.2 68.4]", weights)
 	}
+	srv.stop()
+	assertNoPHI(t, srv.logs.String(), "p-http", "app-http", "app-old", "Test Patient", token, revoked)
 }
 
 func accepted(n int) func(t *testing.T, doc map[string]any, _ http.Header) {
