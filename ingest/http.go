@@ -21,6 +21,8 @@ type HTTPConfig struct {
 	MaxBytes    int64         // body size limit: 413 above it
 	MaxInFlight int           // requests being stored at once: 429 above it
 	WriteWait   time.Duration // how long a request waits for its points to be stored: 503 after it
+	DeviceRate  float64       // messages per second per device, on average: 429 above it (0: no limit)
+	DeviceBurst int           // messages a device may send at once above DeviceRate
 }
 
 // Validate reports every problem at once.
@@ -35,6 +37,9 @@ func (c HTTPConfig) Validate() error {
 	if c.WriteWait < 100*time.Millisecond || c.WriteWait > 50*time.Second {
 		errs = append(errs, errors.New("http-write-wait must be between 100ms and 50s (responses time out after a minute)"))
 	}
+	if c.DeviceRate < 0 || (c.DeviceRate > 0 && c.DeviceBurst < 1) {
+		errs = append(errs, errors.New("device-rate must be 0 or more, and device-burst at least 1 when it is set"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -48,6 +53,7 @@ type HTTP struct {
 	metrics *Metrics
 	log     *slog.Logger
 	slots   chan struct{}
+	limits  *deviceLimits
 }
 
 var _ http.Handler = (*HTTP)(nil)
@@ -61,6 +67,7 @@ func NewHTTP(cfg HTTPConfig, intake *Intake, w *Writer, m *Metrics, log *slog.Lo
 		metrics: m,
 		log:     log.With("component", "http"),
 		slots:   make(chan struct{}, cfg.MaxInFlight),
+		limits:  newDeviceLimits(cfg.DeviceRate, cfg.DeviceBurst),
 	}
 }
 
@@ -91,6 +98,12 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case answer != nil:
 		h.refuse(w, http.StatusForbidden, reason, answer.Error)
+		return
+	}
+	if ok, wait := h.limits.allow(dev.ID, time.Now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+		h.metrics.Deferred.WithLabelValues(TransportHTTP, "rate_limited").Inc()
+		writeJSON(w, http.StatusTooManyRequests, refusal("this device sends faster than its rate limit; retry later"))
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {

@@ -31,13 +31,14 @@ func (d fakeDevices) DeviceByToken(ctx context.Context, token string) (registry.
 	return registry.Device{}, registry.ErrNotFound
 }
 
-func newTestHTTP(t *testing.T, sink *fakeSink, maxInFlight int) *HTTP {
+func newTestHTTP(t *testing.T, sink *fakeSink, cfg HTTPConfig) *HTTP {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := NewMetrics(nil)
 	w := startWriter(t, testWriterConfig(), sink)
 	intake := NewIntake(fakeDevices{}, 0, DefaultLimits(), m, log)
-	return NewHTTP(HTTPConfig{MaxBytes: 1 << 16, MaxInFlight: maxInFlight, WriteWait: 200 * time.Millisecond}, intake, w, m, log)
+	cfg.MaxBytes, cfg.WriteWait = 1<<16, 200*time.Millisecond
+	return NewHTTP(cfg, intake, w, m, log)
 }
 
 func ingestRequest() *http.Request {
@@ -64,7 +65,7 @@ func TestHTTPBackpressure(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newTestHTTP(t, tc.sink, 1)
+			h := newTestHTTP(t, tc.sink, HTTPConfig{MaxInFlight: 1})
 			if tc.busyFirst {
 				held := make(chan struct{})
 				go func() { defer close(held); h.ServeHTTP(httptest.NewRecorder(), ingestRequest()) }()
@@ -80,5 +81,21 @@ func TestHTTPBackpressure(t *testing.T) {
 				t.Errorf("Retry-After %q, want %q", got, tc.wantRetry)
 			}
 		})
+	}
+}
+
+func TestHTTPDeviceRateLimit(t *testing.T) {
+	h := newTestHTTP(t, &fakeSink{}, HTTPConfig{MaxInFlight: 8, DeviceRate: 0.5, DeviceBurst: 2})
+	for i, want := range []int{http.StatusAccepted, http.StatusAccepted, http.StatusTooManyRequests} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, ingestRequest())
+		if rec.Code != want {
+			t.Fatalf("request %d: status %d (%s), want %d", i+1, rec.Code, rec.Body, want)
+		}
+		if want == http.StatusTooManyRequests {
+			if got := rec.Header().Get("Retry-After"); got != "2" {
+				t.Errorf("Retry-After %q, want 2 (one message per 2s)", got)
+			}
+		}
 	}
 }

@@ -275,7 +275,7 @@ func benchHTTP(b *testing.B, clients int) {
 	testservices.Require(b, servicesOK)
 	prefix := benchPrefix("http")
 	dir, _, tokens := benchEnroll(b, prefix, clients)
-	srv := benchServe(b, dir, strings.TrimSuffix(prefix, "-"), "--mqtt=false")
+	srv := benchServe(b, dir, strings.TrimSuffix(prefix, "-"), "--mqtt=false", "--device-rate=0")
 	payloads := benchPayloads(b.N, clients)
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = clients

@@ -24,16 +24,17 @@ type config struct {
 	db       string
 	logLevel string
 
-	httpAddr   string
-	tlsCert    string
-	tlsKey     string
-	mqttOn     bool
-	deviceTTL  time.Duration
-	mqtt       ingest.MQTTConfig
-	influx     ingest.InfluxConfig
-	limits     ingest.Limits
-	writer     ingest.WriterConfig
-	httpIngest ingest.HTTPConfig
+	httpAddr      string
+	tlsCert       string
+	tlsKey        string
+	tlsSelfSigned bool
+	mqttOn        bool
+	deviceTTL     time.Duration
+	mqtt          ingest.MQTTConfig
+	influx        ingest.InfluxConfig
+	limits        ingest.Limits
+	writer        ingest.WriterConfig
+	httpIngest    ingest.HTTPConfig
 }
 
 // newFlagSet returns a flag set for a subcommand, holding every setting
@@ -48,6 +49,7 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "address of the HTTP(S) listener")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate file: serve HTTPS (with --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
+	fs.BoolVar(&c.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept under <data-dir>/tls (development only)")
 
 	c.mqtt = ingest.MQTTConfig{ClientID: "patientpulse", ShareGroup: "patientpulse"}
 	fs.BoolVar(&c.mqttOn, "mqtt", true, "receive device data over MQTT (false: HTTPS only)")
@@ -82,6 +84,8 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.Int64Var(&c.httpIngest.MaxBytes, "max-body-bytes", 512<<10, "largest message accepted, in bytes (HTTPS and MQTT)")
 	fs.IntVar(&c.httpIngest.MaxInFlight, "http-max-inflight", 256, "HTTPS ingest requests in progress at once (429 beyond)")
 	fs.DurationVar(&c.httpIngest.WriteWait, "http-write-wait", 10*time.Second, "how long an HTTPS request waits to be stored (503 after)")
+	fs.Float64Var(&c.httpIngest.DeviceRate, "device-rate", 5, "HTTPS messages per second per device, on average (429 above; 0: no limit)")
+	fs.IntVar(&c.httpIngest.DeviceBurst, "device-burst", 60, "HTTPS messages a device may send at once, above --device-rate (a phone catching up)")
 	return fs
 }
 
@@ -119,6 +123,9 @@ func (c *config) validateServe() error {
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	if c.tlsSelfSigned && c.tlsCert != "" {
+		errs = append(errs, errors.New("tls-self-signed and tls-cert exclude each other"))
 	}
 	readable := true
 	for _, f := range []struct{ name, path string }{{"tls-cert", c.tlsCert}, {"tls-key", c.tlsKey}} {

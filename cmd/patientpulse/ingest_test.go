@@ -245,12 +245,25 @@ func TestHealthReadyMetrics(t *testing.T) {
 	post(t, srv.url, token, "application/json", []byte(fmt.Sprintf(`{"seq": 1, "samples": [
 		{"type": "heart_rate", "time": %q, "bpm": 61}, {"type": "heart_rate", "time": %q, "bpm": 999}]}`, ts(now), ts(now))))
 
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/nowhere": 404} {
 		resp, err := http.Get(srv.url + path)
 		if err != nil || resp.StatusCode != want {
 			t.Fatalf("GET %s: %v %v", path, err, resp)
 		}
 		resp.Body.Close()
+		for header, value := range map[string]string{
+			"X-Content-Type-Options":    "nosniff",
+			"X-Frame-Options":           "DENY",
+			"Referrer-Policy":           "no-referrer",
+			"Strict-Transport-Security": "", // plain HTTP: no HSTS
+		} {
+			if got := resp.Header.Get(header); got != value {
+				t.Errorf("GET %s: %s %q, want %q", path, header, got, value)
+			}
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("GET %s: Content-Security-Policy %q", path, csp)
+		}
 	}
 	resp, _ := http.Get(srv.url + "/metrics")
 	var body bytes.Buffer

@@ -136,7 +136,7 @@ func TestInfluxOutageLosesNothing(t *testing.T) {
 	dir := newDataDir(t)
 	enroll(t, dir, "p-outage", "watch-outage")
 	token := enroll(t, dir, "p-outage2", "app-outage")
-	srv := startServe(t, dir, "t-outage", "--http-write-wait", "2s")
+	srv := startServe(t, dir, "t-outage", "--http-write-wait", "2s", "--device-rate", "0")
 	s := startStream(t, srv, "watch-outage", "app-outage", token)
 
 	time.Sleep(2 * time.Second)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -54,6 +55,14 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 		return err
 	}
 	defer reg.Close()
+	if c.tlsSelfSigned {
+		cert, key, fingerprint, err := devCertificate(filepath.Join(c.dataDir, "tls"))
+		if err != nil {
+			return err
+		}
+		c.tlsCert, c.tlsKey = cert, key
+		log.Warn("serving HTTPS with a self-signed development certificate", "sha256", fingerprint)
+	}
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := ingest.NewMetrics(promReg)
@@ -147,6 +156,7 @@ func (s *server) serveHTTP(ctx context.Context, srv *http.Server, ln net.Listene
 	return nil
 }
 
+// routes is every endpoint, each response with the security headers.
 func (s *server) routes(ingestHandler http.Handler, promReg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/ingest", ingestHandler)
@@ -155,7 +165,7 @@ func (s *server) routes(ingestHandler http.Handler, promReg *prometheus.Registry
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
-	return mux
+	return securityHeaders(mux, s.cfg.tlsCert != "")
 }
 
 // readyz answers 200 when the broker (if used) and InfluxDB are reachable,

@@ -1,0 +1,50 @@
+package ingest
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// deviceLimits holds a token bucket per device, so that one device cannot
+// crowd out the others. Only authenticated devices get a bucket, so there
+// is at most one per enrolled device.
+type deviceLimits struct {
+	rate  rate.Limit
+	burst int
+
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter // guarded by mu
+}
+
+func newDeviceLimits(perSecond float64, burst int) *deviceLimits {
+	return &deviceLimits{rate: rate.Limit(perSecond), burst: burst, buckets: make(map[string]*rate.Limiter)}
+}
+
+// allow takes one message from device's bucket, or says how long until
+// there is one; the rejected message takes nothing.
+func (l *deviceLimits) allow(device string, now time.Time) (ok bool, wait time.Duration) {
+	if l.rate <= 0 {
+		return true, 0
+	}
+	l.mu.Lock()
+	b, found := l.buckets[device]
+	if !found {
+		b = rate.NewLimiter(l.rate, l.burst)
+		l.buckets[device] = b
+	}
+	l.mu.Unlock()
+	r := b.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// retryAfterSeconds rounds a wait up to whole seconds, at least one.
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
+}
