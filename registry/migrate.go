@@ -41,6 +41,36 @@ var sqliteMigrations = []migration{
 			`CREATE INDEX devices_patient_id ON devices (patient_id)`,
 		},
 	},
+	{
+		version: 2,
+		name:    "staff, care teams and staff tokens",
+		stmts: []string{
+			// password_hash is an argon2id PHC string; its parameters
+			// travel with it, so that raising them needs no new step.
+			`CREATE TABLE staff (
+				username      TEXT PRIMARY KEY NOT NULL,
+				role          TEXT NOT NULL CHECK (role IN ('admin', 'clinician', 'oncall')),
+				password_hash TEXT NOT NULL CHECK (password_hash LIKE '$argon2id$%'),
+				created_at    TEXT NOT NULL,
+				disabled_at   TEXT
+			) STRICT`,
+			`CREATE TABLE care_team (
+				username    TEXT NOT NULL REFERENCES staff (username),
+				patient_id  TEXT NOT NULL REFERENCES patients (id),
+				assigned_at TEXT NOT NULL,
+				PRIMARY KEY (username, patient_id)
+			) STRICT`,
+			`CREATE INDEX care_team_patient_id ON care_team (patient_id)`,
+			`CREATE TABLE staff_tokens (
+				token_hash TEXT PRIMARY KEY NOT NULL CHECK (length(token_hash) = 64),
+				username   TEXT NOT NULL REFERENCES staff (username),
+				label      TEXT NOT NULL DEFAULT '',
+				created_at TEXT NOT NULL,
+				revoked_at TEXT
+			) STRICT`,
+			`CREATE INDEX staff_tokens_username ON staff_tokens (username)`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table

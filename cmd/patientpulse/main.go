@@ -1,5 +1,5 @@
 // Command patientpulse runs the patientpulse pipeline (serve) and the
-// operator's commands on its registry (patients, devices).
+// operator's commands on its registry (patients, devices, staff).
 package main
 
 import (
@@ -22,6 +22,13 @@ Usage:
   patientpulse devices enroll --patient ID --device ID    enrol a device; prints its token
   patientpulse devices list                               list devices
   patientpulse devices revoke --device ID                 revoke a device
+  patientpulse staff add --username U --role admin|clinician|oncall
+                                                          add staff; password on standard input
+  patientpulse staff list                                 list staff
+  patientpulse staff disable|passwd|revoke-tokens --username U
+  patientpulse staff assign|unassign --username U --patient ID
+                                                          change a clinician's care team
+  patientpulse staff token --username U [--label L]       prints an API token
 
 Every command takes --config FILE, --data-dir DIR and --db DSN; settings
 come from the file, then PATIENTPULSE_* variables, then flags.
@@ -50,6 +57,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = patientsCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "devices":
 		err = devicesCommand(ctx, args[1:], stdout, stderr, getenv)
+	case "staff":
+		err = staffCommand(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

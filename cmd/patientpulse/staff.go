@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+const staffCommands = "add, passwd, list, disable, assign, unassign, token or revoke-tokens"
+
+// staffCommand runs `patientpulse staff ...`. Passwords come from the first
+// line of stdin, never from flags, which other users can read in the
+// process list and which shells keep in their history.
+func staffCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		return usageError{fmt.Errorf("staff: want %s", staffCommands)}
+	}
+	var a staffArgs
+	define, required, ok := a.flags(args[0])
+	if !ok {
+		return usageError{fmt.Errorf("staff: unknown command %q (want %s)", args[0], staffCommands)}
+	}
+	reg, err := adminFlags(ctx, "staff "+args[0], args[1:], stderr, getenv, define, required...)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+
+	switch args[0] {
+	case "add":
+		return staffAdd(ctx, reg, a.username, registry.Role(a.role), stdin, stderr)
+	case "passwd":
+		return staffPasswd(ctx, reg, a.username, stdin, stderr)
+	case "list":
+		return listStaff(ctx, reg, stdout)
+	case "disable":
+		err = reg.DisableStaff(ctx, a.username)
+		return confirm(err, stderr, "disabled staff %s; their API tokens are revoked\n", a.username)
+	case "revoke-tokens":
+		err = reg.RevokeStaffTokens(ctx, a.username)
+		return confirm(err, stderr, "revoked every API token of %s\n", a.username)
+	case "assign":
+		err = reg.AssignPatient(ctx, a.username, a.patient)
+		return confirm(err, stderr, "assigned patient %s to %s\n", a.patient, a.username)
+	case "unassign":
+		err = reg.UnassignPatient(ctx, a.username, a.patient)
+		return confirm(err, stderr, "unassigned patient %s from %s\n", a.patient, a.username)
+	default: // "token"
+		token, err := reg.IssueStaffToken(ctx, a.username, a.label)
+		if err != nil {
+			return err
+		}
+		// The token alone on stdout, so that a script can capture it.
+		fmt.Fprintln(stdout, token)
+		fmt.Fprintf(stderr, "issued an API token for %s; it is shown only once\n", a.username)
+		return nil
+	}
+}
+
+// staffArgs are the flags of the staff commands.
+type staffArgs struct {
+	username, patient, label string
+	role                     roleValue
+}
+
+// flags returns how to define the flags of the staff command cmd and
+// which of them it requires; ok is false for an unknown command.
+func (a *staffArgs) flags(cmd string) (define func(*flag.FlagSet), required []string, ok bool) {
+	user := func(fs *flag.FlagSet) { fs.StringVar(&a.username, "username", "", "staff member's username") }
+	switch cmd {
+	case "add":
+		return func(fs *flag.FlagSet) {
+			user(fs)
+			fs.Var(&a.role, "role", "admin, clinician or oncall")
+		}, []string{"username", "role"}, true
+	case "passwd", "disable", "revoke-tokens":
+		return user, []string{"username"}, true
+	case "list":
+		return func(*flag.FlagSet) {}, nil, true
+	case "assign", "unassign":
+		return func(fs *flag.FlagSet) {
+			user(fs)
+			fs.StringVar(&a.patient, "patient", "", "patient id")
+		}, []string{"username", "patient"}, true
+	case "token":
+		return func(fs *flag.FlagSet) {
+			user(fs)
+			fs.StringVar(&a.label, "label", "", "where the token is used, as a reminder (e.g. \"grafana\")")
+		}, []string{"username"}, true
+	}
+	return nil, nil, false
+}
+
+// confirm returns err, or prints the message on stderr when it is nil.
+func confirm(err error, stderr io.Writer, format string, args ...any) error {
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, format, args...)
+	return nil
+}
+
+func staffAdd(ctx context.Context, reg *registry.Registry, username string, role registry.Role, stdin io.Reader, stderr io.Writer) error {
+	password, err := readPassword(stdin, stderr, username)
+	if err != nil {
+		return fmt.Errorf("staff add: %w", err)
+	}
+	if err := reg.AddStaff(ctx, username, role, password); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "added staff %s (%s)\n", username, role)
+	return nil
+}
+
+func staffPasswd(ctx context.Context, reg *registry.Registry, username string, stdin io.Reader, stderr io.Writer) error {
+	if _, err := reg.StaffMember(ctx, username); err != nil {
+		return err // before asking for a password for nobody
+	}
+	password, err := readPassword(stdin, stderr, username)
+	if err != nil {
+		return fmt.Errorf("staff passwd: %w", err)
+	}
+	if err := reg.SetPassword(ctx, username, password); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "changed the password of %s\n", username)
+	return nil
+}
+
+// readPassword returns the first line of stdin without its line ending.
+// On a terminal it prompts first; the password shows as it is typed, so
+// operators scripting the command pipe it in instead.
+func readPassword(stdin io.Reader, stderr io.Writer, username string) (string, error) {
+	errNone := fmt.Errorf("no password on standard input: give it as the first line, at least %d characters", registry.MinPasswordLen)
+	if stdin == nil {
+		return "", errNone
+	}
+	if f, ok := stdin.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprintf(stderr, "password for %s (at least %d characters; shown as you type): ", username, registry.MinPasswordLen)
+		}
+	}
+	// Read no further than a password could reach, whatever is piped in.
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if line == "" {
+		return "", errNone
+	}
+	return line, nil
+}
+
+func listStaff(ctx context.Context, reg *registry.Registry, stdout io.Writer) error {
+	ss, err := reg.ListStaff(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USERNAME\tROLE\tADDED\tSTATUS\tPATIENTS")
+	for _, s := range ss {
+		ids, err := reg.AssignedPatients(ctx, s.Username)
+		if err != nil {
+			return err
+		}
+		status := "active"
+		if !s.Active() {
+			status = "disabled " + s.DisabledAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Username, s.Role, s.CreatedAt.Format(time.RFC3339), status, strconv.Itoa(len(ids)))
+	}
+	return tw.Flush()
+}
+
+// roleValue is the --role flag: it refuses anything but a role, so that a
+// typo is a usage error before the registry is opened.
+type roleValue registry.Role
+
+func (v *roleValue) String() string { return string(*v) }
+
+func (v *roleValue) Set(s string) error {
+	if !registry.Role(s).Valid() {
+		return errors.New("want admin, clinician or oncall")
+	}
+	*v = roleValue(s)
+	return nil
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// The staff tests work on the registry alone: no broker, no InfluxDB.
+
+// staffRun runs `patientpulse ARGS --data-dir dataDir` with stdin and
+// returns what it printed and its exit code. An empty dataDir adds no flag.
+func staffRun(t *testing.T, dataDir string, stdin io.Reader, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if dataDir != "" {
+		args = append(args, "--data-dir", dataDir)
+	}
+	code = run(context.Background(), args, stdin, &out, &errOut, func(string) string { return "" })
+	return out.String(), errOut.String(), code
+}
+
+// mustStaff is staffRun that fails the test on a non-zero exit.
+func mustStaff(t *testing.T, dataDir, stdin string, args ...string) (stdout, stderr string) {
+	t.Helper()
+	stdout, stderr, code := staffRun(t, dataDir, strings.NewReader(stdin), args...)
+	if code != 0 {
+		t.Fatalf("patientpulse %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+	}
+	return stdout, stderr
+}
+
+// openRegistry opens the registry the commands wrote in dataDir.
+func openRegistry(t *testing.T, dataDir string) *registry.Registry {
+	t.Helper()
+	reg, err := registry.Open(t.Context(), filepath.Join(dataDir, "patientpulse.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	return reg
+}
+
+// staffRows returns `staff list` as its rows' fields, keyed by username.
+func staffRows(t *testing.T, dataDir string) map[string][]string {
+	t.Helper()
+	out, _ := mustStaff(t, dataDir, "", "staff", "list")
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "USERNAME ROLE ADDED STATUS PATIENTS" {
+		t.Fatalf("staff list header = %q", lines[0])
+	}
+	rows := map[string][]string{}
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		rows[f[0]] = f
+	}
+	return rows
+}
+
+func TestStaffCommands(t *testing.T) {
+	dir := t.TempDir()
+	cli(t, dir, "patients", "add", "--id", "p-1")
+	cli(t, dir, "patients", "add", "--id", "p-2")
+
+	out, errOut := mustStaff(t, dir, "alice's long password\nsecond line is not read\n",
+		"staff", "add", "--username", "alice", "--role", "clinician")
+	if out != "" || !strings.Contains(errOut, "added staff alice (clinician)") {
+		t.Errorf("staff add: stdout %q, stderr %q; want nothing on stdout, \"added staff alice (clinician)\" on stderr", out, errOut)
+	}
+	mustStaff(t, dir, "bob's password, no newline", "staff", "add", "--username", "bob", "--role", "oncall")
+	mustStaff(t, dir, "carol's windows password\r\n", "staff", "add", "--username", "carol", "--role", "admin")
+	for range 2 { // assigning twice is harmless
+		mustStaff(t, dir, "", "staff", "assign", "--username", "alice", "--patient", "p-1")
+	}
+	mustStaff(t, dir, "", "staff", "assign", "--username", "alice", "--patient", "p-2")
+
+	rows := staffRows(t, dir)
+	for _, want := range []string{"alice clinician active 2", "bob oncall active 0", "carol admin active 0"} {
+		w := strings.Fields(want)
+		got := rows[w[0]]
+		if len(got) != 5 || got[1] != w[1] || got[3] != w[2] || got[4] != w[3] {
+			t.Errorf("staff list row of %s = %q, want role %s, status %s, %s patients", w[0], got, w[1], w[2], w[3])
+		}
+	}
+
+	tok, errOut := mustStaff(t, dir, "", "staff", "token", "--username", "alice", "--label", "grafana")
+	if !strings.HasPrefix(tok, "pps_") || strings.Count(tok, "\n") != 1 || !strings.HasSuffix(tok, "\n") {
+		t.Fatalf("staff token stdout = %q, want the token alone on one line", tok)
+	}
+	if strings.Contains(errOut, strings.TrimSpace(tok)) {
+		t.Errorf("staff token repeats the token on stderr: %q", errOut)
+	}
+	bobTok, _ := mustStaff(t, dir, "", "staff", "token", "--username", "bob")
+
+	mustStaff(t, dir, "", "staff", "unassign", "--username", "alice", "--patient", "p-1")
+	mustStaff(t, dir, "", "staff", "disable", "--username", "bob")
+	rows = staffRows(t, dir)
+	if got := rows["alice"]; len(got) != 5 || got[4] != "1" {
+		t.Errorf("alice's row after unassign = %q, want 1 patient", got)
+	}
+	if got := rows["bob"]; len(got) != 6 || got[3] != "disabled" {
+		t.Errorf("bob's row after disable = %q, want disabled <time>", got)
+	}
+
+	// What the commands stored is what a login and an API call will see.
+	reg := openRegistry(t, dir)
+	ctx := t.Context()
+	for user, password := range map[string]string{"alice": "alice's long password", "carol": "carol's windows password"} {
+		if _, err := reg.Authenticate(ctx, user, password); err != nil {
+			t.Errorf("Authenticate(%s) with the first line of stdin, line ending removed: %v", user, err)
+		}
+	}
+	if _, err := reg.Authenticate(ctx, "bob", "bob's password, no newline"); !errors.Is(err, registry.ErrDisabled) {
+		t.Errorf("Authenticate(bob) after staff disable = %v, want ErrDisabled", err)
+	}
+	if s, err := reg.StaffByToken(ctx, strings.TrimSpace(tok)); err != nil || s.Username != "alice" {
+		t.Errorf("StaffByToken(alice's token) = %+v, %v", s, err)
+	}
+	if _, err := reg.StaffByToken(ctx, strings.TrimSpace(bobTok)); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("StaffByToken(bob's token) after staff disable = %v, want ErrNotFound (revoked)", err)
+	}
+	if ids, err := reg.AssignedPatients(ctx, "alice"); err != nil || strings.Join(ids, " ") != "p-2" {
+		t.Errorf("AssignedPatients(alice) = %q, %v; want p-2", ids, err)
+	}
+
+	// The passwords are nowhere in the files the commands wrote.
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("alice's long password")) || bytes.Contains(b, []byte("carol's windows password")) {
+			t.Errorf("%s holds a password in clear", filepath.Base(f))
+		}
+	}
+}
+
+func TestStaffPasswdAndRevokeTokens(t *testing.T) {
+	dir := t.TempDir()
+	mustStaff(t, dir, "the first password\n", "staff", "add", "--username", "alice", "--role", "admin")
+	tok, _ := mustStaff(t, dir, "", "staff", "token", "--username", "alice")
+	mustStaff(t, dir, "the second password\n", "staff", "passwd", "--username", "alice")
+	mustStaff(t, dir, "", "staff", "revoke-tokens", "--username", "alice")
+
+	reg := openRegistry(t, dir)
+	if _, err := reg.Authenticate(t.Context(), "alice", "the first password"); !errors.Is(err, registry.ErrBadCredentials) {
+		t.Errorf("Authenticate with the old password = %v, want ErrBadCredentials", err)
+	}
+	if _, err := reg.Authenticate(t.Context(), "alice", "the second password"); err != nil {
+		t.Errorf("Authenticate with the new password: %v", err)
+	}
+	if _, err := reg.StaffByToken(t.Context(), strings.TrimSpace(tok)); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("StaffByToken after staff revoke-tokens = %v, want ErrNotFound", err)
+	}
+}
+
+func TestStaffCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	cli(t, dir, "patients", "add", "--id", "p-1")
+	mustStaff(t, dir, "alice's long password\n", "staff", "add", "--username", "alice", "--role", "clinician")
+	mustStaff(t, dir, "bob's long password\n", "staff", "add", "--username", "bob", "--role", "oncall")
+	mustStaff(t, dir, "", "staff", "disable", "--username", "bob")
+
+	tests := []struct {
+		name       string
+		args       []string
+		stdin      io.Reader
+		fresh      bool // run in an empty data directory, which must stay empty
+		bare       bool // add no --data-dir: args are the whole command line
+		wantCode   int
+		wantStderr string
+		secret     string // must not appear in the output
+	}{
+		{name: "no command", args: []string{"staff"}, bare: true, wantCode: 2, wantStderr: "staff: want add"},
+		{name: "unknown command", args: []string{"staff", "promote"}, fresh: true, wantCode: 2, wantStderr: `unknown command "promote"`},
+		{name: "add without role", args: []string{"staff", "add", "--username", "x"}, fresh: true, wantCode: 2, wantStderr: "--role required"},
+		{name: "add without anything", args: []string{"staff", "add"}, fresh: true, wantCode: 2, wantStderr: "--username and --role required"},
+		{name: "add with unknown role", args: []string{"staff", "add", "--username", "x", "--role", "root"}, fresh: true, wantCode: 2, wantStderr: "want admin, clinician or oncall"},
+		{name: "password as an argument", args: []string{"staff", "add", "--username", "x", "--role", "admin", "hunter2hunter2"}, fresh: true, wantCode: 2, wantStderr: "unexpected argument"},
+		{name: "assign without patient", args: []string{"staff", "assign", "--username", "alice"}, fresh: true, wantCode: 2, wantStderr: "--patient required"},
+		{name: "list with an argument", args: []string{"staff", "list", "all"}, fresh: true, wantCode: 2, wantStderr: "unexpected argument"},
+		{name: "short password", args: []string{"staff", "add", "--username", "x", "--role", "admin"}, stdin: strings.NewReader("tooshort1\n"), wantCode: 1, wantStderr: "at least 12 characters", secret: "tooshort1"},
+		{name: "empty password", args: []string{"staff", "add", "--username", "x", "--role", "admin"}, stdin: strings.NewReader("\nlong enough password\n"), wantCode: 1, wantStderr: "no password on standard input"},
+		{name: "nothing on stdin", args: []string{"staff", "add", "--username", "x", "--role", "admin"}, stdin: strings.NewReader(""), wantCode: 1, wantStderr: "no password on standard input"},
+		{name: "no stdin", args: []string{"staff", "add", "--username", "x", "--role", "admin"}, wantCode: 1, wantStderr: "no password on standard input"},
+		{name: "username taken", args: []string{"staff", "add", "--username", "alice", "--role", "admin"}, stdin: strings.NewReader("another long password\n"), wantCode: 1, wantStderr: "already exists"},
+		{name: "invalid username", args: []string{"staff", "add", "--username", "a b", "--role", "admin"}, stdin: strings.NewReader("another long password\n"), wantCode: 1, wantStderr: "invalid id"},
+		{name: "assign unknown patient", args: []string{"staff", "assign", "--username", "alice", "--patient", "p-404"}, wantCode: 1, wantStderr: "patient p-404: not found"},
+		{name: "assign to unknown staff", args: []string{"staff", "assign", "--username", "nobody", "--patient", "p-1"}, wantCode: 1, wantStderr: "staff nobody: not found"},
+		{name: "unassign not assigned", args: []string{"staff", "unassign", "--username", "alice", "--patient", "p-1"}, wantCode: 1, wantStderr: "not assigned"},
+		{name: "token for disabled staff", args: []string{"staff", "token", "--username", "bob"}, wantCode: 1, wantStderr: "staff bob: disabled"},
+		{name: "token for unknown staff", args: []string{"staff", "token", "--username", "nobody"}, wantCode: 1, wantStderr: "staff nobody: not found"},
+		{name: "disable twice", args: []string{"staff", "disable", "--username", "bob"}, wantCode: 1, wantStderr: "disabled"},
+		{name: "passwd of unknown staff", args: []string{"staff", "passwd", "--username", "nobody"}, stdin: strings.NewReader("a new long password\n"), wantCode: 1, wantStderr: "staff nobody: not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := dir
+			if tt.fresh {
+				d = filepath.Join(t.TempDir(), "data")
+			}
+			if tt.bare {
+				d = ""
+			}
+			stdout, stderr, code := staffRun(t, d, tt.stdin, tt.args...)
+			if code != tt.wantCode || !strings.Contains(stderr, tt.wantStderr) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.wantCode, tt.wantStderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing on a failure", stdout)
+			}
+			if tt.secret != "" && strings.Contains(stderr, tt.secret) {
+				t.Errorf("stderr %q repeats the password", stderr)
+			}
+			if _, err := os.Stat(d); tt.fresh && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a usage error created the data directory (stat: %v)", err)
+			}
+		})
+	}
+	// None of the failures changed the staff.
+	rows := staffRows(t, dir)
+	if len(rows) != 2 || rows["alice"][1] != "clinician" || rows["alice"][4] != "0" {
+		t.Errorf("staff after the failures = %q, want alice (clinician, no patients) and bob", rows)
+	}
+}

@@ -1,0 +1,132 @@
+package registry
+
+// Password hashing for staff accounts: argon2id, stored as PHC strings.
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// dummyHash is verified against for an unknown username, so that a login
+// with one takes as long as a login with a wrong password. Its all-zero key
+// matches no password.
+var dummyHash = argonDefaults.encode(make([]byte, 16), make([]byte, argonDefaults.keyLen))
+
+// argonParams are the argon2id settings of one hash.
+type argonParams struct {
+	memory  uint32 // KiB
+	time    uint32 // passes
+	threads uint8
+	saltLen int // bytes
+	keyLen  uint32
+}
+
+// argonDefaults are the parameters new hashes get: 64 MiB, 3 passes, 2
+// lanes (above OWASP's argon2id minimums). Raising them needs no migration:
+// each stored hash carries its own, and Authenticate rehashes on login.
+var argonDefaults = argonParams{memory: 64 * 1024, time: 3, threads: 2, saltLen: 16, keyLen: 32}
+
+// hashSlots bounds the hashes computed at once, each holding memory KiB,
+// so that a burst of logins cannot exhaust the process's memory.
+var hashSlots = make(chan struct{}, 4)
+
+// encode returns the PHC string of a hash.
+func (p argonParams) encode(salt, key []byte) string {
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, p.memory, p.time, p.threads, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+// errBadHash reports a stored hash this package cannot read. It never
+// repeats the hash.
+var errBadHash = errors.New("stored password hash is not an argon2id PHC string this version reads")
+
+// parsePHC reads "$argon2id$v=19$m=M,t=T,p=P$SALT$KEY", base64 without
+// padding. It refuses parameters no sane hash has, which would otherwise
+// let a damaged row make a login allocate without bound.
+func parsePHC(s string) (p argonParams, salt, key []byte, err error) {
+	f := strings.Split(s, "$")
+	if len(f) != 6 || f[0] != "" || f[1] != "argon2id" || f[2] != "v="+strconv.Itoa(argon2.Version) {
+		return p, nil, nil, errBadHash
+	}
+	kv := strings.Split(f[3], ",")
+	if len(kv) != 3 {
+		return p, nil, nil, errBadHash
+	}
+	var n [3]uint64
+	for i, k := range []string{"m=", "t=", "p="} {
+		v, ok := strings.CutPrefix(kv[i], k)
+		if !ok {
+			return p, nil, nil, errBadHash
+		}
+		if n[i], err = strconv.ParseUint(v, 10, 32); err != nil {
+			return p, nil, nil, errBadHash
+		}
+	}
+	b64 := base64.RawStdEncoding
+	if salt, err = b64.DecodeString(f[4]); err != nil {
+		return p, nil, nil, errBadHash
+	}
+	if key, err = b64.DecodeString(f[5]); err != nil {
+		return p, nil, nil, errBadHash
+	}
+	if n[2] < 1 || n[2] > 255 || n[1] < 1 || n[1] > 100 || n[0] < 8*n[2] || n[0] > 4<<20 ||
+		len(salt) < 8 || len(salt) > 64 || len(key) < 16 || len(key) > 64 {
+		return p, nil, nil, errBadHash
+	}
+	p = argonParams{memory: uint32(n[0]), time: uint32(n[1]), threads: uint8(n[2]), saltLen: len(salt), keyLen: uint32(len(key))}
+	return p, salt, key, nil
+}
+
+// hashPassword checks password's length and returns its argon2id PHC
+// string with argonDefaults and a fresh random salt.
+func hashPassword(ctx context.Context, password string) (string, error) {
+	if utf8.RuneCountInString(password) < MinPasswordLen {
+		return "", fmt.Errorf("%w: a password must have at least %d characters", ErrWeakPassword, MinPasswordLen)
+	}
+	if len(password) > maxPasswordLen {
+		return "", fmt.Errorf("%w: a password must have at most %d bytes", ErrWeakPassword, maxPasswordLen)
+	}
+	salt := make([]byte, argonDefaults.saltLen)
+	rand.Read(salt) // never returns an error; it crashes the program on failure
+	key, err := deriveKey(ctx, argonDefaults, password, salt)
+	if err != nil {
+		return "", err
+	}
+	return argonDefaults.encode(salt, key), nil
+}
+
+// verifyPassword reports whether password matches the PHC string hash,
+// derived with the hash's own parameters and compared in constant time.
+func verifyPassword(ctx context.Context, hash, password string) (bool, error) {
+	p, salt, want, err := parsePHC(hash)
+	if err != nil {
+		return false, err
+	}
+	got, err := deriveKey(ctx, p, password, salt)
+	if err != nil {
+		return false, err
+	}
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// deriveKey runs argon2id in one of hashSlots, waiting for one at most as
+// long as ctx lasts.
+func deriveKey(ctx context.Context, p argonParams, password string, salt []byte) ([]byte, error) {
+	select {
+	case hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("hash password: %w", ctx.Err())
+	}
+	defer func() { <-hashSlots }()
+	return argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, p.keyLen), nil
+}
