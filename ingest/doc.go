@@ -17,4 +17,9 @@
 // collector acknowledges its source (the MQTT message, the HTTP request)
 // only once the writer reports its points stored. The analysis stage is fed
 // from the same points in process.
+//
+// Where patientpulse manages the broker's credentials, [BrokerAccounts]
+// keeps Mosquitto's dynamic security plugin in step with the registry:
+// each enrolled device has an account (username = device id, password =
+// its token) allowed only its own topics, and the pipeline has its own.
 package ingest

@@ -230,7 +230,7 @@ func (c *MQTT) subscribe(ctx context.Context, cl mqtt.Client, handler mqtt.Messa
 		err := errors.New("no answer within 10s")
 		if tok.WaitTimeout(10 * time.Second) {
 			err = tok.Error()
-			if code := tok.Result()[topic]; err == nil && code > 2 {
+			if code := subackCode(tok); err == nil && code > 2 {
 				err = fmt.Errorf("broker refused with code %#x", code)
 			}
 		}
@@ -246,6 +246,16 @@ func (c *MQTT) subscribe(ctx context.Context, cl mqtt.Client, handler mqtt.Messa
 			return
 		}
 	}
+}
+
+// subackCode is the code the broker answered to a one-filter SUBSCRIBE:
+// the granted QoS, or 0x80 for a refusal. (paho keys its results by the
+// filter less any $share/group/ prefix, so look it up by position.)
+func subackCode(tok *mqtt.SubscribeToken) byte {
+	for _, code := range tok.Result() {
+		return code
+	}
+	return 0x80 // no code at all: treat as refused
 }
 
 func (c *MQTT) setConnected(up bool) {
@@ -352,13 +362,17 @@ func (c *MQTT) answer(ctx context.Context, device string, doc *ErrorDoc) bool {
 	body, _ := json.Marshal(doc) // an ErrorDoc always encodes
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 		tok := c.client.Publish(ErrorTopic(device), 1, false, body)
+		// Not tok.WaitTimeout(0) afterwards: its zero timer may win the
+		// race with a completed token, and the answer would go out twice.
+		taken := false
 		select {
 		case <-tok.Done():
+			taken = tok.Error() == nil
 		case <-time.After(10 * time.Second):
 		case <-ctx.Done():
 			return false
 		}
-		if tok.WaitTimeout(0) && tok.Error() == nil {
+		if taken {
 			c.metrics.ErrorAnswers.WithLabelValues(TransportMQTT).Inc()
 			return true
 		}

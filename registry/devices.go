@@ -147,6 +147,25 @@ func (r *Registry) RevokeDevice(ctx context.Context, id string) error {
 	return nil
 }
 
+// UndoEnrollment deletes the enrolment that EnrollDevice made and returned
+// token for, so that the id is free again. It exists for an enrolment
+// whose other half failed (the device's broker account) before the token
+// was handed to anyone: such a device can have sent nothing. It deletes
+// nothing unless the device's token is token, and returns an error
+// wrapping ErrNotFound then.
+func (r *Registry) UndoEnrollment(ctx context.Context, deviceID, token string) error {
+	res, err := r.db.ExecContext(ctx, r.q(`DELETE FROM devices WHERE id = ? AND token_hash = ?`), deviceID, hashToken(token))
+	if err != nil {
+		return fmt.Errorf("undo enrolment of device %s: %w", deviceID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("undo enrolment of device %s: %w", deviceID, err)
+	} else if n == 0 {
+		return fmt.Errorf("undo enrolment of device %s: %w", deviceID, ErrNotFound)
+	}
+	return nil
+}
+
 // hashToken returns the hex SHA-256 of a device token, the form the
 // registry stores. A token carries 256 random bits, so an unsalted fast hash
 // is enough: there is nothing to guess.

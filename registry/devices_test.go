@@ -220,6 +220,39 @@ func TestRevokeDevice(t *testing.T) {
 	}
 }
 
+func TestUndoEnrollment(t *testing.T) {
+	r, _ := openWithPatient(t)
+	ctx := t.Context()
+	tok, err := r.EnrollDevice(ctx, "d-1", "p-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := r.EnrollDevice(ctx, "d-2", "p-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the enrolment with that token goes.
+	if err := r.UndoEnrollment(ctx, "d-1", other); !errors.Is(err, ErrNotFound) {
+		t.Errorf("UndoEnrollment with another device's token = %v, want ErrNotFound", err)
+	}
+	if err := r.UndoEnrollment(ctx, "d-1", tok); err != nil {
+		t.Fatalf("UndoEnrollment: %v", err)
+	}
+	if _, err := r.Device(ctx, "d-1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Device(d-1) after the undo: %v, want ErrNotFound", err)
+	}
+	if d, err := r.Device(ctx, "d-2"); err != nil || !d.Active() {
+		t.Errorf("Device(d-2) after undoing d-1: %+v, %v; want it untouched", d, err)
+	}
+	// The id is free again.
+	if _, err := r.EnrollDevice(ctx, "d-1", "p-1"); err != nil {
+		t.Errorf("EnrollDevice after the undo: %v", err)
+	}
+	if err := r.UndoEnrollment(ctx, "d-1", tok); !errors.Is(err, ErrNotFound) {
+		t.Errorf("UndoEnrollment with the old token = %v, want ErrNotFound", err)
+	}
+}
+
 func TestDeviceNotFound(t *testing.T) {
 	r, _ := openTest(t)
 	if _, err := r.Device(t.Context(), "d-404"); !errors.Is(err, ErrNotFound) {

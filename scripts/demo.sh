@@ -29,15 +29,26 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-[[ -x $BIN ]] || go build -o "$BIN" ./cmd/patientpulse
+# Always (re)built: a binary from an older checkout would not know the
+# settings that services.sh writes.
+go build -trimpath -o "$BIN" ./cmd/patientpulse
 bash scripts/services.sh start
 
 # token ID enrols device ID once and keeps its token under .local (0600),
-# since the registry keeps only its hash.
+# since the registry keeps only its hash. A device enrolled on an earlier
+# run gets its broker account again from its token (the broker's account
+# store may be newer than the registry).
 token() {
 	local device=$1 file=.local/$1.token
 	if [[ ! -s $file ]]; then
-		(umask 077 && "$BIN" devices enroll --config "$CONFIG" --patient "$PATIENT" --device "$device" >"$file")
+		if "$BIN" devices list --config "$CONFIG" | grep -q "^$device "; then
+			echo "demo: $device is enrolled but its token ($file) is lost; move .local/data (the demo's registry) away to start afresh" >&2
+			exit 1
+		fi
+		(umask 077 && "$BIN" devices enroll --config "$CONFIG" --patient "$PATIENT" --device "$device" >"$file.new")
+		mv "$file.new" "$file"
+	else
+		"$BIN" devices broker-add --config "$CONFIG" --device "$device" <"$file"
 	fi
 	cat "$file"
 }
@@ -54,14 +65,17 @@ for _ in $(seq 1 60); do
 done
 curl -sf "$URL/readyz" >/dev/null || { tail -20 .local/log/serve.log; echo "demo: serve did not become ready" >&2; exit 1; }
 
-# Show the answers to the watch's rejected samples as they come.
-mosquitto_sub -p "$MQTT_PORT" -q 1 -t "pp/v1/devices/$WATCH/errors" | sed -u 's/^/errors topic: /' &
+# Show the answers to the watch's rejected samples as they come: the broker
+# lets only the watch's own account hear them (another client id than the
+# watch's publisher, which would take its place).
+mosquitto_sub -p "$MQTT_PORT" -q 1 -i "$WATCH-errors" -u "$WATCH" -P "$WATCH_TOKEN" \
+	-t "pp/v1/devices/$WATCH/errors" | sed -u 's/^/errors topic: /' &
 pids+=($!)
 sleep 0.5
 
 now() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
 echo "demo: the watch publishes a night's sleep and heart rate over MQTT"
-mosquitto_pub -p "$MQTT_PORT" -q 1 -i "$WATCH" -t "pp/v1/devices/$WATCH/data" -m "{\"seq\": $(date +%s), \"samples\": [
+mosquitto_pub -p "$MQTT_PORT" -q 1 -i "$WATCH" -u "$WATCH" -P "$WATCH_TOKEN" -t "pp/v1/devices/$WATCH/data" -m "{\"seq\": $(date +%s), \"samples\": [
   {\"type\": \"sleep\", \"start\": \"$(now '-8 hours')\", \"end\": \"$(now '-1 hour')\", \"total_min\": 400, \"deep_min\": 70, \"rem_min\": 90, \"light_min\": 210, \"awake_min\": 30, \"efficiency\": 0.9},
   {\"type\": \"heart_rate\", \"time\": \"$(now '-5 minutes')\", \"bpm\": 68},
   {\"type\": \"heart_rate\", \"time\": \"$(now '-1 minute')\", \"bpm\": 400}]}"
@@ -76,10 +90,10 @@ cat <<EOF
 
 patientpulse is running (log: .local/log/serve.log)
   API            $URL  (health $URL/healthz, readiness $URL/readyz, metrics $URL/metrics)
-  MQTT broker    tcp://127.0.0.1:$MQTT_PORT
+  MQTT broker    tcp://127.0.0.1:$MQTT_PORT  (no anonymous access: a device logs in with its id and token)
   InfluxDB       $(grep influx-url "$CONFIG" | cut -d' ' -f2)  (bucket patientpulse)
   demo patient   $PATIENT
-  demo devices   $WATCH (MQTT, password = its token) and $APP (HTTPS)
+  demo devices   $WATCH (MQTT: username $WATCH, password its token) and $APP (HTTPS)
   demo tokens    .local/$WATCH.token, .local/$APP.token
 The clinician dashboard and sign-in come with later releases; the API above
 takes device data now. Send more with the commands in the README.

@@ -18,18 +18,26 @@ import (
 // and only then opens the registry.
 func adminFlags(ctx context.Context, name string, args []string, stderr io.Writer, getenv func(string) string,
 	define func(fs *flag.FlagSet), required ...string) (*registry.Registry, error) {
+	reg, _, err := adminSetup(ctx, name, args, stderr, getenv, define, required...)
+	return reg, err
+}
+
+// adminSetup is adminFlags that also returns the settings, for commands
+// that use more than the registry.
+func adminSetup(ctx context.Context, name string, args []string, stderr io.Writer, getenv func(string) string,
+	define func(fs *flag.FlagSet), required ...string) (*registry.Registry, *config, error) {
 	var c config
 	fs := newFlagSet(name, &c)
 	fs.SetOutput(stderr)
 	define(fs)
 	if err := load(fs, &c, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, usageError{err}
+		return nil, nil, usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+		return nil, nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	var missing []string
 	for _, name := range required {
@@ -38,9 +46,10 @@ func adminFlags(ctx context.Context, name string, args []string, stderr io.Write
 		}
 	}
 	if len(missing) > 0 {
-		return nil, usageError{fmt.Errorf("%s: %s required", name, strings.Join(missing, " and "))}
+		return nil, nil, usageError{fmt.Errorf("%s: %s required", name, strings.Join(missing, " and "))}
 	}
-	return registry.Open(ctx, c.dsn())
+	reg, err := registry.Open(ctx, c.dsn())
+	return reg, &c, err
 }
 
 func patientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -81,67 +90,4 @@ func patientsCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		return tw.Flush()
 	}
 	return usageError{fmt.Errorf("patients: unknown command %q (want add or list)", args[0])}
-}
-
-func devicesCommand(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		return usageError{errors.New("devices: want enroll, list or revoke")}
-	}
-	var patient, device string
-	deviceFlag := func(fs *flag.FlagSet) { fs.StringVar(&device, "device", "", "device id (its MQTT username)") }
-	switch args[0] {
-	case "enroll":
-		reg, err := adminFlags(ctx, "devices enroll", args[1:], stderr, getenv, func(fs *flag.FlagSet) {
-			fs.StringVar(&patient, "patient", "", "id of the patient the device belongs to")
-			deviceFlag(fs)
-		}, "patient", "device")
-		if err != nil {
-			return err
-		}
-		defer reg.Close()
-		token, err := reg.EnrollDevice(ctx, device, patient)
-		if err != nil {
-			return err
-		}
-		// The token alone on stdout, so that a script can capture it.
-		fmt.Fprintln(stdout, token)
-		fmt.Fprintf(stderr, "enrolled device %s; its token above is shown only once\n", device)
-		return nil
-	case "list":
-		reg, err := adminFlags(ctx, "devices list", args[1:], stderr, getenv, func(*flag.FlagSet) {})
-		if err != nil {
-			return err
-		}
-		defer reg.Close()
-		return listDevices(ctx, reg, stdout)
-	case "revoke":
-		reg, err := adminFlags(ctx, "devices revoke", args[1:], stderr, getenv, deviceFlag, "device")
-		if err != nil {
-			return err
-		}
-		defer reg.Close()
-		if err := reg.RevokeDevice(ctx, device); err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "revoked device %s\n", device)
-		return nil
-	}
-	return usageError{fmt.Errorf("devices: unknown command %q (want enroll, list or revoke)", args[0])}
-}
-
-func listDevices(ctx context.Context, reg *registry.Registry, stdout io.Writer) error {
-	ds, err := reg.ListDevices(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEVICE\tPATIENT\tENROLLED\tSTATUS")
-	for _, d := range ds {
-		status := "active"
-		if !d.Active() {
-			status = "revoked " + d.RevokedAt.Format(time.RFC3339)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.ID, d.PatientID, d.EnrolledAt.Format(time.RFC3339), status)
-	}
-	return tw.Flush()
 }

@@ -35,6 +35,12 @@ type config struct {
 	limits        ingest.Limits
 	writer        ingest.WriterConfig
 	httpIngest    ingest.HTTPConfig
+
+	// brokerAccounts: the broker's credentials are patientpulse's to
+	// manage, through Mosquitto's dynamic security plugin, with the admin
+	// account brokerAdmin (whose URL and CA are the collector's).
+	brokerAccounts bool
+	brokerAdmin    ingest.BrokerAdminConfig
 }
 
 // newFlagSet returns a flag set for a subcommand, holding every setting
@@ -61,6 +67,10 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.StringVar(&c.mqtt.ShareGroup, "mqtt-share-group", c.mqtt.ShareGroup, "shared-subscription group of the instances")
 	fs.IntVar(&c.mqtt.MaxInFlight, "mqtt-max-inflight", 256, "MQTT messages received and not yet acknowledged")
 	fs.DurationVar(&c.mqtt.MaxReconnect, "mqtt-max-reconnect-interval", 30*time.Second, "longest wait between reconnection attempts")
+	fs.BoolVar(&c.brokerAccounts, "broker-accounts", false, "manage the broker's accounts through Mosquitto's dynamic security plugin: "+
+		"devices enroll/revoke add/remove each device's account (username = device id, password = token), serve its own (--mqtt-username)")
+	fs.StringVar(&c.brokerAdmin.Username, "broker-admin-username", "", "the dynamic security plugin's admin account (with --broker-accounts)")
+	fs.StringVar(&c.brokerAdmin.Password, "broker-admin-password", "", "its password (prefer "+envPrefix+"BROKER_ADMIN_PASSWORD)")
 
 	fs.StringVar(&c.influx.URL, "influx-url", "http://127.0.0.1:8086", "InfluxDB URL")
 	fs.StringVar(&c.influx.Token, "influx-token", "", "InfluxDB token (1.8: user:password or empty; prefer "+envPrefix+"INFLUX_TOKEN)")
@@ -120,6 +130,14 @@ func (c *config) validateServe() error {
 	}
 	if c.mqttOn {
 		errs = append(errs, c.mqtt.Validate())
+		if c.brokerAccounts {
+			errs = append(errs, c.brokerAdmin.Validate())
+			if c.mqtt.Username == "" || c.mqtt.Password == "" {
+				errs = append(errs, errors.New("broker-accounts needs mqtt-username and mqtt-password: the pipeline's own broker account, which serve creates"))
+			} else if c.mqtt.Username == c.brokerAdmin.Username {
+				errs = append(errs, errors.New("mqtt-username must not be broker-admin-username: the pipeline has its own broker account"))
+			}
+		}
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key go together"))
@@ -146,4 +164,22 @@ func (c *config) validateServe() error {
 		errs = append(errs, errors.New("write-max-pending must be at least max-samples"))
 	}
 	return errors.Join(errs...)
+}
+
+// validateBrokerAdmin reports every problem of the settings with which
+// the admin commands reach the broker's dynamic security plugin; none
+// when --broker-accounts is off.
+func (c *config) validateBrokerAdmin() error {
+	if !c.brokerAccounts {
+		return nil
+	}
+	return errors.Join(c.mqtt.Validate(), c.brokerAdmin.Validate())
+}
+
+// brokerAdminConfig is how to reach the dynamic security plugin: with
+// the admin account, over the collector's URL and CA.
+func (c *config) brokerAdminConfig() ingest.BrokerAdminConfig {
+	b := c.brokerAdmin
+	b.URL, b.CAFile = c.mqtt.URL, c.mqtt.CAFile
+	return b
 }

@@ -290,3 +290,35 @@ func TestHealthReadyMetrics(t *testing.T) {
 		}
 	}
 }
+
+// Each rejected message is answered once: a device must not see the same
+// answer twice.
+func TestMQTTAnswersOnce(t *testing.T) {
+	needServices(t)
+	dir := newDataDir(t)
+	enroll(t, dir, "p-once", "watch-once")
+	startServe(t, dir, "t-once")
+	listener := mqttClient(t, "listener-once")
+	docs := subscribeErrors(t, listener, "watch-once")
+	watch := mqttClient(t, "watch-once")
+	const n = 10
+	for seq := 1; seq <= n; seq++ {
+		body := fmt.Sprintf(`{"seq": %d, "samples": [{"type": "heart_rate", "time": %q, "bpm": 400}]}`, seq, ts(time.Now()))
+		if tok := watch.Publish("pp/v1/devices/watch-once/data", 1, false, body); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	seen := map[float64]int{}
+	for range n {
+		seen[nextDoc(t, docs)["seq"].(float64)]++
+	}
+	// A repeated answer would come a second after the first (the retry's wait).
+	select {
+	case doc := <-docs:
+		t.Errorf("answer %v came again", doc)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	if len(seen) != n {
+		t.Errorf("answers by seq %v, want each of 1..%d once", seen, n)
+	}
+}

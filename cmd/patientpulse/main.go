@@ -22,6 +22,8 @@ Usage:
   patientpulse devices enroll --patient ID --device ID    enrol a device; prints its token
   patientpulse devices list                               list devices
   patientpulse devices revoke --device ID                 revoke a device
+  patientpulse devices broker-add --device ID             give an enrolled device its broker account;
+                                                          token on standard input (--broker-accounts)
   patientpulse staff add --username U --role admin|clinician|oncall
                                                           add staff; password on standard input
   patientpulse staff list                                 list staff
@@ -56,7 +58,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "patients":
 		err = patientsCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "devices":
-		err = devicesCommand(ctx, args[1:], stdout, stderr, getenv)
+		err = devicesCommand(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "staff":
 		err = staffCommand(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "help", "-h", "--help":

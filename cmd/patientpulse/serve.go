@@ -74,6 +74,11 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	s.writer = ingest.NewWriter(c.writer, s.sink, log, metrics)
 	intake := ingest.NewIntake(reg, c.deviceTTL, c.limits, metrics, log.With("component", "intake"))
 	if c.mqttOn {
+		if c.brokerAccounts {
+			if err := s.ensurePipelineAccount(ctx); err != nil {
+				return err
+			}
+		}
 		s.mqtt = ingest.NewMQTT(c.mqtt, intake, s.writer, metrics, log)
 	}
 	ln, err := net.Listen("tcp", c.httpAddr)
@@ -131,6 +136,38 @@ func (s *server) ensureBucket(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// ensurePipelineAccount makes sure, with --broker-accounts, that the
+// pipeline's own broker account (--mqtt-username) exists with its role.
+// While the broker is unreachable it keeps trying (it may be starting next
+// to us); a refused admin account or a foreign client of that name ends
+// serve.
+func (s *server) ensurePipelineAccount(ctx context.Context) error {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		err := s.tryEnsurePipelineAccount(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ingest.ErrBrokerUnreachable) || ctx.Err() != nil {
+			return err
+		}
+		s.log.Warn("broker accounts unreachable; retrying", "err", err, "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *server) tryEnsurePipelineAccount(ctx context.Context) error {
+	accounts, err := ingest.DialBrokerAccounts(ctx, s.cfg.brokerAdminConfig())
+	if err != nil {
+		return err
+	}
+	defer accounts.Close()
+	return accounts.EnsurePipelineAccount(ctx, s.cfg.mqtt.Username, s.cfg.mqtt.Password)
 }
 
 func (s *server) serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {

@@ -1,11 +1,15 @@
 package testservices
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -13,13 +17,19 @@ import (
 // mosquittoReadyTimeout bounds the wait for the broker to accept connections.
 const mosquittoReadyTimeout = 10 * time.Second
 
-// Mosquitto is a Mosquitto broker on a loopback port, with anonymous access
-// and persistence in Dir. Its methods are safe for use from one test
-// goroutine and from cleanup functions; mu guards the process and stopped.
+// Mosquitto is a Mosquitto broker on a loopback port, with persistence in
+// Dir: with anonymous access, or with the dynamic security plugin and an
+// admin account. Its methods are safe for use from one test goroutine and
+// from cleanup functions; mu guards the process and stopped.
 type Mosquitto struct {
 	Addr string // "127.0.0.1:port"
 	URL  string // "tcp://127.0.0.1:port"
-	Dir  string // configuration, persistence database and log
+	Dir  string // configuration, persistence database, dynsec file and log
+
+	// With MosquittoOptions.DynSec, the account that administers the
+	// dynamic security plugin ($CONTROL/dynamic-security/v1); empty
+	// otherwise.
+	AdminUser, AdminPassword string
 
 	mu      sync.Mutex
 	proc    process
@@ -35,6 +45,25 @@ type Mosquitto struct {
 // is $MOSQUITTO when set, else mosquitto from PATH or /usr/sbin. The error
 // wraps ErrMissingBinary when mosquitto is not installed.
 func StartMosquitto() (*Mosquitto, error) {
+	return StartMosquittoWith(MosquittoOptions{})
+}
+
+// MosquittoOptions changes the broker that StartMosquittoWith starts.
+type MosquittoOptions struct {
+	// DynSec loads the dynamic security plugin, refuses anonymous clients,
+	// and makes an admin account (AdminUser, AdminPassword) with the
+	// plugin's default admin role: it may send the plugin's commands and
+	// read every topic, but publish to none. Default access is the
+	// plugin's: no client may publish or subscribe without a role allowing
+	// it.
+	DynSec bool
+}
+
+// StartMosquittoWith is StartMosquitto with options. With DynSec, the
+// plugin (mosquitto_dynamic_security.so, from $MOSQUITTO_DYNSEC_PLUGIN or
+// the system's library directories) and mosquitto_ctrl must be installed,
+// else the error wraps ErrMissingBinary.
+func StartMosquittoWith(o MosquittoOptions) (*Mosquitto, error) {
 	bin, err := findMosquitto()
 	if err != nil {
 		return nil, err
@@ -47,11 +76,6 @@ func StartMosquitto() (*Mosquitto, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start mosquitto: %w", err)
 	}
-	conf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte(mosquittoConfig(port, dir)), 0o600); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("start mosquitto: %w", err)
-	}
 	m := &Mosquitto{
 		Addr: loopback(port),
 		URL:  "tcp://" + loopback(port),
@@ -59,20 +83,87 @@ func StartMosquitto() (*Mosquitto, error) {
 		proc: process{
 			name:    "mosquitto",
 			bin:     bin,
-			args:    []string{"-c", conf},
+			args:    []string{"-c", filepath.Join(dir, "mosquitto.conf")},
 			logPath: filepath.Join(dir, "mosquitto.log"),
 		},
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.startLocked(); err != nil {
-		_ = m.proc.stop()
+	fail := func(err error) (*Mosquitto, error) {
 		if !keepDirs() {
 			_ = os.RemoveAll(dir)
 		}
 		return nil, err
 	}
+	conf := mosquittoConfig(port, dir, !o.DynSec)
+	if o.DynSec {
+		extra, err := m.initDynSec()
+		if err != nil {
+			return fail(err)
+		}
+		conf += extra
+	}
+	if err := os.WriteFile(m.proc.args[1], []byte(conf), 0o600); err != nil {
+		return fail(fmt.Errorf("start mosquitto: %w", err))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.startLocked(); err != nil {
+		_ = m.proc.stop()
+		return fail(err)
+	}
 	return m, nil
+}
+
+// initDynSec writes the plugin's configuration file with an admin account
+// (mosquitto_ctrl dynsec init) and returns the broker's configuration
+// lines that load it.
+func (m *Mosquitto) initDynSec() (string, error) {
+	plugin, err := findDynSecPlugin()
+	if err != nil {
+		return "", err
+	}
+	ctrl, err := lookBinary("mosquitto_ctrl", "/usr/bin/mosquitto_ctrl", "/usr/local/bin/mosquitto_ctrl",
+		"/opt/homebrew/bin/mosquitto_ctrl")
+	if err != nil {
+		return "", err
+	}
+	var secret [16]byte
+	rand.Read(secret[:])
+	m.AdminUser, m.AdminPassword = "admin", hex.EncodeToString(secret[:])
+	file := filepath.Join(m.Dir, "dynamic-security.json")
+	// The password goes in on stdin (asked twice), not in the process list.
+	cmd := exec.Command(ctrl, "dynsec", "init", file, m.AdminUser)
+	cmd.Stdin = strings.NewReader(m.AdminPassword + "\n" + m.AdminPassword + "\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("mosquitto_ctrl dynsec init: %w: %s", err, out)
+	}
+	// mosquitto_ctrl exits 0 even when it wrote nothing.
+	if err := os.Chmod(file, 0o600); err != nil {
+		return "", fmt.Errorf("mosquitto_ctrl dynsec init: %w: %s", err, out)
+	}
+	return fmt.Sprintf("plugin %s\nplugin_opt_config_file %s\n", plugin, file), nil
+}
+
+// findDynSecPlugin returns $MOSQUITTO_DYNSEC_PLUGIN when set, else the
+// dynamic security plugin from the library directories of Debian (per
+// architecture), the eclipse-mosquitto image and Homebrew.
+func findDynSecPlugin() (string, error) {
+	const name = "mosquitto_dynamic_security.so"
+	if p := os.Getenv("MOSQUITTO_DYNSEC_PLUGIN"); p != "" {
+		if info, err := os.Stat(p); err != nil || info.IsDir() {
+			return "", fmt.Errorf("%w: MOSQUITTO_DYNSEC_PLUGIN=%s is not a file", ErrMissingBinary, p)
+		}
+		return p, nil
+	}
+	candidates, _ := filepath.Glob("/usr/lib/*/" + name)
+	candidates = append(candidates, "/usr/lib/"+name, "/usr/local/lib/"+name, "/opt/homebrew/lib/"+name)
+	for _, c := range candidates {
+		if info, err := os.Stat(c); err == nil && !info.IsDir() {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %s not found in /usr/lib/*/, /usr/lib, /usr/local/lib or /opt/homebrew/lib "+
+		"(Debian's mosquitto package has it)", ErrMissingBinary, name)
 }
 
 // findMosquitto returns $MOSQUITTO when set, else mosquitto from PATH or
@@ -90,7 +181,7 @@ func findMosquitto() (string, error) {
 }
 
 // mosquittoConfig returns the broker's configuration.
-func mosquittoConfig(port int, dir string) string {
+func mosquittoConfig(port int, dir string, anonymous bool) string {
 	user := ""
 	if os.Geteuid() == 0 {
 		// As root, Mosquitto would switch to the "mosquitto" user, which
@@ -99,7 +190,7 @@ func mosquittoConfig(port int, dir string) string {
 	}
 	return fmt.Sprintf(`# Written by internal/testservices.
 listener %d 127.0.0.1
-allow_anonymous true
+allow_anonymous %t
 persistence true
 persistence_location %s/
 max_inflight_messages 1000
@@ -112,7 +203,7 @@ log_type notice
 log_type information
 log_timestamp_format %%Y-%%m-%%dT%%H:%%M:%%S
 connection_messages true
-%s`, port, dir, user)
+%s`, port, anonymous, dir, user)
 }
 
 // startLocked starts the process and waits until it accepts connections.

@@ -3,9 +3,11 @@
 // data and log in a new temporary directory, stopped by the test that
 // started it.
 //
-// Tests call StartMosquitto or StartInflux and hand the error to Require,
-// which skips the test on a developer's machine that lacks a binary and fails
-// it under CI (CI=true), where a missing binary must never pass unnoticed.
+// Tests call StartMosquitto (anonymous access), StartMosquittoWith (say,
+// with the dynamic security plugin and no anonymous access) or StartInflux,
+// and hand the error to Require, which skips the test on a developer's
+// machine that lacks a binary (or the plugin) and fails it under CI
+// (CI=true), where a missing binary must never pass unnoticed.
 // Set KEEP_TEST_SERVICES=1 to keep the directories (configuration, data and
 // logs) after a run for inspection.
 //

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,13 +99,26 @@ func TestMosquitto(t *testing.T) {
 // mqttConnect sends a hand-made MQTT 3.1.1 CONNECT (clean session, anonymous)
 // and checks for a CONNACK that accepts it.
 func mqttConnect(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	code, err := mqttConnectCode(addr)
 	if err != nil {
 		return err
 	}
+	if code != 0 {
+		return fmt.Errorf("CONNACK return code %d, want 0 (accepted)", code)
+	}
+	return nil
+}
+
+// mqttConnectCode sends a hand-made MQTT 3.1.1 CONNECT (clean session,
+// anonymous) and returns the CONNACK's return code.
+func mqttConnectCode(addr string) (byte, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
 	defer conn.Close()
 	if err := conn.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		return err
+		return 0, err
 	}
 	clientID := "pp-testservices-raw"
 	varHeader := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60} // protocol, level 4, clean session, keepalive 60s
@@ -112,16 +126,64 @@ func mqttConnect(addr string) error {
 	packet := append([]byte{0x10, byte(len(varHeader) + len(payload))}, varHeader...)
 	packet = append(packet, payload...)
 	if _, err := conn.Write(packet); err != nil {
-		return err
+		return 0, err
 	}
 	connack := make([]byte, 4)
 	if _, err := io.ReadFull(conn, connack); err != nil {
-		return fmt.Errorf("read CONNACK: %w", err)
+		return 0, fmt.Errorf("read CONNACK: %w", err)
 	}
-	if want := []byte{0x20, 2, 0, 0}; string(connack) != string(want) {
-		return fmt.Errorf("CONNACK % x, want % x (accepted)", connack, want)
+	if connack[0] != 0x20 || connack[1] != 2 {
+		return 0, fmt.Errorf("% x is no CONNACK", connack)
 	}
-	return nil
+	return connack[3], nil
+}
+
+func TestMosquittoDynSec(t *testing.T) {
+	t.Parallel()
+	m, err := StartMosquittoWith(MosquittoOptions{DynSec: true})
+	Require(t, err)
+	t.Cleanup(func() {
+		if err := m.Stop(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	if m.AdminUser == "" || len(m.AdminPassword) < 16 {
+		t.Fatalf("AdminUser %q, AdminPassword of %d characters: want an admin with a long password", m.AdminUser, len(m.AdminPassword))
+	}
+	if code, err := mqttConnectCode(m.Addr); err != nil || code != 5 {
+		t.Errorf("anonymous CONNECT: return code %d, %v; want 5 (not authorised)", code, err)
+	}
+	if info, err := os.Stat(filepath.Join(m.Dir, "dynamic-security.json")); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("dynsec file: %v, %v; want mode 0600", info, err)
+	}
+
+	// The admin may use the plugin: it answers a command on its response topic.
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(m.URL).SetClientID("pp-testservices-admin").
+		SetUsername(m.AdminUser).SetPassword(m.AdminPassword))
+	waitToken(t, "admin connect", c.Connect())
+	defer c.Disconnect(250)
+	answers := make(chan string, 1)
+	waitToken(t, "subscribe", c.Subscribe("$CONTROL/dynamic-security/v1/response", 1, func(_ mqtt.Client, msg mqtt.Message) {
+		answers <- string(msg.Payload())
+	}))
+	waitToken(t, "publish", c.Publish("$CONTROL/dynamic-security/v1", 1, false,
+		`{"commands": [{"command": "getDefaultACLAccess", "correlationData": "x"}]}`))
+	select {
+	case got := <-answers:
+		if !strings.Contains(got, `"correlationData":"x"`) || strings.Contains(got, `"error"`) {
+			t.Errorf("plugin answered %s", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer from the dynamic security plugin")
+	}
+
+	// A restart keeps the plugin and its accounts.
+	if err := m.Restart(); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	if code, err := mqttConnectCode(m.Addr); err != nil || code != 5 {
+		t.Errorf("anonymous CONNECT after Restart: return code %d, %v; want 5", code, err)
+	}
 }
 
 // testPersistentSessionSurvivesRestart queues a QoS 1 message for an offline

@@ -1,0 +1,225 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// The broker's accounts that patientpulse manages, each a client with one
+// role of the dynamic security plugin.
+
+// PipelineRole is the broker role of the pipeline's own account: it may
+// take every device's data and answer on every device's errors topic.
+const PipelineRole = "patientpulse-pipeline"
+
+// DeviceRole is the broker role of a device's account: it may publish to
+// its own data topic and hear its own errors topic, nothing else.
+func DeviceRole(device string) string { return "device-" + device }
+
+// acl is one access rule of a role.
+type acl struct {
+	Type  string `json:"acltype"`
+	Topic string `json:"topic"`
+	Allow bool   `json:"allow"`
+}
+
+// clientRoles returns the roles of the broker's client username, and
+// whether it exists.
+func (b *BrokerAccounts) clientRoles(ctx context.Context, username string) ([]string, bool, error) {
+	ans, err := b.run(ctx, dynsecCommand{"command": "getClient", "username": username})
+	if err != nil {
+		return nil, false, err
+	}
+	if ans[0].Error == dynsecClientNotFound {
+		return nil, false, nil
+	}
+	if err := answerError(ans[0]); err != nil {
+		return nil, false, err
+	}
+	var data struct {
+		Client struct {
+			Roles []struct {
+				Name string `json:"rolename"`
+			} `json:"roles"`
+		} `json:"client"`
+	}
+	if err := json.Unmarshal(ans[0].Data, &data); err != nil {
+		return nil, false, fmt.Errorf("broker getClient: unreadable answer: %w", err)
+	}
+	var roles []string
+	for _, r := range data.Client.Roles {
+		roles = append(roles, r.Name)
+	}
+	return roles, true, nil
+}
+
+// ensureAccount makes the client username, with password, hold exactly
+// the role, which it creates or sets to acls. An existing client must
+// already hold the role (else ErrForeignAccount); its password is set
+// only when resetPassword says so, since setting it disconnects the
+// client's connections.
+func (b *BrokerAccounts) ensureAccount(ctx context.Context, username, password, role string, acls []acl,
+	resetPassword func() (bool, error)) error {
+	roles, exists, err := b.clientRoles(ctx, username)
+	if err != nil {
+		return err
+	}
+	if exists && !slices.Contains(roles, role) {
+		return fmt.Errorf("%s: %w (it lacks the role %s)", username, ErrForeignAccount, role)
+	}
+	cmds := []dynsecCommand{{"command": "createRole", "rolename": role, "acls": acls}}
+	clientRoles := []map[string]any{{"rolename": role}}
+	if !exists {
+		cmds = append(cmds, dynsecCommand{"command": "createClient", "username": username, "password": password, "roles": clientRoles})
+	} else if reset, err := resetPassword(); err != nil {
+		return err
+	} else if reset {
+		cmds = append(cmds,
+			dynsecCommand{"command": "modifyClient", "username": username, "password": password, "roles": clientRoles},
+			dynsecCommand{"command": "enableClient", "username": username})
+	}
+	ans, err := b.run(ctx, cmds...)
+	if err != nil {
+		return err
+	}
+	for _, a := range ans[1:] {
+		if err := answerError(a); err != nil {
+			return err
+		}
+	}
+	if ans[0].Error != dynsecRoleExists {
+		return answerError(ans[0])
+	}
+	// Set the existing role's rules, in case an older version made them.
+	// (Unlike a new password, this disconnects no one.)
+	ans, err = b.run(ctx, dynsecCommand{"command": "modifyRole", "rolename": role, "acls": acls})
+	if err != nil {
+		return err
+	}
+	return answerError(ans[0])
+}
+
+// deviceACLs confine a device to its own topics.
+func deviceACLs(device string) []acl {
+	return []acl{
+		{Type: "publishClientSend", Topic: DataTopic(device), Allow: true},
+		{Type: "subscribePattern", Topic: ErrorTopic(device), Allow: true},
+		{Type: "publishClientReceive", Topic: ErrorTopic(device), Allow: true},
+	}
+}
+
+// pipelineACLs let the pipeline take every device's data, through a
+// shared subscription (Mosquitto checks its filter with the
+// $share/group/ prefix) or a plain one, and answer on every device's
+// errors topic.
+func pipelineACLs() []acl {
+	return []acl{
+		{Type: "subscribePattern", Topic: DataTopic("+"), Allow: true},
+		{Type: "subscribePattern", Topic: "$share/+/" + DataTopic("+"), Allow: true},
+		{Type: "publishClientReceive", Topic: DataTopic("+"), Allow: true},
+		{Type: "publishClientSend", Topic: ErrorTopic("+"), Allow: true},
+	}
+}
+
+// AddDevice gives the device its broker account: username = device id,
+// password = token, and the role DeviceRole(device) that lets it publish
+// only to its data topic and subscribe only to its errors topic. When the
+// device's account exists already, its password and role are set again
+// (which disconnects its connections). A client of that name that
+// patientpulse did not make is left alone: the error wraps
+// ErrForeignAccount.
+func (b *BrokerAccounts) AddDevice(ctx context.Context, device, token string) error {
+	if !registry.ValidID(device) {
+		return fmt.Errorf("broker account of device %q: %w", device, registry.ErrInvalidID)
+	}
+	if token == "" {
+		return fmt.Errorf("broker account of device %s: empty token", device)
+	}
+	always := func() (bool, error) { return true, nil }
+	if err := b.ensureAccount(ctx, device, token, DeviceRole(device), deviceACLs(device), always); err != nil {
+		return fmt.Errorf("broker account of device %s: %w", device, err)
+	}
+	return nil
+}
+
+// RemoveDevice deletes the device's broker account and role; the broker
+// disconnects the device's connections at once. A device without an
+// account is no error. A client of that name that patientpulse did not
+// make is left alone: the error wraps ErrForeignAccount.
+func (b *BrokerAccounts) RemoveDevice(ctx context.Context, device string) error {
+	if err := b.removeDevice(ctx, device); err != nil {
+		return fmt.Errorf("remove broker account of device %s: %w", device, err)
+	}
+	return nil
+}
+
+func (b *BrokerAccounts) removeDevice(ctx context.Context, device string) error {
+	role := DeviceRole(device)
+	roles, exists, err := b.clientRoles(ctx, device)
+	if err != nil {
+		return err
+	}
+	if exists && !slices.Contains(roles, role) {
+		return fmt.Errorf("%w (it lacks the role %s)", ErrForeignAccount, role)
+	}
+	var cmds []dynsecCommand
+	if exists {
+		// Mosquitto 2.0 disconnects the client's connections on deleteClient.
+		cmds = append(cmds, dynsecCommand{"command": "deleteClient", "username": device})
+	}
+	cmds = append(cmds, dynsecCommand{"command": "deleteRole", "rolename": role})
+	ans, err := b.run(ctx, cmds...)
+	if err != nil {
+		return err
+	}
+	for _, a := range ans {
+		if a.Error != dynsecClientNotFound && a.Error != dynsecRoleNotFound {
+			if err := answerError(a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// EnsurePipelineAccount makes sure the pipeline's own broker account
+// exists with the role PipelineRole. A new account gets password; an
+// existing one keeps its password while that still opens a connection,
+// so that starting one instance does not disconnect the others, and
+// gets password otherwise. An existing client without PipelineRole (the
+// admin, a device) is left alone: the error wraps ErrForeignAccount.
+func (b *BrokerAccounts) EnsurePipelineAccount(ctx context.Context, username, password string) error {
+	if username == "" || password == "" {
+		return errors.New("pipeline broker account: username and password are required")
+	}
+	stale := func() (bool, error) {
+		err := b.tryLogin(ctx, username, password)
+		if errors.Is(err, ErrBrokerRefused) {
+			return true, nil
+		}
+		return false, err
+	}
+	if err := b.ensureAccount(ctx, username, password, PipelineRole, pipelineACLs(), stale); err != nil {
+		return fmt.Errorf("pipeline broker account %s: %w", username, err)
+	}
+	return nil
+}
+
+// tryLogin connects once with the account and disconnects.
+func (b *BrokerAccounts) tryLogin(ctx context.Context, username, password string) error {
+	opts, err := accountOptions(b.cfg, username, password, "patientpulse-check-"+b.prefix)
+	if err != nil {
+		return err
+	}
+	c, err := dialBroker(ctx, opts, b.cfg.Timeout)
+	if err != nil {
+		return err
+	}
+	c.Disconnect(0)
+	return nil
+}
