@@ -20,7 +20,9 @@ APP=demo-app-001
 
 pids=()
 cleanup() {
-	trap - INT TERM EXIT
+	# A second Ctrl-C (or make passing the signal on) must not cut the cleanup short.
+	trap "" INT TERM
+	trap - EXIT
 	echo
 	echo "demo: stopping"
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
