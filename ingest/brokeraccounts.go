@@ -59,11 +59,12 @@ func (b *BrokerAccounts) clientRoles(ctx context.Context, username string) ([]st
 }
 
 // ensureAccount makes the client username, with password, hold exactly
-// the role, which it creates or sets to acls. An existing client must
+// the role, which it creates or sets to acls. A clientID binds the account
+// to that MQTT client id: no other may connect with it. An existing client must
 // already hold the role (else ErrForeignAccount); its password is set
 // only when resetPassword says so, since setting it disconnects the
 // client's connections.
-func (b *BrokerAccounts) ensureAccount(ctx context.Context, username, password, role string, acls []acl,
+func (b *BrokerAccounts) ensureAccount(ctx context.Context, username, clientID, password, role string, acls []acl,
 	resetPassword func() (bool, error)) error {
 	roles, exists, err := b.clientRoles(ctx, username)
 	if err != nil {
@@ -74,14 +75,18 @@ func (b *BrokerAccounts) ensureAccount(ctx context.Context, username, password, 
 	}
 	cmds := []dynsecCommand{{"command": "createRole", "rolename": role, "acls": acls}}
 	clientRoles := []map[string]any{{"rolename": role}}
+	client := dynsecCommand{"username": username, "password": password, "roles": clientRoles}
+	if clientID != "" {
+		client["clientid"] = clientID
+	}
 	if !exists {
-		cmds = append(cmds, dynsecCommand{"command": "createClient", "username": username, "password": password, "roles": clientRoles})
+		client["command"] = "createClient"
+		cmds = append(cmds, client)
 	} else if reset, err := resetPassword(); err != nil {
 		return err
 	} else if reset {
-		cmds = append(cmds,
-			dynsecCommand{"command": "modifyClient", "username": username, "password": password, "roles": clientRoles},
-			dynsecCommand{"command": "enableClient", "username": username})
+		client["command"] = "modifyClient"
+		cmds = append(cmds, client, dynsecCommand{"command": "enableClient", "username": username})
 	}
 	ans, err := b.run(ctx, cmds...)
 	if err != nil {
@@ -126,8 +131,8 @@ func pipelineACLs() []acl {
 	}
 }
 
-// AddDevice gives the device its broker account: username = device id,
-// password = token, and the role DeviceRole(device) that lets it publish
+// AddDevice gives the device its broker account: username = client id =
+// device id, password = token, and the role DeviceRole(device) that lets it publish
 // only to its data topic and subscribe only to its errors topic. When the
 // device's account exists already, its password and role are set again
 // (which disconnects its connections). A client of that name that
@@ -141,7 +146,10 @@ func (b *BrokerAccounts) AddDevice(ctx context.Context, device, token string) er
 		return fmt.Errorf("broker account of device %s: empty token", device)
 	}
 	always := func() (bool, error) { return true, nil }
-	if err := b.ensureAccount(ctx, device, token, DeviceRole(device), deviceACLs(device), always); err != nil {
+	// Bound to its own client id, a device cannot take over another
+	// client's session (the pipeline's, with its subscription to every
+	// device's data).
+	if err := b.ensureAccount(ctx, device, device, token, DeviceRole(device), deviceACLs(device), always); err != nil {
 		return fmt.Errorf("broker account of device %s: %w", device, err)
 	}
 	return nil
@@ -204,7 +212,7 @@ func (b *BrokerAccounts) EnsurePipelineAccount(ctx context.Context, username, pa
 		}
 		return false, err
 	}
-	if err := b.ensureAccount(ctx, username, password, PipelineRole, pipelineACLs(), stale); err != nil {
+	if err := b.ensureAccount(ctx, username, "", password, PipelineRole, pipelineACLs(), stale); err != nil {
 		return fmt.Errorf("pipeline broker account %s: %w", username, err)
 	}
 	return nil

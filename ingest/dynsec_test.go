@@ -124,6 +124,12 @@ func TestBrokerAccountsConfineDevices(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("pipeline's shared subscription: SUBACK %#x, want QoS 1 granted", code)
 	}
+	// A device may connect under its own client id only: with the
+	// pipeline's it would take over the pipeline's session and its
+	// subscription to every device's data.
+	if _, err := login(t, m, "pipeline-1", "watch-a", "ppd_token-of-watch-a"); err == nil {
+		t.Fatal("a device connected under the pipeline's client id")
+	}
 	watchA := mustLogin(t, m, "watch-a", "watch-a", "ppd_token-of-watch-a")
 
 	// Its own data topic: delivered.
@@ -208,7 +214,7 @@ func TestBrokerAccountsRevokeAndRenew(t *testing.T) {
 	}
 	// Enrolling again replaces the token and drops the old token's
 	// connections.
-	old := mustLogin(t, m, "watch-d-old", "watch-d", "ppd_first")
+	old := mustLogin(t, m, "watch-d", "watch-d", "ppd_first")
 	if err := b.AddDevice(ctx, "watch-d", "ppd_second"); err != nil {
 		t.Fatalf("AddDevice again: %v", err)
 	}

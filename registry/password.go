@@ -79,7 +79,7 @@ func parsePHC(s string) (p argonParams, salt, key []byte, err error) {
 	if key, err = b64.DecodeString(f[5]); err != nil {
 		return p, nil, nil, errBadHash
 	}
-	if n[2] < 1 || n[2] > 255 || n[1] < 1 || n[1] > 100 || n[0] < 8*n[2] || n[0] > 4<<20 ||
+	if n[2] < 1 || n[2] > 16 || n[1] < 1 || n[1] > 10 || n[0] < 8*n[2] || n[0] > 1<<20 ||
 		len(salt) < 8 || len(salt) > 64 || len(key) < 16 || len(key) > 64 {
 		return p, nil, nil, errBadHash
 	}

@@ -187,6 +187,11 @@ func (r *Registry) Authenticate(ctx context.Context, username, password string) 
 		return Staff{}, fmt.Errorf("authenticate %s: %w", username, err)
 	}
 	ok, err := verifyPassword(ctx, hash, password)
+	if errors.Is(err, errBadHash) {
+		// A damaged stored hash matches no password; saying so would tell
+		// a stranger that the username exists.
+		ok, err = false, nil
+	}
 	if err != nil {
 		return Staff{}, fmt.Errorf("authenticate %s: %w", username, err)
 	}
@@ -197,9 +202,9 @@ func (r *Registry) Authenticate(ctx context.Context, username, password string) 
 		return Staff{}, fmt.Errorf("authenticate %s: %w", username, ErrDisabled)
 	}
 	if p, _, _, _ := parsePHC(hash); p != argonDefaults {
-		if err := r.rehash(ctx, username, hash, password); err != nil {
-			return Staff{}, fmt.Errorf("authenticate %s: rehash password: %w", username, err)
-		}
+		// Best effort: the right password must not fail over a busy
+		// database; the next login tries again.
+		_ = r.rehash(ctx, username, hash, password)
 	}
 	return s, nil
 }

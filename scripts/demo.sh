@@ -67,20 +67,17 @@ for _ in $(seq 1 60); do
 done
 curl -sf "$URL/readyz" >/dev/null || { tail -20 .local/log/serve.log; echo "demo: serve did not become ready" >&2; exit 1; }
 
-# Show the answers to the watch's rejected samples as they come: the broker
-# lets only the watch's own account hear them (another client id than the
-# watch's publisher, which would take its place).
-mosquitto_sub -p "$MQTT_PORT" -q 1 -i "$WATCH-errors" -u "$WATCH" -P "$WATCH_TOKEN" \
-	-t "pp/v1/devices/$WATCH/errors" | sed -u 's/^/errors topic: /' &
-pids+=($!)
-sleep 0.5
-
 now() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
-echo "demo: the watch publishes a night's sleep and heart rate over MQTT"
-mosquitto_pub -p "$MQTT_PORT" -q 1 -i "$WATCH" -u "$WATCH" -P "$WATCH_TOKEN" -t "pp/v1/devices/$WATCH/data" -m "{\"seq\": $(date +%s), \"samples\": [
+# The watch publishes and hears the answer on one connection (mosquitto_rr:
+# publish, then wait for a message on the errors topic): its account is
+# bound to its own client id, so a second connection would replace it.
+echo "demo: the watch publishes a night's sleep and heart rate over MQTT, one reading out of range"
+mosquitto_rr -p "$MQTT_PORT" -q 1 -i "$WATCH" -u "$WATCH" -P "$WATCH_TOKEN" -W 10 \
+	-t "pp/v1/devices/$WATCH/data" -e "pp/v1/devices/$WATCH/errors" -m "{\"seq\": $(date +%s), \"samples\": [
   {\"type\": \"sleep\", \"start\": \"$(now '-8 hours')\", \"end\": \"$(now '-1 hour')\", \"total_min\": 400, \"deep_min\": 70, \"rem_min\": 90, \"light_min\": 210, \"awake_min\": 30, \"efficiency\": 0.9},
   {\"type\": \"heart_rate\", \"time\": \"$(now '-5 minutes')\", \"bpm\": 68},
-  {\"type\": \"heart_rate\", \"time\": \"$(now '-1 minute')\", \"bpm\": 400}]}"
+  {\"type\": \"heart_rate\", \"time\": \"$(now '-1 minute')\", \"bpm\": 400}]}" | sed 's/^/errors topic: /' ||
+	echo "demo: no answer on the errors topic within 10s" >&2
 echo "demo: the phone app posts a symptom check-in and a dose over HTTPS"
 curl -s -X POST "$URL/v1/ingest" -H "Authorization: Bearer $APP_TOKEN" -H 'Content-Type: application/json' \
 	-d "{\"seq\": $(date +%s), \"samples\": [
