@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -158,8 +157,8 @@ func brokerAddDevice(ctx context.Context, reg *registry.Registry, c *config, dev
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
+	line, err := readLine(stdin)
+	if err != nil {
 		return fmt.Errorf("read token: %w", err)
 	}
 	token := strings.TrimSpace(line)

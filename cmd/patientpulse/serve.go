@@ -55,13 +55,8 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 		return err
 	}
 	defer reg.Close()
-	if c.tlsSelfSigned {
-		cert, key, fingerprint, err := devCertificate(filepath.Join(c.dataDir, "tls"))
-		if err != nil {
-			return err
-		}
-		c.tlsCert, c.tlsKey = cert, key
-		log.Warn("serving HTTPS with a self-signed development certificate", "sha256", fingerprint)
+	if err := useDevCertificate(c, log); err != nil {
+		return err
 	}
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -117,25 +112,26 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
+// useDevCertificate points the TLS settings at the development
+// certificate under <data-dir>/tls when --tls-self-signed asks for one.
+func useDevCertificate(c *config, log *slog.Logger) error {
+	if !c.tlsSelfSigned {
+		return nil
+	}
+	cert, key, fingerprint, err := devCertificate(filepath.Join(c.dataDir, "tls"))
+	if err != nil {
+		return err
+	}
+	c.tlsCert, c.tlsKey = cert, key
+	log.Warn("serving HTTPS with a self-signed development certificate", "sha256", fingerprint)
+	return nil
+}
+
 // ensureBucket makes sure the bucket exists before anything is taken in.
 // While InfluxDB is unreachable it keeps trying (it may be starting next
 // to us); any other problem, such as a refused token, ends serve.
 func (s *server) ensureBucket(ctx context.Context) error {
-	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
-		err := s.sink.EnsureBucket(ctx)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, ingest.ErrUnavailable) {
-			return err
-		}
-		s.log.Warn("influxdb unreachable; retrying", "err", err, "in", wait)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return s.untilReachable(ctx, "influxdb", ingest.ErrUnavailable, s.sink.EnsureBucket)
 }
 
 // ensurePipelineAccount makes sure, with --broker-accounts, that the
@@ -144,15 +140,19 @@ func (s *server) ensureBucket(ctx context.Context) error {
 // to us); a refused admin account or a foreign client of that name ends
 // serve.
 func (s *server) ensurePipelineAccount(ctx context.Context) error {
+	return s.untilReachable(ctx, "broker accounts", ingest.ErrBrokerUnreachable, s.tryEnsurePipelineAccount)
+}
+
+// untilReachable runs try until it succeeds or fails with an error other
+// than unreachable, waiting longer after each unreachable (1s doubling to
+// 30s), for a service that may be starting next to us.
+func (s *server) untilReachable(ctx context.Context, what string, unreachable error, try func(context.Context) error) error {
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
-		err := s.tryEnsurePipelineAccount(ctx)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, ingest.ErrBrokerUnreachable) || ctx.Err() != nil {
+		err := try(ctx)
+		if err == nil || !errors.Is(err, unreachable) || ctx.Err() != nil {
 			return err
 		}
-		s.log.Warn("broker accounts unreachable; retrying", "err", err, "in", wait)
+		s.log.Warn("service unreachable; retrying", "service", what, "err", err, "in", wait)
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():

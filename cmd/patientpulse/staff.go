@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -138,28 +140,42 @@ func staffPasswd(ctx context.Context, reg *registry.Registry, username string, s
 }
 
 // readPassword returns the first line of stdin without its line ending.
-// On a terminal it prompts first; the password shows as it is typed, so
-// operators scripting the command pipe it in instead.
+// On a terminal it prompts and does not echo what is typed.
 func readPassword(stdin io.Reader, stderr io.Writer, username string) (string, error) {
 	errNone := fmt.Errorf("no password on standard input: give it as the first line, at least %d characters", registry.MinPasswordLen)
 	if stdin == nil {
 		return "", errNone
 	}
-	if f, ok := stdin.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			fmt.Fprintf(stderr, "password for %s (at least %d characters; shown as you type): ", username, registry.MinPasswordLen)
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(stderr, "password for %s (at least %d characters): ", username, registry.MinPasswordLen)
+		pw, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
 		}
+		if len(pw) == 0 {
+			return "", errNone
+		}
+		return string(pw), nil
 	}
-	// Read no further than a password could reach, whatever is piped in.
-	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
+	line, err := readLine(stdin)
+	if err != nil {
 		return "", fmt.Errorf("read password: %w", err)
 	}
-	line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 	if line == "" {
 		return "", errNone
 	}
 	return line, nil
+}
+
+// readLine returns the first line of r without its line ending, reading
+// no further than a password or token could reach, whatever is piped in.
+func readLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r"), nil
 }
 
 func listStaff(ctx context.Context, reg *registry.Registry, stdout io.Writer) error {
