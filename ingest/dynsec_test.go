@@ -42,57 +42,18 @@ func dialAccounts(t *testing.T, m *testservices.Mosquitto) *BrokerAccounts {
 	return b
 }
 
-// account is a connection with a broker account.
-type account struct {
-	mqtt.Client
-	lost chan struct{} // closed when the broker drops the connection
+func login(t *testing.T, m *testservices.Mosquitto, clientID, username, password string) (*testservices.Conn, error) {
+	t.Helper()
+	return m.Connect(t, clientID, username, password)
 }
 
-// login connects with username and password; the error is the broker's
-// refusal, if any.
-func login(t *testing.T, m *testservices.Mosquitto, clientID, username, password string) (*account, error) {
+func mustLogin(t *testing.T, m *testservices.Mosquitto, clientID, username, password string) *testservices.Conn {
 	t.Helper()
-	a := &account{lost: make(chan struct{})}
-	opts := mqtt.NewClientOptions().AddBroker(m.URL).SetClientID(clientID).
-		SetUsername(username).SetPassword(password).SetAutoReconnect(false).
-		SetConnectionLostHandler(func(mqtt.Client, error) { close(a.lost) })
-	a.Client = mqtt.NewClient(opts)
-	tok := a.Connect()
-	if !tok.WaitTimeout(10 * time.Second) {
-		t.Fatalf("connect as %s: no CONNACK within 10s", username)
-	}
-	if tok.Error() != nil {
-		return nil, tok.Error()
-	}
-	t.Cleanup(func() { a.Disconnect(100) })
-	return a, nil
-}
-
-func mustLogin(t *testing.T, m *testservices.Mosquitto, clientID, username, password string) *account {
-	t.Helper()
-	a, err := login(t, m, clientID, username, password)
+	c, err := m.Connect(t, clientID, username, password)
 	if err != nil {
 		t.Fatalf("connect as %s: %v", username, err)
 	}
-	return a
-}
-
-// subscribe returns the SUBACK code and the messages delivered on filter.
-func (a *account) subscribe(t *testing.T, filter string) (byte, <-chan mqtt.Message) {
-	t.Helper()
-	msgs := make(chan mqtt.Message, 100)
-	tok := a.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) { msgs <- m }).(*mqtt.SubscribeToken)
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe %s: %v", filter, tok.Error())
-	}
-	return subackCode(tok), msgs
-}
-
-func (a *account) publish(t *testing.T, topic, payload string) {
-	t.Helper()
-	if tok := a.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("publish to %s: %v", topic, tok.Error())
-	}
+	return c
 }
 
 // next returns the next message, or fails after 5 seconds.
@@ -120,7 +81,7 @@ func TestBrokerAccountsConfineDevices(t *testing.T) {
 		t.Fatalf("EnsurePipelineAccount: %v", err)
 	}
 	pipeline := mustLogin(t, m, "pipeline-1", "pipeline", "pipeline-secret")
-	code, data := pipeline.subscribe(t, "$share/g/"+DataTopic("+"))
+	code, data := pipeline.Listen(t, "$share/g/"+DataTopic("+"))
 	if code != 1 {
 		t.Fatalf("pipeline's shared subscription: SUBACK %#x, want QoS 1 granted", code)
 	}
@@ -133,14 +94,14 @@ func TestBrokerAccountsConfineDevices(t *testing.T) {
 	watchA := mustLogin(t, m, "watch-a", "watch-a", "ppd_token-of-watch-a")
 
 	// Its own data topic: delivered.
-	watchA.publish(t, DataTopic("watch-a"), "own")
+	watchA.Send(t, DataTopic("watch-a"), "own")
 	if msg := next(t, data, "own data"); msg.Topic() != DataTopic("watch-a") || string(msg.Payload()) != "own" {
 		t.Errorf("pipeline got %q on %s, want \"own\" on watch-a's topic", msg.Payload(), msg.Topic())
 	}
 	// Another device's data topic: dropped by the broker. The message sent
 	// after it arrives; had the first passed, it would have come before.
-	watchA.publish(t, DataTopic("watch-b"), "forged")
-	watchA.publish(t, DataTopic("watch-a"), "after")
+	watchA.Send(t, DataTopic("watch-b"), "forged")
+	watchA.Send(t, DataTopic("watch-a"), "after")
 	if msg := next(t, data, "data after the forged message"); string(msg.Payload()) != "after" {
 		t.Errorf("pipeline got %q on %s: a device published on another device's topic", msg.Payload(), msg.Topic())
 	}
@@ -158,19 +119,19 @@ func TestBrokerAccountsConfineDevices(t *testing.T) {
 		{"everything", "#", 0x80},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if code, _ := watchA.subscribe(t, tc.filter); code != tc.want {
+			if code, _ := watchA.Listen(t, tc.filter); code != tc.want {
 				t.Errorf("SUBACK %#x, want %#x", code, tc.want)
 			}
 		})
 	}
-	_, answers := watchA.subscribe(t, ErrorTopic("watch-a"))
-	pipeline.publish(t, ErrorTopic("watch-a"), `{"seq": 1, "error": "x"}`)
+	_, answers := watchA.Listen(t, ErrorTopic("watch-a"))
+	pipeline.Send(t, ErrorTopic("watch-a"), `{"seq": 1, "error": "x"}`)
 	if msg := next(t, answers, "answer on the errors topic"); string(msg.Payload()) != `{"seq": 1, "error": "x"}` {
 		t.Errorf("device got %q on its errors topic", msg.Payload())
 	}
 	// A device cannot forge the pipeline's answers, not even to itself.
-	watchA.publish(t, ErrorTopic("watch-a"), "forged answer")
-	pipeline.publish(t, ErrorTopic("watch-a"), "real answer")
+	watchA.Send(t, ErrorTopic("watch-a"), "forged answer")
+	pipeline.Send(t, ErrorTopic("watch-a"), "real answer")
 	if msg := next(t, answers, "answer after a forged one"); string(msg.Payload()) != "real answer" {
 		t.Errorf("device got %q: it published on its errors topic", msg.Payload())
 	}
@@ -218,12 +179,12 @@ func TestBrokerAccountsRevokeAndRenew(t *testing.T) {
 	if err := b.AddDevice(ctx, "watch-d", "ppd_second"); err != nil {
 		t.Fatalf("AddDevice again: %v", err)
 	}
-	waitLost(t, old, "connection with the replaced token")
+	old.WaitLost(t, "connection with the replaced token")
 	if _, err := login(t, m, "watch-d", "watch-d", "ppd_first"); err == nil {
 		t.Error("replaced token still accepted")
 	}
 	conn := mustLogin(t, m, "watch-d", "watch-d", "ppd_second")
-	if code, _ := conn.subscribe(t, ErrorTopic("watch-d")); code != 1 {
+	if code, _ := conn.Listen(t, ErrorTopic("watch-d")); code != 1 {
 		t.Errorf("after AddDevice again, own errors topic: SUBACK %#x, want 1", code)
 	}
 
@@ -231,7 +192,7 @@ func TestBrokerAccountsRevokeAndRenew(t *testing.T) {
 	if err := b.RemoveDevice(ctx, "watch-d"); err != nil {
 		t.Fatalf("RemoveDevice: %v", err)
 	}
-	waitLost(t, conn, "connection of the removed device")
+	conn.WaitLost(t, "connection of the removed device")
 	if _, err := login(t, m, "watch-d", "watch-d", "ppd_second"); err == nil {
 		t.Error("removed device's token still accepted")
 	}
@@ -240,15 +201,6 @@ func TestBrokerAccountsRevokeAndRenew(t *testing.T) {
 	}
 	if err := b.RemoveDevice(ctx, "never-added"); err != nil {
 		t.Errorf("RemoveDevice of an unknown device: %v, want nil", err)
-	}
-}
-
-func waitLost(t *testing.T, a *account, what string) {
-	t.Helper()
-	select {
-	case <-a.lost:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: still connected after 5s", what)
 	}
 }
 

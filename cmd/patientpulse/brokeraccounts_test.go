@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/patientpulse/patientpulse/internal/testservices"
 )
@@ -42,51 +39,9 @@ func cliRun(dataDir, stdin string, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
-// device is a device's MQTT connection with its broker account.
-type device struct {
-	mqtt.Client
-	lost chan struct{} // closed when the broker drops the connection
-}
-
-// connectDevice connects as username with password; the error is the
-// broker's refusal, if any.
-func connectDevice(t *testing.T, m *testservices.Mosquitto, clientID, username, password string) (*device, error) {
+func connectDevice(t *testing.T, m *testservices.Mosquitto, clientID, username, password string) (*testservices.Conn, error) {
 	t.Helper()
-	d := &device{lost: make(chan struct{})}
-	d.Client = mqtt.NewClient(mqtt.NewClientOptions().AddBroker(m.URL).SetClientID(clientID).
-		SetUsername(username).SetPassword(password).SetAutoReconnect(false).
-		SetConnectionLostHandler(func(mqtt.Client, error) { close(d.lost) }))
-	tok := d.Connect()
-	if !tok.WaitTimeout(10 * time.Second) {
-		t.Fatalf("connect as %q: no CONNACK within 10s", username)
-	}
-	if tok.Error() != nil {
-		return nil, tok.Error()
-	}
-	t.Cleanup(func() { d.Disconnect(100) })
-	return d, nil
-}
-
-func (d *device) publish(t *testing.T, topic, payload string) {
-	t.Helper()
-	if tok := d.Publish(topic, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("publish to %s: %v", topic, tok.Error())
-	}
-}
-
-// subscribe returns the SUBACK code and the error documents delivered.
-func (d *device) subscribe(t *testing.T, topic string) (byte, <-chan map[string]any) {
-	t.Helper()
-	docs := make(chan map[string]any, 10)
-	tok := d.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
-		var doc map[string]any
-		_ = json.Unmarshal(m.Payload(), &doc)
-		docs <- doc
-	}).(*mqtt.SubscribeToken)
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe %s: %v", topic, tok.Error())
-	}
-	return tok.Result()[topic], docs
+	return m.Connect(t, clientID, username, password)
 }
 
 func heartRate(seq int, at time.Time, bpm int) string {
@@ -116,27 +71,27 @@ func TestBrokerAccountsEndToEnd(t *testing.T) {
 		t.Fatalf("enrolled device refused: %v", err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	watch.publish(t, "pp/v1/devices/watch-dyn/data", heartRate(1, now.Add(-3*time.Minute), 70))
+	watch.Send(t, "pp/v1/devices/watch-dyn/data", heartRate(1, now.Add(-3*time.Minute), 70))
 	waitUntil(t, 5*time.Second, "the device's sample stored", func() bool { return len(query(t, "watch-dyn")) == 2 })
 
 	// Another device's topics are closed to it.
-	watch.publish(t, "pp/v1/devices/watch-dyn2/data", heartRate(1, now.Add(-2*time.Minute), 71))
-	watch.publish(t, "pp/v1/devices/watch-dyn/data", heartRate(2, now.Add(-time.Minute), 72))
+	watch.Send(t, "pp/v1/devices/watch-dyn2/data", heartRate(1, now.Add(-2*time.Minute), 71))
+	watch.Send(t, "pp/v1/devices/watch-dyn/data", heartRate(2, now.Add(-time.Minute), 72))
 	waitUntil(t, 5*time.Second, "the next sample stored", func() bool { return len(query(t, "watch-dyn")) == 4 })
 	time.Sleep(300 * time.Millisecond) // a message that had passed would have been stored by now too
 	if rows := query(t, "watch-dyn2"); len(rows) != 0 {
 		t.Errorf("a device published on another device's topic: %v stored", rows)
 	}
-	if code, _ := watch.subscribe(t, "pp/v1/devices/watch-dyn2/errors"); code != 0x80 {
+	if code, _ := watch.Listen(t, "pp/v1/devices/watch-dyn2/errors"); code != 0x80 {
 		t.Errorf("subscription to another device's errors topic: SUBACK %#x, want 0x80", code)
 	}
 	// Its own errors topic carries the pipeline's answers.
-	code, docs := watch.subscribe(t, "pp/v1/devices/watch-dyn/errors")
+	code, answers := watch.Listen(t, "pp/v1/devices/watch-dyn/errors")
 	if code != 1 {
 		t.Fatalf("subscription to its own errors topic: SUBACK %#x, want 1", code)
 	}
-	watch.publish(t, "pp/v1/devices/watch-dyn/data", heartRate(3, now, 400))
-	if doc := nextDoc(t, docs); doc["seq"] != 3.0 {
+	watch.Send(t, "pp/v1/devices/watch-dyn/data", heartRate(3, now, 400))
+	if doc := nextDoc(t, answers); doc["seq"] != 3.0 {
 		t.Errorf("answer %v, want the rejection of seq 3", doc)
 	}
 
@@ -157,11 +112,7 @@ func TestBrokerAccountsEndToEnd(t *testing.T) {
 	if exit != 0 || !strings.Contains(errOut, "broker account is removed") {
 		t.Fatalf("revoke: exit %d: %s", exit, errOut)
 	}
-	select {
-	case <-watch.lost:
-	case <-time.After(5 * time.Second):
-		t.Fatal("revoked device still connected after 5s")
-	}
+	watch.WaitLost(t, "revoked device")
 	if _, err := connectDevice(t, m, "watch-dyn", "watch-dyn", tokens["watch-dyn"]); err == nil {
 		t.Error("revoked device's token still accepted")
 	}
@@ -232,11 +183,7 @@ func TestBrokerAccountsFailures(t *testing.T) {
 		if code != 0 || !strings.Contains(errOut, "already revoked") {
 			t.Errorf("revoke again: exit %d: %s; want 0", code, errOut)
 		}
-		select {
-		case <-watch.lost:
-		case <-time.After(5 * time.Second):
-			t.Error("revoked device still connected after 5s")
-		}
+		watch.WaitLost(t, "revoked device")
 		if _, err := connectDevice(t, m, "watch-f2", "watch-f2", token); err == nil {
 			t.Error("revoked device's token still accepted")
 		}

@@ -227,38 +227,32 @@ func query(t *testing.T, device string) []row {
 }
 
 // mqttClient connects as a device (or any client) to the shared broker.
-func mqttClient(t *testing.T, id string) mqtt.Client {
+func mqttClient(t *testing.T, id string) *testservices.Conn {
 	t.Helper()
-	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL).SetClientID(id).SetCleanSession(true))
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("mqtt connect: %v", tok.Error())
+	c, err := broker.Connect(t, id, "", "")
+	if err != nil {
+		t.Fatalf("mqtt connect: %v", err)
 	}
-	t.Cleanup(func() { c.Disconnect(100) })
 	return c
 }
 
-// subscribeErrors collects the error documents answered to device.
-func subscribeErrors(t *testing.T, c mqtt.Client, device string) <-chan map[string]any {
+// subscribeErrors returns the answers on device's errors topic.
+func subscribeErrors(t *testing.T, c *testservices.Conn, device string) <-chan mqtt.Message {
 	t.Helper()
-	docs := make(chan map[string]any, 100)
-	tok := c.Subscribe("pp/v1/devices/"+device+"/errors", 1, func(_ mqtt.Client, m mqtt.Message) {
-		var doc map[string]any
-		if err := json.Unmarshal(m.Payload(), &doc); err != nil {
-			t.Errorf("error document is not JSON: %q", m.Payload())
-		}
-		docs <- doc
-	})
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("subscribe: %v", tok.Error())
-	}
-	return docs
+	_, answers := c.Listen(t, "pp/v1/devices/"+device+"/errors")
+	return answers
 }
 
-func nextDoc(t *testing.T, docs <-chan map[string]any) map[string]any {
+// nextDoc decodes the next error document, or fails after 10s.
+func nextDoc(t *testing.T, answers <-chan mqtt.Message) map[string]any {
 	t.Helper()
 	select {
-	case d := <-docs:
-		return d
+	case m := <-answers:
+		var doc map[string]any
+		if err := json.Unmarshal(m.Payload(), &doc); err != nil {
+			t.Fatalf("error document is not JSON: %q", m.Payload())
+		}
+		return doc
 	case <-time.After(10 * time.Second):
 		t.Fatal("no error document within 10s")
 		return nil
