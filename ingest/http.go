@@ -90,7 +90,7 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil:
 		h.log.Error("device lookup failed", "err", rootCause(err))
-		h.retryLater(w, http.StatusServiceUnavailable, "unavailable", "device registry unavailable")
+		h.retryLater(w, http.StatusServiceUnavailable, retryAfterUnavailable, "unavailable", "device registry unavailable")
 		return
 	case reason == ReasonUnknownDevice:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="patientpulse"`)
@@ -101,9 +101,8 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok, wait := h.limits.allow(dev.ID, time.Now()); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
-		h.metrics.Deferred.WithLabelValues(TransportHTTP, "rate_limited").Inc()
-		writeJSON(w, http.StatusTooManyRequests, refusal("this device sends faster than its rate limit; retry later"))
+		h.retryLater(w, http.StatusTooManyRequests, retryAfterSeconds(wait), "rate_limited",
+			"this device sends faster than its rate limit; retry later")
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -120,7 +119,7 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case h.slots <- struct{}{}:
 		defer func() { <-h.slots }()
 	default:
-		h.retryLater(w, http.StatusTooManyRequests, "busy", "too many requests in progress; retry later")
+		h.retryLater(w, http.StatusTooManyRequests, retryAfterBusy, "busy", "too many requests in progress; retry later")
 		return
 	}
 	h.metrics.InFlight.WithLabelValues(TransportHTTP).Inc()
@@ -144,11 +143,11 @@ func (h *HTTP) ingest(ctx context.Context, w http.ResponseWriter, dev registry.D
 	out, err := h.intake.Ingest(ctx, TransportHTTP, dev, body, h.writer.TryWrite)
 	switch {
 	case errors.Is(err, ErrBusy):
-		h.retryLater(w, http.StatusTooManyRequests, "busy", "the pipeline is full; retry later")
+		h.retryLater(w, http.StatusTooManyRequests, retryAfterBusy, "busy", "the pipeline is full; retry later")
 		return
 	case err != nil:
 		// Perhaps stored later, after a write wait: sending again is harmless.
-		h.retryLater(w, http.StatusServiceUnavailable, "unavailable", "storage is unavailable; retry later")
+		h.retryLater(w, http.StatusServiceUnavailable, retryAfterUnavailable, "unavailable", "storage is unavailable; retry later")
 		return
 	}
 	if out.Accepted == 0 {
@@ -171,13 +170,9 @@ type acceptance struct {
 	Details  []Problem `json:"details,omitempty"`
 }
 
-// retryLater answers 429 or 503 with Retry-After: the message was not
-// wrong, the pipeline cannot take it now.
-func (h *HTTP) retryLater(w http.ResponseWriter, status int, reason, msg string) {
-	after := retryAfterBusy
-	if status == http.StatusServiceUnavailable {
-		after = retryAfterUnavailable
-	}
+// retryLater answers 429 or 503 with Retry-After seconds: the message was
+// not wrong, the pipeline cannot take it now.
+func (h *HTTP) retryLater(w http.ResponseWriter, status, after int, reason, msg string) {
 	w.Header().Set("Retry-After", strconv.Itoa(after))
 	h.metrics.Deferred.WithLabelValues(TransportHTTP, reason).Inc()
 	writeJSON(w, status, refusal(msg))

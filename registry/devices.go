@@ -2,11 +2,7 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -40,9 +36,7 @@ func (r *Registry) EnrollDevice(ctx context.Context, deviceID, patientID string)
 	if err := checkID("device", deviceID); err != nil {
 		return "", fmt.Errorf("enroll device: %w", err)
 	}
-	var secret [32]byte
-	rand.Read(secret[:]) // never returns an error; it crashes the program on failure
-	token = tokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
+	token = newToken(tokenPrefix)
 
 	err = r.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
@@ -164,14 +158,6 @@ func (r *Registry) UndoEnrollment(ctx context.Context, deviceID, token string) e
 		return fmt.Errorf("undo enrolment of device %s: %w", deviceID, ErrNotFound)
 	}
 	return nil
-}
-
-// hashToken returns the hex SHA-256 of a device token, the form the
-// registry stores. A token carries 256 random bits, so an unsalted fast hash
-// is enough: there is nothing to guess.
-func hashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
 }
 
 const deviceColumns = `id, patient_id, enrolled_at, revoked_at`

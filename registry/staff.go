@@ -2,9 +2,7 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -308,9 +306,7 @@ func (r *Registry) IssueStaffToken(ctx context.Context, username, label string) 
 	if utf8.RuneCountInString(label) > 64 || strings.ContainsFunc(label, func(c rune) bool { return !unicode.IsPrint(c) }) {
 		return "", fmt.Errorf("issue token for %s: label: want at most 64 printable characters", username)
 	}
-	var secret [32]byte
-	rand.Read(secret[:]) // never returns an error; it crashes the program on failure
-	token = staffTokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
+	token = newToken(staffTokenPrefix)
 	err = r.inTx(ctx, func(tx *sql.Tx) error {
 		if err := r.checkStaff(ctx, tx, username, true); err != nil {
 			return err

@@ -259,9 +259,5 @@ func (i *Influx) Close() error {
 		return nil
 	}
 	i.closed = true
-	err := i.proc.stop()
-	if !keepDirs() {
-		err = errors.Join(err, os.RemoveAll(i.Dir))
-	}
-	return err
+	return i.proc.stopAndRemove(i.Dir)
 }

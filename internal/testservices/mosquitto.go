@@ -233,11 +233,7 @@ func (m *Mosquitto) Stop() error {
 		return nil
 	}
 	m.stopped = true
-	err := m.proc.stop()
-	if !keepDirs() {
-		err = errors.Join(err, os.RemoveAll(m.Dir))
-	}
-	return err
+	return m.proc.stopAndRemove(m.Dir)
 }
 
 // Restart stops the broker and starts it again on the same port with the

@@ -154,6 +154,16 @@ func (p *process) stop() error {
 	return nil
 }
 
+// stopAndRemove stops the process and removes dir, unless
+// KEEP_TEST_SERVICES=1 asks to keep it.
+func (p *process) stopAndRemove(dir string) error {
+	err := p.stop()
+	if !keepDirs() {
+		err = errors.Join(err, os.RemoveAll(dir))
+	}
+	return err
+}
+
 // exitedCleanly reports whether a process stopped by SIGTERM ended well:
 // with status 0, or by the signal itself.
 func exitedCleanly(err error) bool {
