@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +9,9 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/patientpulse/patientpulse/internal/httpx"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -82,10 +81,10 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.metrics.Messages.WithLabelValues(TransportHTTP).Inc()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed, refusal("use POST"))
+		httpx.WriteJSON(w, http.StatusMethodNotAllowed, refusal("use POST"))
 		return
 	}
-	dev, err := h.intake.devices.DeviceByToken(r.Context(), bearer(r))
+	dev, err := h.intake.devices.DeviceByToken(r.Context(), httpx.Bearer(r))
 	reason, answer, err := deviceRefusal(dev, err)
 	switch {
 	case err != nil:
@@ -151,14 +150,14 @@ func (h *HTTP) ingest(ctx context.Context, w http.ResponseWriter, dev registry.D
 		return
 	}
 	if out.Accepted == 0 {
-		writeJSON(w, http.StatusBadRequest, out.Answer)
+		httpx.WriteJSON(w, http.StatusBadRequest, out.Answer)
 		return
 	}
 	resp := acceptance{Accepted: out.Accepted}
 	if a := out.Answer; a != nil {
 		resp.Seq, resp.Error, resp.Details = a.Seq, a.Error, a.Details
 	}
-	writeJSON(w, http.StatusAccepted, resp)
+	httpx.WriteJSON(w, http.StatusAccepted, resp)
 }
 
 // acceptance is the 202 body: the samples stored and, when some were
@@ -175,7 +174,7 @@ type acceptance struct {
 func (h *HTTP) retryLater(w http.ResponseWriter, status, after int, reason, msg string) {
 	w.Header().Set("Retry-After", strconv.Itoa(after))
 	h.metrics.Deferred.WithLabelValues(TransportHTTP, reason).Inc()
-	writeJSON(w, status, refusal(msg))
+	httpx.WriteJSON(w, status, refusal(msg))
 }
 
 func (h *HTTP) tooLarge(w http.ResponseWriter) {
@@ -186,20 +185,5 @@ func (h *HTTP) tooLarge(w http.ResponseWriter) {
 // refuse answers a request refused for what it is, counted and logged.
 func (h *HTTP) refuse(w http.ResponseWriter, status int, reason, msg string) {
 	h.intake.refused(TransportHTTP, reason)
-	writeJSON(w, status, refusal(msg))
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func bearer(r *http.Request) string {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(token)
+	httpx.WriteJSON(w, status, refusal(msg))
 }

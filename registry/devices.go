@@ -58,7 +58,7 @@ func (r *Registry) EnrollDevice(ctx context.Context, deviceID, patientID string)
 		} else if n == 0 {
 			return ErrExists
 		}
-		return nil
+		return r.record(ctx, tx, ActionDeviceEnroll, patientID, deviceID)
 	})
 	if err != nil {
 		return "", fmt.Errorf("enroll device %s: %w", deviceID, err)
@@ -122,8 +122,9 @@ func (r *Registry) ListDevices(ctx context.Context) ([]Device, error) {
 // ErrRevoked for one already revoked.
 func (r *Registry) RevokeDevice(ctx context.Context, id string) error {
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		var patientID string
 		var revoked sql.NullString
-		err := tx.QueryRowContext(ctx, r.q(`SELECT revoked_at FROM devices WHERE id = ?`), id).Scan(&revoked)
+		err := tx.QueryRowContext(ctx, r.q(`SELECT patient_id, revoked_at FROM devices WHERE id = ?`), id).Scan(&patientID, &revoked)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return ErrNotFound
@@ -132,8 +133,10 @@ func (r *Registry) RevokeDevice(ctx context.Context, id string) error {
 		case revoked.Valid:
 			return fmt.Errorf("already %w", ErrRevoked)
 		}
-		_, err = tx.ExecContext(ctx, r.q(`UPDATE devices SET revoked_at = ? WHERE id = ?`), formatTime(now()), id)
-		return err
+		if _, err = tx.ExecContext(ctx, r.q(`UPDATE devices SET revoked_at = ? WHERE id = ?`), formatTime(now()), id); err != nil {
+			return err
+		}
+		return r.record(ctx, tx, ActionDeviceRevoke, patientID, id)
 	})
 	if err != nil {
 		return fmt.Errorf("revoke device %s: %w", id, err)
@@ -148,14 +151,20 @@ func (r *Registry) RevokeDevice(ctx context.Context, id string) error {
 // nothing unless the device's token is token, and returns an error
 // wrapping ErrNotFound then.
 func (r *Registry) UndoEnrollment(ctx context.Context, deviceID, token string) error {
-	res, err := r.db.ExecContext(ctx, r.q(`DELETE FROM devices WHERE id = ? AND token_hash = ?`), deviceID, hashToken(token))
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		var patientID string
+		err := tx.QueryRowContext(ctx, r.q(`DELETE FROM devices WHERE id = ? AND token_hash = ? RETURNING patient_id`),
+			deviceID, hashToken(token)).Scan(&patientID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return r.record(ctx, tx, ActionDeviceUndo, patientID, deviceID)
+	})
 	if err != nil {
 		return fmt.Errorf("undo enrolment of device %s: %w", deviceID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("undo enrolment of device %s: %w", deviceID, err)
-	} else if n == 0 {
-		return fmt.Errorf("undo enrolment of device %s: %w", deviceID, ErrNotFound)
 	}
 	return nil
 }

@@ -71,6 +71,40 @@ var sqliteMigrations = []migration{
 			`CREATE INDEX staff_tokens_username ON staff_tokens (username)`,
 		},
 	},
+	{
+		version: 3,
+		name:    "browser sessions and the audit log",
+		stmts: []string{
+			// A session is known by the SHA-256 of its cookie's id, as a
+			// token is; csrf_token is not a credential on its own.
+			`CREATE TABLE sessions (
+				id_hash      TEXT PRIMARY KEY NOT NULL CHECK (length(id_hash) = 64),
+				username     TEXT NOT NULL REFERENCES staff (username),
+				csrf_token   TEXT NOT NULL,
+				created_at   TEXT NOT NULL,
+				last_seen_at TEXT NOT NULL,
+				ended_at     TEXT
+			) STRICT`,
+			`CREATE INDEX sessions_username ON sessions (username)`,
+			// The audit log is append-only: the triggers refuse any
+			// change to a row written.
+			`CREATE TABLE audit (
+				id         INTEGER PRIMARY KEY AUTOINCREMENT,
+				at         TEXT NOT NULL,
+				actor      TEXT NOT NULL,
+				address    TEXT NOT NULL DEFAULT '',
+				action     TEXT NOT NULL,
+				patient_id TEXT NOT NULL DEFAULT '',
+				target     TEXT NOT NULL DEFAULT '',
+				outcome    TEXT NOT NULL CHECK (outcome IN ('ok', 'denied', 'failed', 'locked'))
+			) STRICT`,
+			`CREATE INDEX audit_actor ON audit (actor, action, at)`,
+			`CREATE INDEX audit_patient ON audit (patient_id, at) WHERE patient_id <> ''`,
+			`CREATE INDEX audit_signin_failures ON audit (address, at) WHERE action = 'signin' AND outcome = 'failed'`,
+			`CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`,
+			`CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table

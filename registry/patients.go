@@ -25,18 +25,22 @@ func (r *Registry) AddPatient(ctx context.Context, p Patient) error {
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = now()
 	}
-	res, err := r.db.ExecContext(ctx,
-		r.q(`INSERT INTO patients (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`),
-		p.ID, p.Name, formatTime(p.CreatedAt))
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			r.q(`INSERT INTO patients (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+			p.ID, p.Name, formatTime(p.CreatedAt))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrExists
+		}
+		return r.record(ctx, tx, ActionPatientAdd, p.ID, "")
+	})
 	if err != nil {
 		return fmt.Errorf("add patient %s: %w", p.ID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("add patient %s: %w", p.ID, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("add patient %s: %w", p.ID, ErrExists)
 	}
 	return nil
 }

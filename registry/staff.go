@@ -78,35 +78,50 @@ func (r *Registry) AddStaff(ctx context.Context, username string, role Role, pas
 	if err != nil {
 		return fmt.Errorf("add staff %s: %w", username, err)
 	}
-	res, err := r.db.ExecContext(ctx, r.q(`INSERT INTO staff (username, role, password_hash, created_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (username) DO NOTHING`), username, string(role), hash, formatTime(now()))
+	err = r.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, r.q(`INSERT INTO staff (username, role, password_hash, created_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT (username) DO NOTHING`), username, string(role), hash, formatTime(now()))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrExists
+		}
+		return r.record(ctx, tx, ActionStaffAdd, "", username+" ("+string(role)+")")
+	})
 	if err != nil {
 		return fmt.Errorf("add staff %s: %w", username, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("add staff %s: %w", username, err)
-	} else if n == 0 {
-		return fmt.Errorf("add staff %s: %w", username, ErrExists)
 	}
 	return nil
 }
 
 // SetPassword replaces a staff member's password, with the same rules as
 // AddStaff. It returns an error wrapping ErrNotFound for an unknown username.
-// The account's API tokens stay valid.
+// The account's browser sessions end; its API tokens stay valid.
 func (r *Registry) SetPassword(ctx context.Context, username, password string) error {
 	hash, err := hashPassword(ctx, password)
 	if err != nil {
 		return fmt.Errorf("set password of %s: %w", username, err)
 	}
-	res, err := r.db.ExecContext(ctx, r.q(`UPDATE staff SET password_hash = ? WHERE username = ?`), hash, username)
+	err = r.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, r.q(`UPDATE staff SET password_hash = ? WHERE username = ?`), hash, username)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		if err := r.endSessions(ctx, tx, username); err != nil {
+			return err
+		}
+		return r.record(ctx, tx, ActionStaffPassword, "", username)
+	})
 	if err != nil {
 		return fmt.Errorf("set password of %s: %w", username, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("set password of %s: %w", username, err)
-	} else if n == 0 {
-		return fmt.Errorf("set password of %s: %w", username, ErrNotFound)
 	}
 	return nil
 }
@@ -147,8 +162,8 @@ func (r *Registry) ListStaff(ctx context.Context) ([]Staff, error) {
 	return ss, nil
 }
 
-// DisableStaff disables the account and revokes its API tokens, in one
-// transaction. Its care-team assignments are kept. It returns an error
+// DisableStaff disables the account, revokes its API tokens and ends its
+// browser sessions, in one transaction. Its care-team assignments are kept. It returns an error
 // wrapping ErrNotFound for an unknown username and ErrDisabled for an
 // account already disabled.
 func (r *Registry) DisableStaff(ctx context.Context, username string) error {
@@ -160,8 +175,13 @@ func (r *Registry) DisableStaff(ctx context.Context, username string) error {
 		if _, err := tx.ExecContext(ctx, r.q(`UPDATE staff SET disabled_at = ? WHERE username = ?`), t, username); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, r.q(`UPDATE staff_tokens SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL`), t, username)
-		return err
+		if _, err := tx.ExecContext(ctx, r.q(`UPDATE staff_tokens SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL`), t, username); err != nil {
+			return err
+		}
+		if err := r.endSessions(ctx, tx, username); err != nil {
+			return err
+		}
+		return r.record(ctx, tx, ActionStaffDisable, "", username)
 	})
 	if err != nil {
 		return fmt.Errorf("disable staff %s: %w", username, err)
@@ -231,9 +251,15 @@ func (r *Registry) AssignPatient(ctx context.Context, username, patientID string
 		if err := r.checkPatient(ctx, tx, patientID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, r.q(`INSERT INTO care_team (username, patient_id, assigned_at) VALUES (?, ?, ?)
+		res, err := tx.ExecContext(ctx, r.q(`INSERT INTO care_team (username, patient_id, assigned_at) VALUES (?, ?, ?)
 			ON CONFLICT (username, patient_id) DO NOTHING`), username, patientID, formatTime(now()))
-		return err
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err // already assigned: nothing changed, nothing to record
+		}
+		return r.record(ctx, tx, ActionStaffAssign, patientID, username)
 	})
 	if err != nil {
 		return fmt.Errorf("assign patient %s to %s: %w", patientID, username, err)
@@ -262,7 +288,7 @@ func (r *Registry) UnassignPatient(ctx context.Context, username, patientID stri
 		} else if n == 0 {
 			return fmt.Errorf("not assigned: %w", ErrNotFound)
 		}
-		return nil
+		return r.record(ctx, tx, ActionStaffUnassign, patientID, username)
 	})
 	if err != nil {
 		return fmt.Errorf("unassign patient %s from %s: %w", patientID, username, err)
@@ -313,7 +339,14 @@ func (r *Registry) IssueStaffToken(ctx context.Context, username, label string) 
 		}
 		_, err := tx.ExecContext(ctx, r.q(`INSERT INTO staff_tokens (token_hash, username, label, created_at) VALUES (?, ?, ?, ?)`),
 			hashToken(token), username, label, formatTime(now()))
-		return err
+		if err != nil {
+			return err
+		}
+		target := username
+		if label != "" {
+			target += " (" + label + ")"
+		}
+		return r.record(ctx, tx, ActionStaffToken, "", target)
 	})
 	if err != nil {
 		return "", fmt.Errorf("issue token for %s: %w", username, err)
@@ -353,7 +386,10 @@ func (r *Registry) RevokeStaffTokens(ctx context.Context, username string) error
 		}
 		_, err := tx.ExecContext(ctx, r.q(`UPDATE staff_tokens SET revoked_at = ? WHERE username = ? AND revoked_at IS NULL`),
 			formatTime(now()), username)
-		return err
+		if err != nil {
+			return err
+		}
+		return r.record(ctx, tx, ActionStaffRevoke, "", username)
 	})
 	if err != nil {
 		return fmt.Errorf("revoke tokens of %s: %w", username, err)
@@ -421,4 +457,30 @@ func scanStaffFrom(s scanner, extra ...any) (Staff, error) {
 		}
 	}
 	return st, nil
+}
+
+// CareTeam returns the usernames of the staff the patient is assigned to,
+// sorted; empty, not nil, when there are none. It returns an error
+// wrapping ErrNotFound for an unknown patient.
+func (r *Registry) CareTeam(ctx context.Context, patientID string) ([]string, error) {
+	if _, err := r.Patient(ctx, patientID); err != nil {
+		return nil, fmt.Errorf("care team: %w", err)
+	}
+	rows, err := r.db.QueryContext(ctx, r.q(`SELECT username FROM care_team WHERE patient_id = ? ORDER BY username`), patientID)
+	if err != nil {
+		return nil, fmt.Errorf("care team of %s: %w", patientID, err)
+	}
+	defer rows.Close()
+	names := []string{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("care team of %s: %w", patientID, err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("care team of %s: %w", patientID, err)
+	}
+	return names, nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/settings"
 )
@@ -35,6 +36,7 @@ type config struct {
 	limits        ingest.Limits
 	writer        ingest.WriterConfig
 	httpIngest    ingest.HTTPConfig
+	auth          auth.Config
 
 	// brokerAccounts: the broker's credentials are patientpulse's to
 	// manage, through Mosquitto's dynamic security plugin, with the admin
@@ -96,6 +98,13 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.DurationVar(&c.httpIngest.WriteWait, "http-write-wait", 10*time.Second, "how long an HTTPS request waits to be stored (503 after)")
 	fs.Float64Var(&c.httpIngest.DeviceRate, "device-rate", 5, "HTTPS messages per second per device, on average (429 above; 0: no limit)")
 	fs.IntVar(&c.httpIngest.DeviceBurst, "device-burst", 60, "HTTPS messages a device may send at once, above --device-rate (a phone catching up)")
+
+	c.auth = auth.DefaultConfig()
+	fs.DurationVar(&c.auth.IdleTimeout, "session-idle", c.auth.IdleTimeout, "a browser session unused this long ends")
+	fs.DurationVar(&c.auth.MaxAge, "session-max-age", c.auth.MaxAge, "a browser session ends this long after sign-in, used or not")
+	fs.IntVar(&c.auth.MaxFailures, "signin-max-failures", c.auth.MaxFailures, "failed sign-ins of one account, since its last success, that lock it for signin-lockout")
+	fs.IntVar(&c.auth.MaxAddressFailures, "signin-max-address-failures", c.auth.MaxAddressFailures, "failed sign-ins from one address that lock it out for signin-lockout")
+	fs.DurationVar(&c.auth.LockoutWindow, "signin-lockout", c.auth.LockoutWindow, "how far back failed sign-ins count, and so how long a lock-out lasts")
 	return fs
 }
 
@@ -124,7 +133,7 @@ func (c *config) level() (slog.Level, error) {
 
 // validateServe reports every problem of the serve settings at once.
 func (c *config) validateServe() error {
-	errs := []error{c.limits.Validate(), c.writer.Validate(), c.httpIngest.Validate(), c.influx.Validate()}
+	errs := []error{c.limits.Validate(), c.writer.Validate(), c.httpIngest.Validate(), c.influx.Validate(), c.auth.Validate()}
 	if _, err := c.level(); err != nil {
 		errs = append(errs, err)
 	}

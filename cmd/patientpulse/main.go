@@ -10,7 +10,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
+	"strconv"
 	"syscall"
+
+	"github.com/patientpulse/patientpulse/registry"
 )
 
 const usage = `patientpulse: remote monitoring for HRT clinics
@@ -27,7 +31,7 @@ Usage:
   patientpulse staff add --username U --role admin|clinician|oncall
                                                           add staff; password on standard input
   patientpulse staff list                                 list staff
-  patientpulse staff disable|passwd|revoke-tokens --username U
+  patientpulse staff disable|passwd|revoke-tokens|signout --username U
   patientpulse staff assign|unassign --username U --patient ID
                                                           change a clinician's care team
   patientpulse staff token --username U [--label L]       prints an API token
@@ -51,6 +55,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	// The admin commands' changes are recorded in the audit log as made
+	// by the operator's account on this host.
+	ctx = registry.WithActor(ctx, registry.Actor{Name: "cli:" + osUser()})
 	var err error
 	switch args[0] {
 	case "serve":
@@ -80,6 +87,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "patientpulse: %v\n", err)
 		return 1
 	}
+}
+
+// osUser is the name of the account running the command, as far as it
+// can be told.
+func osUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return strconv.Itoa(os.Getuid())
 }
 
 // usageError marks errors in how the command was called or configured.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,7 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/patientpulse/patientpulse/api"
+	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/internal/httpx"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -80,8 +82,14 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
+	c.auth.Secure = c.tlsCert != ""
+	staffAuth := auth.New(reg, c.auth, nil, log.With("component", "auth"), promReg)
+	mux := http.NewServeMux()
+	mux.Handle("/v1/ingest", ingest.NewHTTP(c.httpIngest, intake, s.writer, metrics, log))
+	staffAuth.Routes(mux)
+	api.New(reg, staffAuth, s.sink, log.With("component", "api")).Routes(mux)
 	httpSrv := &http.Server{
-		Handler:           s.routes(ingest.NewHTTP(c.httpIngest, intake, s.writer, metrics, log), promReg),
+		Handler:           s.routes(mux, promReg),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      time.Minute,
@@ -193,12 +201,11 @@ func (s *server) serveHTTP(ctx context.Context, srv *http.Server, ln net.Listene
 	return nil
 }
 
-// routes is every endpoint, each response with the security headers.
-func (s *server) routes(ingestHandler http.Handler, promReg *prometheus.Registry) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/v1/ingest", ingestHandler)
+// routes adds the operational endpoints to mux, which holds the /v1/
+// ones, and gives every response the security headers.
+func (s *server) routes(mux *http.ServeMux, promReg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
@@ -225,12 +232,5 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !ready {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, status)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	httpx.WriteJSON(w, code, status)
 }

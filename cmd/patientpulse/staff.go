@@ -18,7 +18,7 @@ import (
 	"github.com/patientpulse/patientpulse/registry"
 )
 
-const staffCommands = "add, passwd, list, disable, assign, unassign, token or revoke-tokens"
+const staffCommands = "add, passwd, list, disable, assign, unassign, token, revoke-tokens or signout"
 
 // staffCommand runs `patientpulse staff ...`. Passwords come from the first
 // line of stdin, never from flags, which other users can read in the
@@ -47,10 +47,13 @@ func staffCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return listStaff(ctx, reg, stdout)
 	case "disable":
 		err = reg.DisableStaff(ctx, a.username)
-		return confirm(err, stderr, "disabled staff %s; their API tokens are revoked\n", a.username)
+		return confirm(err, stderr, "disabled staff %s; their API tokens are revoked and their sessions ended\n", a.username)
 	case "revoke-tokens":
 		err = reg.RevokeStaffTokens(ctx, a.username)
 		return confirm(err, stderr, "revoked every API token of %s\n", a.username)
+	case "signout":
+		err = reg.EndSessions(ctx, a.username)
+		return confirm(err, stderr, "signed %s out of every browser\n", a.username)
 	case "assign":
 		err = reg.AssignPatient(ctx, a.username, a.patient)
 		return confirm(err, stderr, "assigned patient %s to %s\n", a.patient, a.username)
@@ -85,7 +88,7 @@ func (a *staffArgs) flags(cmd string) (define func(*flag.FlagSet), required []st
 			user(fs)
 			fs.Var(&a.role, "role", "admin, clinician or oncall")
 		}, []string{"username", "role"}, true
-	case "passwd", "disable", "revoke-tokens":
+	case "passwd", "disable", "revoke-tokens", "signout":
 		return user, []string{"username"}, true
 	case "list":
 		return func(*flag.FlagSet) {}, nil, true

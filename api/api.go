@@ -1,0 +1,154 @@
+// Package api is the staff-facing REST API under /v1/: patients and their
+// data, the staff accounts and care teams (admins), and the audit log
+// (admins). Every endpoint goes through auth.Require: one authentication,
+// one authorization check, and the audit entry of every read of a
+// patient's data.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/patientpulse/patientpulse/auth"
+	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/internal/httpx"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// SeriesReader reads a patient's stored samples (ingest.Influx).
+type SeriesReader interface {
+	Series(ctx context.Context, patient, typ string, from, to time.Time, limit int) ([]ingest.SeriesPoint, error)
+}
+
+// Limits of the API's answers and requests.
+const (
+	maxBodyBytes    = 64 << 10
+	maxSeriesPoints = 50000
+	maxSeriesRange  = 400 * 24 * time.Hour
+)
+
+// API serves the staff endpoints.
+type API struct {
+	reg    *registry.Registry
+	auth   *auth.Auth
+	series SeriesReader
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New returns the API over the registry and the stored samples.
+func New(reg *registry.Registry, a *auth.Auth, series SeriesReader, log *slog.Logger) *API {
+	return &API{reg: reg, auth: a, series: series, log: log, now: time.Now}
+}
+
+// endpoint is one route of the API and what it requires.
+type endpoint struct {
+	pattern string
+	perm    auth.Permission
+	what    string // for the audit entry of a patient read
+	h       http.HandlerFunc
+}
+
+// endpoints is every route of the API. It reads nothing of a, so that
+// Patterns can list them without an API.
+func (a *API) endpoints() []endpoint {
+	return []endpoint{
+		{"GET /v1/patients", auth.SignedIn, "", a.listPatients},
+		{"POST /v1/patients", auth.Administer, "", a.addPatient},
+		{"GET /v1/patients/{id}", auth.ReadPatient, "details", a.patient},
+		{"GET /v1/patients/{id}/series", auth.ReadPatient, "series", a.patientSeries},
+		{"GET /v1/staff", auth.Administer, "", a.listStaff},
+		{"POST /v1/staff", auth.Administer, "", a.addStaff},
+		{"GET /v1/staff/{username}", auth.Administer, "", a.staffMember},
+		{"POST /v1/staff/{username}/disable", auth.Administer, "", a.disableStaff},
+		{"PUT /v1/staff/{username}/password", auth.Administer, "", a.setPassword},
+		{"PUT /v1/staff/{username}/patients/{id}", auth.Administer, "", a.assign},
+		{"DELETE /v1/staff/{username}/patients/{id}", auth.Administer, "", a.unassign},
+		{"POST /v1/staff/{username}/tokens", auth.Administer, "", a.issueToken},
+		{"DELETE /v1/staff/{username}/tokens", auth.Administer, "", a.revokeTokens},
+		{"DELETE /v1/staff/{username}/sessions", auth.Administer, "", a.endSessions},
+		{"GET /v1/audit", auth.Administer, "", a.audit},
+	}
+}
+
+// Routes registers every endpoint on mux, each behind auth.Require.
+func (a *API) Routes(mux *http.ServeMux) {
+	for _, e := range a.endpoints() {
+		mux.Handle(e.pattern, a.auth.Require(e.perm, e.what, e.h))
+	}
+}
+
+// Patterns lists the routes Routes registers ("GET /v1/patients", ...).
+func Patterns() []string {
+	var ps []string
+	for _, e := range (*API)(nil).endpoints() {
+		ps = append(ps, e.pattern)
+	}
+	return ps
+}
+
+// fail answers a registry error with the status it stands for. Registry
+// errors name ids, never names, tokens or passwords.
+func (a *API) fail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		httpx.Error(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrDisabled):
+		httpx.Error(w, http.StatusConflict, err.Error())
+	case errors.Is(err, registry.ErrInvalidID), errors.Is(err, registry.ErrWeakPassword), errors.Is(err, errBadRequest):
+		httpx.Error(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ingest.ErrTooManyPoints):
+		httpx.Error(w, http.StatusUnprocessableEntity, err.Error()+": ask for a shorter range")
+	default:
+		a.log.Error("staff api request failed", "err", err)
+		httpx.Error(w, http.StatusServiceUnavailable, "cannot answer now: try again")
+	}
+}
+
+var errBadRequest = errors.New("bad request")
+
+// decode reads a JSON body into v, refusing unknown fields and bodies
+// over maxBodyBytes.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: body: %v", errBadRequest, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: body: one JSON object expected", errBadRequest)
+	}
+	return nil
+}
+
+// timeParam reads an RFC 3339 query parameter; def when absent.
+func timeParam(r *http.Request, name string, def time.Time) (time.Time, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: %s: want an RFC 3339 time such as 2026-11-01T00:00:00Z", errBadRequest, name)
+	}
+	return t, nil
+}
+
+func intParam(r *http.Request, name string, def int64) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: %s: want a whole number", errBadRequest, name)
+	}
+	return n, nil
+}

@@ -1,0 +1,158 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/patientpulse/patientpulse/auth"
+	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/internal/httpx"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// Patient is a patient as the API shows them.
+type Patient struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// PatientDetails adds the patient's devices and care team.
+type PatientDetails struct {
+	Patient
+	Devices  []Device `json:"devices"`
+	CareTeam []string `json:"care_team"`
+}
+
+// Device is an enrolled device as the API shows it.
+type Device struct {
+	ID         string     `json:"id"`
+	EnrolledAt time.Time  `json:"enrolled_at"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+func patientOf(p registry.Patient) Patient {
+	return Patient{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt}
+}
+
+// listPatients answers the patients the caller may see, recording the
+// listing (how many) in the audit log.
+func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p, _ := auth.FromContext(ctx)
+	scope, err := a.auth.Scope(ctx, p)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	all, err := a.reg.ListPatients(ctx)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	out := []Patient{}
+	for _, pt := range all {
+		if scope.Includes(pt.ID) {
+			out = append(out, patientOf(pt))
+		}
+	}
+	err = a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionPatientList, Target: fmt.Sprintf("%d patients", len(out))})
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"patients": out})
+}
+
+func (a *API) addPatient(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if err := a.reg.AddPatient(r.Context(), registry.Patient{ID: req.ID, Name: req.Name}); err != nil {
+		a.fail(w, err)
+		return
+	}
+	pt, err := a.reg.Patient(r.Context(), req.ID)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusCreated, patientOf(pt))
+}
+
+func (a *API) patient(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	pt, err := a.reg.Patient(ctx, id)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	team, err := a.reg.CareTeam(ctx, id)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	devices, err := a.reg.ListDevices(ctx)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	out := PatientDetails{Patient: patientOf(pt), Devices: []Device{}, CareTeam: team}
+	for _, d := range devices {
+		if d.PatientID != id {
+			continue
+		}
+		dev := Device{ID: d.ID, EnrolledAt: d.EnrolledAt}
+		if !d.Active() {
+			dev.RevokedAt = &d.RevokedAt
+		}
+		out.Devices = append(out.Devices, dev)
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// patientSeries answers one sample type of the patient over [from, to):
+// by default the last 30 days.
+func (a *API) patientSeries(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	typ := r.URL.Query().Get("type")
+	if !ingest.IsSampleType(typ) {
+		httpx.Error(w, http.StatusBadRequest, "type: want one of sleep, activity, heart_rate, symptoms, dose, vitals")
+		return
+	}
+	now := a.now()
+	to, err := timeParam(r, "to", now)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	from, err := timeParam(r, "from", to.Add(-30*24*time.Hour))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if !from.Before(to) || to.Sub(from) > maxSeriesRange {
+		httpx.Error(w, http.StatusBadRequest, "from must be before to, at most 400 days apart")
+		return
+	}
+	if _, err := a.reg.Patient(ctx, id); err != nil {
+		a.fail(w, err)
+		return
+	}
+	points, err := a.series.Series(ctx, id, typ, from, to, maxSeriesPoints)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{
+		"patient": id, "type": typ, "from": from.UTC(), "to": to.UTC(), "points": points,
+	})
+}

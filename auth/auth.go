@@ -1,0 +1,368 @@
+// Package auth decides who a staff request comes from and what they may
+// see: browser sessions (sign-in, sign-out, CSRF), staff API tokens, and
+// the one authorization check that every /v1/ endpoint, and the websocket,
+// goes through.
+//
+// Who may see a patient:
+//   - an admin: every patient;
+//   - a clinician: the patients of their care team (registry.AssignPatient);
+//   - on-call staff: the patients behind an active alert (ActiveAlerts).
+//
+// Every read of a patient's data and every refusal is written to the
+// registry's audit log before the answer goes out; an audit entry that
+// cannot be written refuses the request. Nothing this package logs carries
+// a patient id, a token, a session id or a password.
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patientpulse/patientpulse/internal/httpx"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// Config sets up sessions and the sign-in limits.
+type Config struct {
+	IdleTimeout time.Duration // a session unused this long ends
+	MaxAge      time.Duration // a session ends this long after sign-in, used or not
+	// Secure marks the cookie Secure (and names it with the __Host-
+	// prefix): set it whenever the listener serves TLS.
+	Secure bool
+	// A sign-in is refused, without checking the password, while the
+	// account has MaxFailures failed sign-ins since its last success, or
+	// the address MaxAddressFailures, within LockoutWindow.
+	MaxFailures        int
+	MaxAddressFailures int
+	LockoutWindow      time.Duration
+}
+
+// DefaultConfig is a clinic's usual policy.
+func DefaultConfig() Config {
+	return Config{
+		IdleTimeout:        30 * time.Minute,
+		MaxAge:             12 * time.Hour,
+		MaxFailures:        5,
+		MaxAddressFailures: 20,
+		LockoutWindow:      15 * time.Minute,
+	}
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.IdleTimeout < time.Minute {
+		errs = append(errs, errors.New("session-idle must be at least 1m"))
+	}
+	if c.MaxAge < c.IdleTimeout {
+		errs = append(errs, errors.New("session-max-age must be at least session-idle"))
+	}
+	if c.MaxFailures < 1 || c.MaxAddressFailures < 1 {
+		errs = append(errs, errors.New("signin-max-failures and signin-max-address-failures must be at least 1"))
+	}
+	if c.LockoutWindow < time.Minute {
+		errs = append(errs, errors.New("signin-lockout must be at least 1m"))
+	}
+	return errors.Join(errs...)
+}
+
+// ActiveAlerts tells which patients have an active alert: on-call staff
+// may see those. The alerts stage provides it.
+type ActiveAlerts interface {
+	ActiveAlertPatients(ctx context.Context) ([]string, error)
+}
+
+// Auth authenticates staff requests and authorizes them.
+type Auth struct {
+	reg     *registry.Registry
+	cfg     Config
+	log     *slog.Logger
+	alerts  ActiveAlerts // nil: no alerts, so on-call staff see no patient
+	now     func() time.Time
+	signins *prometheus.CounterVec
+	denied  prometheus.Counter
+	// signinLocks serialise the sign-ins of one username in this
+	// process, so that a burst of guesses cannot all pass the lock-out
+	// count before the first failure is recorded.
+	signinLocks [64]sync.Mutex
+}
+
+// New returns an Auth over the registry; alerts may be nil. Its metrics
+// are registered with reg when it is not nil.
+func New(r *registry.Registry, cfg Config, alerts ActiveAlerts, log *slog.Logger, reg prometheus.Registerer) *Auth {
+	a := &Auth{
+		reg: r, cfg: cfg, log: log, alerts: alerts, now: time.Now,
+		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patientpulse_signins_total",
+			Help: "Browser sign-ins, by outcome (ok, failed, locked).",
+		}, []string{"outcome"}),
+		denied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "patientpulse_access_denied_total",
+			Help: "Staff requests refused by the authorization check.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(a.signins, a.denied)
+	}
+	return a
+}
+
+// Principal is the staff member a request comes from.
+type Principal struct {
+	registry.Staff
+	Via       string // "session" or "token"
+	CSRFToken string // the session's, for a browser
+	sessionID string
+}
+
+type principalKey struct{}
+
+// FromContext returns the principal that Authenticate put in ctx.
+func FromContext(ctx context.Context) (*Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	return p, ok
+}
+
+// Errors of authentication, each one sentence for the client.
+var (
+	errUnauthenticated = errors.New("sign in, or send a staff API token as Authorization: Bearer")
+	errSessionEnded    = errors.New("your session has ended: sign in again")
+	errCSRF            = errors.New("missing or wrong X-CSRF-Token header: reload the page")
+	errCrossOrigin     = errors.New("cross-origin request refused")
+)
+
+// Authenticate resolves the request's staff member, from a bearer token or
+// the session cookie, and refuses the request (401) when there is none.
+// A browser's state-changing request must also carry the session's CSRF
+// token in the X-CSRF-Token header, and come from this origin (403). Under
+// it, the registry records changes as made by that staff member.
+func (a *Auth) Authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, status, err := a.principal(r)
+		if err != nil {
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="patientpulse"`)
+			}
+			httpx.Error(w, status, err.Error())
+			return
+		}
+		ctx := context.WithValue(r.Context(), principalKey{}, p)
+		ctx = registry.WithActor(ctx, registry.Actor{Name: p.Username, Address: httpx.ClientIP(r)})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// principal authenticates r; on failure it returns the status to answer.
+func (a *Auth) principal(r *http.Request) (*Principal, int, error) {
+	ctx := r.Context()
+	if r.Header.Get("Authorization") != "" {
+		st, err := a.reg.StaffByToken(ctx, httpx.Bearer(r))
+		switch {
+		case errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrDisabled):
+			return nil, http.StatusUnauthorized, errors.New("unknown, revoked or disabled staff API token")
+		case err != nil:
+			a.log.Error("staff token lookup failed", "err", err)
+			return nil, http.StatusServiceUnavailable, errors.New("cannot check credentials now: try again")
+		}
+		return &Principal{Staff: st, Via: "token"}, 0, nil
+	}
+	c, err := r.Cookie(a.cookieName())
+	if err != nil || c.Value == "" {
+		return nil, http.StatusUnauthorized, errUnauthenticated
+	}
+	s, st, err := a.reg.SessionByID(ctx, c.Value)
+	switch {
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrDisabled):
+		return nil, http.StatusUnauthorized, errSessionEnded
+	case err != nil:
+		a.log.Error("session lookup failed", "err", err)
+		return nil, http.StatusServiceUnavailable, errors.New("cannot check the session now: try again")
+	}
+	now := a.now()
+	if now.Sub(s.LastSeenAt) > a.cfg.IdleTimeout || now.Sub(s.CreatedAt) > a.cfg.MaxAge {
+		if err := a.reg.EndSession(ctx, c.Value, now); err != nil {
+			a.log.Warn("ending an expired session failed", "err", err)
+		}
+		return nil, http.StatusUnauthorized, errSessionEnded
+	}
+	if !safeMethod(r.Method) {
+		if !sameOrigin(r) {
+			return nil, http.StatusForbidden, errCrossOrigin
+		}
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(s.CSRFToken)) != 1 {
+			return nil, http.StatusForbidden, errCSRF
+		}
+	}
+	// Idle time is kept to the minute: a busy dashboard does not write
+	// on every request.
+	if now.Sub(s.LastSeenAt) >= time.Minute {
+		if err := a.reg.TouchSession(ctx, c.Value, now); err != nil {
+			a.log.Warn("recording session use failed", "err", err)
+		}
+	}
+	return &Principal{Staff: st, Via: "session", CSRFToken: s.CSRFToken, sessionID: c.Value}, 0, nil
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// sameOrigin reports whether a browser request comes from a page of this
+// server: its Origin header, when it has one, names this host. Browsers
+// send Origin on every state-changing request.
+func sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// cookieName is the session cookie's name. With TLS it carries the
+// __Host- prefix, with which browsers insist on Secure, Path=/ and no
+// Domain, so that no other site or subdomain can plant or read it.
+func (a *Auth) cookieName() string {
+	if a.cfg.Secure {
+		return "__Host-pp_session"
+	}
+	return "pp_session"
+}
+
+// lockFor returns the sign-in lock of a username.
+func (a *Auth) lockFor(username string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(username))
+	return &a.signinLocks[h.Sum32()%uint32(len(a.signinLocks))]
+}
+
+// Permission is what a request needs.
+type Permission int
+
+const (
+	// SignedIn: any enabled staff member.
+	SignedIn Permission = iota
+	// Administer: admins only (staff, audit log).
+	Administer
+	// ReadPatient: the patient named by the route's {id} must be one the
+	// staff member may see.
+	ReadPatient
+)
+
+// ErrForbidden is what Check returns when the staff member may not.
+var ErrForbidden = errors.New("forbidden")
+
+// Check is the authorization check: whether p may do what perm names, to
+// patient (for ReadPatient). It returns nil, an error wrapping
+// ErrForbidden, or another error when it could not decide.
+func (a *Auth) Check(ctx context.Context, p *Principal, perm Permission, patient string) error {
+	switch perm {
+	case SignedIn:
+		return nil
+	case Administer:
+		if p.Role == registry.RoleAdmin {
+			return nil
+		}
+		return fmt.Errorf("%w: admins only", ErrForbidden)
+	case ReadPatient:
+		scope, err := a.Scope(ctx, p)
+		if err != nil {
+			return err
+		}
+		if scope.Includes(patient) {
+			return nil
+		}
+		return fmt.Errorf("%w: this patient is not in your care", ErrForbidden)
+	}
+	return fmt.Errorf("%w: unknown permission %d", ErrForbidden, perm)
+}
+
+// Scope is the set of patients a staff member may see.
+type Scope struct {
+	all bool
+	ids map[string]bool
+}
+
+// All reports whether the scope is every patient.
+func (s Scope) All() bool { return s.all }
+
+// Includes reports whether the patient is in the scope.
+func (s Scope) Includes(patient string) bool { return s.all || s.ids[patient] }
+
+// Scope returns the patients p may see.
+func (a *Auth) Scope(ctx context.Context, p *Principal) (Scope, error) {
+	var ids []string
+	var err error
+	switch p.Role {
+	case registry.RoleAdmin:
+		return Scope{all: true}, nil
+	case registry.RoleClinician:
+		ids, err = a.reg.AssignedPatients(ctx, p.Username)
+	case registry.RoleOnCall:
+		if a.alerts != nil {
+			ids, err = a.alerts.ActiveAlertPatients(ctx)
+		}
+	}
+	if err != nil {
+		return Scope{}, fmt.Errorf("scope of %s: %w", p.Username, err)
+	}
+	s := Scope{ids: make(map[string]bool, len(ids))}
+	for _, id := range ids {
+		s.ids[id] = true
+	}
+	return s, nil
+}
+
+// Require wraps an endpoint: it authenticates the request, runs Check
+// with the route's {id} as the patient, and records the outcome in the
+// audit log: a refusal always (403), and for ReadPatient the read itself,
+// as patient.read with what (and the query) as its target, before h runs.
+func (a *Auth) Require(perm Permission, what string, h http.HandlerFunc) http.Handler {
+	return a.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		p, _ := FromContext(ctx)
+		patient := ""
+		if perm == ReadPatient {
+			patient = r.PathValue("id")
+		}
+		err := a.Check(ctx, p, perm, patient)
+		switch {
+		case errors.Is(err, ErrForbidden):
+			a.denied.Inc()
+			a.log.Info("access denied", "role", p.Role, "route", r.Pattern)
+			if err := a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: patient,
+				Target: r.Pattern, Outcome: registry.OutcomeDenied}); err != nil {
+				a.log.Error("audit failed", "err", err)
+			}
+			httpx.Error(w, http.StatusForbidden, strings.TrimPrefix(err.Error(), "forbidden: "))
+			return
+		case err != nil:
+			a.log.Error("authorization check failed", "err", err)
+			httpx.Error(w, http.StatusServiceUnavailable, "cannot check access now: try again")
+			return
+		}
+		if perm == ReadPatient {
+			target := what
+			if q := r.URL.RawQuery; q != "" {
+				target += "?" + q[:min(len(q), 200)]
+			}
+			if err := a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionPatientRead, Patient: patient, Target: target}); err != nil {
+				a.log.Error("audit failed", "err", err)
+				httpx.Error(w, http.StatusServiceUnavailable, "cannot record this access now: try again")
+				return
+			}
+		}
+		h(w, r)
+	}))
+}

@@ -1,0 +1,222 @@
+package auth
+
+import (
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/patientpulse/patientpulse/internal/httpx"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// maxSignInBytes bounds a sign-in request's body.
+const maxSignInBytes = 8 << 10
+
+// Me is what GET /v1/session and a sign-in answer: who is signed in, and
+// the CSRF token their browser must send back as X-CSRF-Token.
+type Me struct {
+	Username  string        `json:"username"`
+	Role      registry.Role `json:"role"`
+	Via       string        `json:"via"`                  // session or token
+	CSRFToken string        `json:"csrf_token,omitempty"` // sessions only
+	ExpiresAt *time.Time    `json:"expires_at,omitempty"` // sessions only: the absolute expiry
+}
+
+// sessionRoutes are the session endpoints:
+//
+//	POST   /v1/session  sign in (JSON {"username","password"}, or the sign-in form)
+//	GET    /v1/session  who am I, and my CSRF token
+//	DELETE /v1/session  sign out
+//
+// It reads nothing of a, so that SessionPatterns can list them without an
+// Auth.
+func (a *Auth) sessionRoutes() map[string]http.Handler {
+	return map[string]http.Handler{
+		"POST /v1/session":   http.HandlerFunc(a.signIn),
+		"GET /v1/session":    a.Authenticate(http.HandlerFunc(a.me)),
+		"DELETE /v1/session": a.Authenticate(http.HandlerFunc(a.signOut)),
+	}
+}
+
+// Routes registers the session endpoints on mux.
+func (a *Auth) Routes(mux *http.ServeMux) {
+	for pattern, h := range a.sessionRoutes() {
+		mux.Handle(pattern, h)
+	}
+}
+
+// SessionPatterns lists the routes Routes registers.
+func SessionPatterns() []string {
+	var ps []string
+	for pattern := range (*Auth)(nil).sessionRoutes() {
+		ps = append(ps, pattern)
+	}
+	return ps
+}
+
+func (a *Auth) me(w http.ResponseWriter, r *http.Request) {
+	p, _ := FromContext(r.Context())
+	me := Me{Username: p.Username, Role: p.Role, Via: p.Via, CSRFToken: p.CSRFToken}
+	if p.Via == "session" {
+		if s, _, err := a.reg.SessionByID(r.Context(), p.sessionID); err == nil {
+			exp := s.CreatedAt.Add(a.cfg.MaxAge)
+			me.ExpiresAt = &exp
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, me)
+}
+
+// signIn checks a username and password and starts a session. The sign-in
+// form (application/x-www-form-urlencoded) is answered with a redirect to
+// the dashboard, or back to the form with ?error=; JSON with 200 and Me.
+// Any session the browser held before is ended, and the new one has a new
+// id, so that an id planted before sign-in is worth nothing after it.
+func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	form := ct == "application/x-www-form-urlencoded"
+	fail := func(status int, msg, code string) {
+		if form {
+			http.Redirect(w, r, "/signin?error="+code, http.StatusSeeOther)
+			return
+		}
+		httpx.Error(w, status, msg)
+	}
+	if !sameOrigin(r) {
+		fail(http.StatusForbidden, errCrossOrigin.Error(), "origin")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxSignInBytes)
+	var creds struct{ Username, Password string }
+	switch ct {
+	case "application/json":
+		if err := json.NewDecoder(r.Body).Decode(&creds); err != nil {
+			fail(http.StatusBadRequest, "body must be JSON {\"username\": ..., \"password\": ...}", "request")
+			return
+		}
+	case "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			fail(http.StatusBadRequest, "unreadable form", "request")
+			return
+		}
+		creds.Username, creds.Password = r.PostForm.Get("username"), r.PostForm.Get("password")
+	default:
+		fail(http.StatusUnsupportedMediaType, "send application/json or a form", "request")
+		return
+	}
+	if creds.Username == "" || creds.Password == "" {
+		fail(http.StatusBadRequest, "username and password are required", "request")
+		return
+	}
+
+	lock := a.lockFor(creds.Username)
+	lock.Lock()
+	defer lock.Unlock()
+	address := httpx.ClientIP(r)
+	now := a.now()
+	// Only a username that exists is written to the audit log: what a
+	// stranger types there may be anything, a password included.
+	actor, known := "(unknown user)", false
+	if _, err := a.reg.StaffMember(ctx, creds.Username); err == nil {
+		actor, known = creds.Username, true
+	}
+	record := func(outcome string) error {
+		a.signins.WithLabelValues(outcome).Inc()
+		return a.reg.Audit(ctx, registry.AuditEntry{At: now, Actor: actor, Address: address,
+			Action: registry.ActionSignIn, Target: "password", Outcome: outcome})
+	}
+	unavailable := func(err error) {
+		a.log.Error("sign-in failed", "err", err)
+		fail(http.StatusServiceUnavailable, "cannot sign in now: try again", "unavailable")
+	}
+
+	byAccount, byAddress, err := a.reg.SignInFailures(ctx, actor, address, now.Add(-a.cfg.LockoutWindow))
+	if err != nil {
+		unavailable(err)
+		return
+	}
+	// Unknown usernames share one actor in the log: only their address
+	// counts against them.
+	if (known && byAccount >= a.cfg.MaxFailures) || byAddress >= a.cfg.MaxAddressFailures {
+		if err := record(registry.OutcomeLocked); err != nil {
+			unavailable(err)
+			return
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(a.cfg.LockoutWindow.Seconds())))
+		fail(http.StatusTooManyRequests, "too many failed sign-ins: try again later", "locked")
+		return
+	}
+	st, err := a.reg.Authenticate(ctx, creds.Username, creds.Password)
+	if errors.Is(err, registry.ErrBadCredentials) || errors.Is(err, registry.ErrDisabled) {
+		if err := record(registry.OutcomeFailed); err != nil {
+			unavailable(err)
+			return
+		}
+		fail(http.StatusUnauthorized, "wrong username or password, or the account is disabled", "credentials")
+		return
+	}
+	if err != nil {
+		unavailable(err)
+		return
+	}
+	if old, err := r.Cookie(a.cookieName()); err == nil {
+		if err := a.reg.EndSession(ctx, old.Value, now); err != nil {
+			unavailable(err)
+			return
+		}
+	}
+	id, s, err := a.reg.CreateSession(ctx, st.Username, now)
+	if err == nil {
+		err = record(registry.OutcomeOK)
+	}
+	if err != nil {
+		unavailable(err)
+		return
+	}
+	http.SetCookie(w, a.cookie(id, int(a.cfg.MaxAge.Seconds())))
+	if form {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	exp := s.CreatedAt.Add(a.cfg.MaxAge)
+	httpx.WriteJSON(w, http.StatusOK, Me{Username: st.Username, Role: st.Role, Via: "session", CSRFToken: s.CSRFToken, ExpiresAt: &exp})
+}
+
+// signOut ends the session and clears the cookie. Signing out with an API
+// token is refused: revoke the token instead.
+func (a *Auth) signOut(w http.ResponseWriter, r *http.Request) {
+	p, _ := FromContext(r.Context())
+	if p.Via != "session" {
+		httpx.Error(w, http.StatusBadRequest, "not a browser session: revoke the API token instead")
+		return
+	}
+	now := a.now()
+	err := a.reg.EndSession(r.Context(), p.sessionID, now)
+	if err == nil {
+		err = a.reg.Audit(r.Context(), registry.AuditEntry{At: now, Action: registry.ActionSignOut})
+	}
+	if err != nil {
+		a.log.Error("sign-out failed", "err", err)
+		httpx.Error(w, http.StatusServiceUnavailable, "cannot sign out now: try again")
+		return
+	}
+	http.SetCookie(w, a.cookie("", -1))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// cookie is the session cookie with value, kept maxAge seconds (negative:
+// deleted).
+func (a *Auth) cookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     a.cookieName(),
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   a.cfg.Secure,
+		SameSite: http.SameSiteStrictMode,
+	}
+}
