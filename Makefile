@@ -11,11 +11,13 @@ build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/patientpulse
 
 # tools installs what the tests need when it is missing: Mosquitto (and
-# its clients) from Debian's packages, influxd 1.8.10 with go install, and
-# Debian's docker-compose to validate docker-compose.yml.
+# its clients) from Debian's packages, influxd 1.8.10 with go install,
+# Debian's docker-compose to validate docker-compose.yml, and Debian's
+# chromium for the browser tests.
 tools:
 	bash scripts/services.sh install
 	@command -v docker-compose >/dev/null || bash scripts/services.sh apt-install docker-compose
+	@command -v chromium >/dev/null || bash scripts/services.sh apt-install chromium
 
 # test runs every test, with the race detector, against real Mosquitto and
 # InfluxDB processes that the tests start on free loopback ports.

@@ -219,9 +219,15 @@ func safeMethod(m string) bool {
 }
 
 // sameOrigin reports whether a browser request comes from a page of this
-// server: its Origin header, when it has one, names this host. Browsers
-// send Origin on every state-changing request.
+// server. Browsers say where a request comes from in Sec-Fetch-Site; one
+// too old for that sends Origin, which must name this host. (Under the
+// no-referrer policy a form's Origin is "null", so Sec-Fetch-Site goes
+// first.) A request with neither comes from a script, not a browser,
+// and has no ambient cookie to abuse.
 func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
+	}
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true

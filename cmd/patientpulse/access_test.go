@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -318,7 +317,7 @@ func TestBrowserSession(t *testing.T) {
 	cli(t, dir, "patients", "add", "--id", "p-s1")
 	mustStaff(t, dir, staffPassword+"\n", "staff", "add", "--username", "sam", "--role", "clinician")
 	mustStaff(t, dir, "", "staff", "assign", "--username", "sam", "--patient", "p-s1")
-	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	insecure := insecureClient()
 	srv := startServeOver(t, insecure, "https", dir, "t-session", "--tls-self-signed", "--signin-max-failures", "3")
 
 	jar, _ := cookiejar.New(nil)

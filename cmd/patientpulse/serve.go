@@ -19,6 +19,7 @@ import (
 
 	"github.com/patientpulse/patientpulse/api"
 	"github.com/patientpulse/patientpulse/auth"
+	"github.com/patientpulse/patientpulse/dashboards"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/httpx"
 	"github.com/patientpulse/patientpulse/registry"
@@ -88,6 +89,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	mux.Handle("/v1/ingest", ingest.NewHTTP(c.httpIngest, intake, s.writer, metrics, log))
 	staffAuth.Routes(mux)
 	api.New(reg, staffAuth, s.sink, log.With("component", "api")).Routes(mux)
+	mux.Handle("/", dashboards.Handler())
 	httpSrv := &http.Server{
 		Handler:           s.routes(mux, promReg),
 		ReadHeaderTimeout: 10 * time.Second,

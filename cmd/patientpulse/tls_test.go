@@ -39,13 +39,18 @@ func trust(t *testing.T, certFile string) *x509.CertPool {
 	return pool
 }
 
+// insecureClient trusts any certificate: for waiting on a server with the
+// development certificate, and for tests about something else than TLS.
+func insecureClient() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}}
+}
+
 func TestHTTPSSelfSignedMode(t *testing.T) {
 	needServices(t)
 	dir := newDataDir(t)
-	insecure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // only to wait for readiness
-	}}
-	srv := startServeOver(t, insecure, "https", dir, "t-selfsigned", "--mqtt=false", "--tls-self-signed")
+	srv := startServeOver(t, insecureClient(), "https", dir, "t-selfsigned", "--mqtt=false", "--tls-self-signed")
 	trusting := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: trust(t, filepath.Join(dir, "tls", "dev-cert.pem"))},
 	}}

@@ -29,12 +29,13 @@ import (
 	"time"
 )
 
-// ErrMissingBinary reports that mosquitto or influxd is not installed.
+// ErrMissingBinary reports that mosquitto, influxd or chromium is not
+// installed.
 var ErrMissingBinary = errors.New("testservices: binary not installed")
 
 // installHint tells a developer how to get both binaries.
 const installHint = "install the test services with `make services` (scripts/services.sh install), " +
-	"or by hand: `apt-get install mosquitto` and " +
+	"or by hand: `apt-get install mosquitto chromium` and " +
 	"`go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10`; " +
 	"under CI=true a missing binary fails the test"
 
