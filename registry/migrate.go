@@ -103,6 +103,10 @@ var sqliteMigrations = []migration{
 			`CREATE INDEX audit_signin_failures ON audit (address, at) WHERE action = 'signin' AND outcome = 'failed'`,
 			`CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`,
 			`CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`,
+			// REPLACE deletes the row it conflicts with without firing
+			// the delete trigger (recursive_triggers is off).
+			`CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit WHEN EXISTS (SELECT 1 FROM audit WHERE id = NEW.id)
+				BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`,
 		},
 	},
 }

@@ -70,10 +70,11 @@ func (r *Registry) SessionByID(ctx context.Context, id string) (Session, Staff, 
 	return s, st, nil
 }
 
-// TouchSession records that the session was used at the given time.
+// TouchSession records that the session was used at the given time, unless
+// a later use is recorded already.
 func (r *Registry) TouchSession(ctx context.Context, id string, at time.Time) error {
-	_, err := r.db.ExecContext(ctx, r.q(`UPDATE sessions SET last_seen_at = ? WHERE id_hash = ? AND ended_at IS NULL`),
-		formatTime(at), hashToken(id))
+	_, err := r.db.ExecContext(ctx, r.q(`UPDATE sessions SET last_seen_at = ? WHERE id_hash = ? AND ended_at IS NULL AND last_seen_at < ?`),
+		formatTime(at), hashToken(id), formatTime(at))
 	if err != nil {
 		return fmt.Errorf("touch session: %w", err)
 	}
