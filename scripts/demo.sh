@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# demo.sh - `make demo`: the local services, the pipeline, and a demo
-# patient whose watch sends samples over MQTT and whose phone app sends
-# them over HTTPS. Ctrl-C stops everything this script started.
+# demo.sh - `make demo`: the local services, the pipeline, a demo patient
+# whose watch sends samples over MQTT and whose phone app sends them over
+# HTTPS, and demo staff logins. Ctrl-C stops everything this script started.
 #
 #   PP_HTTP_PORT  the pipeline's HTTP port (default 8080)
 #   (and the PP_*_PORT settings of scripts/services.sh)
@@ -59,6 +59,25 @@ token() {
 WATCH_TOKEN=$(token "$WATCH")
 APP_TOKEN=$(token "$APP")
 
+# login USER ROLE adds a staff member once, with a generated password kept
+# under .local (0600), and prints the password.
+login() {
+	local user=$1 role=$2 file=.local/$1.password
+	if [[ ! -s $file ]]; then
+		if "$BIN" staff list --config "$CONFIG" | grep -q "^$user "; then
+			echo "demo: $user exists but its password ($file) is lost; move .local/data (the demo's registry) away to start afresh" >&2
+			exit 1
+		fi
+		(umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$file.new")
+		"$BIN" staff add --config "$CONFIG" --username "$user" --role "$role" <"$file.new" >/dev/null
+		mv "$file.new" "$file"
+	fi
+	cat "$file"
+}
+CLINICIAN_PASSWORD=$(login demo-clinician clinician)
+ADMIN_PASSWORD=$(login demo-admin admin)
+"$BIN" staff assign --config "$CONFIG" --username demo-clinician --patient "$PATIENT" 2>/dev/null
+
 "$BIN" serve --config "$CONFIG" --http-addr "127.0.0.1:$HTTP_PORT" >>.local/log/serve.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 60); do
@@ -88,14 +107,16 @@ echo
 cat <<EOF
 
 patientpulse is running (log: .local/log/serve.log)
+  dashboard      $URL/  sign in as demo-clinician / $CLINICIAN_PASSWORD
+                 (or demo-admin / $ADMIN_PASSWORD: every patient, staff, audit log)
   API            $URL  (health $URL/healthz, readiness $URL/readyz, metrics $URL/metrics)
   MQTT broker    tcp://127.0.0.1:$MQTT_PORT  (no anonymous access: a device logs in with its id and token)
   InfluxDB       $(grep influx-url "$CONFIG" | cut -d' ' -f2)  (bucket patientpulse)
   demo patient   $PATIENT
   demo devices   $WATCH (MQTT: username $WATCH, password its token) and $APP (HTTPS)
   demo tokens    .local/$WATCH.token, .local/$APP.token
-The clinician dashboard and sign-in come with later releases; the API above
-takes device data now. Send more with the commands in the README.
+The dashboard lists the clinician's patients; charts, plans and alerts come
+with later releases. Send more data with the commands in the README.
 Ctrl-C stops everything.
 EOF
 wait "${pids[0]}"
