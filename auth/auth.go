@@ -92,10 +92,11 @@ type Auth struct {
 	now     func() time.Time
 	signins *prometheus.CounterVec
 	denied  prometheus.Counter
-	// signinLocks serialise the sign-ins of one username in this
-	// process, so that a burst of guesses cannot all pass the lock-out
-	// count before the first failure is recorded.
-	signinLocks [64]sync.Mutex
+	// addressLocks and userLocks serialise the sign-ins from one address
+	// and of one username in this process (in that order), so that a
+	// burst of guesses cannot all pass the lock-out counts before the
+	// first failure is recorded.
+	addressLocks, userLocks [64]sync.Mutex
 }
 
 // New returns an Auth over the registry; alerts may be nil. Its metrics
@@ -246,11 +247,11 @@ func (a *Auth) cookieName() string {
 	return "pp_session"
 }
 
-// lockFor returns the sign-in lock of a username.
-func (a *Auth) lockFor(username string) *sync.Mutex {
+// lockFor returns the lock of key among locks.
+func lockFor(locks *[64]sync.Mutex, key string) *sync.Mutex {
 	h := fnv.New32a()
-	h.Write([]byte(username))
-	return &a.signinLocks[h.Sum32()%uint32(len(a.signinLocks))]
+	h.Write([]byte(key))
+	return &locks[h.Sum32()%uint32(len(locks))]
 }
 
 // Permission is what a request needs.

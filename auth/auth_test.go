@@ -22,10 +22,10 @@ import (
 // The test staff. Every one of them has testPassword.
 const (
 	testPassword = "correct horse battery"
-	admin        = "alice"  // admin
-	clinician    = "bob"    // clinician, assigned p-1
-	oncall       = "carol"  // on-call
-	disabled     = "dave"   // clinician, disabled
+	admin        = "alice" // admin
+	clinician    = "bob"   // clinician, assigned p-1
+	oncall       = "carol" // on-call
+	disabled     = "dave"  // clinician, disabled
 	p1, p2       = "p-1", "p-2"
 	wrongPass    = "not the password at all"
 	foreignSite  = "http://evil.example"
@@ -189,7 +189,8 @@ func newEnvServer(t *testing.T, cfg Config, alerts ActiveAlerts, start func(http
 	}))
 	e.srv = start(mux)
 	t.Cleanup(e.srv.Close)
-	e.client = e.srv.Client()
+	client := *e.srv.Client() // a copy: a test may give its own a jar
+	e.client = &client
 	e.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return e
 }
@@ -221,6 +222,7 @@ type request struct {
 	cookieName   string     // its name: pp_session unless set
 	csrf         string     // X-CSRF-Token
 	origin       string     // Origin
+	fetchSite    string     // Sec-Fetch-Site
 	bearer       string     // Authorization: Bearer
 	authz        string     // Authorization, verbatim
 }
@@ -274,6 +276,9 @@ func (e *testEnv) do(rq request) response {
 	}
 	if rq.origin != "" {
 		req.Header.Set("Origin", rq.origin)
+	}
+	if rq.fetchSite != "" {
+		req.Header.Set("Sec-Fetch-Site", rq.fetchSite)
 	}
 	if rq.bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+rq.bearer)
@@ -564,10 +569,19 @@ func TestCSRF(t *testing.T) {
 		{"token prefix", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken[:len(me.CSRFToken)-1]}, http.StatusForbidden, false},
 		{"right token", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken}, http.StatusOK, true},
 		{"right token, same origin", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken, origin: e.origin()}, http.StatusOK, true},
-		{"right token, same origin in capitals", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken, origin: "http://" + strings.ToUpper(u.Host)}, http.StatusOK, true},
 		{"right token, foreign origin", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken, origin: foreignSite}, http.StatusForbidden, false},
 		{"right token, same host other port", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken, origin: "http://" + u.Hostname() + ":1"}, http.StatusForbidden, false},
 		{"right token, null origin", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken, origin: "null"}, http.StatusForbidden, false},
+		{"right token, Sec-Fetch-Site same-origin", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken, fetchSite: "same-origin"}, http.StatusOK, true},
+		// Under the no-referrer policy a form's Origin is null: Sec-Fetch-Site decides.
+		{"right token, same-origin with a null Origin", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken, fetchSite: "same-origin", origin: "null"}, http.StatusOK, true},
+		{"right token, Sec-Fetch-Site cross-site", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken, fetchSite: "cross-site"}, http.StatusForbidden, false},
+		{"right token, Sec-Fetch-Site same-site", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken, fetchSite: "same-site"}, http.StatusForbidden, false},
+		{"right token, Sec-Fetch-Site none", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken, fetchSite: "none"}, http.StatusForbidden, false},
+		// Sec-Fetch-Site says where the request comes from; a same-host Origin does not overrule it.
+		{"right token, cross-site with this Origin", request{method: "POST", path: "/v1/thing", session: sid, csrf: me.CSRFToken, fetchSite: "cross-site", origin: e.origin()}, http.StatusForbidden, false},
+		{"same-origin but no token", request{method: "POST", path: "/v1/thing", session: sid, fetchSite: "same-origin", origin: e.origin()}, http.StatusForbidden, false},
+		{"GET cross-site needs no token", request{method: "GET", path: "/v1/session", session: sid, fetchSite: "cross-site"}, http.StatusOK, false},
 		{"GET needs no token", request{method: "GET", path: "/v1/session", session: sid}, http.StatusOK, false},
 		{"GET of a patient needs no token", request{method: "GET", path: "/v1/thing/" + p1, session: sid}, http.StatusOK, true},
 		{"sign-out without a token", request{method: "DELETE", path: "/v1/session", session: sid}, http.StatusForbidden, false},

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/patientpulse/patientpulse/internal/httpx"
@@ -112,10 +113,11 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	lock := a.lockFor(creds.Username)
-	lock.Lock()
-	defer lock.Unlock()
 	address := httpx.ClientIP(r)
+	for _, l := range []*sync.Mutex{lockFor(&a.addressLocks, address), lockFor(&a.userLocks, creds.Username)} {
+		l.Lock()
+		defer l.Unlock()
+	}
 	now := a.now()
 	// Only a username that exists is written to the audit log: what a
 	// stranger types there may be anything, a password included.
