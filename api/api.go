@@ -39,13 +39,15 @@ type API struct {
 	reg    *registry.Registry
 	auth   *auth.Auth
 	series SeriesReader
+	plans  PlanWatcher // may be nil
 	log    *slog.Logger
 	now    func() time.Time
 }
 
-// New returns the API over the registry and the stored samples.
-func New(reg *registry.Registry, a *auth.Auth, series SeriesReader, log *slog.Logger) *API {
-	return &API{reg: reg, auth: a, series: series, log: log, now: time.Now}
+// New returns the API over the registry and the stored samples; plans, if
+// not nil, hears of every plan change made through it.
+func New(reg *registry.Registry, a *auth.Auth, series SeriesReader, plans PlanWatcher, log *slog.Logger) *API {
+	return &API{reg: reg, auth: a, series: series, plans: plans, log: log, now: time.Now}
 }
 
 // endpoint is one route of the API and what it requires.
@@ -64,6 +66,10 @@ func (a *API) endpoints() []endpoint {
 		{"POST /v1/patients", auth.Administer, "", a.addPatient},
 		{"GET /v1/patients/{id}", auth.ReadPatient, "details", a.patient},
 		{"GET /v1/patients/{id}/series", auth.ReadPatient, "series", a.patientSeries},
+		{"GET /v1/patients/{id}/plan", auth.ReadPatient, "plan", a.plan},
+		{"PUT /v1/patients/{id}/plan", auth.CarePatient, "", a.putPlan},
+		{"GET /v1/patients/{id}/plan/history", auth.ReadPatient, "plan history", a.planHistory},
+		{"GET /v1/patients/{id}/transitions", auth.ReadPatient, "transitions", a.transitions},
 		{"GET /v1/staff", auth.Administer, "", a.listStaff},
 		{"POST /v1/staff", auth.Administer, "", a.addStaff},
 		{"GET /v1/staff/{username}", auth.Administer, "", a.staffMember},

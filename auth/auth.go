@@ -265,13 +265,16 @@ const (
 	// ReadPatient: the patient named by the route's {id} must be one the
 	// staff member may see.
 	ReadPatient
+	// CarePatient: change the care of the patient named by {id} (their
+	// plan): admins, and the clinicians of their care team.
+	CarePatient
 )
 
 // ErrForbidden is what Check returns when the staff member may not.
 var ErrForbidden = errors.New("forbidden")
 
 // Check is the authorization check: whether p may do what perm names, to
-// patient (for ReadPatient). It returns nil, an error wrapping
+// patient (for ReadPatient and CarePatient). It returns nil, an error wrapping
 // ErrForbidden, or another error when it could not decide.
 func (a *Auth) Check(ctx context.Context, p *Principal, perm Permission, patient string) error {
 	switch perm {
@@ -282,6 +285,11 @@ func (a *Auth) Check(ctx context.Context, p *Principal, perm Permission, patient
 			return nil
 		}
 		return fmt.Errorf("%w: admins only", ErrForbidden)
+	case CarePatient:
+		if p.Role == registry.RoleOnCall {
+			return fmt.Errorf("%w: on-call staff cannot change a patient's care", ErrForbidden)
+		}
+		fallthrough
 	case ReadPatient:
 		scope, err := a.Scope(ctx, p)
 		if err != nil {
@@ -339,10 +347,7 @@ func (a *Auth) Require(perm Permission, what string, h http.HandlerFunc) http.Ha
 	return a.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		p, _ := FromContext(ctx)
-		patient := ""
-		if perm == ReadPatient {
-			patient = r.PathValue("id")
-		}
+		patient := r.PathValue("id")
 		err := a.Check(ctx, p, perm, patient)
 		switch {
 		case errors.Is(err, ErrForbidden):

@@ -47,7 +47,14 @@ type Intake struct {
 
 	mu      sync.Mutex
 	lastSeq map[string]int64 // device id → highest seq stored; guarded by mu
+
+	stored func(patient string, points []Point) // see OnStored
 }
+
+// OnStored makes the intake call fn with a patient's points once they are
+// durably stored, from the collector's goroutine: fn must not block. Call
+// it before the collectors start.
+func (in *Intake) OnStored(fn func(patient string, points []Point)) { in.stored = fn }
 
 // NewIntake returns an intake that checks devices against devices, which
 // it remembers for deviceTTL (0: asks every time), and samples against lim.
@@ -98,6 +105,9 @@ func (in *Intake) Ingest(ctx context.Context, transport string, dev registry.Dev
 		in.metrics.SamplesAccepted.WithLabelValues(transport, p.Measurement).Inc()
 	}
 	in.trackSeq(dev.ID, env.Seq)
+	if in.stored != nil {
+		in.stored(dev.PatientID, env.Points)
+	}
 	return Outcome{Accepted: len(env.Points), Answer: env.ErrorDoc()}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -22,28 +23,39 @@ var ErrTooManyPoints = errors.New("too many points")
 // IsSampleType reports whether t is a sample type, and so a measurement.
 func IsSampleType(t string) bool { _, ok := kinds[t]; return ok }
 
-// Series returns the patient's points of one sample type with times in
-// [from, to), oldest first, at most limit of them (ErrTooManyPoints
-// beyond). The patient id must be a registry id and typ a sample type:
-// both are checked, since they go into the Flux query.
-func (s *Influx) Series(ctx context.Context, patient, typ string, from, to time.Time, limit int) ([]SeriesPoint, error) {
-	if !IsSampleType(typ) || !safeFluxString(patient) {
-		return nil, fmt.Errorf("series: bad patient or type")
+// StoredValue is one field value of a patient read back from InfluxDB.
+type StoredValue struct {
+	Measurement string
+	Field       string
+	Value       float64
+	Time        time.Time
+	Tags        map[string]string // besides patient
+}
+
+// Values calls fn with every stored value of the patient's measurements
+// (sample types) with times in [from, to), seq left out, in no particular
+// order. The patient id must be a registry id and the measurements sample
+// types: both go into the Flux query, and are checked.
+func (s *Influx) Values(ctx context.Context, patient string, measurements []string, from, to time.Time, fn func(StoredValue) error) error {
+	if !safeFluxString(patient) || len(measurements) == 0 {
+		return fmt.Errorf("values: bad patient or no measurement")
+	}
+	var ms []string
+	for _, m := range measurements {
+		if !IsSampleType(m) {
+			return fmt.Errorf("values: %q is not a sample type", m)
+		}
+		ms = append(ms, fmt.Sprintf("r._measurement == %q", m))
 	}
 	flux := fmt.Sprintf(`from(bucket: %q)
 		|> range(start: %s, stop: %s)
-		|> filter(fn: (r) => r._measurement == %q and r.patient == %q and r._field != "seq")`,
-		s.cfg.Bucket, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), typ, patient)
+		|> filter(fn: (r) => r.patient == %q and r._field != "seq" and (%s))`,
+		s.cfg.Bucket, from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), patient, strings.Join(ms, " or "))
 	res, err := s.client.QueryAPI(s.cfg.Org).Query(ctx, flux)
 	if err != nil {
-		return nil, fmt.Errorf("%w: series query: %v", ErrUnavailable, unwrapNet(err))
+		return fmt.Errorf("%w: values query: %v", ErrUnavailable, unwrapNet(err))
 	}
 	defer res.Close()
-	type key struct {
-		t    int64
-		tags string
-	}
-	byKey := map[key]*SeriesPoint{}
 	for res.Next() {
 		rec := res.Record()
 		v, ok := asFloat(rec.Value())
@@ -51,35 +63,54 @@ func (s *Influx) Series(ctx context.Context, patient, typ string, from, to time.
 			continue
 		}
 		tags := map[string]string{}
-		tagKey := ""
 		for k, val := range rec.Values() {
-			str, isStr := val.(string)
-			if !isStr || k == "patient" || k == "result" || k[0] == '_' {
-				continue
+			if str, isStr := val.(string); isStr && k != "patient" && k != "result" && k[0] != '_' {
+				tags[k] = str
 			}
-			tags[k] = str
 		}
-		names := make([]string, 0, len(tags))
-		for k := range tags {
+		if err := fn(StoredValue{Measurement: rec.Measurement(), Field: rec.Field(), Value: v, Time: rec.Time().UTC(), Tags: tags}); err != nil {
+			return err
+		}
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("%w: values query: %v", ErrUnavailable, unwrapNet(err))
+	}
+	return nil
+}
+
+// Series returns the patient's points of one sample type with times in
+// [from, to), oldest first, at most limit of them (ErrTooManyPoints
+// beyond): the values of one time and tags make one point.
+func (s *Influx) Series(ctx context.Context, patient, typ string, from, to time.Time, limit int) ([]SeriesPoint, error) {
+	type key struct {
+		t    int64
+		tags string
+	}
+	byKey := map[key]*SeriesPoint{}
+	err := s.Values(ctx, patient, []string{typ}, from, to, func(v StoredValue) error {
+		names := make([]string, 0, len(v.Tags))
+		for k := range v.Tags {
 			names = append(names, k)
 		}
 		sort.Strings(names)
+		tagKey := ""
 		for _, k := range names {
-			tagKey += k + "=" + tags[k] + ","
+			tagKey += k + "=" + v.Tags[k] + ","
 		}
-		k := key{rec.Time().UnixNano(), tagKey}
+		k := key{v.Time.UnixNano(), tagKey}
 		p := byKey[k]
 		if p == nil {
 			if len(byKey) == limit {
-				return nil, fmt.Errorf("series: %w (more than %d)", ErrTooManyPoints, limit)
+				return fmt.Errorf("series: %w (more than %d)", ErrTooManyPoints, limit)
 			}
-			p = &SeriesPoint{Time: rec.Time().UTC(), Tags: tags, Fields: map[string]float64{}}
+			p = &SeriesPoint{Time: v.Time, Tags: v.Tags, Fields: map[string]float64{}}
 			byKey[k] = p
 		}
-		p.Fields[rec.Field()] = v
-	}
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("%w: series query: %v", ErrUnavailable, unwrapNet(err))
+		p.Fields[v.Field] = v.Value
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	points := make([]SeriesPoint, 0, len(byKey))
 	for _, p := range byKey {

@@ -29,6 +29,7 @@ const (
 	ActionStaffRevoke   = "staff.revoke"   // target: username (every API token)
 	ActionStaffSignOut  = "staff.signout"  // target: username (every browser session)
 	ActionAuditRead     = "audit.read"
+	ActionPlanChange    = "plan.change"   // patient; target: the new version (v3)
 	ActionAccessDenied  = "access.denied" // patient (when one was asked for); target: the request
 )
 

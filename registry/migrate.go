@@ -109,6 +109,40 @@ var sqliteMigrations = []migration{
 				BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END`,
 		},
 	},
+	{
+		version: 4,
+		name:    "treatment plans and the analysis' transitions",
+		stmts: []string{
+			// body is the plan version as JSON, analysis's to read.
+			`CREATE TABLE plans (
+				patient_id   TEXT NOT NULL REFERENCES patients (id),
+				version      INTEGER NOT NULL CHECK (version > 0),
+				effective_at TEXT NOT NULL,
+				body         TEXT NOT NULL,
+				created_at   TEXT NOT NULL,
+				created_by   TEXT NOT NULL,
+				PRIMARY KEY (patient_id, version)
+			) STRICT`,
+			// Every change of a rule's verdict, in order; state is the
+			// rule's verdict after it, from which evaluation resumes.
+			`CREATE TABLE transitions (
+				id         INTEGER PRIMARY KEY AUTOINCREMENT,
+				patient_id TEXT NOT NULL REFERENCES patients (id),
+				rule_id    TEXT NOT NULL,
+				change     TEXT NOT NULL,
+				at         TEXT NOT NULL,
+				body       TEXT NOT NULL
+			) STRICT`,
+			`CREATE INDEX transitions_patient ON transitions (patient_id, id)`,
+			`CREATE TABLE rule_states (
+				patient_id TEXT NOT NULL REFERENCES patients (id),
+				rule_id    TEXT NOT NULL,
+				state      TEXT NOT NULL,
+				updated_at TEXT NOT NULL,
+				PRIMARY KEY (patient_id, rule_id)
+			) STRICT`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table

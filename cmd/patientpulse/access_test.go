@@ -121,6 +121,12 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		{"GET /v1/patients/{id}/series", "/v1/patients/p-mine/series?type=heart_rate&from=" + url.QueryEscape(ts(sampleTime.Add(-time.Minute))),
 			nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
 		{"GET /v1/patients/{id}/series", "/v1/patients/p-other/series?type=heart_rate", nil, cell{"admin": ok, "clinician": denied, "oncall": denied}},
+		{"PUT /v1/patients/{id}/plan", "/v1/patients/p-mine/plan", testPlan, cell{"admin": created, "clinician": created, "oncall": denied}},
+		{"PUT /v1/patients/{id}/plan", "/v1/patients/p-other/plan", testPlan, cell{"admin": created, "clinician": denied, "oncall": denied}},
+		{"GET /v1/patients/{id}/plan", "/v1/patients/p-mine/plan", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
+		{"GET /v1/patients/{id}/plan/history", "/v1/patients/p-mine/plan/history", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
+		{"GET /v1/patients/{id}/transitions", "/v1/patients/p-mine/transitions", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
+		{"GET /v1/patients/{id}/transitions", "/v1/patients/p-other/transitions", nil, cell{"admin": ok, "clinician": denied, "oncall": denied}},
 		{"POST /v1/patients", "/v1/patients", map[string]string{"id": "p-new", "name": "New Patient"}, adminOnly(created)},
 		{"GET /v1/staff", "/v1/staff", nil, adminOnly(ok)},
 		{"POST /v1/staff", "/v1/staff", map[string]string{"username": "newbie", "role": "oncall", "password": staffPassword}, adminOnly(created)},
@@ -218,6 +224,12 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		"otto access.denied p-mine GET /v1/patients/{id} denied",
 		"ada patient.read p-other details ok",
 		"ada patient.add p-new  ok",
+		"cleo plan.change p-mine v1 ok",
+		"ada plan.change p-mine v2 ok",
+		"ada plan.change p-other v1 ok",
+		"otto access.denied p-mine PUT /v1/patients/{id}/plan denied",
+		"cleo patient.read p-mine plan ok",
+		"cleo patient.read p-mine transitions ok",
 		"ada staff.add  newbie (oncall) ok",
 		"ada staff.password  tgt-pass ok",
 		"ada staff.assign p-mine tgt-team ok",
@@ -261,6 +273,12 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 			t.Errorf("serve's log mentions %q:\n%s", s, srv.logs.String())
 		}
 	}
+}
+
+// testPlan is a valid plan body, without its patient (the URL names it).
+var testPlan = map[string]any{
+	"effective": "2026-11-01T00:00:00Z",
+	"rules": []any{map[string]any{"id": "watch-silent", "kind": "silence", "metric": "heart_rate", "for": "24h", "severity": "warning"}},
 }
 
 // staffRunCode runs a command with no stdin and returns stdout and the

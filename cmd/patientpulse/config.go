@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/patientpulse/patientpulse/analysis"
 	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/settings"
@@ -37,6 +38,8 @@ type config struct {
 	writer        ingest.WriterConfig
 	httpIngest    ingest.HTTPConfig
 	auth          auth.Config
+	analysis      analysis.Config
+	timezone      string
 
 	// brokerAccounts: the broker's credentials are patientpulse's to
 	// manage, through Mosquitto's dynamic security plugin, with the admin
@@ -105,6 +108,13 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.IntVar(&c.auth.MaxFailures, "signin-max-failures", c.auth.MaxFailures, "failed sign-ins of one account, since its last success, that lock it for signin-lockout")
 	fs.IntVar(&c.auth.MaxAddressFailures, "signin-max-address-failures", c.auth.MaxAddressFailures, "failed sign-ins from one address that lock it out for signin-lockout")
 	fs.DurationVar(&c.auth.LockoutWindow, "signin-lockout", c.auth.LockoutWindow, "how far back failed sign-ins count, and so how long a lock-out lasts")
+
+	c.analysis = analysis.DefaultConfig()
+	fs.StringVar(&c.timezone, "timezone", "UTC", "the clinic's IANA time zone (Europe/London): analysis judges its calendar days")
+	fs.IntVar(&c.analysis.MinWearHours, "analysis-min-wear-hours", c.analysis.MinWearHours, "hours of a day with activity or heart-rate samples for the day to be judged")
+	fs.DurationVar(&c.analysis.Interval, "analysis-interval", c.analysis.Interval, "a patient with new data is evaluated at most this often")
+	fs.DurationVar(&c.analysis.Sweep, "analysis-sweep", c.analysis.Sweep, "every patient is evaluated this often (silence, new days, plans changed by the admin commands)")
+	fs.IntVar(&c.analysis.QueueSize, "analysis-queue", c.analysis.QueueSize, "stored messages waiting for analysis (beyond it, the patient is re-read from InfluxDB)")
 	return fs
 }
 
@@ -133,7 +143,12 @@ func (c *config) level() (slog.Level, error) {
 
 // validateServe reports every problem of the serve settings at once.
 func (c *config) validateServe() error {
-	errs := []error{c.limits.Validate(), c.writer.Validate(), c.httpIngest.Validate(), c.influx.Validate(), c.auth.Validate()}
+	errs := []error{c.limits.Validate(), c.writer.Validate(), c.httpIngest.Validate(), c.influx.Validate(), c.auth.Validate(), c.analysis.Validate()}
+	if loc, err := time.LoadLocation(c.timezone); err != nil || c.timezone == "" || c.timezone == "Local" {
+		errs = append(errs, fmt.Errorf("timezone %q: want an IANA zone such as Europe/London or UTC", c.timezone))
+	} else {
+		c.analysis.Location = loc
+	}
 	if _, err := c.level(); err != nil {
 		errs = append(errs, err)
 	}

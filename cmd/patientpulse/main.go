@@ -1,5 +1,5 @@
 // Command patientpulse runs the patientpulse pipeline (serve) and the
-// operator's commands on its registry (patients, devices, staff).
+// operator's commands on its registry (patients, devices, staff, plans).
 package main
 
 import (
@@ -35,6 +35,8 @@ Usage:
   patientpulse staff assign|unassign --username U --patient ID
                                                           change a clinician's care team
   patientpulse staff token --username U [--label L]       prints an API token
+  patientpulse plans apply -f FILE                        store a plan file (YAML or JSON) as the patient's next version
+  patientpulse plans show --patient ID [--history]        print the plan in force (or every version)
 
 Every command takes --config FILE, --data-dir DIR and --db DSN; settings
 come from the file, then PATIENTPULSE_* variables, then flags.
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = devicesCommand(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "staff":
 		err = staffCommand(ctx, args[1:], stdin, stdout, stderr, getenv)
+	case "plans":
+		err = plansCommand(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/patientpulse/patientpulse/analysis"
 	"github.com/patientpulse/patientpulse/api"
 	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/dashboards"
@@ -71,6 +72,8 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	}
 	s.writer = ingest.NewWriter(c.writer, s.sink, log, metrics)
 	intake := ingest.NewIntake(reg, c.deviceTTL, c.limits, metrics, log.With("component", "intake"))
+	evaluator := analysis.NewEvaluator(c.analysis, reg, s.sink, log.With("component", "analysis"), promReg, nil)
+	intake.OnStored(evaluator.Feed)
 	if c.mqttOn {
 		if c.brokerAccounts {
 			if err := s.ensurePipelineAccount(ctx); err != nil {
@@ -88,7 +91,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/ingest", ingest.NewHTTP(c.httpIngest, intake, s.writer, metrics, log))
 	staffAuth.Routes(mux)
-	api.New(reg, staffAuth, s.sink, log.With("component", "api")).Routes(mux)
+	api.New(reg, staffAuth, s.sink, evaluator, log.With("component", "api")).Routes(mux)
 	mux.Handle("/", dashboards.Handler())
 	httpSrv := &http.Server{
 		Handler:           s.routes(mux, promReg),
@@ -113,13 +116,27 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 		collectors.Go(func() { errs[0] = s.mqtt.Run(collectorsCtx); stopCollectors() })
 	}
 	collectors.Go(func() { errs[1] = s.serveHTTP(collectorsCtx, httpSrv, ln); stopCollectors() })
+	// Analysis stops with the collectors (and stops them if it fails to
+	// start); what it has not evaluated is rebuilt from InfluxDB at the
+	// next start.
+	analysisCtx, stopAnalysis := context.WithCancel(collectorsCtx)
+	defer stopAnalysis()
+	var analysisDone sync.WaitGroup
+	var analysisErr error
+	analysisDone.Go(func() {
+		if analysisErr = evaluator.Run(analysisCtx); analysisErr != nil {
+			stopCollectors()
+		}
+	})
 	log.Info("serving", "http", ln.Addr().String(), "tls", c.tlsCert != "", "mqtt", c.mqttOn)
 
 	collectors.Wait()
+	stopAnalysis()
+	analysisDone.Wait()
 	stopWriter()
 	writerDone.Wait()
 	log.Info("stopped")
-	return errors.Join(errs...)
+	return errors.Join(append(errs, analysisErr)...)
 }
 
 // useDevCertificate points the TLS settings at the development

@@ -1,0 +1,93 @@
+// Package analysis judges each patient's data against the treatment plan
+// their clinician set, and reports every change of a rule's verdict as a
+// transition that a clinician can read.
+//
+// # Days
+//
+// Rules work on days: calendar days in the clinic's time zone
+// (Config.Location). A sample belongs to the day of its point time (end
+// for intervals: a night belongs to the morning it ends). A window of N
+// days ending at a time t is the N days up to and including t's day; the
+// current day counts while it lasts.
+//
+// # Wear time
+//
+// A day is judged for a metric only when it has enough data for it:
+//   - sleep: a sleep record that day;
+//   - symptoms: a check-in that day (of the rule's instrument, if set);
+//   - activity and heart_rate: samples in at least Config.MinWearHours
+//     distinct hours of the day (10 of 24 by default);
+//   - vitals and dose: a sample that day.
+//
+// Days below that bar are left out. When a rule cannot judge because too
+// few days are left, its verdict is "not judged" with the reason, and it
+// neither starts nor stops holding.
+//
+// # Daily values
+//
+// A rule with per_day rolls each judged day's samples of its metric into
+// one value: their sum, mean, min, max, count, or the last one. Trend and
+// baseline rules without per_day use the mean.
+//
+// # Rule kinds
+//
+// threshold: over the window of `over` days, the aggregate (mean, min, max,
+// sum, count or median) of the daily values when per_day is set, else of
+// every sample of the judged days. It needs min_days judged days (default
+// half the window's days, rounded up, at least 1). It holds while the value
+// is below `below` or above `above`.
+//
+// trend: the least-squares slope, in units per day, of the daily values
+// over the window against their day number. It needs min_days judged days
+// (default half the window, at least 3). It holds while the slope is above
+// slope_above or below slope_below.
+//
+// baseline: the z-score of the recent window against the patient's own
+// baseline: z = (mean(recent) - mean(baseline)) / sd(baseline), where recent
+// is the `recent` days ending today, baseline the `baseline` days before
+// them, both of daily values, and sd the sample standard deviation. The
+// baseline needs min_days judged days (default half, at least 3) and a
+// non-zero sd; the recent window at least one judged day. It holds while z
+// is below z_below or above z_above.
+//
+// silence: the time since the newest sample of the measurement (or of
+// measurement.field). It holds once that exceeds `for`. With no sample at
+// all it counts from the plan version's effective time.
+//
+// adherence: the share of scheduled doses of the medication that were
+// logged, over the `over` span ending now (from the plan version's
+// effective time at the earliest). The regimen's schedule, counted from
+// that effective time, gives the scheduled times; a scheduled dose is
+// logged when a dose sample of that medication lies within half an
+// interval of it (each sample counts for one scheduled dose at most), and
+// it is counted only once that half interval is over, so a dose not yet
+// late is never a missed one. It needs at least one counted dose. It holds
+// while the share is below `below`.
+//
+// score: the instrument's total or subscale from the latest check-in that
+// has it (a subscale is stored only when complete), or with `over` the mean
+// over that many days of check-ins. It holds while the score is above
+// `above`, below `below`, or in `band` or a worse published band (see the
+// bands of MRS and AMS).
+//
+// # Plan versions
+//
+// Every judgement uses the plan version in force at the time judged. A
+// window that reaches back before that version's effective time is cut at
+// the first day that starts at or after it: the new version is judged on
+// its own days only, and until it has enough of them the rule is not
+// judged. The baseline window of a baseline rule is the exception: it is
+// the patient's history, whatever plan was in force. A silence rule counts
+// from the effective time at the earliest.
+//
+// # Forecasts
+//
+// A threshold rule with `forecast` that does not hold projects its value:
+// the least-squares line through the daily values of its window (per_day,
+// or the daily mean) gives the slope b, and a windowed mean of a linear
+// series moves by b per day, so the value is predicted to cross the bound
+// in (bound - value) / b days. The forecast holds when that is within the
+// horizon and the slope is clear of noise: |b| at least twice its standard
+// error, with at least min_days judged days (and 3). It is reported as its
+// own transition.
+package analysis

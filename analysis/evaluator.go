@@ -1,0 +1,455 @@
+package analysis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// Changes of a rule's verdict.
+const (
+	ChangeFired           = "fired"            // the rule started holding
+	ChangeCleared         = "cleared"          // it stopped holding (or left the plan)
+	ChangeForecast        = "forecast"         // its bound is predicted to be crossed within the horizon
+	ChangeForecastCleared = "forecast_cleared" // no longer predicted
+	ChangeNotJudged       = "not_judged"       // a holding rule can no longer judge (too little data)
+	ChangeJudged          = "judged"           // and can again
+)
+
+// Transition is one change of a rule's verdict for a patient.
+type Transition struct {
+	Patient       string    `json:"patient"`
+	Rule          string    `json:"rule"`
+	Kind          string    `json:"kind"`
+	Change        string    `json:"change"`
+	Holds         bool      `json:"holds"` // whether the rule holds after the change
+	Severity      string    `json:"severity"`
+	Metric        string    `json:"metric,omitempty"`
+	Value         float64   `json:"value"`
+	Bound         float64   `json:"bound"`
+	Side          string    `json:"side,omitempty"` // below, above or band
+	PlanVersion   int       `json:"plan_version"`
+	PlanEffective time.Time `json:"plan_effective"`
+	WindowFrom    time.Time `json:"window_from,omitzero"`
+	WindowTo      time.Time `json:"window_to,omitzero"`
+	At            time.Time `json:"at"`
+	Sentence      string    `json:"sentence"`
+}
+
+// Config sets up the evaluator.
+type Config struct {
+	Location     *time.Location // the clinic's time zone: days are its days
+	MinWearHours int            // hours of samples that make an activity or heart-rate day
+	Interval     time.Duration  // a patient is evaluated at most once per Interval
+	Sweep        time.Duration  // every patient is evaluated this often (silence, new days, plan changes)
+	QueueSize    int            // stored messages waiting to be taken in
+}
+
+// DefaultConfig is the usual setup.
+func DefaultConfig() Config {
+	return Config{Location: time.UTC, MinWearHours: 10, Interval: 30 * time.Second, Sweep: 5 * time.Minute, QueueSize: 10000}
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MinWearHours < 1 || c.MinWearHours > 24 {
+		errs = append(errs, errors.New("analysis-min-wear-hours must be 1 to 24"))
+	}
+	if c.Interval < 100*time.Millisecond {
+		errs = append(errs, errors.New("analysis-interval must be at least 100ms"))
+	}
+	if c.Sweep < c.Interval {
+		errs = append(errs, errors.New("analysis-sweep must be at least analysis-interval"))
+	}
+	if c.QueueSize < 1 {
+		errs = append(errs, errors.New("analysis-queue must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+// Source reads a patient's stored samples back (ingest.Influx).
+type Source interface {
+	Values(ctx context.Context, patient string, measurements []string, from, to time.Time, fn func(ingest.StoredValue) error) error
+}
+
+// Evaluator keeps every patient with a plan judged: it takes in samples as
+// they are stored, evaluates a patient with new data at most once per
+// Interval, sweeps every patient each Sweep, and records each transition
+// in the registry before it passes it on.
+type Evaluator struct {
+	cfg    Config
+	clk    clock
+	reg    *registry.Registry
+	src    Source
+	log    *slog.Logger
+	now    func() time.Time
+	notify func(Transition) // after the transition is recorded; may be nil
+
+	queue    chan fed
+	mu       sync.Mutex
+	rebuild  map[string]bool // patients to rebuild: a plan changed, or their samples overflowed the queue
+	patients map[string]*patient
+
+	transitions *prometheus.CounterVec
+	overflows   prometheus.Counter
+	evaluations prometheus.Counter
+	patientsG   prometheus.Gauge
+}
+
+// fed is one stored message's samples.
+type fed struct {
+	patient string
+	samples []Sample
+}
+
+// NewEvaluator returns an evaluator; notify, which may be nil, is called
+// with every transition once it is recorded. Its metrics are registered
+// with reg when it is not nil.
+func NewEvaluator(cfg Config, reg *registry.Registry, src Source, log *slog.Logger, promReg prometheus.Registerer, notify func(Transition)) *Evaluator {
+	e := &Evaluator{
+		cfg: cfg, clk: clock{cfg.Location}, reg: reg, src: src, log: log, now: time.Now, notify: notify,
+		queue:    make(chan fed, cfg.QueueSize),
+		rebuild:  map[string]bool{},
+		patients: map[string]*patient{},
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patientpulse_analysis_transitions_total",
+			Help: "Changes of rules' verdicts, by change and severity.",
+		}, []string{"change", "severity"}),
+		overflows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "patientpulse_analysis_queue_overflows_total",
+			Help: "Stored messages the analysis queue had no room for; their patients are rebuilt from InfluxDB instead.",
+		}),
+		evaluations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "patientpulse_analysis_evaluations_total",
+			Help: "Evaluations of a patient's rules.",
+		}),
+		patientsG: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "patientpulse_analysis_patients",
+			Help: "Patients with a plan that analysis holds in memory.",
+		}),
+	}
+	if promReg != nil {
+		promReg.MustRegister(e.transitions, e.overflows, e.evaluations, e.patientsG)
+	}
+	return e
+}
+
+// Feed hands the evaluator a patient's points once they are stored. It
+// never blocks: when the queue is full the patient is rebuilt from
+// InfluxDB instead, so nothing is missed.
+func (e *Evaluator) Feed(patientID string, points []ingest.Point) {
+	select {
+	case e.queue <- fed{patientID, SamplesOf(points)}:
+	default:
+		e.overflows.Inc()
+		e.mu.Lock()
+		e.rebuild[patientID] = true
+		e.mu.Unlock()
+	}
+}
+
+// PlanChanged makes the evaluator reload the patient's plan and rebuild
+// their state, at its next tick.
+func (e *Evaluator) PlanChanged(patientID string) {
+	e.mu.Lock()
+	e.rebuild[patientID] = true
+	e.mu.Unlock()
+}
+
+// Run loads every patient with a plan, then evaluates until ctx ends. It
+// returns an error only when the start-up load fails for good (the
+// registry is unreadable); InfluxDB being unreachable only delays a
+// patient's rebuild.
+func (e *Evaluator) Run(ctx context.Context) error {
+	if err := e.sweep(ctx, true); err != nil {
+		return err
+	}
+	tick := time.NewTicker(max(e.cfg.Interval/4, 50*time.Millisecond))
+	defer tick.Stop()
+	sweep := time.NewTicker(e.cfg.Sweep)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case f := <-e.queue:
+			if p := e.patients[f.patient]; p != nil {
+				for _, s := range f.samples {
+					p.add(e.clk, s)
+				}
+			}
+		case <-tick.C:
+			e.rebuildMarked(ctx)
+			now := e.now()
+			for _, p := range e.patients {
+				if p.dirty && now.Sub(p.lastEval) >= e.cfg.Interval {
+					e.evaluate(ctx, p, now)
+				}
+			}
+		case <-sweep.C:
+			if err := e.sweep(ctx, false); err != nil {
+				e.log.Error("analysis sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// sweep picks up new and changed plans (the admin commands change them
+// from another process) and evaluates every patient. At start-up it loads
+// every patient.
+func (e *Evaluator) sweep(ctx context.Context, start bool) error {
+	latest, err := e.reg.LatestPlanVersions(ctx)
+	if err != nil {
+		return fmt.Errorf("analysis: %w", err)
+	}
+	for id, v := range latest {
+		p := e.patients[id]
+		if start || p == nil || p.versions[len(p.versions)-1].Version != v {
+			e.mu.Lock()
+			e.rebuild[id] = true
+			e.mu.Unlock()
+		}
+	}
+	e.rebuildMarked(ctx)
+	now := e.now()
+	for _, p := range e.patients {
+		e.evaluate(ctx, p, now)
+	}
+	return nil
+}
+
+// rebuildMarked reloads the plans and rebuilds the state of every patient
+// marked for it. A patient whose rebuild fails stays marked.
+func (e *Evaluator) rebuildMarked(ctx context.Context) {
+	e.mu.Lock()
+	ids := make([]string, 0, len(e.rebuild))
+	for id := range e.rebuild {
+		ids = append(ids, id)
+	}
+	clear(e.rebuild)
+	e.mu.Unlock()
+	for _, id := range ids {
+		if err := e.load(ctx, id); err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("analysis: rebuilding a patient failed; will retry", "err", err)
+			}
+			e.mu.Lock()
+			e.rebuild[id] = true
+			e.mu.Unlock()
+		}
+	}
+	e.patientsG.Set(float64(len(e.patients)))
+}
+
+// load reads the patient's plan versions and rule states from the
+// registry and their samples from InfluxDB, replacing what is held.
+func (e *Evaluator) load(ctx context.Context, id string) error {
+	stored, err := e.reg.PlanVersions(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(stored) == 0 {
+		delete(e.patients, id)
+		return nil
+	}
+	versions := make([]*Plan, 0, len(stored))
+	for _, sv := range stored {
+		var pl Plan
+		if err := json.Unmarshal(sv.Body, &pl); err != nil {
+			return fmt.Errorf("plan v%d: %w", sv.Version, err)
+		}
+		pl.Version, pl.Effective, pl.Patient = sv.Version, sv.Effective, id
+		versions = append(versions, &pl)
+	}
+	p := newPatient(id, versions)
+	states, err := e.reg.RuleStates(ctx, id)
+	if err != nil {
+		return err
+	}
+	for rule, raw := range states {
+		var st ruleState
+		if err := json.Unmarshal(raw, &st); err == nil {
+			p.states[rule] = st
+		}
+	}
+	now := e.now()
+	// Samples stored up to now are read back; those still in the queue
+	// may then come a second time, which series.add tells from new ones.
+	from := e.clk.start(e.clk.dayOf(now) - day(p.keepDays()))
+	if ms := p.measurements(); len(ms) > 0 {
+		err = e.src.Values(ctx, id, ms, from, now.Add(time.Hour), func(v ingest.StoredValue) error {
+			p.add(e.clk, Sample{Measurement: v.Measurement, Field: v.Field, Value: v.Value, Time: v.Time,
+				Instrument: v.Tags["instrument"], Medication: v.Tags["medication"]})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	p.dirty = true
+	e.patients[id] = p
+	return nil
+}
+
+// evaluate judges every rule of the version in force and records the
+// changes.
+func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time) {
+	p.dirty, p.lastEval = false, now
+	e.evaluations.Inc()
+	p.trimDoses(now)
+	ts, changed := judgeAll(p, e.clk, now, e.cfg.MinWearHours)
+	if len(ts) == 0 && len(changed) == 0 {
+		return
+	}
+	records := make([]registry.Transition, len(ts))
+	for i, t := range ts {
+		body, _ := json.Marshal(t)
+		records[i] = registry.Transition{Patient: p.id, Rule: t.Rule, Change: t.Change, At: t.At, Body: body}
+	}
+	states := map[string][]byte{}
+	for rule, st := range changed {
+		if st == nil {
+			states[rule] = nil
+			continue
+		}
+		states[rule], _ = json.Marshal(st)
+	}
+	if err := e.reg.RecordTransitions(ctx, p.id, records, states); err != nil {
+		// Not recorded: keep the old states, so the next evaluation
+		// reports the same changes again.
+		e.log.Error("analysis: recording transitions failed", "err", err)
+		p.dirty = true
+		return
+	}
+	for rule, st := range changed {
+		if st == nil {
+			delete(p.states, rule)
+		} else {
+			p.states[rule] = *st
+		}
+	}
+	for _, t := range ts {
+		e.transitions.WithLabelValues(t.Change, t.Severity).Inc()
+		if e.notify != nil {
+			e.notify(t)
+		}
+	}
+}
+
+// judgeAll judges the patient's rules at now against their recorded
+// states, and returns the transitions and the states that changed (nil:
+// the rule left the plan). It changes nothing of p.
+func judgeAll(p *patient, clk clock, now time.Time, minWear int) ([]Transition, map[string]*ruleState) {
+	plan := p.versionAt(now)
+	changed := map[string]*ruleState{}
+	var ts []Transition
+	inPlan := map[string]bool{}
+	if plan != nil {
+		en := newEnv(clk, now, minWear, plan.Version, plan.Effective)
+		for i := range plan.Rules {
+			r := &plan.Rules[i]
+			inPlan[r.ID] = true
+			v := judgeRule(r, plan, p, en)
+			old, known := p.states[r.ID]
+			if !known {
+				old = ruleState{Judged: true, Version: plan.Version}
+			}
+			next := old
+			next.Version = plan.Version
+			mk := func(change string) Transition {
+				return transition(p.id, r, plan, v, change, now, clk)
+			}
+			if v.judged {
+				if v.holds != old.Holds {
+					next.Holds, next.Since = v.holds, now
+					ts = append(ts, mk(map[bool]string{true: ChangeFired, false: ChangeCleared}[v.holds]))
+				} else if !old.Judged && old.Holds {
+					ts = append(ts, mk(ChangeJudged))
+				}
+				fc := v.forecast && !v.holds
+				if fc != old.Forecast {
+					next.Forecast = fc
+					if fc || !v.holds { // a forecast that came true gives way to the firing
+						ts = append(ts, mk(map[bool]string{true: ChangeForecast, false: ChangeForecastCleared}[fc]))
+					}
+				}
+			} else if old.Judged && old.Holds {
+				ts = append(ts, mk(ChangeNotJudged))
+			}
+			next.Judged = v.judged
+			if next != old || !known {
+				changed[r.ID] = &next
+			}
+		}
+	}
+	// Rules that left the plan stop holding.
+	for id, st := range p.states {
+		if inPlan[id] {
+			continue
+		}
+		changed[id] = nil
+		if st.Holds || st.Forecast {
+			t := Transition{Patient: p.id, Rule: id, Change: ChangeCleared, At: now,
+				Sentence: fmt.Sprintf("rule %s is no longer in the plan", id)}
+			if plan != nil {
+				t.PlanVersion, t.PlanEffective = plan.Version, plan.Effective
+				t.Sentence += fmt.Sprintf(" (plan v%d)", plan.Version)
+			}
+			ts = append(ts, t)
+		}
+	}
+	return ts, changed
+}
+
+// judgeRule runs the rule's kind.
+func judgeRule(r *Rule, plan *Plan, p *patient, en env) verdict {
+	s := p.seriesFor(r)
+	switch r.Kind {
+	case KindThreshold:
+		return judgeThreshold(r, s, en)
+	case KindTrend:
+		return judgeTrend(r, s, en)
+	case KindBaseline:
+		return judgeBaseline(r, s, en)
+	case KindSilence:
+		return judgeSilence(r, s, en)
+	case KindScore:
+		return judgeScore(r, s, en)
+	case KindAdherence:
+		for _, d := range plan.Regimen {
+			if d.Medication == r.Medication {
+				return judgeAdherence(r, d.Schedule, p.doses[r.Medication], en)
+			}
+		}
+	}
+	return verdict{reason: "the rule cannot be judged"}
+}
+
+func transition(patientID string, r *Rule, plan *Plan, v verdict, change string, now time.Time, clk clock) Transition {
+	t := Transition{
+		Patient: patientID, Rule: r.ID, Kind: r.Kind, Change: change, Holds: v.holds, Severity: r.Severity,
+		Metric: r.Metric, Value: v.value, Bound: v.bound, Side: v.side,
+		PlanVersion: plan.Version, PlanEffective: plan.Effective, At: now,
+		Sentence: describe(r, v, plan.Version, plan.Effective, clk.loc, change),
+	}
+	if v.to != 0 || v.from != 0 {
+		t.WindowFrom, t.WindowTo = clk.start(v.from), clk.start(v.to+1)
+	}
+	if r.Kind == KindAdherence {
+		t.WindowFrom, t.WindowTo = now.Add(-time.Duration(r.Over)), now
+	}
+	if change == ChangeForecast || change == ChangeForecastCleared {
+		t.Holds = v.forecast
+	}
+	return t
+}

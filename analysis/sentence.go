@@ -1,0 +1,182 @@
+package analysis
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// metricLabel is how a clinician reads a metric: "sleep" for
+// sleep.total_min, "hot flushes" for symptoms.hot_flushes.
+func metricLabel(metric, instrument string) string {
+	if l, ok := labels[metric]; ok {
+		return l
+	}
+	m, field, _ := strings.Cut(metric, ".")
+	if field == "" {
+		return strings.ReplaceAll(m, "_", " ")
+	}
+	l := strings.ReplaceAll(field, "_", " ")
+	if m == "symptoms" && instrument != "" && instrument != "custom" {
+		return strings.ToUpper(instrument) + " " + l
+	}
+	return l
+}
+
+var labels = map[string]string{
+	"sleep.total_min":         "sleep",
+	"sleep.deep_min":          "deep sleep",
+	"sleep.rem_min":           "REM sleep",
+	"sleep.light_min":         "light sleep",
+	"sleep.awake_min":         "time awake at night",
+	"sleep.efficiency":        "sleep efficiency",
+	"sleep.resting_hr":        "resting heart rate",
+	"sleep.hrv_rmssd_ms":      "HRV",
+	"sleep.skin_temp_dev_c":   "skin temperature deviation",
+	"activity.steps":          "steps",
+	"activity.active_min":     "active time",
+	"activity.energy_kcal":    "active energy",
+	"heart_rate.bpm":          "heart rate",
+	"heart_rate":              "heart rate",
+	"vitals.weight_kg":        "weight",
+	"vitals.systolic":         "systolic blood pressure",
+	"vitals.diastolic":        "diastolic blood pressure",
+	"vitals.hematocrit_pct":   "hematocrit",
+	"symptoms.hot_flushes":    "hot flushes",
+	"symptoms.sleep_problems": "sleep problems",
+}
+
+// formatValue writes a value of metric with its unit: sleep minutes as
+// hours (5.9 h), percentages, bpm, kg, mmHg; scores as plain numbers.
+func formatValue(metric string, v float64) string {
+	_, field, _ := strings.Cut(metric, ".")
+	switch {
+	case strings.HasPrefix(metric, "sleep.") && strings.HasSuffix(field, "_min"):
+		return num(v/60, 1) + " h"
+	case metric == "sleep.efficiency":
+		return num(v*100, 0) + "%"
+	case strings.HasSuffix(field, "_min"):
+		return num(v, 0) + " min"
+	case field == "bpm" || field == "resting_hr":
+		return num(v, 0) + " bpm"
+	case strings.HasSuffix(field, "_ms"):
+		return num(v, 0) + " ms"
+	case field == "weight_kg":
+		return num(v, 1) + " kg"
+	case field == "systolic" || field == "diastolic":
+		return num(v, 0) + " mmHg"
+	case strings.HasSuffix(field, "_pct"):
+		return num(v, 1) + "%"
+	case field == "steps":
+		return num(v, 0) + " steps"
+	case field == "energy_kcal":
+		return num(v, 0) + " kcal"
+	case strings.HasSuffix(field, "_c"):
+		return num(v, 1) + " °C"
+	}
+	return num(v, 1)
+}
+
+// num writes v with at most prec decimals, without trailing zeros.
+func num(v float64, prec int) string {
+	s := strconv.FormatFloat(v, 'f', prec, 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	if s == "-0" {
+		s = "0"
+	}
+	return s
+}
+
+// planNote is "(plan v3, since 1 Nov)".
+func planNote(version int, effective time.Time, loc *time.Location) string {
+	return fmt.Sprintf("(plan v%d, since %s)", version, effective.In(loc).Format("2 Jan"))
+}
+
+// describe is the sentence of a rule's verdict; held says whether it
+// holds now (for the forecast sentence: whether the forecast holds).
+func describe(r *Rule, v verdict, version int, effective time.Time, loc *time.Location, change string) string {
+	note := planNote(version, effective, loc)
+	label := metricLabel(r.Metric, r.Instrument)
+	if !v.judged {
+		return fmt.Sprintf("%s not judged: %s %s", ruleSubject(r, label), v.reason, note)
+	}
+	cmp := "is " + v.side + " the plan's"
+	if !v.holds {
+		cmp = "is back within the plan's"
+	}
+	switch r.Kind {
+	case KindThreshold:
+		subject := fmt.Sprintf("%d-day %s %s", r.Over.Days(), r.Aggregate, label)
+		if change == ChangeForecast || change == ChangeForecastCleared {
+			if !v.forecast {
+				return fmt.Sprintf("%s: no longer predicted to cross the plan's %s (%s now %s) %s",
+					label, formatValue(r.Metric, v.bound), subject, formatValue(r.Metric, v.value), note)
+			}
+			return fmt.Sprintf("%s: at this rate, %s the plan's %s in about %s (%s now %s) %s",
+				label, v.side, formatValue(r.Metric, v.bound), aboutDays(v.forecastDays), subject, formatValue(r.Metric, v.value), note)
+		}
+		return fmt.Sprintf("%s %s %s %s %s", subject, formatValue(r.Metric, v.value), cmp, formatValue(r.Metric, v.bound), note)
+	case KindTrend:
+		dir := "rising"
+		if v.value < 0 {
+			dir = "falling"
+		}
+		return fmt.Sprintf("%s is %s by %s a day over %d days, %s %s a day %s", label, dir, num(abs(v.value), 2),
+			r.Over.Days(), strings.TrimPrefix(cmp, "is "), num(v.bound, 2), note)
+	case KindBaseline:
+		return fmt.Sprintf("%d-day mean %s is %s standard deviations from its %d-day baseline of %s; %s %s %s",
+			r.Recent.Days(), label, num(v.value, 1), r.Baseline.Days(), formatValue(r.Metric, v.reference),
+			strings.TrimPrefix(cmp, "is "), num(v.bound, 1), note)
+	case KindSilence:
+		what := label + " data"
+		if v.holds {
+			return fmt.Sprintf("no %s for %s h, longer than the plan's %s h %s", what, num(v.value, 0), num(v.bound, 0), note)
+		}
+		return fmt.Sprintf("%s arrives again %s", what, note)
+	case KindAdherence:
+		return fmt.Sprintf("%s: %d of %d scheduled doses logged over %d days (%s%%), %s %s%% %s", r.Medication,
+			int(v.reference), v.days, r.Over.Days(), num(v.value*100, 0), strings.TrimPrefix(cmp, "is "), num(v.bound*100, 0), note)
+	case KindScore:
+		subject := strings.ToUpper(r.Instrument) + " " + r.Score
+		if r.Over != 0 {
+			subject = fmt.Sprintf("%d-day mean %s", r.Over.Days(), subject)
+		}
+		if v.side == "band" {
+			if v.holds {
+				return fmt.Sprintf("%s %s is in the %s band or worse (%s or more) %s", subject, num(v.value, 1), r.Band, num(v.bound, 0), note)
+			}
+			return fmt.Sprintf("%s %s is below the %s band (%s or more) %s", subject, num(v.value, 1), r.Band, num(v.bound, 0), note)
+		}
+		return fmt.Sprintf("%s %s %s %s %s", subject, num(v.value, 1), cmp, num(v.bound, 1), note)
+	}
+	return note
+}
+
+// ruleSubject names what a rule judges, for a "not judged" sentence.
+func ruleSubject(r *Rule, label string) string {
+	switch r.Kind {
+	case KindAdherence:
+		return r.Medication + " adherence"
+	case KindScore:
+		return strings.ToUpper(r.Instrument) + " " + r.Score
+	}
+	return label
+}
+
+func aboutDays(d float64) string {
+	n := int(d + 0.5)
+	if n <= 1 {
+		return "1 day"
+	}
+	return fmt.Sprintf("%d days", n)
+}
+
+func abs(v float64) float64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}

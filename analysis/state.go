@@ -1,0 +1,203 @@
+package analysis
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/patientpulse/patientpulse/ingest"
+)
+
+// Sample is one stored field value of a patient, as analysis takes it in:
+// from the writer after a durable write, or from InfluxDB when a patient's
+// state is rebuilt.
+type Sample struct {
+	Measurement string
+	Field       string
+	Value       float64
+	Time        time.Time
+	Instrument  string // symptoms
+	Medication  string // dose
+}
+
+// SamplesOf flattens stored points into samples.
+func SamplesOf(points []ingest.Point) []Sample {
+	var out []Sample
+	for _, p := range points {
+		var instrument, medication string
+		for _, t := range p.Tags {
+			switch t.Key {
+			case "instrument":
+				instrument = t.Value
+			case "medication":
+				medication = t.Value
+			}
+		}
+		for _, f := range p.Fields {
+			out = append(out, Sample{Measurement: p.Measurement, Field: f.Key, Value: f.Value, Time: p.Time,
+				Instrument: instrument, Medication: medication})
+		}
+	}
+	return out
+}
+
+// patient is what analysis holds of one patient: their plan versions, the
+// daily stats of the series their rules read, their logged doses, and the
+// verdicts last recorded.
+type patient struct {
+	id       string
+	versions []*Plan // oldest first
+	series   []*series
+	doses    map[string][]int64 // medication → unix seconds, sorted
+	keepDose time.Duration      // how far back doses are kept
+	states   map[string]ruleState
+
+	dirty    bool      // has data not yet evaluated
+	lastEval time.Time // when it was last evaluated
+}
+
+// ruleState is a rule's verdict as recorded: evaluation reports changes
+// from it.
+type ruleState struct {
+	Holds    bool      `json:"holds"`
+	Forecast bool      `json:"forecast,omitempty"`
+	Judged   bool      `json:"judged"`
+	Version  int       `json:"version"`
+	Since    time.Time `json:"since"`
+}
+
+// newPatient prepares the series the versions' rules read.
+func newPatient(id string, versions []*Plan) *patient {
+	p := &patient{id: id, versions: versions, doses: map[string][]int64{}, states: map[string]ruleState{}}
+	keep := map[seriesKey]int{}
+	for _, v := range versions {
+		for i := range v.Rules {
+			r := &v.Rules[i]
+			k, days, ok := r.seriesKey()
+			if ok {
+				keep[k] = max(keep[k], days)
+			}
+			if r.Kind == KindAdherence {
+				for _, d := range v.Regimen {
+					if d.Medication == r.Medication {
+						p.keepDose = max(p.keepDose, time.Duration(r.Over)+d.Schedule.Interval())
+					}
+				}
+			}
+		}
+	}
+	keys := make([]seriesKey, 0, len(keep))
+	for k := range keep {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b seriesKey) int {
+		return strings.Compare(a.measurement+"."+a.field+"|"+a.instrument, b.measurement+"."+b.field+"|"+b.instrument)
+	})
+	for _, k := range keys {
+		p.series = append(p.series, newSeries(k, keep[k]))
+	}
+	return p
+}
+
+// seriesKey returns the series a rule reads and how many days of it it
+// needs; ok is false for adherence, which reads doses.
+func (r *Rule) seriesKey() (k seriesKey, days int, ok bool) {
+	m, field, _ := strings.Cut(r.Metric, ".")
+	switch r.Kind {
+	case KindThreshold, KindTrend:
+		return seriesKey{m, field, r.Instrument}, r.Over.Days() + 1, true
+	case KindBaseline:
+		return seriesKey{m, field, r.Instrument}, r.Baseline.Days() + r.Recent.Days() + 1, true
+	case KindSilence:
+		return seriesKey{m, field, ""}, 1, true
+	case KindScore:
+		return seriesKey{"symptoms", r.Score, r.Instrument}, max(r.Over.Days(), 1) + 1, true
+	}
+	return seriesKey{}, 0, false
+}
+
+// measurements returns the measurements the patient's rules read.
+func (p *patient) measurements() []string {
+	var ms []string
+	for _, s := range p.series {
+		ms = append(ms, s.key.measurement)
+	}
+	if len(p.doses) > 0 || p.keepDose > 0 {
+		ms = append(ms, "dose")
+	}
+	slices.Sort(ms)
+	return slices.Compact(ms)
+}
+
+// keepDays is the most days any series keeps.
+func (p *patient) keepDays() int {
+	n := 0
+	for _, s := range p.series {
+		n = max(n, len(s.days))
+	}
+	return max(n, int(p.keepDose.Hours()/24)+1)
+}
+
+// add takes a sample into every series that reads it, and a dose into
+// the doses when an adherence rule counts its medication.
+func (p *patient) add(clk clock, s Sample) {
+	if s.Measurement == "dose" && p.keepDose > 0 && s.Medication != "" {
+		p.addDose(s.Medication, s.Time.Unix())
+	}
+	local := s.Time.In(clk.loc)
+	d, minute := clk.dayOf(s.Time), local.Hour()*60+local.Minute()
+	for _, se := range p.series {
+		k := se.key
+		if k.measurement != s.Measurement || (k.instrument != "" && k.instrument != s.Instrument) {
+			continue
+		}
+		if k.field == s.Field || (k.field == "" && s.Field != "") {
+			se.add(d, s.Time, minute, s.Value)
+		}
+	}
+	p.dirty = true
+}
+
+// addDose records a dose time once (a redelivered message repeats it).
+func (p *patient) addDose(medication string, t int64) {
+	ts := p.doses[medication]
+	i, found := slices.BinarySearch(ts, t)
+	if !found {
+		p.doses[medication] = slices.Insert(ts, i, t)
+	}
+}
+
+// trimDoses forgets doses older than any adherence window needs.
+func (p *patient) trimDoses(now time.Time) {
+	cut := now.Add(-p.keepDose).Unix()
+	for m, ts := range p.doses {
+		i, _ := slices.BinarySearch(ts, cut)
+		if i > 0 {
+			p.doses[m] = slices.Delete(ts, 0, i)
+		}
+	}
+}
+
+// versionAt returns the plan version in force at t, or nil.
+func (p *patient) versionAt(t time.Time) *Plan {
+	for i := len(p.versions) - 1; i >= 0; i-- {
+		if !p.versions[i].Effective.After(t) {
+			return p.versions[i]
+		}
+	}
+	return nil
+}
+
+// seriesFor returns the series a rule reads, or nil.
+func (p *patient) seriesFor(r *Rule) *series {
+	k, _, ok := r.seriesKey()
+	if !ok {
+		return nil
+	}
+	for _, s := range p.series {
+		if s.key == k {
+			return s
+		}
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/patientpulse/patientpulse/analysis"
+	"github.com/patientpulse/patientpulse/internal/httpx"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// PlanWatcher hears of every plan change (analysis.Evaluator).
+type PlanWatcher interface {
+	PlanChanged(patientID string)
+}
+
+// plan answers the newest version of the patient's plan (it may take
+// effect in the future: effective says when).
+func (a *API) plan(w http.ResponseWriter, r *http.Request) {
+	plans, err := analysis.PlanHistory(r.Context(), a.reg, r.PathValue("id"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if len(plans) == 0 {
+		httpx.Error(w, http.StatusNotFound, "this patient has no plan yet")
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, plans[len(plans)-1])
+}
+
+func (a *API) planHistory(w http.ResponseWriter, r *http.Request) {
+	plans, err := analysis.PlanHistory(r.Context(), a.reg, r.PathValue("id"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"versions": plans})
+}
+
+// PlanProblems is the answer to a plan that fails validation: every
+// problem, one sentence each.
+type PlanProblems struct {
+	Error    string   `json:"error"`
+	Problems []string `json:"problems"`
+}
+
+// putPlan stores the body as the patient's next plan version: 201 with the
+// stored version, or 422 naming every problem.
+func (a *API) putPlan(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var p analysis.Plan
+	if err := decode(w, r, &p); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if p.Patient == "" {
+		p.Patient = id
+	}
+	if p.Patient != id {
+		httpx.Error(w, http.StatusBadRequest, "patient: the plan names another patient than the URL")
+		return
+	}
+	if _, err := a.reg.Patient(r.Context(), id); err != nil {
+		a.fail(w, err)
+		return
+	}
+	_, err := analysis.SavePlan(r.Context(), a.reg, &p)
+	var perr *analysis.PlanError
+	switch {
+	case errors.As(err, &perr):
+		httpx.WriteJSON(w, http.StatusUnprocessableEntity, PlanProblems{Error: "the plan has problems", Problems: perr.Problems})
+		return
+	case errors.Is(err, registry.ErrPlanOrder):
+		httpx.Error(w, http.StatusConflict, "effective: "+err.Error())
+		return
+	case err != nil:
+		a.fail(w, err)
+		return
+	}
+	if a.plans != nil {
+		a.plans.PlanChanged(id)
+	}
+	httpx.WriteJSON(w, http.StatusCreated, p)
+}
+
+// transitions answers the changes of the patient's rules' verdicts, oldest
+// first, after the id given as after; next_after pages on.
+func (a *API) transitions(w http.ResponseWriter, r *http.Request) {
+	after, err := intParam(r, "after", 0)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	limit, err := intParam(r, "limit", 100)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	ts, err := a.reg.Transitions(r.Context(), r.PathValue("id"), after, int(limit))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	type item struct {
+		ID int64 `json:"id"`
+		analysis.Transition
+	}
+	out := make([]item, 0, len(ts))
+	for _, t := range ts {
+		var tr analysis.Transition
+		if err := json.Unmarshal(t.Body, &tr); err != nil {
+			a.fail(w, err)
+			return
+		}
+		out = append(out, item{t.ID, tr})
+	}
+	doc := map[string]any{"transitions": out}
+	if len(out) > 0 {
+		doc["next_after"] = out[len(out)-1].ID
+	}
+	httpx.WriteJSON(w, http.StatusOK, doc)
+}

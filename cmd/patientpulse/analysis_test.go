@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// night publishes one night's sleep of total minutes, ending at end, as
+// the watch over MQTT.
+func night(t *testing.T, device string, seq int, end time.Time, total int) {
+	t.Helper()
+	mosquittoPub(t, device, fmt.Sprintf(`{"seq": %d, "samples": [{"type": "sleep", "start": %q, "end": %q, "total_min": %d}]}`,
+		seq, ts(end.Add(-11*time.Hour)), ts(end), total))
+}
+
+// transitionsOf reads the patient's transitions through the API, each as
+// "change value", and the sentences.
+func transitionsOf(t *testing.T, base, token, patient string) (changes, sentences []string) {
+	t.Helper()
+	status, doc := call(t, http.DefaultClient, base, token, "GET", "/v1/patients/"+patient+"/transitions", nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET transitions: %d %v", status, doc)
+	}
+	list, _ := doc["transitions"].([]any)
+	for _, v := range list {
+		m := v.(map[string]any)
+		changes = append(changes, fmt.Sprintf("%s %v", m["change"], m["value"]))
+		sentences = append(sentences, fmt.Sprint(m["sentence"]))
+	}
+	return changes, sentences
+}
+
+// TestPlanRuleFiresAndClears: a clinician sets a plan through the API;
+// sleep published over MQTT makes its rule fire, and later nights bring
+// the patient back inside the target. A restart rebuilds the state from
+// InfluxDB: no transition is repeated, and a night published after it is
+// judged together with the nights before the restart.
+func TestPlanRuleFiresAndClears(t *testing.T) {
+	needServices(t)
+	dir := newDataDir(t)
+	enroll(t, dir, "p-an", "w-an")
+	token := staffToken(t, dir, "dr-an", "clinician")
+	mustStaff(t, dir, "", "staff", "assign", "--username", "dr-an", "--patient", "p-an")
+	fast := []string{"--analysis-interval", "200ms", "--analysis-sweep", "1s"}
+	srv := startServe(t, dir, "t-analysis", fast...)
+
+	plan := map[string]any{
+		"effective": ts(time.Now().Add(-30 * 24 * time.Hour)),
+		"regimen":   []any{map[string]any{"medication": "estradiol", "route": "transdermal", "amount": 0.05, "unit": "mg", "schedule": "twice_weekly"}},
+		"rules": []any{map[string]any{"id": "sleep-short", "kind": "threshold", "metric": "sleep.total_min", "per_day": "sum",
+			"over": "7d", "aggregate": "mean", "below": 420, "min_days": 1, "severity": "warning"}},
+	}
+	if status, doc := call(t, http.DefaultClient, srv.url, token, "PUT", "/v1/patients/p-an/plan", plan); status != http.StatusCreated || doc["version"] != 1.0 {
+		t.Fatalf("PUT plan: %d %v", status, doc)
+	}
+	bad := map[string]any{"effective": ts(time.Now()), "rules": []any{map[string]any{"id": "x", "kind": "threshold", "metric": "sleep.nap_min"}}}
+	if status, doc := call(t, http.DefaultClient, srv.url, token, "PUT", "/v1/patients/p-an/plan", bad); status != http.StatusUnprocessableEntity ||
+		!strings.Contains(fmt.Sprint(doc["problems"]), "unknown metric") {
+		t.Errorf("PUT an invalid plan: %d %v, want 422 naming the unknown metric", status, doc)
+	}
+
+	morning := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	wait := func(want ...string) []string {
+		t.Helper()
+		var got, sentences []string
+		waitUntil(t, 20*time.Second, fmt.Sprintf("transitions %v", want), func() bool {
+			got, sentences = transitionsOf(t, srv.url, token, "p-an")
+			return strings.Join(got, ",") == strings.Join(want, ",")
+		})
+		return sentences
+	}
+	night(t, "w-an", 1, morning, 300)
+	sentences := wait("fired 300")
+	if want := "7-day mean sleep 5 h is below the plan's 7 h (plan v1, since "; !strings.HasPrefix(sentences[0], want) {
+		t.Errorf("sentence %q, want it to start %q", sentences[0], want)
+	}
+	night(t, "w-an", 2, morning.Add(-24*time.Hour), 600)
+	night(t, "w-an", 3, morning.Add(-48*time.Hour), 600)
+	defer func() {
+		if t.Failed() {
+			t.Log(srv.logs.String())
+		}
+	}()
+	wait("fired 300", "cleared 500") // (300+600+600)/3
+
+	srv.stop()
+	srv = startServe(t, dir, "t-analysis", fast...)
+	time.Sleep(2500 * time.Millisecond) // start-up, and two sweeps
+	wait("fired 300", "cleared 500")
+	// (300+600+600+100)/4 = 400: only the nights from before the restart,
+	// read back from InfluxDB, make that mean.
+	night(t, "w-an", 4, morning.Add(-72*time.Hour), 100)
+	wait("fired 300", "cleared 500", "fired 400")
+
+	srv.stop()
+	for _, s := range []string{"p-an", "w-an", token} {
+		if strings.Contains(srv.logs.String(), s) {
+			t.Errorf("serve's log mentions %q", s)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/patientpulse/patientpulse/analysis"
+)
+
+const plansCommands = "apply or show"
+
+// plansCommand runs `patientpulse plans ...`: apply stores a plan file as
+// the patient's next version; show prints a patient's plan in force (or,
+// with --history, every version) as YAML that apply takes back.
+func plansCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		return usageError{fmt.Errorf("plans: want %s", plansCommands)}
+	}
+	var file, patient string
+	var history bool
+	var define func(fs *flag.FlagSet)
+	var required []string
+	switch args[0] {
+	case "apply":
+		define = func(fs *flag.FlagSet) {
+			fs.StringVar(&file, "f", "", "plan file, YAML or JSON (- for standard input)")
+		}
+		required = []string{"f"}
+	case "show":
+		define = func(fs *flag.FlagSet) {
+			fs.StringVar(&patient, "patient", "", "patient id")
+			fs.BoolVar(&history, "history", false, "every version, oldest first")
+		}
+		required = []string{"patient"}
+	default:
+		return usageError{fmt.Errorf("plans: unknown command %q (want %s)", args[0], plansCommands)}
+	}
+	reg, err := adminFlags(ctx, "plans "+args[0], args[1:], stderr, getenv, define, required...)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+
+	if args[0] == "apply" {
+		var data []byte
+		if file == "-" {
+			data, err = io.ReadAll(stdin)
+		} else {
+			data, err = os.ReadFile(file)
+		}
+		if err != nil {
+			return fmt.Errorf("plans apply: %w", err)
+		}
+		p, err := analysis.ParsePlan(data)
+		if err != nil {
+			return err
+		}
+		v, err := analysis.SavePlan(ctx, reg, &p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "applied plan v%d for %s, in force from %s\n", v, p.Patient, p.Effective.UTC().Format("2006-01-02T15:04:05Z07:00"))
+		return nil
+	}
+
+	plans, err := analysis.PlanHistory(ctx, reg, patient)
+	if err != nil {
+		return err
+	}
+	if len(plans) == 0 {
+		return fmt.Errorf("plans show: patient %s has no plan", patient)
+	}
+	if !history {
+		plans = plans[len(plans)-1:]
+	}
+	enc := yaml.NewEncoder(stdout)
+	enc.SetIndent(2)
+	for _, p := range plans {
+		if err := enc.Encode(p); err != nil {
+			return errors.Join(fmt.Errorf("plans show: %w", err), enc.Close())
+		}
+	}
+	return enc.Close()
+}

@@ -1,0 +1,207 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrPlanOrder reports a plan version whose effective time is before the
+// current version's.
+var ErrPlanOrder = errors.New("effective before the current version's")
+
+// PlanVersion is one stored version of a patient's plan. The registry
+// keeps its body (JSON) as given: the analysis stage defines it.
+type PlanVersion struct {
+	Patient   string
+	Version   int
+	Effective time.Time
+	Body      []byte
+	CreatedAt time.Time
+	CreatedBy string
+}
+
+// AddPlanVersion stores body as the patient's next plan version, in force
+// from effective, and returns its number (1 for the first). The audit log
+// records the change. It returns an error wrapping ErrNotFound for an
+// unknown patient and ErrPlanOrder when effective is before the current
+// version's effective time: versions take over in order.
+func (r *Registry) AddPlanVersion(ctx context.Context, patientID string, effective time.Time, body []byte) (int, error) {
+	var version int
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		if err := r.checkPatient(ctx, tx, patientID); err != nil {
+			return err
+		}
+		var last sql.NullInt64
+		var lastEffective sql.NullString
+		err := tx.QueryRowContext(ctx, r.q(`SELECT version, effective_at FROM plans WHERE patient_id = ?
+			ORDER BY version DESC LIMIT 1`), patientID).Scan(&last, &lastEffective)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if lastEffective.Valid && formatTime(effective) < lastEffective.String {
+			return fmt.Errorf("%w (v%d, %s)", ErrPlanOrder, last.Int64, lastEffective.String)
+		}
+		version = int(last.Int64) + 1
+		_, err = tx.ExecContext(ctx, r.q(`INSERT INTO plans (patient_id, version, effective_at, body, created_at, created_by)
+			VALUES (?, ?, ?, ?, ?, ?)`), patientID, version, formatTime(effective), string(body), formatTime(now()), ActorFrom(ctx).Name)
+		if err != nil {
+			return err
+		}
+		return r.record(ctx, tx, ActionPlanChange, patientID, fmt.Sprintf("v%d", version))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("add plan version for %s: %w", patientID, err)
+	}
+	return version, nil
+}
+
+// PlanVersions returns every version of the patient's plan, oldest first;
+// empty, not nil, when there is none.
+func (r *Registry) PlanVersions(ctx context.Context, patientID string) ([]PlanVersion, error) {
+	rows, err := r.db.QueryContext(ctx, r.q(`SELECT version, effective_at, body, created_at, created_by
+		FROM plans WHERE patient_id = ? ORDER BY version`), patientID)
+	if err != nil {
+		return nil, fmt.Errorf("plan versions of %s: %w", patientID, err)
+	}
+	defer rows.Close()
+	vs := []PlanVersion{}
+	for rows.Next() {
+		v := PlanVersion{Patient: patientID}
+		var effective, created, body string
+		if err := rows.Scan(&v.Version, &effective, &body, &created, &v.CreatedBy); err != nil {
+			return nil, fmt.Errorf("plan versions of %s: %w", patientID, err)
+		}
+		v.Body = []byte(body)
+		if v.Effective, err = parseTime(effective); err != nil {
+			return nil, fmt.Errorf("plan %s v%d effective_at: %w", patientID, v.Version, err)
+		}
+		if v.CreatedAt, err = parseTime(created); err != nil {
+			return nil, fmt.Errorf("plan %s v%d created_at: %w", patientID, v.Version, err)
+		}
+		vs = append(vs, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("plan versions of %s: %w", patientID, err)
+	}
+	return vs, nil
+}
+
+// LatestPlanVersions returns, for every patient with a plan, the number of
+// its newest version.
+func (r *Registry) LatestPlanVersions(ctx context.Context) (map[string]int, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT patient_id, MAX(version) FROM plans GROUP BY patient_id`)
+	if err != nil {
+		return nil, fmt.Errorf("latest plan versions: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var p string
+		var v int
+		if err := rows.Scan(&p, &v); err != nil {
+			return nil, fmt.Errorf("latest plan versions: %w", err)
+		}
+		out[p] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("latest plan versions: %w", err)
+	}
+	return out, nil
+}
+
+// Transition is one stored change of a rule's verdict; Body is the
+// analysis stage's JSON of it.
+type Transition struct {
+	ID      int64
+	Patient string
+	Rule    string
+	Change  string
+	At      time.Time
+	Body    []byte
+}
+
+// RecordTransitions appends the patient's transitions and replaces the
+// states of the rules given (rule id → state JSON; a nil state deletes
+// it), in one transaction.
+func (r *Registry) RecordTransitions(ctx context.Context, patientID string, ts []Transition, states map[string][]byte) error {
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		for _, t := range ts {
+			_, err := tx.ExecContext(ctx, r.q(`INSERT INTO transitions (patient_id, rule_id, change, at, body) VALUES (?, ?, ?, ?, ?)`),
+				patientID, t.Rule, t.Change, formatTime(t.At), string(t.Body))
+			if err != nil {
+				return err
+			}
+		}
+		for rule, state := range states {
+			var err error
+			if state == nil {
+				_, err = tx.ExecContext(ctx, r.q(`DELETE FROM rule_states WHERE patient_id = ? AND rule_id = ?`), patientID, rule)
+			} else {
+				_, err = tx.ExecContext(ctx, r.q(`INSERT INTO rule_states (patient_id, rule_id, state, updated_at) VALUES (?, ?, ?, ?)
+					ON CONFLICT (patient_id, rule_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`),
+					patientID, rule, string(state), formatTime(now()))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record transitions of %s: %w", patientID, err)
+	}
+	return nil
+}
+
+// RuleStates returns the stored rule states of the patient, by rule id.
+func (r *Registry) RuleStates(ctx context.Context, patientID string) (map[string][]byte, error) {
+	rows, err := r.db.QueryContext(ctx, r.q(`SELECT rule_id, state FROM rule_states WHERE patient_id = ?`), patientID)
+	if err != nil {
+		return nil, fmt.Errorf("rule states of %s: %w", patientID, err)
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var rule, state string
+		if err := rows.Scan(&rule, &state); err != nil {
+			return nil, fmt.Errorf("rule states of %s: %w", patientID, err)
+		}
+		out[rule] = []byte(state)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("rule states of %s: %w", patientID, err)
+	}
+	return out, nil
+}
+
+// Transitions returns the patient's transitions with an id above after,
+// oldest first, at most limit (1 to 1000).
+func (r *Registry) Transitions(ctx context.Context, patientID string, after int64, limit int) ([]Transition, error) {
+	limit = min(max(limit, 1), 1000)
+	rows, err := r.db.QueryContext(ctx, r.q(`SELECT id, rule_id, change, at, body FROM transitions
+		WHERE patient_id = ? AND id > ? ORDER BY id LIMIT ?`), patientID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("transitions of %s: %w", patientID, err)
+	}
+	defer rows.Close()
+	ts := []Transition{}
+	for rows.Next() {
+		t := Transition{Patient: patientID}
+		var at, body string
+		if err := rows.Scan(&t.ID, &t.Rule, &t.Change, &at, &body); err != nil {
+			return nil, fmt.Errorf("transitions of %s: %w", patientID, err)
+		}
+		t.Body = []byte(body)
+		if t.At, err = parseTime(at); err != nil {
+			return nil, fmt.Errorf("transition %d at: %w", t.ID, err)
+		}
+		ts = append(ts, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("transitions of %s: %w", patientID, err)
+	}
+	return ts, nil
+}
