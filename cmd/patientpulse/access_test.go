@@ -278,7 +278,7 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 // testPlan is a valid plan body, without its patient (the URL names it).
 var testPlan = map[string]any{
 	"effective": "2026-11-01T00:00:00Z",
-	"rules": []any{map[string]any{"id": "watch-silent", "kind": "silence", "metric": "heart_rate", "for": "24h", "severity": "warning"}},
+	"rules":     []any{map[string]any{"id": "watch-silent", "kind": "silence", "metric": "heart_rate", "for": "24h", "severity": "warning"}},
 }
 
 // staffRunCode runs a command with no stdin and returns stdout and the
