@@ -331,13 +331,7 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time) {
 		p.dirty = true
 		return
 	}
-	for rule, st := range changed {
-		if st == nil {
-			delete(p.states, rule)
-		} else {
-			p.states[rule] = *st
-		}
-	}
+	p.apply(changed)
 	for _, t := range ts {
 		e.transitions.WithLabelValues(t.Change, t.Severity).Inc()
 		if e.notify != nil {

@@ -95,7 +95,7 @@ type series struct {
 	// message delivered again (after a lost acknowledgement) is not
 	// counted twice. It covers the records of sleep, symptoms, vitals and
 	// doses; for heart rate and activity a repeat moves only a count.
-	recent [16]int64
+	recent [16]uint32 // unix seconds
 	next   int
 }
 
@@ -115,11 +115,11 @@ func newSeries(k seriesKey, keep int) *series {
 func (s *series) add(d day, t time.Time, minute int, v float64) {
 	u := t.Unix()
 	for _, r := range s.recent {
-		if r == u && u != 0 {
+		if int64(r) == u && u != 0 {
 			return
 		}
 	}
-	s.recent[s.next] = u
+	s.recent[s.next] = uint32(u)
 	s.next = (s.next + 1) % len(s.recent)
 	if u > s.newest {
 		s.newest = u

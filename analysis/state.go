@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/patientpulse/patientpulse/ingest"
 )
@@ -68,6 +69,9 @@ type ruleState struct {
 
 // newPatient prepares the series the versions' rules read.
 func newPatient(id string, versions []*Plan) *patient {
+	for _, v := range versions {
+		v.intern()
+	}
 	p := &patient{id: id, versions: versions, doses: map[string][]int64{}, states: map[string]ruleState{}}
 	keep := map[seriesKey]int{}
 	for _, v := range versions {
@@ -97,6 +101,26 @@ func newPatient(id string, versions []*Plan) *patient {
 		p.series = append(p.series, newSeries(k, keep[k]))
 	}
 	return p
+}
+
+// intern makes the plan's strings share one copy with every other plan's:
+// ten thousand patients' plans repeat the same kinds, metrics and
+// severities.
+func (p *Plan) intern() {
+	in := func(s *string) { *s = unique.Make(*s).Value() }
+	for i := range p.Regimen {
+		d := &p.Regimen[i]
+		in(&d.Medication)
+		in(&d.Route)
+		in(&d.Unit)
+	}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		for _, s := range []*string{&r.ID, &r.Kind, &r.Severity, &r.Metric, &r.Instrument, &r.PerDay,
+			&r.Aggregate, &r.Band, &r.Medication, &r.Score} {
+			in(s)
+		}
+	}
 }
 
 // seriesKey returns the series a rule reads and how many days of it it
@@ -174,6 +198,18 @@ func (p *patient) trimDoses(now time.Time) {
 		i, _ := slices.BinarySearch(ts, cut)
 		if i > 0 {
 			p.doses[m] = slices.Delete(ts, 0, i)
+		}
+	}
+}
+
+// apply records the rule states judgeAll changed (nil: the rule left the
+// plan).
+func (p *patient) apply(changed map[string]*ruleState) {
+	for rule, st := range changed {
+		if st == nil {
+			delete(p.states, rule)
+		} else {
+			p.states[rule] = *st
 		}
 	}
 }
