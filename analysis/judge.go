@@ -149,8 +149,8 @@ func forecast(r *Rule, v *verdict, days []day, vals []float64, need int, e env) 
 		return
 	}
 	rate := b
-	if r.Aggregate == "sum" {
-		rate = b * float64(r.Over.Days())
+	if r.Aggregate == "sum" { // a sum over the window's days moves by b for each
+		rate = b * float64(v.to-v.from+1)
 	}
 	best := math.Inf(1)
 	for _, bd := range []struct {
@@ -175,7 +175,7 @@ func forecast(r *Rule, v *verdict, days []day, vals []float64, need int, e env) 
 func judgeTrend(r *Rule, s *series, e env) verdict {
 	n := r.Over.Days()
 	from, to, cut := e.window(n)
-	need := defaultMinDays(r.MinDays, n, 3)
+	need := max(defaultMinDays(r.MinDays, n, 3), 3) // a slope needs three days
 	days, sts := e.daily(s, from, to)
 	if len(days) < need {
 		v := notEnough(len(days), need, cut, e.version)
@@ -233,7 +233,8 @@ func judgeAdherence(r *Rule, sched Schedule, logged []int64, e env) verdict {
 		from = e.effective
 	}
 	half := sched.Interval() / 2
-	due := sched.Due(e.effective, from, e.now.Add(-half+1))
+	// Doses are due at the clinic's clock time, across changes of it.
+	due := sched.Due(e.effective.In(e.clk.loc), from, e.now.Add(-half+1))
 	if len(due) == 0 {
 		return verdict{reason: fmt.Sprintf("no scheduled dose of %s is due yet", r.Medication)}
 	}

@@ -256,8 +256,11 @@ func (s Schedule) nth(anchor time.Time, k int) time.Time {
 		return anchor.AddDate(0, 0, k*s.Every)
 	case s.Unit == "weeks":
 		return anchor.AddDate(0, 0, 7*k*s.Every)
-	default:
-		return anchor.AddDate(0, k*s.Every, 0)
+	default: // the same day of the month, or its last day in a shorter month
+		y, m, d := anchor.Date()
+		first := time.Date(y, m+time.Month(k*s.Every), 1, anchor.Hour(), anchor.Minute(), anchor.Second(), anchor.Nanosecond(), anchor.Location())
+		last := first.AddDate(0, 1, -1).Day()
+		return first.AddDate(0, 0, min(d, last)-1)
 	}
 }
 

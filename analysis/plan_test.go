@@ -706,16 +706,17 @@ func TestScheduleDue(t *testing.T) {
 			[]time.Time{utc(2026, 11, 8, 8, 0), utc(2026, 11, 15, 8, 0), utc(2026, 11, 22, 8, 0), utc(2026, 11, 29, 8, 0)}},
 		{"every_2_weeks", "every_2_weeks", utc(2026, 11, 1, 9, 0), utc(2026, 11, 10, 0, 0), utc(2027, 1, 1, 0, 0),
 			[]time.Time{utc(2026, 11, 15, 9, 0), utc(2026, 11, 29, 9, 0), utc(2026, 12, 13, 9, 0), utc(2026, 12, 27, 9, 0)}},
-		// Calendar months from the anchor, as time.AddDate counts them: the
-		// k-th dose is k*4 months after the anchor (never after the previous
-		// dose), so the 31st stays the 31st where it exists and a missing
-		// 31 September becomes 1 October.
+		// Calendar months from the anchor: the k-th dose is k*4 months after
+		// it (counted from the anchor, never from the previous dose), on the
+		// anchor's day of the month, or the month's last day when it is
+		// shorter: the 31st stays the 31st where it exists, and a missing
+		// 31 September is 30 September.
 		{"every_4_months from Jan 31", "every_4_months", utc(2027, 1, 31, 10, 0), utc(2027, 1, 1, 0, 0), utc(2028, 6, 1, 0, 0),
-			[]time.Time{utc(2027, 1, 31, 10, 0), utc(2027, 5, 31, 10, 0), utc(2027, 10, 1, 10, 0), utc(2028, 1, 31, 10, 0), utc(2028, 5, 31, 10, 0)}},
+			[]time.Time{utc(2027, 1, 31, 10, 0), utc(2027, 5, 31, 10, 0), utc(2027, 9, 30, 10, 0), utc(2028, 1, 31, 10, 0), utc(2028, 5, 31, 10, 0)}},
 		{"every_4_months", "every_4_months", utc(2026, 11, 1, 0, 0), utc(2026, 12, 1, 0, 0), utc(2027, 11, 2, 0, 0),
 			[]time.Time{utc(2027, 3, 1, 0, 0), utc(2027, 7, 1, 0, 0), utc(2027, 11, 1, 0, 0)}},
 		{"every_1_months from Jan 31", "every_1_months", utc(2027, 1, 31, 0, 0), utc(2027, 2, 1, 0, 0), utc(2027, 6, 1, 0, 0),
-			[]time.Time{utc(2027, 3, 3, 0, 0), utc(2027, 3, 31, 0, 0), utc(2027, 5, 1, 0, 0), utc(2027, 5, 31, 0, 0)}},
+			[]time.Time{utc(2027, 2, 28, 0, 0), utc(2027, 3, 31, 0, 0), utc(2027, 4, 30, 0, 0), utc(2027, 5, 31, 0, 0)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := sched(tc.sched).Due(tc.anchor, tc.from, tc.to)

@@ -33,9 +33,9 @@ func (c clock) firstDayFrom(t time.Time) day {
 	return d
 }
 
-// stats sums up one day of one metric: 24 bytes.
+// stats sums up one day of one metric: 28 bytes.
 type stats struct {
-	count   uint16
+	count   uint32 // a 1 Hz heart-rate strap sends 86,400 a day
 	lastMin uint16 // minute of the day of the last sample, for last
 	hours   uint32 // bit h: a sample in hour h (wear time)
 	sum     float32
@@ -56,9 +56,7 @@ func (s *stats) add(v float64, minute int) {
 		s.last, s.lastMin = f, uint16(minute)
 	}
 	s.sum += f
-	if s.count < 65535 {
-		s.count++
-	}
+	s.count++
 	s.hours |= 1 << (minute / 60)
 }
 

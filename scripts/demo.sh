@@ -42,6 +42,9 @@ bash scripts/services.sh start
 # store may be newer than the registry).
 token() {
 	local device=$1 file=.local/$1.token
+	if [[ -s $file ]] && ! "$BIN" devices list --config "$CONFIG" | grep -q "^$device "; then
+		rm -f "$file" # kept from a registry since removed
+	fi
 	if [[ ! -s $file ]]; then
 		if "$BIN" devices list --config "$CONFIG" | grep -q "^$device "; then
 			echo "demo: $device is enrolled but its token ($file) is lost; move .local/data (the demo's registry) away to start afresh" >&2
@@ -63,6 +66,9 @@ APP_TOKEN=$(token "$APP")
 # under .local (0600), and prints the password.
 login() {
 	local user=$1 role=$2 file=.local/$1.password
+	if [[ -s $file ]] && ! "$BIN" staff list --config "$CONFIG" | grep -q "^$user "; then
+		rm -f "$file" # kept from a registry since removed
+	fi
 	if [[ ! -s $file ]]; then
 		if "$BIN" staff list --config "$CONFIG" | grep -q "^$user "; then
 			echo "demo: $user exists but its password ($file) is lost; move .local/data (the demo's registry) away to start afresh" >&2
@@ -77,6 +83,11 @@ login() {
 CLINICIAN_PASSWORD=$(login demo-clinician clinician)
 ADMIN_PASSWORD=$(login demo-admin admin)
 "$BIN" staff assign --config "$CONFIG" --username demo-clinician --patient "$PATIENT" 2>/dev/null
+# The demo patient's plan: the menopause template, in force since 30 days ago.
+if ! "$BIN" plans show --config "$CONFIG" --patient "$PATIENT" >/dev/null 2>&1; then
+	sed -e "s/^patient: .*/patient: $PATIENT/" -e "s/^effective: [^ ]*/effective: $(date -u -d '-30 days' +%Y-%m-%dT00:00:00Z)/" \
+		examples/plans/menopause-estradiol-progesterone.yaml | "$BIN" plans apply --config "$CONFIG" -f -
+fi
 
 "$BIN" serve --config "$CONFIG" --http-addr "127.0.0.1:$HTTP_PORT" >>.local/log/serve.log 2>&1 &
 pids+=($!)
@@ -112,11 +123,13 @@ patientpulse is running (log: .local/log/serve.log)
   API            $URL  (health $URL/healthz, readiness $URL/readyz, metrics $URL/metrics)
   MQTT broker    tcp://127.0.0.1:$MQTT_PORT  (no anonymous access: a device logs in with its id and token)
   InfluxDB       $(grep influx-url "$CONFIG" | cut -d' ' -f2)  (bucket patientpulse)
-  demo patient   $PATIENT
+  demo patient   $PATIENT  (plan: patientpulse plans show --config $CONFIG --patient $PATIENT)
   demo devices   $WATCH (MQTT: username $WATCH, password its token) and $APP (HTTPS)
   demo tokens    .local/$WATCH.token, .local/$APP.token
-The dashboard lists the clinician's patients; charts, plans and alerts come
-with later releases. Send more data with the commands in the README.
+The dashboard lists the clinician's patients; the plan's verdicts are at
+  $URL/v1/patients/$PATIENT/transitions  (signed in, or with a staff API token)
+Charts and alerts come with later releases. Send more data with the
+commands in the README.
 Ctrl-C stops everything.
 EOF
 wait "${pids[0]}"
