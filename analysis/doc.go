@@ -57,7 +57,9 @@
 // adherence: the share of scheduled doses of the medication that were
 // logged, over the `over` span ending now (from the plan version's
 // effective time at the earliest). The regimen's schedule, counted from
-// that effective time, gives the scheduled times; a scheduled dose is
+// that effective time at the clinic's clock time, gives the scheduled
+// times (a monthly one keeps the day of the month, or falls on the last
+// day of a shorter month); a scheduled dose is
 // logged when a dose sample of that medication lies within half an
 // interval of it (each sample counts for one scheduled dose at most), and
 // it is counted only once that half interval is over, so a dose not yet
