@@ -67,8 +67,8 @@
 // while the share is below `below`.
 //
 // score: the instrument's total or subscale from the latest check-in that
-// has it (a subscale is stored only when complete), or with `over` the mean
-// over that many days of check-ins. It holds while the score is above
+// has it (a subscale is stored only when complete) and is at most 90 days
+// old, or with `over` the mean over that many days of check-ins. It holds while the score is above
 // `above`, below `below`, or in `band` or a worse published band (see the
 // bands of MRS and AMS).
 //

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -283,11 +285,12 @@ func (e *Evaluator) load(ctx context.Context, id string) error {
 		}
 	}
 	now := e.now()
-	// Samples stored up to now are read back; those still in the queue
-	// may then come a second time, which series.add tells from new ones.
-	from := e.clk.start(e.clk.dayOf(now) - day(p.keepDays()))
-	if ms := p.measurements(); len(ms) > 0 {
-		err = e.src.Values(ctx, id, ms, from, now.Add(time.Hour), func(v ingest.StoredValue) error {
+	// Samples stored up to now are read back, each measurement as far as
+	// its rules look; those still in the queue may then come a second
+	// time, which series.add tells from new ones.
+	for _, m := range slices.Sorted(maps.Keys(p.readBack)) {
+		from := e.clk.start(e.clk.dayOf(now) - day(p.readBack[m]))
+		err = e.src.Values(ctx, id, []string{m}, from, now.Add(time.Hour), func(v ingest.StoredValue) error {
 			p.add(e.clk, Sample{Measurement: v.Measurement, Field: v.Field, Value: v.Value, Time: v.Time,
 				Instrument: v.Tags["instrument"], Medication: v.Tags["medication"]})
 			return nil
@@ -378,7 +381,9 @@ func judgeAll(p *patient, clk clock, now time.Time, minWear int) ([]Transition, 
 					}
 				}
 			} else if old.Judged && old.Holds {
-				ts = append(ts, mk(ChangeNotJudged))
+				t := mk(ChangeNotJudged)
+				t.Holds = true // it neither starts nor stops holding
+				ts = append(ts, t)
 			}
 			next.Judged = v.judged
 			if next != old || !known {
@@ -395,6 +400,9 @@ func judgeAll(p *patient, clk clock, now time.Time, minWear int) ([]Transition, 
 		if st.Holds || st.Forecast {
 			t := Transition{Patient: p.id, Rule: id, Change: ChangeCleared, At: now,
 				Sentence: fmt.Sprintf("rule %s is no longer in the plan", id)}
+			if r := p.lastRule(id); r != nil {
+				t.Kind, t.Severity, t.Metric = r.Kind, r.Severity, r.Metric
+			}
 			if plan != nil {
 				t.PlanVersion, t.PlanEffective = plan.Version, plan.Effective
 				t.Sentence += fmt.Sprintf(" (plan v%d)", plan.Version)

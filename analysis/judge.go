@@ -256,6 +256,10 @@ func judgeAdherence(r *Rule, sched Schedule, logged []int64, e env) verdict {
 		days: len(due), reference: float64(taken)}
 }
 
+// maxCheckInAge is how old the latest check-in a score rule without `over`
+// judges may be.
+const maxCheckInAge = Duration(90 * 24 * time.Hour)
+
 func judgeScore(r *Rule, s *series, e env) verdict {
 	var v verdict
 	if r.Over != 0 {
@@ -270,15 +274,14 @@ func judgeScore(r *Rule, s *series, e env) verdict {
 		}
 		v = verdict{judged: true, value: aggregateSamples("mean", sts), from: from, to: to, days: len(sts)}
 	} else {
-		if s == nil || s.newest < e.effective.Unix() {
+		switch {
+		case s == nil || s.newest < e.effective.Unix():
 			return verdict{reason: fmt.Sprintf("no complete check-in since plan v%d took effect", e.version)}
+		case e.now.Sub(time.Unix(s.newest, 0)) > time.Duration(maxCheckInAge):
+			return verdict{reason: fmt.Sprintf("the latest complete check-in is more than %d days old", maxCheckInAge.Days())}
 		}
 		d := e.clk.dayOf(time.Unix(s.newest, 0))
-		st := s.at(d)
-		if st == nil {
-			return verdict{reason: "the latest check-in is no longer kept"}
-		}
-		v = verdict{judged: true, value: float64(st.last), from: d, to: d, days: 1}
+		v = verdict{judged: true, value: float64(s.newestVal), from: d, to: d, days: 1}
 	}
 	if r.Band != "" {
 		floor, _ := bandFloor(r.Instrument, r.Score, r.Band)

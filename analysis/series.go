@@ -85,10 +85,11 @@ func (s *stats) perDay(how string) float64 {
 // days, in a ring whose newest day is head, and the time of its newest
 // sample.
 type series struct {
-	key    seriesKey
-	days   []stats
-	head   day
-	newest int64 // unix seconds of the newest sample; 0 when none
+	key       seriesKey
+	days      []stats
+	head      day
+	newest    int64   // unix seconds of the newest sample; 0 when none
+	newestVal float32 // its value
 	// recent are the times of the last samples taken in, so that a
 	// message delivered again (after a lost acknowledgement) is not
 	// counted twice. It covers the records of sleep, symptoms, vitals and
@@ -120,7 +121,7 @@ func (s *series) add(d day, t time.Time, minute int, v float64) {
 	s.recent[s.next] = uint32(u)
 	s.next = (s.next + 1) % len(s.recent)
 	if u > s.newest {
-		s.newest = u
+		s.newest, s.newestVal = u, float32(v)
 	}
 	n := day(len(s.days))
 	switch {

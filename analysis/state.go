@@ -51,6 +51,7 @@ type patient struct {
 	series   []*series
 	doses    map[string][]int64 // medication → unix seconds, sorted
 	keepDose time.Duration      // how far back doses are kept
+	readBack map[string]int     // measurement → days to read back from InfluxDB on a rebuild
 	states   map[string]ruleState
 
 	dirty    bool      // has data not yet evaluated
@@ -72,19 +73,21 @@ func newPatient(id string, versions []*Plan) *patient {
 	for _, v := range versions {
 		v.intern()
 	}
-	p := &patient{id: id, versions: versions, doses: map[string][]int64{}, states: map[string]ruleState{}}
+	p := &patient{id: id, versions: versions, doses: map[string][]int64{}, states: map[string]ruleState{}, readBack: map[string]int{}}
 	keep := map[seriesKey]int{}
 	for _, v := range versions {
 		for i := range v.Rules {
 			r := &v.Rules[i]
-			k, days, ok := r.seriesKey()
+			k, days, back, ok := r.seriesKey()
 			if ok {
 				keep[k] = max(keep[k], days)
+				p.readBack[k.measurement] = max(p.readBack[k.measurement], back)
 			}
 			if r.Kind == KindAdherence {
 				for _, d := range v.Regimen {
 					if d.Medication == r.Medication {
 						p.keepDose = max(p.keepDose, time.Duration(r.Over)+d.Schedule.Interval())
+						p.readBack["dose"] = max(p.readBack["dose"], int(p.keepDose.Hours()/24)+1)
 					}
 				}
 			}
@@ -123,43 +126,27 @@ func (p *Plan) intern() {
 	}
 }
 
-// seriesKey returns the series a rule reads and how many days of it it
-// needs; ok is false for adherence, which reads doses.
-func (r *Rule) seriesKey() (k seriesKey, days int, ok bool) {
+// seriesKey returns the series a rule reads, how many days of daily stats
+// it needs, and how many days back its data must be read on a rebuild (a
+// silence or a latest check-in may be older than any window); ok is false
+// for adherence, which reads doses.
+func (r *Rule) seriesKey() (k seriesKey, days, readBack int, ok bool) {
 	m, field, _ := strings.Cut(r.Metric, ".")
 	switch r.Kind {
 	case KindThreshold, KindTrend:
-		return seriesKey{m, field, r.Instrument}, r.Over.Days() + 1, true
+		return seriesKey{m, field, r.Instrument}, r.Over.Days() + 1, r.Over.Days() + 1, true
 	case KindBaseline:
-		return seriesKey{m, field, r.Instrument}, r.Baseline.Days() + r.Recent.Days() + 1, true
+		n := r.Baseline.Days() + r.Recent.Days() + 1
+		return seriesKey{m, field, r.Instrument}, n, n, true
 	case KindSilence:
-		return seriesKey{m, field, ""}, 1, true
+		return seriesKey{m, field, ""}, 1, r.For.Days() + 1, true
 	case KindScore:
-		return seriesKey{"symptoms", r.Score, r.Instrument}, max(r.Over.Days(), 1) + 1, true
+		if r.Over == 0 {
+			return seriesKey{"symptoms", r.Score, r.Instrument}, 1, maxCheckInAge.Days() + 1, true
+		}
+		return seriesKey{"symptoms", r.Score, r.Instrument}, r.Over.Days() + 1, r.Over.Days() + 1, true
 	}
-	return seriesKey{}, 0, false
-}
-
-// measurements returns the measurements the patient's rules read.
-func (p *patient) measurements() []string {
-	var ms []string
-	for _, s := range p.series {
-		ms = append(ms, s.key.measurement)
-	}
-	if len(p.doses) > 0 || p.keepDose > 0 {
-		ms = append(ms, "dose")
-	}
-	slices.Sort(ms)
-	return slices.Compact(ms)
-}
-
-// keepDays is the most days any series keeps.
-func (p *patient) keepDays() int {
-	n := 0
-	for _, s := range p.series {
-		n = max(n, len(s.days))
-	}
-	return max(n, int(p.keepDose.Hours()/24)+1)
+	return seriesKey{}, 0, 0, false
 }
 
 // add takes a sample into every series that reads it, and a dose into
@@ -224,9 +211,21 @@ func (p *patient) versionAt(t time.Time) *Plan {
 	return nil
 }
 
+// lastRule returns the rule of that id in the newest version that has it.
+func (p *patient) lastRule(id string) *Rule {
+	for i := len(p.versions) - 1; i >= 0; i-- {
+		for j := range p.versions[i].Rules {
+			if p.versions[i].Rules[j].ID == id {
+				return &p.versions[i].Rules[j]
+			}
+		}
+	}
+	return nil
+}
+
 // seriesFor returns the series a rule reads, or nil.
 func (p *patient) seriesFor(r *Rule) *series {
-	k, _, ok := r.seriesKey()
+	k, _, _, ok := r.seriesKey()
 	if !ok {
 		return nil
 	}
