@@ -190,6 +190,11 @@ func (e *Evaluator) Run(ctx context.Context) error {
 				for _, s := range f.samples {
 					p.add(e.clk, s)
 				}
+				// A patient not evaluated for an interval is evaluated at
+				// once: a first alarming sample is not kept waiting.
+				if now := e.now(); now.Sub(p.lastEval) >= e.cfg.Interval {
+					e.evaluate(ctx, p, now)
+				}
 			}
 		case <-tick.C:
 			e.rebuildMarked(ctx)

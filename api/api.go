@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/httpx"
@@ -40,54 +41,65 @@ type API struct {
 	auth   *auth.Auth
 	series SeriesReader
 	plans  PlanWatcher // may be nil
+	alerts *alerts.Manager
 	log    *slog.Logger
 	now    func() time.Time
 }
 
-// New returns the API over the registry and the stored samples; plans, if
-// not nil, hears of every plan change made through it.
-func New(reg *registry.Registry, a *auth.Auth, series SeriesReader, plans PlanWatcher, log *slog.Logger) *API {
-	return &API{reg: reg, auth: a, series: series, plans: plans, log: log, now: time.Now}
+// New returns the API over the registry, the stored samples and the
+// alerts; plans, if not nil, hears of every plan change made through it.
+func New(reg *registry.Registry, a *auth.Auth, series SeriesReader, plans PlanWatcher, al *alerts.Manager, log *slog.Logger) *API {
+	return &API{reg: reg, auth: a, series: series, plans: plans, alerts: al, log: log, now: time.Now}
 }
 
 // endpoint is one route of the API and what it requires.
 type endpoint struct {
-	pattern string
-	perm    auth.Permission
-	what    string // for the audit entry of a patient read
-	h       http.HandlerFunc
+	pattern   string
+	perm      auth.Permission
+	what      string // for the audit entry of a patient read
+	h         http.HandlerFunc
+	patientOf func(*http.Request) (string, error) // nil: the route's {id}
 }
 
 // endpoints is every route of the API. It reads nothing of a, so that
 // Patterns can list them without an API.
 func (a *API) endpoints() []endpoint {
 	return []endpoint{
-		{"GET /v1/patients", auth.SignedIn, "", a.listPatients},
-		{"POST /v1/patients", auth.Administer, "", a.addPatient},
-		{"GET /v1/patients/{id}", auth.ReadPatient, "details", a.patient},
-		{"GET /v1/patients/{id}/series", auth.ReadPatient, "series", a.patientSeries},
-		{"GET /v1/patients/{id}/plan", auth.ReadPatient, "plan", a.plan},
-		{"PUT /v1/patients/{id}/plan", auth.CarePatient, "", a.putPlan},
-		{"GET /v1/patients/{id}/plan/history", auth.ReadPatient, "plan history", a.planHistory},
-		{"GET /v1/patients/{id}/transitions", auth.ReadPatient, "transitions", a.transitions},
-		{"GET /v1/staff", auth.Administer, "", a.listStaff},
-		{"POST /v1/staff", auth.Administer, "", a.addStaff},
-		{"GET /v1/staff/{username}", auth.Administer, "", a.staffMember},
-		{"POST /v1/staff/{username}/disable", auth.Administer, "", a.disableStaff},
-		{"PUT /v1/staff/{username}/password", auth.Administer, "", a.setPassword},
-		{"PUT /v1/staff/{username}/patients/{id}", auth.Administer, "", a.assign},
-		{"DELETE /v1/staff/{username}/patients/{id}", auth.Administer, "", a.unassign},
-		{"POST /v1/staff/{username}/tokens", auth.Administer, "", a.issueToken},
-		{"DELETE /v1/staff/{username}/tokens", auth.Administer, "", a.revokeTokens},
-		{"DELETE /v1/staff/{username}/sessions", auth.Administer, "", a.endSessions},
-		{"GET /v1/audit", auth.Administer, "", a.audit},
+		{"GET /v1/patients", auth.SignedIn, "", a.listPatients, nil},
+		{"POST /v1/patients", auth.Administer, "", a.addPatient, nil},
+		{"GET /v1/patients/{id}", auth.ReadPatient, "details", a.patient, nil},
+		{"GET /v1/patients/{id}/series", auth.ReadPatient, "series", a.patientSeries, nil},
+		{"GET /v1/patients/{id}/plan", auth.ReadPatient, "plan", a.plan, nil},
+		{"PUT /v1/patients/{id}/plan", auth.CarePatient, "", a.putPlan, nil},
+		{"GET /v1/patients/{id}/plan/history", auth.ReadPatient, "plan history", a.planHistory, nil},
+		{"GET /v1/patients/{id}/transitions", auth.ReadPatient, "transitions", a.transitions, nil},
+		{"GET /v1/staff", auth.Administer, "", a.listStaff, nil},
+		{"POST /v1/staff", auth.Administer, "", a.addStaff, nil},
+		{"GET /v1/staff/{username}", auth.Administer, "", a.staffMember, nil},
+		{"POST /v1/staff/{username}/disable", auth.Administer, "", a.disableStaff, nil},
+		{"PUT /v1/staff/{username}/password", auth.Administer, "", a.setPassword, nil},
+		{"PUT /v1/staff/{username}/patients/{id}", auth.Administer, "", a.assign, nil},
+		{"DELETE /v1/staff/{username}/patients/{id}", auth.Administer, "", a.unassign, nil},
+		{"POST /v1/staff/{username}/tokens", auth.Administer, "", a.issueToken, nil},
+		{"DELETE /v1/staff/{username}/tokens", auth.Administer, "", a.revokeTokens, nil},
+		{"DELETE /v1/staff/{username}/sessions", auth.Administer, "", a.endSessions, nil},
+		{"GET /v1/audit", auth.Administer, "", a.audit, nil},
+		{"GET /v1/alerts", auth.SignedIn, "", a.listAlerts, nil},
+		{"GET /v1/alerts/{aid}", auth.ReadPatient, "alert", a.alert, a.alertPatient},
+		{"POST /v1/alerts/{aid}/ack", auth.HandleAlert, "", a.alertAction(ack, false), a.alertPatient},
+		{"POST /v1/alerts/{aid}/resolve", auth.HandleAlert, "", a.alertAction(resolve, false), a.alertPatient},
+		{"POST /v1/alerts/{aid}/snooze", auth.HandleAlert, "", a.alertAction(snooze, true), a.alertPatient},
 	}
 }
 
 // Routes registers every endpoint on mux, each behind auth.Require.
 func (a *API) Routes(mux *http.ServeMux) {
 	for _, e := range a.endpoints() {
-		mux.Handle(e.pattern, a.auth.Require(e.perm, e.what, e.h))
+		if e.patientOf != nil {
+			mux.Handle(e.pattern, a.auth.RequireFor(e.perm, e.what, e.patientOf, e.h))
+		} else {
+			mux.Handle(e.pattern, a.auth.Require(e.perm, e.what, e.h))
+		}
 	}
 }
 

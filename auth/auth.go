@@ -268,6 +268,9 @@ const (
 	// CarePatient: change the care of the patient named by {id} (their
 	// plan): admins, and the clinicians of their care team.
 	CarePatient
+	// HandleAlert: acknowledge, resolve or snooze an alert of a patient
+	// one may see (for on-call staff: a patient with an active alert).
+	HandleAlert
 )
 
 // ErrForbidden is what Check returns when the staff member may not.
@@ -290,7 +293,7 @@ func (a *Auth) Check(ctx context.Context, p *Principal, perm Permission, patient
 			return fmt.Errorf("%w: on-call staff cannot change a patient's care", ErrForbidden)
 		}
 		fallthrough
-	case ReadPatient:
+	case ReadPatient, HandleAlert:
 		scope, err := a.Scope(ctx, p)
 		if err != nil {
 			return err
@@ -344,11 +347,27 @@ func (a *Auth) Scope(ctx context.Context, p *Principal) (Scope, error) {
 // audit log: a refusal always (403), and for ReadPatient the read itself,
 // as patient.read with what (and the query) as its target, before h runs.
 func (a *Auth) Require(perm Permission, what string, h http.HandlerFunc) http.Handler {
+	return a.RequireFor(perm, what, func(r *http.Request) (string, error) { return r.PathValue("id"), nil }, h)
+}
+
+// RequireFor is Require for a route that names its patient otherwise
+// (an alert's): patientOf finds it; its error, such as a registry
+// ErrNotFound, is answered as the API answers registry errors.
+func (a *Auth) RequireFor(perm Permission, what string, patientOf func(*http.Request) (string, error), h http.HandlerFunc) http.Handler {
 	return a.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		p, _ := FromContext(ctx)
-		patient := r.PathValue("id")
-		err := a.Check(ctx, p, perm, patient)
+		patient, err := patientOf(r)
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			httpx.Error(w, http.StatusNotFound, err.Error())
+			return
+		case err != nil:
+			a.log.Error("finding a request's patient failed", "err", err)
+			httpx.Error(w, http.StatusServiceUnavailable, "cannot check access now: try again")
+			return
+		}
+		err = a.Check(ctx, p, perm, patient)
 		switch {
 		case errors.Is(err, ErrForbidden):
 			a.denied.Inc()

@@ -30,6 +30,9 @@ const (
 	ActionStaffSignOut  = "staff.signout"  // target: username (every browser session)
 	ActionAuditRead     = "audit.read"
 	ActionPlanChange    = "plan.change"   // patient; target: the new version (v3)
+	ActionAlertAck      = "alert.ack"     // patient; target: alert <id>
+	ActionAlertResolve  = "alert.resolve" // patient; target: alert <id>
+	ActionAlertSnooze   = "alert.snooze"  // patient; target: alert <id>
 	ActionAccessDenied  = "access.denied" // patient (when one was asked for); target: the request
 )
 

@@ -143,6 +143,55 @@ var sqliteMigrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		version: 5,
+		name:    "alerts, their events, and webhook deliveries",
+		stmts: []string{
+			// One row per alert; key is the rule id, or rule id + "#forecast".
+			// An alert is active while its state is firing or acknowledged.
+			`CREATE TABLE alerts (
+				id            INTEGER PRIMARY KEY AUTOINCREMENT,
+				patient_id    TEXT NOT NULL REFERENCES patients (id),
+				key           TEXT NOT NULL,
+				state         TEXT NOT NULL CHECK (state IN ('firing', 'acknowledged', 'resolved', 'suppressed')),
+				severity      TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+				opened_at     TEXT NOT NULL,
+				updated_at    TEXT NOT NULL,
+				acked_at      TEXT,
+				acked_by      TEXT NOT NULL DEFAULT '',
+				resolved_at   TEXT,
+				resolved_by   TEXT NOT NULL DEFAULT '',
+				snoozed_until TEXT,
+				tier          INTEGER NOT NULL DEFAULT -1,
+				body          TEXT NOT NULL
+			) STRICT`,
+			// At most one active (or suppressed) alert per patient and key.
+			`CREATE UNIQUE INDEX alerts_open ON alerts (patient_id, key) WHERE state <> 'resolved'`,
+			`CREATE INDEX alerts_state ON alerts (state, severity)`,
+			`CREATE TABLE alert_events (
+				id       INTEGER PRIMARY KEY AUTOINCREMENT,
+				alert_id INTEGER NOT NULL REFERENCES alerts (id),
+				at       TEXT NOT NULL,
+				kind     TEXT NOT NULL,
+				actor    TEXT NOT NULL DEFAULT '',
+				note     TEXT NOT NULL DEFAULT '',
+				body     TEXT NOT NULL DEFAULT ''
+			) STRICT`,
+			`CREATE INDEX alert_events_alert ON alert_events (alert_id, id)`,
+			`CREATE TABLE webhook_deliveries (
+				id       INTEGER PRIMARY KEY AUTOINCREMENT,
+				delivery TEXT NOT NULL,
+				alert_id INTEGER NOT NULL,
+				event    TEXT NOT NULL,
+				attempt  INTEGER NOT NULL,
+				at       TEXT NOT NULL,
+				status   INTEGER NOT NULL DEFAULT 0,
+				outcome  TEXT NOT NULL CHECK (outcome IN ('delivered', 'retrying', 'failed')),
+				error    TEXT NOT NULL DEFAULT ''
+			) STRICT`,
+			`CREATE INDEX webhook_deliveries_alert ON webhook_deliveries (alert_id, id)`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table

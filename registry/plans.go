@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -202,6 +203,45 @@ func (r *Registry) Transitions(ctx context.Context, patientID string, after int6
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("transitions of %s: %w", patientID, err)
+	}
+	return ts, nil
+}
+
+// LatestTransitions returns, for every patient and rule, the newest of
+// their transitions whose change is one of changes.
+func (r *Registry) LatestTransitions(ctx context.Context, changes ...string) ([]Transition, error) {
+	if len(changes) == 0 {
+		return []Transition{}, nil
+	}
+	in := "?" + strings.Repeat(", ?", len(changes)-1)
+	args := make([]any, 0, 2*len(changes))
+	for range 2 {
+		for _, c := range changes {
+			args = append(args, c)
+		}
+	}
+	rows, err := r.db.QueryContext(ctx, r.q(`SELECT id, patient_id, rule_id, change, at, body FROM transitions
+		WHERE change IN (`+in+`) AND id IN (SELECT MAX(id) FROM transitions WHERE change IN (`+in+`) GROUP BY patient_id, rule_id)
+		ORDER BY id`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("latest transitions: %w", err)
+	}
+	defer rows.Close()
+	ts := []Transition{}
+	for rows.Next() {
+		var t Transition
+		var at, body string
+		if err := rows.Scan(&t.ID, &t.Patient, &t.Rule, &t.Change, &at, &body); err != nil {
+			return nil, fmt.Errorf("latest transitions: %w", err)
+		}
+		t.Body = []byte(body)
+		if t.At, err = parseTime(at); err != nil {
+			return nil, fmt.Errorf("transition %d at: %w", t.ID, err)
+		}
+		ts = append(ts, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("latest transitions: %w", err)
 	}
 	return ts, nil
 }

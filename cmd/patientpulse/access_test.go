@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -95,7 +97,24 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 	}
 	mustStaff(t, dir, "", "staff", "assign", "--username", "cleo", "--patient", "p-mine")
 	mustStaff(t, dir, "", "staff", "assign", "--username", "tgt-team", "--patient", "p-other")
-	srv := startServe(t, dir, "t-access", "--log-level", "debug")
+	// p-other's plan fires at once (no vitals ever): a critical alert, which
+	// lets on-call staff see p-other, and no one else than admins.
+	planFile := filepath.Join(t.TempDir(), "plan.yaml")
+	os.WriteFile(planFile, []byte("patient: p-other\neffective: 2026-11-01T00:00:00Z\nrules:\n"+
+		"  - {id: vitals-silent, kind: silence, metric: vitals, for: 24h, severity: critical}\n"), 0o600)
+	mustStaff(t, dir, "", "plans", "apply", "-f", planFile)
+	srv := startServe(t, dir, "t-access", "--log-level", "debug", "--alert-fire-after", "0s", "--alert-resolve-after", "0s")
+	var alertID string
+	waitUntil(t, 20*time.Second, "p-other's alert", func() bool {
+		_, doc := call(t, http.DefaultClient, srv.url, tokens["admin"], "GET", "/v1/alerts?state=firing", nil)
+		list, _ := doc["alerts"].([]any)
+		if len(list) == 1 {
+			alertID = fmt.Sprint(list[0].(map[string]any)["id"])
+		}
+		return alertID != ""
+	})
+	alertPath := "/v1/alerts/" + alertID
+	snoozeUntil := map[string]any{"until": ts(time.Now().Add(time.Hour)), "note": "seen, calling her at 9"}
 
 	sampleTime := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	status, doc, _ := post(t, srv.url, device, "application/json",
@@ -117,16 +136,16 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		{"GET /v1/session", "/v1/session", nil, cell{"admin": ok, "clinician": ok, "oncall": ok}},
 		{"GET /v1/patients", "/v1/patients", nil, cell{"admin": ok, "clinician": ok, "oncall": ok}},
 		{"GET /v1/patients/{id}", "/v1/patients/p-mine", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
-		{"GET /v1/patients/{id}", "/v1/patients/p-other", nil, cell{"admin": ok, "clinician": denied, "oncall": denied}},
+		{"GET /v1/patients/{id}", "/v1/patients/p-other", nil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
 		{"GET /v1/patients/{id}/series", "/v1/patients/p-mine/series?type=heart_rate&from=" + url.QueryEscape(ts(sampleTime.Add(-time.Minute))),
 			nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
-		{"GET /v1/patients/{id}/series", "/v1/patients/p-other/series?type=heart_rate", nil, cell{"admin": ok, "clinician": denied, "oncall": denied}},
+		{"GET /v1/patients/{id}/series", "/v1/patients/p-other/series?type=heart_rate", nil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
 		{"PUT /v1/patients/{id}/plan", "/v1/patients/p-mine/plan", testPlan, cell{"admin": created, "clinician": created, "oncall": denied}},
-		{"PUT /v1/patients/{id}/plan", "/v1/patients/p-other/plan", testPlan, cell{"admin": created, "clinician": denied, "oncall": denied}},
+		{"PUT /v1/patients/{id}/plan", "/v1/patients/p-other/plan", otherPlan, cell{"admin": created, "clinician": denied, "oncall": denied}},
 		{"GET /v1/patients/{id}/plan", "/v1/patients/p-mine/plan", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
 		{"GET /v1/patients/{id}/plan/history", "/v1/patients/p-mine/plan/history", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
 		{"GET /v1/patients/{id}/transitions", "/v1/patients/p-mine/transitions", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
-		{"GET /v1/patients/{id}/transitions", "/v1/patients/p-other/transitions", nil, cell{"admin": ok, "clinician": denied, "oncall": denied}},
+		{"GET /v1/patients/{id}/transitions", "/v1/patients/p-other/transitions", nil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
 		{"POST /v1/patients", "/v1/patients", map[string]string{"id": "p-new", "name": "New Patient"}, adminOnly(created)},
 		{"GET /v1/staff", "/v1/staff", nil, adminOnly(ok)},
 		{"POST /v1/staff", "/v1/staff", map[string]string{"username": "newbie", "role": "oncall", "password": staffPassword}, adminOnly(created)},
@@ -139,11 +158,22 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		{"DELETE /v1/staff/{username}/sessions", "/v1/staff/tgt-pass/sessions", nil, adminOnly(none)},
 		{"POST /v1/staff/{username}/disable", "/v1/staff/tgt-disable/disable", nil, adminOnly(none)},
 		{"GET /v1/audit", "/v1/audit?limit=5", nil, adminOnly(ok)},
+		{"GET /v1/alerts", "/v1/alerts", nil, cell{"admin": ok, "clinician": ok, "oncall": ok}},
+		{"GET /v1/alerts/{aid}", alertPath, nil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
+		{"POST /v1/alerts/{aid}/snooze", alertPath + "/snooze", snoozeUntil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
+		// The second acknowledgement finds the alert acknowledged; the
+		// second resolution, resolved.
+		{"POST /v1/alerts/{aid}/ack", alertPath + "/ack", map[string]string{"note": "on it"}, cell{"admin": http.StatusConflict, "clinician": denied, "oncall": ok}},
+		{"POST /v1/alerts/{aid}/resolve", alertPath + "/resolve", nil, cell{"admin": http.StatusConflict, "clinician": denied, "oncall": ok}},
 		// Signing out needs a browser session; a token gets 400.
 		{"DELETE /v1/session", "/v1/session", nil, cell{"admin": http.StatusBadRequest, "clinician": http.StatusBadRequest, "oncall": http.StatusBadRequest}},
 	}
 
-	covered := map[string]bool{"POST /v1/session": true} // signing in is TestBrowserSession's
+	covered := map[string]bool{"POST /v1/session": true, "GET /v1/ws": true} // TestBrowserSession's and TestAlertsReachWebsockets'
+	// What clinicians see of alerts: none of p-other's.
+	if _, doc := call(t, http.DefaultClient, srv.url, tokens["clinician"], "GET", "/v1/alerts", nil); len(doc["alerts"].([]any)) != 0 {
+		t.Errorf("a clinician without p-other sees its alerts: %v", doc)
+	}
 	for _, r := range rows {
 		covered[r.pattern] = true
 	}
@@ -197,9 +227,9 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 			}
 		}
 	}
-	if !slices.Equal(clinicianPatients, []string{"p-mine"}) || len(oncallPatients) != 0 ||
+	if !slices.Equal(clinicianPatients, []string{"p-mine"}) || !slices.Equal(oncallPatients, []string{"p-other"}) ||
 		!slices.Equal(adminPatients, []string{"p-mine", "p-other"}) {
-		t.Errorf("patient lists: clinician %v, oncall %v, admin %v; want [p-mine], [], [p-mine p-other]",
+		t.Errorf("patient lists: clinician %v, oncall %v, admin %v; want [p-mine], [p-other] (its alert), [p-mine p-other]",
 			clinicianPatients, oncallPatients, adminPatients)
 	}
 
@@ -226,7 +256,13 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		"ada patient.add p-new  ok",
 		"cleo plan.change p-mine v1 ok",
 		"ada plan.change p-mine v2 ok",
-		"ada plan.change p-other v1 ok",
+		"cli:* plan.change p-other v1 ok",
+		"ada plan.change p-other v2 ok",
+		"otto patient.read p-other details ok",
+		"cleo access.denied p-other GET /v1/alerts/{aid} denied",
+		"otto alert.snooze p-other alert " + alertID + " ok",
+		"otto alert.ack p-other alert " + alertID + " ok",
+		"otto alert.resolve p-other alert " + alertID + " ok",
 		"otto access.denied p-mine PUT /v1/patients/{id}/plan denied",
 		"cleo patient.read p-mine plan ok",
 		"cleo patient.read p-mine transitions ok",
@@ -279,6 +315,12 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 var testPlan = map[string]any{
 	"effective": "2026-11-01T00:00:00Z",
 	"rules":     []any{map[string]any{"id": "watch-silent", "kind": "silence", "metric": "heart_rate", "for": "24h", "severity": "warning"}},
+}
+
+// otherPlan keeps p-other's firing rule.
+var otherPlan = map[string]any{
+	"effective": "2026-11-01T00:00:00Z",
+	"rules":     []any{map[string]any{"id": "vitals-silent", "kind": "silence", "metric": "vitals", "for": "24h", "severity": "critical"}},
 }
 
 // staffRunCode runs a command with no stdin and returns stdout and the

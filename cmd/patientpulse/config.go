@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/analysis"
 	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/ingest"
@@ -40,6 +42,12 @@ type config struct {
 	auth          auth.Config
 	analysis      analysis.Config
 	timezone      string
+	alerts        alerts.Config
+	oncallFile    string
+	hub           alerts.HubConfig
+	wsOrigins     string
+	webhook       alerts.WebhookConfig
+	webhookEvents string
 
 	// brokerAccounts: the broker's credentials are patientpulse's to
 	// manage, through Mosquitto's dynamic security plugin, with the admin
@@ -115,6 +123,18 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.DurationVar(&c.analysis.Interval, "analysis-interval", c.analysis.Interval, "a patient with new data is evaluated at most this often")
 	fs.DurationVar(&c.analysis.Sweep, "analysis-sweep", c.analysis.Sweep, "every patient is evaluated this often (silence, new days, plans changed by the admin commands)")
 	fs.IntVar(&c.analysis.QueueSize, "analysis-queue", c.analysis.QueueSize, "stored messages waiting for analysis (beyond it, the patient is re-read from InfluxDB)")
+
+	c.alerts = alerts.DefaultConfig()
+	fs.DurationVar(&c.alerts.FireAfter, "alert-fire-after", c.alerts.FireAfter, "a condition must hold this long before its alert fires (damps flapping)")
+	fs.DurationVar(&c.alerts.ResolveAfter, "alert-resolve-after", c.alerts.ResolveAfter, "and stay clear this long before its alert resolves by itself")
+	fs.IntVar(&c.alerts.MaxOpenPerPatient, "alert-max-per-patient", c.alerts.MaxOpenPerPatient, "active non-critical alerts per patient; more wait, suppressed, until there is room")
+	fs.StringVar(&c.oncallFile, "oncall-schedule", "", "YAML file of who is on call when, in tiers: unacknowledged critical alerts escalate along it")
+	c.hub = alerts.DefaultHubConfig()
+	fs.StringVar(&c.wsOrigins, "ws-origins", "", "comma-separated origins (https://host[:port]) besides this server's own that may open the websocket")
+	fs.IntVar(&c.hub.SendQueue, "ws-send-queue", c.hub.SendQueue, "messages waiting for one websocket client; a client that lets it fill is disconnected")
+	fs.StringVar(&c.webhook.URL, "webhook-url", "", "POST every alert change as signed JSON to this URL (https; http only to loopback)")
+	fs.StringVar(&c.webhook.Secret, "webhook-secret", "", "HMAC-SHA256 key of the webhook's signature (prefer "+envPrefix+"WEBHOOK_SECRET)")
+	fs.StringVar(&c.webhookEvents, "webhook-events", "", "comma-separated alert changes to send (opened, escalated, ...); empty: every change")
 	return fs
 }
 
@@ -122,7 +142,20 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 func load(fs *flag.FlagSet, c *config, args []string, getenv func(string) string) error {
 	err := settings.Load(fs, args, envPrefix, "config", getenv)
 	c.mqtt.MaxBytes = c.httpIngest.MaxBytes
+	c.hub.Origins = commaList(c.wsOrigins)
+	c.webhook.Events = commaList(c.webhookEvents)
 	return err
+}
+
+// commaList splits a comma-separated setting, dropping empty items.
+func commaList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // dsn is the registry's location.
@@ -144,6 +177,15 @@ func (c *config) level() (slog.Level, error) {
 // validateServe reports every problem of the serve settings at once.
 func (c *config) validateServe() error {
 	errs := []error{c.limits.Validate(), c.writer.Validate(), c.httpIngest.Validate(), c.influx.Validate(), c.auth.Validate(), c.analysis.Validate()}
+	errs = append(errs, c.alerts.Validate(), c.webhook.Validate())
+	if c.oncallFile != "" {
+		s, err := alerts.LoadOnCall(c.oncallFile)
+		errs = append(errs, err)
+		c.alerts.Schedule = s
+	}
+	if c.hub.SendQueue < 1 {
+		errs = append(errs, errors.New("ws-send-queue must be at least 1"))
+	}
 	if loc, err := time.LoadLocation(c.timezone); err != nil || c.timezone == "" || c.timezone == "Local" {
 		errs = append(errs, fmt.Errorf("timezone %q: want an IANA zone such as Europe/London or UTC", c.timezone))
 	} else {

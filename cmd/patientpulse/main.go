@@ -13,6 +13,7 @@ import (
 	"os/user"
 	"strconv"
 	"syscall"
+	_ "time/tzdata" // the clinic's time zone, on hosts and images without zoneinfo
 
 	"github.com/patientpulse/patientpulse/registry"
 )

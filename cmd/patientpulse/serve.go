@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/analysis"
 	"github.com/patientpulse/patientpulse/api"
 	"github.com/patientpulse/patientpulse/auth"
@@ -59,6 +60,13 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 		return err
 	}
 	defer reg.Close()
+	// Everyone on the rota must be able to sign in and act on an alert.
+	if err := c.alerts.Schedule.CheckStaff(func(u string) bool {
+		st, err := reg.StaffMember(ctx, u)
+		return err == nil && st.Active()
+	}); err != nil {
+		return usageError{fmt.Errorf("oncall-schedule: %w", err)}
+	}
 	if err := useDevCertificate(c, log); err != nil {
 		return err
 	}
@@ -72,8 +80,8 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	}
 	s.writer = ingest.NewWriter(c.writer, s.sink, log, metrics)
 	intake := ingest.NewIntake(reg, c.deviceTTL, c.limits, metrics, log.With("component", "intake"))
-	evaluator := analysis.NewEvaluator(c.analysis, reg, s.sink, log.With("component", "analysis"), promReg, nil)
-	intake.OnStored(evaluator.Feed)
+	manager := alerts.NewManager(c.alerts, reg, log.With("component", "alerts"), promReg)
+	evaluator := analysis.NewEvaluator(c.analysis, reg, s.sink, log.With("component", "analysis"), promReg, manager.Transition)
 	if c.mqttOn {
 		if c.brokerAccounts {
 			if err := s.ensurePipelineAccount(ctx); err != nil {
@@ -87,11 +95,23 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 		return fmt.Errorf("http listener: %w", err)
 	}
 	c.auth.Secure = c.tlsCert != ""
-	staffAuth := auth.New(reg, c.auth, nil, log.With("component", "auth"), promReg)
+	staffAuth := auth.New(reg, c.auth, reg, log.With("component", "auth"), promReg)
+	hub := alerts.NewHub(c.hub, staffAuth, manager, log.With("component", "hub"), promReg)
+	manager.AddNotifier(hub)
+	var webhook *alerts.Webhook
+	if c.webhook.URL != "" {
+		webhook = alerts.NewWebhook(c.webhook, reg, log.With("component", "webhook"), promReg)
+		manager.AddNotifier(webhook)
+	}
+	intake.OnStored(func(patient string, points []ingest.Point) {
+		evaluator.Feed(patient, points)
+		hub.Sample(patient, points)
+	})
 	mux := http.NewServeMux()
 	mux.Handle("/v1/ingest", ingest.NewHTTP(c.httpIngest, intake, s.writer, metrics, log))
 	staffAuth.Routes(mux)
-	api.New(reg, staffAuth, s.sink, evaluator, log.With("component", "api")).Routes(mux)
+	api.New(reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api")).Routes(mux)
+	mux.Handle("GET /v1/ws", staffAuth.Authenticate(hub))
 	mux.Handle("/", dashboards.Handler())
 	httpSrv := &http.Server{
 		Handler:           s.routes(mux, promReg),
@@ -101,6 +121,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	httpSrv.RegisterOnShutdown(hub.Close) // websockets are hijacked: Shutdown does not close them
 
 	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWriter()
@@ -116,27 +137,35 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 		collectors.Go(func() { errs[0] = s.mqtt.Run(collectorsCtx); stopCollectors() })
 	}
 	collectors.Go(func() { errs[1] = s.serveHTTP(collectorsCtx, httpSrv, ln); stopCollectors() })
-	// Analysis stops with the collectors (and stops them if it fails to
-	// start); what it has not evaluated is rebuilt from InfluxDB at the
-	// next start.
-	analysisCtx, stopAnalysis := context.WithCancel(collectorsCtx)
-	defer stopAnalysis()
-	var analysisDone sync.WaitGroup
-	var analysisErr error
-	analysisDone.Go(func() {
-		if analysisErr = evaluator.Run(analysisCtx); analysisErr != nil {
-			stopCollectors()
-		}
-	})
+	// Analysis, alerts and the webhook stop with the collectors (and stop
+	// them if one fails to start): what analysis has not evaluated is
+	// rebuilt from InfluxDB at the next start, and the alerts resume from
+	// the recorded transitions.
+	stagesCtx, stopStages := context.WithCancel(collectorsCtx)
+	defer stopStages()
+	var stages sync.WaitGroup
+	stageErrs := make([]error, 3)
+	stage := func(i int, run func(context.Context) error) {
+		stages.Go(func() {
+			if stageErrs[i] = run(stagesCtx); stageErrs[i] != nil {
+				stopCollectors()
+			}
+		})
+	}
+	stage(0, evaluator.Run)
+	stage(1, manager.Run)
+	if webhook != nil {
+		stage(2, webhook.Run)
+	}
 	log.Info("serving", "http", ln.Addr().String(), "tls", c.tlsCert != "", "mqtt", c.mqttOn)
 
 	collectors.Wait()
-	stopAnalysis()
-	analysisDone.Wait()
+	stopStages()
+	stages.Wait()
 	stopWriter()
 	writerDone.Wait()
 	log.Info("stopped")
-	return errors.Join(append(errs, analysisErr)...)
+	return errors.Join(append(errs, stageErrs...)...)
 }
 
 // useDevCertificate points the TLS settings at the development

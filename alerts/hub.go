@@ -1,0 +1,499 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patientpulse/patientpulse/auth"
+	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/internal/httpx"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// HubConfig sets up the websocket hub.
+type HubConfig struct {
+	// Origins are the origins (scheme://host[:port]) besides the server's
+	// own from which a browser may connect.
+	Origins   []string
+	SendQueue int           // messages waiting for one client (one device message may bring 500 samples); a client that lets it fill is disconnected
+	Ping      time.Duration // how often clients are pinged; one that does not answer within 2 pings is dropped
+	Refresh   time.Duration // how often a client's patients (its care team) are read again
+}
+
+// DefaultHubConfig is the usual setup.
+func DefaultHubConfig() HubConfig {
+	return HubConfig{SendQueue: 1024, Ping: 25 * time.Second, Refresh: 30 * time.Second}
+}
+
+// Hub is the websocket endpoint (GET /v1/ws) of the staff consoles: it
+// greets each client with who they are and a snapshot of the active
+// alerts they may see, then pushes every alert change, the samples of the
+// patients they subscribe to, and each patient's status. Its inputs,
+// Notify and Sample, are all another instance's hub would need: a message
+// bus can feed them.
+type Hub struct {
+	cfg     HubConfig
+	auth    *auth.Auth
+	alerts  *Manager
+	log     *slog.Logger
+	upgrade websocket.Upgrader
+
+	mu      sync.RWMutex
+	clients map[*client]struct{}
+	closed  bool
+
+	clientsG  prometheus.Gauge
+	evictions prometheus.Counter
+	sent      *prometheus.CounterVec
+}
+
+// NewHub returns a hub; its metrics are registered with promReg when it
+// is not nil. Mount it behind a.Authenticate.
+func NewHub(cfg HubConfig, a *auth.Auth, alerts *Manager, log *slog.Logger, promReg prometheus.Registerer) *Hub {
+	h := &Hub{cfg: cfg, auth: a, alerts: alerts, log: log, clients: map[*client]struct{}{},
+		clientsG: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "patientpulse_ws_clients", Help: "Websocket clients connected.",
+		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "patientpulse_ws_evictions_total", Help: "Websocket clients disconnected for not keeping up.",
+		}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patientpulse_ws_messages_sent_total", Help: "Websocket messages queued for clients, by type.",
+		}, []string{"type"}),
+	}
+	h.upgrade = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, CheckOrigin: h.originAllowed}
+	if promReg != nil {
+		promReg.MustRegister(h.clientsG, h.evictions, h.sent)
+	}
+	return h
+}
+
+// originAllowed accepts the server's own origin and the configured ones.
+// A request without Origin is not from a browser.
+func (h *Hub) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return slices.ContainsFunc(h.cfg.Origins, func(o string) bool { return strings.EqualFold(strings.TrimSuffix(o, "/"), origin) })
+}
+
+// Messages, server to client.
+type (
+	helloMsg struct {
+		Type     string        `json:"type"` // hello
+		Username string        `json:"username"`
+		Role     registry.Role `json:"role"`
+		Patients []string      `json:"patients"` // whom you may see and subscribe to
+	}
+	snapshotMsg struct {
+		Type   string  `json:"type"` // snapshot
+		Alerts []Alert `json:"alerts"`
+	}
+	alertMsg struct {
+		Type string `json:"type"` // alert
+		Event
+	}
+	sampleMsg struct {
+		Type        string             `json:"type"` // sample
+		Patient     string             `json:"patient"`
+		Measurement string             `json:"measurement"`
+		Time        time.Time          `json:"time"`
+		Tags        map[string]string  `json:"tags,omitempty"`
+		Fields      map[string]float64 `json:"fields"`
+	}
+	statusMsg struct {
+		Type    string `json:"type"` // patient_status
+		Patient string `json:"patient"`
+		Status  string `json:"status"` // fine, attention or critical
+	}
+	errorMsg struct {
+		Type    string `json:"type"` // error
+		Request string `json:"request,omitempty"`
+		Error   string `json:"error"`
+	}
+	ackedMsg struct {
+		Type    string `json:"type"` // acked
+		AlertID int64  `json:"alert_id"`
+	}
+	subscribedMsg struct {
+		Type     string   `json:"type"` // subscribed
+		Patients []string `json:"patients"`
+	}
+)
+
+// request is what a client sends.
+type request struct {
+	Type     string   `json:"type"` // subscribe or ack
+	Patients []string `json:"patients"`
+	AlertID  int64    `json:"alert_id"`
+	Note     string   `json:"note"`
+}
+
+// client is one connected console.
+type client struct {
+	hub  *Hub
+	conn *websocket.Conn
+	who  *auth.Principal
+	send chan []byte
+	done chan struct{} // closed when the client goes
+
+	mu      sync.Mutex
+	scope   auth.Scope
+	scoped  time.Time // when scope was read
+	subs    map[string]bool
+	evicted bool
+}
+
+// ServeHTTP upgrades an authenticated request to a websocket.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	who, ok := auth.FromContext(r.Context())
+	if !ok {
+		httpx.Error(w, http.StatusUnauthorized, "sign in first")
+		return
+	}
+	if !h.originAllowed(r) {
+		httpx.Error(w, http.StatusForbidden, "this origin may not connect")
+		return
+	}
+	ctx := r.Context()
+	scope, err := h.auth.Scope(ctx, who)
+	if err != nil {
+		httpx.Error(w, http.StatusServiceUnavailable, "cannot read your patients now: try again")
+		return
+	}
+	active, err := h.alerts.Active(ctx)
+	if err != nil {
+		httpx.Error(w, http.StatusServiceUnavailable, "cannot read the alerts now: try again")
+		return
+	}
+	conn, err := h.upgrade.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	c := &client{hub: h, conn: conn, who: who, send: make(chan []byte, h.cfg.SendQueue), done: make(chan struct{}),
+		scope: scope, scoped: time.Now(), subs: map[string]bool{}}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		conn.Close()
+		return
+	}
+	h.clients[c] = struct{}{}
+	h.clientsG.Set(float64(len(h.clients)))
+	h.mu.Unlock()
+
+	patients, _ := h.visiblePatients(ctx, who, scope, active)
+	c.queue("hello", helloMsg{Type: "hello", Username: who.Username, Role: who.Role, Patients: patients})
+	snap := []Alert{}
+	for _, a := range active {
+		if scope.Includes(a.Patient) {
+			snap = append(snap, a)
+		}
+	}
+	c.queue("snapshot", snapshotMsg{Type: "snapshot", Alerts: snap})
+	go c.writeLoop()
+	c.readLoop(context.WithoutCancel(ctx))
+}
+
+// visiblePatients lists the patients the staff member may subscribe to.
+func (h *Hub) visiblePatients(ctx context.Context, who *auth.Principal, scope auth.Scope, active []Alert) ([]string, error) {
+	var out []string
+	if scope.All() {
+		ps, err := h.alerts.reg.ListPatients(ctx)
+		if err != nil {
+			return []string{}, err
+		}
+		for _, p := range ps {
+			out = append(out, p.ID)
+		}
+		return out, nil
+	}
+	if who.Role == registry.RoleClinician {
+		return h.alerts.reg.AssignedPatients(ctx, who.Username)
+	}
+	for _, a := range active {
+		out = append(out, a.Patient)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Notify pushes an alert change to every client that may see its patient,
+// and the patient's status with it.
+func (h *Hub) Notify(ev Event) {
+	status := h.status(ev.Alert.Patient)
+	for _, c := range h.snapshot() {
+		if c.sees(ev.Alert.Patient) {
+			c.queue("alert", alertMsg{Type: "alert", Event: ev})
+			if status != "" {
+				c.queue("patient_status", statusMsg{Type: "patient_status", Patient: ev.Alert.Patient, Status: status})
+			}
+		}
+	}
+}
+
+// status is the patient's worst active alert: critical, attention
+// (warning or info) or fine; "" when it cannot be read.
+func (h *Hub) status(patient string) string {
+	rows, err := h.alerts.reg.Alerts(context.Background(), registry.AlertFilter{Patient: patient,
+		States: []string{registry.AlertFiring, registry.AlertAcknowledged}})
+	if err != nil {
+		return ""
+	}
+	status := "fine"
+	for _, r := range rows {
+		if r.Severity == "critical" {
+			return "critical"
+		}
+		status = "attention"
+	}
+	return status
+}
+
+// Sample pushes a patient's stored points to the clients subscribed to
+// them. It never blocks.
+func (h *Hub) Sample(patient string, points []ingest.Point) {
+	var targets []*client
+	for _, c := range h.snapshot() {
+		c.mu.Lock()
+		if c.subs[patient] {
+			targets = append(targets, c)
+		}
+		c.mu.Unlock()
+	}
+	if len(targets) == 0 {
+		return
+	}
+	for _, p := range points {
+		msg := sampleMsg{Type: "sample", Patient: patient, Measurement: p.Measurement, Time: p.Time, Fields: map[string]float64{}}
+		for _, t := range p.Tags {
+			if msg.Tags == nil {
+				msg.Tags = map[string]string{}
+			}
+			msg.Tags[t.Key] = t.Value
+		}
+		for _, f := range p.Fields {
+			msg.Fields[f.Key] = f.Value
+		}
+		for _, c := range targets {
+			c.queue("sample", msg)
+		}
+	}
+}
+
+func (h *Hub) snapshot() []*client {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	cs := make([]*client, 0, len(h.clients))
+	for c := range h.clients {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// Close says goodbye to every client (close code 1001, going away) and
+// refuses new ones.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	cs := make([]*client, 0, len(h.clients))
+	for c := range h.clients {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.close(websocket.CloseGoingAway, "server shutting down")
+	}
+}
+
+// sees reports whether the client may see an alert of the patient: in
+// its scope (read again every Refresh); on-call staff see every alert, and
+// so also the end of one.
+func (c *client) sees(patient string) bool {
+	if c.who.Role == registry.RoleOnCall {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.scoped) > c.hub.cfg.Refresh {
+		if s, err := c.hub.auth.Scope(context.Background(), c.who); err == nil {
+			c.scope, c.scoped = s, time.Now()
+		}
+	}
+	return c.scope.Includes(patient)
+}
+
+// queue hands a message to the client's writer; a client whose queue is
+// full is disconnected rather than allowed to hold anything up.
+func (c *client) queue(typ string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	select {
+	case c.send <- b:
+		c.hub.sent.WithLabelValues(typ).Inc()
+	case <-c.done:
+	default:
+		c.mu.Lock()
+		first := !c.evicted
+		c.evicted = true
+		c.mu.Unlock()
+		if first {
+			c.hub.evictions.Inc()
+			c.hub.log.Info("websocket client too slow: disconnected", "role", c.who.Role)
+			go c.close(websocket.ClosePolicyViolation, "too slow: reconnect to get a snapshot")
+		}
+	}
+}
+
+// close ends the client once, with a close frame when it can.
+func (c *client) close(code int, reason string) {
+	c.hub.mu.Lock()
+	_, present := c.hub.clients[c]
+	delete(c.hub.clients, c)
+	c.hub.clientsG.Set(float64(len(c.hub.clients)))
+	c.hub.mu.Unlock()
+	if !present {
+		return
+	}
+	close(c.done)
+	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	c.conn.Close()
+}
+
+// writeLoop sends queued messages and pings.
+func (c *client) writeLoop() {
+	ping := time.NewTicker(c.hub.cfg.Ping)
+	defer ping.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case b := <-c.send:
+			_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+				c.close(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-ping.C:
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(10*time.Second)); err != nil {
+				c.close(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		}
+	}
+}
+
+// readLoop handles the client's requests until it goes.
+func (c *client) readLoop(ctx context.Context) {
+	defer c.close(websocket.CloseNormalClosure, "")
+	c.conn.SetReadLimit(8 << 10)
+	deadline := func() { _ = c.conn.SetReadDeadline(time.Now().Add(2*c.hub.cfg.Ping + 10*time.Second)) }
+	deadline()
+	c.conn.SetPongHandler(func(string) error { deadline(); return nil })
+	for {
+		_, data, err := c.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		deadline()
+		var req request
+		if err := json.Unmarshal(data, &req); err != nil {
+			c.queue("error", errorMsg{Type: "error", Error: "a request is a JSON object with a type"})
+			continue
+		}
+		switch req.Type {
+		case "subscribe":
+			c.subscribe(ctx, req.Patients)
+		case "ack":
+			c.ack(ctx, req)
+		default:
+			c.queue("error", errorMsg{Type: "error", Request: req.Type, Error: "unknown request: want subscribe or ack"})
+		}
+	}
+}
+
+// subscribe replaces the client's subscriptions, if it may see every
+// patient asked for; a refusal is written to the audit log.
+func (c *client) subscribe(ctx context.Context, patients []string) {
+	if len(patients) > 1000 {
+		c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: "at most 1000 patients"})
+		return
+	}
+	actx := registry.WithActor(ctx, registry.Actor{Name: c.who.Username})
+	for _, p := range patients {
+		if err := c.hub.auth.Check(actx, c.who, auth.ReadPatient, p); err != nil {
+			msg := "cannot check access now: try again"
+			if errors.Is(err, auth.ErrForbidden) {
+				msg = "patient " + p + " is not in your care"
+				_ = c.hub.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: p,
+					Target: "websocket subscribe", Outcome: registry.OutcomeDenied})
+			}
+			c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: msg})
+			return
+		}
+	}
+	for _, p := range patients {
+		_ = c.hub.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionPatientRead, Patient: p, Target: "websocket samples"})
+	}
+	c.mu.Lock()
+	c.subs = map[string]bool{}
+	for _, p := range patients {
+		c.subs[p] = true
+	}
+	c.mu.Unlock()
+	c.queue("subscribed", subscribedMsg{Type: "subscribed", Patients: patients})
+}
+
+// ack acknowledges an alert the client may see.
+func (c *client) ack(ctx context.Context, req request) {
+	actx := registry.WithActor(ctx, registry.Actor{Name: c.who.Username})
+	a, _, err := c.hub.alerts.Get(actx, req.AlertID)
+	if err == nil && !c.sees(a.Patient) {
+		_ = c.hub.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: a.Patient,
+			Target: "websocket ack", Outcome: registry.OutcomeDenied})
+		err = auth.ErrForbidden
+	}
+	if err == nil {
+		_, err = c.hub.alerts.Ack(actx, req.AlertID, c.who.Username, req.Note)
+	}
+	if err != nil {
+		c.queue("error", errorMsg{Type: "error", Request: "ack", Error: ActionError(err)})
+		return
+	}
+	c.queue("acked", ackedMsg{Type: "acked", AlertID: req.AlertID})
+}
+
+// ActionError is the sentence for a staff action that failed; it names no
+// patient.
+func ActionError(err error) string {
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		return "no such alert"
+	case errors.Is(err, auth.ErrForbidden):
+		return "this alert's patient is not in your care"
+	case errors.Is(err, ErrNotActive), errors.Is(err, ErrAcked), errors.Is(err, registry.ErrConflict), IsBadRequest(err):
+		return err.Error()
+	}
+	return "cannot do that now: try again"
+}

@@ -1,0 +1,652 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patientpulse/patientpulse/analysis"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// Config sets up the alert lifecycle.
+type Config struct {
+	// FireAfter: a condition must hold this long before its alert fires;
+	// ResolveAfter: and stay clear this long before it resolves by itself.
+	FireAfter    time.Duration
+	ResolveAfter time.Duration
+	// MaxOpenPerPatient caps a patient's active non-critical alerts;
+	// beyond it a new one is kept suppressed until room is made.
+	MaxOpenPerPatient int
+	Schedule          *OnCallSchedule // nil: no escalation
+	Tick              time.Duration   // how often damping, escalation and snoozes are looked at
+}
+
+// DefaultConfig is the usual setup.
+func DefaultConfig() Config {
+	return Config{FireAfter: time.Minute, ResolveAfter: 15 * time.Minute, MaxOpenPerPatient: 5, Tick: time.Second}
+}
+
+// Validate reports every problem of c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.FireAfter < 0 || c.ResolveAfter < 0 {
+		errs = append(errs, errors.New("alert-fire-after and alert-resolve-after must not be negative"))
+	}
+	if c.MaxOpenPerPatient < 1 {
+		errs = append(errs, errors.New("alert-max-per-patient must be at least 1"))
+	}
+	if c.Tick < 10*time.Millisecond {
+		errs = append(errs, errors.New("alert tick must be at least 10ms"))
+	}
+	return errors.Join(errs...)
+}
+
+// Errors of staff actions on an alert.
+var (
+	ErrNotActive = errors.New("the alert is resolved")
+	ErrAcked     = errors.New("the alert is acknowledged already")
+)
+
+// patientpulseActor is who resolves an alert whose condition cleared.
+const patientpulseActor = "patientpulse"
+
+// Manager keeps the alerts: it opens, updates and resolves them from the
+// analysis' transitions, escalates unacknowledged critical ones along the
+// on-call tiers, and carries out staff actions. Every change is stored
+// before the notifiers hear of it.
+type Manager struct {
+	cfg       Config
+	reg       *registry.Registry
+	log       *slog.Logger
+	now       func() time.Time
+	notifiers []Notifier
+
+	in      chan analysis.Transition
+	stopped chan struct{} // closed when Run returns
+	mu      sync.Mutex    // one change at a time in this process
+	// pending conditions, by patient and key: held, not yet for
+	// FireAfter (raise), or cleared, not yet for ResolveAfter (clear).
+	raise map[condKey]analysis.Transition
+	clear map[condKey]analysis.Transition
+
+	opened      *prometheus.CounterVec
+	escalations prometheus.Counter
+	toAck       prometheus.Histogram
+	active      *prometheus.GaugeVec
+}
+
+type condKey struct{ patient, key string }
+
+// NewManager returns a manager; its metrics are registered with promReg
+// when it is not nil.
+func NewManager(cfg Config, reg *registry.Registry, log *slog.Logger, promReg prometheus.Registerer, notifiers ...Notifier) *Manager {
+	m := &Manager{
+		cfg: cfg, reg: reg, log: log, now: time.Now, notifiers: notifiers,
+		in:      make(chan analysis.Transition, 1024),
+		stopped: make(chan struct{}),
+		raise:   map[condKey]analysis.Transition{},
+		clear:   map[condKey]analysis.Transition{},
+		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patientpulse_alerts_opened_total", Help: "Alerts opened, by severity.",
+		}, []string{"severity"}),
+		escalations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "patientpulse_alert_escalations_total", Help: "Unacknowledged critical alerts escalated to an on-call tier.",
+		}),
+		toAck: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "patientpulse_alert_time_to_ack_seconds", Help: "From an alert's opening to its acknowledgement.",
+			Buckets: []float64{10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600},
+		}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "patientpulse_alerts", Help: "Alerts not resolved, by severity and state.",
+		}, []string{"severity", "state"}),
+	}
+	if promReg != nil {
+		promReg.MustRegister(m.opened, m.escalations, m.toAck, m.active)
+	}
+	return m
+}
+
+// AddNotifier adds notifiers; call it before Run.
+func (m *Manager) AddNotifier(n ...Notifier) { m.notifiers = append(m.notifiers, n...) }
+
+// Transition takes in one of the analysis' transitions once it is recorded.
+// It waits while the manager is behind, so that none is lost: the analysis
+// slows, ingest does not. Once Run has returned it waits no more: the
+// transition is recorded, and the next start resumes from it.
+func (m *Manager) Transition(t analysis.Transition) {
+	select {
+	case m.in <- t:
+	case <-m.stopped:
+	}
+}
+
+// Run resumes the pending conditions from the recorded transitions, then
+// handles transitions and ticks until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	defer close(m.stopped)
+	if err := m.resume(ctx); err != nil {
+		return err
+	}
+	tick := time.NewTicker(m.cfg.Tick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case t := <-m.in:
+			m.handle(ctx, t)
+		case <-tick.C:
+			m.Tick(ctx)
+		}
+	}
+}
+
+// keyOf is the alert key of a transition: the rule, or rule#forecast.
+func keyOf(t analysis.Transition) string {
+	if t.Change == analysis.ChangeForecast || t.Change == analysis.ChangeForecastCleared {
+		return t.Rule + "#forecast"
+	}
+	return t.Rule
+}
+
+// resume rebuilds the pending conditions after a restart: a rule whose
+// latest transition holds and that has no active alert is waiting to fire;
+// one whose latest clears while its alert is active, to resolve.
+func (m *Manager) resume(ctx context.Context) error {
+	latest, err := m.reg.LatestTransitions(ctx, analysis.ChangeFired, analysis.ChangeCleared)
+	if err != nil {
+		return fmt.Errorf("alerts: %w", err)
+	}
+	forecasts, err := m.reg.LatestTransitions(ctx, analysis.ChangeForecast, analysis.ChangeForecastCleared)
+	if err != nil {
+		return fmt.Errorf("alerts: %w", err)
+	}
+	for _, rec := range append(latest, forecasts...) {
+		var t analysis.Transition
+		if err := json.Unmarshal(rec.Body, &t); err != nil {
+			continue
+		}
+		m.handle(ctx, t)
+	}
+	m.Tick(ctx)
+	return nil
+}
+
+// handle takes one transition in: a condition that holds waits FireAfter
+// to raise its alert, one that clears waits ResolveAfter to resolve it.
+func (m *Manager) handle(ctx context.Context, t analysis.Transition) {
+	k := condKey{t.Patient, keyOf(t)}
+	switch t.Change {
+	case analysis.ChangeFired, analysis.ChangeForecast:
+		delete(m.clear, k)
+		if _, waiting := m.raise[k]; !waiting {
+			m.raise[k] = t
+		}
+	case analysis.ChangeCleared, analysis.ChangeForecastCleared:
+		delete(m.raise, k)
+		m.clear[k] = t
+	case analysis.ChangeNotJudged, analysis.ChangeJudged:
+		m.judged(ctx, t)
+		return
+	}
+	m.settle(ctx, k)
+}
+
+// settle acts on the pending condition of k once it has waited long
+// enough (measured from the transition's time, so a restart does not
+// restart the wait).
+func (m *Manager) settle(ctx context.Context, k condKey) {
+	now := m.now()
+	if t, ok := m.raise[k]; ok && now.Sub(t.At) >= m.cfg.FireAfter {
+		if err := m.raiseAlert(ctx, t); err != nil {
+			m.log.Error("alerts: opening an alert failed; will retry", "err", redact(err, k.patient))
+			return
+		}
+		delete(m.raise, k)
+	}
+	if t, ok := m.clear[k]; ok && now.Sub(t.At) >= m.cfg.ResolveAfter {
+		if err := m.resolveCleared(ctx, t); err != nil {
+			m.log.Error("alerts: resolving an alert failed; will retry", "err", redact(err, k.patient))
+			return
+		}
+		delete(m.clear, k)
+	}
+}
+
+// Tick settles the pending conditions that have waited long enough,
+// escalates what is due, ends snoozes and lets suppressed alerts in where
+// there is room.
+func (m *Manager) Tick(ctx context.Context) {
+	for k := range m.raise {
+		m.settle(ctx, k)
+	}
+	for k := range m.clear {
+		m.settle(ctx, k)
+	}
+	if err := m.sweepActive(ctx); err != nil {
+		m.log.Error("alerts: sweep failed", "err", err)
+	}
+}
+
+// severityRank orders severities.
+func severityRank(s string) int {
+	switch s {
+	case analysis.SeverityCritical:
+		return 3
+	case analysis.SeverityWarning:
+		return 2
+	}
+	return 1
+}
+
+// raiseAlert opens the alert of t, or updates the active one of its key.
+func (m *Manager) raiseAlert(ctx context.Context, t analysis.Transition) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	key := keyOf(t)
+	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{Patient: t.Patient,
+		States: []string{registry.AlertFiring, registry.AlertAcknowledged, registry.AlertSuppressed}})
+	if err != nil {
+		return err
+	}
+	nonCritical := 0
+	for _, row := range rows {
+		if row.Key == key {
+			return m.repeat(ctx, row, t, now)
+		}
+		if row.Severity != analysis.SeverityCritical && row.State != registry.AlertSuppressed {
+			nonCritical++
+		}
+	}
+	a := Alert{Patient: t.Patient, Rule: t.Rule, Forecast: strings.HasSuffix(key, "#forecast"), State: registry.AlertFiring,
+		Severity: t.Severity, OpenedAt: now, UpdatedAt: now}
+	a.take(t)
+	change := ChangeOpened
+	if a.Severity != analysis.SeverityCritical && nonCritical >= m.cfg.MaxOpenPerPatient {
+		a.State, change = registry.AlertSuppressed, ChangeSuppressed
+	}
+	row := a.row(key, -1)
+	id, err := m.reg.OpenAlert(ctx, row, registry.AlertEvent{At: now, Kind: change, Body: mustJSON(t)})
+	if err != nil {
+		return err
+	}
+	a.ID = id
+	m.opened.WithLabelValues(a.Severity).Inc()
+	m.notify(Event{Change: change, Alert: a, At: now})
+	return nil
+}
+
+// repeat updates an active alert with a repeat of its condition: the new
+// value and sentence, and a higher severity (which makes an acknowledged
+// alert fire again).
+func (m *Manager) repeat(ctx context.Context, row registry.AlertRow, t analysis.Transition, now time.Time) error {
+	a, err := alertOf(row)
+	if err != nil {
+		return err
+	}
+	change := ChangeUpdated
+	a.take(t)
+	if severityRank(t.Severity) > severityRank(row.Severity) {
+		change = ChangeSeverityRaised
+		a.Severity = t.Severity
+		if a.State == registry.AlertAcknowledged {
+			a.State, a.AckedAt, a.AckedBy = registry.AlertFiring, nil, ""
+		}
+	}
+	_, err = m.update(ctx, a, row, Event{Change: change, At: now}, nil)
+	return err
+}
+
+// resolveCleared resolves the active alert of a cleared condition.
+func (m *Manager) resolveCleared(ctx context.Context, t analysis.Transition) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	row, ok, err := m.activeRow(ctx, t.Patient, keyOf(t))
+	if err != nil || !ok {
+		return err
+	}
+	a, err := alertOf(row)
+	if err != nil {
+		return err
+	}
+	now := m.now()
+	a.take(t)
+	a.State, a.ResolvedAt, a.ResolvedBy = registry.AlertResolved, &now, patientpulseActor
+	_, err = m.update(ctx, a, row, Event{Change: ChangeResolved, At: now, Note: "the condition cleared"}, nil)
+	return err
+}
+
+// judged notes on an active alert that its rule can no longer judge, or
+// can again.
+func (m *Manager) judged(ctx context.Context, t analysis.Transition) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	row, ok, err := m.activeRow(ctx, t.Patient, t.Rule)
+	if err == nil && ok {
+		var a Alert
+		if a, err = alertOf(row); err == nil {
+			a.Sentence, a.NotJudged = t.Sentence, t.Change == analysis.ChangeNotJudged
+			_, err = m.update(ctx, a, row, Event{Change: ChangeUpdated, At: m.now()}, nil)
+		}
+	}
+	if err != nil {
+		m.log.Error("alerts: noting a rule that cannot judge failed", "err", redact(err, t.Patient))
+	}
+}
+
+// activeRow returns the patient's unresolved alert of key.
+func (m *Manager) activeRow(ctx context.Context, patient, key string) (registry.AlertRow, bool, error) {
+	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{Patient: patient,
+		States: []string{registry.AlertFiring, registry.AlertAcknowledged, registry.AlertSuppressed}})
+	if err != nil {
+		return registry.AlertRow{}, false, err
+	}
+	for _, row := range rows {
+		if row.Key == key {
+			return row, true, nil
+		}
+	}
+	return registry.AlertRow{}, false, nil
+}
+
+// update stores a (read as row) with the event, then notifies, and
+// returns a as stored.
+func (m *Manager) update(ctx context.Context, a Alert, row registry.AlertRow, ev Event, audit *registry.AuditEntry) (Alert, error) {
+	a.UpdatedAt = ev.At
+	if !a.UpdatedAt.After(row.UpdatedAt) { // the optimistic lock needs a new stamp
+		a.UpdatedAt = row.UpdatedAt.Add(time.Microsecond)
+		ev.At = a.UpdatedAt
+	}
+	next := a.row(row.Key, row.Tier)
+	if ev.Change == ChangeEscalated {
+		next.Tier = m.tierIndex(ev.Tier)
+	}
+	err := m.reg.UpdateAlert(ctx, next, row.UpdatedAt, registry.AlertEvent{At: ev.At, Kind: ev.Change, Actor: ev.Actor,
+		Note: ev.Note, Body: mustJSON(map[string]any{"tier": ev.Tier, "on_call": ev.OnCall})}, audit)
+	if err != nil {
+		return Alert{}, err
+	}
+	ev.Alert = a
+	m.notify(ev)
+	return a, nil
+}
+
+func (m *Manager) notify(ev Event) {
+	for _, n := range m.notifiers {
+		n.Notify(ev)
+	}
+}
+
+// tierIndex returns the index of the on-call tier named name, or -1.
+func (m *Manager) tierIndex(name string) int {
+	if m.cfg.Schedule != nil {
+		for i, t := range m.cfg.Schedule.Tiers {
+			if t.Name == name {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// sweepActive escalates unacknowledged critical alerts whose next tier is
+// due, re-announces alerts whose snooze ended, lets suppressed alerts in
+// where there is room, and counts the active alerts for the metrics.
+func (m *Manager) sweepActive(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{
+		States: []string{registry.AlertFiring, registry.AlertAcknowledged, registry.AlertSuppressed}})
+	if err != nil {
+		return err
+	}
+	now := m.now()
+	m.active.Reset()
+	room := map[string]int{}
+	for _, row := range rows {
+		m.active.WithLabelValues(row.Severity, row.State).Inc()
+		if row.State != registry.AlertSuppressed && row.Severity != analysis.SeverityCritical {
+			room[row.Patient]--
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID }) // oldest suppressed first
+	for _, row := range rows {
+		var err error
+		switch {
+		case row.State == registry.AlertSuppressed:
+			if m.cfg.MaxOpenPerPatient+room[row.Patient] > 0 {
+				room[row.Patient]++
+				err = m.change(ctx, row, func(a *Alert) { a.State = registry.AlertFiring }, Event{Change: ChangeUnsuppressed, At: now})
+			}
+		case !row.SnoozedUntil.IsZero() && !now.Before(row.SnoozedUntil):
+			err = m.change(ctx, row, func(a *Alert) { a.SnoozedUntil = nil }, Event{Change: ChangeUpdated, At: now, Note: "the snooze ended"})
+		case row.State == registry.AlertFiring && row.Severity == analysis.SeverityCritical && row.SnoozedUntil.IsZero():
+			err = m.escalate(ctx, row, now)
+		}
+		if err != nil && !errors.Is(err, registry.ErrConflict) {
+			m.log.Error("alerts: sweeping an alert failed", "err", redact(err, row.Patient))
+		}
+	}
+	return nil
+}
+
+// change applies fn to the alert of row and stores it with ev.
+func (m *Manager) change(ctx context.Context, row registry.AlertRow, fn func(*Alert), ev Event) error {
+	a, err := alertOf(row)
+	if err != nil {
+		return err
+	}
+	fn(&a)
+	_, err = m.update(ctx, a, row, ev, nil)
+	return err
+}
+
+// escalate moves an unacknowledged critical alert to the on-call tier now
+// due, if that is further than the tier notified last.
+func (m *Manager) escalate(ctx context.Context, row registry.AlertRow, now time.Time) error {
+	s := m.cfg.Schedule
+	if s == nil {
+		return nil
+	}
+	due := s.TierDue(row.OpenedAt, now)
+	if due <= row.Tier {
+		return nil
+	}
+	onCall := s.OnCall(due, now)
+	note := "on call: " + strings.Join(onCall, ", ")
+	if len(onCall) == 0 {
+		note = "nobody is on call in this tier now"
+	}
+	m.escalations.Inc()
+	return m.change(ctx, row, func(a *Alert) { a.Tier = s.Tiers[due].Name },
+		Event{Change: ChangeEscalated, At: now, Tier: s.Tiers[due].Name, OnCall: onCall, Note: note})
+}
+
+// Ack acknowledges a firing alert on behalf of actor: its escalation stops.
+func (m *Manager) Ack(ctx context.Context, id int64, actor, note string) (Alert, error) {
+	return m.act(ctx, id, actor, note, registry.ActionAlertAck, func(a *Alert, now time.Time) (string, error) {
+		switch a.State {
+		case registry.AlertResolved:
+			return "", ErrNotActive
+		case registry.AlertAcknowledged:
+			return "", fmt.Errorf("%w by %s", ErrAcked, a.AckedBy)
+		}
+		a.State, a.AckedAt, a.AckedBy = registry.AlertAcknowledged, &now, actor
+		m.toAck.Observe(now.Sub(a.OpenedAt).Seconds())
+		return ChangeAcknowledged, nil
+	})
+}
+
+// Resolve resolves an active alert on behalf of actor.
+func (m *Manager) Resolve(ctx context.Context, id int64, actor, note string) (Alert, error) {
+	return m.act(ctx, id, actor, note, registry.ActionAlertResolve, func(a *Alert, now time.Time) (string, error) {
+		if a.State == registry.AlertResolved {
+			return "", ErrNotActive
+		}
+		a.State, a.ResolvedAt, a.ResolvedBy = registry.AlertResolved, &now, actor
+		return ChangeResolved, nil
+	})
+}
+
+// Snooze hides an active alert from consoles and holds its escalation
+// until the given time, on behalf of actor.
+func (m *Manager) Snooze(ctx context.Context, id int64, actor, note string, until time.Time) (Alert, error) {
+	return m.act(ctx, id, actor, note, registry.ActionAlertSnooze, func(a *Alert, now time.Time) (string, error) {
+		switch {
+		case a.State == registry.AlertResolved:
+			return "", ErrNotActive
+		case !until.After(now) || until.Sub(now) > 30*24*time.Hour:
+			return "", fmt.Errorf("%w: until must be in the next 30 days", errBadRequest)
+		}
+		u := until.UTC()
+		a.SnoozedUntil = &u
+		return ChangeSnoozed, nil
+	})
+}
+
+var errBadRequest = errors.New("bad request")
+
+// IsBadRequest reports whether err is a staff action's mistake (400).
+func IsBadRequest(err error) bool { return errors.Is(err, errBadRequest) }
+
+// act carries out a staff action: fn changes the alert and names the
+// change; the change, its event and the audit entry are stored together.
+func (m *Manager) act(ctx context.Context, id int64, actor, note, action string, fn func(*Alert, time.Time) (string, error)) (Alert, error) {
+	if len(note) > 1000 {
+		return Alert{}, fmt.Errorf("%w: note: at most 1000 bytes", errBadRequest)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	row, err := m.reg.AlertByID(ctx, id)
+	if err != nil {
+		return Alert{}, err
+	}
+	a, err := alertOf(row)
+	if err != nil {
+		return Alert{}, err
+	}
+	now := m.now()
+	change, err := fn(&a, now)
+	if err != nil {
+		return Alert{}, err
+	}
+	audit := &registry.AuditEntry{Action: action, Patient: a.Patient, Target: "alert " + strconv.FormatInt(id, 10)}
+	return m.update(ctx, a, row, Event{Change: change, At: now, Actor: actor, Note: note}, audit)
+}
+
+// Get returns an alert and its events.
+func (m *Manager) Get(ctx context.Context, id int64) (Alert, []registry.AlertEvent, error) {
+	row, err := m.reg.AlertByID(ctx, id)
+	if err != nil {
+		return Alert{}, nil, err
+	}
+	a, err := alertOf(row)
+	if err != nil {
+		return Alert{}, nil, err
+	}
+	evs, err := m.reg.AlertEvents(ctx, id)
+	return a, evs, err
+}
+
+// List returns the alerts f selects, newest first.
+func (m *Manager) List(ctx context.Context, f registry.AlertFilter) ([]Alert, error) {
+	rows, err := m.reg.Alerts(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Alert, 0, len(rows))
+	for _, row := range rows {
+		a, err := alertOf(row)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// Active returns every active alert (firing or acknowledged), newest
+// first: the snapshot a reconnecting console gets.
+func (m *Manager) Active(ctx context.Context) ([]Alert, error) {
+	return m.List(ctx, registry.AlertFilter{States: []string{registry.AlertFiring, registry.AlertAcknowledged}})
+}
+
+// take copies what the analysis says of the condition into a.
+func (a *Alert) take(t analysis.Transition) {
+	a.Sentence, a.Value, a.Bound, a.PlanVersion, a.NotJudged = t.Sentence, t.Value, t.Bound, t.PlanVersion, false
+}
+
+// row is the stored form of a.
+func (a *Alert) row(key string, tier int) registry.AlertRow {
+	r := registry.AlertRow{ID: a.ID, Patient: a.Patient, Key: key, State: a.State, Severity: a.Severity,
+		OpenedAt: a.OpenedAt, UpdatedAt: a.UpdatedAt, AckedBy: a.AckedBy, ResolvedBy: a.ResolvedBy, Tier: tier}
+	for _, f := range []struct {
+		dst *time.Time
+		src *time.Time
+	}{{&r.AckedAt, a.AckedAt}, {&r.ResolvedAt, a.ResolvedAt}, {&r.SnoozedUntil, a.SnoozedUntil}} {
+		if f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	r.Body = mustJSON(body{Rule: a.Rule, Forecast: a.Forecast, Sentence: a.Sentence, Value: a.Value, Bound: a.Bound,
+		PlanVersion: a.PlanVersion, NotJudged: a.NotJudged, Tier: a.Tier})
+	return r
+}
+
+// body is what the registry keeps of an alert beside its columns.
+type body struct {
+	Rule        string  `json:"rule"`
+	Forecast    bool    `json:"forecast,omitempty"`
+	Sentence    string  `json:"sentence"`
+	Value       float64 `json:"value"`
+	Bound       float64 `json:"bound"`
+	PlanVersion int     `json:"plan_version"`
+	NotJudged   bool    `json:"not_judged,omitempty"`
+	Tier        string  `json:"tier,omitempty"`
+}
+
+// alertOf reads a stored alert.
+func alertOf(r registry.AlertRow) (Alert, error) {
+	var b body
+	if err := json.Unmarshal(r.Body, &b); err != nil {
+		return Alert{}, fmt.Errorf("alert %d: %w", r.ID, err)
+	}
+	a := Alert{ID: r.ID, Patient: r.Patient, Rule: b.Rule, Forecast: b.Forecast, State: r.State, Severity: r.Severity,
+		Sentence: b.Sentence, Value: b.Value, Bound: b.Bound, PlanVersion: b.PlanVersion, NotJudged: b.NotJudged,
+		OpenedAt: r.OpenedAt, UpdatedAt: r.UpdatedAt, AckedBy: r.AckedBy, ResolvedBy: r.ResolvedBy, Tier: b.Tier}
+	for _, f := range []struct {
+		dst **time.Time
+		src time.Time
+	}{{&a.AckedAt, r.AckedAt}, {&a.ResolvedAt, r.ResolvedAt}, {&a.SnoozedUntil, r.SnoozedUntil}} {
+		if !f.src.IsZero() {
+			t := f.src
+			*f.dst = &t
+		}
+	}
+	return a, nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only plain structs are marshalled
+	}
+	return b
+}
+
+// redact is err's text without the patient's id: registry errors name
+// the patient, and logs must not.
+func redact(err error, patient string) string {
+	return strings.ReplaceAll(err.Error(), patient, "<patient>")
+}

@@ -1,0 +1,158 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/patientpulse/patientpulse/alerts"
+	"github.com/patientpulse/patientpulse/auth"
+	"github.com/patientpulse/patientpulse/internal/httpx"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// alertPatient finds the patient of the route's alert ({aid}).
+func (a *API) alertPatient(r *http.Request) (string, error) {
+	id, err := strconv.ParseInt(r.PathValue("aid"), 10, 64)
+	if err != nil {
+		return "", registry.ErrNotFound
+	}
+	row, err := a.reg.AlertByID(r.Context(), id)
+	return row.Patient, err
+}
+
+// listAlerts answers the alerts the caller may see, newest first,
+// filtered by state (comma-separated), severity and patient. Each patient
+// whose alerts are shown gets an audit entry.
+func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p, _ := auth.FromContext(ctx)
+	q := r.URL.Query()
+	f := registry.AlertFilter{Patient: q.Get("patient"), Severity: q.Get("severity")}
+	for _, s := range strings.Split(q.Get("state"), ",") {
+		if s == "" {
+			continue
+		}
+		if !slices.Contains([]string{registry.AlertFiring, registry.AlertAcknowledged, registry.AlertResolved, registry.AlertSuppressed}, s) {
+			httpx.Error(w, http.StatusBadRequest, "state: want firing, acknowledged, resolved or suppressed (comma-separated)")
+			return
+		}
+		f.States = append(f.States, s)
+	}
+	limit, err := intParam(r, "limit", 100)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if f.Before, err = intParam(r, "before", 0); err != nil {
+		a.fail(w, err)
+		return
+	}
+	f.Limit = int(min(max(limit, 1), 1000))
+	scope, err := a.auth.Scope(ctx, p)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if f.Patient != "" && !scope.Includes(f.Patient) {
+		_ = a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: f.Patient, Target: r.Pattern, Outcome: registry.OutcomeDenied})
+		httpx.Error(w, http.StatusForbidden, "this patient is not in your care")
+		return
+	}
+	list, err := a.alerts.List(ctx, f)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	out := []alerts.Alert{}
+	seen := map[string]bool{}
+	for _, al := range list {
+		if !scope.Includes(al.Patient) {
+			continue
+		}
+		if !seen[al.Patient] {
+			seen[al.Patient] = true
+			if err := a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionPatientRead, Patient: al.Patient, Target: "alerts"}); err != nil {
+				a.fail(w, err)
+				return
+			}
+		}
+		out = append(out, al)
+	}
+	doc := map[string]any{"alerts": out}
+	if len(list) == f.Limit {
+		doc["next_before"] = list[len(list)-1].ID
+	}
+	httpx.WriteJSON(w, http.StatusOK, doc)
+}
+
+// AlertEvent is one step of an alert's life as the API shows it.
+type AlertEvent struct {
+	At    time.Time `json:"at"`
+	Kind  string    `json:"kind"`
+	Actor string    `json:"actor,omitempty"`
+	Note  string    `json:"note,omitempty"`
+}
+
+func (a *API) alert(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.PathValue("aid"), 10, 64)
+	al, evs, err := a.alerts.Get(r.Context(), id)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	out := make([]AlertEvent, 0, len(evs))
+	for _, ev := range evs {
+		out = append(out, AlertEvent{At: ev.At, Kind: ev.Kind, Actor: ev.Actor, Note: ev.Note})
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"alert": al, "events": out})
+}
+
+// alertAction answers a staff action on an alert: 200 with the alert as
+// it now is, 409 when it is resolved or already acknowledged.
+func (a *API) alertAction(act func(a *API, r *http.Request, id int64, actor, note string, until time.Time) (alerts.Alert, error), needsUntil bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Note  string    `json:"note"`
+			Until time.Time `json:"until"`
+		}
+		if r.ContentLength != 0 {
+			if err := decode(w, r, &req); err != nil {
+				a.fail(w, err)
+				return
+			}
+		}
+		if needsUntil && req.Until.IsZero() {
+			httpx.Error(w, http.StatusBadRequest, "until: required, an RFC 3339 time")
+			return
+		}
+		id, _ := strconv.ParseInt(r.PathValue("aid"), 10, 64)
+		p, _ := auth.FromContext(r.Context())
+		al, err := act(a, r, id, p.Username, req.Note, req.Until)
+		switch {
+		case errors.Is(err, alerts.ErrNotActive), errors.Is(err, alerts.ErrAcked), errors.Is(err, registry.ErrConflict):
+			httpx.Error(w, http.StatusConflict, alerts.ActionError(err))
+		case alerts.IsBadRequest(err):
+			httpx.Error(w, http.StatusBadRequest, alerts.ActionError(err))
+		case err != nil:
+			a.fail(w, err)
+		default:
+			httpx.WriteJSON(w, http.StatusOK, al)
+		}
+	}
+}
+
+func ack(a *API, r *http.Request, id int64, actor, note string, _ time.Time) (alerts.Alert, error) {
+	return a.alerts.Ack(r.Context(), id, actor, note)
+}
+
+func resolve(a *API, r *http.Request, id int64, actor, note string, _ time.Time) (alerts.Alert, error) {
+	return a.alerts.Resolve(r.Context(), id, actor, note)
+}
+
+func snooze(a *API, r *http.Request, id int64, actor, note string, until time.Time) (alerts.Alert, error) {
+	return a.alerts.Snooze(r.Context(), id, actor, note, until)
+}

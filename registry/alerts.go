@@ -1,0 +1,313 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrConflict reports that an alert changed since it was read: another
+// staff member or process got there first.
+var ErrConflict = errors.New("changed meanwhile")
+
+// Alert states, as stored.
+const (
+	AlertFiring       = "firing"
+	AlertAcknowledged = "acknowledged"
+	AlertResolved     = "resolved"
+	AlertSuppressed   = "suppressed" // over a patient's cap of non-critical alerts
+)
+
+// AlertRow is one alert as stored. The alerts stage defines Body (JSON of
+// what it shows); the other fields are what the registry queries on.
+type AlertRow struct {
+	ID           int64
+	Patient      string
+	Key          string // the rule id, or rule id + "#forecast"
+	State        string
+	Severity     string
+	OpenedAt     time.Time
+	UpdatedAt    time.Time
+	AckedAt      time.Time // zero when not acknowledged
+	AckedBy      string
+	ResolvedAt   time.Time
+	ResolvedBy   string
+	SnoozedUntil time.Time // zero when not snoozed
+	Tier         int       // the on-call tier notified last; -1 none
+	Body         []byte
+}
+
+// AlertEvent is one step in an alert's life.
+type AlertEvent struct {
+	ID      int64
+	AlertID int64
+	At      time.Time
+	Kind    string // opened, updated, severity_raised, acknowledged, resolved, snoozed, escalated, ...
+	Actor   string // a staff username, or "" for patientpulse itself
+	Note    string
+	Body    []byte // what the alerts stage keeps of the event
+}
+
+const alertColumns = `id, patient_id, key, state, severity, opened_at, updated_at, acked_at, acked_by,
+	resolved_at, resolved_by, snoozed_until, tier, body`
+
+// OpenAlert stores a new alert and its first event, and returns its id.
+// It returns an error wrapping ErrExists when the patient has an unresolved
+// alert with that key.
+func (r *Registry) OpenAlert(ctx context.Context, a AlertRow, ev AlertEvent) (int64, error) {
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, r.q(`INSERT INTO alerts (patient_id, key, state, severity, opened_at, updated_at,
+			snoozed_until, tier, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`),
+			a.Patient, a.Key, a.State, a.Severity, formatTime(a.OpenedAt), formatTime(a.UpdatedAt),
+			nullTime(a.SnoozedUntil), a.Tier, string(a.Body)).Scan(&a.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrExists
+		}
+		if err != nil {
+			return err
+		}
+		ev.AlertID = a.ID
+		return r.addAlertEvent(ctx, tx, ev)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("open alert %s of %s: %w", a.Key, a.Patient, err)
+	}
+	return a.ID, nil
+}
+
+// UpdateAlert stores a's new state with its event and, when audit is not
+// nil, an audit entry, in one transaction. It changes the row only if it
+// is still as it was at a's previous UpdatedAt (prev): otherwise it
+// returns an error wrapping ErrConflict.
+func (r *Registry) UpdateAlert(ctx context.Context, a AlertRow, prev time.Time, ev AlertEvent, audit *AuditEntry) error {
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, r.q(`UPDATE alerts SET state = ?, severity = ?, updated_at = ?, acked_at = ?, acked_by = ?,
+			resolved_at = ?, resolved_by = ?, snoozed_until = ?, tier = ?, body = ? WHERE id = ? AND updated_at = ?`),
+			a.State, a.Severity, formatTime(a.UpdatedAt), nullTime(a.AckedAt), a.AckedBy, nullTime(a.ResolvedAt), a.ResolvedBy,
+			nullTime(a.SnoozedUntil), a.Tier, string(a.Body), a.ID, formatTime(prev))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrConflict
+		}
+		ev.AlertID = a.ID
+		if err := r.addAlertEvent(ctx, tx, ev); err != nil {
+			return err
+		}
+		if audit != nil {
+			return r.audit(ctx, tx, *audit)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("update alert %d: %w", a.ID, err)
+	}
+	return nil
+}
+
+func (r *Registry) addAlertEvent(ctx context.Context, tx *sql.Tx, ev AlertEvent) error {
+	_, err := tx.ExecContext(ctx, r.q(`INSERT INTO alert_events (alert_id, at, kind, actor, note, body) VALUES (?, ?, ?, ?, ?, ?)`),
+		ev.AlertID, formatTime(ev.At), ev.Kind, ev.Actor, ev.Note, string(ev.Body))
+	return err
+}
+
+// AlertByID returns the alert, or an error wrapping ErrNotFound.
+func (r *Registry) AlertByID(ctx context.Context, id int64) (AlertRow, error) {
+	a, err := scanAlert(r.db.QueryRowContext(ctx, r.q(`SELECT `+alertColumns+` FROM alerts WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return AlertRow{}, fmt.Errorf("alert %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return AlertRow{}, fmt.Errorf("alert %d: %w", id, err)
+	}
+	return a, nil
+}
+
+// AlertFilter selects alerts; zero fields select everything.
+type AlertFilter struct {
+	States   []string
+	Patient  string
+	Severity string
+	Before   int64 // ids below this: the next page
+	Limit    int   // at most this many (default and maximum 1000)
+}
+
+// Alerts returns the alerts f selects, newest first.
+func (r *Registry) Alerts(ctx context.Context, f AlertFilter) ([]AlertRow, error) {
+	var where []string
+	var args []any
+	if len(f.States) > 0 {
+		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
+		for _, s := range f.States {
+			args = append(args, s)
+		}
+	}
+	if f.Patient != "" {
+		where, args = append(where, "patient_id = ?"), append(args, f.Patient)
+	}
+	if f.Severity != "" {
+		where, args = append(where, "severity = ?"), append(args, f.Severity)
+	}
+	if f.Before > 0 {
+		where, args = append(where, "id < ?"), append(args, f.Before)
+	}
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 1000
+	}
+	query := `SELECT ` + alertColumns + ` FROM alerts`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	rows, err := r.db.QueryContext(ctx, r.q(query+" ORDER BY id DESC LIMIT ?"), append(args, f.Limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	defer rows.Close()
+	out := []AlertRow{}
+	for rows.Next() {
+		a, err := scanAlert(rows)
+		if err != nil {
+			return nil, fmt.Errorf("alerts: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	return out, nil
+}
+
+// AlertEvents returns the alert's events, oldest first.
+func (r *Registry) AlertEvents(ctx context.Context, alertID int64) ([]AlertEvent, error) {
+	rows, err := r.db.QueryContext(ctx, r.q(`SELECT id, at, kind, actor, note, body FROM alert_events WHERE alert_id = ? ORDER BY id`), alertID)
+	if err != nil {
+		return nil, fmt.Errorf("alert events of %d: %w", alertID, err)
+	}
+	defer rows.Close()
+	out := []AlertEvent{}
+	for rows.Next() {
+		ev := AlertEvent{AlertID: alertID}
+		var at, body string
+		if err := rows.Scan(&ev.ID, &at, &ev.Kind, &ev.Actor, &ev.Note, &body); err != nil {
+			return nil, fmt.Errorf("alert events of %d: %w", alertID, err)
+		}
+		ev.Body = []byte(body)
+		if ev.At, err = parseTime(at); err != nil {
+			return nil, fmt.Errorf("alert event %d at: %w", ev.ID, err)
+		}
+		out = append(out, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("alert events of %d: %w", alertID, err)
+	}
+	return out, nil
+}
+
+// ActiveAlertPatients returns the patients with a firing or acknowledged
+// alert, sorted: on-call staff may see them.
+func (r *Registry) ActiveAlertPatients(ctx context.Context) ([]string, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT DISTINCT patient_id FROM alerts WHERE state IN ('firing', 'acknowledged') ORDER BY patient_id`)
+	if err != nil {
+		return nil, fmt.Errorf("active alert patients: %w", err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("active alert patients: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("active alert patients: %w", err)
+	}
+	return out, nil
+}
+
+// Delivery is one attempt to deliver an alert event to the webhook.
+type Delivery struct {
+	ID       int64
+	Delivery string // the delivery's id, the same for each attempt
+	AlertID  int64
+	Event    string
+	Attempt  int
+	At       time.Time
+	Status   int    // the HTTP status; 0 when there was no answer
+	Outcome  string // delivered, retrying or failed
+	Error    string
+}
+
+// RecordDelivery appends one attempt.
+func (r *Registry) RecordDelivery(ctx context.Context, d Delivery) error {
+	_, err := r.db.ExecContext(ctx, r.q(`INSERT INTO webhook_deliveries (delivery, alert_id, event, attempt, at, status, outcome, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), d.Delivery, d.AlertID, d.Event, d.Attempt, formatTime(d.At), d.Status, d.Outcome, d.Error)
+	if err != nil {
+		return fmt.Errorf("record delivery: %w", err)
+	}
+	return nil
+}
+
+// Deliveries returns the delivery attempts of an alert, oldest first.
+func (r *Registry) Deliveries(ctx context.Context, alertID int64) ([]Delivery, error) {
+	rows, err := r.db.QueryContext(ctx, r.q(`SELECT id, delivery, event, attempt, at, status, outcome, error
+		FROM webhook_deliveries WHERE alert_id = ? ORDER BY id`), alertID)
+	if err != nil {
+		return nil, fmt.Errorf("deliveries of %d: %w", alertID, err)
+	}
+	defer rows.Close()
+	out := []Delivery{}
+	for rows.Next() {
+		d := Delivery{AlertID: alertID}
+		var at string
+		if err := rows.Scan(&d.ID, &d.Delivery, &d.Event, &d.Attempt, &at, &d.Status, &d.Outcome, &d.Error); err != nil {
+			return nil, fmt.Errorf("deliveries of %d: %w", alertID, err)
+		}
+		if d.At, err = parseTime(at); err != nil {
+			return nil, fmt.Errorf("delivery %d at: %w", d.ID, err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("deliveries of %d: %w", alertID, err)
+	}
+	return out, nil
+}
+
+func scanAlert(s scanner) (AlertRow, error) {
+	var a AlertRow
+	var opened, updated, body string
+	var acked, resolved, snoozed sql.NullString
+	if err := s.Scan(&a.ID, &a.Patient, &a.Key, &a.State, &a.Severity, &opened, &updated, &acked, &a.AckedBy,
+		&resolved, &a.ResolvedBy, &snoozed, &a.Tier, &body); err != nil {
+		return AlertRow{}, err
+	}
+	a.Body = []byte(body)
+	var err error
+	for _, f := range []struct {
+		dst *time.Time
+		src sql.NullString
+	}{{&a.OpenedAt, sql.NullString{String: opened, Valid: true}}, {&a.UpdatedAt, sql.NullString{String: updated, Valid: true}},
+		{&a.AckedAt, acked}, {&a.ResolvedAt, resolved}, {&a.SnoozedUntil, snoozed}} {
+		if f.src.Valid {
+			if *f.dst, err = parseTime(f.src.String); err != nil {
+				return AlertRow{}, fmt.Errorf("alert %d: %w", a.ID, err)
+			}
+		}
+	}
+	return a, nil
+}
+
+// nullTime is t for a nullable column: NULL when zero.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return formatTime(t)
+}
