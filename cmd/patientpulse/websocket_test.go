@@ -16,9 +16,10 @@ import (
 
 // wsConn is a staff console's websocket, as a test reads it.
 type wsConn struct {
-	t    testing.TB
-	conn *websocket.Conn
-	msgs chan map[string]any
+	t        testing.TB
+	conn     *websocket.Conn
+	msgs     chan map[string]any // closed when the connection ends
+	closeErr error               // why it ended; read after msgs is closed
 }
 
 // dialWS opens /v1/ws with a staff token and, when origin is not empty,
@@ -49,6 +50,7 @@ func dialWS(t testing.TB, base, token, origin string, dialer *websocket.Dialer) 
 		for {
 			_, data, err := conn.ReadMessage()
 			if err != nil {
+				c.closeErr = err
 				return
 			}
 			var m map[string]any
@@ -236,7 +238,14 @@ func TestAlertsReachWebsockets(t *testing.T) {
 	if r := again.conn.alertChange("resolved"); r["actor"] != "on-ws" {
 		t.Errorf("resolution on on-call's console: %v", r)
 	}
+
+	// Shutting down says goodbye to the consoles.
 	srv.stop()
+	for range again.conn.msgs {
+	}
+	if !websocket.IsCloseError(again.conn.closeErr, websocket.CloseGoingAway) {
+		t.Errorf("the console's connection ended with %v, want a close frame 1001 (going away)", again.conn.closeErr)
+	}
 	for _, s := range []string{"p-ws", "w-ws", clinician, oncall} {
 		if strings.Contains(srv.logs.String(), s) {
 			t.Errorf("serve's log mentions %q", s)
