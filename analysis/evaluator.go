@@ -100,7 +100,8 @@ type Evaluator struct {
 
 	queue    chan fed
 	mu       sync.Mutex
-	rebuild  map[string]bool // patients to rebuild: a plan changed, or their samples overflowed the queue
+	rebuild  map[string]bool      // patients to rebuild: a plan changed, or their samples overflowed the queue
+	verdicts map[string][]Verdict // each patient's at the last evaluation
 	patients map[string]*patient
 
 	transitions *prometheus.CounterVec
@@ -123,6 +124,7 @@ func NewEvaluator(cfg Config, reg *registry.Registry, src Source, log *slog.Logg
 		cfg: cfg, clk: clock{cfg.Location}, reg: reg, src: src, log: log, now: time.Now, notify: notify,
 		queue:    make(chan fed, cfg.QueueSize),
 		rebuild:  map[string]bool{},
+		verdicts: map[string][]Verdict{},
 		patients: map[string]*patient{},
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patientpulse_analysis_transitions_total",
@@ -268,6 +270,9 @@ func (e *Evaluator) load(ctx context.Context, id string) error {
 	}
 	if len(stored) == 0 {
 		delete(e.patients, id)
+		e.mu.Lock()
+		delete(e.verdicts, id)
+		e.mu.Unlock()
 		return nil
 	}
 	versions := make([]*Plan, 0, len(stored))
@@ -316,7 +321,10 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time) {
 	p.dirty, p.lastEval = false, now
 	e.evaluations.Inc()
 	p.trimDoses(now)
-	ts, changed := judgeAll(p, e.clk, now, e.cfg.MinWearHours)
+	ts, changed, verdicts := judgeEvery(p, e.clk, now, e.cfg.MinWearHours)
+	e.mu.Lock()
+	e.verdicts[p.id] = verdicts
+	e.mu.Unlock()
 	if len(ts) == 0 && len(changed) == 0 {
 		return
 	}
@@ -359,7 +367,14 @@ func redact(err error, patientID string) string {
 // states, and returns the transitions and the states that changed (nil:
 // the rule left the plan). It changes nothing of p.
 func judgeAll(p *patient, clk clock, now time.Time, minWear int) ([]Transition, map[string]*ruleState) {
+	ts, changed, _ := judgeEvery(p, clk, now, minWear)
+	return ts, changed
+}
+
+// judgeEvery is judgeAll that also returns every rule's verdict now.
+func judgeEvery(p *patient, clk clock, now time.Time, minWear int) ([]Transition, map[string]*ruleState, []Verdict) {
 	plan := p.versionAt(now)
+	var verdicts []Verdict
 	changed := map[string]*ruleState{}
 	var ts []Transition
 	inPlan := map[string]bool{}
@@ -369,6 +384,7 @@ func judgeAll(p *patient, clk clock, now time.Time, minWear int) ([]Transition, 
 			r := &plan.Rules[i]
 			inPlan[r.ID] = true
 			v := judgeRule(r, plan, p, en)
+			verdicts = append(verdicts, verdictOf(r, plan, v, clk))
 			old, known := p.states[r.ID]
 			if !known {
 				old = ruleState{Judged: true, Version: plan.Version}
@@ -422,7 +438,38 @@ func judgeAll(p *patient, clk clock, now time.Time, minWear int) ([]Transition, 
 			ts = append(ts, t)
 		}
 	}
-	return ts, changed
+	return ts, changed, verdicts
+}
+
+// Verdict is what a rule says of a patient now, for consoles.
+type Verdict struct {
+	Rule        string  `json:"rule"`
+	Kind        string  `json:"kind"`
+	Severity    string  `json:"severity"`
+	Metric      string  `json:"metric,omitempty"`
+	Words       string  `json:"words"` // the rule in words
+	Judged      bool    `json:"judged"`
+	Holds       bool    `json:"holds"`
+	Forecast    bool    `json:"forecast,omitempty"`
+	Value       float64 `json:"value"`
+	Bound       float64 `json:"bound"`
+	Side        string  `json:"side,omitempty"`
+	Sentence    string  `json:"sentence"`
+	PlanVersion int     `json:"plan_version"`
+}
+
+func verdictOf(r *Rule, plan *Plan, v verdict, clk clock) Verdict {
+	return Verdict{Rule: r.ID, Kind: r.Kind, Severity: r.Severity, Metric: r.Metric, Words: r.Words(),
+		Judged: v.judged, Holds: v.holds, Forecast: v.forecast, Value: v.value, Bound: v.bound, Side: v.side,
+		Sentence: describe(r, v, plan.Version, plan.Effective, clk.loc, ""), PlanVersion: plan.Version}
+}
+
+// Verdicts returns what each rule of the patient's plan said at the last
+// evaluation; nil when the patient has no plan in force.
+func (e *Evaluator) Verdicts(patientID string) []Verdict {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.verdicts[patientID]
 }
 
 // judgeRule runs the rule's kind.

@@ -180,3 +180,81 @@ func abs(v float64) float64 {
 	}
 	return v
 }
+
+// Words says what the rule watches for, as a clinician reads a plan:
+// "alert when the 7-day mean of sleep (daily sum) is below 7 h".
+func (r *Rule) Words() string {
+	label := metricLabel(r.Metric, r.Instrument)
+	bounds := func(f func(float64) string) string {
+		var parts []string
+		if r.Below != nil {
+			parts = append(parts, "below "+f(*r.Below))
+		}
+		if r.Above != nil {
+			parts = append(parts, "above "+f(*r.Above))
+		}
+		return strings.Join(parts, " or ")
+	}
+	value := func(v float64) string { return formatValue(r.Metric, v) }
+	switch r.Kind {
+	case KindThreshold:
+		of := label
+		if r.PerDay != "" {
+			of += " (daily " + r.PerDay + ")"
+		}
+		w := fmt.Sprintf("alert when the %d-day %s of %s is %s", r.Over.Days(), r.Aggregate, of, bounds(value))
+		if r.Forecast > 0 {
+			w += fmt.Sprintf("; warn when its trend predicts that within %d days", r.Forecast.Days())
+		}
+		return w
+	case KindTrend:
+		var parts []string
+		if r.SlopeAbove != nil {
+			parts = append(parts, "rises by more than "+num(*r.SlopeAbove, 2)+" a day")
+		}
+		if r.SlopeBelow != nil {
+			parts = append(parts, "falls by more than "+num(abs(*r.SlopeBelow), 2)+" a day")
+		}
+		return fmt.Sprintf("alert when %s %s over %d days", label, strings.Join(parts, " or "), r.Over.Days())
+	case KindBaseline:
+		var parts []string
+		if r.ZBelow != nil {
+			parts = append(parts, num(abs(*r.ZBelow), 1)+" standard deviations below")
+		}
+		if r.ZAbove != nil {
+			parts = append(parts, num(*r.ZAbove, 1)+" standard deviations above")
+		}
+		return fmt.Sprintf("alert when the %d-day mean of %s is more than %s its %d-day baseline",
+			r.Recent.Days(), label, strings.Join(parts, " or "), r.Baseline.Days())
+	case KindSilence:
+		return fmt.Sprintf("alert when no %s data arrives for %s", label, humanDuration(time.Duration(r.For)))
+	case KindAdherence:
+		return fmt.Sprintf("alert when fewer than %s%% of scheduled %s doses are logged over %d days",
+			num(*r.Below*100, 0), r.Medication, r.Over.Days())
+	case KindScore:
+		subject := "the latest " + strings.ToUpper(r.Instrument) + " " + r.Score
+		if r.Over > 0 {
+			subject = fmt.Sprintf("the %d-day mean %s %s", r.Over.Days(), strings.ToUpper(r.Instrument), r.Score)
+		}
+		if r.Band != "" {
+			floor, _ := bandFloor(r.Instrument, r.Score, r.Band)
+			return fmt.Sprintf("alert when %s is in the %s band or worse (%s or more)", subject, r.Band, num(floor, 0))
+		}
+		return fmt.Sprintf("alert when %s is %s", subject, bounds(func(v float64) string { return num(v, 1) }))
+	}
+	return r.Kind
+}
+
+// Words says a regimen line: "estradiol 0.05 mg transdermal, twice weekly".
+func (d Dose) Words() string {
+	sched := strings.ReplaceAll(d.Schedule.String(), "_", " ")
+	return fmt.Sprintf("%s %s %s %s, %s", d.Medication, num(d.Amount, 3), d.Unit, d.Route, sched)
+}
+
+// humanDuration writes 24h as "24 h", 14 days as "14 days".
+func humanDuration(d time.Duration) string {
+	if d >= 48*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	}
+	return num(d.Hours(), 1) + " h"
+}

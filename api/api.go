@@ -26,6 +26,7 @@ import (
 // SeriesReader reads a patient's stored samples (ingest.Influx).
 type SeriesReader interface {
 	Series(ctx context.Context, patient, typ string, from, to time.Time, limit int) ([]ingest.SeriesPoint, error)
+	LastSeen(ctx context.Context, patient string, since time.Time) (time.Time, bool, error)
 }
 
 // Limits of the API's answers and requests.
@@ -37,19 +38,21 @@ const (
 
 // API serves the staff endpoints.
 type API struct {
-	reg    *registry.Registry
-	auth   *auth.Auth
-	series SeriesReader
-	plans  PlanWatcher // may be nil
-	alerts *alerts.Manager
-	log    *slog.Logger
-	now    func() time.Time
+	reg      *registry.Registry
+	auth     *auth.Auth
+	series   SeriesReader
+	analysis Analysis // may be nil
+	seen     lastSeen
+	alerts   *alerts.Manager
+	log      *slog.Logger
+	now      func() time.Time
 }
 
-// New returns the API over the registry, the stored samples and the
-// alerts; plans, if not nil, hears of every plan change made through it.
-func New(reg *registry.Registry, a *auth.Auth, series SeriesReader, plans PlanWatcher, al *alerts.Manager, log *slog.Logger) *API {
-	return &API{reg: reg, auth: a, series: series, plans: plans, alerts: al, log: log, now: time.Now}
+// New returns the API over the registry, the stored samples, the analysis
+// (which may be nil) and the alerts.
+func New(reg *registry.Registry, a *auth.Auth, series SeriesReader, an Analysis, al *alerts.Manager, log *slog.Logger) *API {
+	return &API{reg: reg, auth: a, series: series, analysis: an, alerts: al, log: log, now: time.Now,
+		seen: lastSeen{at: map[string]time.Time{}}}
 }
 
 // endpoint is one route of the API and what it requires.
@@ -73,6 +76,7 @@ func (a *API) endpoints() []endpoint {
 		{"PUT /v1/patients/{id}/plan", auth.CarePatient, "", a.putPlan, nil},
 		{"GET /v1/patients/{id}/plan/history", auth.ReadPatient, "plan history", a.planHistory, nil},
 		{"GET /v1/patients/{id}/transitions", auth.ReadPatient, "transitions", a.transitions, nil},
+		{"GET /v1/patients/{id}/verdicts", auth.ReadPatient, "verdicts", a.verdicts, nil},
 		{"GET /v1/staff", auth.Administer, "", a.listStaff, nil},
 		{"POST /v1/staff", auth.Administer, "", a.addStaff, nil},
 		{"GET /v1/staff/{username}", auth.Administer, "", a.staffMember, nil},

@@ -1,10 +1,13 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/patientpulse/patientpulse/analysis"
 	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/httpx"
@@ -16,6 +19,64 @@ type Patient struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// PatientSummary is a row of the patient list: how the patient is doing.
+type PatientSummary struct {
+	Patient
+	Status       string     `json:"status"` // fine, attention or critical: their worst active alert
+	ActiveAlerts int        `json:"active_alerts"`
+	LastDataAt   *time.Time `json:"last_data_at"` // their newest stored sample in the last 90 days; null when none
+	Adherence    *float64   `json:"adherence"`    // the lowest share of logged doses among their adherence rules; null without
+}
+
+// lastSeen remembers each patient's newest stored sample: told of each
+// one as it is stored, and read from InfluxDB the first time it is asked.
+type lastSeen struct {
+	mu sync.Mutex
+	at map[string]time.Time // the zero time: none in the last 90 days
+}
+
+// Stored tells the API of a patient's points once they are stored.
+func (a *API) Stored(patient string, points []ingest.Point) {
+	a.seen.mu.Lock()
+	defer a.seen.mu.Unlock()
+	t, known := a.seen.at[patient]
+	if !known {
+		return // read from InfluxDB when first asked, which includes these
+	}
+	for _, p := range points {
+		if p.Time.After(t) {
+			t = p.Time
+		}
+	}
+	a.seen.at[patient] = t
+}
+
+// lastDataAt returns the patient's newest stored sample time, or nil.
+func (a *API) lastDataAt(ctx context.Context, patient string) *time.Time {
+	a.seen.mu.Lock()
+	t, known := a.seen.at[patient]
+	a.seen.mu.Unlock()
+	if !known {
+		at, ok, err := a.series.LastSeen(ctx, patient, a.now().Add(-90*24*time.Hour))
+		if err != nil {
+			return nil // unknown for now; asked again next time
+		}
+		if !ok {
+			at = time.Time{}
+		}
+		a.seen.mu.Lock()
+		if cur, raced := a.seen.at[patient]; !raced || at.After(cur) {
+			a.seen.at[patient] = at
+		}
+		t = a.seen.at[patient]
+		a.seen.mu.Unlock()
+	}
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // PatientDetails adds the patient's devices and care team.
@@ -51,11 +112,37 @@ func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	out := []Patient{}
+	active, err := a.reg.Alerts(ctx, registry.AlertFilter{States: []string{registry.AlertFiring, registry.AlertAcknowledged}})
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	out := []PatientSummary{}
 	for _, pt := range all {
-		if scope.Includes(pt.ID) {
-			out = append(out, patientOf(pt))
+		if !scope.Includes(pt.ID) {
+			continue
 		}
+		sum := PatientSummary{Patient: patientOf(pt), Status: "fine", LastDataAt: a.lastDataAt(ctx, pt.ID)}
+		for _, al := range active {
+			if al.Patient != pt.ID {
+				continue
+			}
+			sum.ActiveAlerts++
+			if al.Severity == "critical" {
+				sum.Status = "critical"
+			} else if sum.Status == "fine" {
+				sum.Status = "attention"
+			}
+		}
+		if a.analysis != nil {
+			for _, v := range a.analysis.Verdicts(pt.ID) {
+				if v.Kind == analysis.KindAdherence && v.Judged && (sum.Adherence == nil || v.Value < *sum.Adherence) {
+					share := v.Value
+					sum.Adherence = &share
+				}
+			}
+		}
+		out = append(out, sum)
 	}
 	err = a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionPatientList, Target: fmt.Sprintf("%d patients", len(out))})
 	if err != nil {

@@ -10,9 +10,11 @@ import (
 	"github.com/patientpulse/patientpulse/registry"
 )
 
-// PlanWatcher hears of every plan change (analysis.Evaluator).
-type PlanWatcher interface {
+// Analysis is what the API asks of the analysis stage (analysis.Evaluator):
+// it hears of every plan change, and tells each rule's verdict now.
+type Analysis interface {
 	PlanChanged(patientID string)
+	Verdicts(patientID string) []analysis.Verdict
 }
 
 // plan answers the newest version of the patient's plan (it may take
@@ -27,7 +29,34 @@ func (a *API) plan(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusNotFound, "this patient has no plan yet")
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, plans[len(plans)-1])
+	httpx.WriteJSON(w, http.StatusOK, withWords(plans[len(plans)-1]))
+}
+
+// PlanInWords is a plan version with each regimen line and rule in words.
+type PlanInWords struct {
+	analysis.Plan
+	RegimenWords []string          `json:"regimen_words"`
+	RuleWords    map[string]string `json:"rule_words"`
+}
+
+func withWords(p analysis.Plan) PlanInWords {
+	out := PlanInWords{Plan: p, RegimenWords: []string{}, RuleWords: map[string]string{}}
+	for _, d := range p.Regimen {
+		out.RegimenWords = append(out.RegimenWords, d.Words())
+	}
+	for i := range p.Rules {
+		out.RuleWords[p.Rules[i].ID] = p.Rules[i].Words()
+	}
+	return out
+}
+
+// verdicts answers what each rule of the patient's plan says now.
+func (a *API) verdicts(w http.ResponseWriter, r *http.Request) {
+	vs := []analysis.Verdict{}
+	if a.analysis != nil {
+		vs = append(vs, a.analysis.Verdicts(r.PathValue("id"))...)
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"verdicts": vs})
 }
 
 func (a *API) planHistory(w http.ResponseWriter, r *http.Request) {
@@ -79,10 +108,10 @@ func (a *API) putPlan(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	if a.plans != nil {
-		a.plans.PlanChanged(id)
+	if a.analysis != nil {
+		a.analysis.PlanChanged(id)
 	}
-	httpx.WriteJSON(w, http.StatusCreated, p)
+	httpx.WriteJSON(w, http.StatusCreated, withWords(p))
 }
 
 // transitions answers the changes of the patient's rules' verdicts, oldest

@@ -148,3 +148,30 @@ func safeFluxString(s string) bool {
 	}
 	return s != ""
 }
+
+// LastSeen returns the time of the patient's newest stored sample since
+// the given time, and false when there is none.
+func (s *Influx) LastSeen(ctx context.Context, patient string, since time.Time) (time.Time, bool, error) {
+	if !safeFluxString(patient) {
+		return time.Time{}, false, fmt.Errorf("last seen: bad patient")
+	}
+	flux := fmt.Sprintf(`from(bucket: %q)
+		|> range(start: %s)
+		|> filter(fn: (r) => r.patient == %q and r._field == "seq")
+		|> last()`, s.cfg.Bucket, since.UTC().Format(time.RFC3339Nano), patient)
+	res, err := s.client.QueryAPI(s.cfg.Org).Query(ctx, flux)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("%w: last seen query: %v", ErrUnavailable, unwrapNet(err))
+	}
+	defer res.Close()
+	var newest time.Time
+	for res.Next() {
+		if t := res.Record().Time(); t.After(newest) {
+			newest = t
+		}
+	}
+	if err := res.Err(); err != nil {
+		return time.Time{}, false, fmt.Errorf("%w: last seen query: %v", ErrUnavailable, unwrapNet(err))
+	}
+	return newest.UTC(), !newest.IsZero(), nil
+}

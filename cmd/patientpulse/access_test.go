@@ -146,6 +146,7 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		{"GET /v1/patients/{id}/plan/history", "/v1/patients/p-mine/plan/history", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
 		{"GET /v1/patients/{id}/transitions", "/v1/patients/p-mine/transitions", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
 		{"GET /v1/patients/{id}/transitions", "/v1/patients/p-other/transitions", nil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
+		{"GET /v1/patients/{id}/verdicts", "/v1/patients/p-mine/verdicts", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
 		{"POST /v1/patients", "/v1/patients", map[string]string{"id": "p-new", "name": "New Patient"}, adminOnly(created)},
 		{"GET /v1/staff", "/v1/staff", nil, adminOnly(ok)},
 		{"POST /v1/staff", "/v1/staff", map[string]string{"username": "newbie", "role": "oncall", "password": staffPassword}, adminOnly(created)},
@@ -231,6 +232,23 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		!slices.Equal(adminPatients, []string{"p-mine", "p-other"}) {
 		t.Errorf("patient lists: clinician %v, oncall %v, admin %v; want [p-mine], [p-other] (its alert), [p-mine p-other]",
 			clinicianPatients, oncallPatients, adminPatients)
+	}
+
+	// The list says how each patient is doing. (p-other's alert was
+	// resolved by the table's last alert rows.)
+	_, list := call(t, http.DefaultClient, srv.url, tokens["admin"], "GET", "/v1/patients", nil)
+	for _, v := range list["patients"].([]any) {
+		m := v.(map[string]any)
+		switch m["id"] {
+		case "p-mine":
+			if m["status"] != "fine" || m["last_data_at"] != ts(sampleTime) {
+				t.Errorf("p-mine in the list: %v, want status fine and last data at %s", m, ts(sampleTime))
+			}
+		case "p-other":
+			if m["status"] != "fine" || m["last_data_at"] != nil || m["active_alerts"] != 0.0 {
+				t.Errorf("p-other in the list: %v, want fine, no data, no active alert", m)
+			}
+		}
 	}
 
 	// What the admin changed took effect.
@@ -335,7 +353,11 @@ func staffRunCode(t *testing.T, dir string, args ...string) (string, int) {
 // "actor action patient target outcome".
 func auditEntries(t *testing.T, base, adminToken, filter string) []string {
 	t.Helper()
-	status, doc := call(t, http.DefaultClient, base, adminToken, "GET", "/v1/audit"+filter, nil)
+	sep := "?"
+	if strings.Contains(filter, "?") {
+		sep = "&"
+	}
+	status, doc := call(t, http.DefaultClient, base, adminToken, "GET", "/v1/audit"+filter+sep+"limit=1000", nil)
 	if status != http.StatusOK {
 		t.Fatalf("GET /v1/audit%s: %d %v", filter, status, doc)
 	}

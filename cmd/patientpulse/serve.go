@@ -103,14 +103,16 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 		webhook = alerts.NewWebhook(c.webhook, reg, log.With("component", "webhook"), promReg)
 		manager.AddNotifier(webhook)
 	}
+	staffAPI := api.New(reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
 	intake.OnStored(func(patient string, points []ingest.Point) {
 		evaluator.Feed(patient, points)
 		hub.Sample(patient, points)
+		staffAPI.Stored(patient, points)
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/v1/ingest", ingest.NewHTTP(c.httpIngest, intake, s.writer, metrics, log))
 	staffAuth.Routes(mux)
-	api.New(reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api")).Routes(mux)
+	staffAPI.Routes(mux)
 	mux.Handle("GET /v1/ws", staffAuth.Authenticate(hub))
 	mux.Handle("/", dashboards.Handler())
 	httpSrv := &http.Server{
