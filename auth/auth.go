@@ -46,6 +46,9 @@ type Config struct {
 	MaxFailures        int
 	MaxAddressFailures int
 	LockoutWindow      time.Duration
+	// Timezone is the clinic's IANA time zone, which consoles show times
+	// in (GET /v1/session says it).
+	Timezone string
 }
 
 // DefaultConfig is a clinic's usual policy.

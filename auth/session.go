@@ -24,6 +24,7 @@ type Me struct {
 	Via       string        `json:"via"`                  // session or token
 	CSRFToken string        `json:"csrf_token,omitempty"` // sessions only
 	ExpiresAt *time.Time    `json:"expires_at,omitempty"` // sessions only: the absolute expiry
+	Timezone  string        `json:"timezone"`             // the clinic's, which consoles show times in
 }
 
 // sessionRoutes are the session endpoints:
@@ -60,7 +61,7 @@ func SessionPatterns() []string {
 
 func (a *Auth) me(w http.ResponseWriter, r *http.Request) {
 	p, _ := FromContext(r.Context())
-	me := Me{Username: p.Username, Role: p.Role, Via: p.Via, CSRFToken: p.CSRFToken}
+	me := Me{Username: p.Username, Role: p.Role, Via: p.Via, CSRFToken: p.CSRFToken, Timezone: a.cfg.Timezone}
 	if p.Via == "session" {
 		if s, _, err := a.reg.SessionByID(r.Context(), p.sessionID); err == nil {
 			exp := s.CreatedAt.Add(a.cfg.MaxAge)
@@ -184,7 +185,8 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	exp := s.CreatedAt.Add(a.cfg.MaxAge)
-	httpx.WriteJSON(w, http.StatusOK, Me{Username: st.Username, Role: st.Role, Via: "session", CSRFToken: s.CSRFToken, ExpiresAt: &exp})
+	httpx.WriteJSON(w, http.StatusOK, Me{Username: st.Username, Role: st.Role, Via: "session", CSRFToken: s.CSRFToken, ExpiresAt: &exp,
+		Timezone: a.cfg.Timezone})
 }
 
 // signOut ends the session and clears the cookie. Signing out with an API

@@ -94,7 +94,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
-	c.auth.Secure = c.tlsCert != ""
+	c.auth.Secure, c.auth.Timezone = c.tlsCert != "", c.timezone
 	staffAuth := auth.New(reg, c.auth, reg, log.With("component", "auth"), promReg)
 	hub := alerts.NewHub(c.hub, staffAuth, manager, log.With("component", "hub"), promReg)
 	manager.AddNotifier(hub)
