@@ -160,8 +160,9 @@ func keyOf(t analysis.Transition) string {
 }
 
 // resume rebuilds the pending conditions after a restart: a rule whose
-// latest transition holds and that has no active alert is waiting to fire;
-// one whose latest clears while its alert is active, to resolve.
+// latest transition holds and that has no alert opened since is waiting to
+// fire (one that has, open or resolved by staff, is left alone); one whose
+// latest clears while its alert is active, to resolve.
 func (m *Manager) resume(ctx context.Context) error {
 	latest, err := m.reg.LatestTransitions(ctx, analysis.ChangeFired, analysis.ChangeCleared)
 	if err != nil {
@@ -176,10 +177,35 @@ func (m *Manager) resume(ctx context.Context) error {
 		if err := json.Unmarshal(rec.Body, &t); err != nil {
 			continue
 		}
+		if t.Change == analysis.ChangeFired || t.Change == analysis.ChangeForecast {
+			handled, err := m.openedSince(ctx, t)
+			if err != nil {
+				return fmt.Errorf("alerts: %w", err)
+			}
+			if handled {
+				continue
+			}
+		}
 		m.handle(ctx, t)
 	}
 	m.Tick(ctx)
 	return nil
+}
+
+// openedSince reports whether an alert of t's key was opened at or after
+// t: the transition has had its alert.
+func (m *Manager) openedSince(ctx context.Context, t analysis.Transition) (bool, error) {
+	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{Patient: t.Patient, Limit: 1000})
+	if err != nil {
+		return false, err
+	}
+	key := keyOf(t)
+	for _, row := range rows {
+		if row.Key == key && !row.OpenedAt.Before(t.At) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // handle takes one transition in: a condition that holds waits FireAfter
@@ -302,6 +328,9 @@ func (m *Manager) repeat(ctx context.Context, row registry.AlertRow, t analysis.
 		a.Severity = t.Severity
 		if a.State == registry.AlertAcknowledged {
 			a.State, a.AckedAt, a.AckedBy = registry.AlertFiring, nil, ""
+		}
+		if a.State == registry.AlertSuppressed && a.Severity == analysis.SeverityCritical {
+			a.State = registry.AlertFiring // the cap is for non-critical alerts
 		}
 	}
 	_, err = m.update(ctx, a, row, Event{Change: change, At: now}, nil)
@@ -426,7 +455,7 @@ func (m *Manager) sweepActive(ctx context.Context) error {
 		switch {
 		case row.State == registry.AlertSuppressed:
 			if m.cfg.MaxOpenPerPatient+room[row.Patient] > 0 {
-				room[row.Patient]++
+				room[row.Patient]-- // it takes the slot
 				err = m.change(ctx, row, func(a *Alert) { a.State = registry.AlertFiring }, Event{Change: ChangeUnsuppressed, At: now})
 			}
 		case !row.SnoozedUntil.IsZero() && !now.Before(row.SnoozedUntil):
@@ -483,7 +512,6 @@ func (m *Manager) Ack(ctx context.Context, id int64, actor, note string) (Alert,
 			return "", fmt.Errorf("%w by %s", ErrAcked, a.AckedBy)
 		}
 		a.State, a.AckedAt, a.AckedBy = registry.AlertAcknowledged, &now, actor
-		m.toAck.Observe(now.Sub(a.OpenedAt).Seconds())
 		return ChangeAcknowledged, nil
 	})
 }
@@ -541,8 +569,13 @@ func (m *Manager) act(ctx context.Context, id int64, actor, note, action string,
 	if err != nil {
 		return Alert{}, err
 	}
-	audit := &registry.AuditEntry{Action: action, Patient: a.Patient, Target: "alert " + strconv.FormatInt(id, 10)}
-	return m.update(ctx, a, row, Event{Change: change, At: now, Actor: actor, Note: note}, audit)
+	audit := &registry.AuditEntry{Actor: actor, Address: registry.ActorFrom(ctx).Address, Action: action, Patient: a.Patient,
+		Target: "alert " + strconv.FormatInt(id, 10)}
+	stored, err := m.update(ctx, a, row, Event{Change: change, At: now, Actor: actor, Note: note}, audit)
+	if err == nil && change == ChangeAcknowledged {
+		m.toAck.Observe(now.Sub(a.OpenedAt).Seconds())
+	}
+	return stored, err
 }
 
 // Get returns an alert and its events.

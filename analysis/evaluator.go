@@ -183,6 +183,8 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	defer tick.Stop()
 	sweep := time.NewTicker(e.cfg.Sweep)
 	defer sweep.Stop()
+	plans := time.NewTicker(min(10*time.Second, e.cfg.Sweep))
+	defer plans.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -210,6 +212,10 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			if err := e.sweep(ctx, false); err != nil {
 				e.log.Error("analysis sweep failed", "err", err)
 			}
+		case <-plans.C:
+			if err := e.pollPlans(ctx, false); err != nil {
+				e.log.Error("analysis: reading plan versions failed", "err", err)
+			}
 		}
 	}
 }
@@ -218,22 +224,32 @@ func (e *Evaluator) Run(ctx context.Context) error {
 // from another process) and evaluates every patient. At start-up it loads
 // every patient.
 func (e *Evaluator) sweep(ctx context.Context, start bool) error {
-	latest, err := e.reg.LatestPlanVersions(ctx)
-	if err != nil {
-		return fmt.Errorf("analysis: %w", err)
-	}
-	for id, v := range latest {
-		p := e.patients[id]
-		if start || p == nil || p.versions[len(p.versions)-1].Version != v {
-			e.mu.Lock()
-			e.rebuild[id] = true
-			e.mu.Unlock()
-		}
+	if err := e.pollPlans(ctx, start); err != nil {
+		return err
 	}
 	e.rebuildMarked(ctx)
 	now := e.now()
 	for _, p := range e.patients {
 		e.evaluate(ctx, p, now)
+	}
+	return nil
+}
+
+// pollPlans marks for rebuilding the patients whose newest plan version is
+// not the one held (every patient with a plan, at start-up): plans applied
+// by the admin commands, from another process.
+func (e *Evaluator) pollPlans(ctx context.Context, all bool) error {
+	latest, err := e.reg.LatestPlanVersions(ctx)
+	if err != nil {
+		return fmt.Errorf("analysis: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, v := range latest {
+		p := e.patients[id]
+		if all || p == nil || p.versions[len(p.versions)-1].Version != v {
+			e.rebuild[id] = true
+		}
 	}
 	return nil
 }

@@ -82,3 +82,17 @@ func IsMedication(m string) bool { return isMedication(m) }
 
 // ValidItemKey reports whether key may be an item of a custom check-in.
 func ValidItemKey(key string) bool { return isItemKey(key) && !slices.Contains(reservedItems, key) }
+
+// InstrumentItems returns a fixed instrument's items, subscale by
+// subscale, in the instrument's order; nil for custom or unknown.
+func InstrumentItems(instrument string) []string {
+	in, ok := instruments[instrument]
+	if !ok {
+		return nil
+	}
+	var items []string
+	for _, g := range in.groups {
+		items = append(items, g.items...)
+	}
+	return items
+}

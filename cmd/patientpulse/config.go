@@ -121,7 +121,7 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.StringVar(&c.timezone, "timezone", "UTC", "the clinic's IANA time zone (Europe/London): analysis judges its calendar days")
 	fs.IntVar(&c.analysis.MinWearHours, "analysis-min-wear-hours", c.analysis.MinWearHours, "hours of a day with activity or heart-rate samples for the day to be judged")
 	fs.DurationVar(&c.analysis.Interval, "analysis-interval", c.analysis.Interval, "a patient with new data is evaluated at most this often")
-	fs.DurationVar(&c.analysis.Sweep, "analysis-sweep", c.analysis.Sweep, "every patient is evaluated this often (silence, new days, plans changed by the admin commands)")
+	fs.DurationVar(&c.analysis.Sweep, "analysis-sweep", c.analysis.Sweep, "every patient is evaluated this often (silence, new days); plans applied by the admin commands are read within 10s")
 	fs.IntVar(&c.analysis.QueueSize, "analysis-queue", c.analysis.QueueSize, "stored messages waiting for analysis (beyond it, the patient is re-read from InfluxDB)")
 
 	c.alerts = alerts.DefaultConfig()

@@ -65,33 +65,44 @@ func devicesCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 // only once both are done; when the broker step fails, the enrolment is
 // undone.
 func enrollDevice(ctx context.Context, reg *registry.Registry, c *config, patient, device string, stdout, stderr io.Writer) error {
+	token, err := enrollWithAccount(ctx, reg, c, patient, device)
+	if err != nil {
+		return err
+	}
+	// The token alone on stdout, so that a script can capture it.
+	fmt.Fprintln(stdout, token)
+	if c.brokerAccounts {
+		fmt.Fprintf(stderr, "enrolled device %s with its broker account (username %s); its token above is shown only once\n", device, device)
+	} else {
+		fmt.Fprintf(stderr, "enrolled device %s; its token above is shown only once\n", device)
+	}
+	return nil
+}
+
+// enrollWithAccount enrols the device and, with --broker-accounts, gives
+// it its broker account, and returns its token; when the broker step
+// fails, the enrolment is undone.
+func enrollWithAccount(ctx context.Context, reg *registry.Registry, c *config, patient, device string) (string, error) {
 	var accounts *ingest.BrokerAccounts
 	if c.brokerAccounts {
 		// Reach the broker before the registry changes: an unreachable
 		// broker or a refused admin account then leaves nothing to undo.
 		var err error
 		if accounts, err = ingest.DialBrokerAccounts(ctx, c.brokerAdminConfig()); err != nil {
-			return fmt.Errorf("enroll device %s: nothing changed: %w", device, err)
+			return "", fmt.Errorf("enroll device %s: nothing changed: %w", device, err)
 		}
 		defer accounts.Close()
 	}
 	token, err := reg.EnrollDevice(ctx, device, patient)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if accounts != nil {
 		if err := accounts.AddDevice(ctx, device, token); err != nil {
-			return undoEnroll(ctx, reg, accounts, device, token, err)
+			return "", undoEnroll(ctx, reg, accounts, device, token, err)
 		}
 	}
-	// The token alone on stdout, so that a script can capture it.
-	fmt.Fprintln(stdout, token)
-	if accounts != nil {
-		fmt.Fprintf(stderr, "enrolled device %s with its broker account (username %s); its token above is shown only once\n", device, device)
-	} else {
-		fmt.Fprintf(stderr, "enrolled device %s; its token above is shown only once\n", device)
-	}
-	return nil
+	return token, nil
 }
 
 // undoEnroll takes back an enrolment whose broker account could not be

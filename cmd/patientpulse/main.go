@@ -38,6 +38,8 @@ Usage:
   patientpulse staff token --username U [--label L]       prints an API token
   patientpulse plans apply -f FILE                        store a plan file (YAML or JSON) as the patient's next version
   patientpulse plans show --patient ID [--history]        print the plan in force (or every version)
+  patientpulse simulate [--patients N] [--backfill 30d] [--seed S] [--clinician U]
+                                                          a virtual clinic: patients, plans, devices sending data
 
 Every command takes --config FILE, --data-dir DIR and --db DSN; settings
 come from the file, then PATIENTPULSE_* variables, then flags.
@@ -73,6 +75,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = staffCommand(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "plans":
 		err = plansCommand(ctx, args[1:], stdin, stdout, stderr, getenv)
+	case "simulate":
+		err = simulateCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
