@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# demo.sh - `make demo`: the local services, the pipeline, a demo patient
-# whose watch sends samples over MQTT and whose phone app sends them over
-# HTTPS, and demo staff logins. Ctrl-C stops everything this script started.
+# demo.sh - `make demo`: the local services, the pipeline, and a simulated
+# HRT clinic: a cohort of virtual patients with their plans, whose watches
+# send over MQTT and whose phone apps send over HTTPS (patientpulse
+# simulate), demo staff logins and an on-call rota. Ctrl-C stops
+# everything this script started.
 #
-#   PP_HTTP_PORT  the pipeline's HTTP port (default 8080)
+#   PP_HTTP_PORT     the pipeline's HTTP port (default 8080)
+#   PP_DEMO_PATIENTS how many virtual patients (default 12)
 #   (and the PP_*_PORT settings of scripts/services.sh)
 set -euo pipefail
 
@@ -14,9 +17,7 @@ CONFIG=.local/patientpulse.yaml
 HTTP_PORT=${PP_HTTP_PORT:-8080}
 URL=http://127.0.0.1:$HTTP_PORT
 MQTT_PORT=${PP_MQTT_PORT:-11883}
-PATIENT=demo-p001
-WATCH=demo-watch-001
-APP=demo-app-001
+PATIENTS=${PP_DEMO_PATIENTS:-12}
 
 pids=()
 cleanup() {
@@ -35,32 +36,6 @@ trap cleanup INT TERM EXIT
 # settings that services.sh writes.
 go build -trimpath -o "$BIN" ./cmd/patientpulse
 bash scripts/services.sh start
-
-# token ID enrols device ID once and keeps its token under .local (0600),
-# since the registry keeps only its hash. A device enrolled on an earlier
-# run gets its broker account again from its token (the broker's account
-# store may be newer than the registry).
-token() {
-	local device=$1 file=.local/$1.token
-	if [[ -s $file ]] && ! "$BIN" devices list --config "$CONFIG" | grep -q "^$device "; then
-		rm -f "$file" # kept from a registry since removed
-	fi
-	if [[ ! -s $file ]]; then
-		if "$BIN" devices list --config "$CONFIG" | grep -q "^$device "; then
-			echo "demo: $device is enrolled but its token ($file) is lost; move .local/data (the demo's registry) away to start afresh" >&2
-			exit 1
-		fi
-		(umask 077 && "$BIN" devices enroll --config "$CONFIG" --patient "$PATIENT" --device "$device" >"$file.new")
-		mv "$file.new" "$file"
-	else
-		"$BIN" devices broker-add --config "$CONFIG" --device "$device" <"$file"
-	fi
-	cat "$file"
-}
-"$BIN" patients list --config "$CONFIG" | grep -q "^$PATIENT " ||
-	"$BIN" patients add --config "$CONFIG" --id "$PATIENT" --name "Demo Patient"
-WATCH_TOKEN=$(token "$WATCH")
-APP_TOKEN=$(token "$APP")
 
 # login USER ROLE adds a staff member once, with a generated password kept
 # under .local (0600), and prints the password.
@@ -81,15 +56,19 @@ login() {
 	cat "$file"
 }
 CLINICIAN_PASSWORD=$(login demo-clinician clinician)
+ONCALL_PASSWORD=$(login demo-oncall oncall)
 ADMIN_PASSWORD=$(login demo-admin admin)
-"$BIN" staff assign --config "$CONFIG" --username demo-clinician --patient "$PATIENT" 2>/dev/null
-# The demo patient's plan: the menopause template, in force since 30 days ago.
-if ! "$BIN" plans show --config "$CONFIG" --patient "$PATIENT" >/dev/null 2>&1; then
-	sed -e "s/^patient: .*/patient: $PATIENT/" -e "s/^effective: [^ ]*/effective: $(date -u -d '-30 days' +%Y-%m-%dT00:00:00Z)/" \
-		examples/plans/menopause-estradiol-progesterone.yaml | "$BIN" plans apply --config "$CONFIG" -f -
-fi
 
-"$BIN" serve --config "$CONFIG" --http-addr "127.0.0.1:$HTTP_PORT" >>.local/log/serve.log 2>&1 &
+# The on-call rota: demo-oncall first, the admin a quarter of an hour on.
+cat >.local/oncall.yaml <<EOF
+timezone: UTC
+tiers:
+  - {name: primary, after: 0m, shifts: [{staff: [demo-oncall], days: [all], from: "00:00", to: "24:00"}]}
+  - {name: secondary, after: 15m, shifts: [{staff: [demo-admin], days: [all], from: "00:00", to: "24:00"}]}
+EOF
+
+"$BIN" serve --config "$CONFIG" --http-addr "127.0.0.1:$HTTP_PORT" --oncall-schedule .local/oncall.yaml \
+	--alert-fire-after 0s --analysis-interval 5s >>.local/log/serve.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 60); do
 	curl -sf "$URL/readyz" >/dev/null && break
@@ -97,39 +76,32 @@ for _ in $(seq 1 60); do
 done
 curl -sf "$URL/readyz" >/dev/null || { tail -20 .local/log/serve.log; echo "demo: serve did not become ready" >&2; exit 1; }
 
-now() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
-# The watch publishes and hears the answer on one connection (mosquitto_rr:
-# publish, then wait for a message on the errors topic): its account is
-# bound to its own client id, so a second connection would replace it.
-echo "demo: the watch publishes a night's sleep and heart rate over MQTT, one reading out of range"
-mosquitto_rr -p "$MQTT_PORT" -q 1 -i "$WATCH" -u "$WATCH" -P "$WATCH_TOKEN" -W 10 \
-	-t "pp/v1/devices/$WATCH/data" -e "pp/v1/devices/$WATCH/errors" -m "{\"seq\": $(date +%s), \"samples\": [
-  {\"type\": \"sleep\", \"start\": \"$(now '-8 hours')\", \"end\": \"$(now '-1 hour')\", \"total_min\": 400, \"deep_min\": 70, \"rem_min\": 90, \"light_min\": 210, \"awake_min\": 30, \"efficiency\": 0.9},
-  {\"type\": \"heart_rate\", \"time\": \"$(now '-5 minutes')\", \"bpm\": 68},
-  {\"type\": \"heart_rate\", \"time\": \"$(now '-1 minute')\", \"bpm\": 400}]}" | sed 's/^/errors topic: /' ||
-	echo "demo: no answer on the errors topic within 10s" >&2
-echo "demo: the phone app posts a symptom check-in and a dose over HTTPS"
-curl -s -X POST "$URL/v1/ingest" -H "Authorization: Bearer $APP_TOKEN" -H 'Content-Type: application/json' \
-	-d "{\"seq\": $(date +%s), \"samples\": [
-  {\"type\": \"symptoms\", \"time\": \"$(now '-10 minutes')\", \"instrument\": \"mrs\", \"items\": {\"hot_flushes\": 3, \"sleep_problems\": 2}},
-  {\"type\": \"dose\", \"time\": \"$(now '-2 hours')\", \"medication\": \"estradiol\", \"route\": \"transdermal\", \"amount\": 0.05, \"unit\": \"mg\"}]}"
-echo
+# The clinic: 30 days of history at once, then live every minute.
+"$BIN" simulate --config "$CONFIG" --url "$URL" --patients "$PATIENTS" --backfill 720h --interval 1m \
+	--clinician demo-clinician >>.local/log/simulate.log 2>&1 &
+pids+=($!)
+echo "demo: simulating $PATIENTS patients; sending their last 30 days (log: .local/log/simulate.log)"
+for _ in $(seq 1 240); do
+	grep -q "history sent" .local/log/simulate.log 2>/dev/null && break
+	kill -0 "${pids[1]}" 2>/dev/null || { tail -5 .local/log/simulate.log; echo "demo: simulate stopped" >&2; exit 1; }
+	sleep 0.5
+done
+grep "history sent" .local/log/simulate.log | tail -1
 
 cat <<EOF
 
-patientpulse is running (log: .local/log/serve.log)
-  dashboard      $URL/  sign in as demo-clinician / $CLINICIAN_PASSWORD
-                 (or demo-admin / $ADMIN_PASSWORD: every patient, staff, audit log)
+patientpulse is running with a simulated clinic (logs: .local/log/serve.log, .local/log/simulate.log)
+  dashboard      $URL/
+                   clinician   demo-clinician / $CLINICIAN_PASSWORD   (the $PATIENTS simulated patients)
+                   on call     demo-oncall / $ONCALL_PASSWORD   (every active alert; critical ones page this account)
+                   admin       demo-admin / $ADMIN_PASSWORD   (everything: staff, audit log)
   API            $URL  (health $URL/healthz, readiness $URL/readyz, metrics $URL/metrics)
-  MQTT broker    tcp://127.0.0.1:$MQTT_PORT  (no anonymous access: a device logs in with its id and token)
+  MQTT broker    tcp://127.0.0.1:$MQTT_PORT  (no anonymous access: each device logs in with its id and token)
   InfluxDB       $(grep influx-url "$CONFIG" | cut -d' ' -f2)  (bucket patientpulse)
-  demo patient   $PATIENT  (plan: patientpulse plans show --config $CONFIG --patient $PATIENT)
-  demo devices   $WATCH (MQTT: username $WATCH, password its token) and $APP (HTTPS)
-  demo tokens    .local/$WATCH.token, .local/$APP.token
-The dashboard lists the clinician's patients; the plan's verdicts are at
-  $URL/v1/patients/$PATIENT/transitions  (signed in, or with a staff API token)
-Charts and alerts come with later releases. Send more data with the
-commands in the README.
+  patients       sim-p001 ... : responding to treatment, and one persona for each rule kind
+                 (sleep decline, missed doses, a silent watch, worsening mood, an HRV drop,
+                 rising hot flushes caught by a forecast, severe symptoms, high hematocrit)
+  plans          patientpulse plans show --config $CONFIG --patient sim-p002
 Ctrl-C stops everything.
 EOF
 wait "${pids[0]}"
