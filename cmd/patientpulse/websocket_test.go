@@ -268,7 +268,8 @@ func dialAndGreet(t *testing.T, base, token string) greeted {
 	return greeted{conn: c, hello: c.next("hello"), snapshot: c.next("snapshot")}
 }
 
-// metric reads one counter or gauge from /metrics (0 when absent).
+// metric reads a counter or gauge from /metrics, summed over its labels
+// (0 when absent).
 func metric(t *testing.T, base, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
@@ -285,12 +286,15 @@ func metric(t *testing.T, base, name string) float64 {
 			break
 		}
 	}
+	var sum float64
 	for _, line := range strings.Split(body.String(), "\n") {
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			var v float64
-			fmt.Sscan(rest, &v)
-			return v
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
 		}
+		var v float64
+		fmt.Sscan(rest[strings.LastIndexByte(rest, ' ')+1:], &v)
+		sum += v
 	}
-	return 0
+	return sum
 }

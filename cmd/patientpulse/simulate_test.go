@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSimulateClinic runs `patientpulse simulate --once` against a real
+// pipeline: every persona's rule fires, the responding patient stays
+// quiet, and every sample the simulation sent is accepted.
+func TestSimulateClinic(t *testing.T) {
+	needServices(t)
+	dir := newDataDir(t)
+	admin := staffToken(t, dir, "sim-admin", "admin")
+	srv := startServe(t, dir, "t-sim", "--alert-fire-after", "0s", "--analysis-interval", "100ms")
+	var stdout, stderr bytes.Buffer
+	args := []string{"simulate", "--data-dir", dir, "--mqtt-url", broker.URL, "--url", srv.url,
+		"--patients", "10", "--backfill", "720h", "--seed", "3", "--once"}
+	if code := run(context.Background(), args, nil, &stdout, &stderr, func(string) string { return "" }); code != 0 {
+		t.Fatalf("simulate: exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "history sent") {
+		t.Fatalf("simulate said: %s", stderr.String())
+	}
+
+	want := map[string][]string{
+		"sim-p002": {"sleep-short"},
+		"sim-p003": {"estradiol-adherence", "progesterone-adherence"},
+		"sim-p004": {"watch-silent"},
+		"sim-p005": {"mood-worsening"},
+		"sim-p006": {"hrv-drop"},
+		"sim-p007": {"flushes-high#forecast"},
+		"sim-p008": {"mrs-severe"},
+		"sim-p010": {"hematocrit-high"},
+	}
+	var got map[string][]string
+	waitUntil(t, 60*time.Second, "every persona's alert", func() bool {
+		_, doc := call(t, http.DefaultClient, srv.url, admin, "GET", "/v1/alerts?state=firing,acknowledged", nil)
+		got = map[string][]string{}
+		list, _ := doc["alerts"].([]any)
+		for _, v := range list {
+			a := v.(map[string]any)
+			key := fmt.Sprint(a["rule"])
+			if a["forecast"] == true {
+				key += "#forecast"
+			}
+			got[fmt.Sprint(a["patient"])] = append(got[fmt.Sprint(a["patient"])], key)
+		}
+		for _, rules := range got {
+			sort.Strings(rules)
+		}
+		for p, rules := range want {
+			for _, r := range rules {
+				if !slices.Contains(got[p], r) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if len(got["sim-p001"]) != 0 || len(got["sim-p009"]) != 0 {
+		t.Errorf("the responding patients have alerts: %v, %v", got["sim-p001"], got["sim-p009"])
+	}
+	if m := metric(t, srv.url, "patientpulse_ingest_samples_rejected_total"); m != 0 {
+		t.Errorf("the pipeline rejected %v simulated samples", m)
+	}
+}
