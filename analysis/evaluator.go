@@ -100,8 +100,9 @@ type Evaluator struct {
 
 	queue    chan fed
 	mu       sync.Mutex
-	rebuild  map[string]bool      // patients to rebuild: a plan changed, or their samples overflowed the queue
-	verdicts map[string][]Verdict // each patient's at the last evaluation
+	rebuild  map[string]bool // patients to rebuild: a plan changed, or their samples overflowed the queue
+	asks     chan verdictAsk // Verdicts' questions to Run
+	stopped  chan struct{}   // closed when Run returns
 	patients map[string]*patient
 
 	transitions *prometheus.CounterVec
@@ -124,7 +125,8 @@ func NewEvaluator(cfg Config, reg *registry.Registry, src Source, log *slog.Logg
 		cfg: cfg, clk: clock{cfg.Location}, reg: reg, src: src, log: log, now: time.Now, notify: notify,
 		queue:    make(chan fed, cfg.QueueSize),
 		rebuild:  map[string]bool{},
-		verdicts: map[string][]Verdict{},
+		asks:     make(chan verdictAsk),
+		stopped:  make(chan struct{}),
 		patients: map[string]*patient{},
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patientpulse_analysis_transitions_total",
@@ -176,6 +178,7 @@ func (e *Evaluator) PlanChanged(patientID string) {
 // registry is unreadable); InfluxDB being unreachable only delays a
 // patient's rebuild.
 func (e *Evaluator) Run(ctx context.Context) error {
+	defer close(e.stopped)
 	if err := e.sweep(ctx, true); err != nil {
 		return err
 	}
@@ -212,6 +215,8 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			if err := e.sweep(ctx, false); err != nil {
 				e.log.Error("analysis sweep failed", "err", err)
 			}
+		case ask := <-e.asks:
+			e.answer(ask)
 		case <-plans.C:
 			if err := e.pollPlans(ctx, false); err != nil {
 				e.log.Error("analysis: reading plan versions failed", "err", err)
@@ -286,9 +291,6 @@ func (e *Evaluator) load(ctx context.Context, id string) error {
 	}
 	if len(stored) == 0 {
 		delete(e.patients, id)
-		e.mu.Lock()
-		delete(e.verdicts, id)
-		e.mu.Unlock()
 		return nil
 	}
 	versions := make([]*Plan, 0, len(stored))
@@ -308,7 +310,7 @@ func (e *Evaluator) load(ctx context.Context, id string) error {
 	for rule, raw := range states {
 		var st ruleState
 		if err := json.Unmarshal(raw, &st); err == nil {
-			p.states[rule] = st
+			p.states.set(rule, st)
 		}
 	}
 	now := e.now()
@@ -337,10 +339,7 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time) {
 	p.dirty, p.lastEval = false, now
 	e.evaluations.Inc()
 	p.trimDoses(now)
-	ts, changed, verdicts := judgeEvery(p, e.clk, now, e.cfg.MinWearHours)
-	e.mu.Lock()
-	e.verdicts[p.id] = verdicts
-	e.mu.Unlock()
+	ts, changed := judgeAll(p, e.clk, now, e.cfg.MinWearHours)
 	if len(ts) == 0 && len(changed) == 0 {
 		return
 	}
@@ -383,12 +382,13 @@ func redact(err error, patientID string) string {
 // states, and returns the transitions and the states that changed (nil:
 // the rule left the plan). It changes nothing of p.
 func judgeAll(p *patient, clk clock, now time.Time, minWear int) ([]Transition, map[string]*ruleState) {
-	ts, changed, _ := judgeEvery(p, clk, now, minWear)
+	ts, changed, _ := judgeEvery(p, clk, now, minWear, false)
 	return ts, changed
 }
 
-// judgeEvery is judgeAll that also returns every rule's verdict now.
-func judgeEvery(p *patient, clk clock, now time.Time, minWear int) ([]Transition, map[string]*ruleState, []Verdict) {
+// judgeEvery is judgeAll that also returns, when asked, every rule's
+// verdict now.
+func judgeEvery(p *patient, clk clock, now time.Time, minWear int, withVerdicts bool) ([]Transition, map[string]*ruleState, []Verdict) {
 	plan := p.versionAt(now)
 	var verdicts []Verdict
 	changed := map[string]*ruleState{}
@@ -400,8 +400,10 @@ func judgeEvery(p *patient, clk clock, now time.Time, minWear int) ([]Transition
 			r := &plan.Rules[i]
 			inPlan[r.ID] = true
 			v := judgeRule(r, plan, p, en)
-			verdicts = append(verdicts, verdictOf(r, plan, v, clk))
-			old, known := p.states[r.ID]
+			if withVerdicts {
+				verdicts = append(verdicts, verdictOf(r, plan, v, clk))
+			}
+			old, known := p.states.get(r.ID)
 			if !known {
 				old = ruleState{Judged: true, Version: plan.Version}
 			}
@@ -436,7 +438,8 @@ func judgeEvery(p *patient, clk clock, now time.Time, minWear int) ([]Transition
 		}
 	}
 	// Rules that left the plan stop holding.
-	for id, st := range p.states {
+	for _, n := range p.states {
+		id, st := n.rule, n.state
 		if inPlan[id] {
 			continue
 		}
@@ -480,12 +483,40 @@ func verdictOf(r *Rule, plan *Plan, v verdict, clk clock) Verdict {
 		Sentence: describe(r, v, plan.Version, plan.Effective, clk.loc, ""), PlanVersion: plan.Version}
 }
 
-// Verdicts returns what each rule of the patient's plan said at the last
-// evaluation; nil when the patient has no plan in force.
+// verdictAsk is a question of Verdicts to Run.
+type verdictAsk struct {
+	patient string
+	reply   chan []Verdict
+}
+
+// Verdicts returns what each rule of the patient's plan says now; nil when
+// the patient has no plan in force, or when the evaluator does not answer
+// within 5 seconds (it is not running, or busy rebuilding).
 func (e *Evaluator) Verdicts(patientID string) []Verdict {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.verdicts[patientID]
+	ask := verdictAsk{patientID, make(chan []Verdict, 1)}
+	timeout := time.After(5 * time.Second)
+	select {
+	case e.asks <- ask:
+	case <-e.stopped:
+		return nil
+	case <-timeout:
+		return nil
+	}
+	select {
+	case vs := <-ask.reply:
+		return vs
+	case <-timeout:
+		return nil
+	}
+}
+
+// answer judges a patient's rules for Verdicts, changing nothing.
+func (e *Evaluator) answer(ask verdictAsk) {
+	var vs []Verdict
+	if p := e.patients[ask.patient]; p != nil {
+		_, _, vs = judgeEvery(p, e.clk, e.now(), e.cfg.MinWearHours, true)
+	}
+	ask.reply <- vs
 }
 
 // judgeRule runs the rule's kind.
@@ -505,7 +536,7 @@ func judgeRule(r *Rule, plan *Plan, p *patient, en env) verdict {
 	case KindAdherence:
 		for _, d := range plan.Regimen {
 			if d.Medication == r.Medication {
-				return judgeAdherence(r, d.Schedule, p.doses[r.Medication], en)
+				return judgeAdherence(r, d.Schedule, p.dosesOf(r.Medication), en)
 			}
 		}
 	}

@@ -429,7 +429,7 @@ func TestEvaluatorNotifyAfterRecord(t *testing.T) {
 	// the next evaluation reports the change again.
 	p := mustPatient(t, e, "p-1")
 	p.add(e.clk, Sample{Measurement: "sleep", Field: "total_min", Value: 900, Time: evAt(10, 8)})
-	before := evCopyStates(p.states)
+	before := slices.Clone(p.states)
 	canceled, cancel := context.WithCancel(f.ctx)
 	cancel()
 	e.evaluate(canceled, p, evAt(10, 13)) // (300+1200)/2 = 750: both clear, but the write fails
@@ -451,23 +451,16 @@ func TestEvaluatorNotifyAfterRecord(t *testing.T) {
 }
 
 // evCopyStates copies a state map.
-func evCopyStates(m map[string]ruleState) map[string]ruleState {
-	out := make(map[string]ruleState, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // evSameStates compares rule states, times by instant.
-func evSameStates(t *testing.T, a, b map[string]ruleState) {
+func evSameStates(t *testing.T, a, b ruleStates) {
 	t.Helper()
 	if len(a) != len(b) {
 		t.Errorf("states %+v and %+v differ", a, b)
 		return
 	}
-	for id, x := range a {
-		y, ok := b[id]
+	for _, n := range a {
+		id, x := n.rule, n.state
+		y, ok := b.get(id)
 		if !ok || x.Holds != y.Holds || x.Forecast != y.Forecast || x.Judged != y.Judged || x.Version != y.Version || !x.Since.Equal(y.Since) {
 			t.Errorf("state of %s: %+v and %+v differ", id, x, y)
 		}
@@ -949,7 +942,7 @@ func TestEvaluatorFeedRedeliveredCountsOnce(t *testing.T) {
 	if st := p.series[0].at(e.clk.dayOf(night.Time)); st == nil || st.count != 1 || st.sum != 300 {
 		t.Errorf("10 Nov = %+v, want one night of 300", st)
 	}
-	if got := p.doses["estradiol"]; len(got) != 1 || got[0] != dose.Time.Unix() {
+	if got := p.dosesOf("estradiol"); len(got) != 1 || got[0] != dose.Time.Unix() {
 		t.Errorf("doses = %v, want the one dose at %d", got, dose.Time.Unix())
 	}
 	ts, _ := judgeAll(p, e.clk, f.now, e.cfg.MinWearHours)

@@ -94,7 +94,7 @@ type series struct {
 	// message delivered again (after a lost acknowledgement) is not
 	// counted twice. It covers the records of sleep, symptoms, vitals and
 	// doses; for heart rate and activity a repeat moves only a count.
-	recent [16]uint32 // unix seconds
+	recent [8]uint32 // unix seconds
 	next   int
 }
 

@@ -1,8 +1,10 @@
 package analysis
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unique"
 
@@ -49,10 +51,10 @@ type patient struct {
 	id       string
 	versions []*Plan // oldest first
 	series   []*series
-	doses    map[string][]int64 // medication → unix seconds, sorted
-	keepDose time.Duration      // how far back doses are kept
-	readBack map[string]int     // measurement → days to read back from InfluxDB on a rebuild
-	states   map[string]ruleState
+	doses    []medDoses     // logged doses of the medications adherence rules count
+	keepDose time.Duration  // how far back doses are kept
+	readBack map[string]int // measurement → days to read back from InfluxDB on a rebuild
+	states   ruleStates
 
 	dirty    bool      // has data not yet evaluated
 	lastEval time.Time // when it was last evaluated
@@ -73,7 +75,7 @@ func newPatient(id string, versions []*Plan) *patient {
 	for _, v := range versions {
 		v.intern()
 	}
-	p := &patient{id: id, versions: versions, doses: map[string][]int64{}, states: map[string]ruleState{}, readBack: map[string]int{}}
+	p := &patient{id: id, versions: versions, readBack: map[string]int{}}
 	keep := map[seriesKey]int{}
 	for _, v := range versions {
 		for i := range v.Rules {
@@ -106,10 +108,29 @@ func newPatient(id string, versions []*Plan) *patient {
 	return p
 }
 
-// intern makes the plan's strings share one copy with every other plan's:
-// ten thousand patients' plans repeat the same kinds, metrics and
-// severities.
+// sharedRules holds one copy of each distinct rule list (by content):
+// most patients' plans come from a few templates, and a rule list is
+// read-only once loaded.
+var sharedRules sync.Map // JSON of the rules → []Rule
+
+// intern makes the plan's rule list, and its strings, share one copy with
+// every other plan's: ten thousand patients' plans repeat the same rules.
 func (p *Plan) intern() {
+	if key, err := json.Marshal(p.Rules); err == nil {
+		if shared, ok := sharedRules.Load(string(key)); ok {
+			p.Rules = shared.([]Rule)
+		} else {
+			p.internStrings()
+			sharedRules.Store(string(key), p.Rules)
+		}
+		return
+	}
+	p.internStrings()
+}
+
+// internStrings makes the plan's strings share one copy with every other
+// plan's.
+func (p *Plan) internStrings() {
 	in := func(s *string) { *s = unique.Make(*s).Value() }
 	for i := range p.Regimen {
 		d := &p.Regimen[i]
@@ -169,24 +190,76 @@ func (p *patient) add(clk clock, s Sample) {
 	p.dirty = true
 }
 
+// medDoses are the logged doses of one medication: unix seconds, sorted.
+type medDoses struct {
+	medication string
+	times      []int64
+}
+
+// dosesOf returns the logged doses of a medication.
+func (p *patient) dosesOf(medication string) []int64 {
+	for _, d := range p.doses {
+		if d.medication == medication {
+			return d.times
+		}
+	}
+	return nil
+}
+
 // addDose records a dose time once (a redelivered message repeats it).
 func (p *patient) addDose(medication string, t int64) {
-	ts := p.doses[medication]
-	i, found := slices.BinarySearch(ts, t)
-	if !found {
-		p.doses[medication] = slices.Insert(ts, i, t)
+	i := slices.IndexFunc(p.doses, func(d medDoses) bool { return d.medication == medication })
+	if i < 0 {
+		p.doses = append(p.doses, medDoses{medication: medication})
+		i = len(p.doses) - 1
+	}
+	ts := p.doses[i].times
+	if j, found := slices.BinarySearch(ts, t); !found {
+		p.doses[i].times = slices.Insert(ts, j, t)
 	}
 }
 
-// trimDoses forgets doses older than any adherence window needs.
+// trimDoses forgets doses older than any adherence window needs, and lets
+// go of the room they took.
 func (p *patient) trimDoses(now time.Time) {
 	cut := now.Add(-p.keepDose).Unix()
-	for m, ts := range p.doses {
-		i, _ := slices.BinarySearch(ts, cut)
-		if i > 0 {
-			p.doses[m] = slices.Delete(ts, 0, i)
+	for i := range p.doses {
+		ts := p.doses[i].times
+		if j, _ := slices.BinarySearch(ts, cut); j > 0 {
+			p.doses[i].times = slices.Clone(ts[j:])
 		}
 	}
+}
+
+// ruleStates are a patient's rule states: a few, so a slice.
+type ruleStates []namedState
+
+type namedState struct {
+	rule  string
+	state ruleState
+}
+
+func (s ruleStates) get(rule string) (ruleState, bool) {
+	for _, n := range s {
+		if n.rule == rule {
+			return n.state, true
+		}
+	}
+	return ruleState{}, false
+}
+
+func (s *ruleStates) set(rule string, st ruleState) {
+	for i := range *s {
+		if (*s)[i].rule == rule {
+			(*s)[i].state = st
+			return
+		}
+	}
+	*s = append(*s, namedState{rule, st})
+}
+
+func (s *ruleStates) del(rule string) {
+	*s = slices.DeleteFunc(*s, func(n namedState) bool { return n.rule == rule })
 }
 
 // apply records the rule states judgeAll changed (nil: the rule left the
@@ -194,9 +267,9 @@ func (p *patient) trimDoses(now time.Time) {
 func (p *patient) apply(changed map[string]*ruleState) {
 	for rule, st := range changed {
 		if st == nil {
-			delete(p.states, rule)
+			p.states.del(rule)
 		} else {
-			p.states[rule] = *st
+			p.states.set(rule, *st)
 		}
 	}
 }
