@@ -42,16 +42,11 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 		}
 		f.States = append(f.States, s)
 	}
-	limit, err := intParam(r, "limit", 100)
-	if err != nil {
+	var err error
+	if f.Limit, f.Before, err = page(r, 1000); err != nil {
 		a.fail(w, err)
 		return
 	}
-	if f.Before, err = intParam(r, "before", 0); err != nil {
-		a.fail(w, err)
-		return
-	}
-	f.Limit = int(min(max(limit, 1), 1000))
 	scope, err := a.auth.Scope(ctx, p)
 	if err != nil {
 		a.fail(w, err)

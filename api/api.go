@@ -163,6 +163,19 @@ func timeParam(r *http.Request, name string, def time.Time) (time.Time, error) {
 	return t, nil
 }
 
+// page reads the paging parameters: limit (default 100, 1 to most) and
+// before (an id: the next page starts below it).
+func page(r *http.Request, most int) (limit int, before int64, err error) {
+	n, err := intParam(r, "limit", 100)
+	if err != nil {
+		return 0, 0, err
+	}
+	if before, err = intParam(r, "before", 0); err != nil {
+		return 0, 0, err
+	}
+	return int(min(max(n, 1), int64(most))), before, nil
+}
+
 func intParam(r *http.Request, name string, def int64) (int64, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {

@@ -24,16 +24,10 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	limit, err := intParam(r, "limit", 100)
-	if err != nil {
+	if f.Limit, f.Before, err = page(r, registry.MaxAuditPage); err != nil {
 		a.fail(w, err)
 		return
 	}
-	if f.Before, err = intParam(r, "before", 0); err != nil {
-		a.fail(w, err)
-		return
-	}
-	f.Limit = int(min(max(limit, 1), registry.MaxAuditPage))
 	ctx := r.Context()
 	if err := a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionAuditRead, Patient: f.Patient}); err != nil {
 		a.fail(w, err)

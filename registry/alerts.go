@@ -164,71 +164,31 @@ func (r *Registry) Alerts(ctx context.Context, f AlertFilter) ([]AlertRow, error
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	rows, err := r.db.QueryContext(ctx, r.q(query+" ORDER BY id DESC LIMIT ?"), append(args, f.Limit)...)
-	if err != nil {
-		return nil, fmt.Errorf("alerts: %w", err)
-	}
-	defer rows.Close()
-	out := []AlertRow{}
-	for rows.Next() {
-		a, err := scanAlert(rows)
-		if err != nil {
-			return nil, fmt.Errorf("alerts: %w", err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("alerts: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, r, "alerts", query+" ORDER BY id DESC LIMIT ?", append(args, f.Limit), scanAlert)
 }
 
 // AlertEvents returns the alert's events, oldest first.
 func (r *Registry) AlertEvents(ctx context.Context, alertID int64) ([]AlertEvent, error) {
-	rows, err := r.db.QueryContext(ctx, r.q(`SELECT id, at, kind, actor, note, body FROM alert_events WHERE alert_id = ? ORDER BY id`), alertID)
-	if err != nil {
-		return nil, fmt.Errorf("alert events of %d: %w", alertID, err)
-	}
-	defer rows.Close()
-	out := []AlertEvent{}
-	for rows.Next() {
-		ev := AlertEvent{AlertID: alertID}
-		var at, body string
-		if err := rows.Scan(&ev.ID, &at, &ev.Kind, &ev.Actor, &ev.Note, &body); err != nil {
-			return nil, fmt.Errorf("alert events of %d: %w", alertID, err)
-		}
-		ev.Body = []byte(body)
-		if ev.At, err = parseTime(at); err != nil {
-			return nil, fmt.Errorf("alert event %d at: %w", ev.ID, err)
-		}
-		out = append(out, ev)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("alert events of %d: %w", alertID, err)
-	}
-	return out, nil
+	return queryAll(ctx, r, fmt.Sprintf("alert events of %d", alertID),
+		`SELECT id, at, kind, actor, note, body FROM alert_events WHERE alert_id = ? ORDER BY id`, []any{alertID},
+		func(s scanner) (AlertEvent, error) {
+			ev := AlertEvent{AlertID: alertID}
+			var at, body string
+			if err := s.Scan(&ev.ID, &at, &ev.Kind, &ev.Actor, &ev.Note, &body); err != nil {
+				return ev, err
+			}
+			ev.Body = []byte(body)
+			var err error
+			ev.At, err = parseTime(at)
+			return ev, err
+		})
 }
 
 // ActiveAlertPatients returns the patients with a firing or acknowledged
 // alert, sorted: on-call staff may see them.
 func (r *Registry) ActiveAlertPatients(ctx context.Context) ([]string, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT DISTINCT patient_id FROM alerts WHERE state IN ('firing', 'acknowledged') ORDER BY patient_id`)
-	if err != nil {
-		return nil, fmt.Errorf("active alert patients: %w", err)
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return nil, fmt.Errorf("active alert patients: %w", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("active alert patients: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, r, "active alert patients",
+		`SELECT DISTINCT patient_id FROM alerts WHERE state IN ('firing', 'acknowledged') ORDER BY patient_id`, nil, scanString)
 }
 
 // Delivery is one attempt to deliver an alert event to the webhook.
@@ -256,28 +216,18 @@ func (r *Registry) RecordDelivery(ctx context.Context, d Delivery) error {
 
 // Deliveries returns the delivery attempts of an alert, oldest first.
 func (r *Registry) Deliveries(ctx context.Context, alertID int64) ([]Delivery, error) {
-	rows, err := r.db.QueryContext(ctx, r.q(`SELECT id, delivery, event, attempt, at, status, outcome, error
-		FROM webhook_deliveries WHERE alert_id = ? ORDER BY id`), alertID)
-	if err != nil {
-		return nil, fmt.Errorf("deliveries of %d: %w", alertID, err)
-	}
-	defer rows.Close()
-	out := []Delivery{}
-	for rows.Next() {
-		d := Delivery{AlertID: alertID}
-		var at string
-		if err := rows.Scan(&d.ID, &d.Delivery, &d.Event, &d.Attempt, &at, &d.Status, &d.Outcome, &d.Error); err != nil {
-			return nil, fmt.Errorf("deliveries of %d: %w", alertID, err)
-		}
-		if d.At, err = parseTime(at); err != nil {
-			return nil, fmt.Errorf("delivery %d at: %w", d.ID, err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("deliveries of %d: %w", alertID, err)
-	}
-	return out, nil
+	return queryAll(ctx, r, fmt.Sprintf("deliveries of %d", alertID), `SELECT id, delivery, event, attempt, at, status, outcome, error
+		FROM webhook_deliveries WHERE alert_id = ? ORDER BY id`, []any{alertID},
+		func(s scanner) (Delivery, error) {
+			d := Delivery{AlertID: alertID}
+			var at string
+			if err := s.Scan(&d.ID, &d.Delivery, &d.Event, &d.Attempt, &at, &d.Status, &d.Outcome, &d.Error); err != nil {
+				return d, err
+			}
+			var err error
+			d.At, err = parseTime(at)
+			return d, err
+		})
 }
 
 func scanAlert(s scanner) (AlertRow, error) {

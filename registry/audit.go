@@ -167,27 +167,18 @@ func (r *Registry) AuditEntries(ctx context.Context, f AuditFilter) ([]AuditEntr
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	query += " ORDER BY id DESC LIMIT ?"
-	rows, err := r.db.QueryContext(ctx, r.q(query), append(args, f.Limit)...)
-	if err != nil {
-		return nil, fmt.Errorf("audit entries: %w", err)
-	}
-	defer rows.Close()
-	es := []AuditEntry{}
-	for rows.Next() {
+	return queryAll(ctx, r, "audit entries", query, append(args, f.Limit), func(s scanner) (AuditEntry, error) {
 		var e AuditEntry
 		var at string
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Address, &e.Action, &e.Patient, &e.Target, &e.Outcome); err != nil {
-			return nil, fmt.Errorf("audit entries: %w", err)
+		if err := s.Scan(&e.ID, &at, &e.Actor, &e.Address, &e.Action, &e.Patient, &e.Target, &e.Outcome); err != nil {
+			return e, err
 		}
+		var err error
 		if e.At, err = parseTime(at); err != nil {
-			return nil, fmt.Errorf("audit entry %d at: %w", e.ID, err)
+			return e, fmt.Errorf("entry %d at: %w", e.ID, err)
 		}
-		es = append(es, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("audit entries: %w", err)
-	}
-	return es, nil
+		return e, nil
+	})
 }
 
 // SignInFailures counts the failed sign-ins recorded since the given time:

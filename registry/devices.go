@@ -98,23 +98,7 @@ func (r *Registry) DeviceByToken(ctx context.Context, token string) (Device, err
 // ListDevices returns every device, revoked ones included, ordered by id.
 // The slice is empty, not nil, when there are none.
 func (r *Registry) ListDevices(ctx context.Context) ([]Device, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT `+deviceColumns+` FROM devices ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
-	}
-	defer rows.Close()
-	ds := []Device{}
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list devices: %w", err)
-		}
-		ds = append(ds, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
-	}
-	return ds, nil
+	return queryAll(ctx, r, "list devices", `SELECT `+deviceColumns+` FROM devices ORDER BY id`, nil, scanDevice)
 }
 
 // RevokeDevice revokes the device's token for good; the device id stays

@@ -62,23 +62,7 @@ func (r *Registry) Patient(ctx context.Context, id string) (Patient, error) {
 // ListPatients returns every patient, ordered by id. The slice is empty,
 // not nil, when there are none.
 func (r *Registry) ListPatients(ctx context.Context) ([]Patient, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT id, name, created_at FROM patients ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("list patients: %w", err)
-	}
-	defer rows.Close()
-	ps := []Patient{}
-	for rows.Next() {
-		p, err := scanPatient(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list patients: %w", err)
-		}
-		ps = append(ps, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list patients: %w", err)
-	}
-	return ps, nil
+	return queryAll(ctx, r, "list patients", `SELECT id, name, created_at FROM patients ORDER BY id`, nil, scanPatient)
 }
 
 // scanner is what *sql.Row and *sql.Rows share.

@@ -62,53 +62,45 @@ func (r *Registry) AddPlanVersion(ctx context.Context, patientID string, effecti
 // PlanVersions returns every version of the patient's plan, oldest first;
 // empty, not nil, when there is none.
 func (r *Registry) PlanVersions(ctx context.Context, patientID string) ([]PlanVersion, error) {
-	rows, err := r.db.QueryContext(ctx, r.q(`SELECT version, effective_at, body, created_at, created_by
-		FROM plans WHERE patient_id = ? ORDER BY version`), patientID)
-	if err != nil {
-		return nil, fmt.Errorf("plan versions of %s: %w", patientID, err)
-	}
-	defer rows.Close()
-	vs := []PlanVersion{}
-	for rows.Next() {
-		v := PlanVersion{Patient: patientID}
-		var effective, created, body string
-		if err := rows.Scan(&v.Version, &effective, &body, &created, &v.CreatedBy); err != nil {
-			return nil, fmt.Errorf("plan versions of %s: %w", patientID, err)
-		}
-		v.Body = []byte(body)
-		if v.Effective, err = parseTime(effective); err != nil {
-			return nil, fmt.Errorf("plan %s v%d effective_at: %w", patientID, v.Version, err)
-		}
-		if v.CreatedAt, err = parseTime(created); err != nil {
-			return nil, fmt.Errorf("plan %s v%d created_at: %w", patientID, v.Version, err)
-		}
-		vs = append(vs, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("plan versions of %s: %w", patientID, err)
-	}
-	return vs, nil
+	return queryAll(ctx, r, "plan versions of "+patientID, `SELECT version, effective_at, body, created_at, created_by
+		FROM plans WHERE patient_id = ? ORDER BY version`, []any{patientID},
+		func(s scanner) (PlanVersion, error) {
+			v := PlanVersion{Patient: patientID}
+			var effective, created, body string
+			if err := s.Scan(&v.Version, &effective, &body, &created, &v.CreatedBy); err != nil {
+				return v, err
+			}
+			v.Body = []byte(body)
+			var err error
+			if v.Effective, err = parseTime(effective); err != nil {
+				return v, fmt.Errorf("v%d effective_at: %w", v.Version, err)
+			}
+			if v.CreatedAt, err = parseTime(created); err != nil {
+				return v, fmt.Errorf("v%d created_at: %w", v.Version, err)
+			}
+			return v, nil
+		})
 }
 
 // LatestPlanVersions returns, for every patient with a plan, the number of
 // its newest version.
 func (r *Registry) LatestPlanVersions(ctx context.Context) (map[string]int, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT patient_id, MAX(version) FROM plans GROUP BY patient_id`)
+	type latest struct {
+		patient string
+		version int
+	}
+	rows, err := queryAll(ctx, r, "latest plan versions", `SELECT patient_id, MAX(version) FROM plans GROUP BY patient_id`, nil,
+		func(s scanner) (latest, error) {
+			var l latest
+			err := s.Scan(&l.patient, &l.version)
+			return l, err
+		})
 	if err != nil {
-		return nil, fmt.Errorf("latest plan versions: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var p string
-		var v int
-		if err := rows.Scan(&p, &v); err != nil {
-			return nil, fmt.Errorf("latest plan versions: %w", err)
-		}
-		out[p] = v
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("latest plan versions: %w", err)
+	out := make(map[string]int, len(rows))
+	for _, l := range rows {
+		out[l.patient] = l.version
 	}
 	return out, nil
 }
@@ -159,21 +151,21 @@ func (r *Registry) RecordTransitions(ctx context.Context, patientID string, ts [
 
 // RuleStates returns the stored rule states of the patient, by rule id.
 func (r *Registry) RuleStates(ctx context.Context, patientID string) (map[string][]byte, error) {
-	rows, err := r.db.QueryContext(ctx, r.q(`SELECT rule_id, state FROM rule_states WHERE patient_id = ?`), patientID)
+	type state struct {
+		rule, state string
+	}
+	rows, err := queryAll(ctx, r, "rule states of "+patientID, `SELECT rule_id, state FROM rule_states WHERE patient_id = ?`,
+		[]any{patientID}, func(s scanner) (state, error) {
+			var st state
+			err := s.Scan(&st.rule, &st.state)
+			return st, err
+		})
 	if err != nil {
-		return nil, fmt.Errorf("rule states of %s: %w", patientID, err)
+		return nil, err
 	}
-	defer rows.Close()
-	out := map[string][]byte{}
-	for rows.Next() {
-		var rule, state string
-		if err := rows.Scan(&rule, &state); err != nil {
-			return nil, fmt.Errorf("rule states of %s: %w", patientID, err)
-		}
-		out[rule] = []byte(state)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("rule states of %s: %w", patientID, err)
+	out := make(map[string][]byte, len(rows))
+	for _, st := range rows {
+		out[st.rule] = []byte(st.state)
 	}
 	return out, nil
 }
@@ -181,30 +173,22 @@ func (r *Registry) RuleStates(ctx context.Context, patientID string) (map[string
 // Transitions returns the patient's transitions with an id above after,
 // oldest first, at most limit (1 to 1000).
 func (r *Registry) Transitions(ctx context.Context, patientID string, after int64, limit int) ([]Transition, error) {
-	limit = min(max(limit, 1), 1000)
-	rows, err := r.db.QueryContext(ctx, r.q(`SELECT id, rule_id, change, at, body FROM transitions
-		WHERE patient_id = ? AND id > ? ORDER BY id LIMIT ?`), patientID, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("transitions of %s: %w", patientID, err)
+	return queryAll(ctx, r, "transitions of "+patientID, `SELECT id, patient_id, rule_id, change, at, body FROM transitions
+		WHERE patient_id = ? AND id > ? ORDER BY id LIMIT ?`, []any{patientID, after, min(max(limit, 1), 1000)}, scanTransition)
+}
+
+func scanTransition(s scanner) (Transition, error) {
+	var t Transition
+	var at, body string
+	if err := s.Scan(&t.ID, &t.Patient, &t.Rule, &t.Change, &at, &body); err != nil {
+		return t, err
 	}
-	defer rows.Close()
-	ts := []Transition{}
-	for rows.Next() {
-		t := Transition{Patient: patientID}
-		var at, body string
-		if err := rows.Scan(&t.ID, &t.Rule, &t.Change, &at, &body); err != nil {
-			return nil, fmt.Errorf("transitions of %s: %w", patientID, err)
-		}
-		t.Body = []byte(body)
-		if t.At, err = parseTime(at); err != nil {
-			return nil, fmt.Errorf("transition %d at: %w", t.ID, err)
-		}
-		ts = append(ts, t)
+	t.Body = []byte(body)
+	var err error
+	if t.At, err = parseTime(at); err != nil {
+		return t, fmt.Errorf("transition %d at: %w", t.ID, err)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("transitions of %s: %w", patientID, err)
-	}
-	return ts, nil
+	return t, nil
 }
 
 // LatestTransitions returns, for every patient and rule, the newest of
@@ -220,28 +204,7 @@ func (r *Registry) LatestTransitions(ctx context.Context, changes ...string) ([]
 			args = append(args, c)
 		}
 	}
-	rows, err := r.db.QueryContext(ctx, r.q(`SELECT id, patient_id, rule_id, change, at, body FROM transitions
+	return queryAll(ctx, r, "latest transitions", `SELECT id, patient_id, rule_id, change, at, body FROM transitions
 		WHERE change IN (`+in+`) AND id IN (SELECT MAX(id) FROM transitions WHERE change IN (`+in+`) GROUP BY patient_id, rule_id)
-		ORDER BY id`), args...)
-	if err != nil {
-		return nil, fmt.Errorf("latest transitions: %w", err)
-	}
-	defer rows.Close()
-	ts := []Transition{}
-	for rows.Next() {
-		var t Transition
-		var at, body string
-		if err := rows.Scan(&t.ID, &t.Patient, &t.Rule, &t.Change, &at, &body); err != nil {
-			return nil, fmt.Errorf("latest transitions: %w", err)
-		}
-		t.Body = []byte(body)
-		if t.At, err = parseTime(at); err != nil {
-			return nil, fmt.Errorf("transition %d at: %w", t.ID, err)
-		}
-		ts = append(ts, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("latest transitions: %w", err)
-	}
-	return ts, nil
+		ORDER BY id`, args, scanTransition)
 }

@@ -153,3 +153,32 @@ func parseTime(s string) (time.Time, error) {
 
 // now is the registry's clock, truncated to what the store keeps.
 func now() time.Time { return time.Now().UTC().Round(0) }
+
+// queryAll runs query and scans each row with scan. The slice is empty,
+// not nil, when there are none; errors begin with what.
+func queryAll[T any](ctx context.Context, r *Registry, what, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := r.db.QueryContext(ctx, r.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
+// scanString scans a row of one text column.
+func scanString(s scanner) (string, error) {
+	var v string
+	err := s.Scan(&v)
+	return v, err
+}

@@ -143,23 +143,7 @@ func (r *Registry) StaffMember(ctx context.Context, username string) (Staff, err
 // ListStaff returns every staff member, disabled ones included, ordered by
 // username. The slice is empty, not nil, when there are none.
 func (r *Registry) ListStaff(ctx context.Context) ([]Staff, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT `+staffColumns+` FROM staff ORDER BY username`)
-	if err != nil {
-		return nil, fmt.Errorf("list staff: %w", err)
-	}
-	defer rows.Close()
-	ss := []Staff{}
-	for rows.Next() {
-		s, err := scanStaff(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list staff: %w", err)
-		}
-		ss = append(ss, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list staff: %w", err)
-	}
-	return ss, nil
+	return queryAll(ctx, r, "list staff", `SELECT `+staffColumns+` FROM staff ORDER BY username`, nil, scanStaff)
 }
 
 // DisableStaff disables the account, revokes its API tokens and ends its
@@ -303,23 +287,8 @@ func (r *Registry) AssignedPatients(ctx context.Context, username string) ([]str
 	if _, err := r.StaffMember(ctx, username); err != nil {
 		return nil, fmt.Errorf("assigned patients: %w", err)
 	}
-	rows, err := r.db.QueryContext(ctx, r.q(`SELECT patient_id FROM care_team WHERE username = ? ORDER BY patient_id`), username)
-	if err != nil {
-		return nil, fmt.Errorf("assigned patients of %s: %w", username, err)
-	}
-	defer rows.Close()
-	ids := []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("assigned patients of %s: %w", username, err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("assigned patients of %s: %w", username, err)
-	}
-	return ids, nil
+	return queryAll(ctx, r, "assigned patients of "+username,
+		`SELECT patient_id FROM care_team WHERE username = ? ORDER BY patient_id`, []any{username}, scanString)
 }
 
 // IssueStaffToken returns a new API token for an enabled staff member,
@@ -466,21 +435,6 @@ func (r *Registry) CareTeam(ctx context.Context, patientID string) ([]string, er
 	if _, err := r.Patient(ctx, patientID); err != nil {
 		return nil, fmt.Errorf("care team: %w", err)
 	}
-	rows, err := r.db.QueryContext(ctx, r.q(`SELECT username FROM care_team WHERE patient_id = ? ORDER BY username`), patientID)
-	if err != nil {
-		return nil, fmt.Errorf("care team of %s: %w", patientID, err)
-	}
-	defer rows.Close()
-	names := []string{}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, fmt.Errorf("care team of %s: %w", patientID, err)
-		}
-		names = append(names, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("care team of %s: %w", patientID, err)
-	}
-	return names, nil
+	return queryAll(ctx, r, "care team of "+patientID,
+		`SELECT username FROM care_team WHERE patient_id = ? ORDER BY username`, []any{patientID}, scanString)
 }
