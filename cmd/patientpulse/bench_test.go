@@ -203,21 +203,9 @@ func pointsWritten(url string) (int64, error) {
 // with prefix.
 func storedBPM(tb testing.TB, prefix string) int64 {
 	tb.Helper()
-	client := influxdb2.NewClient(influx.URL, "")
-	defer client.Close()
-	flux := fmt.Sprintf(`from(bucket: "patientpulse") |> range(start: -25h, stop: 1h)
-		|> filter(fn: (r) => r._measurement == "heart_rate" and r._field == "bpm" and r.device =~ /^%s/)
-		|> group() |> count()`, prefix)
-	res, err := client.QueryAPI("").Query(context.Background(), flux)
+	n, err := benchCount(context.Background(), influx.URL, prefix)
 	if err != nil {
-		tb.Fatalf("flux count: %v", err)
-	}
-	var n int64
-	for res.Next() {
-		n += res.Record().Value().(int64)
-	}
-	if res.Err() != nil {
-		tb.Fatalf("flux count: %v", res.Err())
+		tb.Fatal(err)
 	}
 	return n
 }

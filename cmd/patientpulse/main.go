@@ -40,6 +40,7 @@ Usage:
   patientpulse plans show --patient ID [--history]        print the plan in force (or every version)
   patientpulse simulate [--patients N] [--backfill 30d] [--seed S] [--clinician U]
                                                           a virtual clinic: patients, plans, devices sending data
+  patientpulse bench [--messages N] [--quick]             measure throughput, alert latency and memory (own services)
 
 Every command takes --config FILE, --data-dir DIR and --db DSN; settings
 come from the file, then PATIENTPULSE_* variables, then flags.
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = plansCommand(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "simulate":
 		err = simulateCommand(ctx, args[1:], stdout, stderr, getenv)
+	case "bench":
+		err = benchCommand(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -33,8 +33,8 @@ import (
 // installed.
 var ErrMissingBinary = errors.New("testservices: binary not installed")
 
-// installHint tells a developer how to get both binaries.
-const installHint = "install the test services with `make services` (scripts/services.sh install), " +
+// InstallHint tells a developer how to get the binaries.
+const InstallHint = "install the test services with `make services` (scripts/services.sh install), " +
 	"or by hand: `apt-get install mosquitto chromium` and " +
 	"`go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10`; " +
 	"under CI=true a missing binary fails the test"
@@ -49,7 +49,7 @@ func Require(tb testing.TB, err error) {
 		return
 	}
 	if errors.Is(err, ErrMissingBinary) && os.Getenv("CI") != "true" {
-		tb.Skipf("%v\n%s", err, installHint)
+		tb.Skipf("%v\n%s", err, InstallHint)
 		return
 	}
 	tb.Fatal(err)

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchCommand runs `patientpulse bench --quick` in process (it starts
+// its own Mosquitto and influxd for each phase) and checks the table: every
+// row with its figures, the ratio lines and the targets. It judges no
+// figure: bench never fails on a time.
+func TestBenchCommand(t *testing.T) {
+	needServices(t) // the same binaries as TestMain's; bench starts its own
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := run(ctx, []string{"bench", "--quick"}, nil, &stdout, &stderr, func(string) string { return "" })
+	if code != 0 {
+		t.Fatalf("bench --quick: exit %d\nstderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
+	}
+	t.Logf("bench --quick took %s:\n%s", time.Since(start).Round(time.Second), stdout.String())
+	out := stdout.String()
+
+	rows := map[string][]string{}
+	for line := range strings.Lines(out) {
+		if !strings.HasPrefix(line, "| (") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		if len(cells) != 5 {
+			t.Errorf("row with %d cells, want 5: %s", len(cells), line)
+			continue
+		}
+		rows[cells[0]] = cells
+	}
+	positive := func(row, cell string) {
+		t.Helper()
+		if v, err := strconv.ParseFloat(cell, 64); err != nil || !(v > 0) {
+			t.Errorf("row %s: %q is not a positive number", row, cell)
+		}
+	}
+	for _, row := range []string{"(a)", "(b)", "(c)", "(c)/(a)", "(c)/(b)"} {
+		cells, ok := rows[row]
+		if !ok {
+			t.Errorf("no row %s in:\n%s", row, out)
+			continue
+		}
+		positive(row, cells[2]) // msgs/s
+		positive(row, cells[3]) // points/s
+	}
+	for row, want := range map[string]*regexp.Regexp{
+		"(d)": regexp.MustCompile(`^[0-9]+\.[0-9] / [0-9]+\.[0-9] / [0-9]+\.[0-9] ms \(20 alerts; load 200 msgs/s`),
+		"(e)": regexp.MustCompile(`^[0-9]+\.[0-9]{2} MiB \(500 patients, 90 days`),
+	} {
+		if cells, ok := rows[row]; !ok {
+			t.Errorf("no row %s in:\n%s", row, out)
+		} else if !want.MatchString(cells[4]) {
+			t.Errorf("row %s: %q does not match %s", row, cells[4], want)
+		}
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^  pipeline/broker: +[0-9]+\.[0-9]{2} \(msgs/s [0-9]+ / [0-9]+; points/s [0-9]+ / [0-9]+\)$`),
+		regexp.MustCompile(`(?m)^  pipeline/InfluxDB: +[0-9]+\.[0-9]{2} \(msgs/s [0-9]+ / [0-9]+; points/s [0-9]+ / [0-9]+\)$`),
+		regexp.MustCompile(`(?m)^  pipeline >= 70% of the lower of \(a\) and \(b\): [0-9]+% of (broker|InfluxDB)'s .*: (met|not met)$`),
+		// --quick loads 200 msgs/s, so the 1,000 msgs/s target is not judged.
+		regexp.MustCompile(`(?m)^  alert p99 <= 250 ms at 1000 msgs/s: p99 [0-9]+\.[0-9] ms at 200 msgs/s: not judged`),
+		regexp.MustCompile(`(?m)^  analysis <= 50 MiB per 10,000 patients: [0-9]+\.[0-9]{2} MiB: (met|not met)$`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("no line matching %s in:\n%s", want, out)
+		}
+	}
+	if regexp.MustCompile(`(NaN|Inf)\b`).MatchString(out) {
+		t.Errorf("a figure is not a number:\n%s", out)
+	}
+}
+
+// TestBenchCommandFlags: bad sizes are usage errors, found before any
+// service starts.
+func TestBenchCommandFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--messages", "0"},
+		{"bench", "--devices", "0"},
+		{"bench", "--load", "-1"},
+		{"bench", "--alerts", "0"},
+		{"bench", "--patients", "0"},
+		{"bench", "extra"},
+		{"bench", "--serve-args", "--write-concurrency=0"},
+		{"bench", "--serve-args", "--no-such-flag"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, nil, &stdout, &stderr, func(string) string { return "" }); code != 2 {
+			t.Errorf("%v: exit %d, want 2; stderr: %s", args, code, stderr.String())
+		}
+	}
+}
