@@ -74,7 +74,6 @@ const (
 	benchTargetPatient = 10000
 )
 
-
 // benchSettings are bench's flags.
 type benchSettings struct {
 	messages   int
