@@ -101,6 +101,7 @@ type Evaluator struct {
 	queue    chan fed
 	mu       sync.Mutex
 	rebuild  map[string]bool // patients to rebuild: a plan changed, or their samples overflowed the queue
+	planned  sync.Map        // ids of the patients with a plan: Feed passes on only theirs
 	asks     chan verdictAsk // Verdicts' questions to Run
 	stopped  chan struct{}   // closed when Run returns
 	patients map[string]*patient
@@ -155,6 +156,9 @@ func NewEvaluator(cfg Config, reg *registry.Registry, src Source, log *slog.Logg
 // never blocks: when the queue is full the patient is rebuilt from
 // InfluxDB instead, so nothing is missed.
 func (e *Evaluator) Feed(patientID string, points []ingest.Point) {
+	if _, planned := e.planned.Load(patientID); !planned {
+		return // no plan: nothing to judge (a plan's arrival reads the history back)
+	}
 	select {
 	case e.queue <- fed{patientID, SamplesOf(points)}:
 	default:
@@ -291,6 +295,7 @@ func (e *Evaluator) load(ctx context.Context, id string) error {
 	}
 	if len(stored) == 0 {
 		delete(e.patients, id)
+		e.planned.Delete(id)
 		return nil
 	}
 	versions := make([]*Plan, 0, len(stored))
@@ -302,6 +307,10 @@ func (e *Evaluator) load(ctx context.Context, id string) error {
 		pl.Version, pl.Effective, pl.Patient = sv.Version, sv.Effective, id
 		versions = append(versions, &pl)
 	}
+	// From here on, Feed passes the patient's samples on: those stored
+	// while the history is read back below come twice at worst, which
+	// series.add tells from new ones.
+	e.planned.Store(id, struct{}{})
 	p := newPatient(id, versions)
 	states, err := e.reg.RuleStates(ctx, id)
 	if err != nil {
