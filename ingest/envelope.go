@@ -189,8 +189,9 @@ func Decode(payload []byte, now time.Time, lim Limits) (*Envelope, error) {
 	}
 	env := &Envelope{Seq: seq, Samples: len(raws), Points: make([]Point, 0, len(raws))}
 	win := window{oldest: now.Add(-lim.Backfill), newest: now.Add(lim.FutureSkew), lim: lim}
+	scratch := make([]member, 0, 16) // each sample's members, one at a time
 	for i, raw := range raws {
-		p, probs := decodeSample(i, raw, win)
+		p, probs := decodeSample(i, raw, win, &scratch)
 		if len(probs) > 0 {
 			env.Problems = append(env.Problems, probs...)
 			continue

@@ -24,11 +24,17 @@ type member struct {
 // keep the last, letting "bpm":72,"bpm":400 pass as either. ok is false
 // when raw is not an object.
 func objectMembers(raw []byte) (ms []member, ok bool) {
+	return appendMembers(make([]member, 0, 16), raw)
+}
+
+// appendMembers is objectMembers appending to ms, so that a caller can
+// reuse one slice for many objects.
+func appendMembers(ms []member, raw []byte) ([]member, bool) {
 	raw = trimSpace(raw)
 	if len(raw) < 2 || raw[0] != '{' {
 		return nil, false
 	}
-	ms = make([]member, 0, 16)
+	ms = ms[:0]
 	var seen map[string]bool // for large objects only, where a linear search per key would be quadratic
 	for i := skipSpace(raw, 1); i < len(raw) && raw[i] != '}'; {
 		keyEnd := valueEnd(raw, i)

@@ -106,8 +106,12 @@ type sample struct {
 
 // decodeSample validates the sample at index i of the envelope: it returns
 // its point, or every problem found in it.
-func decodeSample(i int, raw json.RawMessage, win window) (Point, []Problem) {
-	ms, ok := objectMembers(raw)
+// scratch holds the sample's members, and is reused for the next one.
+func decodeSample(i int, raw json.RawMessage, win window, scratch *[]member) (Point, []Problem) {
+	ms, ok := appendMembers(*scratch, raw)
+	if ok {
+		*scratch = ms
+	}
 	if !ok {
 		return Point{}, []Problem{{Sample: i, Problem: "must be a JSON object", Reason: ReasonMalformed}}
 	}
