@@ -3,12 +3,23 @@ GO ?= go
 BIN := bin/patientpulse
 COMPOSE ?= docker-compose
 
-.PHONY: all build test tools check-compose demo services services-stop fuzz bench clean
+.PHONY: all build web test tools check-compose demo services services-stop fuzz bench clean
 
 all: build
 
-build:
+build: web
 	$(GO) build -trimpath -o $(BIN) ./cmd/patientpulse
+
+# web installs the web app's charting library (uPlot, pinned by
+# dashboards/package-lock.json) from npm and copies its bundle into
+# dashboards/web/vendor/, which the binary embeds; nothing is fetched at
+# run time. A binary built without it serves a page that says to run this.
+WEB_VENDOR := dashboards/web/vendor
+web:
+	@command -v npm >/dev/null || bash scripts/services.sh apt-install npm
+	cd dashboards && npm ci --no-audit --no-fund
+	mkdir -p $(WEB_VENDOR)
+	cp dashboards/node_modules/uplot/dist/uPlot.iife.min.js dashboards/node_modules/uplot/dist/uPlot.min.css $(WEB_VENDOR)/
 
 # tools installs what the tests need when it is missing: Mosquitto (and
 # its clients) from Debian's packages, influxd 1.8.10 with go install,
@@ -21,7 +32,7 @@ tools:
 
 # test runs every test, with the race detector, against real Mosquitto and
 # InfluxDB processes that the tests start on free loopback ports.
-test: tools check-compose
+test: tools check-compose web
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
 	$(GO) vet ./...
@@ -30,9 +41,10 @@ test: tools check-compose
 check-compose:
 	$(COMPOSE) --env-file .env.example config -q
 
-# demo starts the local services and the pipeline, enrols a demo device and
-# sends it a few samples. Ctrl-C stops everything it started.
-demo: tools build
+# demo starts the local services, the pipeline and a simulated clinic, and
+# prints the dashboard address and the demo logins. Ctrl-C stops everything
+# it started.
+demo: tools web build
 	bash scripts/demo.sh
 
 services: tools
@@ -48,4 +60,4 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin dashboards/node_modules $(WEB_VENDOR)

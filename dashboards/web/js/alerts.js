@@ -1,0 +1,166 @@
+// Alerts as the pages show them and act on them: the set of active alerts
+// kept current from the websocket, the acknowledge / resolve / snooze
+// calls, and one alert as an item of a patient's alert panel.
+import { api, must } from "./api.js";
+import { el, clear } from "./dom.js";
+import { when, ago, capital } from "./format.js";
+
+export const severityRank = { critical: 0, warning: 1, info: 2 };
+
+const changeWords = {
+  opened: "opened", updated: "updated", severity_raised: "severity raised", acknowledged: "acknowledged",
+  resolved: "resolved", snoozed: "snoozed", escalated: "escalated", suppressed: "held back (too many alerts)",
+  unsuppressed: "let through", ack: "acknowledged", resolve: "resolved", snooze: "snoozed",
+};
+
+export function isActive(a) {
+  return a.state === "firing" || a.state === "acknowledged";
+}
+
+export function isSnoozed(a, now = Date.now()) {
+  return Boolean(a.snoozed_until) && Date.parse(a.snoozed_until) > now;
+}
+
+// byUrgency orders alerts as staff should look at them: critical first,
+// firing before acknowledged, then the oldest first.
+export function byUrgency(a, b) {
+  return (severityRank[a.severity] ?? 9) - (severityRank[b.severity] ?? 9) ||
+    (a.state === "firing" ? 0 : 1) - (b.state === "firing" ? 0 : 1) ||
+    Date.parse(a.opened_at) - Date.parse(b.opened_at);
+}
+
+// AlertSet is the active alerts one console may see, from the snapshot
+// and every alert message after it; notes keeps the note of the last
+// acknowledgement heard, by alert id.
+export class AlertSet {
+  constructor(filter = () => true) {
+    this.filter = filter;
+    this.alerts = new Map();
+    this.notes = new Map();
+  }
+
+  replace(list) {
+    this.alerts.clear();
+    for (const a of list || []) if (this.filter(a) && isActive(a)) this.alerts.set(a.id, a);
+  }
+
+  // apply takes an alert message and reports whether it concerned this set.
+  apply(msg) {
+    const a = msg.alert;
+    if (!a || !this.filter(a)) return false;
+    if (msg.change === "acknowledged") this.notes.set(a.id, { actor: msg.actor, note: msg.note, at: msg.at });
+    if (isActive(a)) this.alerts.set(a.id, a);
+    else this.alerts.delete(a.id);
+    return true;
+  }
+
+  list() {
+    return [...this.alerts.values()].sort(byUrgency);
+  }
+}
+
+// act posts one action (ack, resolve or snooze) and answers {ok, alert}
+// or {ok: false, error}.
+export async function act(id, action, body) {
+  const r = await api("POST", `/v1/alerts/${encodeURIComponent(id)}/${action}`, body);
+  if (r.ok) return { ok: true, alert: r.doc };
+  return { ok: false, error: (r.doc && r.doc.error) || `the server answered ${r.status}` };
+}
+
+export function severityBadge(severity) {
+  return el("span", { class: `badge ${severity}`, text: capital(severity) });
+}
+
+export function stateText(a) {
+  if (a.state === "acknowledged") return `Acknowledged by ${a.acked_by || "someone"}`;
+  return capital(a.state);
+}
+
+// ackLine says who acknowledged, when, and with which note.
+export function ackLine(a, heard) {
+  if (a.state !== "acknowledged") return null;
+  let s = `Acknowledged by ${a.acked_by || (heard && heard.actor) || "someone"}`;
+  if (a.acked_at) s += `, ${when(a.acked_at)}`;
+  if (heard && heard.note) s += `: “${heard.note}”`;
+  return s;
+}
+
+const snoozeChoices = [["1", "1 hour"], ["4", "4 hours"], ["24", "1 day"], ["72", "3 days"], ["168", "1 week"]];
+
+// alertItem is one alert of a patient's alert panel, with the note field
+// and the buttons to acknowledge, resolve or snooze it. done(alert) is
+// called with the changed alert after an action succeeds.
+export function alertItem(a, heard, done) {
+  const id = a.id;
+  const note = el("input", { id: `note-${id}`, name: "note", autocomplete: "off", maxlength: 500 });
+  const error = el("p", { class: "error", role: "alert", hidden: true });
+  const ackBtn = el("button", { type: "submit", value: "ack", class: "ack", text: "Acknowledge" });
+  const resolveBtn = el("button", { type: "submit", value: "resolve", class: "secondary resolve", text: "Resolve" });
+  const snoozeSel = el("select", { id: `snooze-${id}`, name: "hours" },
+    snoozeChoices.map(([v, t]) => el("option", { value: v, text: t })));
+  const snoozeBtn = el("button", { type: "submit", value: "snooze", class: "secondary snooze-btn", text: "Snooze" });
+  ackBtn.hidden = a.state !== "firing";
+  const form = el("form", { class: "alert-actions", "aria-label": `Act on alert ${a.rule}` },
+    el("label", { for: `note-${id}`, text: "Note (optional)" }), note,
+    el("div", { class: "buttons" }, ackBtn, resolveBtn,
+      el("div", { class: "snooze" }, el("div", {}, el("label", { for: `snooze-${id}`, text: "Snooze for" }), snoozeSel), snoozeBtn)),
+    error);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const action = (ev.submitter && ev.submitter.value) || (a.state === "firing" ? "ack" : "");
+    if (!action || (action === "ack" && a.state !== "firing")) return; // Enter in the note of an acknowledged alert
+    const body = { note: note.value.trim() };
+    if (action === "snooze") body.until = new Date(Date.now() + Number(snoozeSel.value) * 3600e3).toISOString();
+    for (const b of form.querySelectorAll("button")) b.disabled = true;
+    error.hidden = true;
+    try {
+      const r = await act(id, action, body);
+      if (!r.ok) {
+        error.textContent = `Could not ${action === "ack" ? "acknowledge" : action}: ${r.error}`;
+        error.hidden = false;
+        return;
+      }
+      done(r.alert, { actor: r.alert.acked_by, note: body.note, action });
+    } finally {
+      for (const b of form.querySelectorAll("button")) b.disabled = false;
+    }
+  });
+
+  const history = el("details", { class: "history" }, el("summary", { text: "History" }), el("ol"));
+  history.addEventListener("toggle", () => {
+    if (history.open) loadHistory(id, history.querySelector("ol"));
+  });
+
+  const meta = [`${stateText(a)}`, `opened ${when(a.opened_at)} (${ago(a.opened_at)})`];
+  if (a.tier) meta.push(`on-call tier ${a.tier}`);
+  if (isSnoozed(a)) meta.push(`snoozed until ${when(a.snoozed_until)}`);
+  if (a.forecast) meta.push("forecast");
+  if (a.not_judged) meta.push("no longer judged: too little data");
+  return el("li", {
+    class: `alert-item ${a.severity}`, id: `alert-${id}`,
+    dataset: { alertId: id, state: a.state, severity: a.severity, rule: a.rule },
+  },
+  el("div", {}, severityBadge(a.severity), " ", el("strong", { text: a.rule })),
+  el("p", { class: "meta", text: meta.join(" · ") }),
+  el("p", { class: "sentence", text: a.sentence }),
+  ackLine(a, heard) ? el("p", { class: "acked", text: ackLine(a, heard) }) : null,
+  form, history);
+}
+
+// loadHistory fills list with every step of the alert's life.
+export async function loadHistory(id, list) {
+  clear(list).append(el("li", { text: "Loading…" }));
+  try {
+    const doc = await must("GET", `/v1/alerts/${encodeURIComponent(id)}`);
+    clear(list);
+    for (const e of doc.events || []) {
+      let s = `${when(e.at)}: ${changeWords[e.kind] || e.kind}`;
+      if (e.actor) s += ` by ${e.actor}`;
+      if (e.note) s += ` — “${e.note}”`;
+      list.append(el("li", { text: s }));
+    }
+    if (!list.children.length) list.append(el("li", { text: "No steps recorded." }));
+  } catch (err) {
+    clear(list).append(el("li", { class: "error", text: `Could not load the history: ${err.message}` }));
+  }
+}

@@ -1,0 +1,67 @@
+// The /v1/ API as the pages use it: the session cookie goes with every
+// request, the session's CSRF token with every state-changing one, and a
+// 401 anywhere sends the browser to the sign-in form.
+
+let csrf = "";
+
+// SignedOut is thrown after a 401 has sent the browser to /signin; pages
+// let it pass silently.
+export class SignedOut extends Error {
+  constructor() {
+    super("signed out");
+    this.name = "SignedOut";
+  }
+}
+
+export function goSignIn() {
+  window.location.assign("/signin");
+}
+
+// api sends one request and answers {status, ok, doc}: doc is the decoded
+// JSON body, or null when there is none.
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrf;
+  const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(path, init);
+  if (resp.status === 401) {
+    goSignIn();
+    throw new SignedOut();
+  }
+  const text = await resp.text();
+  let doc = null;
+  if (text) {
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      doc = { error: text.trim() };
+    }
+  }
+  return { status: resp.status, ok: resp.ok, doc };
+}
+
+// must is api for reads that the page cannot do without: anything but a
+// 2xx throws, with the server's one-sentence reason.
+export async function must(method, path, body) {
+  const r = await api(method, path, body);
+  if (!r.ok) {
+    throw new Error((r.doc && r.doc.error) || `${method} ${path}: ${r.status}`);
+  }
+  return r.doc;
+}
+
+// loadSession asks who is signed in and keeps the CSRF token.
+export async function loadSession() {
+  const me = await must("GET", "/v1/session");
+  csrf = me.csrf_token || "";
+  return me;
+}
+
+export async function signOut() {
+  await api("DELETE", "/v1/session");
+  goSignIn();
+}

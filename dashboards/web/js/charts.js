@@ -1,0 +1,520 @@
+// The charts of a patient's page, drawn with uPlot (bundled by `make web`
+// into /vendor/): which series each chart shows, how samples become points
+// (nightly, daily totals, hourly means of a dense series), the plan's
+// target band of each series, and a marker at every plan change.
+//
+// Each chart's <section> tells its state in data attributes, for people
+// using assistive technology (the summary line says it in words) and for
+// the browser tests: data-points (the chart's x values), data-targets (the
+// bands, JSON), data-plan-markers (plan changes in view), data-latest.
+import { el, clear } from "./dom.js";
+import { zoneName, dayStart, dayKey, day, when, number, words } from "./format.js";
+
+const COLORS = ["#0b5cad", "#c2410c", "#6d28d9", "#047857", "#b91c1c", "#4b5563",
+  "#a16207", "#0e7490", "#be185d", "#4d7c0f", "#1d4ed8", "#7c2d12", "#15803d", "#9d174d"];
+// A dense series (heart rate) is shown as hourly means beyond this many
+// samples, so that 90 days of minute-by-minute readings stay quick.
+const DENSE_MAX = 5000;
+const HOUR = 3600e3;
+
+const minToH = (v) => v / 60;
+
+const mrsItems = ["hot_flushes", "heart_discomfort", "sleep_problems", "joint_muscle", "depressive_mood", "irritability",
+  "anxiety", "exhaustion", "sexual_problems", "bladder", "vaginal_dryness"];
+const amsItems = ["general_wellbeing", "joint_muscle_pain", "sweating", "sleep_problems", "tiredness", "physical_exhaustion",
+  "muscle_strength", "irritability", "nervousness", "anxiety", "depressive_mood", "burnt_out", "passed_peak",
+  "beard_growth", "sexual_performance", "morning_erections", "libido"];
+const subscales = { mrs: ["somatic", "psychological", "urogenital"], ams: ["somatic", "psychological", "sexual"] };
+const notItems = new Set(["total", "somatic", "psychological", "urogenital", "sexual", "seq"]);
+
+// The lowest score of each published band (analysis/bands.go): a score
+// rule with band B holds from there up.
+const bandFloors = {
+  mrs: { total: [5, 9, 17], somatic: [3, 5, 9], psychological: [2, 4, 7], urogenital: [1, 2, 4] },
+  ams: { total: [27, 37, 50] },
+};
+const bandIndex = { mild: 0, moderate: 1, severe: 2 };
+
+// instrumentsIn lists the instruments with check-ins in the data or rules
+// in the plan.
+function instrumentsIn(ctx) {
+  const seen = new Set();
+  for (const p of ctx.raw.symptoms || []) if (p.tags && p.tags.instrument) seen.add(p.tags.instrument);
+  for (const r of (ctx.plan && ctx.plan.rules) || []) {
+    if (r.instrument) seen.add(r.instrument);
+  }
+  return seen;
+}
+
+function itemsSeries(instrument, known) {
+  return (ctx) => {
+    const have = new Set();
+    for (const p of ctx.raw.symptoms || []) {
+      if (!p.tags || p.tags.instrument !== instrument) continue;
+      for (const k of Object.keys(p.fields)) if (!notItems.has(k)) have.add(k);
+    }
+    for (const r of (ctx.plan && ctx.plan.rules) || []) {
+      const f = (r.metric || "").startsWith("symptoms.") ? r.metric.slice(9) : "";
+      if (f && !notItems.has(f) && (r.instrument === instrument || (!r.instrument && known.includes(f)))) have.add(f);
+    }
+    const order = (k) => (known.includes(k) ? known.indexOf(k) : 100);
+    return [...have].sort((a, b) => order(a) - order(b) || a.localeCompare(b)).map((k) => ({
+      label: words(k), m: "symptoms", tags: { instrument }, field: k, scale: "score", unit: "",
+    }));
+  };
+}
+
+// specs are the charts, in the page's order. series(ctx) returns the
+// series to draw from ctx = {raw, plan}; a chart with none is left out.
+export const specs = [
+  {
+    id: "sleep", title: "Sleep", about: "each night's total and stages, in hours",
+    series: () => [
+      { label: "Total", m: "sleep", field: "total_min", scale: "h", unit: "h", conv: minToH, width: 3 },
+      { label: "Deep", m: "sleep", field: "deep_min", scale: "h", unit: "h", conv: minToH },
+      { label: "REM", m: "sleep", field: "rem_min", scale: "h", unit: "h", conv: minToH },
+      { label: "Light", m: "sleep", field: "light_min", scale: "h", unit: "h", conv: minToH },
+      { label: "Awake", m: "sleep", field: "awake_min", scale: "h", unit: "h", conv: minToH },
+    ],
+    min0: true,
+  },
+  {
+    id: "activity", title: "Activity", about: "daily steps (bars) and active minutes",
+    series: () => [
+      { label: "Steps", m: "activity", field: "steps", scale: "steps", unit: "steps", daily: "sum", bars: true },
+      { label: "Active minutes", m: "activity", field: "active_min", scale: "min", unit: "min", daily: "sum", width: 2 },
+    ],
+    min0: true,
+  },
+  {
+    id: "heart", title: "Heart rate and HRV", about: "heart rate through the day (hourly means over long spans), and each night's resting heart rate and HRV",
+    series: () => [
+      { label: "Heart rate", m: "heart_rate", field: "bpm", scale: "bpm", unit: "bpm", dense: true, width: 1.25 },
+      { label: "Resting heart rate", m: "sleep", field: "resting_hr", scale: "bpm", unit: "bpm", width: 2 },
+      { label: "HRV (RMSSD)", m: "sleep", field: "hrv_rmssd_ms", scale: "ms", unit: "ms", width: 2 },
+    ],
+  },
+  {
+    id: "scores", title: "Symptom scores", about: "MRS and AMS totals and subscales of each complete check-in",
+    series: (ctx) => {
+      const have = instrumentsIn(ctx);
+      const out = [];
+      for (const inst of ["mrs", "ams"]) {
+        if (have.size && !have.has(inst)) continue;
+        const name = inst.toUpperCase();
+        out.push({ label: `${name} total`, m: "symptoms", tags: { instrument: inst }, field: "total", scale: "score", unit: "", width: 3 });
+        for (const sub of subscales[inst]) {
+          out.push({ label: `${name} ${sub}`, m: "symptoms", tags: { instrument: inst }, field: sub, scale: "score", unit: "", show: false });
+        }
+      }
+      return out;
+    },
+    min0: true,
+  },
+  { id: "items-mrs", title: "MRS items", about: "each item of the Menopause Rating Scale, 0 (none) to 4 (very severe)", series: itemsSeries("mrs", mrsItems), min0: true },
+  { id: "items-ams", title: "AMS items", about: "each item of the Aging Males' Symptoms scale, 1 (none) to 5 (extremely severe)", series: itemsSeries("ams", amsItems), min0: true },
+  { id: "items-custom", title: "Clinic's own items", about: "the clinic's own check-in items, 0 to 10", series: itemsSeries("custom", []), min0: true },
+  {
+    id: "doses", title: "Doses", about: "each logged dose as a marker; the line is the regimen's amount",
+    series: (ctx) => {
+      const meds = new Map();
+      for (const d of (ctx.plan && ctx.plan.regimen) || []) meds.set(d.medication, d.unit);
+      for (const p of ctx.raw.dose || []) {
+        if (p.tags && p.tags.medication && !meds.has(p.tags.medication)) meds.set(p.tags.medication, p.tags.unit || "");
+      }
+      if (meds.size === 0) meds.set("", "");
+      return [...meds].map(([med, unit]) => ({
+        label: med ? `${med}${unit ? ` (${unit})` : ""}` : "Doses", m: "dose", tags: med ? { medication: med } : null,
+        field: "amount", scale: unit || "amount", unit, markers: true,
+      }));
+    },
+    min0: true,
+  },
+  {
+    id: "bp", title: "Blood pressure", about: "systolic and diastolic, mmHg",
+    series: () => [
+      { label: "Systolic", m: "vitals", field: "systolic", scale: "mmHg", unit: "mmHg", width: 2 },
+      { label: "Diastolic", m: "vitals", field: "diastolic", scale: "mmHg", unit: "mmHg", width: 2 },
+    ],
+  },
+  {
+    id: "weight", title: "Weight and hematocrit", about: "weight in kg, hematocrit in %",
+    series: () => [
+      { label: "Weight", m: "vitals", field: "weight_kg", scale: "kg", unit: "kg", width: 2 },
+      { label: "Hematocrit", m: "vitals", field: "hematocrit_pct", scale: "%", unit: "%", width: 2 },
+    ],
+  },
+];
+
+// targetsOf reads the plan's bounds: each threshold and score rule, and
+// each medication's prescribed amount, as {metric, instrument, medication,
+// low, high, rule} where the value should stay (null: open).
+export function targetsOf(plan) {
+  const out = [];
+  if (!plan) return out;
+  for (const r of plan.rules || []) {
+    if (r.kind === "threshold" && r.metric) {
+      out.push({ metric: r.metric, instrument: r.instrument || "", low: r.below ?? null, high: r.above ?? null, rule: r.id });
+    } else if (r.kind === "score" && r.instrument) {
+      let high = r.above ?? null;
+      const floors = bandFloors[r.instrument] && bandFloors[r.instrument][r.score || "total"];
+      if (r.band && floors && bandIndex[r.band] !== undefined) high = floors[bandIndex[r.band]];
+      out.push({ metric: `symptoms.${r.score || "total"}`, instrument: r.instrument, low: r.below ?? null, high, rule: r.id });
+    }
+  }
+  for (const d of plan.regimen || []) {
+    out.push({ metric: "dose.amount", medication: d.medication, low: d.amount, high: d.amount, rule: "regimen" });
+  }
+  return out.filter((t) => t.low !== null || t.high !== null);
+}
+
+// targetOf combines the targets that apply to series s into one band,
+// in the series' units; null when none applies.
+function targetOf(s, targets) {
+  const metric = `${s.m}.${s.field}`;
+  const tags = s.tags || {};
+  let low = null, high = null;
+  const rules = [];
+  for (const t of targets) {
+    if (t.metric !== metric) continue;
+    if (t.instrument && t.instrument !== tags.instrument) continue;
+    if (t.medication !== undefined && t.medication !== tags.medication) continue;
+    const conv = s.conv || ((v) => v);
+    if (t.low !== null) low = low === null ? conv(t.low) : Math.max(low, conv(t.low));
+    if (t.high !== null) high = high === null ? conv(t.high) : Math.min(high, conv(t.high));
+    rules.push(t.rule);
+  }
+  return rules.length ? { low, high, rules } : null;
+}
+
+function targetWords(s, t) {
+  const u = s.unit ? ` ${s.unit}` : "";
+  if (t.low !== null && t.high !== null) {
+    return t.low === t.high ? `${number(t.low, 2)}${u}` : `${number(t.low, 2)}–${number(t.high, 2)}${u}`;
+  }
+  return t.low !== null ? `at least ${number(t.low, 2)}${u}` : `at most ${number(t.high, 2)}${u}`;
+}
+
+// pointsOf turns the stored samples into the series' [ms, value] pairs.
+function pointsOf(s, raw) {
+  let out = [];
+  for (const p of raw[s.m] || []) {
+    if (s.tags && Object.entries(s.tags).some(([k, v]) => !p.tags || p.tags[k] !== v)) continue;
+    const v = p.fields[s.field];
+    if (typeof v !== "number") continue;
+    out.push([p.ms, s.conv ? s.conv(v) : v]);
+  }
+  if (s.daily) out = perDay(out, s.daily);
+  else if (s.dense && out.length > DENSE_MAX) out = perHour(out);
+  return out;
+}
+
+// perDay rolls pairs up per clinic day, at the day's noon.
+function perDay(pairs, how) {
+  const days = new Map();
+  for (const [t, v] of pairs) {
+    const k = dayKey(t);
+    const d = days.get(k) || { x: dayStart(t) + 12 * HOUR, sum: 0, n: 0 };
+    d.sum += v;
+    d.n++;
+    days.set(k, d);
+  }
+  return [...days.values()].map((d) => [d.x, how === "mean" ? d.sum / d.n : d.sum]).sort((a, b) => a[0] - b[0]);
+}
+
+function perHour(pairs) {
+  const hours = new Map();
+  for (const [t, v] of pairs) {
+    const k = Math.floor(t / HOUR);
+    const h = hours.get(k) || { sum: 0, n: 0 };
+    h.sum += v;
+    h.n++;
+    hours.set(k, h);
+  }
+  return [...hours].map(([k, h]) => [k * HOUR + HOUR / 2, h.sum / h.n]).sort((a, b) => a[0] - b[0]);
+}
+
+// join lays the series' pairs on one x axis (seconds), with nulls where a
+// series has no value.
+function join(all) {
+  const xs = [...new Set(all.flatMap((pairs) => pairs.map((p) => p[0])))].sort((a, b) => a - b);
+  const at = new Map(xs.map((x, i) => [x, i]));
+  const ys = all.map((pairs) => {
+    const y = new Array(xs.length).fill(null);
+    for (const [x, v] of pairs) y[at.get(x)] = v;
+    return y;
+  });
+  return [xs.map((x) => x / 1000), ...ys];
+}
+
+function tint(hex, alpha) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
+}
+
+function digits(s) {
+  return s.unit === "h" ? 1 : 2;
+}
+
+// valueWords writes a value of the series with its unit: "7.8 h", "3000 steps".
+function valueWords(s, v) {
+  return `${number(v, digits(s))}${s.unit ? ` ${s.unit}` : ""}`;
+}
+
+// lowerFirst makes "Heart rate" "heart rate", and leaves "MRS total".
+function lowerFirst(label) {
+  return /^[A-Z][a-z]/.test(label) ? label[0].toLowerCase() + label.slice(1) : label;
+}
+
+function unitLabel(s) {
+  return s.unit === "h" ? "hours" : s.unit || (s.scale === "score" ? "score" : "");
+}
+
+// Chart is one chart section of the page. update() takes the page's state
+// ({raw, plan, targets, markers, from, to}) and redraws.
+export class Chart {
+  constructor(spec, parent) {
+    this.spec = spec;
+    this.series = [];
+    this.u = null;
+    this.signature = "";
+    const titleId = `chart-${spec.id}-title`;
+    this.summary = el("p", { class: "summary", id: `chart-${spec.id}-summary` });
+    this.empty = el("p", { class: "empty", text: "No data in this period.", hidden: true });
+    this.plot = el("div", { class: "plot", role: "img", "aria-labelledby": titleId, "aria-describedby": `chart-${spec.id}-summary` });
+    this.legend = el("ul", { class: "legend", "aria-label": `${spec.title}: series shown` });
+    this.section = el("section", { class: "chart", id: `chart-${spec.id}`, "aria-labelledby": titleId, dataset: { points: "0", planMarkers: "0", targets: "[]" } },
+      el("h3", { id: titleId, text: spec.title }), el("p", { class: "summary muted small", text: spec.about }),
+      this.summary, this.empty, this.plot, this.legend);
+    parent.append(this.section);
+    this.resize = new ResizeObserver(() => {
+      if (this.u && this.plot.clientWidth > 0 && Math.abs(this.u.width - this.plot.clientWidth) > 2) {
+        this.u.setSize({ width: this.plot.clientWidth, height: this.height() });
+      }
+    });
+    this.resize.observe(this.plot);
+  }
+
+  height() {
+    return window.innerWidth < 700 ? 200 : 240;
+  }
+
+  // measurements the chart reads: a sample of another type leaves it be.
+  reads(measurement) {
+    return this.series.some((s) => s.m === measurement) || this.series.length === 0;
+  }
+
+  update(state) {
+    this.state = state;
+    const series = this.spec.series(state);
+    this.section.hidden = series.length === 0;
+    if (series.length === 0) return;
+    const pairs = series.map((s) => pointsOf(s, state.raw));
+    series.forEach((s, i) => {
+      s.color = COLORS[i % COLORS.length];
+      s.target = targetOf(s, state.targets);
+      if (s.target && s.show === false) s.show = true; // a series the plan judges is shown
+      s.count = pairs[i].length;
+      s.latest = pairs[i].length ? pairs[i][pairs[i].length - 1] : null;
+    });
+    const data = join(pairs);
+    this.lastX = data[0].length ? data[0][data[0].length - 1] : 0;
+    this.markers = state.markers.filter((m) => m.ms >= state.from && m.ms <= Math.max(state.to, Date.now()));
+    const sig = series.map((s) => `${s.label}|${s.target ? `${s.target.low}:${s.target.high}` : ""}`).join(",");
+    const keepShown = new Map(this.series.map((s, i) => [s.label, this.u ? this.u.series[i + 1].show : true]));
+    this.series = series;
+    for (const s of series) if (keepShown.has(s.label)) s.show = keepShown.get(s.label);
+    if (!this.u || sig !== this.signature) {
+      this.signature = sig;
+      this.build(data);
+    } else {
+      this.u.setData(data);
+    }
+    this.describe(data);
+  }
+
+  build(data) {
+    if (this.u) this.u.destroy();
+    clear(this.plot);
+    const scales = [...new Set(this.series.map((s) => s.scale))];
+    const grid = { stroke: "#e5e9ee", width: 1 };
+    const axis = { stroke: "#4a5561", grid, ticks: { stroke: "#d0d7de", width: 1 }, font: "12px system-ui, sans-serif", labelFont: "bold 12px system-ui, sans-serif" };
+    const axes = [{ ...axis }];
+    scales.slice(0, 2).forEach((sc, i) => {
+      const s = this.series.find((x) => x.scale === sc);
+      axes.push({ ...axis, scale: sc, side: i === 0 ? 3 : 1, label: unitLabel(s), size: 60, labelSize: 20, grid: i === 0 ? grid : { show: false } });
+    });
+    const scaleOpts = {
+      // The window asked for, stretched to the newest point. (uPlot's own
+      // max is a span of 1000 days after a single point: not used.)
+      x: { time: true, range: () => [this.state.from / 1000, Math.max(this.state.to / 1000, Date.now() / 1000, this.lastX)] },
+    };
+    for (const sc of scales) scaleOpts[sc] = { range: (u, min, max) => this.yRange(sc, min, max) };
+    const opts = {
+      width: Math.max(280, this.plot.clientWidth || 600),
+      height: this.height(),
+      tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1e3), zoneName()),
+      cursor: { drag: { x: false, y: false }, points: { size: 8 } },
+      legend: { show: false },
+      scales: scaleOpts,
+      axes,
+      series: [{}, ...this.series.map((s) => this.seriesOpts(s))],
+      hooks: {
+        drawAxes: [(u) => this.drawTargets(u)],
+        draw: [(u) => this.drawMarkers(u)],
+        setCursor: [(u) => this.showValues(u.cursor.idx)],
+      },
+    };
+    this.u = new window.uPlot(opts, data, this.plot);
+    this.buildLegend();
+  }
+
+  seriesOpts(s) {
+    const o = { label: s.label, scale: s.scale, stroke: s.color, width: s.width || 1.5, spanGaps: true, show: s.show !== false };
+    if (s.bars) {
+      o.paths = window.uPlot.paths.bars({ size: [0.6, 40] });
+      o.fill = tint(s.color, 0.55);
+      o.points = { show: false };
+    } else if (s.markers) {
+      o.paths = () => null;
+      o.points = { show: true, size: 11, width: 2, stroke: s.color, fill: tint(s.color, 0.35) };
+    }
+    return o;
+  }
+
+  // yRange spans the data and the bands' bounds of the scale's series.
+  yRange(scale, min, max) {
+    let lo = Number.isFinite(min) ? min : null;
+    let hi = Number.isFinite(max) ? max : null;
+    for (const s of this.series) {
+      if (s.scale !== scale || !s.target) continue;
+      for (const b of [s.target.low, s.target.high]) {
+        if (b === null) continue;
+        lo = lo === null ? b : Math.min(lo, b);
+        hi = hi === null ? b : Math.max(hi, b);
+      }
+    }
+    if (lo === null) return [0, 1];
+    if (this.spec.min0 && lo > 0) lo = 0;
+    if (hi === lo) return [lo - (Math.abs(lo) * 0.1 || 1), hi + (Math.abs(hi) * 0.1 || 1)];
+    const pad = (hi - lo) * 0.08;
+    return [this.spec.min0 && lo >= 0 ? lo : lo - pad, hi + pad];
+  }
+
+  // drawTargets shades each shown series' band and dashes its bounds,
+  // under the series.
+  drawTargets(u) {
+    const { ctx } = u;
+    const { left, top, width, height } = u.bbox;
+    const px = window.uPlot.pxRatio || 1;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top, width, height);
+    ctx.clip();
+    this.series.forEach((s, i) => {
+      if (!s.target || !u.series[i + 1].show) return;
+      const { low, high } = s.target;
+      const yLow = low === null ? top + height : u.valToPos(low, s.scale, true);
+      const yHigh = high === null ? top : u.valToPos(high, s.scale, true);
+      if (low !== high) {
+        ctx.fillStyle = tint(s.color, 0.1);
+        ctx.fillRect(left, Math.min(yLow, yHigh), width, Math.abs(yLow - yHigh));
+      }
+      ctx.strokeStyle = s.color;
+      ctx.lineWidth = 1.5 * px;
+      ctx.setLineDash([6 * px, 4 * px]);
+      for (const [b, y] of [[low, yLow], [high, yHigh]]) {
+        if (b === null) continue;
+        ctx.beginPath();
+        ctx.moveTo(left, y);
+        ctx.lineTo(left + width, y);
+        ctx.stroke();
+      }
+    });
+    ctx.restore();
+  }
+
+  // drawMarkers draws a line at each plan change, labelled with its
+  // version, over the series.
+  drawMarkers(u) {
+    const { ctx } = u;
+    const { left, top, width, height } = u.bbox;
+    const px = window.uPlot.pxRatio || 1;
+    ctx.save();
+    ctx.font = `bold ${11 * px}px system-ui, sans-serif`;
+    ctx.textBaseline = "top";
+    ctx.textAlign = "left";
+    for (const m of this.markers) {
+      const x = Math.round(u.valToPos(m.ms / 1000, "x", true));
+      if (x < left - 1 || x > left + width + 1) continue;
+      ctx.strokeStyle = "#1b1f24";
+      ctx.lineWidth = 1.5 * px;
+      ctx.setLineDash([3 * px, 3 * px]);
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, top + height);
+      ctx.stroke();
+      const label = `plan v${m.version}`;
+      const w = ctx.measureText(label).width + 6 * px;
+      const lx = Math.min(x + 2 * px, left + width - w);
+      ctx.fillStyle = "#1b1f24";
+      ctx.fillRect(lx, top, w, 15 * px);
+      ctx.fillStyle = "#ffffff";
+      ctx.fillText(label, lx + 3 * px, top + 2 * px);
+    }
+    ctx.restore();
+  }
+
+  buildLegend() {
+    clear(this.legend);
+    this.outputs = this.series.map((s, i) => {
+      const box = el("input", { type: "checkbox", id: `show-${this.spec.id}-${i}` });
+      box.checked = s.show !== false;
+      box.addEventListener("change", () => this.u.setSeries(i + 1, { show: box.checked }));
+      const swatch = el("span", { class: "swatch", "aria-hidden": "true" });
+      swatch.style.background = s.color; // CSSOM, which the CSP allows
+      const out = el("output", { for: box.id });
+      this.legend.append(el("li", {}, el("label", { for: box.id }, box, swatch, s.label), " ", out,
+        s.target ? el("span", { class: "target", text: ` · target ${targetWords(s, s.target)}` }) : null));
+      return out;
+    });
+    this.showValues(null);
+  }
+
+  // showValues writes each series' value under the cursor, or its latest.
+  showValues(idx) {
+    if (!this.outputs || !this.u) return;
+    const data = this.u.data;
+    this.series.forEach((s, i) => {
+      let v = null, t = null;
+      if (idx !== null && idx !== undefined) {
+        v = data[i + 1][idx];
+        t = data[0][idx] * 1000;
+      } else if (s.latest) {
+        [t, v] = s.latest;
+      }
+      this.outputs[i].textContent = v === null || v === undefined ? "–" : `${valueWords(s, v)} (${s.daily ? day(t) : when(t)})`;
+    });
+  }
+
+  // describe says in words, and in data attributes, what the chart shows.
+  describe(data) {
+    const n = data[0].length;
+    const sec = this.section;
+    sec.dataset.points = String(n);
+    sec.dataset.planMarkers = String(this.markers.length);
+    sec.dataset.targets = JSON.stringify(this.series.filter((s) => s.target)
+      .map((s) => ({ series: s.label, low: s.target.low, high: s.target.high, rules: s.target.rules })));
+    const main = this.series.find((s) => s.latest && s.show !== false) || this.series.find((s) => s.latest);
+    sec.dataset.latest = main ? new Date(main.latest[0]).toISOString() : "";
+    this.empty.hidden = n > 0;
+    const parts = [];
+    if (main) {
+      parts.push(`Latest ${lowerFirst(main.label)}: ${valueWords(main, main.latest[1])}, ${main.daily ? day(main.latest[0]) : when(main.latest[0])}.`);
+    }
+    const targets = this.series.filter((s) => s.target).map((s) => `${s.label} ${targetWords(s, s.target)}`);
+    parts.push(targets.length ? `Plan target: ${targets.join("; ")}.` : "No target in the plan.");
+    if (this.markers.length) parts.push(`Plan changes: ${this.markers.map((m) => `v${m.version} ${day(m.ms)}`).join(", ")}.`);
+    this.summary.textContent = parts.join(" ");
+  }
+}

@@ -1,0 +1,193 @@
+// The patient list (/): the signed-in clinician's patients with their
+// status, active alerts, last data and adherence; filtered and sorted in
+// the page (the choice is kept in the address, so Back returns to it), and
+// kept current over the websocket. On-call staff land on /oncall instead.
+import { must } from "./api.js";
+import { el, $ } from "./dom.js";
+import { when, ago, percent } from "./format.js";
+import { startShell, fail } from "./shell.js";
+import { Live } from "./live.js";
+import { AlertSet } from "./alerts.js";
+
+const statusRank = { critical: 0, attention: 1, fine: 2 };
+const statusWords = { critical: "Critical", attention: "Needs attention", fine: "Fine" };
+const STALE_MS = 24 * 3600e3;
+// Samples of more patients than this are not followed live: the list
+// would hear of every heartbeat of a whole clinic.
+const MAX_LIVE = 200;
+
+const state = { patients: [], alerts: new AlertSet(), haveSnapshot: false, sort: "status", dir: 1 };
+const rowCache = new Map(); // patient id → {sig, tr}: the rows drawn
+
+const sorters = {
+  name: (a, b) => (a.name || a.id).localeCompare(b.name || b.id),
+  status: (a, b) => statusRank[a.status] - statusRank[b.status] || b.active_alerts - a.active_alerts || sorters.name(a, b),
+  alerts: (a, b) => b.active_alerts - a.active_alerts || sorters.name(a, b),
+  last: (a, b) => (Date.parse(a.last_data_at) || 0) - (Date.parse(b.last_data_at) || 0) || sorters.name(a, b),
+  adherence: (a, b) => (a.adherence ?? 2) - (b.adherence ?? 2) || sorters.name(a, b),
+};
+
+function readAddress() {
+  const q = new URLSearchParams(window.location.search);
+  $("#q").value = q.get("q") || "";
+  $("#status-filter").value = statusRank[q.get("status")] !== undefined ? q.get("status") : "";
+  state.sort = sorters[q.get("sort")] ? q.get("sort") : "status";
+  state.dir = q.get("dir") === "desc" ? -1 : 1;
+  $("#sort").value = state.sort;
+}
+
+function writeAddress() {
+  const q = new URLSearchParams();
+  if ($("#q").value) q.set("q", $("#q").value);
+  if ($("#status-filter").value) q.set("status", $("#status-filter").value);
+  if (state.sort !== "status") q.set("sort", state.sort);
+  if (state.dir < 0) q.set("dir", "desc");
+  const s = q.toString();
+  window.history.replaceState(null, "", s ? `/?${s}` : "/");
+}
+
+function row(p) {
+  const last = p.last_data_at ? Date.parse(p.last_data_at) : null;
+  const stale = !last || Date.now() - last > STALE_MS;
+  const adherence = p.adherence === null || p.adherence === undefined ? null : p.adherence;
+  return el("tr", { dataset: { patient: p.id, status: p.status }, class: stale ? "stale" : null },
+    el("td", { "data-label": "Patient" },
+      el("a", { href: `/patient?id=${encodeURIComponent(p.id)}`, text: p.name || "(no name)" }),
+      el("span", { class: "sub", text: p.id })),
+    el("td", { "data-label": "Status" }, el("span", { class: `badge ${p.status}`, text: statusWords[p.status] || p.status })),
+    el("td", { "data-label": "Active alerts", class: "num alerts", text: String(p.active_alerts) }),
+    el("td", { "data-label": "Last data", class: "last" },
+      last ? el("time", { datetime: p.last_data_at, text: when(p.last_data_at) }) : "No data in 90 days",
+      last ? el("span", { class: "sub", text: ago(p.last_data_at) }) : null),
+    el("td", { "data-label": "Adherence", class: "num" },
+      adherence === null ? el("span", { class: "muted", title: "No adherence rule in the plan", text: "–" })
+        : el("span", { class: adherence < 0.8 ? "adherence-low" : null, text: percent(adherence) })));
+}
+
+function render() {
+  const q = $("#q").value.trim().toLowerCase();
+  const status = $("#status-filter").value;
+  const shown = state.patients
+    .filter((p) => !status || p.status === status)
+    .filter((p) => !q || (p.name || "").toLowerCase().includes(q) || p.id.toLowerCase().includes(q))
+    .sort((a, b) => state.dir * sorters[state.sort](a, b));
+  const table = $("#patients");
+  // Rows that did not change are kept, so that a focused link stays
+  // focused while the list updates itself.
+  const body = table.tBodies[0];
+  const rows = shown.map((p) => {
+    const sig = JSON.stringify([p.name, p.status, p.active_alerts, p.last_data_at, p.adherence, ago(p.last_data_at)]);
+    const kept = rowCache.get(p.id);
+    if (kept && kept.sig === sig) return kept.tr;
+    const tr = row(p);
+    rowCache.set(p.id, { sig, tr });
+    return tr;
+  });
+  for (const tr of [...body.children]) if (!rows.includes(tr)) tr.remove();
+  rows.forEach((tr, i) => {
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+  });
+  table.dataset.rows = String(shown.length);
+  for (const th of table.tHead.rows[0].cells) {
+    th.setAttribute("aria-sort", th.dataset.sort === state.sort ? (state.dir > 0 ? "ascending" : "descending") : "none");
+  }
+  const counts = { critical: 0, attention: 0 };
+  for (const p of state.patients) if (counts[p.status] !== undefined) counts[p.status]++;
+  const n = state.patients.length;
+  let text = n === 0 ? "No patients are assigned to you."
+    : `${n} patient${n === 1 ? "" : "s"}: ${counts.critical} critical, ${counts.attention} needing attention.`;
+  if (n > 0 && shown.length < n) text += ` ${shown.length} shown${shown.length === 0 ? ": none match the filter" : ""}.`;
+  $("#status").textContent = text;
+  table.hidden = n === 0;
+}
+
+// recount takes status and active alerts from the live alert set, once the
+// websocket's snapshot has come.
+function recount() {
+  if (!state.haveSnapshot) return;
+  for (const p of state.patients) {
+    const mine = state.alerts.list().filter((a) => a.patient === p.id);
+    p.active_alerts = mine.length;
+    p.status = mine.some((a) => a.severity === "critical") ? "critical" : mine.length ? "attention" : "fine";
+  }
+}
+
+let reloadTimer = 0;
+function reloadSoon(live) {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(() => load(live).catch(fail), 1000);
+}
+
+async function load(live) {
+  const doc = await must("GET", "/v1/patients");
+  state.patients = doc.patients || [];
+  recount();
+  render();
+  if (live) live.subscribe(state.patients.length <= MAX_LIVE ? state.patients.map((p) => p.id) : []);
+}
+
+async function main() {
+  const me = await startShell();
+  if (me.role === "oncall") {
+    window.location.replace("/oncall");
+    return;
+  }
+  readAddress();
+  const onChange = () => {
+    state.sort = $("#sort").value;
+    writeAddress();
+    render();
+  };
+  $("#filters").addEventListener("input", onChange);
+  $("#filters").addEventListener("submit", (ev) => ev.preventDefault());
+  $("#patients thead").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-sort]");
+    if (!b) return;
+    state.dir = state.sort === b.dataset.sort ? -state.dir : 1;
+    state.sort = b.dataset.sort;
+    $("#sort").value = state.sort;
+    writeAddress();
+    render();
+  });
+
+  if (me.role === "admin") $("h1").textContent = "All patients";
+  const live = new Live();
+  let hellos = 0;
+  live.on("hello", () => {
+    if (++hellos > 1) load(live).catch(fail); // back after a lost connection
+  });
+  const known = (id) => state.patients.some((p) => p.id === id);
+  live.on("snapshot", (m) => {
+    state.alerts.replace(m.alerts);
+    state.haveSnapshot = true;
+    recount();
+    render();
+  });
+  live.on("alert", (m) => {
+    state.alerts.apply(m);
+    if (m.alert && !known(m.alert.patient)) reloadSoon(live);
+    recount();
+    render();
+  });
+  live.on("patient_status", (m) => {
+    const p = state.patients.find((x) => x.id === m.patient);
+    if (!p) {
+      reloadSoon(live);
+      return;
+    }
+    p.status = m.status;
+    render();
+  });
+  live.on("sample", (m) => {
+    const p = state.patients.find((x) => x.id === m.patient);
+    if (p && (!p.last_data_at || Date.parse(m.time) > Date.parse(p.last_data_at))) {
+      p.last_data_at = m.time;
+      render();
+    }
+  });
+  await load(live);
+  live.start();
+  setInterval(render, 60000); // "12 min ago" moves on
+}
+
+main().catch((err) => fail(err));

@@ -1,0 +1,299 @@
+// A patient's page (/patient?id=ID&days=30): charts of each kind of data
+// against the plan's targets over 7, 30 or 90 days, the patient's alerts
+// with their actions, and the plan. New samples and alert changes come
+// over the websocket and are drawn without a reload.
+import { api, must } from "./api.js";
+import { el, $, clear } from "./dom.js";
+import { when, ago, day } from "./format.js";
+import { startShell, fail } from "./shell.js";
+import { Live } from "./live.js";
+import { AlertSet, alertItem, severityBadge } from "./alerts.js";
+import { PlanView } from "./plan.js";
+import { specs, Chart, targetsOf } from "./charts.js";
+
+const TYPES = ["sleep", "activity", "heart_rate", "symptoms", "dose", "vitals"];
+const RANGES = [7, 30, 90];
+const statusWords = { critical: "Critical", attention: "Needs attention", fine: "Fine" };
+
+const params = new URLSearchParams(window.location.search);
+const patientId = params.get("id") || "";
+const state = {
+  days: RANGES.includes(Number(params.get("days"))) ? Number(params.get("days")) : 30,
+  from: 0, to: 0,
+  raw: {}, keys: {},
+  plan: null, targets: [], markers: [],
+  loaded: false, pending: [],
+  status: null, details: null,
+};
+const alerts = new AlertSet((a) => a.patient === patientId);
+const charts = [];
+let live;
+let planView;
+
+const base = `/v1/patients/${encodeURIComponent(patientId)}`;
+
+function keyOf(p) {
+  const t = p.tags || {};
+  return `${p.ms}|${t.device || ""}|${t.instrument || ""}|${t.medication || ""}`;
+}
+
+// fetchSeries reads one type over [from, to), halving the span while the
+// server says it holds too many points for one answer.
+async function fetchSeries(type, from, to, depth = 0) {
+  const q = new URLSearchParams({ type, from: new Date(from).toISOString(), to: new Date(to).toISOString() });
+  const r = await api("GET", `${base}/series?${q}`);
+  if (r.status === 422 && depth < 5) {
+    const mid = from + Math.floor((to - from) / 2);
+    const [a, b] = await Promise.all([fetchSeries(type, from, mid, depth + 1), fetchSeries(type, mid, to, depth + 1)]);
+    return a.concat(b);
+  }
+  if (!r.ok) throw new Error((r.doc && r.doc.error) || `${type}: ${r.status}`);
+  return r.doc.points || [];
+}
+
+async function loadSeries() {
+  state.loaded = false;
+  $("#charts").dataset.ready = "false";
+  $("#charts").setAttribute("aria-busy", "true");
+  state.to = Date.now() + 10 * 60e3; // devices' clocks may run a little ahead
+  state.from = Date.now() - state.days * 24 * 3600e3;
+  const all = await Promise.all(TYPES.map((t) => fetchSeries(t, state.from, state.to)));
+  TYPES.forEach((t, i) => {
+    state.raw[t] = [];
+    state.keys[t] = new Map();
+    for (const p of all[i]) addPoint(t, { time: p.time, tags: p.tags, fields: p.fields });
+  });
+  state.loaded = true;
+  for (const m of state.pending.splice(0)) addSample(m);
+}
+
+// addPoint files one point, oldest first; a point of the same device and
+// time replaces the one stored (as InfluxDB does).
+function addPoint(type, p) {
+  p.ms = Date.parse(p.time);
+  if (!(p.ms >= state.from)) return false;
+  const list = state.raw[type];
+  const key = keyOf(p);
+  const old = state.keys[type].get(key);
+  if (old) {
+    Object.assign(old, p);
+    return true;
+  }
+  state.keys[type].set(key, p);
+  let i = list.length;
+  while (i > 0 && list[i - 1].ms > p.ms) i--;
+  list.splice(i, 0, p);
+  return true;
+}
+
+let redrawTimer = 0;
+const dirty = new Set();
+
+function addSample(m) {
+  if (m.patient !== patientId || !TYPES.includes(m.measurement)) return;
+  if (!state.loaded) {
+    state.pending.push(m);
+    return;
+  }
+  if (!addPoint(m.measurement, { time: m.time, tags: m.tags || {}, fields: m.fields || {} })) return;
+  dirty.add(m.measurement);
+  // A burst of samples (a watch catching up) is drawn once.
+  if (!redrawTimer) {
+    redrawTimer = setTimeout(() => {
+      redrawTimer = 0;
+      const types = [...dirty];
+      dirty.clear();
+      draw((c) => types.some((t) => c.reads(t)));
+      showFacts();
+    }, 100);
+  }
+}
+
+function chartState() {
+  return { raw: state.raw, plan: state.plan, targets: state.targets, markers: state.markers, from: state.from, to: state.to };
+}
+
+function draw(which = () => true) {
+  const s = chartState();
+  for (const c of charts) if (which(c)) c.update(s);
+  $("#charts").dataset.ready = "true";
+  $("#charts").setAttribute("aria-busy", "false");
+}
+
+function planChanged(plan, history) {
+  state.plan = plan;
+  state.targets = targetsOf(plan);
+  state.markers = history.map((v) => ({ version: v.version, ms: Date.parse(v.effective) }));
+}
+
+function lastData() {
+  let last = 0;
+  for (const t of TYPES) {
+    const l = state.raw[t] || [];
+    if (l.length && l[l.length - 1].ms > last) last = l[l.length - 1].ms;
+  }
+  return last;
+}
+
+function showFacts() {
+  const d = state.details;
+  if (!d) return;
+  const last = lastData();
+  const facts = clear($("#facts"));
+  const fact = (label, value, attrs = {}) => facts.append(el("li", attrs, `${label}: `, el("strong", {}, value)));
+  fact("Id", d.id);
+  fact("Last data", last ? `${when(last)} (${ago(last)})` : `none in the last ${state.days} days`, { id: "last-data" });
+  const devices = (d.devices || []).filter((x) => !x.revoked_at).map((x) => x.id);
+  fact("Devices", devices.length ? devices.join(", ") : "none enrolled");
+  fact("Care team", (d.care_team || []).join(", ") || "nobody");
+  fact("Added", day(d.created_at));
+}
+
+function showStatus() {
+  const list = alerts.list();
+  const status = state.status || (list.some((a) => a.severity === "critical") ? "critical" : list.length ? "attention" : "fine");
+  const holder = clear($("#patient-status"));
+  holder.dataset.status = status;
+  holder.append(el("span", { class: `badge ${status}`, text: statusWords[status] || status }));
+}
+
+// renderAlerts lays out the active alerts, keeping the items that did not
+// change (and so what someone is typing into a note).
+function renderAlerts() {
+  const list = $("#alert-list");
+  const current = alerts.list();
+  const keep = new Map([...list.children].map((li) => [li.dataset.alertId, li]));
+  const items = current.map((a) => {
+    const stamp = `${a.state}|${a.updated_at}|${a.tier || ""}|${a.snoozed_until || ""}|${a.severity}`;
+    const old = keep.get(String(a.id));
+    if (old && old.dataset.stamp === stamp) return old;
+    const li = alertItem(a, alerts.notes.get(a.id), (changed, info) => acted(changed, info));
+    li.dataset.stamp = stamp;
+    if (old) {
+      const note = old.querySelector("input[name=note]");
+      const fresh = li.querySelector("input[name=note]");
+      if (note && fresh) fresh.value = note.value;
+      old.replaceWith(li);
+      if (note && document.activeElement === note) fresh.focus();
+    }
+    return li;
+  });
+  for (const li of [...list.children]) if (!items.includes(li)) li.remove();
+  items.forEach((li, i) => {
+    if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+  });
+  $("#alerts").dataset.count = String(current.length);
+  $("#alerts-empty").hidden = current.length > 0;
+  showStatus();
+}
+
+function acted(alert, info) {
+  const note = document.getElementById(`note-${alert.id}`);
+  if (note) note.value = ""; // said and recorded
+  if (info.action === "ack") alerts.notes.set(alert.id, { actor: alert.acked_by, note: info.note });
+  alerts.apply({ change: info.action, alert });
+  renderAlerts();
+  if (alert.state === "resolved") loadResolved().catch(fail);
+  const h = $(`#alert-${alert.id} .alert-actions`);
+  if (h) h.querySelector("button:not([hidden])").focus();
+}
+
+async function loadResolved() {
+  const doc = await must("GET", `/v1/alerts?state=resolved&patient=${encodeURIComponent(patientId)}&limit=5`);
+  const list = clear($("#resolved ol"));
+  for (const a of doc.alerts || []) {
+    list.append(el("li", {}, severityBadge(a.severity), " ", a.sentence,
+      el("span", { class: "muted", text: ` (resolved ${when(a.resolved_at)}${a.resolved_by ? ` by ${a.resolved_by}` : ""})` })));
+  }
+  if (!list.children.length) list.append(el("li", { class: "muted", text: "None." }));
+}
+
+let verdictTimer = 0;
+function verdictsSoon() {
+  clearTimeout(verdictTimer);
+  verdictTimer = setTimeout(() => planView.reloadVerdicts().catch(fail), 500);
+}
+
+function setupRange() {
+  $(`#days-${state.days}`).checked = true;
+  $("#range").addEventListener("change", async (ev) => {
+    state.days = Number(ev.target.value);
+    const q = new URLSearchParams(window.location.search);
+    q.set("days", String(state.days));
+    window.history.replaceState(null, "", `/patient?${q}`);
+    try {
+      await loadSeries();
+      draw();
+      showFacts();
+    } catch (err) {
+      fail(err);
+    }
+  });
+}
+
+async function main() {
+  await startShell();
+  if (!patientId) throw new Error("no patient was named: open a patient from the list");
+  if (!window.uPlot) throw new Error("the chart bundle did not load");
+  setupRange();
+
+  live = new Live();
+  let hellos = 0;
+  live.on("hello", (m) => {
+    if (!(m.patients || []).includes(patientId)) {
+      $("#status").textContent = "This patient is no longer one you may follow live.";
+      $("#status").hidden = false;
+    }
+    // Back after a lost connection: what was sent meanwhile is read again.
+    if (++hellos > 1 && state.loaded) loadSeries().then(() => { draw(); showFacts(); }).catch(fail);
+  });
+  live.on("snapshot", (m) => {
+    alerts.replace(m.alerts);
+    renderAlerts();
+  });
+  live.on("alert", (m) => {
+    if (!alerts.apply(m)) return;
+    renderAlerts();
+    verdictsSoon();
+    if (m.change === "resolved") loadResolved().catch(fail);
+  });
+  live.on("patient_status", (m) => {
+    if (m.patient !== patientId) return;
+    state.status = m.status;
+    showStatus();
+  });
+  live.on("sample", addSample);
+  live.on("error", (m) => console.warn("websocket:", m.error));
+  live.subscribe([patientId]);
+  live.start();
+
+  const detailsReq = api("GET", base);
+  const alertsReq = must("GET", `/v1/alerts?state=firing,acknowledged&patient=${encodeURIComponent(patientId)}`);
+  planView = new PlanView($("#plan"), patientId, (plan, history) => {
+    planChanged(plan, history);
+    draw();
+  });
+  const details = await detailsReq;
+  if (!details.ok) {
+    throw new Error(details.status === 403 ? "this patient is not in your care" : (details.doc && details.doc.error) || `patient: ${details.status}`);
+  }
+  state.details = details.doc;
+  $("#patient-name").textContent = details.doc.name || details.doc.id;
+  document.title = `${details.doc.name || details.doc.id} · patientpulse`;
+  const [{ plan, history }, active] = await Promise.all([planView.load(), alertsReq, loadSeries(), loadResolved()]);
+  if (!alerts.alerts.size) alerts.replace(active.alerts);
+  renderAlerts();
+  planChanged(plan, history);
+  const holder = $("#charts");
+  for (const spec of specs) charts.push(new Chart(spec, holder));
+  draw();
+  showFacts();
+  $("#status").textContent = "";
+  $("#status").hidden = true;
+  setInterval(() => {
+    showFacts();
+    verdictsSoon();
+  }, 60000);
+}
+
+main().catch((err) => fail(err));
