@@ -326,8 +326,9 @@ func (e *Evaluator) load(ctx context.Context, id string) error {
 	// Samples stored up to now are read back, each measurement as far as
 	// its rules look; those still in the queue may then come a second
 	// time, which series.add tells from new ones.
-	for _, m := range slices.Sorted(maps.Keys(p.readBack)) {
-		from := e.clk.start(e.clk.dayOf(now) - day(p.readBack[m]))
+	back := p.readBack()
+	for _, m := range slices.Sorted(maps.Keys(back)) {
+		from := e.clk.start(e.clk.dayOf(now) - day(back[m]))
 		err = e.src.Values(ctx, id, []string{m}, from, now.Add(time.Hour), func(v ingest.StoredValue) error {
 			p.add(e.clk, Sample{Measurement: v.Measurement, Field: v.Field, Value: v.Value, Time: v.Time,
 				Instrument: v.Tags["instrument"], Medication: v.Tags["medication"]})

@@ -51,9 +51,8 @@ type patient struct {
 	id       string
 	versions []*Plan // oldest first
 	series   []*series
-	doses    []medDoses     // logged doses of the medications adherence rules count
-	keepDose time.Duration  // how far back doses are kept
-	readBack map[string]int // measurement → days to read back from InfluxDB on a rebuild
+	doses    []medDoses    // logged doses of the medications adherence rules count
+	keepDose time.Duration // how far back doses are kept
 	states   ruleStates
 
 	dirty    bool      // has data not yet evaluated
@@ -75,21 +74,18 @@ func newPatient(id string, versions []*Plan) *patient {
 	for _, v := range versions {
 		v.intern()
 	}
-	p := &patient{id: id, versions: versions, readBack: map[string]int{}}
+	p := &patient{id: id, versions: versions}
 	keep := map[seriesKey]int{}
 	for _, v := range versions {
 		for i := range v.Rules {
 			r := &v.Rules[i]
-			k, days, back, ok := r.seriesKey()
-			if ok {
+			if k, days, _, ok := r.seriesKey(); ok {
 				keep[k] = max(keep[k], days)
-				p.readBack[k.measurement] = max(p.readBack[k.measurement], back)
 			}
 			if r.Kind == KindAdherence {
 				for _, d := range v.Regimen {
 					if d.Medication == r.Medication {
 						p.keepDose = max(p.keepDose, time.Duration(r.Over)+d.Schedule.Interval())
-						p.readBack["dose"] = max(p.readBack["dose"], int(p.keepDose.Hours()/24)+1)
 					}
 				}
 			}
@@ -145,6 +141,24 @@ func (p *Plan) internStrings() {
 			in(s)
 		}
 	}
+}
+
+// readBack returns, by measurement, how many days back the patient's data
+// must be read from InfluxDB on a rebuild. It is worked out when needed:
+// kept, it would cost every patient a map.
+func (p *patient) readBack() map[string]int {
+	back := map[string]int{}
+	for _, v := range p.versions {
+		for i := range v.Rules {
+			if k, _, days, ok := v.Rules[i].seriesKey(); ok {
+				back[k.measurement] = max(back[k.measurement], days)
+			}
+		}
+	}
+	if p.keepDose > 0 {
+		back["dose"] = int(p.keepDose.Hours()/24) + 1
+	}
+	return back
 }
 
 // seriesKey returns the series a rule reads, how many days of daily stats
