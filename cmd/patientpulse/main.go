@@ -1,5 +1,6 @@
 // Command patientpulse runs the patientpulse pipeline (serve) and the
-// operator's commands on its registry (patients, devices, staff, plans).
+// operator's commands on its registry (patients, devices, staff, plans),
+// the clinic simulation and the benchmark.
 package main
 
 import (
@@ -42,8 +43,8 @@ Usage:
                                                           a virtual clinic: patients, plans, devices sending data
   patientpulse bench [--messages N] [--quick]             measure throughput, alert latency and memory (own services)
 
-Every command takes --config FILE, --data-dir DIR and --db DSN; settings
-come from the file, then PATIENTPULSE_* variables, then flags.
+Every command but bench takes --config FILE, --data-dir DIR and --db DSN;
+settings come from the file, then PATIENTPULSE_* variables, then flags.
 'patientpulse COMMAND -h' lists a command's flags.
 `
 
