@@ -90,7 +90,7 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.StringVar(&c.influx.Org, "influx-org", "", "InfluxDB organisation (2.x)")
 	fs.StringVar(&c.influx.Bucket, "influx-bucket", "patientpulse", "InfluxDB bucket (1.8: database[/retention-policy])")
 	fs.DurationVar(&c.influx.Timeout, "influx-timeout", 30*time.Second, "timeout of one InfluxDB request")
-	fs.BoolVar(&c.influx.NoGzip, "influx-no-gzip", false, "send writes to InfluxDB uncompressed (on the same host, gzip only costs CPU)")
+	fs.BoolVar(&c.influx.Gzip, "influx-gzip", false, "compress writes to InfluxDB (for a remote InfluxDB over a slow link; on the same host or LAN it only costs CPU)")
 
 	c.limits = ingest.DefaultLimits()
 	fs.IntVar(&c.limits.MaxSamples, "max-samples", c.limits.MaxSamples, "samples per message")
