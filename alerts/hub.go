@@ -185,6 +185,23 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusServiceUnavailable, "cannot read the alerts now: try again")
 		return
 	}
+	snap := []Alert{}
+	audited := map[string]bool{}
+	actx := registry.WithActor(ctx, registry.Actor{Name: who.Username, Address: httpx.ClientIP(r)})
+	for _, a := range active {
+		if !scope.Includes(a.Patient) {
+			continue
+		}
+		snap = append(snap, a)
+		if !audited[a.Patient] {
+			audited[a.Patient] = true
+			if err := h.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionPatientRead, Patient: a.Patient,
+				Target: "websocket snapshot"}); err != nil {
+				httpx.Error(w, http.StatusServiceUnavailable, "cannot record this access now: try again")
+				return
+			}
+		}
+	}
 	conn, err := h.upgrade.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
@@ -203,12 +220,6 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	patients, _ := h.visiblePatients(ctx, who, scope, active)
 	c.queue("hello", helloMsg{Type: "hello", Username: who.Username, Role: who.Role, Patients: patients})
-	snap := []Alert{}
-	for _, a := range active {
-		if scope.Includes(a.Patient) {
-			snap = append(snap, a)
-		}
-	}
 	c.queue("snapshot", snapshotMsg{Type: "snapshot", Alerts: snap})
 	go c.writeLoop()
 	c.readLoop(context.WithoutCancel(ctx))
@@ -242,7 +253,10 @@ func (h *Hub) visiblePatients(ctx context.Context, who *auth.Principal, scope au
 func (h *Hub) Notify(ev Event) {
 	status := h.status(ev.Alert.Patient)
 	for _, c := range h.snapshot() {
-		if c.sees(ev.Alert.Patient) {
+		// On-call staff see the patients behind active alerts: every
+		// active alert, and the end of one they saw.
+		onCall := c.who.Role == registry.RoleOnCall && (ev.Alert.Active() || ev.Change == ChangeResolved)
+		if onCall || c.sees(ev.Alert.Patient) {
 			c.queue("alert", alertMsg{Type: "alert", Event: ev})
 			if status != "" {
 				c.queue("patient_status", statusMsg{Type: "patient_status", Patient: ev.Alert.Patient, Status: status})
@@ -275,10 +289,11 @@ func (h *Hub) Sample(patient string, points []ingest.Point) {
 	var targets []*client
 	for _, c := range h.snapshot() {
 		c.mu.Lock()
-		if c.subs[patient] {
+		subscribed := c.subs[patient]
+		c.mu.Unlock()
+		if subscribed && c.sees(patient) { // the care team may have changed since
 			targets = append(targets, c)
 		}
-		c.mu.Unlock()
 	}
 	if len(targets) == 0 {
 		return
@@ -325,21 +340,26 @@ func (h *Hub) Close() {
 	}
 }
 
-// sees reports whether the client may see an alert of the patient: in
-// its scope (read again every Refresh); on-call staff see every alert, and
-// so also the end of one.
+// sees reports whether the patient is in the client's scope, read again
+// every Refresh.
 func (c *client) sees(patient string) bool {
-	if c.who.Role == registry.RoleOnCall {
-		return true
-	}
+	return c.currentScope().Includes(patient)
+}
+
+// currentScope returns the client's scope, reading it again when it is
+// older than Refresh (without holding the client's lock meanwhile).
+func (c *client) currentScope() auth.Scope {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if time.Since(c.scoped) > c.hub.cfg.Refresh {
+	scope, stale := c.scope, time.Since(c.scoped) > c.hub.cfg.Refresh
+	c.mu.Unlock()
+	if stale {
 		if s, err := c.hub.auth.Scope(context.Background(), c.who); err == nil {
-			c.scope, c.scoped = s, time.Now()
+			c.mu.Lock()
+			c.scope, c.scoped, scope = s, time.Now(), s
+			c.mu.Unlock()
 		}
 	}
-	return c.scope.Includes(patient)
+	return scope
 }
 
 // queue hands a message to the client's writer; a client whose queue is
@@ -385,10 +405,16 @@ func (c *client) close(code int, reason string) {
 func (c *client) writeLoop() {
 	ping := time.NewTicker(c.hub.cfg.Ping)
 	defer ping.Stop()
+	recheck := time.NewTicker(c.hub.cfg.Refresh)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-c.done:
 			return
+		case <-recheck.C:
+			if !c.stillValid() {
+				return
+			}
 		case b := <-c.send:
 			_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
@@ -404,6 +430,22 @@ func (c *client) writeLoop() {
 	}
 }
 
+// stillValid checks the client's credentials (its session or token, its
+// account) and ends the connection when they no longer hold: a sign-out,
+// an ended session or a disabled account closes the console within
+// Refresh.
+func (c *client) stillValid() bool {
+	err := c.hub.auth.Revalidate(context.Background(), c.who)
+	if err == nil {
+		return true
+	}
+	if errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrDisabled) || errors.Is(err, auth.ErrSessionEnded) {
+		c.close(websocket.ClosePolicyViolation, "signed out: sign in again")
+		return false
+	}
+	return true // the registry is busy: try again at the next check
+}
+
 // readLoop handles the client's requests until it goes.
 func (c *client) readLoop(ctx context.Context) {
 	defer c.close(websocket.CloseNormalClosure, "")
@@ -417,6 +459,9 @@ func (c *client) readLoop(ctx context.Context) {
 			return
 		}
 		deadline()
+		if !c.stillValid() {
+			return
+		}
 		var req request
 		if err := json.Unmarshal(data, &req); err != nil {
 			c.queue("error", errorMsg{Type: "error", Error: "a request is a JSON object with a type"})
@@ -441,20 +486,23 @@ func (c *client) subscribe(ctx context.Context, patients []string) {
 		return
 	}
 	actx := registry.WithActor(ctx, registry.Actor{Name: c.who.Username})
+	c.mu.Lock()
+	c.scoped = time.Time{} // read the scope afresh
+	c.mu.Unlock()
+	scope := c.currentScope()
 	for _, p := range patients {
-		if err := c.hub.auth.Check(actx, c.who, auth.ReadPatient, p); err != nil {
-			msg := "cannot check access now: try again"
-			if errors.Is(err, auth.ErrForbidden) {
-				msg = "patient " + p + " is not in your care"
-				_ = c.hub.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: p,
-					Target: "websocket subscribe", Outcome: registry.OutcomeDenied})
-			}
-			c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: msg})
+		if !scope.Includes(p) {
+			_ = c.hub.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: p,
+				Target: "websocket subscribe", Outcome: registry.OutcomeDenied})
+			c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: "patient " + p + " is not in your care"})
 			return
 		}
 	}
 	for _, p := range patients {
-		_ = c.hub.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionPatientRead, Patient: p, Target: "websocket samples"})
+		if err := c.hub.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionPatientRead, Patient: p, Target: "websocket samples"}); err != nil {
+			c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: "cannot record this access now: try again"})
+			return
+		}
 	}
 	c.mu.Lock()
 	c.subs = map[string]bool{}
@@ -469,10 +517,11 @@ func (c *client) subscribe(ctx context.Context, patients []string) {
 func (c *client) ack(ctx context.Context, req request) {
 	actx := registry.WithActor(ctx, registry.Actor{Name: c.who.Username})
 	a, _, err := c.hub.alerts.Get(actx, req.AlertID)
-	if err == nil && !c.sees(a.Patient) {
-		_ = c.hub.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: a.Patient,
-			Target: "websocket ack", Outcome: registry.OutcomeDenied})
-		err = auth.ErrForbidden
+	if err == nil {
+		if err = c.hub.auth.Check(actx, c.who, auth.HandleAlert, a.Patient); errors.Is(err, auth.ErrForbidden) {
+			_ = c.hub.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: a.Patient,
+				Target: "websocket ack", Outcome: registry.OutcomeDenied})
+		}
 	}
 	if err == nil {
 		_, err = c.hub.alerts.Ack(actx, req.AlertID, c.who.Username, req.Note)

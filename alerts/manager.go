@@ -195,7 +195,7 @@ func (m *Manager) resume(ctx context.Context) error {
 // openedSince reports whether an alert of t's key was opened at or after
 // t: the transition has had its alert.
 func (m *Manager) openedSince(ctx context.Context, t analysis.Transition) (bool, error) {
-	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{Patient: t.Patient, Limit: 1000})
+	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{Patient: t.Patient, All: true})
 	if err != nil {
 		return false, err
 	}
@@ -435,7 +435,7 @@ func (m *Manager) tierIndex(name string) int {
 func (m *Manager) sweepActive(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{
+	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{All: true,
 		States: []string{registry.AlertFiring, registry.AlertAcknowledged, registry.AlertSuppressed}})
 	if err != nil {
 		return err
@@ -612,7 +612,7 @@ func (m *Manager) List(ctx context.Context, f registry.AlertFilter) ([]Alert, er
 // Active returns every active alert (firing or acknowledged), newest
 // first: the snapshot a reconnecting console gets.
 func (m *Manager) Active(ctx context.Context) ([]Alert, error) {
-	return m.List(ctx, registry.AlertFilter{States: []string{registry.AlertFiring, registry.AlertAcknowledged}})
+	return m.List(ctx, registry.AlertFilter{All: true, States: []string{registry.AlertFiring, registry.AlertAcknowledged}})
 }
 
 // take copies what the analysis says of the condition into a.

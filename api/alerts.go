@@ -44,12 +44,12 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 	}
 	var err error
 	if f.Limit, f.Before, err = page(r, 1000); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	scope, err := a.auth.Scope(ctx, p)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	if f.Patient != "" && !scope.Includes(f.Patient) {
@@ -59,7 +59,7 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := a.alerts.List(ctx, f)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	out := []alerts.Alert{}
@@ -71,7 +71,7 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 		if !seen[al.Patient] {
 			seen[al.Patient] = true
 			if err := a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionPatientRead, Patient: al.Patient, Target: "alerts"}); err != nil {
-				a.fail(w, err)
+				a.fail(w, r, err)
 				return
 			}
 		}
@@ -96,7 +96,7 @@ func (a *API) alert(w http.ResponseWriter, r *http.Request) {
 	id, _ := strconv.ParseInt(r.PathValue("aid"), 10, 64)
 	al, evs, err := a.alerts.Get(r.Context(), id)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	out := make([]AlertEvent, 0, len(evs))
@@ -116,7 +116,7 @@ func (a *API) alertAction(act func(a *API, r *http.Request, id int64, actor, not
 		}
 		if r.ContentLength != 0 {
 			if err := decode(w, r, &req); err != nil {
-				a.fail(w, err)
+				a.fail(w, r, err)
 				return
 			}
 		}
@@ -133,7 +133,7 @@ func (a *API) alertAction(act func(a *API, r *http.Request, id int64, actor, not
 		case alerts.IsBadRequest(err):
 			httpx.Error(w, http.StatusBadRequest, alerts.ActionError(err))
 		case err != nil:
-			a.fail(w, err)
+			a.fail(w, r, err)
 		default:
 			httpx.WriteJSON(w, http.StatusOK, al)
 		}

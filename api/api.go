@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/patientpulse/patientpulse/alerts"
@@ -117,8 +118,9 @@ func Patterns() []string {
 }
 
 // fail answers a registry error with the status it stands for. Registry
-// errors name ids, never names, tokens or passwords.
-func (a *API) fail(w http.ResponseWriter, err error) {
+// errors name ids, never names, tokens or passwords; what is logged names
+// no patient either.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
 		httpx.Error(w, http.StatusNotFound, err.Error())
@@ -129,7 +131,15 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, ingest.ErrTooManyPoints):
 		httpx.Error(w, http.StatusUnprocessableEntity, err.Error()+": ask for a shorter range")
 	default:
-		a.log.Error("staff api request failed", "err", err)
+		if !errors.Is(err, context.Canceled) {
+			msg := err.Error()
+			for _, id := range []string{r.PathValue("id"), r.URL.Query().Get("patient")} {
+				if id != "" {
+					msg = strings.ReplaceAll(msg, id, "<patient>")
+				}
+			}
+			a.log.Error("staff api request failed", "route", r.Pattern, "err", msg)
+		}
 		httpx.Error(w, http.StatusServiceUnavailable, "cannot answer now: try again")
 	}
 }

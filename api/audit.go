@@ -17,25 +17,25 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request) {
 	f := registry.AuditFilter{Actor: q.Get("actor"), Patient: q.Get("patient"), Action: q.Get("action"), Outcome: q.Get("outcome")}
 	var err error
 	if f.Since, err = timeParam(r, "since", time.Time{}); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	if f.Until, err = timeParam(r, "until", time.Time{}); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	if f.Limit, f.Before, err = page(r, registry.MaxAuditPage); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	ctx := r.Context()
 	if err := a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionAuditRead, Patient: f.Patient}); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	entries, err := a.reg.AuditEntries(ctx, f)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	out := map[string]any{"entries": entries}

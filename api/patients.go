@@ -104,17 +104,17 @@ func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 	p, _ := auth.FromContext(ctx)
 	scope, err := a.auth.Scope(ctx, p)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	all, err := a.reg.ListPatients(ctx)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
-	active, err := a.reg.Alerts(ctx, registry.AlertFilter{States: []string{registry.AlertFiring, registry.AlertAcknowledged}})
+	active, err := a.reg.Alerts(ctx, registry.AlertFilter{All: true, States: []string{registry.AlertFiring, registry.AlertAcknowledged}})
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	out := []PatientSummary{}
@@ -146,7 +146,7 @@ func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 	}
 	err = a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionPatientList, Target: fmt.Sprintf("%d patients", len(out))})
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"patients": out})
@@ -158,16 +158,16 @@ func (a *API) addPatient(w http.ResponseWriter, r *http.Request) {
 		Name string `json:"name"`
 	}
 	if err := decode(w, r, &req); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	if err := a.reg.AddPatient(r.Context(), registry.Patient{ID: req.ID, Name: req.Name}); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	pt, err := a.reg.Patient(r.Context(), req.ID)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusCreated, patientOf(pt))
@@ -178,17 +178,17 @@ func (a *API) patient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	pt, err := a.reg.Patient(ctx, id)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	team, err := a.reg.CareTeam(ctx, id)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	devices, err := a.reg.ListDevices(ctx)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	out := PatientDetails{Patient: patientOf(pt), Devices: []Device{}, CareTeam: team}
@@ -218,12 +218,12 @@ func (a *API) patientSeries(w http.ResponseWriter, r *http.Request) {
 	now := a.now()
 	to, err := timeParam(r, "to", now)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	from, err := timeParam(r, "from", to.Add(-30*24*time.Hour))
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	if !from.Before(to) || to.Sub(from) > maxSeriesRange {
@@ -231,12 +231,12 @@ func (a *API) patientSeries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := a.reg.Patient(ctx, id); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	points, err := a.series.Series(ctx, id, typ, from, to, maxSeriesPoints)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{

@@ -22,7 +22,7 @@ type Analysis interface {
 func (a *API) plan(w http.ResponseWriter, r *http.Request) {
 	plans, err := analysis.PlanHistory(r.Context(), a.reg, r.PathValue("id"))
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	if len(plans) == 0 {
@@ -62,7 +62,7 @@ func (a *API) verdicts(w http.ResponseWriter, r *http.Request) {
 func (a *API) planHistory(w http.ResponseWriter, r *http.Request) {
 	plans, err := analysis.PlanHistory(r.Context(), a.reg, r.PathValue("id"))
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"versions": plans})
@@ -81,7 +81,7 @@ func (a *API) putPlan(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var p analysis.Plan
 	if err := decode(w, r, &p); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	if p.Patient == "" {
@@ -92,7 +92,7 @@ func (a *API) putPlan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := a.reg.Patient(r.Context(), id); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	_, err := analysis.SavePlan(r.Context(), a.reg, &p)
@@ -105,7 +105,7 @@ func (a *API) putPlan(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusConflict, "effective: "+err.Error())
 		return
 	case err != nil:
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	if a.analysis != nil {
@@ -119,17 +119,17 @@ func (a *API) putPlan(w http.ResponseWriter, r *http.Request) {
 func (a *API) transitions(w http.ResponseWriter, r *http.Request) {
 	after, err := intParam(r, "after", 0)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	limit, err := intParam(r, "limit", 100)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	ts, err := a.reg.Transitions(r.Context(), r.PathValue("id"), after, int(limit))
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	type item struct {
@@ -140,7 +140,7 @@ func (a *API) transitions(w http.ResponseWriter, r *http.Request) {
 	for _, t := range ts {
 		var tr analysis.Transition
 		if err := json.Unmarshal(t.Body, &tr); err != nil {
-			a.fail(w, err)
+			a.fail(w, r, err)
 			return
 		}
 		out = append(out, item{t.ID, tr})

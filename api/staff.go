@@ -28,7 +28,7 @@ func staffOf(s registry.Staff) StaffMember {
 func (a *API) listStaff(w http.ResponseWriter, r *http.Request) {
 	ss, err := a.reg.ListStaff(r.Context())
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	out := make([]StaffMember, 0, len(ss))
@@ -42,12 +42,12 @@ func (a *API) staffMember(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	s, err := a.reg.StaffMember(ctx, r.PathValue("username"))
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	m := staffOf(s)
 	if m.Patients, err = a.reg.AssignedPatients(ctx, s.Username); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, m)
@@ -60,7 +60,7 @@ func (a *API) addStaff(w http.ResponseWriter, r *http.Request) {
 		Password string        `json:"password"`
 	}
 	if err := decode(w, r, &req); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	if !req.Role.Valid() {
@@ -69,12 +69,12 @@ func (a *API) addStaff(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	if err := a.reg.AddStaff(ctx, req.Username, req.Role, req.Password); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	s, err := a.reg.StaffMember(ctx, req.Username)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusCreated, staffOf(s))
@@ -85,30 +85,30 @@ func (a *API) setPassword(w http.ResponseWriter, r *http.Request) {
 		Password string `json:"password"`
 	}
 	if err := decode(w, r, &req); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
-	a.done(w, a.reg.SetPassword(r.Context(), r.PathValue("username"), req.Password))
+	a.done(w, r, a.reg.SetPassword(r.Context(), r.PathValue("username"), req.Password))
 }
 
 func (a *API) disableStaff(w http.ResponseWriter, r *http.Request) {
-	a.done(w, a.reg.DisableStaff(r.Context(), r.PathValue("username")))
+	a.done(w, r, a.reg.DisableStaff(r.Context(), r.PathValue("username")))
 }
 
 func (a *API) assign(w http.ResponseWriter, r *http.Request) {
-	a.done(w, a.reg.AssignPatient(r.Context(), r.PathValue("username"), r.PathValue("id")))
+	a.done(w, r, a.reg.AssignPatient(r.Context(), r.PathValue("username"), r.PathValue("id")))
 }
 
 func (a *API) unassign(w http.ResponseWriter, r *http.Request) {
-	a.done(w, a.reg.UnassignPatient(r.Context(), r.PathValue("username"), r.PathValue("id")))
+	a.done(w, r, a.reg.UnassignPatient(r.Context(), r.PathValue("username"), r.PathValue("id")))
 }
 
 func (a *API) revokeTokens(w http.ResponseWriter, r *http.Request) {
-	a.done(w, a.reg.RevokeStaffTokens(r.Context(), r.PathValue("username")))
+	a.done(w, r, a.reg.RevokeStaffTokens(r.Context(), r.PathValue("username")))
 }
 
 func (a *API) endSessions(w http.ResponseWriter, r *http.Request) {
-	a.done(w, a.reg.EndSessions(r.Context(), r.PathValue("username")))
+	a.done(w, r, a.reg.EndSessions(r.Context(), r.PathValue("username")))
 }
 
 // issueToken answers 201 {"token": ...}: the only time the token is shown.
@@ -117,21 +117,21 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request) {
 		Label string `json:"label"`
 	}
 	if err := decode(w, r, &req); err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	token, err := a.reg.IssueStaffToken(r.Context(), r.PathValue("username"), req.Label)
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusCreated, map[string]string{"token": token})
 }
 
 // done answers 204 for a change made, or the error.
-func (a *API) done(w http.ResponseWriter, err error) {
+func (a *API) done(w http.ResponseWriter, r *http.Request, err error) {
 	if err != nil {
-		a.fail(w, err)
+		a.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -128,6 +128,36 @@ type Principal struct {
 	Via       string // "session" or "token"
 	CSRFToken string // the session's, for a browser
 	sessionID string
+	token     string // the API token, for Revalidate
+}
+
+// Revalidate checks that the credentials p came with still hold: the
+// account enabled, the API token not revoked, the session not ended and
+// not past its maximum age. A long-lived connection (the websocket) calls
+// it as it goes; an open console counts as use of its session, so it does
+// not idle out.
+func (a *Auth) Revalidate(ctx context.Context, p *Principal) error {
+	if p.Via == "token" {
+		_, err := a.reg.StaffByToken(ctx, p.token)
+		return err
+	}
+	s, _, err := a.reg.SessionByID(ctx, p.sessionID)
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	if now.Sub(s.CreatedAt) > a.cfg.MaxAge {
+		if err := a.reg.EndSession(ctx, p.sessionID, now); err != nil {
+			a.log.Warn("ending an expired session failed", "err", err)
+		}
+		return errSessionEnded
+	}
+	if now.Sub(s.LastSeenAt) >= time.Minute {
+		if err := a.reg.TouchSession(ctx, p.sessionID, now); err != nil {
+			a.log.Warn("recording session use failed", "err", err)
+		}
+	}
+	return nil
 }
 
 type principalKey struct{}
@@ -138,10 +168,13 @@ func FromContext(ctx context.Context) (*Principal, bool) {
 	return p, ok
 }
 
+// ErrSessionEnded reports a session that has ended or expired.
+var ErrSessionEnded = errors.New("your session has ended: sign in again")
+
 // Errors of authentication, each one sentence for the client.
 var (
 	errUnauthenticated = errors.New("sign in, or send a staff API token as Authorization: Bearer")
-	errSessionEnded    = errors.New("your session has ended: sign in again")
+	errSessionEnded    = ErrSessionEnded
 	errCSRF            = errors.New("missing or wrong X-CSRF-Token header: reload the page")
 	errCrossOrigin     = errors.New("cross-origin request refused")
 )
@@ -179,7 +212,7 @@ func (a *Auth) principal(r *http.Request) (*Principal, int, error) {
 			a.log.Error("staff token lookup failed", "err", err)
 			return nil, http.StatusServiceUnavailable, errors.New("cannot check credentials now: try again")
 		}
-		return &Principal{Staff: st, Via: "token"}, 0, nil
+		return &Principal{Staff: st, Via: "token", token: httpx.Bearer(r)}, 0, nil
 	}
 	c, err := r.Cookie(a.cookieName())
 	if err != nil || c.Value == "" {

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -132,7 +133,8 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 			Action: registry.ActionSignIn, Target: "password", Outcome: outcome})
 	}
 	unavailable := func(err error) {
-		a.log.Error("sign-in failed", "err", err)
+		// The error may quote what was typed as the username: a password, perhaps.
+		a.log.Error("sign-in failed", "err", strings.ReplaceAll(err.Error(), creds.Username, "<username>"))
 		fail(http.StatusServiceUnavailable, "cannot sign in now: try again", "unavailable")
 	}
 

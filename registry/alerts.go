@@ -136,6 +136,7 @@ type AlertFilter struct {
 	Severity string
 	Before   int64 // ids below this: the next page
 	Limit    int   // at most this many (default and maximum 1000)
+	All      bool  // every match, whatever Limit says: for the server's own sweeps, not for answers to a request
 }
 
 // Alerts returns the alerts f selects, newest first.
@@ -164,7 +165,11 @@ func (r *Registry) Alerts(ctx context.Context, f AlertFilter) ([]AlertRow, error
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	return queryAll(ctx, r, "alerts", query+" ORDER BY id DESC LIMIT ?", append(args, f.Limit), scanAlert)
+	query += " ORDER BY id DESC"
+	if !f.All {
+		query, args = query+" LIMIT ?", append(args, f.Limit)
+	}
+	return queryAll(ctx, r, "alerts", query, args, scanAlert)
 }
 
 // AlertEvents returns the alert's events, oldest first.

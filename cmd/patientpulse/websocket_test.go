@@ -298,3 +298,29 @@ func metric(t *testing.T, base, name string) float64 {
 	}
 	return sum
 }
+
+// TestWebsocketEndsWithCredentials: a console whose API token is revoked
+// (or whose session ends, or whose account is disabled) is closed at its
+// next request, with nothing more sent to it.
+func TestWebsocketEndsWithCredentials(t *testing.T) {
+	needServices(t)
+	dir := newDataDir(t)
+	cli(t, dir, "patients", "add", "--id", "p-rev")
+	token := staffToken(t, dir, "dr-rev", "clinician")
+	mustStaff(t, dir, "", "staff", "assign", "--username", "dr-rev", "--patient", "p-rev")
+	srv := startServe(t, dir, "t-ws-rev", "--mqtt=false")
+	c := dialAndGreet(t, srv.url, token).conn
+	c.send(map[string]any{"type": "subscribe", "patients": []string{"p-rev"}})
+	c.next("subscribed")
+
+	mustStaff(t, dir, "", "staff", "revoke-tokens", "--username", "dr-rev")
+	c.send(map[string]any{"type": "subscribe", "patients": []string{"p-rev"}})
+	for m := range c.msgs {
+		if m["type"] == "subscribed" {
+			t.Fatalf("a console with a revoked token was answered: %v", m)
+		}
+	}
+	if !websocket.IsCloseError(c.closeErr, websocket.ClosePolicyViolation) {
+		t.Errorf("the console ended with %v, want close 1008 (signed out)", c.closeErr)
+	}
+}
