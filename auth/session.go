@@ -1,10 +1,12 @@
 package auth
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,9 +145,13 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 		unavailable(err)
 		return
 	}
-	// Unknown usernames share one actor in the log: only their address
-	// counts against them.
-	if (known && byAccount >= a.cfg.MaxFailures) || byAddress >= a.cfg.MaxAddressFailures {
+	// Unknown usernames share one actor in the log; their failures are
+	// counted in memory by the name's hash, so that an unknown name is
+	// locked out as a real one is and the answer does not tell them apart.
+	if !known {
+		byAccount = a.unknown.count(creds.Username, now.Add(-a.cfg.LockoutWindow))
+	}
+	if byAccount >= a.cfg.MaxFailures || byAddress >= a.cfg.MaxAddressFailures {
 		if err := record(registry.OutcomeLocked); err != nil {
 			unavailable(err)
 			return
@@ -156,6 +162,9 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := a.reg.Authenticate(ctx, creds.Username, creds.Password)
 	if errors.Is(err, registry.ErrBadCredentials) || errors.Is(err, registry.ErrDisabled) {
+		if !known {
+			a.unknown.add(creds.Username, now)
+		}
 		if err := record(registry.OutcomeFailed); err != nil {
 			unavailable(err)
 			return
@@ -225,4 +234,45 @@ func (a *Auth) cookie(value string, maxAge int) *http.Cookie {
 		Secure:   a.cfg.Secure,
 		SameSite: http.SameSiteStrictMode,
 	}
+}
+
+// unknownFailures counts the failed sign-ins of usernames that do not
+// exist, by the SHA-256 of the name (what is typed there may be a
+// password), for at most maxUnknown names: beyond, the oldest go.
+type unknownFailures struct {
+	mu    sync.Mutex
+	times map[[32]byte][]time.Time
+	order [][32]byte // first failure order, for forgetting the oldest
+}
+
+const maxUnknown = 10000
+
+func (u *unknownFailures) add(name string, at time.Time) {
+	key := sha256.Sum256([]byte(name))
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.times == nil {
+		u.times = map[[32]byte][]time.Time{}
+	}
+	if _, seen := u.times[key]; !seen {
+		if len(u.order) >= maxUnknown {
+			delete(u.times, u.order[0])
+			u.order = u.order[1:]
+		}
+		u.order = append(u.order, key)
+	}
+	u.times[key] = append(u.times[key], at)
+}
+
+// count returns the name's failures since the given time, forgetting
+// older ones.
+func (u *unknownFailures) count(name string, since time.Time) int {
+	key := sha256.Sum256([]byte(name))
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ts := slices.DeleteFunc(u.times[key], func(t time.Time) bool { return t.Before(since) })
+	if len(ts) > 0 {
+		u.times[key] = ts
+	}
+	return len(ts)
 }

@@ -683,3 +683,25 @@ func TestSecureCookie(t *testing.T) {
 		t.Errorf("sign-out over TLS: cookies %v, want __Host-pp_session cleared, Secure", resp3.Header.Values("Set-Cookie"))
 	}
 }
+
+// TestLockoutOfUnknownUsername: an unknown username is locked out after as
+// many failures as a real one, so the answers do not tell which usernames
+// exist; the name typed is kept nowhere in clear.
+func TestLockoutOfUnknownUsername(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig() // 3 failures, 15m window
+	e := newEnv(t, cfg, nil, admin)
+	for _, name := range []string{admin, "no-such-user"} {
+		for i := range cfg.MaxFailures {
+			e.clock.Advance(time.Second)
+			expect(t, name+" wrong password "+strconv.Itoa(i+1), e.do(signInJSON(name, wrongPass)), http.StatusUnauthorized)
+		}
+		e.clock.Advance(time.Second)
+		expect(t, name+" after 3 failures", e.do(signInJSON(name, wrongPass)), http.StatusTooManyRequests)
+	}
+	// Another unknown name is not locked by the first one's failures.
+	expect(t, "another unknown name", e.do(signInJSON("someone-else", wrongPass)), http.StatusUnauthorized)
+	// Past the window, the unknown name is answered 401 again.
+	e.clock.Advance(cfg.LockoutWindow)
+	expect(t, "unknown name after the window", e.do(signInJSON("no-such-user", wrongPass)), http.StatusUnauthorized)
+}
