@@ -631,7 +631,7 @@ func (b *bencher) pipeline(ctx context.Context, payloads [][][]byte, res *benchR
 	pubacked := time.Since(start)
 	var end time.Time
 	if err == nil {
-		end, err = benchWait(ctx, "points written", want, srv.pointsWritten)
+		end, err = benchWait(ctx, "points written", want, func() (int64, error) { return pointsWritten(srv.url) })
 	}
 	// A message that came twice (QoS 1 is at least once) is written twice:
 	// the metric may reach want before every point is stored. Then the
@@ -652,7 +652,7 @@ func (b *bencher) pipeline(ctx context.Context, payloads [][][]byte, res *benchR
 		return err
 	}
 	res.pipeCounted = want
-	res.pipeWritten, _ = srv.pointsWritten()
+	res.pipeWritten, _ = pointsWritten(srv.url)
 	res.pipeSecs = end.Sub(start).Seconds()
 	res.pipeMsgs = float64(b.s.messages) / res.pipeSecs
 	res.pipePubackMsgs = float64(b.s.messages) / pubacked.Seconds()
@@ -765,10 +765,10 @@ func benchServeConfig(args []string) (*config, error) {
 	return &c, nil
 }
 
-// pointsWritten reads serve's patientpulse_writer_points_written_total,
-// uncompressed, to spare serve's CPU.
-func (s *benchServer) pointsWritten() (int64, error) {
-	req, err := http.NewRequest(http.MethodGet, s.url+"/metrics", nil)
+// pointsWritten reads the patientpulse_writer_points_written_total of
+// the serve at url, uncompressed, to spare serve's CPU.
+func pointsWritten(url string) (int64, error) {
+	req, err := http.NewRequest(http.MethodGet, url+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}

@@ -22,7 +22,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -171,32 +170,6 @@ func waitProgress(b *testing.B, what string, want int64, count func() (int64, er
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-}
-
-// pointsWritten reads serve's patientpulse_writer_points_written_total,
-// uncompressed, to spare serve's CPU.
-func pointsWritten(url string) (int64, error) {
-	req, err := http.NewRequest(http.MethodGet, url+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Accept-Encoding", "identity")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(body)) {
-		if v, ok := strings.CutPrefix(line, "patientpulse_writer_points_written_total "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int64(f), err
-		}
-	}
-	return 0, nil // not written to yet
 }
 
 // storedBPM counts the bpm values stored for the devices whose ids start
