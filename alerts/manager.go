@@ -235,14 +235,14 @@ func (m *Manager) settle(ctx context.Context, k condKey) {
 	now := m.now()
 	if t, ok := m.raise[k]; ok && now.Sub(t.At) >= m.cfg.FireAfter {
 		if err := m.raiseAlert(ctx, t); err != nil {
-			m.log.Error("alerts: opening an alert failed; will retry", "err", redact(err, k.patient))
+			m.log.Error("alerts: opening an alert failed; will retry", "err", registry.Redact(err, k.patient))
 			return
 		}
 		delete(m.raise, k)
 	}
 	if t, ok := m.clear[k]; ok && now.Sub(t.At) >= m.cfg.ResolveAfter {
 		if err := m.resolveCleared(ctx, t); err != nil {
-			m.log.Error("alerts: resolving an alert failed; will retry", "err", redact(err, k.patient))
+			m.log.Error("alerts: resolving an alert failed; will retry", "err", registry.Redact(err, k.patient))
 			return
 		}
 		delete(m.clear, k)
@@ -370,7 +370,7 @@ func (m *Manager) judged(ctx context.Context, t analysis.Transition) {
 		}
 	}
 	if err != nil {
-		m.log.Error("alerts: noting a rule that cannot judge failed", "err", redact(err, t.Patient))
+		m.log.Error("alerts: noting a rule that cannot judge failed", "err", registry.Redact(err, t.Patient))
 	}
 }
 
@@ -464,7 +464,7 @@ func (m *Manager) sweepActive(ctx context.Context) error {
 			err = m.escalate(ctx, row, now)
 		}
 		if err != nil && !errors.Is(err, registry.ErrConflict) {
-			m.log.Error("alerts: sweeping an alert failed", "err", redact(err, row.Patient))
+			m.log.Error("alerts: sweeping an alert failed", "err", registry.Redact(err, row.Patient))
 		}
 	}
 	return nil
@@ -676,10 +676,4 @@ func mustJSON(v any) []byte {
 		panic(err) // only plain structs are marshalled
 	}
 	return b
-}
-
-// redact is err's text without the patient's id: registry errors name
-// the patient, and logs must not.
-func redact(err error, patient string) string {
-	return strings.ReplaceAll(err.Error(), patient, "<patient>")
 }

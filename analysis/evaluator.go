@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -276,7 +275,7 @@ func (e *Evaluator) rebuildMarked(ctx context.Context) {
 	for _, id := range ids {
 		if err := e.load(ctx, id); err != nil {
 			if ctx.Err() == nil {
-				e.log.Warn("analysis: rebuilding a patient failed; will retry", "err", redact(err, id))
+				e.log.Warn("analysis: rebuilding a patient failed; will retry", "err", registry.Redact(err, id))
 			}
 			e.mu.Lock()
 			e.rebuild[id] = true
@@ -369,7 +368,7 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time) {
 	if err := e.reg.RecordTransitions(ctx, p.id, records, states); err != nil {
 		// Not recorded: keep the old states, so the next evaluation
 		// reports the same changes again.
-		e.log.Error("analysis: recording transitions failed", "err", redact(err, p.id))
+		e.log.Error("analysis: recording transitions failed", "err", registry.Redact(err, p.id))
 		p.dirty = true
 		return
 	}
@@ -380,12 +379,6 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time) {
 			e.notify(t)
 		}
 	}
-}
-
-// redact is err's text without the patient's id: registry errors name
-// the patient, and logs must not.
-func redact(err error, patientID string) string {
-	return strings.ReplaceAll(err.Error(), patientID, "<patient>")
 }
 
 // judgeAll judges the patient's rules at now against their recorded

@@ -3,8 +3,6 @@ package analysis
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"reflect"
@@ -1049,12 +1047,5 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate = %q, want %q", got, tt.want)
 			}
 		})
-	}
-}
-
-func TestRedact(t *testing.T) {
-	err := fmt.Errorf("record transitions of p-77: %w", errors.New("database is locked"))
-	if got := redact(err, "p-77"); got != "record transitions of <patient>: database is locked" {
-		t.Errorf("redact = %q", got)
 	}
 }

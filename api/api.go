@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/patientpulse/patientpulse/alerts"
@@ -132,13 +131,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		httpx.Error(w, http.StatusUnprocessableEntity, err.Error()+": ask for a shorter range")
 	default:
 		if !errors.Is(err, context.Canceled) {
-			msg := err.Error()
-			for _, id := range []string{r.PathValue("id"), r.URL.Query().Get("patient")} {
-				if id != "" {
-					msg = strings.ReplaceAll(msg, id, "<patient>")
-				}
-			}
-			a.log.Error("staff api request failed", "route", r.Pattern, "err", msg)
+			a.log.Error("staff api request failed", "route", r.Pattern,
+				"err", registry.Redact(err, r.PathValue("id"), r.URL.Query().Get("patient")))
 		}
 		httpx.Error(w, http.StatusServiceUnavailable, "cannot answer now: try again")
 	}

@@ -22,6 +22,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -181,4 +182,16 @@ func scanString(s scanner) (string, error) {
 	var v string
 	err := s.Scan(&v)
 	return v, err
+}
+
+// Redact is err's text with the patients' ids taken out, for a log line:
+// the registry's errors name patients, and logs must not.
+func Redact(err error, patientIDs ...string) string {
+	msg := err.Error()
+	for _, id := range patientIDs {
+		if id != "" {
+			msg = strings.ReplaceAll(msg, id, "<patient>")
+		}
+	}
+	return msg
 }

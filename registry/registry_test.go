@@ -383,3 +383,10 @@ func TestClosedRegistry(t *testing.T) {
 		t.Errorf("ListPatients after Close = %v, want a closed-database error", err)
 	}
 }
+
+func TestRedact(t *testing.T) {
+	err := fmt.Errorf("record transitions of p-77: %w", errors.New("database is locked"))
+	if got := Redact(err, "p-77", ""); got != "record transitions of <patient>: database is locked" {
+		t.Errorf("Redact = %q", got)
+	}
+}
