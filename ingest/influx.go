@@ -45,7 +45,8 @@ func (c InfluxConfig) Validate() error {
 }
 
 // Influx is the Sink that writes to InfluxDB with the client's blocking
-// write API, gzip on, leaving batching and retries to the Writer.
+// write API (gzip only when InfluxConfig.Gzip), leaving batching and
+// retries to the Writer.
 type Influx struct {
 	cfg    InfluxConfig
 	client influxdb2.Client
@@ -79,8 +80,8 @@ func (s *Influx) Close() { s.client.Close() }
 // a schema conflict) are final (ErrRejected); anything else,
 // including authorisation and missing-bucket errors that an operator can
 // fix, is worth retrying rather than losing data over.
-func (s *Influx) Write(ctx context.Context, lines []string) error {
-	err := s.write.WriteRecord(ctx, lines...)
+func (s *Influx) Write(ctx context.Context, lines []byte) error {
+	err := s.write.WriteRecord(ctx, string(lines))
 	if err == nil {
 		return nil
 	}

@@ -74,7 +74,7 @@ func NewIntake(devices Devices, deviceTTL time.Duration, lim Limits, m *Metrics,
 // could not be handled now (storage unavailable, writer stopped, ctx
 // ended): its source must then not be acknowledged, so that it comes again.
 func (in *Intake) Ingest(ctx context.Context, transport string, dev registry.Device, payload []byte,
-	write func(context.Context, []string) error) (Outcome, error) {
+	write func(context.Context, []byte) error) (Outcome, error) {
 	env, err := Decode(payload, in.now(), in.limits)
 	var eerr *EnvelopeError
 	if errors.As(err, &eerr) {
@@ -88,11 +88,10 @@ func (in *Intake) Ingest(ctx context.Context, transport string, dev registry.Dev
 	if len(env.Points) == 0 {
 		return Outcome{Answer: env.ErrorDoc()}, nil
 	}
-	lines := make([]string, len(env.Points))
-	var buf []byte
+	var lines []byte
 	for i := range env.Points {
-		buf = AppendLine(buf[:0], &env.Points[i], dev.PatientID, dev.ID, env.Seq)
-		lines[i] = string(buf)
+		lines = AppendLine(lines, &env.Points[i], dev.PatientID, dev.ID, env.Seq)
+		lines = append(lines, '\n')
 	}
 	switch err := write(ctx, lines); {
 	case errors.Is(err, ErrRejected):
@@ -101,14 +100,25 @@ func (in *Intake) Ingest(ctx context.Context, transport string, dev registry.Dev
 	case err != nil:
 		return Outcome{}, err
 	}
-	for _, p := range env.Points {
-		in.metrics.SamplesAccepted.WithLabelValues(transport, p.Measurement).Inc()
-	}
+	in.countAccepted(transport, env.Points)
 	in.trackSeq(dev.ID, env.Seq)
 	if in.stored != nil {
 		in.stored(dev.PatientID, env.Points)
 	}
 	return Outcome{Accepted: len(env.Points), Answer: env.ErrorDoc()}, nil
+}
+
+// countAccepted counts the stored points by sample type, with one update
+// per run of points of one type rather than one per point.
+func (in *Intake) countAccepted(transport string, points []Point) {
+	for i := 0; i < len(points); {
+		n := 1
+		for i+n < len(points) && points[i+n].Measurement == points[i].Measurement {
+			n++
+		}
+		in.metrics.SamplesAccepted.WithLabelValues(transport, points[i].Measurement).Add(float64(n))
+		i += n
+	}
 }
 
 // countRejected counts and logs each rejected sample once, by its first

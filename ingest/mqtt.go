@@ -16,6 +16,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patientpulse/patientpulse/registry"
 )
@@ -84,9 +85,11 @@ func validBrokerScheme(s string) bool {
 // only once its points are stored or it was answered on the device's
 // errors topic. Paho hands each message to its own goroutine, so that its
 // network loop keeps reading (pings, acknowledgements of our answers);
-// at most MaxInFlight messages are processed at once and the others wait
-// for a slot. The broker's own in-flight window (max_inflight_messages)
-// bounds how many it sends unacknowledged, and it queues the rest.
+// that goroutine passes the message to one of MaxInFlight long-lived
+// workers, waiting while all are busy. (Workers rather than the message's
+// own goroutine, whose stack would grow anew for every message.) The
+// broker's own in-flight window (max_inflight_messages) bounds how many it
+// sends unacknowledged, and it queues the rest.
 type MQTT struct {
 	cfg     MQTTConfig
 	intake  *Intake
@@ -94,9 +97,11 @@ type MQTT struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	slots     chan struct{} // one per message being processed
-	connected atomic.Bool   // connected and subscribed
-	client    mqtt.Client   // set by Run before it connects
+	work      chan mqtt.Message // to the workers, unbuffered
+	messages  prometheus.Counter
+	inFlight  prometheus.Gauge
+	connected atomic.Bool // connected and subscribed
+	client    mqtt.Client // set by Run before it connects
 
 	mu       sync.Mutex
 	stopping bool           // no message is taken any more; guarded by mu
@@ -106,12 +111,14 @@ type MQTT struct {
 // NewMQTT returns a collector; it connects when Run is called.
 func NewMQTT(cfg MQTTConfig, intake *Intake, w *Writer, m *Metrics, log *slog.Logger) *MQTT {
 	return &MQTT{
-		cfg:     cfg,
-		intake:  intake,
-		writer:  w,
-		metrics: m,
-		log:     log.With("component", "mqtt"),
-		slots:   make(chan struct{}, cfg.MaxInFlight),
+		cfg:      cfg,
+		intake:   intake,
+		writer:   w,
+		metrics:  m,
+		log:      log.With("component", "mqtt"),
+		work:     make(chan mqtt.Message),
+		messages: m.Messages.WithLabelValues(TransportMQTT),
+		inFlight: m.InFlight.WithLabelValues(TransportMQTT),
 	}
 }
 
@@ -131,6 +138,9 @@ func (c *MQTT) Run(ctx context.Context) error {
 	opts, err := c.options(work)
 	if err != nil {
 		return err
+	}
+	for range c.cfg.MaxInFlight {
+		go c.worker(work)
 	}
 	c.client = mqtt.NewClient(opts)
 	if c.connect(ctx) {
@@ -187,7 +197,8 @@ func (c *MQTT) options(work context.Context) (*mqtt.ClientOptions, error) {
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(c.cfg.MaxReconnect).
 		SetKeepAlive(30 * time.Second).
-		SetResumeSubs(false) // subscribed afresh on every connect instead
+		SetResumeSubs(false). // subscribed afresh on every connect instead
+		SetCustomOpenConnectionFn(openBrokerConn)
 	if c.cfg.CAFile != "" {
 		tlsCfg, err := brokerTLS(c.cfg.CAFile)
 		if err != nil {
@@ -267,9 +278,9 @@ func (c *MQTT) setConnected(up bool) {
 	}
 }
 
-// receive runs in a goroutine of paho's per message: it waits for a slot
-// and handles the message. Once the collector stops it takes no more:
-// they stay unacknowledged, for the broker to deliver again.
+// receive runs in a goroutine of paho's per message: it waits for a free
+// worker and hands the message over. Once the collector stops it takes no
+// more: they stay unacknowledged, for the broker to deliver again.
 func (c *MQTT) receive(ctx context.Context, msg mqtt.Message) {
 	c.mu.Lock()
 	if c.stopping {
@@ -278,20 +289,28 @@ func (c *MQTT) receive(ctx context.Context, msg mqtt.Message) {
 	}
 	c.running.Add(1)
 	c.mu.Unlock()
-	defer c.running.Done()
-	c.metrics.Messages.WithLabelValues(TransportMQTT).Inc()
+	c.messages.Inc()
 	select {
-	case c.slots <- struct{}{}:
+	case c.work <- msg: // the worker calls running.Done
 	case <-ctx.Done():
-		return
+		c.running.Done()
 	}
-	c.metrics.InFlight.WithLabelValues(TransportMQTT).Inc()
-	defer func() {
-		<-c.slots
-		c.metrics.InFlight.WithLabelValues(TransportMQTT).Dec()
-	}()
-	if c.handle(ctx, msg) {
-		msg.Ack()
+}
+
+// worker handles messages until ctx ends.
+func (c *MQTT) worker(ctx context.Context) {
+	for {
+		select {
+		case msg := <-c.work:
+			c.inFlight.Inc()
+			if c.handle(ctx, msg) {
+				msg.Ack()
+			}
+			c.inFlight.Dec()
+			c.running.Done()
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,9 +16,11 @@ import (
 
 // Sink stores line-protocol lines durably. *Influx is the real one.
 type Sink interface {
-	// Write returns nil only once every line is stored. An error wrapping
-	// ErrRejected is final: the same lines would be refused again.
-	Write(ctx context.Context, lines []string) error
+	// Write stores lines, each ending in a newline, and returns nil only
+	// once every one is stored. An error wrapping ErrRejected is final:
+	// the same lines would be refused again. lines is not to be kept
+	// after Write returns.
+	Write(ctx context.Context, lines []byte) error
 	// Ping reports whether the store answers at all.
 	Ping(ctx context.Context) error
 }
@@ -99,8 +102,9 @@ type Writer struct {
 }
 
 type request struct {
-	lines []string
-	done  chan error // buffered: the writer never blocks on a caller that gave up
+	lines  []byte     // line protocol, each line ending in a newline
+	points int        // the number of lines
+	done   chan error // buffered: the writer never blocks on a caller that gave up
 }
 
 // NewWriter returns a writer; it stores nothing until Run is called.
@@ -117,39 +121,44 @@ func NewWriter(cfg WriterConfig, sink Sink, log *slog.Logger, m *Metrics) *Write
 	}
 }
 
-// Write hands lines to the writer and waits until they are stored, the
-// writer stops, or ctx ends. It waits for room when MaxPending points are
+// Write hands lines (line protocol, each line ending in a newline) to the
+// writer and waits until they are stored, the writer stops, or ctx ends. It waits for room when MaxPending points are
 // already pending: that is the backpressure the MQTT collector relies on.
 // When ctx ends after the lines were handed over they may still be stored.
-func (w *Writer) Write(ctx context.Context, lines []string) error {
-	if len(lines) > w.cfg.MaxPending {
-		return fmt.Errorf("%d points exceed the writer's limit of %d", len(lines), w.cfg.MaxPending)
+func (w *Writer) Write(ctx context.Context, lines []byte) error {
+	r := newRequest(lines)
+	if r.points > w.cfg.MaxPending {
+		return fmt.Errorf("%d points exceed the writer's limit of %d", r.points, w.cfg.MaxPending)
 	}
-	if err := w.pending.Acquire(ctx, int64(len(lines))); err != nil {
+	if err := w.pending.Acquire(ctx, int64(r.points)); err != nil {
 		return err
 	}
-	return w.submit(ctx, lines)
+	return w.submit(ctx, r)
 }
 
 // TryWrite is Write for callers that must not wait for room: it fails at
 // once with ErrUnavailable while writes are failing and with ErrBusy when
 // the writer is full.
-func (w *Writer) TryWrite(ctx context.Context, lines []string) error {
+func (w *Writer) TryWrite(ctx context.Context, lines []byte) error {
 	if w.down.Load() {
 		return ErrUnavailable
 	}
-	if len(lines) > w.cfg.MaxPending || !w.pending.TryAcquire(int64(len(lines))) {
+	r := newRequest(lines)
+	if r.points > w.cfg.MaxPending || !w.pending.TryAcquire(int64(r.points)) {
 		return ErrBusy
 	}
-	return w.submit(ctx, lines)
+	return w.submit(ctx, r)
+}
+
+func newRequest(lines []byte) *request {
+	return &request{lines: lines, points: bytes.Count(lines, []byte{'\n'}), done: make(chan error, 1)}
 }
 
 // Available reports whether the last write or ping of the store succeeded.
 func (w *Writer) Available() bool { return !w.down.Load() }
 
-func (w *Writer) submit(ctx context.Context, lines []string) error {
-	r := &request{lines: lines, done: make(chan error, 1)}
-	w.metrics.PendingPoints.Add(float64(len(lines)))
+func (w *Writer) submit(ctx context.Context, r *request) error {
+	w.metrics.PendingPoints.Add(float64(r.points))
 	select {
 	case w.in <- r:
 	case <-ctx.Done():
@@ -185,8 +194,8 @@ func (w *Writer) drainStopped() {
 }
 
 func (w *Writer) release(r *request) {
-	w.pending.Release(int64(len(r.lines)))
-	w.metrics.PendingPoints.Sub(float64(len(r.lines)))
+	w.pending.Release(int64(r.points))
+	w.metrics.PendingPoints.Sub(float64(r.points))
 }
 
 func (w *Writer) finish(r *request, err error) {
@@ -202,8 +211,9 @@ func (w *Writer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range w.cfg.Concurrency {
 		wg.Go(func() {
+			var buf []byte // this goroutine's batch body, reused
 			for b := range batches {
-				w.store(ctx, b)
+				buf = w.store(ctx, b, buf)
 			}
 		})
 	}
@@ -250,7 +260,7 @@ func (w *Writer) collect(ctx context.Context, out chan<- []*request) {
 				timer.Reset(w.cfg.FlushInterval)
 			}
 			batch = append(batch, r)
-			points += len(r.lines)
+			points += r.points
 		case <-timer.C:
 			due = true
 		case send <- batch:
@@ -260,47 +270,51 @@ func (w *Writer) collect(ctx context.Context, out chan<- []*request) {
 	}
 }
 
-// store writes one batch. When the store refuses a batch of several
-// requests for good, each is written alone, so that one message's bad
-// points do not sink its neighbours.
-func (w *Writer) store(ctx context.Context, batch []*request) {
-	var lines []string
-	if len(batch) == 1 {
-		lines = batch[0].lines
-	} else {
+// store writes one batch, its body gathered in buf, which it returns for
+// the next. When the store refuses a batch of several requests for good,
+// each is written alone, so that one message's bad points do not sink
+// its neighbours.
+func (w *Writer) store(ctx context.Context, batch []*request, buf []byte) []byte {
+	lines, points := batch[0].lines, batch[0].points
+	if len(batch) > 1 {
+		buf = buf[:0]
+		points = 0
 		for _, r := range batch {
-			lines = append(lines, r.lines...)
+			buf = append(buf, r.lines...)
+			points += r.points
 		}
+		lines = buf
 	}
-	err := w.writeWithRetry(ctx, lines)
+	err := w.writeWithRetry(ctx, lines, points)
 	if errors.Is(err, ErrRejected) && len(batch) > 1 {
 		for _, r := range batch {
-			w.finish(r, w.writeWithRetry(ctx, r.lines))
+			w.finish(r, w.writeWithRetry(ctx, r.lines, r.points))
 		}
-		return
+		return buf
 	}
 	for _, r := range batch {
 		w.finish(r, err)
 	}
+	return buf
 }
 
-// writeWithRetry writes lines until the store takes them, refuses them
-// for good (ErrRejected), or ctx ends (ErrStopped).
-func (w *Writer) writeWithRetry(ctx context.Context, lines []string) error {
+// writeWithRetry writes lines, points of them, until the store takes
+// them, refuses them for good (ErrRejected), or ctx ends (ErrStopped).
+func (w *Writer) writeWithRetry(ctx context.Context, lines []byte, points int) error {
 	wait := w.cfg.RetryMin
 	for {
 		start := time.Now()
 		err := w.sink.Write(ctx, lines)
 		w.metrics.WriteDuration.Observe(time.Since(start).Seconds())
-		w.metrics.BatchPoints.Observe(float64(len(lines)))
+		w.metrics.BatchPoints.Observe(float64(points))
 		switch {
 		case err == nil:
-			w.metrics.PointsWritten.Add(float64(len(lines)))
+			w.metrics.PointsWritten.Add(float64(points))
 			w.setDown(false, nil)
 			return nil
 		case errors.Is(err, ErrRejected):
 			w.metrics.WriteErrors.WithLabelValues("rejected").Inc()
-			w.log.Error("storage rejected a batch", "points", len(lines), "err", err)
+			w.log.Error("storage rejected a batch", "points", points, "err", err)
 			return err
 		case ctx.Err() != nil:
 			return ErrStopped

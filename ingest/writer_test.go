@@ -21,7 +21,11 @@ type fakeSink struct {
 	block   chan struct{}     // when set, writes wait for it to close
 }
 
-func (s *fakeSink) Write(ctx context.Context, lines []string) error {
+func (s *fakeSink) Write(ctx context.Context, body []byte) error {
+	if len(body) == 0 || body[len(body)-1] != '\n' {
+		return fmt.Errorf("%w: lines must end in a newline", ErrRejected)
+	}
+	lines := strings.Split(string(body[:len(body)-1]), "\n")
 	if s.block != nil {
 		select {
 		case <-s.block:
@@ -40,7 +44,7 @@ func (s *fakeSink) Write(ctx context.Context, lines []string) error {
 			return fmt.Errorf("%w: status 400", ErrRejected)
 		}
 	}
-	s.writes = append(s.writes, append([]string(nil), lines...))
+	s.writes = append(s.writes, lines)
 	return nil
 }
 
@@ -89,10 +93,11 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-func lines(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s value=%d", prefix, i)
+// lines returns n lines of line protocol, each ending in a newline.
+func lines(prefix string, n int) []byte {
+	var out []byte
+	for i := range n {
+		out = fmt.Appendf(out, "%s value=%d\n", prefix, i)
 	}
 	return out
 }

@@ -44,7 +44,6 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patientpulse/patientpulse/analysis"
@@ -180,6 +179,7 @@ type benchResults struct {
 	brokerMsgs, brokerSecs float64 // (a)
 	influxMsgs, influxSecs float64 // (b), in messages' worth of points
 	pipeMsgs, pipeSecs     float64 // (c)
+	cpuA, cpuB, cpuC       benchCPU
 	pipePubackMsgs         float64
 	pipeCounted            int64
 	pipeWritten            int64 // by serve's metric: more than counted when messages came twice
@@ -375,13 +375,13 @@ func benchPublish(ctx context.Context, clients []mqtt.Client, topics []string, p
 	return err
 }
 
-// benchWait polls count every 20ms until it reaches want, and returns
+// benchWait polls count every 50ms until it reaches want, and returns
 // when it did. It fails only when count stops moving for a minute (then
 // something is lost or stuck, which is a fault, not a slow run) or ctx
 // ends.
 func benchWait(ctx context.Context, what string, want int64, count func() (int64, error)) (time.Time, error) {
 	last, moved := int64(-1), time.Now()
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		n, err := count()
@@ -429,6 +429,7 @@ func (b *bencher) broker(ctx context.Context, sv *benchServices, payloads [][][]
 	}
 	defer benchDisconnect(clients)
 
+	cpu := startCPUMeter(sv)
 	start := time.Now()
 	if err := benchPublish(ctx, clients, topics, payloads); err != nil {
 		return err
@@ -437,31 +438,31 @@ func (b *bencher) broker(ctx context.Context, sv *benchServices, payloads [][][]
 	if err != nil {
 		return err
 	}
+	res.cpuA = cpu.since()
 	res.brokerSecs = end.Sub(start).Seconds()
 	res.brokerMsgs = float64(b.s.messages) / res.brokerSecs
 	return nil
 }
 
 // influxWrite is (b): the same number of points as (a)'s messages hold,
-// as the pipeline's sink writes them: its line protocol (ingest.AppendLine),
-// batches of 5000, uncompressed as serve sends them by default, two writes
-// in flight, with the client's blocking write API; then every point is
-// counted.
+// written as the pipeline writes them: its line protocol
+// (ingest.AppendLine), through its sink (ingest.Influx, uncompressed as
+// serve sends by default), in batches of 5000, two writes in flight; then
+// every point is counted.
 func (b *bencher) influxWrite(ctx context.Context, sv *benchServices, res *benchResults) error {
 	points := b.s.messages * benchPerMessage
 	b.logf("(b) InfluxDB write: %d points in batches of %d, %d in flight", points, benchBatchPoints, benchWrites)
 	const prefix = "bench-influx-"
 	base := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
-	var batches [][]string
-	var buf []byte
+	var batches [][]byte
 	for i := 0; i < points; i += benchBatchPoints {
-		batch := make([]string, 0, min(benchBatchPoints, points-i))
+		var batch []byte
 		for j := i; j < min(i+benchBatchPoints, points); j++ {
 			d, k := j%b.s.devices, j/b.s.devices
 			p := ingest.Point{Measurement: "heart_rate", Fields: []ingest.Field{{Key: "bpm", Value: float64(55 + k%40)}},
 				Time: base.Add(-time.Duration(k) * time.Millisecond)}
-			buf = ingest.AppendLine(buf[:0], &p, prefix+"p", prefix+"d"+strconv.Itoa(d), int64(k/benchPerMessage+1))
-			batch = append(batch, string(buf))
+			batch = ingest.AppendLine(batch, &p, prefix+"p", prefix+"d"+strconv.Itoa(d), int64(k/benchPerMessage+1))
+			batch = append(batch, '\n')
 		}
 		batches = append(batches, batch)
 	}
@@ -470,22 +471,20 @@ func (b *bencher) influxWrite(ctx context.Context, sv *benchServices, res *bench
 	if err := sink.EnsureBucket(ctx); err != nil {
 		return err
 	}
-	client := influxdb2.NewClientWithOptions(sv.in.URL, "", influxdb2.DefaultOptions().SetUseGZip(true).SetLogLevel(0))
-	defer client.Close()
-	write := client.WriteAPIBlocking("", benchBucket)
-	if err := write.WriteRecord(ctx, batches[0][0]); err != nil { // the connection is up
+	if err := sink.Ping(ctx); err != nil { // the connection is up
 		return err
 	}
 
+	cpu := startCPUMeter(sv)
 	start := time.Now()
-	queue := make(chan []string)
+	queue := make(chan []byte)
 	errs := make([]error, benchWrites)
 	var wg sync.WaitGroup
 	for w := range benchWrites {
 		wg.Go(func() {
 			for batch := range queue {
 				if errs[w] == nil {
-					errs[w] = write.WriteRecord(ctx, batch...)
+					errs[w] = sink.Write(ctx, batch)
 				}
 			}
 		})
@@ -496,6 +495,7 @@ func (b *bencher) influxWrite(ctx context.Context, sv *benchServices, res *bench
 	close(queue)
 	wg.Wait()
 	elapsed := time.Since(start)
+	res.cpuB = cpu.since()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -626,6 +626,7 @@ func (b *bencher) pipeline(ctx context.Context, payloads [][][]byte, res *benchR
 	if err != nil {
 		return err
 	}
+	cpu := startCPUMeter(sv)
 	start := time.Now()
 	err = benchPublish(ctx, clients, topics, payloads)
 	pubacked := time.Since(start)
@@ -633,6 +634,7 @@ func (b *bencher) pipeline(ctx context.Context, payloads [][][]byte, res *benchR
 	if err == nil {
 		end, err = benchWait(ctx, "points written", want, func() (int64, error) { return pointsWritten(srv.url) })
 	}
+	res.cpuC = cpu.since()
 	// A message that came twice (QoS 1 is at least once) is written twice:
 	// the metric may reach want before every point is stored. Then the
 	// end is when InfluxDB's count reaches it.
@@ -1262,6 +1264,7 @@ func (r *benchResults) print(w io.Writer, s benchSettings) {
 			benchTargetP99, benchTargetLoad, r.p99, s.load, benchTargetLoad)
 	}
 	fmt.Fprintf(w, "  analysis <= %.0f MiB per 10,000 patients: %.2f MiB: %s\n", benchTargetMemMiB, memMiB10k, met(memMiB10k <= benchTargetMemMiB))
+	r.printCPU(w, s, lower)
 
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "method: each phase runs its own fresh Mosquitto and influxd (loopback, temporary directories).")
@@ -1278,3 +1281,33 @@ func (r *benchResults) print(w io.Writer, s benchSettings) {
 	}
 	fmt.Fprintln(w, "  On a shared machine figures vary between runs: compare only figures from one run.")
 }
+
+// printCPU writes where each of (a), (b) and (c) spent CPU time, and the
+// rate that the CPU time of (a) and (b) allows (c) on this machine: every
+// message of (c) takes the broker's work of (a) (devices, Mosquitto, a
+// subscriber) and the storage work of (b) (a writer, influxd), on the
+// same CPUs.
+func (r *benchResults) printCPU(w io.Writer, s benchSettings, lower float64) {
+	if !r.cpuA.ok || !r.cpuB.ok || !r.cpuC.ok {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "CPU time in each phase's timed window (%d CPUs; \"bench\" is this process: the clients, and serve in (c)):\n", runtime.NumCPU())
+	fmt.Fprintln(w, "| phase | bench | mosquitto | influxd | CPU per message | CPUs busy, all processes |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
+	for _, p := range []struct {
+		name string
+		cpu  benchCPU
+	}{{"broker (a)", r.cpuA}, {"InfluxDB (b)", r.cpuB}, {"pipeline (c)", r.cpuC}} {
+		fmt.Fprintf(w, "| %s | %.2f s | %.2f s | %.2f s | %.1f µs | %.0f%% |\n", p.name, p.cpu.bench.Seconds(),
+			p.cpu.mosquitto.Seconds(), p.cpu.influxd.Seconds(), micros(p.cpu.perMessage(s.messages)), p.cpu.busy*100)
+	}
+	need := r.cpuA.perMessage(s.messages) + r.cpuB.perMessage(s.messages)
+	ceiling := float64(runtime.NumCPU()) / need.Seconds()
+	fmt.Fprintf(w, "ceiling for (c) from CPU: %d CPUs / (%.1f µs of (a) + %.1f µs of (b) per message) = %.0f msgs/s = %.0f%% of the lower of (a) and (b);\n",
+		runtime.NumCPU(), micros(r.cpuA.perMessage(s.messages)), micros(r.cpuB.perMessage(s.messages)), ceiling, ceiling/lower*100)
+	fmt.Fprintf(w, "  (c) reached %.0f%% of that ceiling, spending %.1f µs a message beyond (a)'s and (b)'s.\n",
+		r.pipeMsgs/ceiling*100, micros(r.cpuC.perMessage(s.messages)-need))
+}
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

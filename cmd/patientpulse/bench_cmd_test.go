@@ -74,6 +74,11 @@ func TestBenchCommand(t *testing.T) {
 		// --quick loads 200 msgs/s, so the 1,000 msgs/s target is not judged.
 		regexp.MustCompile(`(?m)^  alert p99 <= 250 ms at 1000 msgs/s: p99 [0-9]+\.[0-9] ms at 200 msgs/s: not judged`),
 		regexp.MustCompile(`(?m)^  analysis <= 50 MiB per 10,000 patients: [0-9]+\.[0-9]{2} MiB: (met|not met)$`),
+		// Where the CPU time went, and the ceiling it puts on (c).
+		regexp.MustCompile(`(?m)^\| broker \(a\) \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ µs \| [0-9]+% \|$`),
+		regexp.MustCompile(`(?m)^\| InfluxDB \(b\) \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ µs \| [0-9]+% \|$`),
+		regexp.MustCompile(`(?m)^\| pipeline \(c\) \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ µs \| [0-9]+% \|$`),
+		regexp.MustCompile(`(?m)^ceiling for \(c\) from CPU: [0-9]+ CPUs / \([0-9.]+ µs of \(a\) \+ [0-9.]+ µs of \(b\) per message\) = [0-9]+ msgs/s = [0-9]+% of the lower`),
 	} {
 		if !want.MatchString(out) {
 			t.Errorf("no line matching %s in:\n%s", want, out)

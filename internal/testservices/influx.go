@@ -238,6 +238,13 @@ func (i *Influx) Stop() error {
 	return i.proc.stop()
 }
 
+// Pid is influxd's process id, 0 when it is not running.
+func (i *Influx) Pid() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.proc.pid()
+}
+
 // Start starts influxd again after Stop, on the same port and with the same
 // data, and waits until it answers /ping. It fails while running or after
 // Close.

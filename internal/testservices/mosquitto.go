@@ -236,6 +236,13 @@ func (m *Mosquitto) Stop() error {
 	return m.proc.stopAndRemove(m.Dir)
 }
 
+// Pid is the broker's process id, 0 when it is not running.
+func (m *Mosquitto) Pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proc.pid()
+}
+
 // Restart stops the broker and starts it again on the same port with the
 // same directory, so persistent sessions and their queued messages survive.
 // It fails after Stop.

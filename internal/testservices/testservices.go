@@ -124,6 +124,14 @@ func (p *process) start() error {
 	return nil
 }
 
+// pid is the running process's id, or 0.
+func (p *process) pid() int {
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // stop sends SIGTERM and waits for the process to exit, killing it after
 // stopTimeout. It is a no-op when the process is not running. It reports a
 // process that had already died on its own, or that had to be killed.
