@@ -7,6 +7,8 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"sync"
+	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/net/proxy"
@@ -14,10 +16,11 @@ import (
 
 // openBrokerConn opens the connection to the broker as paho's own dialling
 // does (a proxy from the environment for TCP and TLS, websockets through
-// paho), with its reads buffered: paho reads each packet in at least
-// three reads (its first byte, its length, byte by byte, and its body),
-// each a system call on a bare connection, and the collector reads tens
-// of thousands of packets a second.
+// paho), with its reads buffered and its writes gathered: paho reads each
+// packet in at least three reads (its first byte, its length, byte by
+// byte, and its body) and writes each in one, each a system call on a
+// bare connection, and the collector reads and acknowledges tens of
+// thousands of packets a second.
 func openBrokerConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
 	dialer := opts.Dialer
 	if dialer == nil {
@@ -44,7 +47,7 @@ func openBrokerConn(uri *url.URL, opts mqtt.ClientOptions) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, 32<<10)}, nil
+	return newBufferedConn(conn), nil
 }
 
 func dialTLS(uri *url.URL, opts mqtt.ClientOptions, dialer *net.Dialer) (net.Conn, error) {
@@ -69,11 +72,87 @@ func dialTLS(uri *url.URL, opts mqtt.ClientOptions, dialer *net.Dialer) (net.Con
 	return conn, nil
 }
 
-// bufferedConn is a connection whose reads go through a buffer. Only
-// paho's one reading goroutine reads it.
+// bufferedConn is a connection whose reads go through a buffer and whose
+// writes are gathered: paho writes every packet (a PUBACK per message) in
+// a write of its own, from one goroutine, which would be a system call
+// each. Write appends to a pending buffer and returns; one flushing
+// goroutine at a time sends what is pending, so that the packets written
+// while it is in a system call go together in the next. Order is kept. A
+// failed send closes the connection (paho's reads then fail, and it
+// reconnects) and fails every later Write. Only paho's one reading
+// goroutine reads.
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
+
+	mu       sync.Mutex
+	sent     sync.Cond // broadcast when a flush ends or sends what was pending
+	pending  []byte    // written, not yet sent
+	spare    []byte    // the buffer last sent, for reuse
+	flushing bool      // a flushing goroutine runs
+	err      error     // the first failed send, or net.ErrClosed after Close
+}
+
+// maxUnsent bounds the bytes pending: a Write beyond it waits for a send.
+const maxUnsent = 1 << 20
+
+func newBufferedConn(conn net.Conn) *bufferedConn {
+	c := &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, 32<<10)}
+	c.sent.L = &c.mu
+	return c
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *bufferedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.pending) >= maxUnsent && c.err == nil {
+		c.sent.Wait()
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	c.pending = append(c.pending, p...)
+	if !c.flushing {
+		c.flushing = true
+		go c.flush()
+	}
+	return len(p), nil
+}
+
+// flush sends what is pending until nothing is.
+func (c *bufferedConn) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.pending) > 0 && c.err == nil {
+		out := c.pending
+		c.pending = c.spare[:0]
+		c.mu.Unlock()
+		_, err := c.Conn.Write(out)
+		c.mu.Lock()
+		c.spare = out[:0]
+		if err != nil && c.err == nil {
+			c.err = err
+			c.Conn.Close()
+		}
+		c.sent.Broadcast()
+	}
+	c.flushing = false
+	c.sent.Broadcast()
+}
+
+// Close sends what is pending (paho's DISCONNECT, say), waiting at most a
+// second for the peer to take it, and closes the connection.
+func (c *bufferedConn) Close() error {
+	c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	c.mu.Lock()
+	for c.flushing {
+		c.sent.Wait()
+	}
+	if c.err == nil {
+		c.err = net.ErrClosed
+	}
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
