@@ -34,7 +34,6 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/testservices"
@@ -318,52 +317,52 @@ func BenchmarkBrokerQoS1(b *testing.B) {
 
 // BenchmarkInfluxWrite is InfluxDB's own rate for the pipeline's lines:
 // b.N messages' worth of points (benchSamples each), in batches of 5000
-// lines (the default --write-batch-points) written with the client's
-// blocking write API, gzip on, two at a time (the default
-// --write-concurrency), as the pipeline's sink does.
+// lines (the default --write-batch-points) written through the pipeline's
+// sink, ingest.Influx, uncompressed (the default), two at a time (the
+// default --write-concurrency).
 func BenchmarkInfluxWrite(b *testing.B) {
 	testservices.Require(b, servicesOK)
 	const batchPoints, concurrency = 5000, 2
 	prefix := benchPrefix("influx")
 	base := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
-	lines := make([]string, 0, b.N*benchSamples)
-	var buf []byte
-	for i := range b.N * benchSamples {
-		d, k := i%benchDevices, i/benchDevices
-		p := ingest.Point{Measurement: "heart_rate", Fields: []ingest.Field{{Key: "bpm", Value: float64(55 + k%40)}},
-			Time: base.Add(-time.Duration(k) * time.Millisecond)}
-		buf = ingest.AppendLine(buf[:0], &p, prefix+"p", fmt.Sprintf("%sd%d", prefix, d), int64(k/benchSamples+1))
-		lines = append(lines, string(buf))
+	var batches [][]byte
+	for i := 0; i < b.N*benchSamples; i += batchPoints {
+		var batch []byte
+		for j := i; j < min(i+batchPoints, b.N*benchSamples); j++ {
+			d, k := j%benchDevices, j/benchDevices
+			p := ingest.Point{Measurement: "heart_rate", Fields: []ingest.Field{{Key: "bpm", Value: float64(55 + k%40)}},
+				Time: base.Add(-time.Duration(k) * time.Millisecond)}
+			batch = ingest.AppendLine(batch, &p, prefix+"p", fmt.Sprintf("%sd%d", prefix, d), int64(k/benchSamples+1))
+			batch = append(batch, '\n')
+		}
+		batches = append(batches, batch)
 	}
 	sink := ingest.NewInflux(ingest.InfluxConfig{URL: influx.URL, Bucket: "patientpulse", Timeout: 30 * time.Second})
 	defer sink.Close()
 	if err := sink.EnsureBucket(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	client := influxdb2.NewClientWithOptions(influx.URL, "", influxdb2.DefaultOptions().SetUseGZip(true).SetLogLevel(0))
-	defer client.Close()
-	write := client.WriteAPIBlocking("", "patientpulse")
-	if err := write.WriteRecord(context.Background(), lines[0]); err != nil { // the connection is up
+	if err := sink.Ping(context.Background()); err != nil { // the connection is up
 		b.Fatal(err)
 	}
-	batches := make(chan []string)
+	queue := make(chan []byte)
 
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range concurrency {
 		wg.Go(func() {
-			for batch := range batches {
-				if err := write.WriteRecord(context.Background(), batch...); err != nil {
+			for batch := range queue {
+				if err := sink.Write(context.Background(), batch); err != nil {
 					b.Error(err)
 				}
 			}
 		})
 	}
-	for i := 0; i < len(lines); i += batchPoints {
-		batches <- lines[i:min(i+batchPoints, len(lines))]
+	for _, batch := range batches {
+		queue <- batch
 	}
-	close(batches)
+	close(queue)
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
