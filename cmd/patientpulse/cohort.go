@@ -17,8 +17,9 @@ type persona struct {
 	name     string // what the persona shows, e.g. "sleep-decline"
 	template string // a plan under examples/plans/
 	male     bool
-	// day shapes day d of the course (0: the plan's first day; today is
-	// days-1) as offsets from the responding course.
+	// day shapes day d of the course (0: the plan's first day; days-1 is
+	// yesterday, the last whole day, so that what a persona shows is sent
+	// whatever the time of day) as offsets from the responding course.
 	day func(d, days int) shape
 }
 
@@ -91,7 +92,9 @@ var personas = []persona{
 	}},
 	{name: "rising-flushes", template: "menopause-estradiol-progesterone.yaml", day: func(d, days int) shape {
 		s := responding(d, days)
-		s.flushes, s.checkInEvery = ramp(d, days-8, days-1, 0, 1.95), 1
+		// Steep enough that the forecast's slope stands clear of the
+		// check-ins' rounding to whole scores, with or without today's.
+		s.flushes, s.checkInEvery = ramp(d, days-6, days-1, 0, 1.95), 1
 		return s
 	}},
 	{name: "severe-symptoms", template: "menopause-estradiol-progesterone.yaml", day: func(d, days int) shape {

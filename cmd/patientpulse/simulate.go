@@ -223,7 +223,7 @@ func (s *simulation) send(ctx context.Context, now time.Time) error {
 		for d := dayIndex(p.start, p.sentUntil, s.loc); d <= today; d++ {
 			dayStart := time.Date(p.start.Year(), p.start.Month(), p.start.Day()+d, 0, 0, 0, 0, s.loc)
 			rng := rand.New(rand.NewPCG(s.args.seed, uint64(p.index)<<32|uint64(d)))
-			watch, app := p.persona.deviceDay(rng, d, today+1, dayStart, p.regimen)
+			watch, app := p.persona.deviceDay(rng, d, today, dayStart, p.regimen)
 			if err := s.sendWatch(ctx, p, due(watch, p.sentUntil, now)); err != nil {
 				return err
 			}

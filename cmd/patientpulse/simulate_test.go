@@ -41,6 +41,11 @@ func TestSimulateClinic(t *testing.T) {
 		"sim-p010": {"hematocrit-high"},
 	}
 	var got map[string][]string
+	defer func() {
+		if t.Failed() {
+			t.Logf("active alerts by patient: %v", got)
+		}
+	}()
 	waitUntil(t, 60*time.Second, "every persona's alert", func() bool {
 		_, doc := call(t, http.DefaultClient, srv.url, admin, "GET", "/v1/alerts?state=firing,acknowledged", nil)
 		got = map[string][]string{}
