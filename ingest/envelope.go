@@ -183,36 +183,53 @@ func newEnvelopeError(seq *int64, probs []Problem) *EnvelopeError {
 // make it fail: they become Problems while valid ones become Points. It
 // fails only with *EnvelopeError. lim should have passed Validate.
 func Decode(payload []byte, now time.Time, lim Limits) (*Envelope, error) {
-	seq, raws, err := splitEnvelope(payload, lim)
+	d := newDecoder(payload, now, lim)
+	seq, n, err := d.readEnvelope(lim.MaxSamples)
 	if err != nil {
 		return nil, err
 	}
-	env := &Envelope{Seq: seq, Samples: len(raws), Points: make([]Point, 0, len(raws))}
-	win := window{oldest: now.Add(-lim.Backfill), newest: now.Add(lim.FutureSkew), lim: lim}
-	scratch := make([]member, 0, 16) // each sample's members, one at a time
-	for i, raw := range raws {
-		p, probs := decodeSample(i, raw, win, &scratch)
-		if len(probs) > 0 {
-			env.Problems = append(env.Problems, probs...)
-			continue
-		}
-		env.Points = append(env.Points, p)
-	}
-	return env, nil
+	d.env.Seq, d.env.Samples = seq, n
+	return d.env, nil
 }
 
-// splitEnvelope checks the message as a whole and returns its seq and the
-// raw samples.
-func splitEnvelope(payload []byte, lim Limits) (int64, []json.RawMessage, error) {
+// readEnvelope checks the message as a whole and returns its seq and its
+// number of samples. It reads the message in one pass, decoding each of the
+// first limit samples as it comes: the work done on them is wasted when the
+// message turns out unusable, which is rare, and saves reading the samples
+// twice when it is not.
+func (d *decoder) readEnvelope(limit int) (int64, int, error) {
+	s, payload := &d.scan, d.scan.data
 	env := func(field, reason, format string, args ...any) Problem {
 		return Problem{Sample: -1, Field: field, Problem: fmt.Sprintf(format, args...), Reason: reason}
 	}
-	if !json.Valid(payload) {
-		return 0, nil, newEnvelopeError(nil, []Problem{env("", ReasonMalformed, "the message is not valid JSON (%s)", syntaxPlace(payload))})
+	notJSON := func() error {
+		return newEnvelopeError(nil, []Problem{env("", ReasonMalformed, "the message is not valid JSON (%s)", syntaxPlace(payload))})
 	}
-	members, ok := objectMembers(payload)
-	if !ok {
-		return 0, nil, newEnvelopeError(nil, []Problem{env("", ReasonMalformed, "the message must be a JSON object")})
+	if s.peek() != '{' {
+		if s.value(); !s.end() {
+			return 0, 0, notJSON()
+		}
+		return 0, 0, newEnvelopeError(nil, []Problem{env("", ReasonMalformed, "the message must be a JSON object")})
+	}
+	n := 0 // samples
+	var buf [4]member
+	members := s.object(buf[:0], func(key string, dup bool) []byte {
+		if dup || key != "samples" || s.peek() != '[' {
+			return s.value()
+		}
+		start := s.pos
+		s.enter()
+		for ; s.next(']', n); n++ {
+			if n < limit {
+				d.sample(n)
+			} else {
+				s.value()
+			}
+		}
+		return payload[start:s.pos]
+	})
+	if !s.end() {
+		return 0, 0, notJSON()
 	}
 	var probs []Problem
 	var seqRaw, samplesRaw json.RawMessage
@@ -235,40 +252,37 @@ func splitEnvelope(payload []byte, lim Limits) (int64, []json.RawMessage, error)
 	case !seqOK:
 		probs = append(probs, env("seq", ReasonBadSeq, "must be a non-negative integer"))
 	}
-	raws, prob := splitSamples(samplesRaw, lim.MaxSamples)
-	if prob != nil {
+	if prob := checkSamples(samplesRaw, n, limit); prob != nil {
 		probs = append(probs, *prob)
 	}
 	if len(probs) > 0 {
 		var seqp *int64
 		if seqOK {
-			seqp = &seq
+			seqp = new(int64) // not &seq, which would allocate it for every message
+			*seqp = seq
 		}
-		return 0, nil, newEnvelopeError(seqp, probs)
+		return 0, 0, newEnvelopeError(seqp, probs)
 	}
-	return seq, raws, nil
+	return seq, n, nil
 }
 
-// splitSamples returns the raw samples of the samples array, or the
-// problem that makes the message unusable.
-func splitSamples(raw json.RawMessage, limit int) ([]json.RawMessage, *Problem) {
+// checkSamples returns the problem that makes raw, the samples member with
+// n elements if an array, unusable.
+func checkSamples(raw json.RawMessage, n, limit int) *Problem {
 	prob := func(reason, format string, args ...any) *Problem {
 		return &Problem{Sample: -1, Field: "samples", Problem: fmt.Sprintf(format, args...), Reason: reason}
 	}
-	if isNull(raw) {
-		return nil, prob(ReasonNoSamples, "is required")
-	}
-	raws, n, ok := arrayElements(raw, limit)
-	if !ok {
-		return nil, prob(ReasonMalformed, "must be an array")
-	}
 	switch {
+	case isNull(raw):
+		return prob(ReasonNoSamples, "is required")
+	case raw[0] != '[':
+		return prob(ReasonMalformed, "must be an array")
 	case n == 0:
-		return nil, prob(ReasonNoSamples, "must not be empty")
+		return prob(ReasonNoSamples, "must not be empty")
 	case n > limit:
-		return nil, prob(ReasonTooManySamples, "%d samples exceed the limit of %d", n, limit)
+		return prob(ReasonTooManySamples, "%d samples exceed the limit of %d", n, limit)
 	}
-	return raws, nil
+	return nil
 }
 
 // parseSeq reads a non-negative integer. 1042.0 counts as an integer, as

@@ -49,6 +49,9 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		lim := DefaultLimits()
 		env, err := Decode(payload, testNow, lim)
+		if notJSON := err != nil && strings.Contains(err.Error(), "not valid JSON"); notJSON == json.Valid(payload) {
+			t.Fatalf("Decode = %v, but json.Valid = %v", err, !notJSON)
+		}
 		if err != nil {
 			checkEnvelopeError(t, env, err)
 			return

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -102,29 +103,76 @@ type sample struct {
 	fields   []Field
 	tags     []Tag
 	problems []Problem
+	items    []member // the members of symptoms' items
 }
 
-// decodeSample validates the sample at index i of the envelope: it returns
-// its point, or every problem found in it.
-// scratch holds the sample's members, and is reused for the next one.
-func decodeSample(i int, raw json.RawMessage, win window, scratch *[]member) (Point, []Problem) {
-	ms, ok := appendMembers(*scratch, raw)
-	if ok {
-		*scratch = ms
+// decoder decodes the samples of one envelope. It reuses one sample and
+// its scratch slices from sample to sample, and cuts the points' fields
+// and tags from a few shared arrays rather than one array per point.
+type decoder struct {
+	scan    scanner
+	env     *Envelope
+	win     window
+	members []member // the current sample's members
+	s       sample
+	fields  arena[Field]
+	tags    arena[Tag]
+}
+
+func newDecoder(payload []byte, now time.Time, lim Limits) *decoder {
+	// Room for as many points as there can be: each comes from an object
+	// with a '{' of its own besides the envelope's, and takes more than 32
+	// bytes, as its type and time alone do. The second bound keeps a
+	// message of braces in a string from reserving much room.
+	points := max(min(bytes.Count(payload, []byte("{"))-1, len(payload)/32, lim.MaxSamples), 0)
+	return &decoder{
+		scan:    scanner{data: payload},
+		env:     &Envelope{Points: make([]Point, 0, points)},
+		win:     window{oldest: now.Add(-lim.Backfill), newest: now.Add(lim.FutureSkew), lim: lim},
+		members: make([]member, 0, 16),
+		fields:  arena[Field]{chunk: 2 * points},
+		tags:    arena[Tag]{chunk: 16},
 	}
-	if !ok {
-		return Point{}, []Problem{{Sample: i, Problem: "must be a JSON object", Reason: ReasonMalformed}}
+}
+
+// sample reads the sample at index i of the envelope and adds its point,
+// or every problem found in it, to the envelope.
+func (d *decoder) sample(i int) {
+	sc := &d.scan
+	if sc.peek() != '{' {
+		sc.value()
+		d.env.Problems = append(d.env.Problems, Problem{Sample: i, Problem: "must be a JSON object", Reason: ReasonMalformed})
+		return
 	}
-	s := &sample{index: i, members: ms, fields: make([]Field, 0, len(ms))}
+	d.members = sc.object(d.members, nil)
+	if sc.err {
+		return // the whole message is rejected
+	}
+	s := &d.s
+	*s = sample{index: i, members: d.members, fields: d.fields.take(len(d.members)), problems: s.problems[:0], items: s.items}
+	if p, ok := s.decode(d.win, &d.tags); ok {
+		p.Fields, p.Tags = d.fields.keep(s.fields), d.tags.keep(s.tags)
+		d.env.Points = append(d.env.Points, p)
+		return
+	}
+	d.env.Problems = append(d.env.Problems, s.sorted()...)
+}
+
+// decode validates the sample: it returns its point, or false when it
+// found problems. tags is where the sample's tags are taken from.
+func (s *sample) decode(win window, tags *arena[Tag]) (Point, bool) {
 	if !s.readType() {
-		return Point{}, s.sorted()
+		return Point{}, false
 	}
 	s.checkMembers()
 	t, timeOK := s.readTimes()
 	for _, spec := range s.kind.numbers {
-		if v, ok := s.parseNumber(spec.name, s.get(spec.name), spec); ok {
+		if v, ok := s.parseNumber("", spec.name, s.get(spec.name), spec); ok {
 			s.fields = append(s.fields, Field{Key: spec.name, Value: v})
 		}
+	}
+	if len(s.kind.strings) > 0 {
+		s.tags = tags.take(len(s.kind.strings))
 	}
 	for _, spec := range s.kind.strings {
 		s.readString(spec)
@@ -136,11 +184,38 @@ func decodeSample(i int, raw json.RawMessage, win window, scratch *[]member) (Po
 		s.checkWindow(t, win)
 	}
 	if len(s.problems) > 0 {
-		return Point{}, s.sorted()
+		return Point{}, false
 	}
 	slices.SortFunc(s.fields, func(a, b Field) int { return strings.Compare(a.Key, b.Key) })
 	slices.SortFunc(s.tags, compareTags)
-	return Point{Sample: i, Measurement: s.typ, Tags: s.tags, Fields: s.fields, Time: t}, nil
+	return Point{Sample: s.index, Measurement: s.typ, Time: t}, true
+}
+
+// arena hands out the slices of many points from shared arrays.
+type arena[T any] struct {
+	free  []T // the unused end of the current array
+	chunk int // the least size of a new array
+}
+
+// take returns an empty slice with room for n elements. More may be
+// appended, moving it to an array of its own.
+func (a *arena[T]) take(n int) []T {
+	if cap(a.free) < n {
+		a.free = make([]T, 0, max(n, a.chunk))
+	}
+	return a.free[:0]
+}
+
+// keep gives s, taken and appended to, for good: it returns s with its
+// capacity cut so that appending to it cannot overwrite the next slice,
+// which starts after it. A slice not kept is reused by the next take; nil,
+// never taken, stays nil.
+func (a *arena[T]) keep(s []T) []T {
+	if s == nil {
+		return nil
+	}
+	a.free = s[len(s):]
+	return s[:len(s):len(s)]
 }
 
 // add records a problem of the sample.
@@ -191,11 +266,12 @@ func (s *sample) readType() bool {
 		return false
 	}
 	typ, ok := unquote(raw)
-	if !ok || kinds[typ] == nil {
+	k := kinds[typ]
+	if !ok || k == nil {
 		s.add("type", ReasonUnknownType, "must be one of %s", kindNames)
 		return false
 	}
-	s.typ, s.kind = typ, kinds[typ]
+	s.typ, s.kind = typ, k
 	return true
 }
 
@@ -250,8 +326,8 @@ func (s *sample) readTime(name string) (time.Time, bool) {
 		s.add(name, ReasonMissingField, "is required")
 		return time.Time{}, false
 	}
-	if str, ok := unquote(raw); ok {
-		if t, err := time.Parse(time.RFC3339, str); err == nil {
+	if b, ok := unquoteBytes(raw); ok {
+		if t, err := time.Parse(time.RFC3339, string(b)); err == nil {
 			return t.UTC(), true
 		}
 	}
@@ -275,12 +351,13 @@ func (s *sample) checkWindow(t time.Time, win window) {
 	}
 }
 
-// parseNumber checks raw, the value of field, against spec. A null or
-// absent value is only a problem when spec.required. -0 reads as 0.
-func (s *sample) parseNumber(field string, raw json.RawMessage, spec numberSpec) (float64, bool) {
+// parseNumber checks raw, the value of the field prefix+name, against
+// spec. A null or absent value is only a problem when spec.required. -0
+// reads as 0. The field's name is only put together for a problem.
+func (s *sample) parseNumber(prefix, name string, raw json.RawMessage, spec numberSpec) (float64, bool) {
 	if isNull(raw) {
 		if spec.required {
-			s.add(field, ReasonMissingField, "is required")
+			s.add(prefix+name, ReasonMissingField, "is required")
 		}
 		return 0, false
 	}
@@ -289,17 +366,17 @@ func (s *sample) parseNumber(field string, raw json.RawMessage, spec numberSpec)
 		what = "an integer"
 	}
 	if !isNumber(raw) {
-		s.add(field, ReasonInvalidValue, "must be %s", what)
+		s.add(prefix+name, ReasonInvalidValue, "must be %s", what)
 		return 0, false
 	}
 	v, err := strconv.ParseFloat(string(raw), 64)
 	switch {
 	case err != nil || math.IsInf(v, 0):
-		s.add(field, ReasonOutOfRange, "%s (got a number too large to read)", rangeText(spec))
+		s.add(prefix+name, ReasonOutOfRange, "%s (got a number too large to read)", rangeText(spec))
 	case spec.integer && v != math.Trunc(v):
-		s.add(field, ReasonInvalidValue, "must be an integer (got %s)", num(v))
+		s.add(prefix+name, ReasonInvalidValue, "must be an integer (got %s)", num(v))
 	case v > spec.max || v < spec.min || spec.aboveMin && v == spec.min:
-		s.add(field, ReasonOutOfRange, "%s (got %s)", rangeText(spec), num(v))
+		s.add(prefix+name, ReasonOutOfRange, "%s (got %s)", rangeText(spec), num(v))
 	default:
 		return v + 0, true // v + 0 turns -0 into 0
 	}

@@ -413,3 +413,24 @@ func TestDecodeEchoesNoDeviceStrings(t *testing.T) {
 		t.Errorf("error document echoes the device's string:\n%s", doc)
 	}
 }
+
+// TestDecodePointsKeepTheirOwnSlices checks that appending to one point's
+// fields or tags leaves the next point's alone, although Decode cuts them
+// from shared arrays, and that a rejected sample leaves nothing behind.
+func TestDecodePointsKeepTheirOwnSlices(t *testing.T) {
+	dose := func(medication string, amount int) string {
+		return fmt.Sprintf(`{"type": "dose", "time": "2026-11-22T08:00:00Z", "medication": %q, "route": "oral", "amount": %d, "unit": "mg"}`, medication, amount)
+	}
+	env := decodeOK(t, []byte(`{"seq": 1, "samples": [`+dose("estradiol", 1)+`, `+dose("rejected", 0)+`, `+dose("progesterone", 100)+`]}`))
+	if len(env.Points) != 2 || env.Rejected() != 1 {
+		t.Fatalf("%d points, %d rejected; want 2 and 1", len(env.Points), env.Rejected())
+	}
+	_ = append(env.Points[0].Fields, Field{"overwrite", 7})
+	_ = append(env.Points[0].Tags, Tag{"overwrite", "x"})
+	want := Point{Sample: 2, Measurement: "dose", Time: utc("2026-11-22T08:00:00Z"),
+		Tags:   []Tag{{"medication", "progesterone"}, {"route", "oral"}, {"unit", "mg"}},
+		Fields: []Field{{"amount", 100}}}
+	if got := env.Points[1]; !reflect.DeepEqual(got, want) {
+		t.Errorf("second point:\n got %+v\nwant %+v", got, want)
+	}
+}

@@ -74,10 +74,10 @@ func checkSymptoms(s *sample) {
 		return // the instrument's own problem is reported; its items cannot be judged
 	}
 	in := instruments[name]
-	ms, _ := objectMembers(raw)
+	s.items = objectMembers(s.items, raw)
 	spec := numberSpec{min: in.min, max: in.max, integer: true}
 	given, badKeys := 0, 0
-	for _, m := range ms {
+	for _, m := range s.items {
 		switch {
 		case m.dup:
 			s.problems = append(s.problems, duplicate(s.index, m.key, "items."))
@@ -91,7 +91,7 @@ func checkSymptoms(s *sample) {
 		if !isNull(m.val) {
 			given++
 		}
-		if v, ok := s.parseNumber("items."+m.key, m.val, spec); ok {
+		if v, ok := s.parseNumber("items.", m.key, m.val, spec); ok {
 			s.fields = append(s.fields, Field{Key: m.key, Value: v})
 		}
 	}
