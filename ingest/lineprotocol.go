@@ -69,7 +69,12 @@ func compareTags(a, b Tag) int { return strings.Compare(a.Key, b.Key) }
 // appendEscaped appends s escaped for line protocol: commas and spaces
 // everywhere, equals signs in keys and tag values (equals is true).
 func appendEscaped(b []byte, s string, equals bool) []byte {
-	for i := 0; i < len(s); i++ {
+	plain := 0 // the usual case: nothing to escape, appended at once
+	for plain < len(s) && !needsEscape(s[plain], equals) {
+		plain++
+	}
+	b = append(b, s[:plain]...)
+	for i := plain; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == ',' || c == ' ' || c == '=' && equals:
 			b = append(b, '\\', c)
@@ -86,4 +91,12 @@ func appendEscaped(b []byte, s string, equals bool) []byte {
 		}
 	}
 	return b
+}
+
+func needsEscape(c byte, equals bool) bool {
+	switch c {
+	case ',', ' ', '\n', '\r', '\t', '\f':
+		return true
+	}
+	return c == '=' && equals
 }

@@ -78,7 +78,7 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	fs.StringVar(&c.mqtt.CAFile, "mqtt-ca-file", "", "PEM CA bundle to verify an mqtts:// broker")
 	fs.StringVar(&c.mqtt.ClientID, "mqtt-client-id", c.mqtt.ClientID, "fixed MQTT client id: unique per instance, stable across restarts")
 	fs.StringVar(&c.mqtt.ShareGroup, "mqtt-share-group", c.mqtt.ShareGroup, "shared-subscription group of the instances")
-	fs.IntVar(&c.mqtt.MaxInFlight, "mqtt-max-inflight", 256, "MQTT messages received and not yet acknowledged")
+	fs.IntVar(&c.mqtt.MaxInFlight, "mqtt-max-inflight", 1000, "MQTT messages processed at once (match the broker's max_inflight_messages)")
 	fs.DurationVar(&c.mqtt.MaxReconnect, "mqtt-max-reconnect-interval", 30*time.Second, "longest wait between reconnection attempts")
 	fs.BoolVar(&c.brokerAccounts, "broker-accounts", false, "manage the broker's accounts through Mosquitto's dynamic security plugin: "+
 		"devices enroll/revoke add/remove each device's account (username = device id, password = token), serve its own (--mqtt-username)")
