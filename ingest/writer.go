@@ -122,9 +122,10 @@ func NewWriter(cfg WriterConfig, sink Sink, log *slog.Logger, m *Metrics) *Write
 }
 
 // Write hands lines (line protocol, each line ending in a newline) to the
-// writer and waits until they are stored, the writer stops, or ctx ends. It waits for room when MaxPending points are
-// already pending: that is the backpressure the MQTT collector relies on.
-// When ctx ends after the lines were handed over they may still be stored.
+// writer and waits until they are stored, the writer stops, or ctx ends.
+// It waits for room when MaxPending points are already pending: that is
+// the backpressure the MQTT collector relies on. When ctx ends after the
+// lines were handed over they may still be stored.
 func (w *Writer) Write(ctx context.Context, lines []byte) error {
 	r := newRequest(lines)
 	if r.points > w.cfg.MaxPending {
