@@ -84,17 +84,12 @@ func (r *Registry) OpenAlert(ctx context.Context, a AlertRow, ev AlertEvent) (in
 // returns an error wrapping ErrConflict.
 func (r *Registry) UpdateAlert(ctx context.Context, a AlertRow, prev time.Time, ev AlertEvent, audit *AuditEntry) error {
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, r.q(`UPDATE alerts SET state = ?, severity = ?, updated_at = ?, acked_at = ?, acked_by = ?,
-			resolved_at = ?, resolved_by = ?, snoozed_until = ?, tier = ?, body = ? WHERE id = ? AND updated_at = ?`),
+		err := r.execOne(ctx, tx, ErrConflict, `UPDATE alerts SET state = ?, severity = ?, updated_at = ?, acked_at = ?, acked_by = ?,
+			resolved_at = ?, resolved_by = ?, snoozed_until = ?, tier = ?, body = ? WHERE id = ? AND updated_at = ?`,
 			a.State, a.Severity, formatTime(a.UpdatedAt), nullTime(a.AckedAt), a.AckedBy, nullTime(a.ResolvedAt), a.ResolvedBy,
 			nullTime(a.SnoozedUntil), a.Tier, string(a.Body), a.ID, formatTime(prev))
 		if err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrConflict
 		}
 		ev.AlertID = a.ID
 		if err := r.addAlertEvent(ctx, tx, ev); err != nil {

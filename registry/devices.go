@@ -47,16 +47,10 @@ func (r *Registry) EnrollDevice(ctx context.Context, deviceID, patientID string)
 		if n == 0 {
 			return fmt.Errorf("patient %s: %w", patientID, ErrNotFound)
 		}
-		res, err := tx.ExecContext(ctx,
-			r.q(`INSERT INTO devices (id, patient_id, token_hash, enrolled_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+		err = r.execOne(ctx, tx, ErrExists, `INSERT INTO devices (id, patient_id, token_hash, enrolled_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 			deviceID, patientID, hashToken(token), formatTime(now()))
 		if err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrExists
 		}
 		return r.record(ctx, tx, ActionDeviceEnroll, patientID, deviceID)
 	})

@@ -26,16 +26,10 @@ func (r *Registry) AddPatient(ctx context.Context, p Patient) error {
 		p.CreatedAt = now()
 	}
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			r.q(`INSERT INTO patients (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+		err := r.execOne(ctx, tx, ErrExists, `INSERT INTO patients (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 			p.ID, p.Name, formatTime(p.CreatedAt))
 		if err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrExists
 		}
 		return r.record(ctx, tx, ActionPatientAdd, p.ID, "")
 	})

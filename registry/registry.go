@@ -111,6 +111,21 @@ func (r *Registry) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
+// execOne runs a statement in tx that must change a row, and returns none
+// (ErrExists, ErrNotFound, ErrConflict...) when it changed none.
+func (r *Registry) execOne(ctx context.Context, tx *sql.Tx, none error, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, r.q(query), args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return none
+	}
+	return nil
+}
+
 // ValidID reports whether s may be a patient or device id:
 // ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$. Such ids are safe in MQTT topic levels,
 // InfluxDB tags, URLs and file names.

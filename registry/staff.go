@@ -79,15 +79,10 @@ func (r *Registry) AddStaff(ctx context.Context, username string, role Role, pas
 		return fmt.Errorf("add staff %s: %w", username, err)
 	}
 	err = r.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, r.q(`INSERT INTO staff (username, role, password_hash, created_at)
-			VALUES (?, ?, ?, ?) ON CONFLICT (username) DO NOTHING`), username, string(role), hash, formatTime(now()))
+		err := r.execOne(ctx, tx, ErrExists, `INSERT INTO staff (username, role, password_hash, created_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT (username) DO NOTHING`, username, string(role), hash, formatTime(now()))
 		if err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrExists
 		}
 		return r.record(ctx, tx, ActionStaffAdd, "", username+" ("+string(role)+")")
 	})
@@ -106,14 +101,8 @@ func (r *Registry) SetPassword(ctx context.Context, username, password string) e
 		return fmt.Errorf("set password of %s: %w", username, err)
 	}
 	err = r.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, r.q(`UPDATE staff SET password_hash = ? WHERE username = ?`), hash, username)
-		if err != nil {
+		if err := r.execOne(ctx, tx, ErrNotFound, `UPDATE staff SET password_hash = ? WHERE username = ?`, hash, username); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
 		}
 		if err := r.endSessions(ctx, tx, username); err != nil {
 			return err
@@ -263,14 +252,10 @@ func (r *Registry) UnassignPatient(ctx context.Context, username, patientID stri
 		if err := r.checkPatient(ctx, tx, patientID); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, r.q(`DELETE FROM care_team WHERE username = ? AND patient_id = ?`), username, patientID)
+		err := r.execOne(ctx, tx, fmt.Errorf("not assigned: %w", ErrNotFound),
+			`DELETE FROM care_team WHERE username = ? AND patient_id = ?`, username, patientID)
 		if err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return fmt.Errorf("not assigned: %w", ErrNotFound)
 		}
 		return r.record(ctx, tx, ActionStaffUnassign, patientID, username)
 	})
