@@ -172,18 +172,20 @@ func (m *Manager) resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
+	var opened map[condKey]time.Time // lazily: only when a transition fired
 	for _, rec := range append(latest, forecasts...) {
 		var t analysis.Transition
 		if err := json.Unmarshal(rec.Body, &t); err != nil {
 			continue
 		}
 		if t.Change == analysis.ChangeFired || t.Change == analysis.ChangeForecast {
-			handled, err := m.openedSince(ctx, t)
-			if err != nil {
-				return fmt.Errorf("alerts: %w", err)
+			if opened == nil {
+				if opened, err = m.lastOpened(ctx); err != nil {
+					return fmt.Errorf("alerts: %w", err)
+				}
 			}
-			if handled {
-				continue
+			if at, ok := opened[condKey{t.Patient, keyOf(t)}]; ok && !at.Before(t.At) {
+				continue // the transition has had its alert
 			}
 		}
 		m.handle(ctx, t)
@@ -192,20 +194,21 @@ func (m *Manager) resume(ctx context.Context) error {
 	return nil
 }
 
-// openedSince reports whether an alert of t's key was opened at or after
-// t: the transition has had its alert.
-func (m *Manager) openedSince(ctx context.Context, t analysis.Transition) (bool, error) {
-	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{Patient: t.Patient, All: true})
+// lastOpened returns when the newest alert of each patient and key was
+// opened, from one read of the registry.
+func (m *Manager) lastOpened(ctx context.Context) (map[condKey]time.Time, error) {
+	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{All: true})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	key := keyOf(t)
+	opened := make(map[condKey]time.Time, len(rows))
 	for _, row := range rows {
-		if row.Key == key && !row.OpenedAt.Before(t.At) {
-			return true, nil
+		k := condKey{row.Patient, row.Key}
+		if at, ok := opened[k]; !ok || row.OpenedAt.After(at) {
+			opened[k] = row.OpenedAt
 		}
 	}
-	return false, nil
+	return opened, nil
 }
 
 // handle takes one transition in: a condition that holds waits FireAfter
