@@ -25,6 +25,10 @@ const (
 	ChangeForecastCleared = "forecast_cleared" // no longer predicted
 	ChangeNotJudged       = "not_judged"       // a holding rule can no longer judge (too little data)
 	ChangeJudged          = "judged"           // and can again
+	// ChangeUpdate is not a change: a rule that holds (or whose forecast
+	// holds) holds on, re-judged at a sweep or under a new plan version,
+	// with its value and sentence now. It is passed on, not recorded.
+	ChangeUpdate = "update"
 )
 
 // Transition is one change of a rule's verdict for a patient.

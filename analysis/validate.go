@@ -1,0 +1,278 @@
+package analysis
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/patientpulse/patientpulse/ingest"
+)
+
+// Validate reports every problem of p at once, as a *PlanError.
+func (p *Plan) Validate() error {
+	v := &validator{}
+	if p.Patient == "" {
+		v.add("patient: required")
+	}
+	if p.Effective.IsZero() {
+		v.add("effective: required, an RFC 3339 time such as 2026-11-01T00:00:00Z")
+	}
+	meds := map[string]bool{}
+	for i, d := range p.Regimen {
+		at := fmt.Sprintf("regimen[%d]", i)
+		if !ingest.IsMedication(d.Medication) {
+			v.add("%s.medication: %q: want 1 to 64 lowercase letters, digits, '_' or '-', starting with a letter", at, d.Medication)
+		} else if meds[d.Medication] {
+			v.add("%s.medication: %s is in the regimen twice", at, d.Medication)
+		}
+		meds[d.Medication] = true
+		if !ingest.IsRoute(d.Route) {
+			v.add("%s.route: %q is not a route", at, d.Route)
+		}
+		if !(d.Amount > 0) {
+			v.add("%s.amount: must be above 0", at)
+		}
+		if !ingest.IsUnit(d.Unit) {
+			v.add("%s.unit: %q is not a unit", at, d.Unit)
+		}
+		if d.Schedule.Every == 0 {
+			v.add("%s.schedule: required", at)
+		} // < 0: unreadable, reported by ParsePlan
+	}
+	ids := map[string]bool{}
+	for i, r := range p.Rules {
+		at := fmt.Sprintf("rules[%d]", i)
+		if r.ID != "" {
+			at += " (" + r.ID + ")"
+		}
+		switch {
+		case r.ID == "":
+			v.add("%s.id: required", at)
+		case ids[r.ID]:
+			v.add("%s.id: duplicate rule id %s", at, r.ID)
+		}
+		ids[r.ID] = true
+		v.rule(at, &r, meds)
+	}
+	if len(v.problems) > 0 {
+		return &PlanError{Problems: v.problems}
+	}
+	return nil
+}
+
+type validator struct{ problems []string }
+
+func (v *validator) add(format string, args ...any) {
+	v.problems = append(v.problems, fmt.Sprintf(format, args...))
+}
+
+// oneOf reports a problem unless value is one of allowed (or empty and
+// not required).
+func (v *validator) oneOf(at, field, value string, required bool, allowed ...string) {
+	switch {
+	case value == "" && required:
+		v.add("%s.%s: required, one of %s", at, field, strings.Join(allowed, ", "))
+	case value != "" && !slices.Contains(allowed, value):
+		v.add("%s.%s: %q: want one of %s", at, field, value, strings.Join(allowed, ", "))
+	}
+}
+
+// only reports the fields set on r that its kind does not use.
+func (v *validator) only(at string, r *Rule, allowed ...string) {
+	set := map[string]bool{
+		"metric": r.Metric != "", "instrument": r.Instrument != "", "per_day": r.PerDay != "", "over": r.Over != 0,
+		"aggregate": r.Aggregate != "", "below": r.Below != nil, "above": r.Above != nil, "band": r.Band != "",
+		"min_days": r.MinDays != 0, "forecast": r.Forecast != 0, "slope_above": r.SlopeAbove != nil,
+		"slope_below": r.SlopeBelow != nil, "baseline": r.Baseline != 0, "recent": r.Recent != 0,
+		"z_below": r.ZBelow != nil, "z_above": r.ZAbove != nil, "for": r.For != 0, "medication": r.Medication != "",
+		"score": r.Score != "", "since": r.Since != "",
+	}
+	var extra []string
+	for k, on := range set {
+		if on && !slices.Contains(allowed, k) {
+			extra = append(extra, k)
+		}
+	}
+	slices.Sort(extra)
+	for _, k := range extra {
+		v.add("%s.%s: not used by %s %s rule", at, k, article(r.Kind), r.Kind)
+	}
+}
+
+// window checks a window length: a whole number of days, 1 to 365.
+func (v *validator) window(at, field string, d Duration, required bool) {
+	switch {
+	case d == 0 && required:
+		v.add("%s.%s: required, a window such as 7d", at, field)
+	case d <= 0: // absent, or unreadable and reported by ParsePlan
+	case time.Duration(d)%(24*time.Hour) != 0 || d.Days() > 365:
+		v.add("%s.%s: %s: want whole days, at most 365 (such as 7d or 2w)", at, field, d)
+	}
+}
+
+// article is "an" before a vowel, else "a".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
+}
+
+func (v *validator) rule(at string, r *Rule, meds map[string]bool) {
+	v.oneOf(at, "severity", r.Severity, true, SeverityInfo, SeverityWarning, SeverityCritical)
+	v.oneOf(at, "since", r.Since, false, SinceChange)
+	switch r.Kind {
+	case KindThreshold:
+		v.only(at, r, "metric", "instrument", "per_day", "over", "aggregate", "below", "above", "min_days", "forecast", "since")
+		v.metric(at, r, false)
+		v.oneOf(at, "per_day", r.PerDay, false, perDays...)
+		v.window(at, "over", r.Over, true)
+		v.oneOf(at, "aggregate", r.Aggregate, true, aggregates...)
+		v.bounds(at, "below", r.Below, "above", r.Above)
+		v.minDays(at, r.MinDays, r.Over)
+		if r.Aggregate == "median" && r.PerDay == "" {
+			v.add("%s.aggregate: median needs per_day: it is a median of daily values", at)
+		}
+		switch {
+		case r.Forecast <= 0:
+		case time.Duration(r.Forecast)%(24*time.Hour) != 0 || r.Forecast.Days() > 90:
+			v.add("%s.forecast: %s: want whole days, 1d to 90d", at, r.Forecast)
+		case r.Aggregate == "count":
+			v.add("%s.forecast: a count cannot be forecast", at)
+		}
+	case KindTrend:
+		v.only(at, r, "metric", "instrument", "per_day", "over", "slope_above", "slope_below", "min_days", "since")
+		v.metric(at, r, false)
+		v.oneOf(at, "per_day", r.PerDay, false, perDays...)
+		v.window(at, "over", r.Over, true)
+		v.bounds(at, "slope_below", r.SlopeBelow, "slope_above", r.SlopeAbove)
+		v.minDays(at, r.MinDays, r.Over)
+		if r.Over > 0 && r.Over.Days() < 3 {
+			v.add("%s.over: a trend needs at least 3d", at)
+		}
+		if r.MinDays > 0 && r.MinDays < 3 {
+			v.add("%s.min_days: %d: a slope needs at least 3 days", at, r.MinDays)
+		}
+	case KindBaseline:
+		v.only(at, r, "metric", "instrument", "per_day", "baseline", "recent", "z_below", "z_above", "min_days", "since")
+		v.metric(at, r, false)
+		v.oneOf(at, "per_day", r.PerDay, false, perDays...)
+		v.window(at, "baseline", r.Baseline, true)
+		v.window(at, "recent", r.Recent, true)
+		v.bounds(at, "z_below", r.ZBelow, "z_above", r.ZAbove)
+		v.minDays(at, r.MinDays, r.Baseline)
+		if r.Baseline > 0 && r.Baseline.Days() < 7 {
+			v.add("%s.baseline: a baseline needs at least 7d", at)
+		}
+	case KindSilence:
+		v.only(at, r, "metric", "for")
+		v.metric(at, r, true)
+		if r.For == 0 {
+			v.add("%s.for: required, such as 24h", at)
+		} else if r.For > 0 && time.Duration(r.For) < time.Hour {
+			v.add("%s.for: %s: want at least 1h", at, r.For)
+		}
+	case KindAdherence:
+		v.only(at, r, "medication", "over", "below", "since")
+		switch {
+		case r.Medication == "":
+			v.add("%s.medication: required", at)
+		case !meds[r.Medication]:
+			v.add("%s.medication: %s is not in the regimen", at, r.Medication)
+		}
+		v.window(at, "over", r.Over, true)
+		switch {
+		case r.Below == nil:
+			v.add("%s.below: required, the share of scheduled doses logged (0 to 1)", at)
+		case *r.Below <= 0 || *r.Below > 1:
+			v.add("%s.below: %v: want a share above 0, at most 1", at, *r.Below)
+		}
+	case KindScore:
+		v.only(at, r, "instrument", "score", "over", "below", "above", "band", "since")
+		v.oneOf(at, "instrument", r.Instrument, true, "mrs", "ams")
+		if r.Instrument == "mrs" || r.Instrument == "ams" {
+			v.oneOf(at, "score", r.Score, true, append([]string{"total"}, ingest.Subscales(r.Instrument)...)...)
+		}
+		v.window(at, "over", r.Over, false)
+		if r.Band != "" {
+			if r.Below != nil || r.Above != nil {
+				v.add("%s.band: give a band or bounds, not both", at)
+			}
+			if _, ok := bandFloor(r.Instrument, r.Score, r.Band); !ok && r.Instrument != "" && r.Score != "" {
+				v.add("%s.band: %q: no published %s band for %s %s (want mild, moderate or severe, or give above)", at, r.Band, r.Band, r.Instrument, r.Score)
+			}
+		} else {
+			v.bounds(at, "below", r.Below, "above", r.Above)
+		}
+	case "":
+		v.add("%s.kind: required, one of %s", at, strings.Join(kinds, ", "))
+	default:
+		v.add("%s.kind: %q: want one of %s", at, r.Kind, strings.Join(kinds, ", "))
+	}
+}
+
+var (
+	kinds      = []string{KindThreshold, KindTrend, KindBaseline, KindSilence, KindAdherence, KindScore}
+	perDays    = []string{"sum", "mean", "min", "max", "count", "last"}
+	aggregates = []string{"mean", "min", "max", "sum", "count", "median"}
+)
+
+// bounds requires at least one of a lower and an upper bound, with the
+// lower below the upper.
+func (v *validator) bounds(at, lowName string, low *float64, highName string, high *float64) {
+	switch {
+	case low == nil && high == nil:
+		v.add("%s: bound missing: give %s or %s", at, lowName, highName)
+	case low != nil && high != nil && *low >= *high:
+		v.add("%s: %s (%v) must be below %s (%v)", at, lowName, *low, highName, *high)
+	}
+}
+
+func (v *validator) minDays(at string, n int, window Duration) {
+	if n < 0 || (window != 0 && n > window.Days()) {
+		v.add("%s.min_days: %d: want 1 to the window's %d days", at, n, window.Days())
+	}
+}
+
+// metric checks r.Metric: measurement.field of the InfluxDB layout (for
+// silence, a measurement alone is enough), and r.Instrument beside it.
+func (v *validator) metric(at string, r *Rule, measurementOnly bool) {
+	if r.Metric == "" {
+		v.add("%s.metric: required, measurement.field such as sleep.total_min", at)
+		return
+	}
+	m, field, hasField := strings.Cut(r.Metric, ".")
+	fields := ingest.Fields(m)
+	switch {
+	case fields == nil:
+		v.add("%s.metric: unknown metric %q: the measurement must be one of %s", at, r.Metric, strings.Join(ingest.SampleTypes(), ", "))
+		return
+	case !hasField && !measurementOnly:
+		v.add("%s.metric: %q names no field: want measurement.field such as %s.%s", at, r.Metric, m, fields[0])
+		return
+	}
+	if r.Instrument != "" {
+		if m != "symptoms" {
+			v.add("%s.instrument: only for symptoms metrics", at)
+			return
+		}
+		if !slices.Contains(ingest.Instruments(), r.Instrument) {
+			v.oneOf(at, "instrument", r.Instrument, false, ingest.Instruments()...)
+			return
+		}
+	}
+	switch {
+	case !hasField:
+	case m == "symptoms" && r.Instrument == "custom":
+		if !ingest.ValidItemKey(field) {
+			v.add("%s.metric: %q: a custom item key is lowercase letters, digits and '_'", at, r.Metric)
+		}
+	case m == "symptoms" && r.Instrument != "":
+		if !slices.Contains(ingest.InstrumentFields(r.Instrument), field) {
+			v.add("%s.metric: unknown metric %q: %s has no item or subscale %s", at, r.Metric, r.Instrument, field)
+		}
+	case !slices.Contains(fields, field):
+		v.add("%s.metric: unknown metric %q: %s has no field %s (it has %s)", at, r.Metric, m, field, strings.Join(fields, ", "))
+	}
+}
