@@ -37,7 +37,8 @@ type Transition struct {
 	Rule          string    `json:"rule"`
 	Kind          string    `json:"kind"`
 	Change        string    `json:"change"`
-	Holds         bool      `json:"holds"` // whether the rule holds after the change
+	Forecast      bool      `json:"forecast,omitempty"` // a ChangeUpdate of the rule's forecast, not of the rule
+	Holds         bool      `json:"holds"`              // whether the rule holds after the change
 	Severity      string    `json:"severity"`
 	Metric        string    `json:"metric,omitempty"`
 	Value         float64   `json:"value"`
