@@ -6,7 +6,12 @@
 package alerts
 
 import (
+	"encoding/json"
+	"fmt"
 	"time"
+
+	"github.com/patientpulse/patientpulse/analysis"
+	"github.com/patientpulse/patientpulse/registry"
 )
 
 // Alert is an alert as staff see it: over the API, the websocket and the
@@ -67,4 +72,67 @@ type Event struct {
 // must not block: a notifier queues what it cannot send at once.
 type Notifier interface {
 	Notify(Event)
+}
+
+// take copies what the analysis says of the condition into a.
+func (a *Alert) take(t analysis.Transition) {
+	a.Sentence, a.Value, a.Bound, a.PlanVersion, a.NotJudged = t.Sentence, t.Value, t.Bound, t.PlanVersion, false
+}
+
+// row is the stored form of a.
+func (a *Alert) row(key string, tier int) registry.AlertRow {
+	r := registry.AlertRow{ID: a.ID, Patient: a.Patient, Key: key, State: a.State, Severity: a.Severity,
+		OpenedAt: a.OpenedAt, UpdatedAt: a.UpdatedAt, AckedBy: a.AckedBy, ResolvedBy: a.ResolvedBy, Tier: tier}
+	for _, f := range []struct {
+		dst *time.Time
+		src *time.Time
+	}{{&r.AckedAt, a.AckedAt}, {&r.ResolvedAt, a.ResolvedAt}, {&r.SnoozedUntil, a.SnoozedUntil}} {
+		if f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	r.Body = mustJSON(body{Rule: a.Rule, Forecast: a.Forecast, Sentence: a.Sentence, Value: a.Value, Bound: a.Bound,
+		PlanVersion: a.PlanVersion, NotJudged: a.NotJudged, Tier: a.Tier})
+	return r
+}
+
+// body is what the registry keeps of an alert beside its columns.
+type body struct {
+	Rule        string  `json:"rule"`
+	Forecast    bool    `json:"forecast,omitempty"`
+	Sentence    string  `json:"sentence"`
+	Value       float64 `json:"value"`
+	Bound       float64 `json:"bound"`
+	PlanVersion int     `json:"plan_version"`
+	NotJudged   bool    `json:"not_judged,omitempty"`
+	Tier        string  `json:"tier,omitempty"`
+}
+
+// alertOf reads a stored alert.
+func alertOf(r registry.AlertRow) (Alert, error) {
+	var b body
+	if err := json.Unmarshal(r.Body, &b); err != nil {
+		return Alert{}, fmt.Errorf("alert %d: %w", r.ID, err)
+	}
+	a := Alert{ID: r.ID, Patient: r.Patient, Rule: b.Rule, Forecast: b.Forecast, State: r.State, Severity: r.Severity,
+		Sentence: b.Sentence, Value: b.Value, Bound: b.Bound, PlanVersion: b.PlanVersion, NotJudged: b.NotJudged,
+		OpenedAt: r.OpenedAt, UpdatedAt: r.UpdatedAt, AckedBy: r.AckedBy, ResolvedBy: r.ResolvedBy, Tier: b.Tier}
+	for _, f := range []struct {
+		dst **time.Time
+		src time.Time
+	}{{&a.AckedAt, r.AckedAt}, {&a.ResolvedAt, r.ResolvedAt}, {&a.SnoozedUntil, r.SnoozedUntil}} {
+		if !f.src.IsZero() {
+			t := f.src
+			*f.dst = &t
+		}
+	}
+	return a, nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only plain structs are marshalled
+	}
+	return b
 }
