@@ -85,7 +85,7 @@ func BenchmarkAnalysis10kPatients(b *testing.B) {
 		start = time.Now()
 		fired := 0
 		for _, p := range ps {
-			ts, changed := judgeAll(p, clk, now, 10)
+			ts, changed, _ := judgeEvery(p, clk, now, 10, false, false)
 			p.apply(changed)
 			fired += len(ts)
 		}

@@ -50,37 +50,46 @@
 // non-zero sd; the recent window at least one judged day. It holds while z
 // is below z_below or above z_above.
 //
-// silence: the time since the newest sample of the measurement (or of
-// measurement.field). It holds once that exceeds `for`. With no sample at
-// all it counts from the plan version's effective time.
+// silence: the time since the newest stored sample of the measurement (or
+// of measurement.field), whatever the plan: found in InfluxDB when the
+// patient is loaded, however old, and kept up to date by the live feed. It
+// holds once that exceeds `for`. With no sample ever stored it counts from
+// the first plan version's effective time.
 //
 // adherence: the share of scheduled doses of the medication that were
-// logged, over the `over` span ending now (from the plan version's
-// effective time at the earliest). The regimen's schedule, counted from
-// that effective time at the clinic's clock time, gives the scheduled
-// times (a monthly one keeps the day of the month, or falls on the last
-// day of a shorter month); a scheduled dose is
-// logged when a dose sample of that medication lies within half an
-// interval of it (each sample counts for one scheduled dose at most), and
-// it is counted only once that half interval is over, so a dose not yet
-// late is never a missed one. It needs at least one counted dose. It holds
-// while the share is below `below`.
+// logged, over the `over` span ending now. Each dose is scheduled by the
+// regimen of the plan version in force at its time, counted from that
+// version's effective time at the clinic's clock time (a monthly one keeps
+// the day of the month, or falls on the last day of a shorter month); a
+// version whose regimen lacks the medication schedules none of it. A
+// scheduled dose is logged when a dose sample of that medication lies
+// within half an interval of it (each sample counts for one scheduled dose
+// at most), and it is counted only once that half interval is over, so a
+// dose not yet late is never a missed one. It needs at least one counted
+// dose. It holds while the share is below `below`.
 //
 // score: the instrument's total or subscale from the latest check-in that
 // has it (a subscale is stored only when complete) and is at most 90 days
-// old, or with `over` the mean over that many days of check-ins. It holds while the score is above
-// `above`, below `below`, or in `band` or a worse published band (see the
-// bands of MRS and AMS).
+// old, or with `over` the mean over that many days of check-ins. It holds
+// while the score is above `above`, below `below`, or in `band` or a worse
+// published band (see the bands of MRS and AMS).
 //
 // # Plan versions
 //
-// Every judgement uses the plan version in force at the time judged. A
-// window that reaches back before that version's effective time is cut at
-// the first day that starts at or after it: the new version is judged on
-// its own days only, and until it has enough of them the rule is not
-// judged. The baseline window of a baseline rule is the exception: it is
-// the patient's history, whatever plan was in force. A silence rule counts
-// from the effective time at the earliest.
+// A plan change never blinds monitoring: the data are the patient's, not
+// the plan's. Every judgement uses the rules and bounds of the version in
+// force at the time judged, over the rule's whole window, days before that
+// version took effect included. A rule with `since: change` ("is the new
+// dose working?") judges only the days since its version took effect: its
+// window is cut at the first day that starts at or after the effective
+// time (a score rule without `over` judges only check-ins since then, and
+// adherence only doses since then), and until it has enough of them it is
+// not judged. The baseline window of a baseline rule is the patient's
+// history in any case.
+//
+// A rule that holds, re-judged at a sweep or under a new version, is passed
+// on (not recorded) as a ChangeUpdate transition with its value and
+// sentence now, so that an open alert says what the rule says now.
 //
 // # Forecasts
 //

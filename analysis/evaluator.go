@@ -87,6 +87,10 @@ func (c Config) Validate() error {
 // Source reads a patient's stored samples back (ingest.Influx).
 type Source interface {
 	Values(ctx context.Context, patient string, measurements []string, from, to time.Time, fn func(ingest.StoredValue) error) error
+	// Newest returns the time of the patient's newest stored sample of a
+	// measurement (field ""), or of one of its fields; false when none
+	// was ever stored.
+	Newest(ctx context.Context, patient, measurement, field string) (time.Time, bool, error)
 }
 
 // Evaluator keeps every patient with a plan judged: it takes in samples as
@@ -208,7 +212,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 				// A patient not evaluated for an interval is evaluated at
 				// once: a first alarming sample is not kept waiting.
 				if now := e.now(); now.Sub(p.lastEval) >= e.cfg.Interval {
-					e.evaluate(ctx, p, now)
+					e.evaluate(ctx, p, now, false)
 				}
 			}
 		case <-tick.C:
@@ -216,7 +220,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			now := e.now()
 			for _, p := range e.patients {
 				if p.dirty && now.Sub(p.lastEval) >= e.cfg.Interval {
-					e.evaluate(ctx, p, now)
+					e.evaluate(ctx, p, now, false)
 				}
 			}
 		case <-sweep.C:
@@ -243,7 +247,7 @@ func (e *Evaluator) sweep(ctx context.Context, start bool) error {
 	e.rebuildMarked(ctx)
 	now := e.now()
 	for _, p := range e.patients {
-		e.evaluate(ctx, p, now)
+		e.evaluate(ctx, p, now, true)
 	}
 	return nil
 }
@@ -342,25 +346,46 @@ func (e *Evaluator) load(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	p.dirty = true
+	// A silence counts from the newest sample of its stream, which may be
+	// older than anything read back.
+	for _, s := range p.series {
+		if s.newest != 0 || !p.silenced(s.key) {
+			continue
+		}
+		t, ok, err := e.src.Newest(ctx, id, s.key.measurement, s.key.field)
+		if err != nil {
+			return err
+		}
+		if ok && s.newest == 0 {
+			s.newest = t.Unix()
+		}
+	}
+	p.dirty, p.announce = true, true
 	e.patients[id] = p
 	return nil
 }
 
 // evaluate judges every rule of the version in force and records the
-// changes.
-func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time) {
+// changes. With updates (at a sweep), and at the first evaluation after a
+// plan change, the rules that hold on are passed on as ChangeUpdate
+// transitions too, which are not recorded.
+func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time, updates bool) {
+	updates = updates || p.announce
 	p.dirty, p.lastEval = false, now
 	e.evaluations.Inc()
 	p.trimDoses(now)
-	ts, changed := judgeAll(p, e.clk, now, e.cfg.MinWearHours)
+	ts, changed, _ := judgeEvery(p, e.clk, now, e.cfg.MinWearHours, false, updates)
 	if len(ts) == 0 && len(changed) == 0 {
+		p.announce = false
 		return
 	}
-	records := make([]registry.Transition, len(ts))
-	for i, t := range ts {
+	var records []registry.Transition
+	for _, t := range ts {
+		if t.Change == ChangeUpdate {
+			continue
+		}
 		body, _ := json.Marshal(t)
-		records[i] = registry.Transition{Patient: p.id, Rule: t.Rule, Change: t.Change, At: t.At, Body: body}
+		records = append(records, registry.Transition{Patient: p.id, Rule: t.Rule, Change: t.Change, At: t.At, Body: body})
 	}
 	states := map[string][]byte{}
 	for rule, st := range changed {
@@ -378,32 +403,34 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time) {
 		return
 	}
 	p.apply(changed)
+	p.announce = false
 	for _, t := range ts {
-		e.transitions.WithLabelValues(t.Change, t.Severity).Inc()
+		if t.Change != ChangeUpdate {
+			e.transitions.WithLabelValues(t.Change, t.Severity).Inc()
+		}
 		if e.notify != nil {
 			e.notify(t)
 		}
 	}
 }
 
-// judgeAll judges the patient's rules at now against their recorded
+// judgeEvery judges the patient's rules at now against their recorded
 // states, and returns the transitions and the states that changed (nil:
-// the rule left the plan). It changes nothing of p.
-func judgeAll(p *patient, clk clock, now time.Time, minWear int) ([]Transition, map[string]*ruleState) {
-	ts, changed, _ := judgeEvery(p, clk, now, minWear, false)
-	return ts, changed
-}
-
-// judgeEvery is judgeAll that also returns, when asked, every rule's
-// verdict now.
-func judgeEvery(p *patient, clk clock, now time.Time, minWear int, withVerdicts bool) ([]Transition, map[string]*ruleState, []Verdict) {
+// the rule left the plan), and when asked every rule's verdict now, and
+// ChangeUpdate transitions for the rules (and forecasts) that hold on. It
+// changes nothing of p.
+func judgeEvery(p *patient, clk clock, now time.Time, minWear int, withVerdicts, updates bool) ([]Transition, map[string]*ruleState, []Verdict) {
 	plan := p.versionAt(now)
 	var verdicts []Verdict
 	changed := map[string]*ruleState{}
 	var ts []Transition
 	inPlan := map[string]bool{}
 	if plan != nil {
-		en := newEnv(clk, now, minWear, plan.Version, plan.Effective)
+		en := newEnv(clk, now, minWear, plan, p.versions[0].Effective)
+		update := func(t Transition, forecast bool) Transition {
+			t.Change, t.Forecast, t.Holds = ChangeUpdate, forecast, true
+			return t
+		}
 		for i := range plan.Rules {
 			r := &plan.Rules[i]
 			inPlan[r.ID] = true
@@ -433,6 +460,13 @@ func judgeEvery(p *patient, clk clock, now time.Time, minWear int, withVerdicts 
 					if fc || !v.holds { // a forecast that came true gives way to the firing
 						ts = append(ts, mk(map[bool]string{true: ChangeForecast, false: ChangeForecastCleared}[fc]))
 					}
+				}
+				switch {
+				case !updates:
+				case v.holds && old.Holds && old.Judged:
+					ts = append(ts, update(mk(ChangeFired), false))
+				case fc && old.Forecast:
+					ts = append(ts, update(mk(ChangeForecast), true))
 				}
 			} else if old.Judged && old.Holds {
 				t := mk(ChangeNotJudged)
@@ -481,13 +515,14 @@ type Verdict struct {
 	Value       float64 `json:"value"`
 	Bound       float64 `json:"bound"`
 	Side        string  `json:"side,omitempty"`
+	Reason      string  `json:"reason,omitempty"` // why it is not judged
 	Sentence    string  `json:"sentence"`
 	PlanVersion int     `json:"plan_version"`
 }
 
 func verdictOf(r *Rule, plan *Plan, v verdict, clk clock) Verdict {
 	return Verdict{Rule: r.ID, Kind: r.Kind, Severity: r.Severity, Metric: r.Metric, Words: r.Words(),
-		Judged: v.judged, Holds: v.holds, Forecast: v.forecast, Value: v.value, Bound: v.bound, Side: v.side,
+		Judged: v.judged, Holds: v.holds, Forecast: v.forecast, Value: v.value, Bound: v.bound, Side: v.side, Reason: v.reason,
 		Sentence: describe(r, v, plan.Version, plan.Effective, clk.loc, ""), PlanVersion: plan.Version}
 }
 
@@ -522,7 +557,7 @@ func (e *Evaluator) Verdicts(patientID string) []Verdict {
 func (e *Evaluator) answer(ask verdictAsk) {
 	var vs []Verdict
 	if p := e.patients[ask.patient]; p != nil {
-		_, _, vs = judgeEvery(p, e.clk, e.now(), e.cfg.MinWearHours, true)
+		_, _, vs = judgeEvery(p, e.clk, e.now(), e.cfg.MinWearHours, true, false)
 	}
 	ask.reply <- vs
 }
@@ -542,10 +577,8 @@ func judgeRule(r *Rule, plan *Plan, p *patient, en env) verdict {
 	case KindScore:
 		return judgeScore(r, s, en)
 	case KindAdherence:
-		for _, d := range plan.Regimen {
-			if d.Medication == r.Medication {
-				return judgeAdherence(r, d.Schedule, p.dosesOf(r.Medication), en)
-			}
+		if _, ok := plan.dose(r.Medication); ok {
+			return judgeAdherence(r, p.versions, p.dosesOf(r.Medication), en)
 		}
 	}
 	return verdict{reason: "the rule cannot be judged"}

@@ -42,6 +42,18 @@ func (s *evSource) put(patient string, vs ...ingest.StoredValue) {
 	s.values[patient] = append(s.values[patient], vs...)
 }
 
+func (s *evSource) Newest(ctx context.Context, patient, measurement, field string) (time.Time, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var newest time.Time
+	for _, v := range s.values[patient] {
+		if v.Measurement == measurement && (field == "" || v.Field == field) && v.Time.After(newest) {
+			newest = v.Time
+		}
+	}
+	return newest, !newest.IsZero(), nil
+}
+
 func (s *evSource) Values(ctx context.Context, patient string, measurements []string, from, to time.Time, fn func(ingest.StoredValue) error) error {
 	s.mu.Lock()
 	var out []ingest.StoredValue
@@ -320,6 +332,11 @@ func evChanges(ts []Transition) []string {
 	return out
 }
 
+// evChangesOnly leaves out the updates of rules that hold on.
+func evChangesOnly(ts []Transition) []Transition {
+	return slices.DeleteFunc(slices.Clone(ts), func(t Transition) bool { return t.Change == ChangeUpdate })
+}
+
 func evWantChanges(t *testing.T, what string, ts []Transition, want ...string) {
 	t.Helper()
 	if got := evChanges(ts); !slices.Equal(got, want) {
@@ -354,10 +371,14 @@ func TestEvaluatorThresholdFiresOnceAndClears(t *testing.T) {
 	// Nothing changed: evaluating again, by a sweep or directly, records nothing.
 	f.now = evAt(10, 13)
 	mustSweep(t, e, f.ctx, false)
-	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), evAt(10, 14))
+	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), evAt(10, 14), false)
 	evWantChanges(t, "re-evaluation without a change", f.transitions("p-1"), "sleep-low:fired")
-	if n := len(f.notifications()); n != 1 {
-		t.Errorf("notified %d times, want 1", n)
+	// The sweep passes the rule that holds on to the alerts, unrecorded,
+	// with its value and sentence now; the direct evaluation does not.
+	n := f.notifications()
+	evWantChanges(t, "notified", n, "sleep-low:fired", "sleep-low:update")
+	if u := n[1]; !u.Holds || u.Forecast || u.Value != 300 || u.Sentence != ts[0].Sentence || !u.At.Equal(evAt(10, 13)) {
+		t.Errorf("update = %+v, want holding, 300, the fired sentence, at 13:00", u)
 	}
 
 	// A long night on 11 Nov: the window 5..11 Nov has 300, 300, 300 and
@@ -367,7 +388,7 @@ func TestEvaluatorThresholdFiresOnceAndClears(t *testing.T) {
 	if n := evDrain(e); n != 1 {
 		t.Fatalf("drained %d messages, want 1", n)
 	}
-	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now)
+	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now, false)
 	ts = f.transitions("p-1")
 	evWantChanges(t, "after a long night", ts, "sleep-low:fired", "sleep-low:cleared")
 	evCheck(t, ts[1], "p-1", evWant{
@@ -379,7 +400,7 @@ func TestEvaluatorThresholdFiresOnceAndClears(t *testing.T) {
 	if st := f.states("p-1")["sleep-low"]; st.Holds || !st.Judged || !st.Since.Equal(evAt(11, 12)) {
 		t.Errorf("recorded state after clearing = %+v, want not holding, judged, since 11 Nov 12:00", st)
 	}
-	if got := evChanges(f.notifications()); !slices.Equal(got, []string{"sleep-low:fired", "sleep-low:cleared"}) {
+	if got := evChanges(evChangesOnly(f.notifications())); !slices.Equal(got, []string{"sleep-low:fired", "sleep-low:cleared"}) {
 		t.Errorf("notified %q, want the two recorded transitions", got)
 	}
 }
@@ -430,14 +451,14 @@ func TestEvaluatorNotifyAfterRecord(t *testing.T) {
 	before := slices.Clone(p.states)
 	canceled, cancel := context.WithCancel(f.ctx)
 	cancel()
-	e.evaluate(canceled, p, evAt(10, 13)) // (300+1200)/2 = 750: both clear, but the write fails
+	e.evaluate(canceled, p, evAt(10, 13), false) // (300+1200)/2 = 750: both clear, but the write fails
 	if len(seen) != 2 {
 		t.Errorf("notified %q after a failed record", evChanges(seen[2:]))
 	}
 	if !reflect.DeepEqual(p.states, before) || !p.dirty {
 		t.Errorf("after a failed record: states %+v dirty %v; want the old states %+v and dirty", p.states, p.dirty, before)
 	}
-	e.evaluate(f.ctx, p, evAt(10, 14))
+	e.evaluate(f.ctx, p, evAt(10, 14), false)
 	evWantChanges(t, "after the retry", f.transitions("p-1"),
 		"sleep-low:fired", "sleep-very-low:fired", "sleep-low:cleared", "sleep-very-low:cleared")
 	if len(seen) != 4 {
@@ -480,20 +501,20 @@ func evRestart(t *testing.T, f *evFixture, e1 *Evaluator, patient string, now ti
 	if len(after) != len(before) {
 		t.Errorf("the restarted evaluator recorded %q", evChanges(after[len(before):]))
 	}
-	if n := f.notifications(); len(n) != 0 {
+	if n := evChangesOnly(f.notifications()); len(n) != 0 {
 		t.Errorf("the restarted evaluator notified %q", evChanges(n))
 	}
 	p1, p2 := mustPatient(t, e1, patient), mustPatient(t, e2, patient)
 	evSameStates(t, p1.states, p2.states)
-	ts1, ch1 := judgeAll(p1, e1.clk, now, e1.cfg.MinWearHours)
-	ts2, ch2 := judgeAll(p2, e2.clk, now, e2.cfg.MinWearHours)
+	ts1, ch1, _ := judgeEvery(p1, e1.clk, now, e1.cfg.MinWearHours, false, false)
+	ts2, ch2, _ := judgeEvery(p2, e2.clk, now, e2.cfg.MinWearHours, false, false)
 	if len(ts1) != 0 || len(ts2) != 0 || len(ch1) != 0 || len(ch2) != 0 {
-		t.Errorf("judgeAll at %v: first %q %v, restarted %q %v; want no change from either", now, evChanges(ts1), ch1, evChanges(ts2), ch2)
+		t.Errorf("judgeEvery at %v: first %q %v, restarted %q %v; want no change from either", now, evChanges(ts1), ch1, evChanges(ts2), ch2)
 	}
 	plan := p1.versionAt(now)
 	for i := range plan.Rules {
 		r := &plan.Rules[i]
-		en := newEnv(e1.clk, now, e1.cfg.MinWearHours, plan.Version, plan.Effective)
+		en := newEnv(e1.clk, now, e1.cfg.MinWearHours, plan, p1.versions[0].Effective)
 		v1 := judgeRule(r, plan, p1, en)
 		v2 := judgeRule(r, p2.versionAt(now), p2, en)
 		if !reflect.DeepEqual(v1, v2) {
@@ -566,9 +587,10 @@ func TestEvaluatorPlanChange(t *testing.T) {
 	// Mean and max are both 300: below 420 and below 480.
 	evWantChanges(t, "v1", f.transitions("p-1"), "sleep-low:fired", "sleep-max:fired")
 
-	// v2 takes effect at 06:00 on 10 Nov and drops sleep-max.
+	// v2 takes effect at 06:00 on 10 Nov, lowers sleep-low's bound to 390
+	// and drops sleep-max.
 	eff2 := evAt(10, 6)
-	if v := f.savePlan("p-1", eff2, nil, evSleepRule("sleep-low", 420)); v != 2 {
+	if v := f.savePlan("p-1", eff2, nil, evSleepRule("sleep-low", 390)); v != 2 {
 		t.Fatalf("SavePlan gave v%d, want v2", v)
 	}
 	e.PlanChanged("p-1")
@@ -583,49 +605,71 @@ func TestEvaluatorPlanChange(t *testing.T) {
 	if len(p.versions) != 2 || p.versionAt(f.now).Version != 2 {
 		t.Fatalf("after the rebuild: %d versions, in force v%d; want v2 of 2", len(p.versions), p.versionAt(f.now).Version)
 	}
-	e.evaluate(f.ctx, p, f.now)
+	f.notified = nil
+	e.evaluate(f.ctx, p, f.now, false)
 	ts := f.transitions("p-1")
-	evWantChanges(t, "v2", ts, "sleep-low:fired", "sleep-max:fired", "sleep-low:not_judged", "sleep-max:cleared")
-	// v2's first full day is 11 Nov, after today: its window 11..10 Nov
-	// has no day, and min_days is 1.
-	nj := ts[2]
-	nj.Holds = false // the holding flag of not_judged is TestEvaluatorNotJudgedKeepsHolding's
-	evCheck(t, nj, "p-1", evWant{
-		rule: "sleep-low", kind: KindThreshold, change: ChangeNotJudged, severity: SeverityWarning, metric: "sleep.total_min",
-		version: 2, effective: eff2, from: evAt(11, 0), to: evAt(11, 0), at: evAt(10, 12),
-		sentence: "sleep not judged: only 0 of the 1 days needed have enough data since plan v2 took effect (plan v2, since 10 Nov)",
-	})
-	cl := ts[3]
+	// sleep-low judges its whole window 4..10 Nov, v1's days too, against
+	// v2's bound: 300 < 390 holds on, and is passed on with the new sentence.
+	evWantChanges(t, "v2", ts, "sleep-low:fired", "sleep-max:fired", "sleep-max:cleared")
+	cl := ts[2]
 	if cl.Change != ChangeCleared || cl.Holds || cl.PlanVersion != 2 || !cl.PlanEffective.Equal(eff2) || !cl.At.Equal(evAt(10, 12)) ||
-		cl.Sentence != "rule sleep-max is no longer in the plan (plan v2)" || !strings.Contains(cl.Sentence, "no longer in the plan") {
+		cl.Sentence != "rule sleep-max is no longer in the plan (plan v2)" {
 		t.Errorf("removed rule's transition = %+v", cl)
 	}
+	n := f.notifications()
+	evWantChanges(t, "v2 notified", n, "sleep-low:update", "sleep-max:cleared")
+	evCheck(t, n[0], "p-1", evWant{
+		rule: "sleep-low", kind: KindThreshold, change: ChangeUpdate, severity: SeverityWarning, metric: "sleep.total_min",
+		side: "below", holds: true, value: 300, bound: 390, version: 2, effective: eff2,
+		from: evAt(4, 0), to: evAt(11, 0), at: evAt(10, 12),
+		sentence: "7-day mean sleep 5 h is below the plan's 6.5 h (plan v2, since 10 Nov)",
+	})
 	states := f.states("p-1")
 	if _, ok := states["sleep-max"]; ok {
 		t.Errorf("the removed rule's state is still recorded: %+v", states["sleep-max"])
 	}
-	if st := states["sleep-low"]; !st.Holds || st.Judged || st.Version != 2 {
-		t.Errorf("sleep-low state = %+v, want holding, not judged, v2", st)
+	if st := states["sleep-low"]; !st.Holds || !st.Judged || st.Version != 2 {
+		t.Errorf("sleep-low state = %+v, want holding, judged, v2", st)
 	}
+
+	// v3 from 08:00 asks sleep-low to judge only the days since the change:
+	// its first full day is 11 Nov, after today, so it cannot judge.
+	eff3 := evAt(10, 8)
+	since := evSleepRule("sleep-low", 390)
+	since.Since = SinceChange
+	f.savePlan("p-1", eff3, nil, since)
+	e.PlanChanged("p-1")
+	e.rebuildMarked(f.ctx)
+	p = mustPatient(t, e, "p-1")
+	e.evaluate(f.ctx, p, f.now, false)
+	ts = f.transitions("p-1")
+	evWantChanges(t, "v3", ts[3:], "sleep-low:not_judged")
+	nj := ts[3]
+	nj.Holds = false // the holding flag of not_judged is TestEvaluatorNotJudgedKeepsHolding's
+	evCheck(t, nj, "p-1", evWant{
+		rule: "sleep-low", kind: KindThreshold, change: ChangeNotJudged, severity: SeverityWarning, metric: "sleep.total_min",
+		version: 3, effective: eff3, from: evAt(11, 0), to: evAt(11, 0), at: evAt(10, 12),
+		sentence: "sleep not judged: only 0 of the 1 days needed have enough data since plan v3 took effect (the rule judges only days since the change) (plan v3, since 10 Nov)",
+	})
 	// Not judged again: nothing new.
-	e.evaluate(f.ctx, p, evAt(10, 18))
+	e.evaluate(f.ctx, p, evAt(10, 18), false)
 	if n := len(f.transitions("p-1")); n != 4 {
 		t.Errorf("%d transitions after re-evaluating, want 4", n)
 	}
 
-	// A night on 11 Nov: v2's window 11..11 Nov judges 300 < 420, still
+	// A night on 11 Nov: v3's window 11..11 Nov judges 300 < 390, still
 	// holding: judged again.
 	f.now = evAt(11, 12)
 	f.store(e, "p-1", evSleep(evAt(11, 7), 300))
 	evDrain(e)
-	e.evaluate(f.ctx, p, f.now)
+	e.evaluate(f.ctx, p, f.now, false)
 	ts = f.transitions("p-1")
-	evWantChanges(t, "v2 judged", ts[4:], "sleep-low:judged")
+	evWantChanges(t, "v3 judged", ts[4:], "sleep-low:judged")
 	evCheck(t, ts[4], "p-1", evWant{
 		rule: "sleep-low", kind: KindThreshold, change: ChangeJudged, severity: SeverityWarning, metric: "sleep.total_min",
-		side: "below", holds: true, value: 300, bound: 420, version: 2, effective: eff2,
+		side: "below", holds: true, value: 300, bound: 390, version: 3, effective: eff3,
 		from: evAt(11, 0), to: evAt(12, 0), at: evAt(11, 12),
-		sentence: "7-day mean sleep 5 h is below the plan's 7 h (plan v2, since 10 Nov)",
+		sentence: "7-day mean sleep 5 h is below the plan's 6.5 h (plan v3, since 10 Nov)",
 	})
 	if st := f.states("p-1")["sleep-low"]; !st.Holds || !st.Judged || !st.Since.Equal(evAt(10, 12)) {
 		t.Errorf("sleep-low state = %+v, want holding since it fired (10 Nov 12:00), judged", st)
@@ -639,7 +683,9 @@ func TestEvaluatorNotJudgedKeepsHolding(t *testing.T) {
 	e, _ := f.evaluator(evConfig())
 	f.now = evAt(10, 12)
 	mustSweep(t, e, f.ctx, true)
-	f.savePlan("p-1", evAt(10, 6), nil, evSleepRule("sleep-low", 420))
+	since := evSleepRule("sleep-low", 420)
+	since.Since = SinceChange
+	f.savePlan("p-1", evAt(10, 6), nil, since)
 	e.PlanChanged("p-1")
 	mustSweep(t, e, f.ctx, false)
 	ts := f.transitions("p-1")
@@ -683,11 +729,11 @@ func TestEvaluatorSweepPicksUpOtherProcessPlans(t *testing.T) {
 	}
 	ts := f.transitions("p-1")
 	evWantChanges(t, "p-1 after v2", ts, "sleep-low:fired", "sleep-low:cleared")
-	// v2 from 8 Nov: window 8..10 Nov, mean 300 min = 5 h, not below 240 = 4 h.
+	// v2 from 8 Nov: window 4..10 Nov, mean 300 min = 5 h, not below 240 = 4 h.
 	evCheck(t, ts[1], "p-1", evWant{
 		rule: "sleep-low", kind: KindThreshold, change: ChangeCleared, severity: SeverityWarning, metric: "sleep.total_min",
 		side: "below", value: 300, bound: 240, version: 2, effective: evAt(8, 0),
-		from: evAt(8, 0), to: evAt(11, 0), at: evAt(10, 13),
+		from: evAt(4, 0), to: evAt(11, 0), at: evAt(10, 13),
 		sentence: "7-day mean sleep 5 h is back within the plan's 4 h (plan v2, since 8 Nov)",
 	})
 	ts = f.transitions("p-2")
@@ -735,7 +781,7 @@ func TestEvaluatorForecastThenFired(t *testing.T) {
 	f.now = evAt(11, 12)
 	f.store(e, "p-1", evWeight(evAt(11, 8), 84))
 	evDrain(e)
-	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now)
+	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now, false)
 	evWantChanges(t, "still forecast", f.transitions("p-1"), "weight-up:forecast")
 
 	// 12 and 13 Nov: 86, 88. Window 7..13: 76..88, mean 82 > 80: fired,
@@ -743,7 +789,7 @@ func TestEvaluatorForecastThenFired(t *testing.T) {
 	f.now = evAt(13, 12)
 	f.store(e, "p-1", evWeight(evAt(12, 8), 86), evWeight(evAt(13, 8), 88))
 	evDrain(e)
-	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now)
+	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now, false)
 	ts = f.transitions("p-1")
 	evWantChanges(t, "crossed", ts, "weight-up:forecast", "weight-up:fired")
 	evCheck(t, ts[1], "p-1", evWant{
@@ -784,7 +830,7 @@ func TestEvaluatorSilence(t *testing.T) {
 	f.store(e, "p-1", evHR(evAt(2, 7), 72))
 	evDrain(e)
 	f.now = evAt(2, 8)
-	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now)
+	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now, false)
 	ts = f.transitions("p-1")
 	evWantChanges(t, "sample", ts, "hr-quiet:fired", "hr-quiet:cleared")
 	evCheck(t, ts[1], "p-1", evWant{
@@ -822,11 +868,11 @@ func TestEvaluatorAdherenceDaily(t *testing.T) {
 	// 8 Nov 19:00: the 8 Nov dose is not late yet (its half interval ends
 	// at 20:00), so it is not missed: due 08:00 on 2..7 Nov (6), logged 2,
 	// 3, 4, 6, 7 Nov: 5/6 = 0.833, not below 0.8.
-	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), evAt(8, 19))
+	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), evAt(8, 19), false)
 	evWantChanges(t, "5 of 6", f.transitions("p-1"))
 	// 8 Nov 20:00: the window is from 1 Nov 20:00; due 08:00 on 2..8 Nov
 	// (7), logged 2, 3, 4, 6, 7 Nov: 5/7 = 0.714 < 0.8.
-	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now)
+	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now, false)
 	ts := f.transitions("p-1")
 	evWantChanges(t, "5 of 7", ts, "e2-missed:fired")
 	evCheck(t, ts[0], "p-1", evWant{
@@ -840,7 +886,7 @@ func TestEvaluatorAdherenceDaily(t *testing.T) {
 	f.store(e, "p-1", evDose(evAt(8, 9), "estradiol"))
 	evDrain(e)
 	f.now = evAt(8, 21)
-	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now)
+	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now, false)
 	ts = f.transitions("p-1")
 	evWantChanges(t, "6 of 7", ts, "e2-missed:fired", "e2-missed:cleared")
 	evCheck(t, ts[1], "p-1", evWant{
@@ -912,7 +958,7 @@ func TestEvaluatorQueueOverflow(t *testing.T) {
 	if st := s.at(nov10); st == nil || st.count != 1 || st.sum != 300 {
 		t.Errorf("10 Nov after the queued message = %+v, want one night of 300", st)
 	}
-	e.evaluate(f.ctx, p, f.now)
+	e.evaluate(f.ctx, p, f.now, false)
 	ts := f.transitions("p-1")
 	evWantChanges(t, "after the rebuild", ts, "sleep-low:fired")
 	if ts[0].Value != 350 { // (400+300)/2
@@ -943,7 +989,7 @@ func TestEvaluatorFeedRedeliveredCountsOnce(t *testing.T) {
 	if got := p.dosesOf("estradiol"); len(got) != 1 || got[0] != dose.Time.Unix() {
 		t.Errorf("doses = %v, want the one dose at %d", got, dose.Time.Unix())
 	}
-	ts, _ := judgeAll(p, e.clk, f.now, e.cfg.MinWearHours)
+	ts, _, _ := judgeEvery(p, e.clk, f.now, e.cfg.MinWearHours, false, false)
 	var sleep []Transition
 	for _, tr := range ts {
 		if tr.Rule == "sleep-low" {
@@ -1048,4 +1094,41 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEvaluatorSilenceCountsFromOlderSample: the newest heart rate is older
+// than anything a silence rule of 24 h reads back, and older than the
+// plan: the silence counts from it, and grows at every sweep.
+func TestEvaluatorSilenceCountsFromOlderSample(t *testing.T) {
+	f := newEvFixture(t, "p-1")
+	f.savePlan("p-1", evEff1, nil, Rule{ID: "watch-silent", Kind: KindSilence, Severity: SeverityWarning,
+		Metric: "heart_rate", For: Duration(24 * time.Hour)})
+	f.src.put("p-1", evHR(evAt(7, 12), 70))
+	e, _ := f.evaluator(evConfig())
+	f.now = evAt(10, 12)
+	mustSweep(t, e, f.ctx, true)
+	ts := f.transitions("p-1")
+	evWantChanges(t, "start", ts, "watch-silent:fired")
+	// 7 Nov 12:00 to 10 Nov 12:00 = 72 h (not the 228 h since the plan's 1 Nov).
+	if ts[0].Value != 72 || ts[0].Sentence != "no heart rate data for 72 h, longer than the plan's 24 h (plan v1, since 1 Nov)" {
+		t.Errorf("fired %v: %q, want 72 h", ts[0].Value, ts[0].Sentence)
+	}
+	f.notified = nil
+	f.now = evAt(10, 15)
+	mustSweep(t, e, f.ctx, false)
+	n := f.notifications()
+	evWantChanges(t, "next sweep", n, "watch-silent:update")
+	if n[0].Value != 75 || n[0].Sentence != "no heart rate data for 75 h, longer than the plan's 24 h (plan v1, since 1 Nov)" {
+		t.Errorf("update %v: %q, want 75 h", n[0].Value, n[0].Sentence)
+	}
+	_, _, vs := judgeEvery(mustPatient(t, e, "p-1"), e.clk, evAt(10, 16), e.cfg.MinWearHours, true, false)
+	if len(vs) != 1 || vs[0].Value != 76 {
+		t.Errorf("verdicts at 16:00 = %+v, want 76 h", vs)
+	}
+	// A new sample ends the silence.
+	f.now = evAt(10, 17)
+	f.store(e, "p-1", evHR(evAt(10, 16), 72))
+	evDrain(e)
+	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now, false)
+	evWantChanges(t, "after a sample", f.transitions("p-1"), "watch-silent:fired", "watch-silent:cleared")
 }

@@ -38,16 +38,22 @@ type env struct {
 	minWear   int       // hours of samples that make an activity or heart-rate day
 	version   int       // the plan version in force
 	effective time.Time // its effective time
+	first     time.Time // the first version's effective time: silence counts from it when nothing was ever stored
 }
 
-func newEnv(clk clock, now time.Time, minWear, version int, effective time.Time) env {
-	return env{clk: clk, now: now, today: clk.dayOf(now), minWear: minWear, version: version, effective: effective}
+func newEnv(clk clock, now time.Time, minWear int, plan *Plan, first time.Time) env {
+	return env{clk: clk, now: now, today: clk.dayOf(now), minWear: minWear, version: plan.Version,
+		effective: plan.Effective, first: first}
 }
 
-// window returns the n days ending today, cut at the version's first full
-// day; cut says whether it was.
-func (e env) window(n int) (from, to day, cut bool) {
+// window returns the n days ending today; for a rule that judges only the
+// days since the change (since: change), cut at the version's first full
+// day, and cut says whether it was.
+func (e env) window(r *Rule, n int) (from, to day, cut bool) {
 	to, from = e.today, e.today-day(n)+1
+	if r.Since != SinceChange {
+		return from, to, false
+	}
 	if eff := e.clk.firstDayFrom(e.effective); eff > from {
 		return eff, to, true
 	}
@@ -77,7 +83,7 @@ func (e env) daily(s *series, from, to day) (days []day, sts []*stats) {
 // notEnough is the verdict of a rule with too few judged days.
 func notEnough(got, need int, cut bool, version int) verdict {
 	if cut {
-		return verdict{reason: fmt.Sprintf("only %d of the %d days needed have enough data since plan v%d took effect", got, need, version)}
+		return verdict{reason: fmt.Sprintf("only %d of the %d days needed have enough data since plan v%d took effect (the rule judges only days since the change)", got, need, version)}
 	}
 	return verdict{reason: fmt.Sprintf("only %d of the %d days needed have enough data (wear time)", got, need)}
 }
@@ -112,7 +118,7 @@ func holdsAgainst(v float64, below, above *float64) (holds bool, bound float64, 
 
 func judgeThreshold(r *Rule, s *series, e env) verdict {
 	n := r.Over.Days()
-	from, to, cut := e.window(n)
+	from, to, cut := e.window(r, n)
 	need := defaultMinDays(r.MinDays, n, 1)
 	days, sts := e.daily(s, from, to)
 	if len(days) < need {
@@ -174,7 +180,7 @@ func forecast(r *Rule, v *verdict, days []day, vals []float64, need int, e env) 
 
 func judgeTrend(r *Rule, s *series, e env) verdict {
 	n := r.Over.Days()
-	from, to, cut := e.window(n)
+	from, to, cut := e.window(r, n)
 	need := max(defaultMinDays(r.MinDays, n, 3), 3) // a slope needs three days
 	days, sts := e.daily(s, from, to)
 	if len(days) < need {
@@ -191,7 +197,7 @@ func judgeTrend(r *Rule, s *series, e env) verdict {
 func judgeBaseline(r *Rule, s *series, e env) verdict {
 	nr, nb := r.Recent.Days(), r.Baseline.Days()
 	recentFrom := e.today - day(nr) + 1
-	from, to, cut := e.window(nr)
+	from, to, cut := e.window(r, nr)
 	baseDays, baseSts := e.daily(s, recentFrom-day(nb), recentFrom-1)
 	need := defaultMinDays(r.MinDays, nb, 3)
 	if len(baseDays) < need {
@@ -215,9 +221,12 @@ func judgeBaseline(r *Rule, s *series, e env) verdict {
 	return v
 }
 
+// judgeSilence counts from the newest stored sample of the stream, whatever
+// the plan; with none ever stored, from the first plan version's effective
+// time.
 func judgeSilence(r *Rule, s *series, e env) verdict {
-	last := e.effective
-	if s != nil && s.newest > last.Unix() {
+	last := e.first
+	if s != nil && s.newest != 0 {
 		last = time.Unix(s.newest, 0)
 	}
 	quiet := e.now.Sub(last)
@@ -226,22 +235,45 @@ func judgeSilence(r *Rule, s *series, e env) verdict {
 }
 
 // judgeAdherence counts the scheduled doses of the window against the
-// logged ones (times in unix seconds, sorted).
-func judgeAdherence(r *Rule, sched Schedule, logged []int64, e env) verdict {
+// logged ones (times in unix seconds, sorted). Each dose is scheduled by
+// the regimen of the version in force at its time (versions oldest
+// first), from that version's effective time.
+func judgeAdherence(r *Rule, versions []*Plan, logged []int64, e env) verdict {
 	from := e.now.Add(-time.Duration(r.Over))
-	if e.effective.After(from) {
+	if r.Since == SinceChange && e.effective.After(from) {
 		from = e.effective
 	}
-	half := sched.Interval() / 2
-	// Doses are due at the clinic's clock time, across changes of it.
-	due := sched.Due(e.effective.In(e.clk.loc), from, e.now.Add(-half+1))
+	type scheduled struct {
+		at   time.Time
+		half time.Duration
+	}
+	var due []scheduled
+	for i, v := range versions {
+		end := e.now
+		if i+1 < len(versions) && versions[i+1].Effective.Before(end) {
+			end = versions[i+1].Effective
+		}
+		d, ok := v.dose(r.Medication)
+		if !ok || !end.After(from) || v.Effective.After(e.now) {
+			continue
+		}
+		half := d.Schedule.Interval() / 2
+		// A dose is counted once its half interval is over; doses are due
+		// at the clinic's clock time, across changes of it.
+		if counted := e.now.Add(-half + 1); counted.Before(end) {
+			end = counted
+		}
+		for _, t := range d.Schedule.Due(v.Effective.In(e.clk.loc), from, end) {
+			due = append(due, scheduled{t, half})
+		}
+	}
 	if len(due) == 0 {
 		return verdict{reason: fmt.Sprintf("no scheduled dose of %s is due yet", r.Medication)}
 	}
 	used := make([]bool, len(logged))
 	taken := 0
-	for _, t := range due {
-		lo, hi := t.Add(-half).Unix(), t.Add(half).Unix()
+	for _, sd := range due {
+		lo, hi := sd.at.Add(-sd.half).Unix(), sd.at.Add(sd.half).Unix()
 		i := sort.Search(len(logged), func(i int) bool { return logged[i] >= lo })
 		for ; i < len(logged) && logged[i] < hi; i++ {
 			if !used[i] {
@@ -264,7 +296,7 @@ func judgeScore(r *Rule, s *series, e env) verdict {
 	var v verdict
 	if r.Over != 0 {
 		n := r.Over.Days()
-		from, to, cut := e.window(n)
+		from, to, cut := e.window(r, n)
 		_, sts := e.daily(s, from, to)
 		if len(sts) == 0 {
 			if cut {
@@ -275,8 +307,10 @@ func judgeScore(r *Rule, s *series, e env) verdict {
 		v = verdict{judged: true, value: aggregateSamples("mean", sts), from: from, to: to, days: len(sts)}
 	} else {
 		switch {
-		case s == nil || s.newest < e.effective.Unix():
-			return verdict{reason: fmt.Sprintf("no complete check-in since plan v%d took effect", e.version)}
+		case s == nil || s.newest == 0:
+			return verdict{reason: "no complete check-in yet"}
+		case r.Since == SinceChange && s.newest < e.effective.Unix():
+			return verdict{reason: fmt.Sprintf("no complete check-in since plan v%d took effect (the rule judges only check-ins since the change)", e.version)}
 		case e.now.Sub(time.Unix(s.newest, 0)) > time.Duration(maxCheckInAge):
 			return verdict{reason: fmt.Sprintf("the latest complete check-in is more than %d days old", maxCheckInAge.Days())}
 		}

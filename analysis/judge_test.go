@@ -98,10 +98,15 @@ func jtJoin(parts ...[]jtSample) []jtSample {
 }
 
 // jtEnv is London at jtNow with 10 wear hours, under plan v1 of long ago.
-func jtEnv() env { return newEnv(clock{jtLondon}, jtNow, 10, 1, jtLongAgo) }
+// testEnv is the env of plan version v, effective at eff, the first.
+func testEnv(clk clock, now time.Time, minWear, v int, eff time.Time) env {
+	return newEnv(clk, now, minWear, &Plan{Version: v, Effective: eff}, eff)
+}
+
+func jtEnv() env { return testEnv(clock{jtLondon}, jtNow, 10, 1, jtLongAgo) }
 
 // jtEnvV is London at jtNow under plan version v effective at eff.
-func jtEnvV(v int, eff time.Time) env { return newEnv(clock{jtLondon}, jtNow, 10, v, eff) }
+func jtEnvV(v int, eff time.Time) env { return testEnv(clock{jtLondon}, jtNow, 10, v, eff) }
 
 // jtWant is the verdict expected. Every field is compared: a zero field
 // expects a zero value. reason is a part of the reason, required when
@@ -314,7 +319,7 @@ func TestJudgeThresholdSparseAndWear(t *testing.T) {
 			// (1000+2000)/2 = 1500 < 2000
 			want: jtWant{judged: true, holds: true, value: 1500, bound: 2000, side: "below", from: jtToday - 6, to: jtToday, days: 2}},
 		{name: "activity: 9 wear hours are enough when the clinic says so", rule: stepsRule, s: steps(),
-			env: newEnv(clock{jtLondon}, jtNow, 9, 1, jtLongAgo),
+			env: testEnv(clock{jtLondon}, jtNow, 9, 1, jtLongAgo),
 			// (1000+4500+2000)/3 = 2500, not < 2000
 			want: jtWant{judged: true, value: 2500, bound: 2000, side: "below", from: jtToday - 6, to: jtToday, days: 3}},
 	})
@@ -329,18 +334,33 @@ func TestJudgeThresholdPlanChange(t *testing.T) {
 	// v2 takes effect 3 days ago at 10:00 (2026-11-17 10:00): the first day
 	// starting at or after it is 2026-11-18, today-2.
 	v2 := jtEnvV(2, jtAt(jtLondon, jtNow, 3, 10))
+	since := func(more func(*Rule)) Rule {
+		return jtSleepRule(func(r *Rule) {
+			r.Since = SinceChange
+			if more != nil {
+				more(r)
+			}
+		})
+	}
 	jtRun(t, judgeThreshold, []jtCase{
-		{name: "too few days since the change", rule: jtSleepRule(nil), s: nights(), env: v2,
+		{name: "by default the whole window, the old plan's days too, against the new bounds", rule: jtSleepRule(nil), s: nights(), env: v2,
+			// (100+100+100+100+400+410+420)/7 = 1630/7
+			want: jtWant{judged: true, holds: true, value: 1630.0 / 7, bound: 420, side: "below", from: jtToday - 6, to: jtToday, days: 7}},
+		{name: "by default judged the day the new version takes effect", rule: jtSleepRule(func(r *Rule) { r.Below = jtF(200) }),
+			s: nights(), env: jtEnvV(3, jtAt(jtLondon, jtNow, 0, 9)),
+			// 1630/7 = 232.9 is not below the new 200
+			want: jtWant{judged: true, value: 1630.0 / 7, bound: 200, side: "below", from: jtToday - 6, to: jtToday, days: 7}},
+		{name: "since change: too few days since the change", rule: since(nil), s: nights(), env: v2,
 			// today-2..today = 3 days, need (7+1)/2 = 4
 			want: jtWant{reason: "only 3 of the 4 days needed have enough data since plan v2 took effect", from: jtToday - 2, to: jtToday}},
-		{name: "judged on the new plan's days only", rule: jtSleepRule(func(r *Rule) { r.MinDays = 3 }), s: nights(), env: v2,
+		{name: "since change: judged on the new plan's days only", rule: since(func(r *Rule) { r.MinDays = 3 }), s: nights(), env: v2,
 			// (400+410+420)/3 = 410 < 420 (the 100s of the old plan are left out)
 			want: jtWant{judged: true, holds: true, value: 410, bound: 420, side: "below", from: jtToday - 2, to: jtToday, days: 3}},
-		{name: "effective at local midnight: that day counts", rule: jtSleepRule(nil), s: nights(),
+		{name: "since change: effective at local midnight, that day counts", rule: since(nil), s: nights(),
 			env: jtEnvV(2, jtAt(jtLondon, jtNow, 3, 0)),
 			// from today-3: (100+400+410+420)/4 = 1330/4 = 332.5, 4 days of the 4 needed
 			want: jtWant{judged: true, holds: true, value: 332.5, bound: 420, side: "below", from: jtToday - 3, to: jtToday, days: 4}},
-		{name: "effective today: no day yet", rule: jtSleepRule(nil), s: nights(), env: jtEnvV(3, jtAt(jtLondon, jtNow, 0, 9)),
+		{name: "since change: effective today, no day yet", rule: since(nil), s: nights(), env: jtEnvV(3, jtAt(jtLondon, jtNow, 0, 9)),
 			// the first day from today 09:00 is tomorrow
 			want: jtWant{reason: "only 0 of the 4 days needed have enough data since plan v3", from: jtToday + 1, to: jtToday}},
 	})
@@ -400,7 +420,7 @@ func TestJudgeDaysAreLocalCalendarDays(t *testing.T) {
 			for _, x := range instants {
 				jtPut(s, clk, x.t, x.v)
 			}
-			jtCheck(t, judgeThreshold(&rule, s, newEnv(clk, now, 10, 1, jtLongAgo)), c.want, 0)
+			jtCheck(t, judgeThreshold(&rule, s, testEnv(clk, now, 10, 1, jtLongAgo)), c.want, 0)
 		})
 	}
 }
@@ -506,7 +526,12 @@ func TestJudgeTrend(t *testing.T) {
 		{name: "at least 3 days", rule: rule(func(r *Rule) { r.Over = jtDays(4) }), s: build(jtDaily(9, 1, 2)...),
 			// (4+1)/2 = 2, at least 3
 			want: jtWant{reason: "only 2 of the 3 days needed", from: jtToday - 3, to: jtToday}},
-		{name: "cut by a plan change", rule: rule(nil), s: build(jtDaily(9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)...),
+		{name: "across a plan change by default", rule: rule(nil), s: build(jtDaily(9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)...),
+			// 1..14 over the 14 days, two weeks of the old plan's: slope 1
+			env:  jtEnvV(2, jtAt(jtLondon, jtNow, 3, 10)),
+			want: fortnight(jtWant{holds: true, value: 1, slope: 1, bound: 0.1, side: "above", days: 14})},
+		{name: "since change: cut by a plan change", rule: rule(func(r *Rule) { r.Since = SinceChange }),
+			s:    build(jtDaily(9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)...),
 			env:  jtEnvV(2, jtAt(jtLondon, jtNow, 3, 10)),
 			want: jtWant{reason: "only 3 of the 7 days needed have enough data since plan v2", from: jtToday - 2, to: jtToday}},
 	})
@@ -514,6 +539,8 @@ func TestJudgeTrend(t *testing.T) {
 
 func TestJudgeBaseline(t *testing.T) {
 	rule := Rule{Kind: KindBaseline, Metric: "sleep.hrv_rmssd_ms", Baseline: jtDays(28), Recent: jtDays(3), ZBelow: jtF(-2)}
+	since := rule
+	since.Since = SinceChange
 	// The baseline is today-30..today-2-1 = today-3: 16 days alternating
 	// 40, 50 (today-3..today-18) and a 45 on today-19: mean (8*40+8*50+45)/17
 	// = 765/17 = 45, squares 16*25 = 400, sample sd sqrt(400/16) = 5. The
@@ -549,14 +576,19 @@ func TestJudgeBaseline(t *testing.T) {
 			want: jtWant{reason: "does not vary", from: jtToday - 2, to: jtToday}},
 		{name: "no recent day", rule: rule, s: history(),
 			want: jtWant{reason: "only 0 of the 1 days needed have enough data (wear time)", from: jtToday - 2, to: jtToday}},
-		{name: "recent window cut by a plan change, the baseline is not",
+		{name: "by default the recent window spans a plan change",
 			rule: rule, s: history(jtSample{2, 7, 100}, jtSample{1, 7, 100}, jtSample{0, 7, 40}),
+			// (100+100+40)/3 = 80: z = (80-45)/5 = 7, not below -2
+			env:  jtEnvV(3, jtAt(jtLondon, jtNow, 1, 10)),
+			want: jtWant{judged: true, value: 7, reference: 45, bound: -2, side: "below", from: jtToday - 2, to: jtToday, days: 3}},
+		{name: "since change: recent window cut by a plan change, the baseline is not",
+			rule: since, s: history(jtSample{2, 7, 100}, jtSample{1, 7, 100}, jtSample{0, 7, 40}),
 			// v3 from yesterday 10:00: recent = today only = 40, z = (40-45)/5 = -1
 			// (uncut (100+100+40)/3 = 80 would give z = 7); the baseline still
 			// has its 17 days of the old plan
 			env:  jtEnvV(3, jtAt(jtLondon, jtNow, 1, 10)),
 			want: jtWant{judged: true, value: -1, reference: 45, bound: -2, side: "below", from: jtToday, to: jtToday, days: 1}},
-		{name: "no recent day since the plan change", rule: rule, s: history(recent...),
+		{name: "since change: no recent day since the plan change", rule: since, s: history(recent...),
 			env:  jtEnvV(3, jtAt(jtLondon, jtNow, 0, 10)),
 			want: jtWant{reason: "only 0 of the 1 days needed have enough data since plan v3", from: jtToday + 1, to: jtToday}},
 	})
@@ -586,12 +618,16 @@ func TestJudgeSilence(t *testing.T) {
 			env: jtEnvV(2, jtNow.Add(-30*time.Hour)), want: quiet(true, 30)},
 		{name: "no series at all", rule: rule, s: nil,
 			env: jtEnvV(2, jtNow.Add(-20*time.Hour)), want: quiet(false, 20)},
-		{name: "data older than the effective time", rule: rule, s: build(jtSample{5, 9, 60}),
-			env: jtEnvV(2, jtNow.Add(-10*time.Hour)), want: quiet(false, 10)},
+		{name: "data older than the plan: from the data, not the plan", rule: rule, s: build(jtSample{5, 9, 60}),
+			// 5 days ago 09:00 to today 15:00 = 5*24 + 6 h
+			env: jtEnvV(2, jtNow.Add(-10*time.Hour)), want: quiet(true, 126)},
+		{name: "no data ever: from the first version's effective time", rule: rule, s: newSeries(key, 8),
+			env:  newEnv(clock{jtLondon}, jtNow, 10, &Plan{Version: 2, Effective: jtNow.Add(-10 * time.Hour)}, jtNow.Add(-40*time.Hour)),
+			want: quiet(true, 40)},
 		{name: "elapsed hours across the end of summer time", rule: rule, s: octSeries,
 			// Oct 25 00:30 BST (23:30Z) to Oct 26 00:30 GMT (00:30Z): 25 h, though
 			// the wall clock moved 24 h
-			env: newEnv(clock{jtLondon}, octNow, 10, 1, jtLongAgo), want: quiet(true, 25)},
+			env: testEnv(clock{jtLondon}, octNow, 10, 1, jtLongAgo), want: quiet(true, 25)},
 	})
 }
 
@@ -694,7 +730,8 @@ func TestJudgeAdherence(t *testing.T) {
 				logged[i] = l.Unix()
 			}
 			rule := Rule{Kind: KindAdherence, Medication: "testosterone", Over: jtDays(c.over), Below: jtF(c.below)}
-			jtCheck(t, judgeAdherence(&rule, sched, logged, newEnv(clock{loc}, now, 10, 2, c.eff)), c.want, 0)
+			plan := &Plan{Version: 2, Effective: c.eff, Regimen: []Dose{{Medication: "testosterone", Schedule: sched}}}
+			jtCheck(t, judgeAdherence(&rule, []*Plan{plan}, logged, testEnv(clock{loc}, now, 10, 2, c.eff)), c.want, 0)
 		})
 	}
 }
@@ -737,19 +774,25 @@ func TestJudgeScore(t *testing.T) {
 			want: with(todayOnly, func(w *jtWant) { w.value, w.bound, w.side = 18, 20, "above" })},
 		{name: "design: above 16", rule: rule(func(r *Rule) { r.Above = jtF(16) }), s: latest(),
 			want: with(todayOnly, func(w *jtWant) { w.holds, w.value, w.bound, w.side = true, 18, 16, "above" })},
-		{name: "latest check-in older than the plan", rule: rule(func(r *Rule) { r.Band = "severe" }), s: latest(),
+		{name: "latest check-in older than the plan: judged by default", rule: rule(func(r *Rule) { r.Band = "severe" }), s: latest(),
+			env:  jtEnvV(2, jtAt(jtLondon, jtNow, 0, 12)),
+			want: with(todayOnly, func(w *jtWant) { w.holds, w.value, w.bound, w.side = true, 18, 17, "band" })},
+		{name: "since change: latest check-in older than the plan", rule: rule(func(r *Rule) { r.Band, r.Since = "severe", SinceChange }), s: latest(),
 			env:  jtEnvV(2, jtAt(jtLondon, jtNow, 0, 12)),
 			want: jtWant{reason: "no complete check-in since plan v2 took effect"}},
 		{name: "no check-in at all", rule: rule(func(r *Rule) { r.Band = "severe" }), s: nil,
-			want: jtWant{reason: "no complete check-in since plan v1"}},
+			want: jtWant{reason: "no complete check-in yet"}},
 		{name: "mean over a week", rule: rule(func(r *Rule) { r.Over, r.Above = jtDays(7), jtF(13) }), s: week(),
 			// (10+14+12+18)/4 = 54/4 = 13.5 > 13, on 3 days
 			want: jtWant{judged: true, holds: true, value: 13.5, bound: 13, side: "above", from: jtToday - 6, to: jtToday, days: 3}},
-		{name: "mean over a week, cut by the plan", rule: rule(func(r *Rule) { r.Over, r.Above = jtDays(7), jtF(13) }), s: week(),
+		{name: "mean over a week across a plan change", rule: rule(func(r *Rule) { r.Over, r.Above = jtDays(7), jtF(13) }), s: week(),
+			env:  jtEnvV(2, jtAt(jtLondon, jtNow, 1, 10)),
+			want: jtWant{judged: true, holds: true, value: 13.5, bound: 13, side: "above", from: jtToday - 6, to: jtToday, days: 3}},
+		{name: "since change: mean over a week, cut by the plan", rule: rule(func(r *Rule) { r.Over, r.Above, r.Since = jtDays(7), jtF(13), SinceChange }), s: week(),
 			// v2 from yesterday 10:00: today only, (12+18)/2 = 15
 			env:  jtEnvV(2, jtAt(jtLondon, jtNow, 1, 10)),
 			want: jtWant{judged: true, holds: true, value: 15, bound: 13, side: "above", from: jtToday, to: jtToday, days: 1}},
-		{name: "mean over a week, nothing since the plan", rule: rule(func(r *Rule) { r.Over, r.Above = jtDays(7), jtF(13) }), s: week(),
+		{name: "since change: mean over a week, nothing since the plan", rule: rule(func(r *Rule) { r.Over, r.Above, r.Since = jtDays(7), jtF(13), SinceChange }), s: week(),
 			env:  jtEnvV(2, jtAt(jtLondon, jtNow, 0, 12)),
 			want: jtWant{reason: "no check-in since plan v2 took effect", from: jtToday + 1, to: jtToday}},
 		{name: "mean over two days, none", rule: rule(func(r *Rule) { r.Over, r.Above = jtDays(2), jtF(13) }),
@@ -1049,5 +1092,50 @@ func TestJudgeStatsManySamplesADay(t *testing.T) {
 	}
 	if got := aggregateSamples("mean", []*stats{&st}); got != 60 {
 		t.Errorf("sample mean of 86400 samples of 60 = %v, want 60", got)
+	}
+}
+
+// TestJudgeAdherenceAcrossVersions counts each scheduled dose against the
+// regimen of the version that scheduled it.
+func TestJudgeAdherenceAcrossVersions(t *testing.T) {
+	utc := func(d, h int) time.Time { return time.Date(2026, 11, d, h, 0, 0, 0, time.UTC) }
+	now := utc(15, 12)
+	daily, _ := ParseSchedule("daily")
+	weekly, _ := ParseSchedule("weekly")
+	estradiol := func(s Schedule) []Dose { return []Dose{{Medication: "estradiol", Schedule: s}} }
+	v1 := &Plan{Version: 1, Effective: time.Date(2026, 10, 20, 8, 0, 0, 0, time.UTC), Regimen: estradiol(daily)}
+	v2 := &Plan{Version: 2, Effective: utc(8, 8), Regimen: estradiol(weekly)}
+	v1None := &Plan{Version: 1, Effective: v1.Effective}
+	// Logged: 4 of v1's daily doses of 2..7 Nov, and v2's first weekly dose
+	// late on 9 Nov (within half a week of 8 Nov 08:00).
+	var logged []int64
+	for _, d := range []int{2, 3, 5, 6} {
+		logged = append(logged, time.Date(2026, 11, d, 8, 30, 0, 0, time.UTC).Unix())
+	}
+	logged = append(logged, utc(9, 20).Unix())
+	rule := func(since string) Rule {
+		return Rule{Kind: KindAdherence, Medication: "estradiol", Over: jtDays(14), Below: jtF(0.8), Since: since}
+	}
+	for _, c := range []struct {
+		name     string
+		rule     Rule
+		versions []*Plan
+		want     jtWant
+	}{
+		{name: "v1's daily doses and v2's weekly one", rule: rule(SinceWindow), versions: []*Plan{v1, v2},
+			// window 1 Nov 12:00..now: v1 schedules 2..7 Nov 08:00 (6; its 8 Nov
+			// dose is v2's), v2 schedules 8 Nov 08:00 (15 Nov's is not yet half a
+			// week old): 4 + 1 = 5 of 7 = 0.714 < 0.8
+			want: jtWant{judged: true, holds: true, value: 5.0 / 7, bound: 0.8, side: "below", days: 7, reference: 5}},
+		{name: "since change: v2's doses only", rule: rule(SinceChange), versions: []*Plan{v1, v2},
+			want: jtWant{judged: true, value: 1, bound: 0.8, side: "below", days: 1, reference: 1}},
+		{name: "the medication was not in v1: nothing scheduled then", rule: rule(SinceWindow), versions: []*Plan{v1None, v2},
+			want: jtWant{judged: true, value: 1, bound: 0.8, side: "below", days: 1, reference: 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			en := newEnv(clock{time.UTC}, now, 10, c.versions[len(c.versions)-1], c.versions[0].Effective)
+			r := c.rule
+			jtCheck(t, judgeAdherence(&r, c.versions, logged, en), c.want, 0)
+		})
 	}
 }

@@ -356,3 +356,13 @@ type PlanError struct{ Problems []string }
 func (e *PlanError) Error() string {
 	return fmt.Sprintf("plan has %d problem(s):\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
 }
+
+// dose returns the regimen line of a medication.
+func (p *Plan) dose(medication string) (Dose, bool) {
+	for _, d := range p.Regimen {
+		if d.Medication == medication {
+			return d, true
+		}
+	}
+	return Dose{}, false
+}

@@ -56,6 +56,7 @@ type patient struct {
 	states   ruleStates
 
 	dirty    bool      // has data not yet evaluated
+	announce bool      // its plan changed: the next evaluation passes on the rules that hold on
 	lastEval time.Time // when it was last evaluated
 }
 
@@ -308,6 +309,19 @@ func (p *patient) lastRule(id string) *Rule {
 		}
 	}
 	return nil
+}
+
+// silenced reports whether a silence rule reads the series of k.
+func (p *patient) silenced(k seriesKey) bool {
+	for _, v := range p.versions {
+		for i := range v.Rules {
+			r := &v.Rules[i]
+			if sk, _, _, ok := r.seriesKey(); ok && r.Kind == KindSilence && sk == k {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // seriesFor returns the series a rule reads, or nil.

@@ -159,9 +159,31 @@ func (s *Influx) LastSeen(ctx context.Context, patient string, since time.Time) 
 		|> range(start: %s)
 		|> filter(fn: (r) => r.patient == %q and r._field == "seq")
 		|> last()`, s.cfg.Bucket, since.UTC().Format(time.RFC3339Nano), patient)
+	return s.newestOf(ctx, "last seen", flux)
+}
+
+// Newest returns the time of the patient's newest stored sample of a
+// measurement (field ""), or of one field of it, over all time; false when
+// none was ever stored.
+func (s *Influx) Newest(ctx context.Context, patient, measurement, field string) (time.Time, bool, error) {
+	if !safeFluxString(patient) || !IsSampleType(measurement) || (field != "" && !safeFluxString(field)) {
+		return time.Time{}, false, fmt.Errorf("newest: bad patient, measurement or field")
+	}
+	if field == "" {
+		field = "seq" // every stored point has one
+	}
+	flux := fmt.Sprintf(`from(bucket: %q)
+		|> range(start: 1970-01-01T00:00:00Z)
+		|> filter(fn: (r) => r.patient == %q and r._measurement == %q and r._field == %q)
+		|> last()`, s.cfg.Bucket, patient, measurement, field)
+	return s.newestOf(ctx, "newest", flux)
+}
+
+// newestOf runs a query of last() records and returns the newest time.
+func (s *Influx) newestOf(ctx context.Context, what, flux string) (time.Time, bool, error) {
 	res, err := s.client.QueryAPI(s.cfg.Org).Query(ctx, flux)
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("%w: last seen query: %v", ErrUnavailable, unwrapNet(err))
+		return time.Time{}, false, fmt.Errorf("%w: %s query: %v", ErrUnavailable, what, unwrapNet(err))
 	}
 	defer res.Close()
 	var newest time.Time
@@ -171,7 +193,7 @@ func (s *Influx) LastSeen(ctx context.Context, patient string, since time.Time) 
 		}
 	}
 	if err := res.Err(); err != nil {
-		return time.Time{}, false, fmt.Errorf("%w: last seen query: %v", ErrUnavailable, unwrapNet(err))
+		return time.Time{}, false, fmt.Errorf("%w: %s query: %v", ErrUnavailable, what, unwrapNet(err))
 	}
 	return newest.UTC(), !newest.IsZero(), nil
 }

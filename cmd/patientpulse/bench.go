@@ -1169,6 +1169,20 @@ func (h *benchHistory) Values(ctx context.Context, patient string, measurements 
 	return ctx.Err()
 }
 
+func (h *benchHistory) Newest(ctx context.Context, patient, measurement, field string) (time.Time, bool, error) {
+	pi, ok := h.patients[patient]
+	if !ok {
+		return time.Time{}, false, fmt.Errorf("newest: unknown patient")
+	}
+	var newest time.Time
+	for _, v := range h.byPersona[pi][measurement] {
+		if (field == "" || v.Field == field) && v.Time.After(newest) {
+			newest = v.Time
+		}
+	}
+	return newest, !newest.IsZero(), ctx.Err()
+}
+
 // benchPersonaHistory is what persona pi's devices send from start to
 // now, as simulate sends it (the watch's and the app's samples, seed 1),
 // decoded by ingest as serve decodes it, as stored values.
