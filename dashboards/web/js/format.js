@@ -3,11 +3,12 @@
 // days, to roll samples up per day as the analysis does.
 
 let zone = "UTC";
-let dateTime, dateOnly, timeOnly, parts;
+let dateTime, dateOnly, dayMonth, timeOnly, parts;
 
 function build() {
   dateTime = new Intl.DateTimeFormat(undefined, { timeZone: zone, dateStyle: "medium", timeStyle: "short" });
   dateOnly = new Intl.DateTimeFormat(undefined, { timeZone: zone, day: "numeric", month: "short", year: "numeric" });
+  dayMonth = new Intl.DateTimeFormat(undefined, { timeZone: zone, day: "numeric", month: "short" });
   timeOnly = new Intl.DateTimeFormat(undefined, { timeZone: zone, timeStyle: "short" });
   parts = new Intl.DateTimeFormat("en-US", {
     timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
@@ -46,6 +47,12 @@ export function when(t) {
 export function day(t) {
   const v = ms(t);
   return Number.isNaN(v) ? "" : dateOnly.format(v);
+}
+
+// shortDay writes a day without its year, e.g. "12 Nov".
+export function shortDay(t) {
+  const v = ms(t);
+  return Number.isNaN(v) ? "" : dayMonth.format(v);
 }
 
 export function clock(t) {
@@ -126,6 +133,34 @@ export function number(v, digits = 1) {
 export function percent(share) {
   if (share === null || share === undefined) return "–";
   return `${Math.round(share * 100)}%`;
+}
+
+// Durations as the plan writes them ("24h", "7d", "2w"; "90m" too) and as
+// the editor shows them: an amount of hours, days or weeks.
+const minutesIn = { m: 1, h: 60, d: 1440, w: 10080 };
+export const durationUnits = { h: "hours", d: "days", w: "weeks" };
+
+// splitDuration reads "24h" as {amount: 24, unit: "h"}; weeks as days
+// ("1w": 7 d, as the rules' words say "7-day mean"), minutes as hours
+// ("90m": 1.5 h); null when s is not a duration.
+export function splitDuration(s) {
+  const m = /^([1-9][0-9]*)([mhdw])$/.exec(s || "");
+  if (!m) return null;
+  if (m[2] === "m") return { amount: Number((m[1] / 60).toFixed(4)), unit: "h" };
+  if (m[2] === "w") return { amount: m[1] * 7, unit: "d" };
+  return { amount: Number(m[1]), unit: m[2] };
+}
+
+// joinDuration writes amount of unit as the plan does: "7d" for 7 days;
+// a fraction in the largest unit that divides it ("1.5 days": "36h");
+// null unless it comes to a whole number of minutes, at least one.
+export function joinDuration(amount, unit) {
+  if (Number.isInteger(amount) && amount > 0 && minutesIn[unit]) return `${amount}${unit}`;
+  const min = amount * minutesIn[unit];
+  if (!(min >= 1) || Math.abs(min - Math.round(min)) > 1e-6) return null;
+  const whole = Math.round(min);
+  const u = ["w", "d", "h", "m"].find((k) => whole % minutesIn[k] === 0);
+  return `${whole / minutesIn[u]}${u}`;
 }
 
 // words turns a key such as "hot_flushes" into "hot flushes".
