@@ -1,12 +1,16 @@
 // The plan panel of a patient's page: the plan in force in words (its
 // regimen, each rule, and what each rule says now), its versions, and the
 // editor that saves a new version, as a form (bounds, severities, windows,
-// the regimen) or as JSON (anything, such as a new rule). The server
-// checks the whole plan and names every problem; they are shown as it
-// wrote them.
+// the regimen) or as JSON (anything, such as a new rule). The form speaks
+// clinicians' units (sleep in hours, shares in percent, windows in hours,
+// days or weeks) and sends the plan's own (minutes, 0–1, "7d"). Saving
+// first shows a preview: what the draft would have done over the last
+// days, and what it says now; a second press saves that very draft. The
+// server checks the whole plan and names every problem; they are shown as
+// it wrote them.
 import { api } from "./api.js";
 import { el, $, clear } from "./dom.js";
-import { when, toInput, fromInput, zoneName, capital, number } from "./format.js";
+import { when, shortDay, toInput, fromInput, zoneName, capital, number, splitDuration, joinDuration, durationUnits } from "./format.js";
 
 const routes = ["oral", "transdermal", "intramuscular", "subcutaneous", "vaginal", "sublingual", "buccal", "nasal", "topical", "implant"];
 const schedules = ["daily", "twice_weekly", "weekly", "every_2_days", "every_2_weeks", "every_3_months"];
@@ -14,15 +18,21 @@ const severities = ["info", "warning", "critical"];
 const scoreBands = ["", "mild", "moderate", "severe"];
 
 // fieldsOf lists the rule fields the form edits, by kind: [key, label,
-// type, help].
+// type, optional].
 const fieldsOf = {
-  threshold: [["over", "Window", "duration"], ["below", "Alert below", "number"], ["above", "Alert above", "number"]],
-  score: [["below", "Alert below", "number"], ["above", "Alert above", "number"], ["band", "Or from band", "band"]],
-  adherence: [["over", "Window", "duration"], ["below", "Alert below (share of doses, 0–1)", "number"]],
-  trend: [["over", "Window", "duration"], ["slope_above", "Alert rising faster than (per day)", "number"], ["slope_below", "Alert falling faster than (per day, negative)", "number"]],
+  threshold: [["over", "Window", "duration"], ["below", "Alert below", "number"], ["above", "Alert above", "number"], ["forecast", "Forecast a crossing within", "duration", "optional"]],
+  score: [["below", "Alert below", "number"], ["above", "Alert above", "number"], ["band", "Or from band", "band"], ["over", "Mean over", "duration", "optional"]],
+  adherence: [["over", "Window", "duration"], ["below", "Alert below", "number"]],
+  trend: [["over", "Window", "duration"], ["slope_above", "Alert rising faster than", "number"], ["slope_below", "Alert falling faster than (negative)", "number"]],
   baseline: [["baseline", "Baseline window", "duration"], ["recent", "Recent window", "duration"], ["z_below", "Alert at z below", "number"], ["z_above", "Alert at z above", "number"]],
   silence: [["for", "Alert after no data for", "duration"]],
 };
+
+// shownFields are the fields of fieldsOf the form shows for rule r: the
+// optional ones (marked so) only when the rule has them; JSON adds them.
+function shownFields(r) {
+  return (fieldsOf[r.kind] || []).filter(([key, , , optional]) => !optional || (r[key] !== undefined && r[key] !== null));
+}
 
 // editable is the plan as PUT takes it: no version, no words.
 function editable(plan) {
@@ -33,15 +43,37 @@ function editable(plan) {
   return p;
 }
 
-function unitHint(metric) {
-  const f = (metric || "").split(".")[1] || "";
-  if (f.endsWith("_min")) return "min";
-  if (f === "bpm" || f === "resting_hr") return "bpm";
-  if (f.endsWith("_ms")) return "ms";
-  if (f.endsWith("_kg")) return "kg";
-  if (f.endsWith("_pct")) return "%";
-  if (f === "systolic" || f === "diastolic") return "mmHg";
-  return "";
+// metricUnit is how a metric is shown: its unit, and the factor from the
+// plan's number to the shown one.
+function metricUnit(metric) {
+  const [m, f = ""] = (metric || "").split(".");
+  if (m === "sleep" && f.endsWith("_min")) return { unit: "h", factor: 1 / 60 };
+  if (metric === "sleep.efficiency") return { unit: "%", factor: 100 };
+  if (m === "symptoms") return { unit: "points", factor: 1 };
+  const units = [[/_min$/, "min"], [/^(bpm|resting_hr)$/, "bpm"], [/_ms$/, "ms"], [/_kg$/, "kg"], [/^(systolic|diastolic)$/, "mmHg"],
+    [/_pct$/, "%"], [/^steps$/, "steps"], [/_kcal$/, "kcal"], [/_c$/, "°C"]];
+  const hit = units.find(([re]) => re.test(f));
+  return { unit: hit ? hit[1] : "", factor: 1 };
+}
+
+// shownAs is how the form shows field key of rule r.
+function shownAs(r, key) {
+  if (key.startsWith("z_")) return { unit: "SD", factor: 1 };
+  if (r.kind === "adherence") return { unit: "% of doses", factor: 100 };
+  if (r.kind === "score") return { unit: "points", factor: 1 };
+  const m = metricUnit(r.metric);
+  return key.startsWith("slope_") ? { unit: `${m.unit || "units"} a day`, factor: m.factor } : m;
+}
+
+// tidy drops the float noise of a unit conversion (6.5 / (1/60)).
+const tidy = (v) => Number(v.toPrecision(12));
+
+// FormProblems are what the form itself cannot turn into a plan.
+class FormProblems extends Error {
+  constructor(list) {
+    super(list.join(" "));
+    this.list = list;
+  }
 }
 
 export class PlanView {
@@ -54,10 +86,11 @@ export class PlanView {
     this.history = [];
     this.verdicts = [];
     this.mode = "form";
+    this.previewed = null; // the draft the preview shown is of, as JSON
     $("#plan-edit", root).addEventListener("click", () => this.open());
     $("#plan-cancel", root).addEventListener("click", () => this.close());
     $("#add-dose", root).addEventListener("click", () => {
-      this.draft = this.read();
+      if (!this.reread()) return;
       this.draft.regimen.push({ medication: "", route: "oral", amount: 0, unit: "mg", schedule: "daily" });
       this.fill();
       const rows = $("#regimen-rows", root).children;
@@ -66,10 +99,13 @@ export class PlanView {
     for (const r of root.querySelectorAll("input[name=plan-mode]")) {
       r.addEventListener("change", () => this.switchMode(r.value));
     }
-    $("#plan-form", root).addEventListener("submit", (ev) => {
+    const form = $("#plan-form", root);
+    form.addEventListener("submit", (ev) => {
       ev.preventDefault();
-      this.save();
+      this.submit();
     });
+    // Any edit makes the preview shown stale.
+    for (const type of ["input", "change"]) form.addEventListener(type, () => this.unpreview());
   }
 
   // load reads the plan in force, its versions and the verdicts.
@@ -147,6 +183,7 @@ export class PlanView {
     $("#plan-effective", this.root).value = toInput(Date.now());
     $("label[for=plan-effective]", this.root).textContent = `Takes effect (${zoneName()} time)`;
     this.problems([]);
+    this.unpreview();
     $("#plan-form", this.root).hidden = false;
     $("#plan-edit", this.root).hidden = true;
     $("#plan-saved", this.root).hidden = true;
@@ -155,20 +192,33 @@ export class PlanView {
   }
 
   close() {
+    this.unpreview();
     $("#plan-form", this.root).hidden = true;
     $("#plan-edit", this.root).hidden = false;
     $("#plan-edit", this.root).focus();
   }
 
+  // reread takes the draft back from the page; false (with the problems
+  // shown) when it cannot be read.
+  reread() {
+    try {
+      this.draft = this.read();
+      return true;
+    } catch (err) {
+      this.problems(err.list || [`The JSON cannot be read: ${err.message}`]);
+      return false;
+    }
+  }
+
   switchMode(mode) {
     if (mode === "json" && this.mode === "form") {
-      this.draft = this.read();
+      if (!this.reread()) {
+        $("#plan-mode-form", this.root).checked = true;
+        return;
+      }
       $("#plan-json", this.root).value = JSON.stringify(this.draft, null, 2);
     } else if (mode === "form" && this.mode === "json") {
-      try {
-        this.draft = editable(JSON.parse($("#plan-json", this.root).value));
-      } catch (err) {
-        this.problems([`The JSON cannot be read: ${err.message}`]);
+      if (!this.reread()) {
         $("#plan-mode-json", this.root).checked = true;
         return;
       }
@@ -188,7 +238,7 @@ export class PlanView {
       const id = (k) => `dose-${i}-${k}`;
       const remove = el("button", { type: "button", class: "secondary", text: "Remove", "aria-label": `Remove ${d.medication || "this medication"}` });
       remove.addEventListener("click", () => {
-        this.draft = this.read();
+        if (!this.reread()) return;
         this.draft.regimen.splice(i, 1);
         this.fill();
       });
@@ -201,34 +251,52 @@ export class PlanView {
         el("div", {}, remove)));
     });
     const rules = clear($("#rule-rows", this.root));
-    this.draft.rules.forEach((r, i) => {
-      const id = (k) => `rule-${i}-${k}`;
-      const inputs = [field(id("severity"), "Severity", el("select", { id: id("severity"), name: "severity" },
-        severities.map((s) => el("option", { value: s, text: capital(s), selected: s === r.severity }))))];
-      const hint = unitHint(r.metric);
-      for (const [key, label, type] of fieldsOf[r.kind] || []) {
-        const fid = id(key);
-        let input;
-        if (type === "band") {
-          input = el("select", { id: fid, name: key }, scoreBands.map((b) => el("option", { value: b, text: b ? capital(b) : "none", selected: (r[key] || "") === b })));
-        } else if (type === "number") {
-          input = el("input", { id: fid, name: key, type: "number", step: "any", value: r[key] ?? "" });
-        } else {
-          input = el("input", { id: fid, name: key, value: r[key] ?? "", pattern: "[1-9][0-9]{0,4}[mhdw]", title: "A whole number and m, h, d or w, such as 7d", autocomplete: "off" });
-        }
-        inputs.push(field(fid, type === "number" && hint && !key.startsWith("z_") ? `${label} (${hint})` : label, input));
-      }
-      const drop = el("input", { type: "checkbox", id: id("remove"), name: "remove" });
-      rules.append(el("div", { class: "row", dataset: { rule: r.id } },
-        el("p", { class: "words" }, el("strong", { text: r.id }), ` (${r.kind}${r.metric ? `, ${r.metric}` : ""}${r.medication ? `, ${r.medication}` : ""}${r.instrument ? `, ${r.instrument}` : ""}): `,
-          (this.plan && this.plan.rule_words && this.plan.rule_words[r.id]) || ""),
-        ...inputs,
-        el("label", { class: "check", for: id("remove") }, drop, "Remove this rule")));
-    });
+    this.draft.rules.forEach((r, i) => rules.append(this.ruleRow(r, i)));
     if (!this.draft.rules.length) rules.append(el("p", { class: "muted", text: "No rules. Add them as JSON." }));
   }
 
-  // read takes the draft back from the form (or the JSON).
+  // ruleRow is one rule's row of the form: its numbers in the units
+  // clinicians use, each with its unit beside it.
+  ruleRow(r, i) {
+    const id = (k) => `rule-${i}-${k}`;
+    const inputs = [field(id("severity"), "Severity", el("select", { id: id("severity"), name: "severity" },
+      severities.map((s) => el("option", { value: s, text: capital(s), selected: s === r.severity }))))];
+    for (const [key, label, type] of shownFields(r)) {
+      const fid = id(key);
+      if (type === "band") {
+        inputs.push(field(fid, label, el("select", { id: fid, name: key },
+          scoreBands.map((b) => el("option", { value: b, text: b ? capital(b) : "none", selected: (r[key] || "") === b })))));
+      } else if (type === "number") {
+        const { unit, factor } = shownAs(r, key);
+        const v = r[key] === undefined || r[key] === null ? "" : String(factor === 1 ? r[key] : Number((r[key] * factor).toFixed(3)));
+        const input = el("input", { id: fid, name: key, type: "number", step: "any", value: v, "aria-describedby": unit ? `${fid}-unit` : null });
+        input.dataset.shown = v;
+        inputs.push(field(fid, label, input, unit ? el("span", { class: "unit", id: `${fid}-unit`, text: unit }) : null));
+      } else {
+        const d = splitDuration(r[key]) || { amount: "", unit: key === "for" ? "h" : "d" };
+        const amount = el("input", { id: fid, name: key, type: "number", step: "any", min: "0", value: d.amount, autocomplete: "off" });
+        const unit = el("select", { name: `${key}-unit`, "aria-label": `${label}: unit` },
+          Object.entries(durationUnits).map(([u, words]) => el("option", { value: u, text: words, selected: u === d.unit })));
+        amount.dataset.shown = String(d.amount);
+        unit.dataset.shown = d.unit;
+        inputs.push(field(fid, label, amount, unit, "duration"));
+      }
+    }
+    const extra = [];
+    if (r.kind !== "silence") {
+      const since = el("input", { type: "checkbox", id: id("since"), name: "since", checked: r.since === "change" });
+      extra.push(el("label", { class: "check", for: id("since") }, since, "Judge only days since this version"));
+    }
+    const drop = el("input", { type: "checkbox", id: id("remove"), name: "remove" });
+    extra.push(el("label", { class: "check", for: id("remove") }, drop, "Remove this rule"));
+    return el("div", { class: "row", dataset: { rule: r.id } },
+      el("p", { class: "words" }, el("strong", { text: r.id }), ` (${r.kind}${r.metric ? `, ${r.metric}` : ""}${r.medication ? `, ${r.medication}` : ""}${r.instrument ? `, ${r.instrument}` : ""}): `,
+        (this.plan && this.plan.rule_words && this.plan.rule_words[r.id]) || ""),
+      ...inputs, el("div", { class: "checks" }, extra));
+  }
+
+  // read takes the draft back from the form (or the JSON), in the plan's
+  // units; it throws FormProblems for what cannot be a plan at all.
   read() {
     if (this.mode === "json") return editable(JSON.parse($("#plan-json", this.root).value));
     const out = structuredClone(this.draft);
@@ -237,18 +305,35 @@ export class PlanView {
       return { medication: v("medication"), route: v("route"), amount: Number(v("amount")), unit: v("unit"), schedule: v("schedule") };
     });
     const rows = new Map([...$("#rule-rows", this.root).querySelectorAll(".row")].map((row) => [row.dataset.rule, row]));
+    const problems = [];
     out.rules = out.rules.filter((r) => {
       const row = rows.get(r.id);
       if (!row) return true;
       if (row.querySelector("[name=remove]").checked) return false;
       r.severity = row.querySelector("[name=severity]").value;
-      for (const [key, , type] of fieldsOf[r.kind] || []) {
-        const s = row.querySelector(`[name=${key}]`).value.trim();
-        if (s === "") delete r[key];
-        else r[key] = type === "number" ? Number(s) : s;
+      const since = row.querySelector("[name=since]");
+      if (since && since.checked) r.since = "change";
+      else delete r.since;
+      for (const [key, label, type] of shownFields(r)) {
+        const input = row.querySelector(`[name=${key}]`);
+        const s = input.value.trim();
+        const unit = row.querySelector(`[name=${key}-unit]`);
+        if (s === "") {
+          delete r[key];
+        } else if (type === "band") {
+          r[key] = s;
+        } else if (s === input.dataset.shown && (!unit || unit.value === unit.dataset.shown)) {
+          // unchanged: keep the plan's own number, unrounded
+        } else if (type === "number") {
+          r[key] = tidy(Number(s) / shownAs(r, key).factor);
+        } else {
+          r[key] = joinDuration(Number(s), unit.value);
+          if (!r[key]) problems.push(`${r.id}, ${label}: ${s} ${durationUnits[unit.value]} is not a length of time the plan can keep: give a positive number.`);
+        }
       }
       return true;
     });
+    if (problems.length) throw new FormProblems(problems);
     return out;
   }
 
@@ -262,43 +347,121 @@ export class PlanView {
     box.focus();
   }
 
-  async save() {
+  // draftToSend is the plan the form holds, with its effective time, or
+  // null (with the problems shown).
+  draftToSend() {
     let plan;
     try {
       plan = this.read();
     } catch (err) {
-      this.problems([`The JSON cannot be read: ${err.message}`]);
-      return;
+      this.problems(err.list || [`The JSON cannot be read: ${err.message}`]);
+      return null;
     }
     const effective = fromInput($("#plan-effective", this.root).value);
     if (Number.isNaN(effective)) {
       this.problems(["Say when the new version takes effect."]);
-      return;
+      return null;
     }
     plan.effective = new Date(effective).toISOString();
+    return plan;
+  }
+
+  // submit previews the draft, or saves it when the preview shown is of
+  // this very draft.
+  async submit() {
+    const plan = this.draftToSend();
+    if (!plan) return;
+    const days = Number($("#plan-preview-days", this.root).value) || 30;
+    const key = JSON.stringify([plan, days]);
     const button = $("#plan-save", this.root);
     button.disabled = true;
     try {
-      const r = await api("PUT", `/v1/patients/${encodeURIComponent(this.id)}/plan`, plan);
-      if (r.status === 201) {
-        this.problems([]);
-        this.close();
-        await this.load();
-        const saved = $("#plan-saved", this.root);
-        saved.textContent = `Saved as version ${r.doc.version}, in force from ${when(r.doc.effective)}.`;
-        saved.hidden = false;
-        this.changed(this.plan, this.history);
-        return;
-      }
-      const doc = r.doc || {};
-      this.problems(doc.problems && doc.problems.length ? doc.problems : [doc.error || `The server answered ${r.status}.`]);
+      if (this.previewed === key) await this.save(plan);
+      else await this.preview(plan, days, key);
     } finally {
       button.disabled = false;
     }
   }
+
+  async preview(plan, days, key) {
+    this.unpreview();
+    const r = await api("POST", `/v1/patients/${encodeURIComponent(this.id)}/plan/preview?days=${days}`, plan);
+    const doc = r.doc || {};
+    // A draft the server refuses is not saved; a preview that cannot be
+    // made (a server without it, the evaluator busy) does not stop the
+    // clinician from saving.
+    const refused = r.status >= 400 && r.status < 500 && r.status !== 404 && r.status !== 405;
+    if (refused) {
+      this.problems(doc.problems && doc.problems.length ? doc.problems : [doc.error || `The server answered ${r.status}.`]);
+      return;
+    }
+    this.problems([]);
+    this.showPreview(r.ok ? doc : null, r.ok ? "" : doc.error || `the server answered ${r.status}`, days);
+    this.previewed = key;
+    $("#plan-save", this.root).textContent = "Save this version";
+  }
+
+  async save(plan) {
+    const r = await api("PUT", `/v1/patients/${encodeURIComponent(this.id)}/plan`, plan);
+    if (r.status === 201) {
+      this.problems([]);
+      this.close();
+      await this.load();
+      const saved = $("#plan-saved", this.root);
+      saved.textContent = `Saved as version ${r.doc.version}, in force from ${when(r.doc.effective)}.`;
+      saved.hidden = false;
+      this.changed(this.plan, this.history);
+      return;
+    }
+    this.unpreview();
+    const doc = r.doc || {};
+    this.problems(doc.problems && doc.problems.length ? doc.problems : [doc.error || `The server answered ${r.status}.`]);
+  }
+
+  // unpreview takes the preview away: the next press previews again.
+  unpreview() {
+    if (this.previewed === null) return;
+    this.previewed = null;
+    $("#plan-preview", this.root).hidden = true;
+    $("#plan-save", this.root).textContent = "Preview, then save";
+  }
+
+  // showPreview lays out what the draft would have done: the server's
+  // summary, and per rule its verdict now, its alerts and the days it
+  // could not judge.
+  showPreview(doc, failed, days) {
+    const box = $("#plan-preview", this.root);
+    $(".summary", box).textContent = doc ? doc.summary : `No preview: ${failed}. This version can be saved all the same.`;
+    const list = clear($(".preview-rules", box));
+    for (const r of (doc && doc.rules) || []) list.append(previewRule(r));
+    $(".period", box).textContent = doc && doc.from ? `Judged over ${shortDay(doc.from)} – ${shortDay(doc.to)} (${doc.days || days} days).` : "";
+    box.hidden = false;
+  }
 }
 
-function field(id, label, input) {
-  return el("div", {}, el("label", { for: id, text: label }), input);
+// previewRule is one rule's line of the preview.
+function previewRule(r) {
+  const now = r.now || {};
+  const lines = [el("p", { class: "verdict" + (now.judged && now.holds ? " holds" : "") },
+    el("strong", { text: "Now: " }), now.sentence || "not judged.",
+    r.judged_from ? ` Judged from ${shortDay(r.judged_from)}.` : "")];
+  const ts = (r.transitions || []).filter((t) => changeWords[t.change]);
+  lines.push(el("p", { class: "would" }, el("strong", { text: "Would have: " }),
+    ts.length ? ts.map((t) => `${changeWords[t.change]} ${shortDay(t.at)}`).join(", ") + "." : "raised no alert."));
+  for (const u of r.unjudged || []) {
+    const span = u.days > 1 ? `${shortDay(u.from)} – ${shortDay(u.to)} (${u.days} days)` : shortDay(u.from);
+    lines.push(el("p", { class: "unjudged" }, el("strong", { text: "Not judged: " }), `${span}: ${u.reason}.`));
+  }
+  const why = ts.length ? el("details", {}, el("summary", { text: "What it would have said" }),
+    el("ul", {}, ts.map((t) => el("li", { text: `${shortDay(t.at)}: ${t.sentence}` })))) : null;
+  return el("li", { dataset: { rule: r.rule } },
+    el("div", {}, el("span", { class: `badge ${r.severity}`, text: capital(r.severity || "") }), " ", el("strong", { text: r.rule })),
+    ...lines, why);
 }
 
+const changeWords = { fired: "alerted", cleared: "cleared", forecast: "forecast a crossing", forecast_cleared: "forecast withdrawn" };
+
+// field is a labelled control; with a unit (text or a select) beside it.
+function field(id, label, input, unit, cls) {
+  return el("div", { class: cls }, el("label", { for: id, text: label }), unit ? el("div", { class: "with-unit" }, input, unit) : input);
+}
