@@ -60,8 +60,17 @@ function row(p) {
       last ? el("time", { datetime: p.last_data_at, text: when(p.last_data_at) }) : "No data in 90 days",
       last ? el("span", { class: "sub", text: ago(p.last_data_at) }) : null),
     el("td", { "data-label": "Adherence", class: "num" },
-      adherence === null ? el("span", { class: "muted", title: "No adherence rule in the plan", text: "–" })
+      adherence === null ? noAdherence()
         : el("span", { class: adherence < 0.8 ? "adherence-low" : null, text: percent(adherence) })));
+}
+
+// noAdherence is the cell of a patient with no adherence figure. The list
+// says only that none was judged: the plan may have no adherence rule, or
+// its rule has not been judged yet (too few scheduled doses in its window,
+// or the plan is new); which, it does not tell.
+function noAdherence() {
+  const why = "No adherence judged: the plan has no adherence rule, or it has not been judged yet";
+  return el("span", { class: "muted", title: why }, "–", el("span", { class: "visually-hidden", text: ` (${why})` }));
 }
 
 function render() {
