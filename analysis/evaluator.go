@@ -306,14 +306,9 @@ func (e *Evaluator) load(ctx context.Context, id string) error {
 		e.planned.Delete(id)
 		return nil
 	}
-	versions := make([]*Plan, 0, len(stored))
-	for _, sv := range stored {
-		var pl Plan
-		if err := json.Unmarshal(sv.Body, &pl); err != nil {
-			return fmt.Errorf("plan v%d: %w", sv.Version, err)
-		}
-		pl.Version, pl.Effective, pl.Patient = sv.Version, sv.Effective, id
-		versions = append(versions, &pl)
+	versions, err := versionsOf(id, stored)
+	if err != nil {
+		return err
 	}
 	// From here on, Feed passes the patient's samples on: those stored
 	// while the history is read back below come twice at worst, which
@@ -363,6 +358,20 @@ func (e *Evaluator) load(ctx context.Context, id string) error {
 	p.dirty, p.announce = true, true
 	e.patients[id] = p
 	return nil
+}
+
+// versionsOf decodes a patient's stored plan versions.
+func versionsOf(id string, stored []registry.PlanVersion) ([]*Plan, error) {
+	versions := make([]*Plan, 0, len(stored))
+	for _, sv := range stored {
+		var pl Plan
+		if err := json.Unmarshal(sv.Body, &pl); err != nil {
+			return nil, fmt.Errorf("plan v%d: %w", sv.Version, err)
+		}
+		pl.Version, pl.Effective, pl.Patient = sv.Version, sv.Effective, id
+		versions = append(versions, &pl)
+	}
+	return versions, nil
 }
 
 // evaluate judges every rule of the version in force and records the

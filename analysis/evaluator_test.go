@@ -134,7 +134,7 @@ func evSleepRule(id string, below float64) Rule {
 }
 
 type evFixture struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	reg *registry.Registry
 	src *evSource
@@ -144,7 +144,7 @@ type evFixture struct {
 	notified []Transition
 }
 
-func newEvFixture(t *testing.T, patients ...string) *evFixture {
+func newEvFixture(t testing.TB, patients ...string) *evFixture {
 	t.Helper()
 	ctx := t.Context()
 	reg, err := registry.Open(ctx, filepath.Join(t.TempDir(), "r.db"))
@@ -202,7 +202,7 @@ func (f *evFixture) transitions(patient string) []Transition {
 	return evRecorded(f.t, f.ctx, f.reg, patient)
 }
 
-func evRecorded(t *testing.T, ctx context.Context, reg *registry.Registry, patient string) []Transition {
+func evRecorded(t testing.TB, ctx context.Context, reg *registry.Registry, patient string) []Transition {
 	t.Helper()
 	rows, err := reg.Transitions(ctx, patient, 0, 1000)
 	if err != nil {

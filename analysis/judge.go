@@ -88,12 +88,24 @@ func notEnough(got, need int, cut bool, version int) verdict {
 	return verdict{reason: fmt.Sprintf("only %d of the %d days needed have enough data (wear time)", got, need)}
 }
 
-// defaultMinDays is half of n days, rounded up, at least floor.
-func defaultMinDays(given, n, floor int) int {
-	if given > 0 {
-		return given
+// minDays is how many judged days the rule's window needs (the baseline's,
+// for a baseline rule): min_days, or half the window's days rounded up, at
+// least 1 (trend and baseline: 3).
+func (r *Rule) minDays() int {
+	window, floor := r.Over, 1
+	switch r.Kind {
+	case KindTrend:
+		window, floor = r.Over, 3 // a slope needs three days
+	case KindBaseline:
+		window, floor = r.Baseline, 3
 	}
-	return max((n+1)/2, floor)
+	switch {
+	case r.MinDays > 0 && r.Kind == KindTrend:
+		return max(r.MinDays, floor)
+	case r.MinDays > 0:
+		return r.MinDays
+	}
+	return max((window.Days()+1)/2, floor)
 }
 
 // holdsAgainst compares v with the rule's bounds.
@@ -119,7 +131,7 @@ func holdsAgainst(v float64, below, above *float64) (holds bool, bound float64, 
 func judgeThreshold(r *Rule, s *series, e env) verdict {
 	n := r.Over.Days()
 	from, to, cut := e.window(r, n)
-	need := defaultMinDays(r.MinDays, n, 1)
+	need := r.minDays()
 	days, sts := e.daily(s, from, to)
 	if len(days) < need {
 		v := notEnough(len(days), need, cut, e.version)
@@ -181,7 +193,7 @@ func forecast(r *Rule, v *verdict, days []day, vals []float64, need int, e env) 
 func judgeTrend(r *Rule, s *series, e env) verdict {
 	n := r.Over.Days()
 	from, to, cut := e.window(r, n)
-	need := max(defaultMinDays(r.MinDays, n, 3), 3) // a slope needs three days
+	need := r.minDays()
 	days, sts := e.daily(s, from, to)
 	if len(days) < need {
 		v := notEnough(len(days), need, cut, e.version)
@@ -199,7 +211,7 @@ func judgeBaseline(r *Rule, s *series, e env) verdict {
 	recentFrom := e.today - day(nr) + 1
 	from, to, cut := e.window(r, nr)
 	baseDays, baseSts := e.daily(s, recentFrom-day(nb), recentFrom-1)
-	need := defaultMinDays(r.MinDays, nb, 3)
+	need := r.minDays()
 	if len(baseDays) < need {
 		return verdict{from: from, to: to, reason: fmt.Sprintf("the %d-day baseline has only %d of the %d days needed", nb, len(baseDays), need)}
 	}

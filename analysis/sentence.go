@@ -90,8 +90,12 @@ func num(v float64, prec int) string {
 	return s
 }
 
-// planNote is "(plan v3, since 1 Nov)".
+// planNote is "(plan v3, since 1 Nov)"; for version 0, a draft tried
+// over past days, "(this draft)".
 func planNote(version int, effective time.Time, loc *time.Location) string {
+	if version == 0 {
+		return "(this draft)"
+	}
 	return fmt.Sprintf("(plan v%d, since %s)", version, effective.In(loc).Format("2 Jan"))
 }
 

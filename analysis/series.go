@@ -105,6 +105,12 @@ type seriesKey struct {
 	measurement, field, instrument string
 }
 
+// takes reports whether a sample belongs to the series of k.
+func (k seriesKey) takes(s Sample) bool {
+	return k.measurement == s.Measurement && (k.instrument == "" || k.instrument == s.Instrument) &&
+		(k.field == s.Field || k.field == "" && s.Field != "")
+}
+
 func newSeries(k seriesKey, keep int) *series {
 	return &series{key: k, days: make([]stats, keep)}
 }

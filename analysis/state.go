@@ -70,11 +70,18 @@ type ruleState struct {
 	Since    time.Time `json:"since"`
 }
 
-// newPatient prepares the series the versions' rules read.
+// newPatient prepares the series the versions' rules read, their rules
+// shared with every other patient's of the same content.
 func newPatient(id string, versions []*Plan) *patient {
 	for _, v := range versions {
 		v.intern()
 	}
+	return buildPatient(id, versions)
+}
+
+// buildPatient is newPatient for versions kept only for a while (a
+// preview's draft), whose rules are not shared.
+func buildPatient(id string, versions []*Plan) *patient {
 	p := &patient{id: id, versions: versions}
 	keep := map[seriesKey]int{}
 	for _, v := range versions {
@@ -194,11 +201,7 @@ func (p *patient) add(clk clock, s Sample) {
 	local := s.Time.In(clk.loc)
 	d, minute := clk.dayOf(s.Time), local.Hour()*60+local.Minute()
 	for _, se := range p.series {
-		k := se.key
-		if k.measurement != s.Measurement || (k.instrument != "" && k.instrument != s.Instrument) {
-			continue
-		}
-		if k.field == s.Field || (k.field == "" && s.Field != "") {
+		if se.key.takes(s) {
 			se.add(d, s.Time, minute, s.Value)
 		}
 	}
