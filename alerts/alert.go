@@ -36,6 +36,10 @@ type Alert struct {
 	ResolvedBy   string     `json:"resolved_by,omitempty"` // a username, or "patientpulse" when the condition cleared
 	SnoozedUntil *time.Time `json:"snoozed_until,omitempty"`
 	Tier         string     `json:"tier,omitempty"` // the on-call tier notified last
+	// side is which way of Bound the condition lies (below, above or
+	// band: worse is further that way); a resolved alert's Value and side
+	// are the ones at its resolution, which a reopening compares with.
+	side string
 }
 
 // Active reports whether the alert still wants attention: firing or
@@ -77,6 +81,9 @@ type Notifier interface {
 // take copies what the analysis says of the condition into a.
 func (a *Alert) take(t analysis.Transition) {
 	a.Sentence, a.Value, a.Bound, a.PlanVersion, a.NotJudged = t.Sentence, t.Value, t.Bound, t.PlanVersion, false
+	if t.Side != "" { // a rule that left the plan clears without one
+		a.side = t.Side
+	}
 }
 
 // row is the stored form of a.
@@ -92,7 +99,7 @@ func (a *Alert) row(key string, tier int) registry.AlertRow {
 		}
 	}
 	r.Body = mustJSON(body{Rule: a.Rule, Forecast: a.Forecast, Sentence: a.Sentence, Value: a.Value, Bound: a.Bound,
-		PlanVersion: a.PlanVersion, NotJudged: a.NotJudged, Tier: a.Tier})
+		PlanVersion: a.PlanVersion, NotJudged: a.NotJudged, Tier: a.Tier, Side: a.side})
 	return r
 }
 
@@ -106,6 +113,7 @@ type body struct {
 	PlanVersion int     `json:"plan_version"`
 	NotJudged   bool    `json:"not_judged,omitempty"`
 	Tier        string  `json:"tier,omitempty"`
+	Side        string  `json:"side,omitempty"` // with Value, what a resolution is compared with (alerts stored before it lack it)
 }
 
 // alertOf reads a stored alert.
@@ -116,7 +124,7 @@ func alertOf(r registry.AlertRow) (Alert, error) {
 	}
 	a := Alert{ID: r.ID, Patient: r.Patient, Rule: b.Rule, Forecast: b.Forecast, State: r.State, Severity: r.Severity,
 		Sentence: b.Sentence, Value: b.Value, Bound: b.Bound, PlanVersion: b.PlanVersion, NotJudged: b.NotJudged,
-		OpenedAt: r.OpenedAt, UpdatedAt: r.UpdatedAt, AckedBy: r.AckedBy, ResolvedBy: r.ResolvedBy, Tier: b.Tier}
+		OpenedAt: r.OpenedAt, UpdatedAt: r.UpdatedAt, AckedBy: r.AckedBy, ResolvedBy: r.ResolvedBy, Tier: b.Tier, side: b.Side}
 	for _, f := range []struct {
 		dst **time.Time
 		src time.Time

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,11 +30,15 @@ type Config struct {
 	MaxOpenPerPatient int
 	Schedule          *OnCallSchedule // nil: no escalation
 	Tick              time.Duration   // how often damping, escalation and snoozes are looked at
+	// Renotify: a condition that still holds after staff resolved its
+	// alert opens a new one this long after the resolution (at once if
+	// its value gets worse than at the resolution).
+	Renotify time.Duration
 }
 
 // DefaultConfig is the usual setup.
 func DefaultConfig() Config {
-	return Config{FireAfter: time.Minute, ResolveAfter: 15 * time.Minute, MaxOpenPerPatient: 5, Tick: time.Second}
+	return Config{FireAfter: time.Minute, ResolveAfter: 15 * time.Minute, MaxOpenPerPatient: 5, Renotify: 24 * time.Hour, Tick: time.Second}
 }
 
 // Validate reports every problem of c at once.
@@ -44,6 +49,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxOpenPerPatient < 1 {
 		errs = append(errs, errors.New("alert-max-per-patient must be at least 1"))
+	}
+	if c.Renotify < time.Minute {
+		errs = append(errs, errors.New("alert-renotify must be at least 1m"))
 	}
 	if c.Tick < 10*time.Millisecond {
 		errs = append(errs, errors.New("alert tick must be at least 10ms"))
@@ -78,6 +86,9 @@ type Manager struct {
 	// FireAfter (raise), or cleared, not yet for ResolveAfter (clear).
 	raise map[condKey]analysis.Transition
 	clear map[condKey]analysis.Transition
+	// holding: the conditions that hold, by patient and key (see
+	// holding). Like raise and clear, touched only by Run's goroutine.
+	holding map[condKey]*holding
 
 	opened      *prometheus.CounterVec
 	escalations prometheus.Counter
@@ -96,6 +107,7 @@ func NewManager(cfg Config, reg *registry.Registry, log *slog.Logger, promReg pr
 		stopped: make(chan struct{}),
 		raise:   map[condKey]analysis.Transition{},
 		clear:   map[condKey]analysis.Transition{},
+		holding: map[condKey]*holding{},
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patientpulse_alerts_opened_total", Help: "Alerts opened, by severity.",
 		}, []string{"severity"}),
@@ -153,7 +165,7 @@ func (m *Manager) Run(ctx context.Context) error {
 
 // keyOf is the alert key of a transition: the rule, or rule#forecast.
 func keyOf(t analysis.Transition) string {
-	if t.Change == analysis.ChangeForecast || t.Change == analysis.ChangeForecastCleared {
+	if t.Change == analysis.ChangeForecast || t.Change == analysis.ChangeForecastCleared || t.Change == analysis.ChangeUpdate && t.Forecast {
 		return t.Rule + "#forecast"
 	}
 	return t.Rule
@@ -162,7 +174,8 @@ func keyOf(t analysis.Transition) string {
 // resume rebuilds the pending conditions after a restart: a rule whose
 // latest transition holds and that has no alert opened since is waiting to
 // fire (one that has, open or resolved by staff, is left alone); one whose
-// latest clears while its alert is active, to resolve.
+// latest clears while its alert is active, to resolve. It notes which
+// conditions hold, and since when, for reopen.
 func (m *Manager) resume(ctx context.Context) error {
 	latest, err := m.reg.LatestTransitions(ctx, analysis.ChangeFired, analysis.ChangeCleared)
 	if err != nil {
@@ -172,19 +185,27 @@ func (m *Manager) resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
-	var opened map[condKey]time.Time // lazily: only when a transition fired
+	var newest map[condKey]registry.AlertRow // lazily: only when a transition fired
 	for _, rec := range append(latest, forecasts...) {
 		var t analysis.Transition
 		if err := json.Unmarshal(rec.Body, &t); err != nil {
 			continue
 		}
 		if t.Change == analysis.ChangeFired || t.Change == analysis.ChangeForecast {
-			if opened == nil {
-				if opened, err = m.lastOpened(ctx); err != nil {
+			if newest == nil {
+				if newest, err = m.newestAlerts(ctx); err != nil {
 					return fmt.Errorf("alerts: %w", err)
 				}
 			}
-			if at, ok := opened[condKey{t.Patient, keyOf(t)}]; ok && !at.Before(t.At) {
+			k := condKey{t.Patient, keyOf(t)}
+			row, ok := newest[k]
+			m.track(t)
+			if h := m.holding[k]; !ok {
+				h.looked = true
+			} else if a, err := alertOf(row); err == nil && row.State == registry.AlertResolved {
+				h.looked, h.newest = true, &a // saves reopen a read
+			}
+			if ok && !row.OpenedAt.Before(t.At) {
 				continue // the transition has had its alert
 			}
 		}
@@ -194,28 +215,32 @@ func (m *Manager) resume(ctx context.Context) error {
 	return nil
 }
 
-// lastOpened returns when the newest alert of each patient and key was
-// opened, from one read of the registry.
-func (m *Manager) lastOpened(ctx context.Context) (map[condKey]time.Time, error) {
+// newestAlerts returns the newest alert of each patient and key, from one
+// read of the registry.
+func (m *Manager) newestAlerts(ctx context.Context) (map[condKey]registry.AlertRow, error) {
 	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{All: true})
 	if err != nil {
 		return nil, err
 	}
-	opened := make(map[condKey]time.Time, len(rows))
+	newest := make(map[condKey]registry.AlertRow, len(rows))
 	for _, row := range rows {
 		k := condKey{row.Patient, row.Key}
-		if at, ok := opened[k]; !ok || row.OpenedAt.After(at) {
-			opened[k] = row.OpenedAt
+		if n, ok := newest[k]; !ok || row.OpenedAt.After(n.OpenedAt) {
+			newest[k] = row
 		}
 	}
-	return opened, nil
+	return newest, nil
 }
 
 // handle takes one transition in: a condition that holds waits FireAfter
 // to raise its alert, one that clears waits ResolveAfter to resolve it.
 func (m *Manager) handle(ctx context.Context, t analysis.Transition) {
 	k := condKey{t.Patient, keyOf(t)}
+	m.track(t)
 	switch t.Change {
+	case analysis.ChangeUpdate:
+		m.holdsOn(ctx, k, t)
+		return
 	case analysis.ChangeFired, analysis.ChangeForecast:
 		delete(m.clear, k)
 		if _, waiting := m.raise[k]; !waiting {
@@ -284,16 +309,25 @@ func (m *Manager) raiseAlert(ctx context.Context, t analysis.Transition) error {
 	defer m.mu.Unlock()
 	now := m.now()
 	key := keyOf(t)
-	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{Patient: t.Patient,
-		States: []string{registry.AlertFiring, registry.AlertAcknowledged, registry.AlertSuppressed}})
+	rows, err := m.activeRows(ctx, t.Patient)
 	if err != nil {
 		return err
 	}
-	nonCritical := 0
 	for _, row := range rows {
 		if row.Key == key {
 			return m.repeat(ctx, row, t, now)
 		}
+	}
+	return m.open(ctx, t, rows, now, "")
+}
+
+// open opens the alert of t, suppressed if the patient's active alerts
+// (rows) leave no room for it, with note on its first event. Call with
+// m.mu held.
+func (m *Manager) open(ctx context.Context, t analysis.Transition, rows []registry.AlertRow, now time.Time, note string) error {
+	key := keyOf(t)
+	nonCritical := 0
+	for _, row := range rows {
 		if row.Severity != analysis.SeverityCritical && row.State != registry.AlertSuppressed {
 			nonCritical++
 		}
@@ -306,13 +340,16 @@ func (m *Manager) raiseAlert(ctx context.Context, t analysis.Transition) error {
 		a.State, change = registry.AlertSuppressed, ChangeSuppressed
 	}
 	row := a.row(key, -1)
-	id, err := m.reg.OpenAlert(ctx, row, registry.AlertEvent{At: now, Kind: change, Body: mustJSON(t)})
+	id, err := m.reg.OpenAlert(ctx, row, registry.AlertEvent{At: now, Kind: change, Note: note, Body: mustJSON(t)})
 	if err != nil {
 		return err
 	}
+	if h := m.holding[condKey{t.Patient, key}]; h != nil {
+		h.looked, h.newest = false, nil // the key's newest alert is this one now
+	}
 	a.ID = id
 	m.opened.WithLabelValues(a.Severity).Inc()
-	m.notify(Event{Change: change, Alert: a, At: now})
+	m.notify(Event{Change: change, Alert: a, At: now, Note: note})
 	return nil
 }
 
@@ -377,10 +414,188 @@ func (m *Manager) judged(ctx context.Context, t analysis.Transition) {
 	}
 }
 
+// holding is what the manager knows of a condition that holds.
+type holding struct {
+	since time.Time // its latest fired (or forecast) transition: it has held since
+	// newest is the key's newest alert while it has no active one, read
+	// once (looked) and kept until an alert of the key opens: a resolved
+	// alert never changes, and only the manager opens alerts.
+	looked bool
+	newest *Alert // nil: the key has no alert
+}
+
+// track notes whether t's condition holds, and since when.
+func (m *Manager) track(t analysis.Transition) {
+	k := condKey{t.Patient, keyOf(t)}
+	switch t.Change {
+	case analysis.ChangeFired, analysis.ChangeForecast:
+		if h := m.holding[k]; h == nil || !h.since.Equal(t.At) { // resume hands a transition over twice
+			m.holding[k] = &holding{since: t.At}
+		}
+	case analysis.ChangeCleared, analysis.ChangeForecastCleared:
+		delete(m.holding, k)
+	}
+}
+
+// holdsOn takes in an update of a condition that holds and held before:
+// the active alert of its key takes the analysis' new word; with none, an
+// alert that staff resolved while the condition held reopens (reopening).
+// Updates come for every holding condition at every sweep, so one that
+// says nothing new writes nothing, and reads the registry at most once:
+// the patient's active alerts, or nothing once the key is known to have
+// none.
+func (m *Manager) holdsOn(ctx context.Context, k condKey, t analysis.Transition) {
+	_, raising := m.raise[k]
+	_, clearing := m.clear[k]
+	if raising || clearing || !t.Holds {
+		return // a pending condition settles by its own transition's time
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	err := m.holdOn(ctx, k, t)
+	// A conflict is a staff action in between: the next sweep's update
+	// comes soon enough.
+	if err != nil && !errors.Is(err, registry.ErrConflict) {
+		m.log.Error("alerts: taking in an update failed", "err", registry.Redact(err, k.patient))
+	}
+}
+
+// holdOn is holdsOn's work, with m.mu held.
+func (m *Manager) holdOn(ctx context.Context, k condKey, t analysis.Transition) error {
+	var rows []registry.AlertRow // the patient's active alerts
+	read := false
+	// A key known to have no active alert has none still: only the manager
+	// opens alerts, and opening one forgets what was looked up.
+	if h := m.holding[k]; h == nil || !h.looked {
+		var err error
+		if rows, err = m.activeRows(ctx, k.patient); err != nil {
+			return err
+		}
+		read = true
+		for _, row := range rows {
+			if row.Key == k.key {
+				return m.refresh(ctx, row, t)
+			}
+		}
+	}
+	note, err := m.reopening(ctx, k, t)
+	if note == "" || err != nil {
+		return err
+	}
+	if !read {
+		if rows, err = m.activeRows(ctx, k.patient); err != nil {
+			return err
+		}
+	}
+	err = m.open(ctx, t, rows, m.now(), note)
+	if h := m.holding[k]; h != nil && errors.Is(err, registry.ErrExists) {
+		h.looked, h.newest = false, nil // opened elsewhere after all: read again next time
+	}
+	return err
+}
+
+// refresh takes an update into the active alert of row when it says
+// something new: a new sentence, value, bound or plan version (a
+// silence's hours grow by themselves, so its value alone does not count:
+// its sentence says the whole hours), or a higher severity, which raises
+// the alert as a repeat does.
+func (m *Manager) refresh(ctx context.Context, row registry.AlertRow, t analysis.Transition) error {
+	a, err := alertOf(row)
+	if err != nil {
+		return err
+	}
+	news := t.Sentence != a.Sentence || t.Bound != a.Bound || t.PlanVersion != a.PlanVersion || a.NotJudged ||
+		t.Kind != analysis.KindSilence && t.Value != a.Value
+	if !news && severityRank(t.Severity) <= severityRank(row.Severity) {
+		return nil
+	}
+	return m.repeat(ctx, row, t, m.now())
+}
+
+// reopening returns why the condition of k, which holds with no active
+// alert, opens a new one now, or "": staff resolved the key's newest alert
+// while the condition held (at or after its latest fired transition), and
+// since then its value has got worse (not a silence's, whose hours grow
+// by themselves) or Renotify has passed. A key with no alert at all is
+// left to resume, which opens the alert its transition lost.
+func (m *Manager) reopening(ctx context.Context, k condKey, t analysis.Transition) (string, error) {
+	h := m.holding[k]
+	if h == nil {
+		return "", nil // not known to hold: no fired transition since the last clearing
+	}
+	if !h.looked {
+		newest, err := m.newest(ctx, k)
+		if err != nil {
+			return "", err
+		}
+		h.looked, h.newest = true, newest
+	}
+	r := h.newest
+	if r == nil || r.State != registry.AlertResolved || r.ResolvedAt == nil || r.ResolvedBy == patientpulseActor ||
+		r.ResolvedAt.Before(h.since) {
+		return "", nil
+	}
+	side := r.side
+	if side == "" { // resolved before alerts kept their side
+		side = t.Side
+	}
+	worse := side == "below" && t.Value < r.Value || (side == "above" || side == "band") && t.Value > r.Value
+	switch {
+	case worse && t.Kind != analysis.KindSilence:
+		return fmt.Sprintf("reopened: worse (%s) than when %s resolved it (%s)", number(t.Value), r.ResolvedBy, number(r.Value)), nil
+	case m.now().Sub(*r.ResolvedAt) >= m.cfg.Renotify:
+		return fmt.Sprintf("reopened: still holds %s after %s resolved it", span(m.cfg.Renotify), r.ResolvedBy), nil
+	}
+	return "", nil
+}
+
+// newest returns the newest alert of k, or nil.
+func (m *Manager) newest(ctx context.Context, k condKey) (*Alert, error) {
+	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{Patient: k.patient, All: true})
+	if err != nil {
+		return nil, err
+	}
+	for _, row := range rows { // newest first
+		if row.Key == k.key {
+			a, err := alertOf(row)
+			return &a, err
+		}
+	}
+	return nil, nil
+}
+
+// number writes a value for a note: three significant digits, whole
+// numbers from 100 up.
+func number(v float64) string {
+	digits := 2
+	if a := math.Abs(v); a > 0 {
+		digits = max(0, 2-int(math.Floor(math.Log10(a))))
+	}
+	p := math.Pow(10, float64(digits))
+	return strconv.FormatFloat(math.Round(v*p)/p, 'f', -1, 64)
+}
+
+// span writes a duration for a note: 24h, 1h30m, 5m.
+func span(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+		if strings.HasSuffix(s, "h0m") {
+			s = strings.TrimSuffix(s, "0m")
+		}
+	}
+	return s
+}
+
+// activeRows returns the patient's unresolved alerts.
+func (m *Manager) activeRows(ctx context.Context, patient string) ([]registry.AlertRow, error) {
+	return m.reg.Alerts(ctx, registry.AlertFilter{Patient: patient,
+		States: []string{registry.AlertFiring, registry.AlertAcknowledged, registry.AlertSuppressed}})
+}
+
 // activeRow returns the patient's unresolved alert of key.
 func (m *Manager) activeRow(ctx context.Context, patient, key string) (registry.AlertRow, bool, error) {
-	rows, err := m.reg.Alerts(ctx, registry.AlertFilter{Patient: patient,
-		States: []string{registry.AlertFiring, registry.AlertAcknowledged, registry.AlertSuppressed}})
+	rows, err := m.activeRows(ctx, patient)
 	if err != nil {
 		return registry.AlertRow{}, false, err
 	}

@@ -128,6 +128,7 @@ func newFlagSet(name string, c *config) *flag.FlagSet {
 	c.alerts = alerts.DefaultConfig()
 	fs.DurationVar(&c.alerts.FireAfter, "alert-fire-after", c.alerts.FireAfter, "a condition must hold this long before its alert fires (damps flapping)")
 	fs.DurationVar(&c.alerts.ResolveAfter, "alert-resolve-after", c.alerts.ResolveAfter, "and stay clear this long before its alert resolves by itself")
+	fs.DurationVar(&c.alerts.Renotify, "alert-renotify", c.alerts.Renotify, "an alert staff resolved while its condition still holds opens again this long after (at once if the value gets worse)")
 	fs.IntVar(&c.alerts.MaxOpenPerPatient, "alert-max-per-patient", c.alerts.MaxOpenPerPatient, "active non-critical alerts per patient; more wait, suppressed, until there is room")
 	fs.StringVar(&c.oncallFile, "oncall-schedule", "", "YAML file of who is on call when, in tiers: unacknowledged critical alerts escalate along it")
 	c.hub = alerts.DefaultHubConfig()
