@@ -1,13 +1,10 @@
 package analysis
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -312,57 +309,4 @@ func (s *Schedule) UnmarshalText(b []byte) error {
 	}
 	*s = v
 	return nil
-}
-
-// ParsePlan reads a plan file, YAML or JSON (JSON is YAML), refusing
-// unknown keys, and validates it. A *PlanError names every problem at
-// once: those of decoding (with their lines) and then those of Validate.
-// A file that is not YAML at all gets a plain error.
-func ParsePlan(data []byte) (Plan, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return Plan{}, fmt.Errorf("plan: %s", strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	if len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
-		return Plan{}, errors.New("plan: want a mapping of patient, effective, regimen and rules")
-	}
-	var p Plan
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var decodeProblems []string
-	err := dec.Decode(&p)
-	var terr *yaml.TypeError
-	switch {
-	case errors.As(err, &terr):
-		decodeProblems = terr.Errors
-	case err != nil:
-		return Plan{}, fmt.Errorf("plan: %s", strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	err = p.Validate()
-	var perr *PlanError
-	if errors.As(err, &perr) || len(decodeProblems) > 0 {
-		all := decodeProblems
-		if perr != nil {
-			all = append(all, perr.Problems...)
-		}
-		return Plan{}, &PlanError{Problems: all}
-	}
-	return p, nil
-}
-
-// PlanError is every problem of a plan, one per line.
-type PlanError struct{ Problems []string }
-
-func (e *PlanError) Error() string {
-	return fmt.Sprintf("plan has %d problem(s):\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
-}
-
-// dose returns the regimen line of a medication.
-func (p *Plan) dose(medication string) (Dose, bool) {
-	for _, d := range p.Regimen {
-		if d.Medication == medication {
-			return d, true
-		}
-	}
-	return Dose{}, false
 }

@@ -231,7 +231,7 @@ func checkEveryProblem(t *testing.T, over, overProblem string) {
 
 // TestPlanValidateEveryProblemAtOnce: one plan, every problem named.
 func TestPlanValidateEveryProblemAtOnce(t *testing.T) {
-	checkEveryProblem(t, "36h", "36h: want whole days, at most 365")
+	checkEveryProblem(t, "36h", "36h: want whole days, 1d to 90d (the backfill horizon)")
 }
 
 // TestPlanParseBadDurationWithOtherProblems: a window that is not a
@@ -396,11 +396,11 @@ rules:
 		{"threshold no bound", thr + "metric: sleep.total_min, over: 7d, aggregate: mean", []string{": bound missing: give below or above"}},
 		{"threshold below above inverted", thr + "metric: sleep.total_min, over: 7d, aggregate: mean, below: 500, above: 300", []string{": below (500) must be below above (300)"}},
 		{"threshold below equals above", thr + "metric: sleep.total_min, over: 7d, aggregate: mean, below: 420, above: 420", []string{": below (420) must be below above (420)"}},
-		{"threshold window in hours", thr + "metric: sleep.total_min, over: 36h, aggregate: mean, below: 420", []string{".over: 36h: want whole days, at most 365 (such as 7d or 2w)"}},
+		{"threshold window in hours", thr + "metric: sleep.total_min, over: 36h, aggregate: mean, below: 420", []string{".over: 36h: want whole days, 1d to 90d (the backfill horizon), such as 7d or 2w"}},
 		{"threshold window in minutes", thr + "metric: sleep.total_min, over: 90m, aggregate: mean, below: 420", []string{".over: 90m: want whole days"}},
-		{"threshold window 365d", thr + "metric: vitals.weight_kg, over: 365d, aggregate: mean, below: 50", nil},
-		{"threshold window 366d", thr + "metric: vitals.weight_kg, over: 366d, aggregate: mean, below: 50", []string{".over: 366d: want whole days, at most 365"}},
-		{"threshold window 53w", thr + "metric: vitals.weight_kg, over: 53w, aggregate: mean, below: 50", []string{".over: 53w: want whole days, at most 365"}},
+		{"threshold window 90d", thr + "metric: vitals.weight_kg, over: 90d, aggregate: mean, below: 50", nil},
+		{"threshold window 92d", thr + "metric: vitals.weight_kg, over: 92d, aggregate: mean, below: 50", []string{".over: 92d: want whole days, 1d to 90d (the backfill horizon)"}},
+		{"threshold window 13w", thr + "metric: vitals.weight_kg, over: 13w, aggregate: mean, below: 50", []string{".over: 13w: want whole days, 1d to 90d (the backfill horizon)"}},
 		{"threshold min_days whole window", thr + "metric: sleep.total_min, over: 7d, aggregate: mean, below: 420, min_days: 7", nil},
 		{"threshold min_days beyond window", thr + "metric: sleep.total_min, over: 7d, aggregate: mean, below: 420, min_days: 8", []string{".min_days: 8: want 1 to the window's 7 days"}},
 		{"threshold min_days negative", thr + "metric: sleep.total_min, over: 7d, aggregate: mean, below: 420, min_days: -1", []string{".min_days: -1: want 1 to the window's 7 days"}},
@@ -510,7 +510,8 @@ rules:
 // TestPlanValidateSymptomMetrics checks symptoms metrics against the
 // rule's instrument.
 func TestPlanValidateSymptomMetrics(t *testing.T) {
-	const head = "patient: p-001\neffective: 2026-11-01T00:00:00Z\nrules:\n  - {id: r, kind: threshold, severity: info, over: 7d, aggregate: mean, above: 2, "
+	// A count of samples has the same range whatever the metric.
+	const head = "patient: p-001\neffective: 2026-11-01T00:00:00Z\nrules:\n  - {id: r, kind: threshold, severity: info, over: 7d, aggregate: count, above: 2, "
 	for _, tc := range []struct {
 		metric, instrument string
 		want               string // a fragment of the one problem, or "" for none

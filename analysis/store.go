@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/patientpulse/patientpulse/registry"
 )
@@ -12,7 +13,13 @@ import (
 // whose number it returns (and sets in p). The error of an invalid plan is
 // a *PlanError naming every problem.
 func SavePlan(ctx context.Context, reg *registry.Registry, p *Plan) (int, error) {
-	if err := p.Validate(); err != nil {
+	return SavePlanWithin(ctx, reg, p, 0)
+}
+
+// SavePlanWithin is SavePlan for a clinic whose backfill horizon is
+// horizon (0: the default), as Plan.ValidateWithin.
+func SavePlanWithin(ctx context.Context, reg *registry.Registry, p *Plan, horizon time.Duration) (int, error) {
+	if err := p.ValidateWithin(horizon); err != nil {
 		return 0, err
 	}
 	p.Version = 0

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -9,24 +10,36 @@ import (
 	"github.com/patientpulse/patientpulse/ingest"
 )
 
-// Validate reports every problem of p at once, as a *PlanError.
-func (p *Plan) Validate() error {
-	v := &validator{}
+// Validate reports every problem of p at once, as a *PlanError, for a
+// clinic with the default backfill horizon (ValidateWithin).
+func (p *Plan) Validate() error { return p.ValidateWithin(0) }
+
+// ValidateWithin reports every problem of p at once, as a *PlanError,
+// for a clinic whose backfill horizon (serve's --backfill-horizon) is
+// horizon; 0 stands for the default, ingest.DefaultLimits().Backfill.
+// The windows of a rule reach at most that far back: older samples are
+// not taken in, and the horizon is kept within the bucket's retention.
+func (p *Plan) ValidateWithin(horizon time.Duration) error {
+	if horizon <= 0 {
+		horizon = ingest.DefaultLimits().Backfill
+	}
+	v := &validator{horizon: max(int(horizon/(24*time.Hour)), 1), meds: map[string]Schedule{}}
 	if p.Patient == "" {
 		v.add("patient: required")
 	}
 	if p.Effective.IsZero() {
 		v.add("effective: required, an RFC 3339 time such as 2026-11-01T00:00:00Z")
 	}
-	meds := map[string]bool{}
 	for i, d := range p.Regimen {
 		at := fmt.Sprintf("regimen[%d]", i)
 		if !ingest.IsMedication(d.Medication) {
 			v.add("%s.medication: %q: want 1 to 64 lowercase letters, digits, '_' or '-', starting with a letter", at, d.Medication)
-		} else if meds[d.Medication] {
+		} else if _, twice := v.meds[d.Medication]; twice {
 			v.add("%s.medication: %s is in the regimen twice", at, d.Medication)
 		}
-		meds[d.Medication] = true
+		if _, twice := v.meds[d.Medication]; !twice {
+			v.meds[d.Medication] = d.Schedule
+		}
 		if !ingest.IsRoute(d.Route) {
 			v.add("%s.route: %q is not a route", at, d.Route)
 		}
@@ -53,7 +66,7 @@ func (p *Plan) Validate() error {
 			v.add("%s.id: duplicate rule id %s", at, r.ID)
 		}
 		ids[r.ID] = true
-		v.rule(at, &r, meds)
+		v.rule(at, &r)
 	}
 	if len(v.problems) > 0 {
 		return &PlanError{Problems: v.problems}
@@ -61,7 +74,11 @@ func (p *Plan) Validate() error {
 	return nil
 }
 
-type validator struct{ problems []string }
+type validator struct {
+	problems []string
+	horizon  int                 // the backfill horizon in whole days, at least 1
+	meds     map[string]Schedule // the regimen's
+}
 
 func (v *validator) add(format string, args ...any) {
 	v.problems = append(v.problems, fmt.Sprintf(format, args...))
@@ -100,14 +117,21 @@ func (v *validator) only(at string, r *Rule, allowed ...string) {
 	}
 }
 
-// window checks a window length: a whole number of days, 1 to 365.
+// window checks a window length: a whole number of days, 1 to the
+// backfill horizon.
 func (v *validator) window(at, field string, d Duration, required bool) {
+	v.windowUpTo(at, field, d, required, v.horizon, "the backfill horizon")
+}
+
+// windowUpTo checks a window length: a whole number of days, 1 to most,
+// which is what.
+func (v *validator) windowUpTo(at, field string, d Duration, required bool, most int, what string) {
 	switch {
 	case d == 0 && required:
 		v.add("%s.%s: required, a window such as 7d", at, field)
 	case d <= 0: // absent, or unreadable and reported by ParsePlan
-	case time.Duration(d)%(24*time.Hour) != 0 || d.Days() > 365:
-		v.add("%s.%s: %s: want whole days, at most 365 (such as 7d or 2w)", at, field, d)
+	case time.Duration(d)%(24*time.Hour) != 0 || d.Days() > most:
+		v.add("%s.%s: %s: want whole days, 1d to %dd (%s), such as 7d or 2w", at, field, d, most, what)
 	}
 }
 
@@ -119,96 +143,165 @@ func article(word string) string {
 	return "a"
 }
 
-func (v *validator) rule(at string, r *Rule, meds map[string]bool) {
+func (v *validator) rule(at string, r *Rule) {
 	v.oneOf(at, "severity", r.Severity, true, SeverityInfo, SeverityWarning, SeverityCritical)
 	v.oneOf(at, "since", r.Since, false, SinceChange)
 	switch r.Kind {
 	case KindThreshold:
-		v.only(at, r, "metric", "instrument", "per_day", "over", "aggregate", "below", "above", "min_days", "forecast", "since")
-		v.metric(at, r, false)
-		v.oneOf(at, "per_day", r.PerDay, false, perDays...)
-		v.window(at, "over", r.Over, true)
-		v.oneOf(at, "aggregate", r.Aggregate, true, aggregates...)
-		v.bounds(at, "below", r.Below, "above", r.Above)
-		v.minDays(at, r.MinDays, r.Over)
-		if r.Aggregate == "median" && r.PerDay == "" {
-			v.add("%s.aggregate: median needs per_day: it is a median of daily values", at)
-		}
-		switch {
-		case r.Forecast <= 0:
-		case time.Duration(r.Forecast)%(24*time.Hour) != 0 || r.Forecast.Days() > 90:
-			v.add("%s.forecast: %s: want whole days, 1d to 90d", at, r.Forecast)
-		case r.Aggregate == "count":
-			v.add("%s.forecast: a count cannot be forecast", at)
-		}
+		v.threshold(at, r)
 	case KindTrend:
-		v.only(at, r, "metric", "instrument", "per_day", "over", "slope_above", "slope_below", "min_days", "since")
-		v.metric(at, r, false)
-		v.oneOf(at, "per_day", r.PerDay, false, perDays...)
-		v.window(at, "over", r.Over, true)
-		v.bounds(at, "slope_below", r.SlopeBelow, "slope_above", r.SlopeAbove)
-		v.minDays(at, r.MinDays, r.Over)
-		if r.Over > 0 && r.Over.Days() < 3 {
-			v.add("%s.over: a trend needs at least 3d", at)
-		}
-		if r.MinDays > 0 && r.MinDays < 3 {
-			v.add("%s.min_days: %d: a slope needs at least 3 days", at, r.MinDays)
-		}
+		v.trend(at, r)
 	case KindBaseline:
-		v.only(at, r, "metric", "instrument", "per_day", "baseline", "recent", "z_below", "z_above", "min_days", "since")
-		v.metric(at, r, false)
-		v.oneOf(at, "per_day", r.PerDay, false, perDays...)
-		v.window(at, "baseline", r.Baseline, true)
-		v.window(at, "recent", r.Recent, true)
-		v.bounds(at, "z_below", r.ZBelow, "z_above", r.ZAbove)
-		v.minDays(at, r.MinDays, r.Baseline)
-		if r.Baseline > 0 && r.Baseline.Days() < 7 {
-			v.add("%s.baseline: a baseline needs at least 7d", at)
-		}
+		v.baseline(at, r)
 	case KindSilence:
 		v.only(at, r, "metric", "for")
 		v.metric(at, r, true)
-		if r.For == 0 {
+		switch {
+		case r.For == 0:
 			v.add("%s.for: required, such as 24h", at)
-		} else if r.For > 0 && time.Duration(r.For) < time.Hour {
+		case r.For > 0 && time.Duration(r.For) < time.Hour:
 			v.add("%s.for: %s: want at least 1h", at, r.For)
+		case r.For > maxSilence:
+			v.add("%s.for: %s: want 1h to %s (a yearly test a month late), such as 24h or 14d", at, r.For, maxSilence)
 		}
 	case KindAdherence:
-		v.only(at, r, "medication", "over", "below", "since")
-		switch {
-		case r.Medication == "":
-			v.add("%s.medication: required", at)
-		case !meds[r.Medication]:
-			v.add("%s.medication: %s is not in the regimen", at, r.Medication)
-		}
-		v.window(at, "over", r.Over, true)
-		switch {
-		case r.Below == nil:
-			v.add("%s.below: required, the share of scheduled doses logged (0 to 1)", at)
-		case *r.Below <= 0 || *r.Below > 1:
-			v.add("%s.below: %v: want a share above 0, at most 1", at, *r.Below)
-		}
+		v.adherence(at, r)
 	case KindScore:
-		v.only(at, r, "instrument", "score", "over", "below", "above", "band", "since")
-		v.oneOf(at, "instrument", r.Instrument, true, "mrs", "ams")
-		if r.Instrument == "mrs" || r.Instrument == "ams" {
-			v.oneOf(at, "score", r.Score, true, append([]string{"total"}, ingest.Subscales(r.Instrument)...)...)
-		}
-		v.window(at, "over", r.Over, false)
-		if r.Band != "" {
-			if r.Below != nil || r.Above != nil {
-				v.add("%s.band: give a band or bounds, not both", at)
-			}
-			if _, ok := bandFloor(r.Instrument, r.Score, r.Band); !ok && r.Instrument != "" && r.Score != "" {
-				v.add("%s.band: %q: no published %s band for %s %s (want mild, moderate or severe, or give above)", at, r.Band, r.Band, r.Instrument, r.Score)
-			}
-		} else {
-			v.bounds(at, "below", r.Below, "above", r.Above)
-		}
+		v.score(at, r)
 	case "":
 		v.add("%s.kind: required, one of %s", at, strings.Join(kinds, ", "))
 	default:
 		v.add("%s.kind: %q: want one of %s", at, r.Kind, strings.Join(kinds, ", "))
+	}
+}
+
+// maxSilence is the longest silence a rule may wait for. A silence is not
+// a window of data, so the backfill horizon does not bound it: a lab
+// result tested yearly is overdue after 400 days.
+const maxSilence = Duration(400 * 24 * time.Hour)
+
+func (v *validator) threshold(at string, r *Rule) {
+	v.only(at, r, "metric", "instrument", "per_day", "over", "aggregate", "below", "above", "min_days", "forecast", "since")
+	v.metric(at, r, false)
+	v.oneOf(at, "per_day", r.PerDay, false, perDays...)
+	v.window(at, "over", r.Over, true)
+	v.oneOf(at, "aggregate", r.Aggregate, true, aggregates...)
+	v.bounds(at, "below", r.Below, "above", r.Above)
+	v.minDays(at, r.MinDays, r.Over)
+	if r.Aggregate == "median" && r.PerDay == "" {
+		v.add("%s.aggregate: median needs per_day: it is a median of daily values", at)
+	}
+	switch {
+	case r.Forecast <= 0:
+	case time.Duration(r.Forecast)%(24*time.Hour) != 0 || r.Forecast.Days() > 90:
+		v.add("%s.forecast: %s: want whole days, 1d to 90d", at, r.Forecast)
+	case r.Aggregate == "count":
+		v.add("%s.forecast: a count cannot be forecast", at)
+	}
+	if s, ok := thresholdSpan(r); ok {
+		v.inRange(at, "below", r.Below, true, s)
+		v.inRange(at, "above", r.Above, false, s)
+	}
+}
+
+func (v *validator) trend(at string, r *Rule) {
+	v.only(at, r, "metric", "instrument", "per_day", "over", "slope_above", "slope_below", "min_days", "since")
+	v.metric(at, r, false)
+	v.oneOf(at, "per_day", r.PerDay, false, perDays...)
+	v.window(at, "over", r.Over, true)
+	v.bounds(at, "slope_below", r.SlopeBelow, "slope_above", r.SlopeAbove)
+	v.minDays(at, r.MinDays, r.Over)
+	if r.Over > 0 && r.Over.Days() < 3 {
+		v.add("%s.over: a trend needs at least 3d", at)
+	}
+	if r.MinDays > 0 && r.MinDays < 3 {
+		v.add("%s.min_days: %d: a slope needs at least 3 days", at, r.MinDays)
+	}
+	if s, ok := slopeSpan(r); ok {
+		v.inRange(at, "slope_below", r.SlopeBelow, true, s)
+		v.inRange(at, "slope_above", r.SlopeAbove, false, s)
+	}
+}
+
+func (v *validator) baseline(at string, r *Rule) {
+	v.only(at, r, "metric", "instrument", "per_day", "baseline", "recent", "z_below", "z_above", "min_days", "since")
+	v.metric(at, r, false)
+	v.oneOf(at, "per_day", r.PerDay, false, perDays...)
+	v.window(at, "baseline", r.Baseline, true)
+	v.window(at, "recent", r.Recent, true)
+	v.bounds(at, "z_below", r.ZBelow, "z_above", r.ZAbove)
+	v.minDays(at, r.MinDays, r.Baseline)
+	if r.Baseline > 0 && r.Baseline.Days() < 7 {
+		v.add("%s.baseline: a baseline needs at least 7d", at)
+	}
+	whole := func(d Duration) bool { return d > 0 && time.Duration(d)%(24*time.Hour) == 0 && d.Days() <= v.horizon }
+	if whole(r.Baseline) && whole(r.Recent) {
+		switch b, rc := r.Baseline.Days(), r.Recent.Days(); {
+		case rc >= b:
+			v.add("%s.recent: %s: want shorter than the baseline's %s", at, r.Recent, r.Baseline)
+		case b+rc > v.horizon:
+			v.add("%s.baseline: %s before the recent %s reaches %d days back: want at most %dd together (the backfill horizon)",
+				at, r.Baseline, r.Recent, b+rc, v.horizon)
+		}
+	}
+	z := span{lo: -maxZ, hi: maxZ, phrase: "the sane range of a z-score, %s"}
+	v.inRange(at, "z_below", r.ZBelow, true, z)
+	v.inRange(at, "z_above", r.ZAbove, false, z)
+}
+
+// maxZ bounds a baseline rule's z: a recent mean 10 standard deviations
+// from the patient's own baseline is already beyond any clinical use.
+const maxZ = 10
+
+func (v *validator) adherence(at string, r *Rule) {
+	v.only(at, r, "medication", "over", "below", "since")
+	sched, inRegimen := v.meds[r.Medication]
+	switch {
+	case r.Medication == "":
+		v.add("%s.medication: required", at)
+	case !inRegimen:
+		v.add("%s.medication: %s is not in the regimen", at, r.Medication)
+	}
+	// A dose counts once it is half an interval late, so a window must
+	// span one and a half intervals to count one: a sparse schedule (a
+	// pellet every 4 months) may look back two intervals past the horizon.
+	most, what := v.horizon, "the backfill horizon"
+	if two := int(2 * sched.Interval() / (24 * time.Hour)); sched.Every > 0 && two > most {
+		most, what = two, fmt.Sprintf("two of %s's %s intervals", r.Medication, sched)
+	}
+	v.windowUpTo(at, "over", r.Over, true, most, what)
+	switch {
+	case r.Below == nil:
+		v.add("%s.below: required, the share of scheduled doses logged (0 to 1)", at)
+	case *r.Below <= 0 || *r.Below > 1:
+		v.add("%s.below: %v: want a share above 0, at most 1", at, *r.Below)
+	}
+}
+
+func (v *validator) score(at string, r *Rule) {
+	v.only(at, r, "instrument", "score", "over", "below", "above", "band", "since")
+	v.oneOf(at, "instrument", r.Instrument, true, "mrs", "ams")
+	if r.Instrument == "mrs" || r.Instrument == "ams" {
+		v.oneOf(at, "score", r.Score, true, append([]string{"total"}, ingest.Subscales(r.Instrument)...)...)
+	}
+	v.window(at, "over", r.Over, false)
+	if r.Band != "" {
+		if r.Below != nil || r.Above != nil {
+			v.add("%s.band: give a band or bounds, not both", at)
+		}
+		if _, ok := bandFloor(r.Instrument, r.Score, r.Band); !ok && r.Instrument != "" && r.Score != "" {
+			v.add("%s.band: %q: no published %s band for %s %s (want mild, moderate or severe, or give above)", at, r.Band, r.Band, r.Instrument, r.Score)
+		}
+		return
+	}
+	v.bounds(at, "below", r.Below, "above", r.Above)
+	if r.Instrument != "mrs" && r.Instrument != "ams" {
+		return // reported above
+	}
+	if lo, hi, ok := ingest.Range("symptoms", r.Score, r.Instrument); ok {
+		s := span{lo: lo, hi: hi, phrase: r.Instrument + " " + r.Score + "'s range %s", edges: true}
+		v.inRange(at, "below", r.Below, true, s)
+		v.inRange(at, "above", r.Above, false, s)
 	}
 }
 
@@ -219,8 +312,16 @@ var (
 )
 
 // bounds requires at least one of a lower and an upper bound, with the
-// lower below the upper.
+// lower below the upper, and each a finite number.
 func (v *validator) bounds(at, lowName string, low *float64, highName string, high *float64) {
+	for _, b := range []struct {
+		name string
+		x    *float64
+	}{{lowName, low}, {highName, high}} {
+		if b.x != nil && (math.IsNaN(*b.x) || math.IsInf(*b.x, 0)) {
+			v.add("%s.%s: %v: want a finite number", at, b.name, *b.x)
+		}
+	}
 	switch {
 	case low == nil && high == nil:
 		v.add("%s: bound missing: give %s or %s", at, lowName, highName)
