@@ -36,8 +36,16 @@ const (
 	maxSeriesRange  = 400 * 24 * time.Hour
 )
 
+// Config sets up the API.
+type Config struct {
+	// Backfill is the backfill horizon (ingest.Limits.Backfill): a plan's
+	// windows reach at most this far back. 0: the default.
+	Backfill time.Duration
+}
+
 // API serves the staff endpoints.
 type API struct {
+	cfg      Config
 	reg      *registry.Registry
 	auth     *auth.Auth
 	series   SeriesReader
@@ -50,8 +58,8 @@ type API struct {
 
 // New returns the API over the registry, the stored samples, the analysis
 // (which may be nil) and the alerts.
-func New(reg *registry.Registry, a *auth.Auth, series SeriesReader, an Analysis, al *alerts.Manager, log *slog.Logger) *API {
-	return &API{reg: reg, auth: a, series: series, analysis: an, alerts: al, log: log, now: time.Now,
+func New(cfg Config, reg *registry.Registry, a *auth.Auth, series SeriesReader, an Analysis, al *alerts.Manager, log *slog.Logger) *API {
+	return &API{cfg: cfg, reg: reg, auth: a, series: series, analysis: an, alerts: al, log: log, now: time.Now,
 		seen: lastSeen{at: map[string]time.Time{}}}
 }
 

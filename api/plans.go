@@ -3,6 +3,9 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"mime"
 	"net/http"
 
 	"github.com/patientpulse/patientpulse/analysis"
@@ -79,23 +82,15 @@ type PlanProblems struct {
 // stored version, or 422 naming every problem.
 func (a *API) putPlan(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	var p analysis.Plan
-	if err := decode(w, r, &p); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if p.Patient == "" {
-		p.Patient = id
-	}
-	if p.Patient != id {
-		httpx.Error(w, http.StatusBadRequest, "patient: the plan names another patient than the URL")
+	p, ok := a.readPlan(w, r, id)
+	if !ok {
 		return
 	}
 	if _, err := a.reg.Patient(r.Context(), id); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	_, err := analysis.SavePlan(r.Context(), a.reg, &p)
+	_, err := analysis.SavePlanWithin(r.Context(), a.reg, &p, a.cfg.Backfill)
 	var perr *analysis.PlanError
 	switch {
 	case errors.As(err, &perr):
@@ -112,6 +107,50 @@ func (a *API) putPlan(w http.ResponseWriter, r *http.Request) {
 		a.analysis.PlanChanged(id)
 	}
 	httpx.WriteJSON(w, http.StatusCreated, withWords(p))
+}
+
+// readPlan reads the body as a plan of patient id, as analysis.ParsePlan
+// reads a plan file (JSON is YAML): a body naming no patient is id's. It
+// answers the request itself and returns false when the body is not a
+// valid plan: 415 unless it is sent as application/json (or
+// application/yaml), 413 over maxBodyBytes, 400 when it is not a plan at
+// all or names another patient, and 422 naming every problem, those of
+// decoding and of validation for the backfill horizon (Config.Backfill)
+// at once.
+func (a *API) readPlan(w http.ResponseWriter, r *http.Request, id string) (analysis.Plan, bool) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || (mt != "application/json" && mt != "application/yaml") {
+		httpx.Error(w, http.StatusUnsupportedMediaType, "body: send the plan as application/json (or application/yaml)")
+		return analysis.Plan{}, false
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		httpx.Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: a plan is at most %d KiB", maxBodyBytes>>10))
+		return analysis.Plan{}, false
+	case err != nil:
+		httpx.Error(w, http.StatusBadRequest, "body: could not be read")
+		return analysis.Plan{}, false
+	}
+	p, err := analysis.DecodePlan(data)
+	var decodeErr *analysis.PlanError
+	if err != nil && !errors.As(err, &decodeErr) {
+		httpx.Error(w, http.StatusBadRequest, "body: "+err.Error())
+		return analysis.Plan{}, false
+	}
+	if p.Patient == "" {
+		p.Patient = id
+	}
+	if p.Patient != id {
+		httpx.Error(w, http.StatusBadRequest, "patient: the plan names another patient than the URL")
+		return analysis.Plan{}, false
+	}
+	var perr *analysis.PlanError
+	if errors.As(analysis.JoinPlanErrors(err, p.ValidateWithin(a.cfg.Backfill)), &perr) {
+		httpx.WriteJSON(w, http.StatusUnprocessableEntity, PlanProblems{Error: "the plan has problems", Problems: perr.Problems})
+		return analysis.Plan{}, false
+	}
+	return p, true
 }
 
 // transitions answers the changes of the patient's rules' verdicts, oldest

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,30 @@ func TestPlanRuleFiresAndClears(t *testing.T) {
 	if status, doc := call(t, http.DefaultClient, srv.url, token, "PUT", "/v1/patients/p-an/plan", bad); status != http.StatusUnprocessableEntity ||
 		!strings.Contains(fmt.Sprint(doc["problems"]), "unknown metric") {
 		t.Errorf("PUT an invalid plan: %d %v, want 422 naming the unknown metric", status, doc)
+	}
+	// A plan that makes no clinical sense, sent as the web editor sends
+	// it (JSON on one line) with a bad duration: both problems at once,
+	// each naming its rule.
+	nonsense := map[string]any{"effective": ts(time.Now()), "rules": []any{
+		map[string]any{"id": "sleep-short", "kind": "threshold", "metric": "sleep.total_min", "per_day": "sum",
+			"over": "7 days", "aggregate": "mean", "below": 420, "severity": "warning"},
+		map[string]any{"id": "flushes-high", "kind": "threshold", "metric": "symptoms.hot_flushes", "instrument": "mrs",
+			"over": "7d", "aggregate": "mean", "above": 99, "severity": "warning"},
+	}}
+	status, doc := call(t, http.DefaultClient, srv.url, token, "PUT", "/v1/patients/p-an/plan", nonsense)
+	if want := []any{
+		`rules[0] (sleep-short).over: line 1: "7 days" is not a duration: want a whole number and m, h, d or w, such as 7d`,
+		"rules[1] (flushes-high).above: 99 is outside hot_flushes' range 0–4",
+	}; status != http.StatusUnprocessableEntity || doc["error"] != "the plan has problems" || !reflect.DeepEqual(doc["problems"], want) {
+		t.Errorf("PUT a plan that makes no clinical sense: %d %v, want 422 with the problems %q", status, doc, want)
+	}
+	req, _ := http.NewRequest("PUT", srv.url+"/v1/patients/p-an/plan", strings.NewReader("patient: p-an"))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "text/plain")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("PUT a plan as text/plain: %v %v, want 415", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 
 	morning := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)

@@ -41,7 +41,7 @@ func plansCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	default:
 		return usageError{fmt.Errorf("plans: unknown command %q (want %s)", args[0], plansCommands)}
 	}
-	reg, err := adminFlags(ctx, "plans "+args[0], args[1:], stderr, getenv, define, required...)
+	reg, c, err := adminSetup(ctx, "plans "+args[0], args[1:], stderr, getenv, define, required...)
 	if err != nil {
 		return err
 	}
@@ -57,11 +57,13 @@ func plansCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		if err != nil {
 			return fmt.Errorf("plans apply: %w", err)
 		}
-		p, err := analysis.ParsePlan(data)
+		// Windows reach as far back as serve's --backfill-horizon, read
+		// from the same settings.
+		p, err := analysis.ParsePlanWithin(data, c.limits.Backfill)
 		if err != nil {
 			return err
 		}
-		v, err := analysis.SavePlan(ctx, reg, &p)
+		v, err := analysis.SavePlanWithin(ctx, reg, &p, c.limits.Backfill)
 		if err != nil {
 			return err
 		}

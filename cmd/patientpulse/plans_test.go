@@ -50,6 +50,34 @@ rules:
 		}
 	}
 
+	// Clinical nonsense: every problem is printed, each naming its rule.
+	nonsense := filepath.Join(t.TempDir(), "nonsense.yaml")
+	os.WriteFile(nonsense, []byte(`patient: p-001
+effective: 2026-11-05T00:00:00Z
+rules:
+  - {id: sleep-short, kind: threshold, metric: sleep.total_min, per_day: sum,
+     over: 7d, aggregate: mean, below: -30, severity: warning}
+  - {id: flushes-high, kind: threshold, metric: symptoms.hot_flushes, instrument: mrs,
+     over: 120d, aggregate: mean, above: 99, severity: warning}
+`), 0o600)
+	_, errOut, code = staffRun(t, dir, strings.NewReader(""), "plans", "apply", "-f", nonsense)
+	for _, want := range []string{
+		"plan has 3 problem(s):",
+		"\n  rules[0] (sleep-short).below: -30 is outside the range of a day's sum of total_min, 0–1440\n",
+		"\n  rules[1] (flushes-high).over: 120d: want whole days, 1d to 90d (the backfill horizon), such as 7d or 2w\n",
+		"\n  rules[1] (flushes-high).above: 99 is outside hot_flushes' range 0–4\n",
+	} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("plans apply of a plan that makes no clinical sense: exit %d, stderr lacks %q:\n%s", code, want, errOut)
+		}
+	}
+	// The admin commands read serve's settings: with a longer backfill
+	// horizon, the 120-day window is one.
+	_, errOut, _ = staffRun(t, dir, strings.NewReader(""), "plans", "apply", "-f", nonsense, "--backfill-horizon", "3000h")
+	if strings.Contains(errOut, "120d") || !strings.Contains(errOut, "plan has 2 problem(s):") {
+		t.Errorf("plans apply --backfill-horizon 3000h: stderr %q, want the two range problems only", errOut)
+	}
+
 	early := strings.Replace(shown, "effective: 2026-11-01T00:00:00Z", "effective: 2026-10-01T00:00:00Z", 1)
 	if _, errOut, code := staffRun(t, dir, strings.NewReader(early), "plans", "apply", "-f", "-"); code != 1 ||
 		!strings.Contains(errOut, "effective before the current version's") {

@@ -103,7 +103,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 		webhook = alerts.NewWebhook(c.webhook, reg, log.With("component", "webhook"), promReg)
 		manager.AddNotifier(webhook)
 	}
-	staffAPI := api.New(reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
+	staffAPI := api.New(api.Config{Backfill: c.limits.Backfill}, reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
 	intake.OnStored(func(patient string, points []ingest.Point) {
 		evaluator.Feed(patient, points)
 		hub.Sample(patient, points)
