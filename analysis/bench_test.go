@@ -156,7 +156,7 @@ func demoHistory(rng *rand.Rand, now time.Time, days int) []ingest.StoredValue {
 // the last 90 days of a patient whose devices send at the demo's rates
 // (with the 91 days before them that its rules read back), and prints the
 // time of one preview (ms/preview). The samples come from memory: what
-// InfluxDB takes to send them is not in it (see TestPlanPreviewOverAPI).
+// InfluxDB takes to send them is not in it (TestPlanChangeKeepsMonitoring logs a preview over InfluxDB).
 func BenchmarkPreview(b *testing.B) {
 	f := newEvFixture(b, "p-1")
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)

@@ -315,3 +315,30 @@ func summary(pv *PlanPreview, clk clock) string {
 	}
 	return b.String()
 }
+
+// Text writes the preview for a terminal: the summary, then each rule with
+// its verdict now, the changes it would have made and the days it could
+// not judge, times in loc.
+func (pv *PlanPreview) Text(loc *time.Location) string {
+	var b strings.Builder
+	day := func(t time.Time) string { return t.In(loc).Format("2 Jan") }
+	fmt.Fprintf(&b, "%s\n", pv.Summary)
+	for _, rp := range pv.Rules {
+		now := rp.Now.Sentence
+		if rp.JudgedFrom != nil {
+			now += "; judged from " + rp.JudgedFrom.In(loc).Format("2 Jan 15:04")
+		}
+		fmt.Fprintf(&b, "\n%s (%s, %s): %s\n  now: %s\n", rp.Rule, rp.Kind, rp.Severity, rp.Words, now)
+		for _, t := range rp.Transitions {
+			fmt.Fprintf(&b, "  %s %-16s %s\n", t.At.In(loc).Format("2 Jan 15:04"), t.Change, t.Sentence)
+		}
+		for _, u := range rp.Unjudged {
+			span := day(u.From)
+			if u.Days > 1 {
+				span += " to " + day(u.To)
+			}
+			fmt.Fprintf(&b, "  not judged %s (%d %s): %s\n", span, u.Days, map[bool]string{true: "day", false: "days"}[u.Days == 1], u.Reason)
+		}
+	}
+	return b.String()
+}

@@ -67,7 +67,7 @@ func New(cfg Config, reg *registry.Registry, a *auth.Auth, series SeriesReader, 
 type endpoint struct {
 	pattern   string
 	perm      auth.Permission
-	what      string // for the audit entry of a patient read
+	what      string // for the audit entry of a patient read (any route that reads a patient's data)
 	h         http.HandlerFunc
 	patientOf func(*http.Request) (string, error) // nil: the route's {id}
 }
@@ -82,6 +82,7 @@ func (a *API) endpoints() []endpoint {
 		{"GET /v1/patients/{id}/series", auth.ReadPatient, "series", a.patientSeries, nil},
 		{"GET /v1/patients/{id}/plan", auth.ReadPatient, "plan", a.plan, nil},
 		{"PUT /v1/patients/{id}/plan", auth.CarePatient, "", a.putPlan, nil},
+		{"POST /v1/patients/{id}/plan/preview", auth.CarePatient, "plan preview", a.previewPlan, nil},
 		{"GET /v1/patients/{id}/plan/history", auth.ReadPatient, "plan history", a.planHistory, nil},
 		{"GET /v1/patients/{id}/transitions", auth.ReadPatient, "transitions", a.transitions, nil},
 		{"GET /v1/patients/{id}/verdicts", auth.ReadPatient, "verdicts", a.verdicts, nil},

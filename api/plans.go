@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,10 +15,12 @@ import (
 )
 
 // Analysis is what the API asks of the analysis stage (analysis.Evaluator):
-// it hears of every plan change, and tells each rule's verdict now.
+// it hears of every plan change, tells each rule's verdict now, and tries
+// a draft plan over the patient's last days.
 type Analysis interface {
 	PlanChanged(patientID string)
 	Verdicts(patientID string) []analysis.Verdict
+	Preview(ctx context.Context, draft analysis.Plan, days int) (*analysis.PlanPreview, error)
 }
 
 // plan answers the newest version of the patient's plan (it may take

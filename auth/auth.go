@@ -381,8 +381,9 @@ func (a *Auth) Scope(ctx context.Context, p *Principal) (Scope, error) {
 
 // Require wraps an endpoint: it authenticates the request, runs Check
 // with the route's {id} as the patient, and records the outcome in the
-// audit log: a refusal always (403), and for ReadPatient the read itself,
-// as patient.read with what (and the query) as its target, before h runs.
+// audit log: a refusal always (403), and for ReadPatient, or any route
+// that names what it reads, the read itself, as patient.read with what
+// (and the query) as its target, before h runs.
 func (a *Auth) Require(perm Permission, what string, h http.HandlerFunc) http.Handler {
 	return a.RequireFor(perm, what, func(r *http.Request) (string, error) { return r.PathValue("id"), nil }, h)
 }
@@ -420,7 +421,7 @@ func (a *Auth) RequireFor(perm Permission, what string, patientOf func(*http.Req
 			httpx.Error(w, http.StatusServiceUnavailable, "cannot check access now: try again")
 			return
 		}
-		if perm == ReadPatient {
+		if perm == ReadPatient || what != "" {
 			target := what
 			if q := r.URL.RawQuery; q != "" {
 				target += "?" + q[:min(len(q), 200)]

@@ -38,6 +38,7 @@ Usage:
                                                           change a clinician's care team
   patientpulse staff token --username U [--label L]       prints an API token
   patientpulse plans apply -f FILE                        store a plan file (YAML or JSON) as the patient's next version
+  patientpulse plans apply --dry-run [--days 30] -f FILE  print what it would have raised over the patient's last days; save nothing
   patientpulse plans show --patient ID [--history]        print the plan in force (or every version)
   patientpulse simulate [--patients N] [--backfill 30d] [--seed S] [--clinician U]
                                                           a virtual clinic: patients, plans, devices sending data

@@ -7,29 +7,36 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/patientpulse/patientpulse/analysis"
+	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/registry"
 )
 
 const plansCommands = "apply or show"
 
 // plansCommand runs `patientpulse plans ...`: apply stores a plan file as
-// the patient's next version; show prints a patient's plan in force (or,
+// the patient's next version (with --dry-run, prints what it would have
+// raised over the patient's last days instead); show prints a patient's plan in force (or,
 // with --history, every version) as YAML that apply takes back.
 func plansCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		return usageError{fmt.Errorf("plans: want %s", plansCommands)}
 	}
 	var file, patient string
-	var history bool
+	var history, dryRun bool
+	var days int
 	var define func(fs *flag.FlagSet)
 	var required []string
 	switch args[0] {
 	case "apply":
 		define = func(fs *flag.FlagSet) {
 			fs.StringVar(&file, "f", "", "plan file, YAML or JSON (- for standard input)")
+			fs.BoolVar(&dryRun, "dry-run", false, "save nothing: print what the plan would have raised over the patient's last --days of data in InfluxDB, and which rules cannot judge yet")
+			fs.IntVar(&days, "days", analysis.DefaultPreviewDays, fmt.Sprintf("with --dry-run, the days tried (1 to %d)", analysis.MaxPreviewDays))
 		}
 		required = []string{"f"}
 	case "show":
@@ -63,6 +70,9 @@ func plansCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		if err != nil {
 			return err
 		}
+		if dryRun {
+			return previewPlan(ctx, c, reg, p, days, stdout)
+		}
 		v, err := analysis.SavePlanWithin(ctx, reg, &p, c.limits.Backfill)
 		if err != nil {
 			return err
@@ -89,4 +99,23 @@ func plansCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		}
 	}
 	return enc.Close()
+}
+
+// previewPlan prints what plan p would have raised over the patient's last
+// days, read from serve's InfluxDB, and saves nothing.
+func previewPlan(ctx context.Context, c *config, reg *registry.Registry, p analysis.Plan, days int, stdout io.Writer) error {
+	if days < 1 || days > analysis.MaxPreviewDays {
+		return usageError{fmt.Errorf("plans apply: --days must be 1 to %d", analysis.MaxPreviewDays)}
+	}
+	if _, err := reg.Patient(ctx, p.Patient); err != nil {
+		return fmt.Errorf("plans apply: %w", err)
+	}
+	src := ingest.NewInflux(c.influx)
+	defer src.Close()
+	pv, err := analysis.Preview(ctx, c.analysis, reg, src, p, days, time.Now())
+	if err != nil {
+		return fmt.Errorf("plans apply --dry-run: %w", err)
+	}
+	fmt.Fprintf(stdout, "Plan for %s, tried over its last %d days (nothing saved):\n%s", p.Patient, days, pv.Text(c.analysis.Location))
+	return nil
 }
