@@ -192,6 +192,17 @@ var sqliteMigrations = []migration{
 			`CREATE INDEX webhook_deliveries_alert ON webhook_deliveries (alert_id, id)`,
 		},
 	},
+	{
+		version: 6,
+		name:    "an index of each patient's alerts",
+		stmts: []string{
+			// A patient's alerts newest first, in any state: the alert
+			// manager's look for a key's newest alert, and the alert list
+			// of one patient. Neither filters on key in SQL, so an index
+			// (patient_id, key, id) would leave ORDER BY id to a sort.
+			`CREATE INDEX alerts_patient ON alerts (patient_id, id)`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table
