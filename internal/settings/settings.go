@@ -19,12 +19,12 @@ import (
 // the flags given on the command line. A file key that names no flag is a
 // problem too: a typo must not pass unnoticed. An empty environment
 // variable counts as unset. getenv is os.Getenv outside tests. Load
-// returns all problems joined.
+// returns all problems joined. It leaves fs's values and Usage as it found
+// them, but for the values set, so that a usage message printed during or
+// after Load is the flag package's own.
 func Load(fs *flag.FlagSet, args []string, envPrefix, fileFlag string, getenv func(string) string) error {
 	st := &state{source: "flag", explicit: map[string]string{}}
-	fs.VisitAll(func(f *flag.Flag) {
-		f.Value = &recording{Value: f.Value, name: f.Name, st: st}
-	})
+	defer wrap(fs, st)()
 	if err := fs.Parse(args); err != nil {
 		return err // a usage error: unknown flag or missing value
 	}
@@ -101,6 +101,52 @@ func applyEnv(fs *flag.FlagSet, prefix string, getenv func(string) string, st *s
 	})
 }
 
+// wrap puts a recording around each of fs's values until the returned
+// function is called, which leaves fs as wrap found it but for the values
+// set. Meanwhile fs's usage message (-h, or a parse error) is printed from
+// the flags' own values: the flag package names a flag's type, quotes a
+// string's default and leaves out a zero default by the Value's dynamic
+// type, which a recording would hide.
+func wrap(fs *flag.FlagSet, st *state) (unwrap func()) {
+	var flags []*flag.Flag
+	var recs []*recording
+	fs.VisitAll(func(f *flag.Flag) {
+		r := &recording{Value: f.Value, name: f.Name, st: st}
+		flags, recs = append(flags, f), append(recs, r)
+		f.Value = r
+	})
+	own := func() {
+		for i, f := range flags {
+			f.Value = recs[i].Value
+		}
+	}
+	recorded := func() {
+		for i, f := range flags {
+			f.Value = recs[i]
+		}
+	}
+	usage := fs.Usage
+	fs.Usage = func() {
+		own()
+		defer recorded()
+		if usage != nil {
+			usage()
+			return
+		}
+		// The flag package's default usage, which it keeps unexported.
+		if fs.Name() == "" {
+			fmt.Fprintf(fs.Output(), "Usage:\n")
+		} else {
+			fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+		}
+		fs.PrintDefaults()
+	}
+	return func() {
+		own()
+		fs.Usage = usage
+	}
+}
+
 // state is shared by the recording values of one Load.
 type state struct {
 	source   string            // where values come from now; "" to record nothing
@@ -115,6 +161,15 @@ type recording struct {
 	flag.Value
 	name string
 	st   *state
+}
+
+// String returns the wrapped value's text, and "" for a zero recording,
+// which the flag package makes to tell a default worth showing.
+func (r *recording) String() string {
+	if r == nil || r.Value == nil {
+		return ""
+	}
+	return r.Value.String()
 }
 
 // Set never fails, so that every problem is collected. The flag package's

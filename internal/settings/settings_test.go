@@ -1,7 +1,9 @@
 package settings
 
 import (
+	"bytes"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -100,5 +102,92 @@ func TestLoadKeepsFileTextAsWritten(t *testing.T) {
 	}
 	if v.addr != "00123" || v.n != 31 || v.wait != time.Second {
 		t.Errorf("got %+v, want the text 00123, 0x1F parsed by the flag as 31, and the default wait", *v)
+	}
+}
+
+// TestUsage: the usage message printed while Load parses (-h, a bad flag)
+// and after it is the flag package's own for these flags: each flag's type
+// and its default as written, a zero default left out, and no "panic
+// calling String method" from the flag package's look at a zero Value.
+func TestUsage(t *testing.T) {
+	// want is the flag package's message for flags never given to Load.
+	plain, _ := newFlags()
+	var want bytes.Buffer
+	plain.SetOutput(&want)
+	plain.PrintDefaults()
+	for _, line := range []string{
+		"-http-addr string\n", `(default "127.0.0.1:8080")`, "-max-samples int\n", "(default 500)",
+		"-flush-interval duration\n", "(default 1s)", "-verbose\n",
+	} {
+		if !strings.Contains(want.String(), line) {
+			t.Fatalf("the flag package's own message lacks %q:\n%s", line, want.String())
+		}
+	}
+	for _, line := range []string{"(default false)", `(default "")`} {
+		if strings.Contains(want.String(), line) {
+			t.Fatalf("the flag package's own message shows a zero default, %q:\n%s", line, want.String())
+		}
+	}
+
+	tests := []struct {
+		name    string
+		custom  bool     // the flag set has a Usage of its own
+		args    []string // for Load
+		wantErr string   // in Load's error; "" for none
+		after   bool     // print with PrintDefaults once Load has returned
+		header  string   // printed before the defaults
+	}{
+		{name: "-h", args: []string{"-h"}, wantErr: "help requested", header: "Usage of test:\n"},
+		{name: "unknown flag", args: []string{"--nope"}, wantErr: "not defined", header: "flag provided but not defined: -nope\nUsage of test:\n"},
+		{name: "-h with a usage of its own", custom: true, args: []string{"-h"}, wantErr: "help requested", header: "Usage: test [flags]\n"},
+		{name: "after Load", args: []string{"--max-samples=9"}, after: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs, v := newFlags()
+			var out bytes.Buffer
+			fs.SetOutput(&out)
+			if tt.custom {
+				fs.Usage = func() {
+					fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n", fs.Name())
+					fs.PrintDefaults()
+				}
+			}
+			err := Load(fs, tt.args, "PP_", "config", func(string) string { return "" })
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Load = %v, want an error containing %q", err, tt.wantErr)
+			}
+			if tt.after {
+				if v.n != 9 {
+					t.Errorf("max-samples %d after Load, want 9", v.n)
+				}
+				fs.PrintDefaults()
+			}
+			got := out.String()
+			if strings.Contains(got, "panic") {
+				t.Errorf("usage reports a panic:\n%s", got)
+			}
+			if got != tt.header+want.String() {
+				t.Errorf("usage:\n%s\nwant:\n%s", got, tt.header+want.String())
+			}
+		})
+	}
+}
+
+// TestRecordingZeroString: the flag package calls String on a zero Value of
+// a flag's type (a nil pointer, or a new zero struct); it must not panic.
+func TestRecordingZeroString(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		r    *recording
+	}{
+		{name: "nil", r: nil},
+		{name: "zero", r: &recording{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.r.String(); got != "" {
+				t.Errorf("String() = %q, want \"\"", got)
+			}
+		})
 	}
 }
