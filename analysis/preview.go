@@ -68,7 +68,8 @@ type Unjudged struct {
 
 // Preview tries a valid draft plan (see Plan.Validate) over the patient's
 // last days (1 to MaxPreviewDays) of stored data, read from src, as if it
-// had been in force over them: it judges the draft once a day, at now's
+// had been in force since the patient was first monitored (their first
+// plan version or first sample): it judges the draft once a day, at now's
 // time of day, from days ago to now. It also judges it now as it would be
 // saved: after the stored versions that take effect before it.
 func Preview(ctx context.Context, cfg Config, reg *registry.Registry, src Source, draft Plan, days int, now time.Time) (*PlanPreview, error) {
@@ -94,20 +95,27 @@ func Preview(ctx context.Context, cfg Config, reg *registry.Registry, src Source
 		}
 	}
 	asSaved := buildPatient(draft.Patient, append(kept, &saved))
-	// The draft in force over the whole period: version 0, anchored a whole
-	// number of four weeks back, so that its schedules keep their weekdays
-	// and clock times.
+	// The draft tried as version 0, in force since the patient was first
+	// monitored: their first plan version or first sample read, whichever
+	// came first (moved back by whole days, so that its schedules keep
+	// their clock time).
 	start := now.Add(-time.Duration(days) * 24 * time.Hour)
 	tried := draft
 	tried.Version = 0
-	for !tried.Effective.Before(clk.start(clk.dayOf(start) - day(maxReadBack(&tried)))) {
-		tried.Effective = tried.Effective.AddDate(0, 0, -28)
-	}
 	hyp := buildPatient(draft.Patient, []*Plan{&tried})
-
 	samples, err := previewSamples(ctx, src, clk, draft.Patient, days, now, hyp, asSaved)
 	if err != nil {
 		return nil, err
+	}
+	first := draft.Effective
+	if len(versions) > 0 && versions[0].Effective.Before(first) {
+		first = versions[0].Effective
+	}
+	if len(samples) > 0 && samples[0].Time.Before(first) {
+		first = samples[0].Time
+	}
+	if back := draft.Effective.Sub(first); back > 0 {
+		tried.Effective = draft.Effective.AddDate(0, 0, -int((back+24*time.Hour-1)/(24*time.Hour)))
 	}
 	out := &PlanPreview{Days: days, From: start, To: now}
 	byRule := map[string]*RulePreview{}
@@ -126,6 +134,12 @@ func Preview(ctx context.Context, cfg Config, reg *registry.Registry, src Source
 		at := now.Add(-time.Duration(k) * 24 * time.Hour)
 		for ; next < len(samples) && !samples[next].Time.After(at); next++ {
 			hyp.add(clk, samples[next])
+		}
+		if hyp.versionAt(at) == nil {
+			for i := range out.Rules {
+				out.Rules[i].unjudged(clk, clk.dayOf(at), "before the patient's first plan or data")
+			}
+			continue
 		}
 		ts, changed, vs := judgeEvery(hyp, clk, at, cfg.MinWearHours, true, false)
 		hyp.apply(changed)
@@ -169,18 +183,6 @@ func Preview(ctx context.Context, cfg Config, reg *registry.Registry, src Source
 // goroutine: it reads only the registry and the source.
 func (e *Evaluator) Preview(ctx context.Context, draft Plan, days int) (*PlanPreview, error) {
 	return Preview(ctx, e.cfg, e.reg, e.src, draft, days, e.now())
-}
-
-// maxReadBack is how many days back any rule of p reads.
-func maxReadBack(p *Plan) int {
-	n := 0
-	for i := range p.Rules {
-		if _, _, back, ok := p.Rules[i].seriesKey(); ok {
-			n = max(n, back)
-		}
-		n = max(n, p.Rules[i].Over.Days()+1)
-	}
-	return n
 }
 
 // previewSamples reads what the patients' rules read, from as far back as

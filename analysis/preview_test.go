@@ -112,3 +112,40 @@ func TestPreview(t *testing.T) {
 		}
 	}
 }
+
+// TestPreviewNewPatient tries a first plan on a patient whose data begin
+// within the days tried: the draft is tried from then on, not before.
+func TestPreviewNewPatient(t *testing.T) {
+	f := newEvFixture(t, "p-2")
+	for d := 17; d <= 20; d++ {
+		f.src.put("p-2", evSleep(evAt(d, 7), 300))
+	}
+	now := evAt(20, 12)
+	draft := Plan{Patient: "p-2", Effective: now, Rules: []Rule{
+		evSleepRule("sleep-low", 420),
+		{ID: "hr-silent", Kind: KindSilence, Severity: SeverityWarning, Metric: "heart_rate", For: Duration(24 * time.Hour)},
+	}}
+	pv, err := Preview(f.ctx, evConfig(), f.reg, f.src, draft, 5, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Tried from 17 Nov 07:00, moved back to whole days before now: 16 Nov
+	// 12:00. On 15 Nov nothing was in force; on 16 Nov no night yet.
+	sleep, silent := pv.Rules[0], pv.Rules[1]
+	want := []Unjudged{
+		{From: evAt(15, 0), To: evAt(15, 0), Days: 1, Reason: "before the patient's first plan or data"},
+		{From: evAt(16, 0), To: evAt(16, 0), Days: 1, Reason: "only 0 of the 1 days needed have enough data (wear time)"},
+	}
+	if len(sleep.Unjudged) != 2 || sleep.Unjudged[0] != want[0] || sleep.Unjudged[1] != want[1] {
+		t.Errorf("sleep-low unjudged %+v, want %+v", sleep.Unjudged, want)
+	}
+	if len(sleep.Transitions) != 1 || sleep.Transitions[0].Change != ChangeFired || !sleep.Transitions[0].At.Equal(evAt(17, 12)) {
+		t.Errorf("sleep-low transitions %+v, want fired on 17 Nov", sleep.Transitions)
+	}
+	// No heart rate ever: counted from 16 Nov 12:00, 24 h on 17 Nov (not
+	// more than 24), 48 h on 18 Nov.
+	if len(silent.Transitions) != 1 || silent.Transitions[0].Change != ChangeFired || !silent.Transitions[0].At.Equal(evAt(18, 12)) ||
+		silent.Transitions[0].Sentence != "no heart rate data for 48 h, longer than the plan's 24 h (this draft)" {
+		t.Errorf("hr-silent transitions %+v, want fired on 18 Nov at 48 h", silent.Transitions)
+	}
+}
