@@ -22,7 +22,7 @@ const scoreBands = ["", "mild", "moderate", "severe"];
 const fieldsOf = {
   threshold: [["over", "Window", "duration"], ["below", "Alert below", "number"], ["above", "Alert above", "number"], ["forecast", "Forecast a crossing within", "duration", "optional"]],
   score: [["below", "Alert below", "number"], ["above", "Alert above", "number"], ["band", "Or from band", "band"], ["over", "Mean over", "duration", "optional"]],
-  adherence: [["over", "Window", "duration"], ["below", "Alert below", "number"]],
+  adherence: [["over", "Window", "duration"], ["below", "Alert below (doses logged)", "number"]],
   trend: [["over", "Window", "duration"], ["slope_above", "Alert rising faster than", "number"], ["slope_below", "Alert falling faster than (negative)", "number"]],
   baseline: [["baseline", "Baseline window", "duration"], ["recent", "Recent window", "duration"], ["z_below", "Alert at z below", "number"], ["z_above", "Alert at z above", "number"]],
   silence: [["for", "Alert after no data for", "duration"]],
@@ -59,7 +59,7 @@ function metricUnit(metric) {
 // shownAs is how the form shows field key of rule r.
 function shownAs(r, key) {
   if (key.startsWith("z_")) return { unit: "SD", factor: 1 };
-  if (r.kind === "adherence") return { unit: "% of doses", factor: 100 };
+  if (r.kind === "adherence") return { unit: "%", factor: 100 };
   if (r.kind === "score") return { unit: "points", factor: 1 };
   const m = metricUnit(r.metric);
   return key.startsWith("slope_") ? { unit: `${m.unit || "units"} a day`, factor: m.factor } : m;
