@@ -67,7 +67,8 @@ func TestPlanEditor(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(c.srv.url+"/patient?id="+c.patient)); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "the plan, v3", `document.querySelector("#plan").dataset.version === "3"`)
+	// Clicks wait for the charts: drawing them moves the plan panel.
+	waitJS(t, ctx, "the plan, v3, and the charts", `document.querySelector("#plan").dataset.version === "3" && document.querySelector("#charts").dataset.ready === "true"`)
 	row := func(rule, sel string) string { return fmt.Sprintf(`#rule-rows [data-rule=%q] %s`, rule, sel) }
 	err := chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS("#plan-edit")),
@@ -88,7 +89,7 @@ func TestPlanEditor(t *testing.T) {
 		};
 	})()`)
 	for key, want := range map[string]string{
-		"sleep": "7 h", "window": "7 days", "adherence": "80 % of doses", "since": "true", "flushes": "3 points", "heart": "120 bpm",
+		"sleep": "7 h", "window": "7 days", "adherence": "80 %", "since": "true", "flushes": "3 points", "heart": "120 bpm",
 	} {
 		if got := shown[key]; got != want {
 			t.Errorf("the editor shows %s as %q, want %q", key, got, want)
