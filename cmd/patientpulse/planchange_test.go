@@ -12,36 +12,33 @@ import (
 	"time"
 )
 
-// alertsOf returns the patient's active alerts through the API, by rule.
-func alertsOf(t *testing.T, base, token, patient string) map[string]map[string]any {
+// byRule GETs path and returns the objects of its list named key, by
+// their rule.
+func byRule(t *testing.T, base, token, path, key string) map[string]map[string]any {
 	t.Helper()
-	status, doc := call(t, http.DefaultClient, base, token, "GET", "/v1/alerts?state=firing,acknowledged&patient="+patient, nil)
+	status, doc := call(t, http.DefaultClient, base, token, "GET", path, nil)
 	if status != http.StatusOK {
-		t.Fatalf("GET alerts: %d %v", status, doc)
+		t.Fatalf("GET %s: %d %v", path, status, doc)
 	}
 	out := map[string]map[string]any{}
-	list, _ := doc["alerts"].([]any)
-	for _, v := range list {
-		a := v.(map[string]any)
-		out[fmt.Sprint(a["rule"])] = a
-	}
-	return out
-}
-
-// verdictsOf returns what each rule of the patient's plan says now, by rule.
-func verdictsOf(t *testing.T, base, token, patient string) map[string]map[string]any {
-	t.Helper()
-	status, doc := call(t, http.DefaultClient, base, token, "GET", "/v1/patients/"+patient+"/verdicts", nil)
-	if status != http.StatusOK {
-		t.Fatalf("GET verdicts: %d %v", status, doc)
-	}
-	out := map[string]map[string]any{}
-	list, _ := doc["verdicts"].([]any)
+	list, _ := doc[key].([]any)
 	for _, v := range list {
 		m := v.(map[string]any)
 		out[fmt.Sprint(m["rule"])] = m
 	}
 	return out
+}
+
+// alertsOf returns the patient's active alerts through the API, by rule.
+func alertsOf(t *testing.T, base, token, patient string) map[string]map[string]any {
+	t.Helper()
+	return byRule(t, base, token, "/v1/alerts?state=firing,acknowledged&patient="+patient, "alerts")
+}
+
+// verdictsOf returns what each rule of the patient's plan says now, by rule.
+func verdictsOf(t *testing.T, base, token, patient string) map[string]map[string]any {
+	t.Helper()
+	return byRule(t, base, token, "/v1/patients/"+patient+"/verdicts", "verdicts")
 }
 
 var hoursRE = regexp.MustCompile(`no heart rate data for ([0-9]+) h`)
