@@ -341,13 +341,19 @@ func TestDashboardPatientPage(t *testing.T) {
 		t.Error("the page was reloaded")
 	}
 
-	// A plan change from the form: a new version, the band moves.
+	// A plan change from the form (sleep in hours: 7.5 h is 450 min),
+	// previewed, then saved: a new version, the band moves.
 	err := chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS("#plan-edit")),
 		chromedp.WaitVisible(chromedp.CSS("#rule-rows [data-rule=sleep-short] [name=below]")),
-		chromedp.SetValue(chromedp.CSS("#rule-rows [data-rule=sleep-short] [name=below]"), "450"),
+		chromedp.SetValue(chromedp.CSS("#rule-rows [data-rule=sleep-short] [name=below]"), "7.5"),
 		chromedp.Click(chromedp.CSS("#plan-save")),
 	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the preview", `!document.querySelector("#plan-preview").hidden`)
+	err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#plan-save")))
 	if err != nil {
 		t.Fatal(err)
 	}
