@@ -649,7 +649,7 @@ func TestEvaluatorPlanChange(t *testing.T) {
 	evCheck(t, nj, "p-1", evWant{
 		rule: "sleep-low", kind: KindThreshold, change: ChangeNotJudged, severity: SeverityWarning, metric: "sleep.total_min",
 		version: 3, effective: eff3, from: evAt(11, 0), to: evAt(11, 0), at: evAt(10, 12),
-		sentence: "sleep not judged: only 0 of the 1 days needed have enough data since plan v3 took effect (the rule judges only days since the change) (plan v3, since 10 Nov)",
+		sentence: "sleep not judged: only 0 of the 1 day needed has enough data since plan v3 took effect (the rule judges only days since the change) (plan v3, since 10 Nov)",
 	})
 	// Not judged again: nothing new.
 	e.evaluate(f.ctx, p, evAt(10, 18), false)

@@ -82,10 +82,14 @@ func (e env) daily(s *series, from, to day) (days []day, sts []*stats) {
 
 // notEnough is the verdict of a rule with too few judged days.
 func notEnough(got, need int, cut bool, version int) verdict {
-	if cut {
-		return verdict{reason: fmt.Sprintf("only %d of the %d days needed have enough data since plan v%d took effect (the rule judges only days since the change)", got, need, version)}
+	few := fmt.Sprintf("only %d of the %d days needed have enough data", got, need)
+	if need == 1 {
+		few = fmt.Sprintf("only %d of the 1 day needed has enough data", got)
 	}
-	return verdict{reason: fmt.Sprintf("only %d of the %d days needed have enough data (wear time)", got, need)}
+	if cut {
+		return verdict{reason: fmt.Sprintf("%s since plan v%d took effect (the rule judges only days since the change)", few, version)}
+	}
+	return verdict{reason: few + " (wear time)"}
 }
 
 // minDays is how many judged days the rule's window needs (the baseline's,

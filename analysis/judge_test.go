@@ -575,7 +575,7 @@ func TestJudgeBaseline(t *testing.T) {
 		{name: "a baseline that does not vary", rule: rule, s: jtBuild(clock{jtLondon}, jtNow, jtHRVKey, append(flat, recent...)...),
 			want: jtWant{reason: "does not vary", from: jtToday - 2, to: jtToday}},
 		{name: "no recent day", rule: rule, s: history(),
-			want: jtWant{reason: "only 0 of the 1 days needed have enough data (wear time)", from: jtToday - 2, to: jtToday}},
+			want: jtWant{reason: "only 0 of the 1 day needed has enough data (wear time)", from: jtToday - 2, to: jtToday}},
 		{name: "by default the recent window spans a plan change",
 			rule: rule, s: history(jtSample{2, 7, 100}, jtSample{1, 7, 100}, jtSample{0, 7, 40}),
 			// (100+100+40)/3 = 80: z = (80-45)/5 = 7, not below -2
@@ -590,7 +590,7 @@ func TestJudgeBaseline(t *testing.T) {
 			want: jtWant{judged: true, value: -1, reference: 45, bound: -2, side: "below", from: jtToday, to: jtToday, days: 1}},
 		{name: "since change: no recent day since the plan change", rule: since, s: history(recent...),
 			env:  jtEnvV(3, jtAt(jtLondon, jtNow, 0, 10)),
-			want: jtWant{reason: "only 0 of the 1 days needed have enough data since plan v3", from: jtToday + 1, to: jtToday}},
+			want: jtWant{reason: "only 0 of the 1 day needed has enough data since plan v3", from: jtToday + 1, to: jtToday}},
 	})
 }
 

@@ -134,7 +134,7 @@ func TestPreviewNewPatient(t *testing.T) {
 	sleep, silent := pv.Rules[0], pv.Rules[1]
 	want := []Unjudged{
 		{From: evAt(15, 0), To: evAt(15, 0), Days: 1, Reason: "before the patient's first plan or data"},
-		{From: evAt(16, 0), To: evAt(16, 0), Days: 1, Reason: "only 0 of the 1 days needed have enough data (wear time)"},
+		{From: evAt(16, 0), To: evAt(16, 0), Days: 1, Reason: "only 0 of the 1 day needed has enough data (wear time)"},
 	}
 	if len(sleep.Unjudged) != 2 || sleep.Unjudged[0] != want[0] || sleep.Unjudged[1] != want[1] {
 		t.Errorf("sleep-low unjudged %+v, want %+v", sleep.Unjudged, want)
