@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/patientpulse/patientpulse/registry"
+	"github.com/patientpulse/patientpulse/server"
 )
 
 // adminFlags parses an admin command's flags over the shared settings,
@@ -25,12 +26,12 @@ func adminFlags(ctx context.Context, name string, args []string, stderr io.Write
 // adminSetup is adminFlags that also returns the settings, for commands
 // that use more than the registry.
 func adminSetup(ctx context.Context, name string, args []string, stderr io.Writer, getenv func(string) string,
-	define func(fs *flag.FlagSet), required ...string) (*registry.Registry, *config, error) {
-	var c config
-	fs := newFlagSet(name, &c)
+	define func(fs *flag.FlagSet), required ...string) (*registry.Registry, *server.Config, error) {
+	var c server.Config
+	fs := server.NewFlagSet(name, &c)
 	fs.SetOutput(stderr)
 	define(fs)
-	if err := load(fs, &c, args, getenv); err != nil {
+	if err := server.Load(fs, &c, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, nil, err
 		}
@@ -48,7 +49,7 @@ func adminSetup(ctx context.Context, name string, args []string, stderr io.Write
 	if len(missing) > 0 {
 		return nil, nil, usageError{fmt.Errorf("%s: %s required", name, strings.Join(missing, " and "))}
 	}
-	reg, err := registry.Open(ctx, c.dsn())
+	reg, err := registry.Open(ctx, c.DSN())
 	return reg, &c, err
 }
 

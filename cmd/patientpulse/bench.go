@@ -51,6 +51,7 @@ import (
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
+	"github.com/patientpulse/patientpulse/server"
 )
 
 // The workload's shape, shared by (a), (b) and (c).
@@ -712,14 +713,14 @@ func (b *bencher) startServe(ctx context.Context, sv *benchServices, dir string,
 	if err != nil {
 		return nil, err
 	}
-	level, _ := c.level()
+	level, _ := c.Level()
 	logs := &benchLogs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	srvCtx, cancel := context.WithCancel(ctx)
 	var serveErr error
 	exited := make(chan struct{})
 	go pprof.Do(srvCtx, pprof.Labels("role", "serve"), func(ctx context.Context) {
-		serveErr = serve(ctx, c, log)
+		serveErr = server.Run(ctx, c, log)
 		close(exited)
 	})
 	var once sync.Once
@@ -756,12 +757,12 @@ func (b *bencher) startServe(ctx context.Context, sv *benchServices, dir string,
 
 // benchServeConfig is serve's configuration from args alone: the user's
 // PATIENTPULSE_* variables and files are not the bench's.
-func benchServeConfig(args []string) (*config, error) {
-	var c config
-	fs := newFlagSet("serve", &c)
+func benchServeConfig(args []string) (*server.Config, error) {
+	var c server.Config
+	fs := server.NewFlagSet("serve", &c)
 	fs.SetOutput(io.Discard)
-	err := load(fs, &c, args, func(string) string { return "" })
-	if err := errors.Join(err, c.validateServe()); err != nil {
+	err := server.Load(fs, &c, args, func(string) string { return "" })
+	if err := errors.Join(err, c.Validate()); err != nil {
 		return nil, usageError{fmt.Errorf("bench: serve settings (--serve-args?): %w", err)}
 	}
 	return &c, nil

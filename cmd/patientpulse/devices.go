@@ -12,6 +12,7 @@ import (
 
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/registry"
+	"github.com/patientpulse/patientpulse/server"
 )
 
 const devicesCommands = "enroll, list, revoke or broker-add"
@@ -47,7 +48,7 @@ func devicesCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if args[0] == "list" {
 		return listDevices(ctx, reg, stdout)
 	}
-	if err := c.validateBrokerAdmin(); err != nil {
+	if err := c.ValidateBrokerAdmin(); err != nil {
 		return usageError{err}
 	}
 	switch args[0] {
@@ -64,14 +65,14 @@ func devicesCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 // --broker-accounts, gives it its broker account. The token goes to stdout
 // only once both are done; when the broker step fails, the enrolment is
 // undone.
-func enrollDevice(ctx context.Context, reg *registry.Registry, c *config, patient, device string, stdout, stderr io.Writer) error {
+func enrollDevice(ctx context.Context, reg *registry.Registry, c *server.Config, patient, device string, stdout, stderr io.Writer) error {
 	token, err := enrollWithAccount(ctx, reg, c, patient, device)
 	if err != nil {
 		return err
 	}
 	// The token alone on stdout, so that a script can capture it.
 	fmt.Fprintln(stdout, token)
-	if c.brokerAccounts {
+	if c.BrokerAccounts {
 		fmt.Fprintf(stderr, "enrolled device %s with its broker account (username %s); its token above is shown only once\n", device, device)
 	} else {
 		fmt.Fprintf(stderr, "enrolled device %s; its token above is shown only once\n", device)
@@ -82,13 +83,13 @@ func enrollDevice(ctx context.Context, reg *registry.Registry, c *config, patien
 // enrollWithAccount enrols the device and, with --broker-accounts, gives
 // it its broker account, and returns its token; when the broker step
 // fails, the enrolment is undone.
-func enrollWithAccount(ctx context.Context, reg *registry.Registry, c *config, patient, device string) (string, error) {
+func enrollWithAccount(ctx context.Context, reg *registry.Registry, c *server.Config, patient, device string) (string, error) {
 	var accounts *ingest.BrokerAccounts
-	if c.brokerAccounts {
+	if c.BrokerAccounts {
 		// Reach the broker before the registry changes: an unreachable
 		// broker or a refused admin account then leaves nothing to undo.
 		var err error
-		if accounts, err = ingest.DialBrokerAccounts(ctx, c.brokerAdminConfig()); err != nil {
+		if accounts, err = ingest.DialBrokerAccounts(ctx, c.BrokerAdminConfig()); err != nil {
 			return "", fmt.Errorf("enroll device %s: nothing changed: %w", device, err)
 		}
 		defer accounts.Close()
@@ -130,17 +131,17 @@ func undoEnroll(ctx context.Context, reg *registry.Registry, accounts *ingest.Br
 // device already revoked in the registry still has its broker account
 // removed, so that running the command again finishes a revocation whose
 // broker step failed.
-func revokeDevice(ctx context.Context, reg *registry.Registry, c *config, device string, stderr io.Writer) error {
+func revokeDevice(ctx context.Context, reg *registry.Registry, c *server.Config, device string, stderr io.Writer) error {
 	err := reg.RevokeDevice(ctx, device)
 	already := errors.Is(err, registry.ErrRevoked)
-	if err != nil && !(already && c.brokerAccounts) {
+	if err != nil && !(already && c.BrokerAccounts) {
 		return err
 	}
-	if !c.brokerAccounts {
+	if !c.BrokerAccounts {
 		fmt.Fprintf(stderr, "revoked device %s\n", device)
 		return nil
 	}
-	accounts, err := ingest.DialBrokerAccounts(ctx, c.brokerAdminConfig())
+	accounts, err := ingest.DialBrokerAccounts(ctx, c.BrokerAdminConfig())
 	if err == nil {
 		err = accounts.RemoveDevice(ctx, device)
 		accounts.Close()
@@ -161,8 +162,8 @@ func revokeDevice(ctx context.Context, reg *registry.Registry, c *config, device
 // token, read from stdin: for devices enrolled before --broker-accounts
 // was switched on, or whose account was lost with the broker's data.
 // The token must be the device's, and the device active.
-func brokerAddDevice(ctx context.Context, reg *registry.Registry, c *config, device string, stdin io.Reader, stderr io.Writer) error {
-	if !c.brokerAccounts {
+func brokerAddDevice(ctx context.Context, reg *registry.Registry, c *server.Config, device string, stdin io.Reader, stderr io.Writer) error {
+	if !c.BrokerAccounts {
 		return usageError{errors.New("devices broker-add: needs --broker-accounts")}
 	}
 	if stdin == nil {
@@ -186,7 +187,7 @@ func brokerAddDevice(ctx context.Context, reg *registry.Registry, c *config, dev
 	if !d.Active() {
 		return fmt.Errorf("devices broker-add: device %s is revoked", device)
 	}
-	accounts, err := ingest.DialBrokerAccounts(ctx, c.brokerAdminConfig())
+	accounts, err := ingest.DialBrokerAccounts(ctx, c.BrokerAdminConfig())
 	if err != nil {
 		return fmt.Errorf("devices broker-add %s: %w", device, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"os/user"
@@ -17,6 +18,7 @@ import (
 	_ "time/tzdata" // the clinic's time zone, on hosts and images without zoneinfo
 
 	"github.com/patientpulse/patientpulse/registry"
+	"github.com/patientpulse/patientpulse/server"
 )
 
 const usage = `patientpulse: remote monitoring for HRT clinics
@@ -89,18 +91,37 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = usageError{fmt.Errorf("unknown command %q", args[0])}
 	}
 	var uerr usageError
+	var cerr server.ConfigError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, &uerr):
+	case errors.As(err, &uerr), errors.As(err, &cerr):
 		fmt.Fprintf(stderr, "patientpulse: %v\n", err)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "patientpulse: %v\n", err)
 		return 1
 	}
+}
+
+// serveCommand runs the pipeline with the settings of args, the
+// environment and the config file until ctx ends.
+func serveCommand(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	var c server.Config
+	fs := server.NewFlagSet("serve", &c)
+	fs.SetOutput(stderr)
+	err := server.Load(fs, &c, args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	if err := errors.Join(err, c.Validate()); err != nil {
+		return usageError{err}
+	}
+	level, _ := c.Level()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return server.Run(ctx, &c, log)
 }
 
 // osUser is the name of the account running the command, as far as it

@@ -14,6 +14,7 @@ import (
 	"github.com/patientpulse/patientpulse/analysis"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/registry"
+	"github.com/patientpulse/patientpulse/server"
 )
 
 const plansCommands = "apply or show"
@@ -66,14 +67,14 @@ func plansCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		}
 		// Windows reach as far back as serve's --backfill-horizon, read
 		// from the same settings.
-		p, err := analysis.ParsePlanWithin(data, c.limits.Backfill)
+		p, err := analysis.ParsePlanWithin(data, c.Limits.Backfill)
 		if err != nil {
 			return err
 		}
 		if dryRun {
 			return previewPlan(ctx, c, reg, p, days, stdout)
 		}
-		v, err := analysis.SavePlanWithin(ctx, reg, &p, c.limits.Backfill)
+		v, err := analysis.SavePlanWithin(ctx, reg, &p, c.Limits.Backfill)
 		if err != nil {
 			return err
 		}
@@ -103,19 +104,19 @@ func plansCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 
 // previewPlan prints what plan p would have raised over the patient's last
 // days, read from serve's InfluxDB, and saves nothing.
-func previewPlan(ctx context.Context, c *config, reg *registry.Registry, p analysis.Plan, days int, stdout io.Writer) error {
+func previewPlan(ctx context.Context, c *server.Config, reg *registry.Registry, p analysis.Plan, days int, stdout io.Writer) error {
 	if days < 1 || days > analysis.MaxPreviewDays {
 		return usageError{fmt.Errorf("plans apply: --days must be 1 to %d", analysis.MaxPreviewDays)}
 	}
 	if _, err := reg.Patient(ctx, p.Patient); err != nil {
 		return fmt.Errorf("plans apply: %w", err)
 	}
-	src := ingest.NewInflux(c.influx)
+	src := ingest.NewInflux(c.Influx)
 	defer src.Close()
-	pv, err := analysis.Preview(ctx, c.analysis, reg, src, p, days, time.Now())
+	pv, err := analysis.Preview(ctx, c.Analysis, reg, src, p, days, time.Now())
 	if err != nil {
 		return fmt.Errorf("plans apply --dry-run: %w", err)
 	}
-	fmt.Fprintf(stdout, "Plan for %s, tried over its last %d days (nothing saved):\n%s", p.Patient, days, pv.Text(c.analysis.Location))
+	fmt.Fprintf(stdout, "Plan for %s, tried over its last %d days (nothing saved):\n%s", p.Patient, days, pv.Text(c.Analysis.Location))
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/patientpulse/patientpulse/analysis"
 	"github.com/patientpulse/patientpulse/examples"
 	"github.com/patientpulse/patientpulse/registry"
+	"github.com/patientpulse/patientpulse/server"
 )
 
 // simArgs are simulate's own flags.
@@ -59,9 +60,9 @@ func simulateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		return usageError{errors.New("simulate: want 1 to 10000 patients, a backfill of at least 1 day (24h) and an interval of at least 1s")}
 	}
 	if a.url == "" {
-		a.url = "http://" + c.httpAddr
+		a.url = "http://" + c.HTTPAddr
 	}
-	loc, err := time.LoadLocation(c.timezone)
+	loc, err := time.LoadLocation(c.Timezone)
 	if err != nil {
 		return usageError{fmt.Errorf("timezone: %w", err)}
 	}
@@ -97,7 +98,7 @@ func simulateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 type simulation struct {
 	args     simArgs
 	reg      *registry.Registry
-	cfg      *config
+	cfg      *server.Config
 	loc      *time.Location
 	out      io.Writer
 	http     *http.Client
@@ -124,7 +125,7 @@ type simPatient struct {
 // devices, whose tokens it keeps in <data-dir>/simulate/tokens.json (the
 // registry keeps only hashes).
 func (s *simulation) enrol(ctx context.Context) error {
-	dir := filepath.Join(s.cfg.dataDir, "simulate")
+	dir := filepath.Join(s.cfg.DataDir, "simulate")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -195,7 +196,7 @@ func (s *simulation) enrol(ctx context.Context) error {
 			}
 		}
 		p.appToken = tokens[p.appID]
-		opts := mqtt.NewClientOptions().AddBroker(s.cfg.mqtt.URL).SetClientID(p.watchID).SetCleanSession(true).
+		opts := mqtt.NewClientOptions().AddBroker(s.cfg.MQTT.URL).SetClientID(p.watchID).SetCleanSession(true).
 			SetUsername(p.watchID).SetPassword(tokens[p.watchID]).SetConnectTimeout(10 * time.Second)
 		p.watch = mqtt.NewClient(opts)
 		if tok := p.watch.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {

@@ -13,13 +13,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/patientpulse/patientpulse/server"
 )
 
 // selfSigned makes a self-signed certificate for 127.0.0.1 in dir, as
 // --tls-self-signed does, and returns its files and a pool trusting it.
 func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
-	certFile, keyFile, _, err := devCertificate(dir)
+	certFile, keyFile, _, err := server.DevCertificate(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

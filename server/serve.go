@@ -1,11 +1,13 @@
-package main
+// Package server assembles the pipeline that `patientpulse serve` runs:
+// the collectors, the writer, analysis, alerts, the staff API and the
+// consoles, from one Config that the admin commands read too. The
+// command, the benchmark and the simulation all start serve through it.
+package server
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,45 +29,38 @@ import (
 	"github.com/patientpulse/patientpulse/registry"
 )
 
-func serveCommand(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	var c config
-	fs := newFlagSet("serve", &c)
-	fs.SetOutput(stderr)
-	err := load(fs, &c, args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	if err := errors.Join(err, c.validateServe()); err != nil {
-		return usageError{err}
-	}
-	level, _ := c.level()
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	return serve(ctx, &c, log)
-}
+// ConfigError marks errors in how serve is configured that only show
+// once it runs (an on-call schedule naming unknown staff): the command
+// exits as for a usage error.
+type ConfigError struct{ Err error }
+
+func (e ConfigError) Error() string { return e.Err.Error() }
+func (e ConfigError) Unwrap() error { return e.Err }
 
 // server is the running pipeline's parts.
 type server struct {
-	cfg    *config
+	cfg    *Config
 	log    *slog.Logger
 	sink   *ingest.Influx
 	writer *ingest.Writer
 	mqtt   *ingest.MQTT // nil with --mqtt=false
 }
 
-// serve runs until ctx ends, then stops in order: the collectors finish
-// what they hold (acknowledging only what is stored), then the writer.
-func serve(ctx context.Context, c *config, log *slog.Logger) error {
-	reg, err := registry.Open(ctx, c.dsn())
+// Run runs serve with c (checked by Validate) until ctx ends, then stops
+// in order: the collectors finish what they hold (acknowledging only
+// what is stored), then the writer.
+func Run(ctx context.Context, c *Config, log *slog.Logger) error {
+	reg, err := registry.Open(ctx, c.DSN())
 	if err != nil {
 		return err
 	}
 	defer reg.Close()
 	// Everyone on the rota must be able to sign in and act on an alert.
-	if err := c.alerts.Schedule.CheckStaff(func(u string) bool {
+	if err := c.Alerts.Schedule.CheckStaff(func(u string) bool {
 		st, err := reg.StaffMember(ctx, u)
 		return err == nil && st.Active()
 	}); err != nil {
-		return usageError{fmt.Errorf("oncall-schedule: %w", err)}
+		return ConfigError{fmt.Errorf("oncall-schedule: %w", err)}
 	}
 	if err := useDevCertificate(c, log); err != nil {
 		return err
@@ -73,44 +68,44 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := ingest.NewMetrics(promReg)
-	s := &server{cfg: c, log: log, sink: ingest.NewInflux(c.influx)}
+	s := &server{cfg: c, log: log, sink: ingest.NewInflux(c.Influx)}
 	defer s.sink.Close()
 	if err := s.ensureBucket(ctx); err != nil {
 		return err
 	}
-	s.writer = ingest.NewWriter(c.writer, s.sink, log, metrics)
-	intake := ingest.NewIntake(reg, c.deviceTTL, c.limits, metrics, log.With("component", "intake"))
-	manager := alerts.NewManager(c.alerts, reg, log.With("component", "alerts"), promReg)
-	evaluator := analysis.NewEvaluator(c.analysis, reg, s.sink, log.With("component", "analysis"), promReg, manager.Transition)
-	if c.mqttOn {
-		if c.brokerAccounts {
+	s.writer = ingest.NewWriter(c.Writer, s.sink, log, metrics)
+	intake := ingest.NewIntake(reg, c.DeviceTTL, c.Limits, metrics, log.With("component", "intake"))
+	manager := alerts.NewManager(c.Alerts, reg, log.With("component", "alerts"), promReg)
+	evaluator := analysis.NewEvaluator(c.Analysis, reg, s.sink, log.With("component", "analysis"), promReg, manager.Transition)
+	if c.MQTTOn {
+		if c.BrokerAccounts {
 			if err := s.ensurePipelineAccount(ctx); err != nil {
 				return err
 			}
 		}
-		s.mqtt = ingest.NewMQTT(c.mqtt, intake, s.writer, metrics, log)
+		s.mqtt = ingest.NewMQTT(c.MQTT, intake, s.writer, metrics, log)
 	}
-	ln, err := net.Listen("tcp", c.httpAddr)
+	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
-	c.auth.Secure, c.auth.Timezone = c.tlsCert != "", c.timezone
-	staffAuth := auth.New(reg, c.auth, reg, log.With("component", "auth"), promReg)
-	hub := alerts.NewHub(c.hub, staffAuth, manager, log.With("component", "hub"), promReg)
+	c.Auth.Secure, c.Auth.Timezone = c.TLSCert != "", c.Timezone
+	staffAuth := auth.New(reg, c.Auth, reg, log.With("component", "auth"), promReg)
+	hub := alerts.NewHub(c.Hub, staffAuth, manager, log.With("component", "hub"), promReg)
 	manager.AddNotifier(hub)
 	var webhook *alerts.Webhook
-	if c.webhook.URL != "" {
-		webhook = alerts.NewWebhook(c.webhook, reg, log.With("component", "webhook"), promReg)
+	if c.Webhook.URL != "" {
+		webhook = alerts.NewWebhook(c.Webhook, reg, log.With("component", "webhook"), promReg)
 		manager.AddNotifier(webhook)
 	}
-	staffAPI := api.New(api.Config{Backfill: c.limits.Backfill}, reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
+	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill}, reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
 	intake.OnStored(func(patient string, points []ingest.Point) {
 		evaluator.Feed(patient, points)
 		hub.Sample(patient, points)
 		staffAPI.Stored(patient, points)
 	})
 	mux := http.NewServeMux()
-	mux.Handle("/v1/ingest", ingest.NewHTTP(c.httpIngest, intake, s.writer, metrics, log))
+	mux.Handle("/v1/ingest", ingest.NewHTTP(c.HTTPIngest, intake, s.writer, metrics, log))
 	staffAuth.Routes(mux)
 	staffAPI.Routes(mux)
 	mux.Handle("GET /v1/ws", staffAuth.Authenticate(hub))
@@ -159,7 +154,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 	if webhook != nil {
 		stage(2, webhook.Run)
 	}
-	log.Info("serving", "http", ln.Addr().String(), "tls", c.tlsCert != "", "mqtt", c.mqttOn)
+	log.Info("serving", "http", ln.Addr().String(), "tls", c.TLSCert != "", "mqtt", c.MQTTOn)
 
 	collectors.Wait()
 	stopStages()
@@ -172,15 +167,15 @@ func serve(ctx context.Context, c *config, log *slog.Logger) error {
 
 // useDevCertificate points the TLS settings at the development
 // certificate under <data-dir>/tls when --tls-self-signed asks for one.
-func useDevCertificate(c *config, log *slog.Logger) error {
-	if !c.tlsSelfSigned {
+func useDevCertificate(c *Config, log *slog.Logger) error {
+	if !c.TLSSelfSigned {
 		return nil
 	}
-	cert, key, fingerprint, err := devCertificate(filepath.Join(c.dataDir, "tls"))
+	cert, key, fingerprint, err := DevCertificate(filepath.Join(c.DataDir, "tls"))
 	if err != nil {
 		return err
 	}
-	c.tlsCert, c.tlsKey = cert, key
+	c.TLSCert, c.TLSKey = cert, key
 	log.Warn("serving HTTPS with a self-signed development certificate", "sha256", fingerprint)
 	return nil
 }
@@ -220,19 +215,19 @@ func (s *server) untilReachable(ctx context.Context, what string, unreachable er
 }
 
 func (s *server) tryEnsurePipelineAccount(ctx context.Context) error {
-	accounts, err := ingest.DialBrokerAccounts(ctx, s.cfg.brokerAdminConfig())
+	accounts, err := ingest.DialBrokerAccounts(ctx, s.cfg.BrokerAdminConfig())
 	if err != nil {
 		return err
 	}
 	defer accounts.Close()
-	return accounts.EnsurePipelineAccount(ctx, s.cfg.mqtt.Username, s.cfg.mqtt.Password)
+	return accounts.EnsurePipelineAccount(ctx, s.cfg.MQTT.Username, s.cfg.MQTT.Password)
 }
 
 func (s *server) serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() {
-		if s.cfg.tlsCert != "" {
-			errc <- srv.ServeTLS(ln, s.cfg.tlsCert, s.cfg.tlsKey)
+		if s.cfg.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
 		} else {
 			errc <- srv.Serve(ln)
 		}
@@ -243,7 +238,7 @@ func (s *server) serveHTTP(ctx context.Context, srv *http.Server, ln net.Listene
 	case <-ctx.Done():
 	}
 	// In-flight requests finish: each waits at most http-write-wait.
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.httpIngest.WriteWait+5*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTPIngest.WriteWait+5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("http shutdown: %w", err)
@@ -259,7 +254,7 @@ func (s *server) routes(mux *http.ServeMux, promReg *prometheus.Registry) http.H
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
-	return securityHeaders(mux, s.cfg.tlsCert != "")
+	return securityHeaders(mux, s.cfg.TLSCert != "")
 }
 
 // readyz answers 200 when the broker (if used) and InfluxDB are reachable,

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/ecdsa"
@@ -19,12 +19,12 @@ import (
 	"time"
 )
 
-// devCertificate returns the paths of a self-signed certificate and key
+// DevCertificate returns the paths of a self-signed certificate and key
 // for this machine under dir, making them on first use and again once
 // they near expiry, and the certificate's SHA-256 fingerprint, which a
 // developer compares with what the browser shows. For development only:
 // no browser trusts it without an exception.
-func devCertificate(dir string) (certFile, keyFile, fingerprint string, err error) {
+func DevCertificate(dir string) (certFile, keyFile, fingerprint string, err error) {
 	certFile, keyFile = filepath.Join(dir, "dev-cert.pem"), filepath.Join(dir, "dev-key.pem")
 	if pair, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
 		if leaf, err := x509.ParseCertificate(pair.Certificate[0]); err == nil && time.Until(leaf.NotAfter) > 7*24*time.Hour {

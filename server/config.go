@@ -1,0 +1,257 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/patientpulse/patientpulse/alerts"
+	"github.com/patientpulse/patientpulse/analysis"
+	"github.com/patientpulse/patientpulse/auth"
+	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/internal/settings"
+)
+
+const envPrefix = "PATIENTPULSE_"
+
+// Config is every setting of every subcommand. All subcommands accept all
+// of them, so that one config file serves `serve` and the admin commands.
+// NewFlagSet and Load fill it; Validate checks what serve needs.
+type Config struct {
+	file     string
+	DataDir  string
+	DB       string
+	logLevel string
+
+	HTTPAddr      string
+	TLSCert       string
+	TLSKey        string
+	TLSSelfSigned bool
+	MQTTOn        bool
+	DeviceTTL     time.Duration
+	MQTT          ingest.MQTTConfig
+	Influx        ingest.InfluxConfig
+	Limits        ingest.Limits
+	Writer        ingest.WriterConfig
+	HTTPIngest    ingest.HTTPConfig
+	Auth          auth.Config
+	Analysis      analysis.Config
+	Timezone      string
+	Alerts        alerts.Config
+	oncallFile    string
+	Hub           alerts.HubConfig
+	wsOrigins     string
+	Webhook       alerts.WebhookConfig
+	webhookEvents string
+
+	// BrokerAccounts: the broker's credentials are patientpulse's to
+	// manage, through Mosquitto's dynamic security plugin, with the admin
+	// account BrokerAdmin (whose URL and CA are the collector's).
+	BrokerAccounts bool
+	BrokerAdmin    ingest.BrokerAdminConfig
+}
+
+// NewFlagSet returns a flag set for a subcommand, holding every setting
+// of c with its default.
+func NewFlagSet(name string, c *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("patientpulse "+name, flag.ContinueOnError)
+	fs.StringVar(&c.file, "config", "", "YAML file of settings, keys named as these flags")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the registry and other local state")
+	fs.StringVar(&c.DB, "db", "", "registry database: a SQLite file path (default <data-dir>/patientpulse.db)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "address of the HTTP(S) listener")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate file: serve HTTPS (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
+	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept under <data-dir>/tls (development only)")
+
+	c.MQTT = ingest.MQTTConfig{ClientID: "patientpulse", ShareGroup: "patientpulse"}
+	fs.BoolVar(&c.MQTTOn, "mqtt", true, "receive device data over MQTT (false: HTTPS only)")
+	fs.StringVar(&c.MQTT.URL, "mqtt-url", "tcp://127.0.0.1:1883", "MQTT broker URL (tcp://, mqtts://)")
+	fs.StringVar(&c.MQTT.Username, "mqtt-username", "", "the pipeline's broker username")
+	fs.StringVar(&c.MQTT.Password, "mqtt-password", "", "the pipeline's broker password (prefer "+envPrefix+"MQTT_PASSWORD)")
+	fs.StringVar(&c.MQTT.CAFile, "mqtt-ca-file", "", "PEM CA bundle to verify an mqtts:// broker")
+	fs.StringVar(&c.MQTT.ClientID, "mqtt-client-id", c.MQTT.ClientID, "fixed MQTT client id: unique per instance, stable across restarts")
+	fs.StringVar(&c.MQTT.ShareGroup, "mqtt-share-group", c.MQTT.ShareGroup, "shared-subscription group of the instances")
+	fs.IntVar(&c.MQTT.MaxInFlight, "mqtt-max-inflight", 1000, "MQTT messages processed at once (match the broker's max_inflight_messages)")
+	fs.DurationVar(&c.MQTT.MaxReconnect, "mqtt-max-reconnect-interval", 30*time.Second, "longest wait between reconnection attempts")
+	fs.BoolVar(&c.BrokerAccounts, "broker-accounts", false, "manage the broker's accounts through Mosquitto's dynamic security plugin: "+
+		"devices enroll/revoke add/remove each device's account (username = device id, password = token), serve its own (--mqtt-username)")
+	fs.StringVar(&c.BrokerAdmin.Username, "broker-admin-username", "", "the dynamic security plugin's admin account (with --broker-accounts)")
+	fs.StringVar(&c.BrokerAdmin.Password, "broker-admin-password", "", "its password (prefer "+envPrefix+"BROKER_ADMIN_PASSWORD)")
+
+	fs.StringVar(&c.Influx.URL, "influx-url", "http://127.0.0.1:8086", "InfluxDB URL")
+	fs.StringVar(&c.Influx.Token, "influx-token", "", "InfluxDB token (1.8: user:password or empty; prefer "+envPrefix+"INFLUX_TOKEN)")
+	fs.StringVar(&c.Influx.Org, "influx-org", "", "InfluxDB organisation (2.x)")
+	fs.StringVar(&c.Influx.Bucket, "influx-bucket", "patientpulse", "InfluxDB bucket (1.8: database[/retention-policy])")
+	fs.DurationVar(&c.Influx.Timeout, "influx-timeout", 30*time.Second, "timeout of one InfluxDB request")
+	fs.BoolVar(&c.Influx.Gzip, "influx-gzip", false, "compress writes to InfluxDB (for a remote InfluxDB over a slow link; on the same host or LAN it only costs CPU)")
+
+	c.Limits = ingest.DefaultLimits()
+	fs.IntVar(&c.Limits.MaxSamples, "max-samples", c.Limits.MaxSamples, "samples per message")
+	fs.DurationVar(&c.Limits.Backfill, "backfill-horizon", c.Limits.Backfill, "oldest sample accepted, back from now")
+	fs.DurationVar(&c.Limits.FutureSkew, "future-skew", c.Limits.FutureSkew, "newest sample accepted, ahead of now")
+	fs.DurationVar(&c.DeviceTTL, "device-cache-ttl", 2*time.Second, "how long a device lookup is remembered: a revocation takes effect within it (0: never remembered)")
+
+	c.Writer = ingest.DefaultWriterConfig()
+	fs.IntVar(&c.Writer.BatchPoints, "write-batch-points", c.Writer.BatchPoints, "points per InfluxDB write")
+	fs.DurationVar(&c.Writer.FlushInterval, "write-flush-interval", c.Writer.FlushInterval, "longest wait before a partial batch is written")
+	fs.IntVar(&c.Writer.MaxPending, "write-max-pending", c.Writer.MaxPending, "points waiting to be stored, at most (bounds memory)")
+	fs.IntVar(&c.Writer.Concurrency, "write-concurrency", c.Writer.Concurrency, "InfluxDB writes in flight")
+
+	c.HTTPIngest = ingest.HTTPConfig{}
+	fs.Int64Var(&c.HTTPIngest.MaxBytes, "max-body-bytes", 512<<10, "largest message accepted, in bytes (HTTPS and MQTT)")
+	fs.IntVar(&c.HTTPIngest.MaxInFlight, "http-max-inflight", 256, "HTTPS ingest requests in progress at once (429 beyond)")
+	fs.DurationVar(&c.HTTPIngest.WriteWait, "http-write-wait", 10*time.Second, "how long an HTTPS request waits to be stored (503 after)")
+	fs.Float64Var(&c.HTTPIngest.DeviceRate, "device-rate", 5, "HTTPS messages per second per device, on average (429 above; 0: no limit)")
+	fs.IntVar(&c.HTTPIngest.DeviceBurst, "device-burst", 60, "HTTPS messages a device may send at once, above --device-rate (a phone catching up)")
+
+	c.Auth = auth.DefaultConfig()
+	fs.DurationVar(&c.Auth.IdleTimeout, "session-idle", c.Auth.IdleTimeout, "a browser session unused this long ends")
+	fs.DurationVar(&c.Auth.MaxAge, "session-max-age", c.Auth.MaxAge, "a browser session ends this long after sign-in, used or not")
+	fs.IntVar(&c.Auth.MaxFailures, "signin-max-failures", c.Auth.MaxFailures, "failed sign-ins of one account, since its last success, that lock it for signin-lockout")
+	fs.IntVar(&c.Auth.MaxAddressFailures, "signin-max-address-failures", c.Auth.MaxAddressFailures, "failed sign-ins from one address that lock it out for signin-lockout")
+	fs.DurationVar(&c.Auth.LockoutWindow, "signin-lockout", c.Auth.LockoutWindow, "how far back failed sign-ins count, and so how long a lock-out lasts")
+
+	c.Analysis = analysis.DefaultConfig()
+	fs.StringVar(&c.Timezone, "timezone", "UTC", "the clinic's IANA time zone (Europe/London): analysis judges its calendar days")
+	fs.IntVar(&c.Analysis.MinWearHours, "analysis-min-wear-hours", c.Analysis.MinWearHours, "hours of a day with activity or heart-rate samples for the day to be judged")
+	fs.DurationVar(&c.Analysis.Interval, "analysis-interval", c.Analysis.Interval, "a patient with new data is evaluated at most this often")
+	fs.DurationVar(&c.Analysis.Sweep, "analysis-sweep", c.Analysis.Sweep, "every patient is evaluated this often (silence, new days); plans applied by the admin commands are read within 10s")
+	fs.IntVar(&c.Analysis.QueueSize, "analysis-queue", c.Analysis.QueueSize, "stored messages waiting for analysis (beyond it, the patient is re-read from InfluxDB)")
+
+	c.Alerts = alerts.DefaultConfig()
+	fs.DurationVar(&c.Alerts.FireAfter, "alert-fire-after", c.Alerts.FireAfter, "a condition must hold this long before its alert fires (damps flapping)")
+	fs.DurationVar(&c.Alerts.ResolveAfter, "alert-resolve-after", c.Alerts.ResolveAfter, "and stay clear this long before its alert resolves by itself")
+	fs.DurationVar(&c.Alerts.Renotify, "alert-renotify", c.Alerts.Renotify, "an alert staff resolved while its condition still holds opens again this long after (at once if the value gets worse)")
+	fs.IntVar(&c.Alerts.MaxOpenPerPatient, "alert-max-per-patient", c.Alerts.MaxOpenPerPatient, "active non-critical alerts per patient; more wait, suppressed, until there is room")
+	fs.StringVar(&c.oncallFile, "oncall-schedule", "", "YAML file of who is on call when, in tiers: unacknowledged critical alerts escalate along it")
+	c.Hub = alerts.DefaultHubConfig()
+	fs.StringVar(&c.wsOrigins, "ws-origins", "", "comma-separated origins (https://host[:port]) besides this server's own that may open the websocket")
+	fs.IntVar(&c.Hub.SendQueue, "ws-send-queue", c.Hub.SendQueue, "messages waiting for one websocket client; a client that lets it fill is disconnected")
+	fs.StringVar(&c.Webhook.URL, "webhook-url", "", "POST every alert change as signed JSON to this URL (https; http only to loopback)")
+	fs.StringVar(&c.Webhook.Secret, "webhook-secret", "", "HMAC-SHA256 key of the webhook's signature (prefer "+envPrefix+"WEBHOOK_SECRET)")
+	fs.StringVar(&c.webhookEvents, "webhook-events", "", "comma-separated alert changes to send (opened, escalated, ...); empty: every change")
+	return fs
+}
+
+// Load parses args into c, which fs (from NewFlagSet) holds, over the
+// file (--config) and PATIENTPULSE_* environment layers.
+func Load(fs *flag.FlagSet, c *Config, args []string, getenv func(string) string) error {
+	err := settings.Load(fs, args, envPrefix, "config", getenv)
+	c.MQTT.MaxBytes = c.HTTPIngest.MaxBytes
+	c.Hub.Origins = commaList(c.wsOrigins)
+	c.Webhook.Events = commaList(c.webhookEvents)
+	return err
+}
+
+// commaList splits a comma-separated setting, dropping empty items.
+func commaList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// DSN is the registry's location.
+func (c *Config) DSN() string {
+	if c.DB != "" {
+		return c.DB
+	}
+	return filepath.Join(c.DataDir, "patientpulse.db")
+}
+
+// Level is the --log-level setting.
+func (c *Config) Level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return 0, errors.New("log-level must be debug, info, warn or error")
+	}
+	return l, nil
+}
+
+// Validate reports every problem of the serve settings at once, and
+// completes c from them (the on-call schedule, the clinic's time zone).
+func (c *Config) Validate() error {
+	errs := []error{c.Limits.Validate(), c.Writer.Validate(), c.HTTPIngest.Validate(), c.Influx.Validate(), c.Auth.Validate(), c.Analysis.Validate()}
+	errs = append(errs, c.Alerts.Validate(), c.Webhook.Validate())
+	if c.oncallFile != "" {
+		s, err := alerts.LoadOnCall(c.oncallFile)
+		errs = append(errs, err)
+		c.Alerts.Schedule = s
+	}
+	if c.Hub.SendQueue < 1 {
+		errs = append(errs, errors.New("ws-send-queue must be at least 1"))
+	}
+	if loc, err := time.LoadLocation(c.Timezone); err != nil || c.Timezone == "" || c.Timezone == "Local" {
+		errs = append(errs, fmt.Errorf("timezone %q: want an IANA zone such as Europe/London or UTC", c.Timezone))
+	} else {
+		c.Analysis.Location = loc
+	}
+	if _, err := c.Level(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MQTTOn {
+		errs = append(errs, c.MQTT.Validate())
+		if c.BrokerAccounts {
+			errs = append(errs, c.BrokerAdmin.Validate())
+			if c.MQTT.Username == "" || c.MQTT.Password == "" {
+				errs = append(errs, errors.New("broker-accounts needs mqtt-username and mqtt-password: the pipeline's own broker account, which serve creates"))
+			} else if c.MQTT.Username == c.BrokerAdmin.Username {
+				errs = append(errs, errors.New("mqtt-username must not be broker-admin-username: the pipeline has its own broker account"))
+			}
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	if c.TLSSelfSigned && c.TLSCert != "" {
+		errs = append(errs, errors.New("tls-self-signed and tls-cert exclude each other"))
+	}
+	readable := true
+	for _, f := range []struct{ name, path string }{{"tls-cert", c.TLSCert}, {"tls-key", c.TLSKey}} {
+		if _, err := os.Stat(f.path); f.path != "" && err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+			readable = false
+		}
+	}
+	if c.TLSCert != "" && c.TLSKey != "" && readable {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			errs = append(errs, fmt.Errorf("tls-cert, tls-key: %w", err))
+		}
+	}
+	if c.DeviceTTL < 0 || c.DeviceTTL > time.Hour {
+		errs = append(errs, errors.New("device-cache-ttl must be between 0 and 1h"))
+	}
+	if c.Writer.MaxPending < c.Limits.MaxSamples {
+		errs = append(errs, errors.New("write-max-pending must be at least max-samples"))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateBrokerAdmin reports every problem of the settings with which
+// the admin commands reach the broker's dynamic security plugin; none
+// when --broker-accounts is off.
+func (c *Config) ValidateBrokerAdmin() error {
+	if !c.BrokerAccounts {
+		return nil
+	}
+	return errors.Join(c.MQTT.Validate(), c.BrokerAdmin.Validate())
+}
+
+// BrokerAdminConfig is how to reach the dynamic security plugin: with
+// the admin account, over the collector's URL and CA.
+func (c *Config) BrokerAdminConfig() ingest.BrokerAdminConfig {
+	b := c.BrokerAdmin
+	b.URL, b.CAFile = c.MQTT.URL, c.MQTT.CAFile
+	return b
+}
