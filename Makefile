@@ -7,8 +7,14 @@ COMPOSE ?= docker-compose
 
 all: build
 
+# Long steps say what they do and how long they usually take
+# (scripts/progress.sh), and every 20 seconds that they are still at it.
+PROGRESS := bash scripts/progress.sh
+
 build: web
-	$(GO) build -trimpath -o $(BIN) ./cmd/patientpulse
+	@$(PROGRESS) "building patientpulse ($(BIN)) with go build" \
+		"1-3 minutes the first time, while Go downloads and compiles the modules; seconds after" \
+		$(GO) build -trimpath -o $(BIN) ./cmd/patientpulse
 
 # web installs the web app's charting library (uPlot, pinned by
 # dashboards/package-lock.json) from npm and copies its bundle into
@@ -17,7 +23,9 @@ build: web
 WEB_VENDOR := dashboards/web/vendor
 web:
 	@command -v npm >/dev/null || bash scripts/services.sh apt-install npm
-	cd dashboards && npm ci --no-audit --no-fund
+	@$(PROGRESS) "installing the web app's charting library (uPlot) with npm ci" \
+		"10-30 seconds the first time, to download it; a few seconds after" \
+		sh -c "cd dashboards && npm ci --no-audit --no-fund"
 	mkdir -p $(WEB_VENDOR)
 	cp dashboards/node_modules/uplot/dist/uPlot.iife.min.js dashboards/node_modules/uplot/dist/uPlot.min.css $(WEB_VENDOR)/
 

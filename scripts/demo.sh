@@ -32,9 +32,15 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# shellcheck source=scripts/progress.sh
+source scripts/progress.sh
+
 # Always (re)built: a binary from an older checkout would not know the
 # settings that services.sh writes.
-go build -trimpath -o "$BIN" ./cmd/patientpulse
+progress "demo: building patientpulse with go build" \
+	"seconds after make demo's own build; 1-3 minutes on a first build" \
+	go build -trimpath -o "$BIN" ./cmd/patientpulse
+echo "demo: starting the local Mosquitto and InfluxDB (usually a few seconds)"
 bash scripts/services.sh start
 
 # login USER ROLE adds a staff member once, with a generated password kept
@@ -70,6 +76,7 @@ EOF
 "$BIN" serve --config "$CONFIG" --http-addr "127.0.0.1:$HTTP_PORT" --oncall-schedule .local/oncall.yaml \
 	--alert-fire-after 0s --analysis-interval 5s >>.local/log/serve.log 2>&1 &
 pids+=($!)
+echo "demo: starting patientpulse serve on $URL (usually a few seconds; log: .local/log/serve.log)"
 for _ in $(seq 1 60); do
 	curl -sf "$URL/readyz" >/dev/null && break
 	sleep 0.5
@@ -80,7 +87,7 @@ curl -sf "$URL/readyz" >/dev/null || { tail -20 .local/log/serve.log; echo "demo
 "$BIN" simulate --config "$CONFIG" --url "$URL" --patients "$PATIENTS" --backfill 720h --interval 1m \
 	--clinician demo-clinician >>.local/log/simulate.log 2>&1 &
 pids+=($!)
-echo "demo: simulating $PATIENTS patients; sending their last 30 days (log: .local/log/simulate.log)"
+echo "demo: simulating $PATIENTS patients; sending their last 30 days (usually 10-60 seconds; log: .local/log/simulate.log)"
 for _ in $(seq 1 240); do
 	grep -q "history sent" .local/log/simulate.log 2>/dev/null && break
 	kill -0 "${pids[1]}" 2>/dev/null || { tail -5 .local/log/simulate.log; echo "demo: simulate stopped" >&2; exit 1; }

@@ -42,6 +42,11 @@ PIPELINE_PASSWORD_FILE=$LOCAL/mosquitto/pipeline.password
 BROKER_ADMIN="admin"
 PIPELINE_USER="patientpulse"
 
+# progress WHAT USUALLY CMD...: says what a long step does and how long it
+# usually takes, then that it is still at it.
+# shellcheck source=scripts/progress.sh
+source "$ROOT/scripts/progress.sh"
+
 die() {
 	printf 'services.sh: %s\n' "$*" >&2
 	exit 1
@@ -146,12 +151,15 @@ find_influxd() {
 apt_install() {
 	command -v apt-get >/dev/null ||
 		die "no apt-get: install $* with your system's package manager (macOS: brew install mosquitto)"
+	local what="installing $* from Debian's packages with apt-get"
 	if ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; then
-		as_root apt-get update
+		progress "updating Debian's package lists (apt-get update)" "10-60 seconds" as_root apt-get update
 	fi
-	if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; then
-		as_root apt-get update
-		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+	if ! progress "$what" "under a minute; chromium or docker-compose 1-3 minutes" \
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; then
+		progress "updating Debian's package lists (apt-get update)" "10-60 seconds" as_root apt-get update
+		progress "$what" "under a minute; chromium or docker-compose 1-3 minutes" \
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
 	fi
 }
 
@@ -173,8 +181,9 @@ cmd_install() {
 		return
 	fi
 	command -v go >/dev/null || die "go is needed to build influxd: install Go, then run this again"
-	echo "building influxd 1.8.10 with go install (about a minute)..."
-	go install "$INFLUXD_MODULE"
+	# Nothing else is printed meanwhile: go install is silent until done.
+	progress "building influxd 1.8.10 into $(go_bin_dirs | head -n1) with go install, once" \
+		"1-2 minutes, to download and compile its modules" go install "$INFLUXD_MODULE"
 	influxd=$(find_influxd) || die "go install succeeded but no influxd 1.x in $(go_bin_dirs | paste -sd ' ')"
 	echo "influxd: $influxd"
 }
