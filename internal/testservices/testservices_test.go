@@ -17,6 +17,9 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
+// keepDirs reports whether KEEP_TEST_SERVICES=1 asks to keep the directories.
+func keepDirs() bool { return os.Getenv("KEEP_TEST_SERVICES") == "1" }
+
 // fakeTB records what Require asks of a test. Only the methods Require may
 // call are implemented; any other call panics on the nil embedded TB.
 type fakeTB struct {

@@ -1,4 +1,4 @@
-package testservices
+package services
 
 import (
 	"errors"
@@ -84,7 +84,7 @@ func StartInflux() (*Influx, error) {
 
 // influxConfig returns influxd's configuration.
 func influxConfig(httpPort, rpcPort int, dir string) string {
-	return fmt.Sprintf(`# Written by internal/testservices.
+	return fmt.Sprintf(`# Written by internal/services.
 reporting-disabled = true
 bind-address = %q
 

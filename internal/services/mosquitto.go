@@ -1,4 +1,4 @@
-package testservices
+package services
 
 import (
 	"crypto/rand"
@@ -188,7 +188,7 @@ func mosquittoConfig(port int, dir string, anonymous bool) string {
 		// cannot write to a temporary directory owned by root.
 		user = "user root\n"
 	}
-	return fmt.Sprintf(`# Written by internal/testservices.
+	return fmt.Sprintf(`# Written by internal/services.
 listener %d 127.0.0.1
 allow_anonymous %t
 persistence true
