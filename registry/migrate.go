@@ -203,6 +203,15 @@ var sqliteMigrations = []migration{
 			`CREATE INDEX alerts_patient ON alerts (patient_id, id)`,
 		},
 	},
+	{
+		version: 7,
+		name:    "write probe",
+		stmts: []string{
+			// Empty between probes: WriteProbe inserts a row that needs
+			// new pages and deletes it in one transaction (see health.go).
+			`CREATE TABLE write_probe (filler BLOB NOT NULL) STRICT`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table
