@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -254,4 +256,67 @@ func TestWriterStopFailsPending(t *testing.T) {
 	if err := w.Write(context.Background(), lines("m", 1)); !errors.Is(err, ErrStopped) {
 		t.Errorf("Write after stop: got %v, want ErrStopped", err)
 	}
+}
+
+func TestWriterBoundsPendingBytes(t *testing.T) {
+	cfg := testWriterConfig()
+	cfg.BatchPoints, cfg.MaxPending = 1000, 100000
+	one := len(lines("m", 1))
+	cfg.MaxPendingBytes = int64(4 * one) // four one-point lines, whatever the point count allows
+	sink := &fakeSink{block: make(chan struct{})}
+	w := startWriter(t, cfg, sink)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { _ = w.Write(context.Background(), lines("m", 2)) })
+	}
+	waitFor(t, func() bool { return w.heldBytes.Load() == int64(4*one) })
+	if err := w.TryWrite(context.Background(), lines("m", 1)); !errors.Is(err, ErrBusy) {
+		t.Errorf("TryWrite with the bytes bound reached: got %v, want ErrBusy", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := w.Write(ctx, lines("m", 1)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Write with the bytes bound reached: got %v, want it to wait for room", err)
+	}
+	if err := w.Write(context.Background(), lines("m", 5)); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Write larger than the bytes bound: got %v, want a refusal at once", err)
+	}
+	close(sink.block)
+	wg.Wait()
+	if got := len(sink.stored()); got != 4 {
+		t.Errorf("stored %d points, want 4", got)
+	}
+	if err := w.TryWrite(context.Background(), lines("m", 4)); err != nil {
+		t.Errorf("TryWrite once the room is back: %v", err)
+	}
+}
+
+func TestWriterHandsMemoryBackWhenIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := NewWriter(testWriterConfig(), &fakeSink{}, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(nil))
+		var freed atomic.Int32
+		w.freeMemory = func() { freed.Add(1) }
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go w.handBack(ctx, time.Second)
+		steps := []struct {
+			name         string
+			stored, held int64
+			want         int
+		}{
+			{name: "a small volume", stored: releaseAfter - 1, want: 0},
+			{name: "a large volume still draining", stored: releaseAfter, held: releaseIdle + 1, want: 0},
+			{name: "drained", stored: releaseAfter, want: 1},
+			{name: "idle since", want: 1},
+		}
+		for _, s := range steps {
+			w.storedBytes.Store(s.stored)
+			w.heldBytes.Store(s.held)
+			time.Sleep(10 * time.Second) // ten checks
+			synctest.Wait()
+			if n := int(freed.Load()); n != s.want {
+				t.Fatalf("%s: memory handed back %d times, want %d", s.name, n, s.want)
+			}
+		}
+	})
 }
