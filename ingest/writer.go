@@ -434,7 +434,13 @@ func (w *Writer) wakeRetries() {
 // marked available again, and the next write tells for sure. Only a good
 // write clears the mark while retries are waiting, so that a store that
 // answers pings but refuses writes keeps its backoff.
+//
+// It pings once at once, so that a writer started while the store is
+// down refuses TryWrite from the start instead of after a failed write.
 func (w *Writer) probe(ctx context.Context) {
+	if err := w.sink.Ping(ctx); err != nil && ctx.Err() == nil {
+		w.setDown(true, err)
+	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {

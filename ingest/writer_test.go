@@ -320,3 +320,14 @@ func TestWriterHandsMemoryBackWhenIdle(t *testing.T) {
 		}
 	})
 }
+
+// A writer started while the store is down refuses HTTPS at once, before
+// any write has failed.
+func TestWriterStartsUnavailableWhenStoreIsDown(t *testing.T) {
+	sink := &fakeSink{failFor: 1 << 30}
+	w := startWriter(t, testWriterConfig(), sink)
+	waitFor(t, func() bool { return !w.Available() })
+	if err := w.TryWrite(context.Background(), lines("m", 1)); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("TryWrite with the store down from the start: got %v, want ErrUnavailable", err)
+	}
+}

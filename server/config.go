@@ -30,6 +30,7 @@ type Config struct {
 	logLevel string
 
 	HTTPAddr      string
+	DebugAddr     string // loopback address of the pprof listener; empty: none
 	TLSCert       string
 	TLSKey        string
 	TLSSelfSigned bool
@@ -67,6 +68,7 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "address of the HTTP(S) listener")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "loopback address (127.0.0.1:6060) on which to serve Go's profiles under /debug/pprof/; empty: off")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate file: serve HTTPS (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
 	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept under <data-dir>/tls (development only)")
@@ -103,6 +105,7 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.IntVar(&c.Writer.BatchPoints, "write-batch-points", c.Writer.BatchPoints, "points per InfluxDB write")
 	fs.DurationVar(&c.Writer.FlushInterval, "write-flush-interval", c.Writer.FlushInterval, "longest wait before a partial batch is written")
 	fs.IntVar(&c.Writer.MaxPending, "write-max-pending", c.Writer.MaxPending, "points waiting to be stored, at most (bounds memory)")
+	fs.Int64Var(&c.Writer.MaxPendingBytes, "write-max-pending-bytes", c.Writer.MaxPendingBytes, "bytes of points (line protocol) waiting to be stored, at most (bounds memory while a backlog drains)")
 	fs.IntVar(&c.Writer.Concurrency, "write-concurrency", c.Writer.Concurrency, "InfluxDB writes in flight")
 
 	c.HTTPIngest = ingest.HTTPConfig{}
@@ -235,6 +238,11 @@ func (c *Config) Validate() error {
 	if c.Writer.MaxPending < c.Limits.MaxSamples {
 		errs = append(errs, errors.New("write-max-pending must be at least max-samples"))
 	}
+	// A message's points take up to about twice its JSON in line protocol.
+	if c.Writer.MaxPendingBytes < 4*c.HTTPIngest.MaxBytes {
+		errs = append(errs, errors.New("write-max-pending-bytes must be at least four times max-body-bytes"))
+	}
+	errs = append(errs, checkDebugAddr(c.DebugAddr))
 	return errors.Join(errs...)
 }
 

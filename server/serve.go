@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,12 +44,22 @@ type server struct {
 	log    *slog.Logger
 	sink   *ingest.Influx
 	writer *ingest.Writer
-	mqtt   *ingest.MQTT // nil with --mqtt=false
+	mqtt   *ingest.MQTT         // nil with --mqtt=false
+	probe  *registry.WriteProbe // whether the registry can write, for /readyz
+	stored atomic.Bool          // InfluxDB answered and the bucket exists
 }
 
 // Run runs serve with c (checked by Validate) until ctx ends, then stops
 // in order: the collectors finish what they hold (acknowledging only
 // what is stored), then the writer.
+//
+// Everything that does not need InfluxDB starts at once, so that serve
+// starts degraded while InfluxDB or the broker is down: /healthz, the
+// staff API and consoles (series answer 503), HTTPS ingest (503 with
+// Retry-After while nothing can be stored), analysis (its rebuilds retry)
+// and alerts. The MQTT collector connects only once InfluxDB has
+// answered, so that the broker keeps the devices' messages meanwhile;
+// see takeMQTT.
 func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	reg, err := registry.Open(ctx, c.DSN())
 	if err != nil {
@@ -68,26 +79,23 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := ingest.NewMetrics(promReg)
-	s := &server{cfg: c, log: log, sink: ingest.NewInflux(c.Influx)}
+	s := &server{cfg: c, log: log, sink: ingest.NewInflux(c.Influx), probe: reg.WriteProbe(5 * time.Second)}
 	defer s.sink.Close()
-	if err := s.ensureBucket(ctx); err != nil {
-		return err
-	}
 	s.writer = ingest.NewWriter(c.Writer, s.sink, log, metrics)
 	intake := ingest.NewIntake(reg, c.DeviceTTL, c.Limits, metrics, log.With("component", "intake"))
 	manager := alerts.NewManager(c.Alerts, reg, log.With("component", "alerts"), promReg)
 	evaluator := analysis.NewEvaluator(c.Analysis, reg, s.sink, log.With("component", "analysis"), promReg, manager.Transition)
 	if c.MQTTOn {
-		if c.BrokerAccounts {
-			if err := s.ensurePipelineAccount(ctx); err != nil {
-				return err
-			}
-		}
 		s.mqtt = ingest.NewMQTT(c.MQTT, intake, s.writer, metrics, log)
 	}
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
+	}
+	debugLn, err := listenDebug(c.DebugAddr)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	c.Auth.Secure, c.Auth.Timezone = c.TLSCert != "", c.Timezone
 	staffAuth := auth.New(reg, c.Auth, reg, log.With("component", "auth"), promReg)
@@ -129,11 +137,16 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	collectorsCtx, stopCollectors := context.WithCancel(ctx)
 	defer stopCollectors()
 	var collectors sync.WaitGroup
-	errs := make([]error, 2)
-	if s.mqtt != nil {
-		collectors.Go(func() { errs[0] = s.mqtt.Run(collectorsCtx); stopCollectors() })
-	}
+	errs := make([]error, 3)
+	collectors.Go(func() {
+		if errs[0] = s.takeMQTT(collectorsCtx); errs[0] != nil {
+			stopCollectors()
+		}
+	})
 	collectors.Go(func() { errs[1] = s.serveHTTP(collectorsCtx, httpSrv, ln); stopCollectors() })
+	if debugLn != nil {
+		collectors.Go(func() { errs[2] = serveDebug(collectorsCtx, debugLn, log); stopCollectors() })
+	}
 	// Analysis, alerts and the webhook stop with the collectors (and stop
 	// them if one fails to start): what analysis has not evaluated is
 	// rebuilt from InfluxDB at the next start, and the alerts resume from
@@ -154,7 +167,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	if webhook != nil {
 		stage(2, webhook.Run)
 	}
-	log.Info("serving", "http", ln.Addr().String(), "tls", c.TLSCert != "", "mqtt", c.MQTTOn)
+	log.Info("serving", "http", ln.Addr().String(), "tls", c.TLSCert != "", "mqtt", c.MQTTOn, "debug", c.DebugAddr)
 
 	collectors.Wait()
 	stopStages()
@@ -180,11 +193,40 @@ func useDevCertificate(c *Config, log *slog.Logger) error {
 	return nil
 }
 
-// ensureBucket makes sure the bucket exists before anything is taken in.
-// While InfluxDB is unreachable it keeps trying (it may be starting next
-// to us); any other problem, such as a refused token, ends serve.
-func (s *server) ensureBucket(ctx context.Context) error {
-	return s.untilReachable(ctx, "influxdb", ingest.ErrUnavailable, s.sink.EnsureBucket)
+// takeMQTT waits until InfluxDB answers and the bucket exists (a
+// refused token or any other lasting problem ends serve), then, with
+// --mqtt, makes sure of the pipeline's broker account and runs the MQTT
+// collector until ctx ends. Until then the collector does not connect,
+// so that the broker keeps the devices' messages in the pipeline's
+// persistent session instead of handing them to a pipeline that cannot
+// store them. Should InfluxDB go away later, the collector stays
+// subscribed: the writer's bounds stop it taking more than
+// --mqtt-max-inflight messages, the broker queues the rest, and
+// unsubscribing would make the broker drop what arrives for a shared
+// subscription no instance holds.
+func (s *server) takeMQTT(ctx context.Context) error {
+	start := time.Now()
+	err := s.untilReachable(ctx, "influxdb", ingest.ErrUnavailable, s.sink.EnsureBucket)
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.stored.Store(true)
+	s.log.Info("influxdb answers", "after", time.Since(start).Round(time.Millisecond))
+	if s.mqtt == nil {
+		return nil
+	}
+	if s.cfg.BrokerAccounts {
+		if err := s.ensurePipelineAccount(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	return s.mqtt.Run(ctx)
 }
 
 // ensurePipelineAccount makes sure, with --broker-accounts, that the
@@ -197,10 +239,11 @@ func (s *server) ensurePipelineAccount(ctx context.Context) error {
 }
 
 // untilReachable runs try until it succeeds or fails with an error other
-// than unreachable, waiting longer after each unreachable (1s doubling to
-// 30s), for a service that may be starting next to us.
+// than unreachable, waiting a little longer after each unreachable (200ms
+// doubling to 2s: a service starting next to us, or coming back, is used
+// within about two seconds of answering).
 func (s *server) untilReachable(ctx context.Context, what string, unreachable error, try func(context.Context) error) error {
-	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		err := try(ctx)
 		if err == nil || !errors.Is(err, unreachable) || ctx.Err() != nil {
 			return err
@@ -255,27 +298,4 @@ func (s *server) routes(mux *http.ServeMux, promReg *prometheus.Registry) http.H
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 	return securityHeaders(mux, s.cfg.TLSCert != "")
-}
-
-// readyz answers 200 when the broker (if used) and InfluxDB are reachable,
-// 503 otherwise, naming which is not.
-func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
-	status := map[string]string{"influxdb": "up", "mqtt": "disabled"}
-	ready := true
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if !s.writer.Available() || s.sink.Ping(ctx) != nil {
-		status["influxdb"], ready = "down", false
-	}
-	if s.mqtt != nil {
-		status["mqtt"] = "up"
-		if !s.mqtt.Connected() {
-			status["mqtt"], ready = "down", false
-		}
-	}
-	code := http.StatusOK
-	if !ready {
-		code = http.StatusServiceUnavailable
-	}
-	httpx.WriteJSON(w, code, status)
 }
