@@ -180,15 +180,17 @@ func (s *Influx) ensureDatabase(ctx context.Context) error {
 }
 
 // query1 runs an InfluxQL statement on a 1.x server and returns its JSON.
+// A "user:password" token goes as Basic credentials: influxd 1.x reads u
+// and p from the URL only, never from a form body, and a URL would carry
+// the password into access logs.
 func (s *Influx) query1(ctx context.Context, stmt string) (string, error) {
 	q := url.Values{"q": {stmt}}
-	if user, pass, ok := strings.Cut(s.cfg.Token, ":"); ok {
-		q.Set("u", user)
-		q.Set("p", pass)
-	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL+"/query", strings.NewReader(q.Encode()))
 	if err != nil {
 		return "", err
+	}
+	if user, pass, ok := strings.Cut(s.cfg.Token, ":"); ok {
+		req.SetBasicAuth(user, pass)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := s.http.Do(req)

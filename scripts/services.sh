@@ -16,7 +16,11 @@
 # kept in .local/mosquitto/admin.password; the pipeline's own account
 # (password in .local/mosquitto/pipeline.password) is made by patientpulse
 # serve, and each device's by patientpulse devices enroll, both with the
-# settings in .local/patientpulse.yaml (0600). The ports are not the
+# settings in .local/patientpulse.yaml (0600). InfluxDB runs with
+# authentication on: its admin user is made on the first start with a
+# generated password kept in .local/influxdb/admin.password (0600), and
+# patientpulse uses it (influx-token admin:password in the same file);
+# InfluxDB refuses a request without it. The ports are not the
 # standard ones because many machines, this project's included, already
 # run a system Mosquitto on 1883:
 #
@@ -40,6 +44,8 @@ DYNSEC_FILE=$LOCAL/mosquitto/dynamic-security.json
 ADMIN_PASSWORD_FILE=$LOCAL/mosquitto/admin.password
 PIPELINE_PASSWORD_FILE=$LOCAL/mosquitto/pipeline.password
 BROKER_ADMIN="admin"
+INFLUX_PASSWORD_FILE=$LOCAL/influxdb/admin.password
+INFLUX_ADMIN="admin"
 PIPELINE_USER="patientpulse"
 
 # progress WHAT USUALLY CMD...: says what a long step does and how long it
@@ -218,6 +224,50 @@ http_status() {
 	) 2>/dev/null
 }
 
+# urlencode prints $1 form-encoded (application/x-www-form-urlencoded).
+urlencode() {
+	local LC_ALL=C s=$1 i c out=""
+	for ((i = 0; i < ${#s}; i++)); do
+		c=${s:i:1}
+		case $c in
+		[A-Za-z0-9._~-]) out+=$c ;;
+		*) printf -v c '%%%02X' "'$c" && out+=$c ;;
+		esac
+	done
+	printf '%s' "$out"
+}
+
+# influx_query runs the InfluxQL statement $3 on the influxd on port $1,
+# as user:password $2 (none when empty), and prints the status code, a
+# space and the body ("000 " when there is no answer). Bash alone, through
+# /dev/tcp: no password on any command line.
+influx_query() {
+	local LC_ALL=C port=$1 auth=$2 body
+	body="q=$(urlencode "$3")"
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$port" || {
+			echo "000 "
+			exit 0
+		}
+		{
+			printf 'POST /query HTTP/1.0\r\nHost: 127.0.0.1\r\n'
+			if [[ -n $auth ]]; then
+				printf 'Authorization: Basic %s\r\n' "$(printf '%s' "$auth" | base64 | tr -d '\n')"
+			fi
+			printf 'Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s' "${#body}" "$body"
+		} >&3
+		code="" reply=""
+		read -r -t 5 _ code _ <&3 || true
+		while IFS= read -r -t 5 line <&3 && [[ $line != $'\r' && -n $line ]]; do :; done
+		reply=$(timeout 5 cat <&3 || true)
+		printf '%s %s\n' "${code:-000}" "$reply"
+	) 2>/dev/null
+}
+
+# influx_ok tells whether a reply of influx_query is a success: 200 and no
+# statement error.
+influx_ok() { [[ $1 == "200 "* && $1 != *'"error"'* ]]; }
+
 mqtt_ready() { port_in_use "$1"; }
 influx_ready() { [[ $(http_status "$1" /ping) == 204 ]]; }
 
@@ -337,7 +387,7 @@ bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
 [http]
   enabled = true
   bind-address = "127.0.0.1:$INFLUX_PORT"
-  auth-enabled = false
+  auth-enabled = true
   log-enabled = false
   flux-enabled = true
 
@@ -366,10 +416,38 @@ start_mosquitto() {
 	await mosquitto mqtt_ready "$MQTT_PORT" 10
 }
 
+# init_influx_auth makes InfluxDB's admin user once, on the first start
+# with auth on (influxd takes CREATE USER ... WITH ALL PRIVILEGES without
+# credentials only while it has no admin user), with a generated password
+# kept in $INFLUX_PASSWORD_FILE (0600); later starts check that password.
+# Either way it checks that a request without credentials is refused.
+init_influx_auth() {
+	local port=$1 password reply
+	if [[ ! -s $INFLUX_PASSWORD_FILE ]]; then
+		(umask 077 && new_secret >"$INFLUX_PASSWORD_FILE")
+	fi
+	password=$(<"$INFLUX_PASSWORD_FILE")
+	if ! influx_ok "$(influx_query "$port" "$INFLUX_ADMIN:$password" "SHOW USERS")"; then
+		reply=$(influx_query "$port" "" "CREATE USER \"$INFLUX_ADMIN\" WITH PASSWORD '$password' WITH ALL PRIVILEGES")
+		if ! influx_ok "$reply"; then
+			stop_one influxd >/dev/null
+			die "influxd has an admin user already, but not with ${INFLUX_PASSWORD_FILE#"$ROOT"/}'s password (${reply%% *}): put that password back, or remove .local/influxdb to start afresh (its data goes too)"
+		fi
+		echo "influxd: made its admin user $INFLUX_ADMIN (password in ${INFLUX_PASSWORD_FILE#"$ROOT"/})"
+	fi
+	reply=$(influx_query "$port" "" "SHOW DATABASES")
+	if [[ $reply != "401 "* ]]; then
+		stop_one influxd >/dev/null
+		die "influxd on 127.0.0.1:$port answered a query without credentials (${reply%% *}, want 401): its authentication is off"
+	fi
+}
+
 start_influxd() {
 	local bin=$1 pid conf var
 	if pid=$(running_pid influxd); then
 		INFLUX_PORT=$(recorded_port influxd)
+		grep -q '^ *auth-enabled = true' "$LOCAL/influxdb/influxdb.conf" 2>/dev/null ||
+			die "the running influxd (pid $pid) has an older configuration, without authentication: run 'bash scripts/services.sh stop', then start again"
 		echo "influxd: already running (pid $pid) on 127.0.0.1:$INFLUX_PORT"
 	else
 		conf=$(write_influxd_conf)
@@ -386,10 +464,11 @@ start_influxd() {
 		echo "influxd: started (pid $(<"$RUN_DIR/influxd.pid")) on 127.0.0.1:$INFLUX_PORT"
 	fi
 	await influxd influx_ready "$INFLUX_PORT" 30
+	init_influx_auth "$INFLUX_PORT"
 }
 
 write_patientpulse_yaml() {
-	# It holds the broker's passwords.
+	# It holds the broker's and InfluxDB's passwords.
 	(
 		umask 077
 		cat >"$LOCAL/patientpulse.yaml" <<EOF
@@ -398,6 +477,8 @@ write_patientpulse_yaml() {
 mqtt-url: tcp://127.0.0.1:$MQTT_PORT
 influx-url: http://127.0.0.1:$INFLUX_PORT
 influx-bucket: patientpulse
+# InfluxDB 1.8's admin user, as user:password; serve creates the database.
+influx-token: "$INFLUX_ADMIN:$(<"$INFLUX_PASSWORD_FILE")"
 data-dir: "$LOCAL/data"
 # The broker's accounts are patientpulse's to manage (dynamic security
 # plugin): devices enroll/revoke add and remove each device's, serve makes
@@ -437,6 +518,7 @@ Local services are up:
   MQTT      tcp://127.0.0.1:$MQTT_PORT    log .local/log/mosquitto.log
             no anonymous access; admin account $BROKER_ADMIN, password in .local/mosquitto/admin.password
   InfluxDB  http://127.0.0.1:$INFLUX_PORT  (1.8, Flux on; log .local/log/influxd.log)
+            auth on; admin user $INFLUX_ADMIN, password in ${INFLUX_PASSWORD_FILE#"$ROOT"/}
 Run patientpulse against them:
   go run ./cmd/patientpulse serve --config .local/patientpulse.yaml
 Stop them:
@@ -498,7 +580,7 @@ cmd_status() {
 }
 
 usage() {
-	sed -n '2,27s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,31s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 case ${1:-} in
