@@ -1,315 +1,39 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"math/rand/v2"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
-	"github.com/patientpulse/patientpulse/analysis"
-	"github.com/patientpulse/patientpulse/examples"
-	"github.com/patientpulse/patientpulse/registry"
-	"github.com/patientpulse/patientpulse/server"
+	"github.com/patientpulse/patientpulse/simulate"
 )
 
-// simArgs are simulate's own flags.
-type simArgs struct {
-	patients  int
-	backfill  time.Duration
-	interval  time.Duration
-	seed      uint64
-	url       string
-	clinician string
-	once      bool
-}
-
-// simulateCommand runs `patientpulse simulate`: a cohort of virtual
-// patients (see personas) with their plans, each with a watch sending
-// over MQTT and a phone app over HTTPS with its own credentials. It sends
+// simulateCommand runs `patientpulse simulate` (package simulate): a
+// cohort of virtual patients with their plans and devices. It sends
 // --backfill of history as fast as the pipeline takes it, then goes on
 // live, each device sending what its day brings every --interval. The
 // same --seed sends the same data.
 func simulateCommand(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var a simArgs
+	var o simulate.Options
 	reg, c, err := adminSetup(ctx, "simulate", args, stderr, getenv, func(fs *flag.FlagSet) {
-		fs.IntVar(&a.patients, "patients", 12, "virtual patients (every persona appears in the first 10)")
-		fs.DurationVar(&a.backfill, "backfill", 30*24*time.Hour, "history sent at once, back from now (the plans take effect at its start)")
-		fs.DurationVar(&a.interval, "interval", time.Minute, "how often the devices send, live")
-		fs.Uint64Var(&a.seed, "seed", 1, "the same seed sends the same data")
-		fs.StringVar(&a.url, "url", "", "the pipeline's HTTP(S) base URL (default http://<http-addr>)")
-		fs.StringVar(&a.clinician, "clinician", "", "put every simulated patient in this clinician's care team")
-		fs.BoolVar(&a.once, "once", false, "send the backfill and stop")
+		fs.IntVar(&o.Patients, "patients", 12, "virtual patients (every persona appears in the first 10)")
+		fs.DurationVar(&o.Backfill, "backfill", 30*24*time.Hour, "history sent at once, back from now (the plans take effect at its start)")
+		fs.DurationVar(&o.Interval, "interval", time.Minute, "how often the devices send, live")
+		fs.Uint64Var(&o.Seed, "seed", 1, "the same seed sends the same data")
+		fs.StringVar(&o.URL, "url", "", "the pipeline's HTTP(S) base URL (default http://<http-addr>)")
+		fs.StringVar(&o.Clinician, "clinician", "", "put every simulated patient in this clinician's care team")
+		fs.BoolVar(&o.Once, "once", false, "send the backfill and stop")
 	})
 	if err != nil {
 		return err
 	}
 	defer reg.Close()
-	if a.patients < 1 || a.patients > 10000 || a.backfill < 24*time.Hour || a.interval < time.Second {
-		return usageError{errors.New("simulate: want 1 to 10000 patients, a backfill of at least 1 day (24h) and an interval of at least 1s")}
+	if err := o.Validate(c); err != nil {
+		return usageError{err}
 	}
-	if a.url == "" {
-		a.url = "http://" + c.HTTPAddr
+	o.Enroll = func(ctx context.Context, patient, device string) (string, error) {
+		return enrollWithAccount(ctx, reg, c, patient, device)
 	}
-	loc, err := time.LoadLocation(c.Timezone)
-	if err != nil {
-		return usageError{fmt.Errorf("timezone: %w", err)}
-	}
-	s := &simulation{args: a, reg: reg, cfg: c, loc: loc, out: stderr, http: &http.Client{Timeout: 30 * time.Second}}
-	if err := s.enrol(ctx); err != nil {
-		return err
-	}
-	defer s.disconnect()
-	fmt.Fprintf(stderr, "simulate: %d patients enrolled; sending %s of history\n", a.patients, a.backfill)
-	if err := s.send(ctx, time.Now()); err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "simulate: history sent (%d messages, %d samples)\n", s.messages, s.samples)
-	if a.once {
-		return nil
-	}
-	fmt.Fprintf(stderr, "simulate: live, every %s; Ctrl-C stops\n", a.interval)
-	tick := time.NewTicker(a.interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-tick.C:
-			if err := s.send(ctx, now); err != nil && ctx.Err() == nil {
-				fmt.Fprintf(stderr, "simulate: %v\n", err)
-			}
-		}
-	}
-}
-
-// simulation is a running cohort.
-type simulation struct {
-	args     simArgs
-	reg      *registry.Registry
-	cfg      *server.Config
-	loc      *time.Location
-	out      io.Writer
-	http     *http.Client
-	patients []simPatient
-	messages int
-	samples  int
-}
-
-// simPatient is one virtual patient and their devices.
-type simPatient struct {
-	index     int
-	persona   persona
-	start     time.Time // the day the course (and the plan) began
-	regimen   []simDose
-	watch     mqtt.Client
-	watchID   string
-	appID     string
-	appToken  string
-	sentUntil time.Time // everything up to here is sent
-	seq       int64
-}
-
-// enrol makes sure every virtual patient exists with their plan and their
-// devices, whose tokens it keeps in <data-dir>/simulate/tokens.json (the
-// registry keeps only hashes).
-func (s *simulation) enrol(ctx context.Context) error {
-	dir := filepath.Join(s.cfg.DataDir, "simulate")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tokensFile := filepath.Join(dir, "tokens.json")
-	tokens := map[string]string{}
-	if b, err := os.ReadFile(tokensFile); err == nil {
-		if err := json.Unmarshal(b, &tokens); err != nil {
-			return fmt.Errorf("simulate: %s: %w", tokensFile, err)
-		}
-	}
-	save := func() error {
-		b, _ := json.MarshalIndent(tokens, "", "  ")
-		return os.WriteFile(tokensFile, b, 0o600)
-	}
-	start := time.Now().In(s.loc).Add(-s.args.backfill)
-	start = time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, s.loc)
-	for i := range s.args.patients {
-		p := simPatient{index: i, persona: personaOf(i), watchID: simWatchID(i), appID: simAppID(i)}
-		id := simPatientID(i)
-		if err := s.reg.AddPatient(ctx, registry.Patient{ID: id, Name: patientName(i)}); err != nil && !errors.Is(err, registry.ErrExists) {
-			return err
-		}
-		plans, err := analysis.PlanHistory(ctx, s.reg, id)
-		if err != nil {
-			return err
-		}
-		if len(plans) == 0 {
-			data, err := examples.Plans.ReadFile("plans/" + p.persona.template)
-			if err != nil {
-				return err
-			}
-			plan, err := analysis.ParsePlan(data)
-			if err != nil {
-				return err
-			}
-			plan.Patient, plan.Effective = id, start
-			if _, err := analysis.SavePlan(ctx, s.reg, &plan); err != nil {
-				return err
-			}
-			plans = []analysis.Plan{plan}
-		}
-		p.start = plans[0].Effective.In(s.loc)
-		for _, d := range plans[len(plans)-1].Regimen {
-			sched, anchor := d.Schedule, plans[len(plans)-1].Effective
-			p.regimen = append(p.regimen, simDose{Medication: d.Medication, Route: d.Route, Unit: d.Unit, Amount: d.Amount,
-				due: func(from, to time.Time) []time.Time { return sched.Due(anchor.In(s.loc).Add(8*time.Hour), from, to) }})
-		}
-		for _, dev := range []string{p.watchID, p.appID} {
-			if tokens[dev] != "" {
-				continue
-			}
-			if _, err := s.reg.Device(ctx, dev); err == nil {
-				return fmt.Errorf("simulate: device %s is enrolled but its token is not in %s: remove the simulation's patients "+
-					"(a fresh --data-dir) or that file's devices to start afresh", dev, tokensFile)
-			}
-			tok, err := enrollWithAccount(ctx, s.reg, s.cfg, id, dev)
-			if err != nil {
-				return err
-			}
-			tokens[dev] = tok
-			if err := save(); err != nil {
-				return err
-			}
-		}
-		if s.args.clinician != "" {
-			if err := s.reg.AssignPatient(ctx, s.args.clinician, id); err != nil {
-				return err
-			}
-		}
-		p.appToken = tokens[p.appID]
-		opts := mqtt.NewClientOptions().AddBroker(s.cfg.MQTT.URL).SetClientID(p.watchID).SetCleanSession(true).
-			SetUsername(p.watchID).SetPassword(tokens[p.watchID]).SetConnectTimeout(10 * time.Second)
-		p.watch = mqtt.NewClient(opts)
-		if tok := p.watch.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-			return fmt.Errorf("simulate: watch %s cannot connect to the broker: %v", p.watchID, tok.Error())
-		}
-		p.sentUntil = p.start
-		s.patients = append(s.patients, p)
-	}
-	return nil
-}
-
-func (s *simulation) disconnect() {
-	for _, p := range s.patients {
-		if p.watch != nil {
-			p.watch.Disconnect(250)
-		}
-	}
-}
-
-// send sends every patient's samples from where they stopped up to now.
-func (s *simulation) send(ctx context.Context, now time.Time) error {
-	for i := range s.patients {
-		p := &s.patients[i]
-		today := dayIndex(p.start, now, s.loc)
-		for d := dayIndex(p.start, p.sentUntil, s.loc); d <= today; d++ {
-			dayStart := time.Date(p.start.Year(), p.start.Month(), p.start.Day()+d, 0, 0, 0, 0, s.loc)
-			rng := rand.New(rand.NewPCG(s.args.seed, uint64(p.index)<<32|uint64(d)))
-			watch, app := p.persona.deviceDay(rng, d, today, dayStart, p.regimen)
-			if err := s.sendWatch(ctx, p, due(watch, p.sentUntil, now)); err != nil {
-				return err
-			}
-			if err := s.sendApp(ctx, p, due(app, p.sentUntil, now)); err != nil {
-				return err
-			}
-		}
-		p.sentUntil = now
-	}
-	return nil
-}
-
-// dayIndex is t's day of the course that began on start.
-func dayIndex(start, t time.Time, loc *time.Location) int {
-	a, b := start.In(loc), t.In(loc)
-	da := time.Date(a.Year(), a.Month(), a.Day(), 0, 0, 0, 0, time.UTC)
-	db := time.Date(b.Year(), b.Month(), b.Day(), 0, 0, 0, 0, time.UTC)
-	return int(db.Sub(da).Hours() / 24)
-}
-
-// due keeps the samples in (after, upTo].
-func due(samples []timed, after, upTo time.Time) []timed {
-	var out []timed
-	for _, t := range samples {
-		if t.at.After(after) && !t.at.After(upTo) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// sendWatch publishes the watch's samples over MQTT, QoS 1, 100 a message.
-func (s *simulation) sendWatch(ctx context.Context, p *simPatient, samples []timed) error {
-	for len(samples) > 0 {
-		n := min(len(samples), 100)
-		p.seq++
-		tok := p.watch.Publish("pp/v1/devices/"+p.watchID+"/data", 1, false, envelope(time.Now().UnixMilli()+p.seq, samples[:n]))
-		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-			return fmt.Errorf("simulate: watch %s: no PUBACK: %v", p.watchID, tok.Error())
-		}
-		s.messages, s.samples = s.messages+1, s.samples+n
-		samples = samples[n:]
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-// sendApp posts the app's samples over HTTPS, 50 a request, waiting as
-// the pipeline asks (429 and 503 with Retry-After).
-func (s *simulation) sendApp(ctx context.Context, p *simPatient, samples []timed) error {
-	for len(samples) > 0 {
-		n := min(len(samples), 50)
-		p.seq++
-		body := envelope(time.Now().UnixMilli()+p.seq, samples[:n])
-		for {
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(s.args.url, "/")+"/v1/ingest", bytes.NewReader(body))
-			if err != nil {
-				return err
-			}
-			req.Header.Set("Authorization", "Bearer "+p.appToken)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := s.http.Do(req)
-			if err != nil {
-				return fmt.Errorf("simulate: app %s: %w", p.appID, err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-				wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-				select {
-				case <-time.After(time.Duration(max(wait, 1)) * time.Second):
-					continue
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			if resp.StatusCode != http.StatusAccepted {
-				return fmt.Errorf("simulate: app %s: the pipeline answered %d", p.appID, resp.StatusCode)
-			}
-			break
-		}
-		s.messages, s.samples = s.messages+1, s.samples+n
-		samples = samples[n:]
-	}
-	return nil
+	return simulate.Run(ctx, o, c, reg, stderr)
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -10,43 +10,43 @@ import (
 	"time"
 )
 
-// benchCPU is the CPU time a phase used over its timed window: the bench
+// cpuUse is the CPU time a phase used over its timed window: the bench
 // process's own (serve, devices and clients, as the phase has them), its
 // Mosquitto's and its influxd's, and how busy the machine's CPUs were in
 // all (other processes included). ok is false where Linux's /proc cannot
 // tell (another system): the figures are then left out.
-type benchCPU struct {
+type cpuUse struct {
 	bench, mosquitto, influxd time.Duration
 	busy                      float64 // share of all CPUs' time, 0 to 1
 	ok                        bool
 }
 
-func (c benchCPU) total() time.Duration { return c.bench + c.mosquitto + c.influxd }
+func (c cpuUse) total() time.Duration { return c.bench + c.mosquitto + c.influxd }
 
 // perMessage is the phase's CPU time per message of msgs.
-func (c benchCPU) perMessage(msgs int) time.Duration { return c.total() / time.Duration(msgs) }
+func (c cpuUse) perMessage(msgs int) time.Duration { return c.total() / time.Duration(msgs) }
 
 // cpuMeter reads the counters at the start of a window; since gives the
 // use from then.
 type cpuMeter struct {
-	sv    *benchServices
-	start benchCPU
+	sv    *phaseServices
+	start cpuUse
 	busy  [2]uint64 // busy and total jiffies of /proc/stat
 }
 
-func startCPUMeter(sv *benchServices) *cpuMeter {
+func startCPUMeter(sv *phaseServices) *cpuMeter {
 	m := &cpuMeter{sv: sv}
 	m.start, m.busy = m.read()
 	return m
 }
 
 // since returns the CPU time used since the meter started.
-func (m *cpuMeter) since() benchCPU {
+func (m *cpuMeter) since() cpuUse {
 	now, busy := m.read()
 	if !m.start.ok || !now.ok || busy[1] == m.busy[1] {
-		return benchCPU{}
+		return cpuUse{}
 	}
-	return benchCPU{
+	return cpuUse{
 		bench:     now.bench - m.start.bench,
 		mosquitto: now.mosquitto - m.start.mosquitto,
 		influxd:   now.influxd - m.start.influxd,
@@ -55,13 +55,13 @@ func (m *cpuMeter) since() benchCPU {
 	}
 }
 
-func (m *cpuMeter) read() (benchCPU, [2]uint64) {
+func (m *cpuMeter) read() (cpuUse, [2]uint64) {
 	var ru syscall.Rusage
 	err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	mq, err1 := processCPU(m.sv.mq.Pid())
 	in, err2 := processCPU(m.sv.in.Pid())
 	busy, err3 := machineBusy()
-	c := benchCPU{
+	c := cpuUse{
 		bench:     time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime)),
 		mosquitto: mq,
 		influxd:   in,

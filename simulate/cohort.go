@@ -1,4 +1,4 @@
-package main
+package simulate
 
 import (
 	"encoding/json"
@@ -222,12 +222,15 @@ func envelope(seq int64, samples []timed) []byte {
 func rfc(t time.Time) string    { return t.UTC().Format(time.RFC3339) }
 func round(v float64) float64   { return math.Round(v) }
 func round2(v float64) float64  { return math.Round(v*100) / 100 }
-func personaOf(i int) persona   { return personas[personaIndex(i)] }
+func personaOf(i int) persona   { return personas[PersonaIndex(i)] }
 func patientName(i int) string  { return fmt.Sprintf("Sim Patient %03d", i+1) }
 func simPatientID(i int) string { return fmt.Sprintf("sim-p%03d", i+1) }
 func simWatchID(i int) string   { return fmt.Sprintf("sim-p%03d-watch", i+1) }
 func simAppID(i int) string     { return fmt.Sprintf("sim-p%03d-app", i+1) }
-func personaIndex(i int) int {
+
+// PersonaIndex is the persona of the cohort's patient i, 0 to
+// Personas-1.
+func PersonaIndex(i int) int {
 	// Every persona in the first len(personas) patients; after that half
 	// respond, the rest cycle through the others.
 	if i < len(personas) || i%2 == 0 {

@@ -1,0 +1,207 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/patientpulse/patientpulse/internal/services"
+	"github.com/patientpulse/patientpulse/registry"
+	"github.com/patientpulse/patientpulse/server"
+)
+
+// enrolDevices enrols, in a fresh registry in dir, a patient <prefix>p
+// and n devices of theirs, <prefix>d0 to <prefix>d<n-1>, and returns the
+// devices' ids and tokens.
+func enrolDevices(ctx context.Context, dir, prefix string, n int) (ids, tokens []string, err error) {
+	reg, err := registry.Open(ctx, filepath.Join(dir, "patientpulse.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer reg.Close()
+	if err := reg.AddPatient(ctx, registry.Patient{ID: prefix + "p"}); err != nil {
+		return nil, nil, err
+	}
+	for d := range n {
+		id := fmt.Sprintf("%sd%d", prefix, d)
+		token, err := reg.EnrollDevice(ctx, id, prefix+"p")
+		if err != nil {
+			return nil, nil, err
+		}
+		ids, tokens = append(ids, id), append(tokens, token)
+	}
+	return ids, tokens, nil
+}
+
+// startProfile starts the CPU profile of --cpuprofile, if asked for.
+func (b *bencher) startProfile() (stop func(), err error) {
+	if b.s.CPUProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(b.s.CPUProfile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		b.logf("CPU profile of (c) written to %s (go tool pprof -top -tagfocus role=serve %s)", b.s.CPUProfile, b.s.CPUProfile)
+	}, nil
+}
+
+// runningServe is serve running in process for a phase.
+type runningServe struct {
+	url  string
+	logs *serveLogs
+	stop func() error
+}
+
+// startServe runs serve in process against the phase's services, with the
+// registry in dir, its defaults, --log-level warn, extra and --serve-args,
+// and waits until /readyz answers 200. serve runs under the pprof label
+// role=serve.
+func (b *bencher) startServe(ctx context.Context, sv *phaseServices, dir string, extra ...string) (*runningServe, error) {
+	port, err := services.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	args := append([]string{
+		"--data-dir", dir,
+		"--http-addr", addr,
+		"--mqtt-url", sv.mq.URL,
+		"--mqtt-client-id", "pp-bench",
+		"--mqtt-share-group", "pp-bench",
+		"--influx-url", sv.in.URL,
+		"--influx-bucket", bucket,
+		"--log-level", "warn",
+	}, extra...)
+	c, err := serveConfig(append(args, b.s.ServeArgs...))
+	if err != nil {
+		return nil, err
+	}
+	level, _ := c.Level()
+	logs := &serveLogs{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
+	srvCtx, cancel := context.WithCancel(ctx)
+	var serveErr error
+	exited := make(chan struct{})
+	go pprof.Do(srvCtx, pprof.Labels("role", "serve"), func(ctx context.Context) {
+		serveErr = server.Run(ctx, c, log)
+		close(exited)
+	})
+	var once sync.Once
+	srv := &runningServe{url: "http://" + addr, logs: logs}
+	srv.stop = func() error {
+		once.Do(func() { cancel(); <-exited })
+		if serveErr != nil {
+			return fmt.Errorf("serve: %w\n%s", serveErr, logs.tail())
+		}
+		return nil
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		select {
+		case <-exited:
+			return nil, fmt.Errorf("serve exited before it was ready: %v\n%s", serveErr, logs.tail())
+		case <-ctx.Done():
+			srv.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if resp, err := client.Get(srv.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return srv, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			srv.stop()
+			return nil, fmt.Errorf("serve not ready within 30s\n%s", logs.tail())
+		}
+	}
+}
+
+// serveConfig is serve's configuration from args alone: the user's
+// PATIENTPULSE_* variables and files are not the bench's.
+func serveConfig(args []string) (*server.Config, error) {
+	var c server.Config
+	fs := server.NewFlagSet("serve", &c)
+	fs.SetOutput(io.Discard)
+	err := server.Load(fs, &c, args, func(string) string { return "" })
+	if err := errors.Join(err, c.Validate()); err != nil {
+		return nil, fmt.Errorf("bench: serve settings (--serve-args?): %w", err)
+	}
+	return &c, nil
+}
+
+// pointsWritten reads the patientpulse_writer_points_written_total of
+// the serve at url, uncompressed, to spare serve's CPU.
+func pointsWritten(url string) (int64, error) {
+	req, err := http.NewRequest(http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "patientpulse_writer_points_written_total "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(f), err
+		}
+	}
+	return 0, nil // not written to yet
+}
+
+// serveLogs keeps serve's log for error messages.
+type serveLogs struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *serveLogs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if len(l.buf) > 1<<20 {
+		l.buf = slices.Clone(l.buf[len(l.buf)-64<<10:])
+	}
+	return len(p), nil
+}
+
+// tail is the end of serve's log, to follow an error message.
+func (l *serveLogs) tail() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := string(l.buf)
+	if len(s) > 4096 {
+		s = s[len(s)-4096:]
+	}
+	if strings.TrimSpace(s) == "" {
+		return "(serve logged nothing at warn or above)"
+	}
+	return "--- serve's log ---\n" + s
+}
