@@ -43,14 +43,14 @@ var sqliteDialect = &dialect{
 var errPostgresNotBuilt = errors.New("postgres support is not built yet: use a SQLite file path for --db")
 
 // resolve picks the dialect for dsn and returns the dsn to hand its driver.
-func resolve(dsn string) (*dialect, string, error) {
+func resolve(dsn string, o openOptions) (*dialect, string, error) {
 	switch {
 	case dsn == "":
 		return nil, "", errors.New("empty dsn")
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return nil, "", errPostgresNotBuilt
 	}
-	driverDSN, memory, err := sqliteDSN(dsn)
+	driverDSN, memory, err := sqliteDSN(dsn, o)
 	if err != nil {
 		return nil, "", err
 	}
@@ -79,9 +79,10 @@ var sqlitePragmas = []string{
 
 // sqliteDSN turns a path, ":memory:" or "file:" URI into a modernc DSN
 // carrying the pragmas, and prepares the file: parent directory 0700, new
-// file 0600. A pragma the caller's URI already sets is left as the caller
-// set it. memory reports an in-memory database.
-func sqliteDSN(dsn string) (driverDSN string, memory bool, err error) {
+// file 0600; with o.mustExist it refuses (ErrNoRegistry) a file that is
+// missing or empty instead. A pragma the caller's URI already sets is left
+// as the caller set it. memory reports an in-memory database.
+func sqliteDSN(dsn string, o openOptions) (driverDSN string, memory bool, err error) {
 	var path string
 	var query url.Values
 	switch {
@@ -108,7 +109,13 @@ func sqliteDSN(dsn string) (driverDSN string, memory bool, err error) {
 		dsn = u.String()
 		query = url.Values{}
 	}
-	if !memory {
+	switch {
+	case memory:
+	case o.mustExist:
+		if err := existing(path); err != nil {
+			return "", false, err
+		}
+	default:
 		if err := prepareFile(path); err != nil {
 			return "", false, err
 		}

@@ -13,7 +13,7 @@ import (
 // binary of that schema left it, and returns it open.
 func openAtVersion(t *testing.T, path string, version int) *Registry {
 	t.Helper()
-	d, driverDSN, err := resolve(path)
+	d, driverDSN, err := resolve(path, openOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

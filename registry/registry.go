@@ -47,16 +47,20 @@ type Registry struct {
 	d  *dialect
 }
 
-// Open opens (creating when needed) the registry at dsn and migrates its
-// schema to the latest version this binary knows.
+// Open opens (creating when needed, unless MustExist) the registry at dsn
+// and migrates its schema to the latest version this binary knows.
 //
 // dsn is a SQLite file path ("./data/patientpulse.db"), a SQLite "file:" URI,
 // or ":memory:" for a private in-memory store (tests). The parent directory
 // of a file is created with mode 0700 and a new file with mode 0600, since
 // the store holds PHI. A "postgres://" or "postgresql://" dsn is recognised
 // but not supported yet: Open returns an error saying so.
-func Open(ctx context.Context, dsn string) (*Registry, error) {
-	d, driverDSN, err := resolve(dsn)
+func Open(ctx context.Context, dsn string, opts ...OpenOption) (*Registry, error) {
+	var o openOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	d, driverDSN, err := resolve(dsn, o)
 	if err != nil {
 		return nil, fmt.Errorf("open registry: %w", err)
 	}

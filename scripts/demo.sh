@@ -43,20 +43,28 @@ progress "demo: building patientpulse with go build" \
 echo "demo: starting the local Mosquitto and InfluxDB (usually a few seconds)"
 bash scripts/services.sh start
 
+# admin runs an admin command on the demo's registry, .local/data, which
+# the first one creates (--init); the demo names it once, below, instead
+# of each command on stderr.
+admin() {
+	{ "$BIN" "$@" --config "$CONFIG" --init 2>&1 >&3 3>&- | { grep -v '^registry: ' || true; } >&2; } 3>&1
+}
+echo "demo: registry $(grep '^data-dir:' "$CONFIG" | cut -d'"' -f2)/patientpulse.db"
+
 # login USER ROLE adds a staff member once, with a generated password kept
 # under .local (0600), and prints the password.
 login() {
 	local user=$1 role=$2 file=.local/$1.password
-	if [[ -s $file ]] && ! "$BIN" staff list --config "$CONFIG" | grep -q "^$user "; then
+	if [[ -s $file ]] && ! admin staff list | grep -q "^$user "; then
 		rm -f "$file" # kept from a registry since removed
 	fi
 	if [[ ! -s $file ]]; then
-		if "$BIN" staff list --config "$CONFIG" | grep -q "^$user "; then
+		if admin staff list | grep -q "^$user "; then
 			echo "demo: $user exists but its password ($file) is lost; move .local/data (the demo's registry) away to start afresh" >&2
 			exit 1
 		fi
 		(umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$file.new")
-		"$BIN" staff add --config "$CONFIG" --username "$user" --role "$role" <"$file.new" >/dev/null
+		admin staff add --username "$user" --role "$role" <"$file.new" >/dev/null
 		mv "$file.new" "$file"
 	fi
 	cat "$file"

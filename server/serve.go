@@ -61,11 +61,14 @@ type server struct {
 // answered, so that the broker keeps the devices' messages meanwhile;
 // see takeMQTT.
 func Run(ctx context.Context, c *Config, log *slog.Logger) error {
+	// Unlike the admin commands, serve creates its registry when there is
+	// none: the first start of a deployment. It names the one it opened.
 	reg, err := registry.Open(ctx, c.DSN())
 	if err != nil {
 		return err
 	}
 	defer reg.Close()
+	log.Info("registry", "at", registry.Location(c.DSN()))
 	// Everyone on the rota must be able to sign in and act on an alert.
 	if err := c.Alerts.Schedule.CheckStaff(func(u string) bool {
 		st, err := reg.StaffMember(ctx, u)

@@ -28,8 +28,11 @@ func adminFlags(ctx context.Context, name string, args []string, stderr io.Write
 func adminSetup(ctx context.Context, name string, args []string, stderr io.Writer, getenv func(string) string,
 	define func(fs *flag.FlagSet), required ...string) (*registry.Registry, *server.Config, error) {
 	var c server.Config
+	var create bool
 	fs := server.NewFlagSet(name, &c)
 	fs.SetOutput(stderr)
+	fs.BoolVar(&create, "init", false, "create the registry if there is none yet; without it the command refuses to, "+
+		"so that one run without the deployment's --config cannot work on a new, empty registry (command line only)")
 	define(fs)
 	if err := server.Load(fs, &c, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -49,8 +52,55 @@ func adminSetup(ctx context.Context, name string, args []string, stderr io.Write
 	if len(missing) > 0 {
 		return nil, nil, usageError{fmt.Errorf("%s: %s required", name, strings.Join(missing, " and "))}
 	}
-	reg, err := registry.Open(ctx, c.DSN())
+	if create && !onCommandLine(fs, args, "init") {
+		return nil, nil, usageError{errors.New("init is taken from the command line only, not from a config file or the environment")}
+	}
+	reg, err := adminRegistry(ctx, c.DSN(), create, stderr)
 	return reg, &c, err
+}
+
+// adminRegistry opens an admin command's registry, first naming it on
+// stderr (a Postgres one without its password). Unless create, it refuses
+// to make a new one: the registry must exist already.
+func adminRegistry(ctx context.Context, dsn string, create bool, stderr io.Writer) (*registry.Registry, error) {
+	where := registry.Location(dsn)
+	fmt.Fprintf(stderr, "registry: %s\n", where)
+	var opts []registry.OpenOption
+	if !create {
+		opts = append(opts, registry.MustExist())
+	}
+	reg, err := registry.Open(ctx, dsn, opts...)
+	if errors.Is(err, registry.ErrNoRegistry) {
+		return nil, usageError{fmt.Errorf("no registry at %s: name the deployment's settings with --config FILE "+
+			"(make services' and make demo's: .local/patientpulse.yaml in the project), --data-dir or --db; "+
+			"or pass --init to create a new, empty registry there", where)}
+	}
+	return reg, err
+}
+
+// onCommandLine tells whether args, parsed by fs, set the flag name: the
+// flag package's own reading, with the values of fs's non-boolean flags
+// skipped, up to the first argument that is not a flag.
+func onCommandLine(fs *flag.FlagSet, args []string, name string) bool {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			return false
+		}
+		n, _, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if n == name {
+			return true
+		}
+		if f := fs.Lookup(n); f != nil && !hasValue && !isBoolFlag(f) {
+			i++ // its value
+		}
+	}
+	return false
+}
+
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 func patientsCommand(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {

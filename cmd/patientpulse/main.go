@@ -48,6 +48,9 @@ Usage:
 
 Every command but bench takes --config FILE, --data-dir DIR and --db DSN;
 settings come from the file, then PATIENTPULSE_* variables, then flags.
+patients, devices, staff, plans and simulate name the registry they use on
+standard error and never create one unless given --init (serve creates its
+own on first start).
 'patientpulse COMMAND -h' lists a command's flags.
 `
 

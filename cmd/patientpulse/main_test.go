@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,14 +56,25 @@ func needServices(t *testing.T) {
 }
 
 // cli runs one patientpulse command in process and returns its stdout.
+// The first command on dataDir creates its registry (--init).
 func cli(t *testing.T, dataDir string, args ...string) string {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	args = append(args, "--data-dir", dataDir)
+	args = initArgs(dataDir, append(args, "--data-dir", dataDir))
 	if code := run(context.Background(), args, nil, &stdout, &stderr, func(string) string { return "" }); code != 0 {
 		t.Fatalf("patientpulse %s: exit %d: %s", strings.Join(args, " "), code, stderr.String())
 	}
 	return stdout.String()
+}
+
+// initArgs is args with --init when dataDir holds no registry yet: a
+// test's first admin command creates its registry, as an operator's does,
+// and every later one must find it there like any admin command.
+func initArgs(dataDir string, args []string) []string {
+	if _, err := os.Stat(filepath.Join(dataDir, "patientpulse.db")); errors.Is(err, os.ErrNotExist) {
+		return append(args, "--init")
+	}
+	return args
 }
 
 // instance is a running `patientpulse serve`.

@@ -21,7 +21,7 @@ func staffRun(t *testing.T, dataDir string, stdin io.Reader, args ...string) (st
 	t.Helper()
 	var out, errOut bytes.Buffer
 	if dataDir != "" {
-		args = append(args, "--data-dir", dataDir)
+		args = initArgs(dataDir, append(args, "--data-dir", dataDir))
 	}
 	code = run(context.Background(), args, stdin, &out, &errOut, func(string) string { return "" })
 	return out.String(), errOut.String(), code
