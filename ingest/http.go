@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/patientpulse/patientpulse/internal/httpx"
@@ -22,7 +24,17 @@ type HTTPConfig struct {
 	WriteWait   time.Duration // how long a request waits for its points to be stored: 503 after it
 	DeviceRate  float64       // messages per second per device, on average: 429 above it (0: no limit)
 	DeviceBurst int           // messages a device may send at once above DeviceRate
+	DeviceOpen  int           // requests of one device open at once, body read or not: 429 above it (0: DefaultDeviceOpen)
+	ReadWait    time.Duration // how long a request may take to send its body: 408 after it (0: DefaultReadWait)
 }
+
+// DefaultDeviceOpen and DefaultReadWait are HTTPConfig's defaults for its
+// zero DeviceOpen and ReadWait. A phone catching up sends one request after
+// another; four at once is generous.
+const (
+	DefaultDeviceOpen = 4
+	DefaultReadWait   = 10 * time.Second
+)
 
 // Validate reports every problem at once.
 func (c HTTPConfig) Validate() error {
@@ -39,6 +51,12 @@ func (c HTTPConfig) Validate() error {
 	if c.DeviceRate < 0 || (c.DeviceRate > 0 && c.DeviceBurst < 1) {
 		errs = append(errs, errors.New("device-rate must be 0 or more, and device-burst at least 1 when it is set"))
 	}
+	if c.DeviceOpen < 0 || c.DeviceOpen > 1000 {
+		errs = append(errs, errors.New("http-device-open must be between 1 and 1000 (0: the default, 4)"))
+	}
+	if c.ReadWait < 0 || (c.ReadWait > 0 && c.ReadWait < 100*time.Millisecond) || c.ReadWait > 50*time.Second {
+		errs = append(errs, errors.New("http-read-wait must be between 100ms and 50s (0: the default, 10s)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -51,14 +69,21 @@ type HTTP struct {
 	writer  *Writer
 	metrics *Metrics
 	log     *slog.Logger
-	slots   chan struct{}
+	slots   chan struct{} // requests being stored; taken only once a body is read
 	limits  *deviceLimits
+	open    *deviceOpen
 }
 
 var _ http.Handler = (*HTTP)(nil)
 
 // NewHTTP returns the handler.
 func NewHTTP(cfg HTTPConfig, intake *Intake, w *Writer, m *Metrics, log *slog.Logger) *HTTP {
+	if cfg.DeviceOpen == 0 {
+		cfg.DeviceOpen = DefaultDeviceOpen
+	}
+	if cfg.ReadWait == 0 {
+		cfg.ReadWait = DefaultReadWait
+	}
 	return &HTTP{
 		cfg:     cfg,
 		intake:  intake,
@@ -67,8 +92,41 @@ func NewHTTP(cfg HTTPConfig, intake *Intake, w *Writer, m *Metrics, log *slog.Lo
 		log:     log.With("component", "http"),
 		slots:   make(chan struct{}, cfg.MaxInFlight),
 		limits:  newDeviceLimits(cfg.DeviceRate, cfg.DeviceBurst),
+		open:    &deviceOpen{max: cfg.DeviceOpen, n: make(map[string]int)},
 	}
 }
+
+// deviceOpen counts each device's open requests, from authentication to
+// answer, so that one device's slow bodies hold at most max connections.
+type deviceOpen struct {
+	max int
+
+	mu sync.Mutex
+	n  map[string]int // open requests by device; absent when none. Guarded by mu.
+}
+
+// take counts one more open request of device, or says there are max.
+func (o *deviceOpen) take(device string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n[device] >= o.max {
+		return false
+	}
+	o.n[device]++
+	return true
+}
+
+func (o *deviceOpen) release(device string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n[device]--; o.n[device] <= 0 {
+		delete(o.n, device)
+	}
+}
+
+// ReasonSlowBody refuses an HTTPS request whose body did not arrive within
+// HTTPConfig.ReadWait.
+const ReasonSlowBody = "slow_body"
 
 // retryAfterUnavailable is what a sender is told to wait while InfluxDB is
 // unreachable; retryAfterBusy while the pipeline is merely full.
@@ -79,6 +137,11 @@ const (
 
 func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.metrics.Messages.WithLabelValues(TransportHTTP).Inc()
+	if r.ContentLength != 0 {
+		// An answer given before the body is read closes the connection,
+		// rather than wait for the sender's unread body to drain it.
+		w.Header().Set("Connection", "close")
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		httpx.WriteJSON(w, http.StatusMethodNotAllowed, refusal("use POST"))
@@ -99,6 +162,12 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, http.StatusForbidden, reason, answer.Error)
 		return
 	}
+	if !h.open.take(dev.ID) {
+		h.retryLater(w, http.StatusTooManyRequests, retryAfterBusy, "device_busy",
+			fmt.Sprintf("this device has %d requests open already; retry later", h.cfg.DeviceOpen))
+		return
+	}
+	defer h.open.release(dev.ID)
 	if ok, wait := h.limits.allow(dev.ID, time.Now()); !ok {
 		h.retryLater(w, http.StatusTooManyRequests, retryAfterSeconds(wait), "rate_limited",
 			"this device sends faster than its rate limit; retry later")
@@ -112,8 +181,13 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.tooLarge(w)
 		return
 	}
-	// The slot is taken before the body is read, so that bodies in memory
-	// are bounded by MaxInFlight, not by open connections.
+	body, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	// The storing slot is taken only once the body is in, so that a slow
+	// sender holds no slot: bodies being read are bounded by DeviceOpen per
+	// enrolled device and by MaxBytes each.
 	select {
 	case h.slots <- struct{}{}:
 		defer func() { <-h.slots }()
@@ -123,17 +197,38 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.metrics.InFlight.WithLabelValues(TransportHTTP).Inc()
 	defer h.metrics.InFlight.WithLabelValues(TransportHTTP).Dec()
+	h.ingest(r.Context(), w, dev, body)
+}
+
+// readBody reads the whole body, at most MaxBytes of it within ReadWait,
+// or answers why not.
+func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	rc := http.NewResponseController(w)
+	// A writer that cannot set deadlines (a test's recorder) reads without one.
+	if err := rc.SetReadDeadline(time.Now().Add(h.cfg.ReadWait)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		h.refuse(w, http.StatusBadRequest, ReasonMalformed, "body could not be read")
+		return nil, false
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBytes))
 	var tooLarge *http.MaxBytesError
+	var netErr net.Error
 	switch {
 	case errors.As(err, &tooLarge):
 		h.tooLarge(w)
-		return
+		return nil, false
+	case errors.As(err, &netErr) && netErr.Timeout():
+		h.refuse(w, http.StatusRequestTimeout, ReasonSlowBody,
+			fmt.Sprintf("body not received within %s", h.cfg.ReadWait))
+		return nil, false
 	case err != nil:
 		h.refuse(w, http.StatusBadRequest, ReasonMalformed, "body could not be read")
-		return
+		return nil, false
 	}
-	h.ingest(r.Context(), w, dev, body)
+	// The body is in: a deadline firing while the points are stored would
+	// cancel the request.
+	_ = rc.SetReadDeadline(time.Time{})
+	w.Header().Del("Connection")
+	return body, true
 }
 
 func (h *HTTP) ingest(ctx context.Context, w http.ResponseWriter, dev registry.Device, body []byte) {

@@ -14,19 +14,26 @@ import (
 	"github.com/patientpulse/patientpulse/registry"
 )
 
-// fakeDevices knows one active device, "app-1" with token "tok-1".
+// fakeDevices knows two active devices, "app-1" with token "tok-1" and
+// "app-2" with token "tok-2", of patients p-1 and p-2.
 type fakeDevices struct{}
 
 func (fakeDevices) Device(_ context.Context, id string) (registry.Device, error) {
-	if id == "app-1" {
+	switch id {
+	case "app-1":
 		return registry.Device{ID: "app-1", PatientID: "p-1"}, nil
+	case "app-2":
+		return registry.Device{ID: "app-2", PatientID: "p-2"}, nil
 	}
 	return registry.Device{}, registry.ErrNotFound
 }
 
 func (d fakeDevices) DeviceByToken(ctx context.Context, token string) (registry.Device, error) {
-	if token == "tok-1" {
+	switch token {
+	case "tok-1":
 		return d.Device(ctx, "app-1")
+	case "tok-2":
+		return d.Device(ctx, "app-2")
 	}
 	return registry.Device{}, registry.ErrNotFound
 }
