@@ -477,7 +477,8 @@ const (
 // nearly idle: a drained backlog otherwise leaves the process's resident
 // memory at its peak for a long while, since the runtime hands free
 // pages back only slowly. In a steady flow it runs seldom (64 MiB is
-// about half an hour at 600 messages a second) and costs one collection.
+// about twenty minutes of 600 one-sample messages a second) and costs one
+// collection.
 func (w *Writer) handBack(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
