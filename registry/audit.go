@@ -111,7 +111,11 @@ func (r *Registry) audit(ctx context.Context, x execer, e AuditEntry) error {
 
 // record appends the entry of a change made in tx, by the context's actor.
 func (r *Registry) record(ctx context.Context, tx *sql.Tx, action, patient, target string) error {
-	return r.audit(ctx, tx, AuditEntry{Action: action, Patient: patient, Target: target})
+	if err := r.audit(ctx, tx, AuditEntry{Action: action, Patient: patient, Target: target}); err != nil {
+		return err
+	}
+	r.noteAccessChange(tx, action, target)
+	return nil
 }
 
 // AuditFilter selects audit entries; zero fields select everything.
@@ -201,4 +205,57 @@ func (r *Registry) SignInFailures(ctx context.Context, username, address string,
 		}
 	}
 	return account, fromAddress, nil
+}
+
+// ActionSignInLock is the entry written when an account is locked for
+// every address after failed sign-ins from many (actor: the account;
+// target: until when, and how many failures from how many addresses).
+const ActionSignInLock = "signin.lock"
+
+// SignInCounts are the failed sign-ins that the lock-out judges, within its
+// window.
+type SignInCounts struct {
+	Account          int       // of the username from any address, since its last success
+	AccountAddresses int       // how many addresses those came from
+	LastFailure      time.Time // the newest of them (zero when none)
+	AccountAddress   int       // of the username from this address, since its last success from there
+	Address          int       // from the address, of any username
+}
+
+// SignInCounts counts the failed sign-ins recorded since the given time
+// that the lock-out judges: of the username (since its last successful
+// sign-in), of the username from the address (since its last success from
+// that address), and of any username from the address.
+func (r *Registry) SignInCounts(ctx context.Context, username, address string, since time.Time) (SignInCounts, error) {
+	var c SignInCounts
+	t := formatTime(since)
+	var last sql.NullString
+	err := r.db.QueryRowContext(ctx, r.q(`SELECT COUNT(*), COUNT(DISTINCT address), MAX(at) FROM audit
+		WHERE actor = ? AND action = 'signin' AND outcome = 'failed' AND at >= ?
+		AND at > COALESCE((SELECT MAX(at) FROM audit WHERE actor = ? AND action = 'signin' AND outcome = 'ok'), '')`),
+		username, t, username).Scan(&c.Account, &c.AccountAddresses, &last)
+	if err != nil {
+		return c, fmt.Errorf("count sign-in failures: %w", err)
+	}
+	if last.Valid {
+		if c.LastFailure, err = parseTime(last.String); err != nil {
+			return c, fmt.Errorf("count sign-in failures: %w", err)
+		}
+	}
+	if address == "" {
+		return c, nil
+	}
+	err = r.db.QueryRowContext(ctx, r.q(`SELECT COUNT(*) FROM audit
+		WHERE actor = ? AND address = ? AND action = 'signin' AND outcome = 'failed' AND at >= ?
+		AND at > COALESCE((SELECT MAX(at) FROM audit WHERE actor = ? AND address = ? AND action = 'signin' AND outcome = 'ok'), '')`),
+		username, address, t, username, address).Scan(&c.AccountAddress)
+	if err != nil {
+		return c, fmt.Errorf("count sign-in failures: %w", err)
+	}
+	err = r.db.QueryRowContext(ctx, r.q(`SELECT COUNT(*) FROM audit
+		WHERE address = ? AND action = 'signin' AND outcome = 'failed' AND at >= ?`), address, t).Scan(&c.Address)
+	if err != nil {
+		return c, fmt.Errorf("count sign-in failures: %w", err)
+	}
+	return c, nil
 }

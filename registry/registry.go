@@ -43,8 +43,9 @@ var (
 // Registry is a handle on the relational store. It is safe for concurrent
 // use by multiple goroutines, and several processes may open the same store.
 type Registry struct {
-	db *sql.DB
-	d  *dialect
+	db     *sql.DB
+	d      *dialect
+	access accessWatch // watchers of access changes (OnAccessChange)
 }
 
 // Open opens (creating when needed, unless MustExist) the registry at dsn
@@ -110,9 +111,12 @@ func (r *Registry) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback() // fn's error is the one that matters
+		r.settled(tx, false)
 		return err
 	}
-	return tx.Commit()
+	err = tx.Commit()
+	r.settled(tx, err == nil)
+	return err
 }
 
 // execOne runs a statement in tx that must change a row, and returns none

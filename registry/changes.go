@@ -1,0 +1,108 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+)
+
+// accessActions are the audit actions of changes that give a staff member
+// access to a patient, or take access or a credential away: a console that
+// is open must learn of them at once.
+var accessActions = map[string]bool{
+	ActionStaffAssign:   true,
+	ActionStaffUnassign: true,
+	ActionStaffDisable:  true,
+	ActionStaffSignOut:  true,
+	ActionStaffRevoke:   true,
+}
+
+// accessWatch passes access changes made in this process to the watchers
+// registered with OnAccessChange, once their transaction has committed.
+type accessWatch struct {
+	mu       sync.Mutex
+	pending  map[*sql.Tx][]string    // usernames changed by a transaction not yet committed; guarded by mu
+	watchers []func(username string) // guarded by mu
+}
+
+// OnAccessChange registers fn, which is called with the username after
+// every change this process makes that gives or takes away a staff
+// member's access (care-team assignment, disabling, signing out of every
+// browser, revoking API tokens), once the change has committed and before
+// the call that made it returns. fn must not block. Changes made by
+// another process (the admin commands) are found with AccessChanges.
+func (r *Registry) OnAccessChange(fn func(username string)) {
+	r.access.mu.Lock()
+	defer r.access.mu.Unlock()
+	r.access.watchers = append(r.access.watchers, fn)
+}
+
+// noteAccessChange remembers that tx changes the access of username, when
+// action is one that does.
+func (r *Registry) noteAccessChange(tx *sql.Tx, action, username string) {
+	if !accessActions[action] || tx == nil {
+		return
+	}
+	r.access.mu.Lock()
+	defer r.access.mu.Unlock()
+	if r.access.pending == nil {
+		r.access.pending = map[*sql.Tx][]string{}
+	}
+	r.access.pending[tx] = append(r.access.pending[tx], username)
+}
+
+// settled tells the watchers of tx's access changes once it has committed
+// (committed true), or forgets them.
+func (r *Registry) settled(tx *sql.Tx, committed bool) {
+	r.access.mu.Lock()
+	names := r.access.pending[tx]
+	delete(r.access.pending, tx)
+	watchers := r.access.watchers
+	r.access.mu.Unlock()
+	if !committed {
+		return
+	}
+	for _, name := range names {
+		for _, fn := range watchers {
+			fn(name)
+		}
+	}
+}
+
+// AccessChanges returns the usernames whose access changed in the audit
+// entries after the entry with id after, and the id of the newest entry,
+// which the next call passes as after. The audit log is the change
+// counter: every such change records its entry in its own transaction,
+// whichever process made it. Pass after = 0 to learn the newest id only
+// (usernames is then nil). The cost is that of reading the entries added
+// since after.
+func (r *Registry) AccessChanges(ctx context.Context, after int64) (last int64, usernames []string, err error) {
+	if err := r.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM audit`).Scan(&last); err != nil {
+		return after, nil, fmt.Errorf("access changes: %w", err)
+	}
+	if after <= 0 || last <= after {
+		return last, nil, nil
+	}
+	rows, err := r.db.QueryContext(ctx, r.q(`SELECT action, target FROM audit WHERE id > ? AND id <= ?
+		AND action IN ('staff.assign', 'staff.unassign', 'staff.disable', 'staff.signout', 'staff.revoke')`), after, last)
+	if err != nil {
+		return after, nil, fmt.Errorf("access changes: %w", err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var action, target string
+		if err := rows.Scan(&action, &target); err != nil {
+			return after, nil, fmt.Errorf("access changes: %w", err)
+		}
+		if accessActions[action] && !seen[target] {
+			seen[target] = true
+			usernames = append(usernames, target)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return after, nil, fmt.Errorf("access changes: %w", err)
+	}
+	return last, usernames, nil
+}
