@@ -8,10 +8,24 @@
 //   - a clinician: the patients of their care team (registry.AssignPatient);
 //   - on-call staff: the patients behind an active alert (ActiveAlerts).
 //
-// Every read of a patient's data and every refusal is written to the
-// registry's audit log before the answer goes out; an audit entry that
-// cannot be written refuses the request. Nothing this package logs carries
-// a patient id, a token, a session id or a password.
+// Every read of a patient's data is written to the registry's audit log
+// before the answer goes out; an audit entry that cannot be written
+// refuses the request. Every refusal (401, 403, a refused sign-in or
+// websocket origin) is written too, with the client's address, at most
+// Config.MaxRefusalAudits a minute per address (AuditRefusal), so that
+// being refused cannot flood the log. Nothing this package logs carries a
+// patient id, a token, a session id or a password.
+//
+// Sign-in lock-out: failures are counted per account and address first,
+// so a stranger's guesses lock the account for the stranger's address
+// only. An account is locked for every address only after GlobalFailures
+// failures since its last success (which, with the per-address limit,
+// come from several addresses), for a delay that doubles with each
+// further failure, and with an audit entry (signin.lock) and a listing
+// for admins (GET /v1/signin/locks). On-call accounts are never locked for
+// every address, nor by an address's guesses at other accounts: only
+// their own failures from an address lock them there, so a stranger cannot
+// keep them from acknowledging alerts.
 package auth
 
 import (
@@ -41,11 +55,21 @@ type Config struct {
 	// prefix): set it whenever the listener serves TLS.
 	Secure bool
 	// A sign-in is refused, without checking the password, while the
-	// account has MaxFailures failed sign-ins since its last success, or
-	// the address MaxAddressFailures, within LockoutWindow.
+	// account has MaxFailures failed sign-ins from the same address since
+	// its last success from there, or the address MaxAddressFailures of
+	// any account, within LockoutWindow.
 	MaxFailures        int
 	MaxAddressFailures int
 	LockoutWindow      time.Duration
+	// GlobalFailures failed sign-ins of an account since its last success,
+	// from any address, within LockoutWindow lock it for every address
+	// (on-call accounts excepted): for GlobalBackoff after the last
+	// failure, doubled for each further failure, at most LockoutWindow.
+	GlobalFailures int
+	GlobalBackoff  time.Duration
+	// MaxRefusalAudits is how many refusals from one address a minute are
+	// written to the audit log; more are counted only.
+	MaxRefusalAudits int
 	// Timezone is the clinic's IANA time zone, which consoles show times
 	// in (GET /v1/session says it).
 	Timezone string
@@ -59,6 +83,9 @@ func DefaultConfig() Config {
 		MaxFailures:        5,
 		MaxAddressFailures: 20,
 		LockoutWindow:      15 * time.Minute,
+		GlobalFailures:     20,
+		GlobalBackoff:      time.Minute,
+		MaxRefusalAudits:   20,
 	}
 }
 
@@ -77,6 +104,15 @@ func (c Config) Validate() error {
 	if c.LockoutWindow < time.Minute {
 		errs = append(errs, errors.New("signin-lockout must be at least 1m"))
 	}
+	if c.GlobalFailures < c.MaxFailures {
+		errs = append(errs, errors.New("signin-global-failures must be at least signin-max-failures"))
+	}
+	if c.GlobalBackoff < time.Second || (c.LockoutWindow >= time.Minute && c.GlobalBackoff > c.LockoutWindow) {
+		errs = append(errs, errors.New("signin-global-backoff must be between 1s and signin-lockout"))
+	}
+	if c.MaxRefusalAudits < 1 {
+		errs = append(errs, errors.New("audit-refusals-per-minute must be at least 1"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -88,13 +124,15 @@ type ActiveAlerts interface {
 
 // Auth authenticates staff requests and authorizes them.
 type Auth struct {
-	reg     *registry.Registry
-	cfg     Config
-	log     *slog.Logger
-	alerts  ActiveAlerts // nil: no alerts, so on-call staff see no patient
-	now     func() time.Time
-	signins *prometheus.CounterVec
-	denied  prometheus.Counter
+	reg        *registry.Registry
+	cfg        Config
+	log        *slog.Logger
+	alerts     ActiveAlerts // nil: no alerts, so on-call staff see no patient
+	now        func() time.Time
+	signins    *prometheus.CounterVec
+	denied     prometheus.Counter
+	suppressed prometheus.Counter
+	refusals   refusalLimiter
 	// addressLocks and userLocks serialise the sign-ins from one address
 	// and of one username in this process (in that order), so that a
 	// burst of guesses cannot all pass the lock-out counts before the
@@ -116,9 +154,14 @@ func New(r *registry.Registry, cfg Config, alerts ActiveAlerts, log *slog.Logger
 			Name: "patientpulse_access_denied_total",
 			Help: "Staff requests refused by the authorization check.",
 		}),
+		suppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "patientpulse_audit_refusals_suppressed_total",
+			Help: "Refusals not written to the audit log because their address had too many in a minute.",
+		}),
+		refusals: refusalLimiter{perMinute: cfg.MaxRefusalAudits},
 	}
 	if reg != nil {
-		reg.MustRegister(a.signins, a.denied)
+		reg.MustRegister(a.signins, a.denied, a.suppressed)
 	}
 	return a
 }
@@ -178,17 +221,27 @@ var (
 	errSessionEnded    = ErrSessionEnded
 	errCSRF            = errors.New("missing or wrong X-CSRF-Token header: reload the page")
 	errCrossOrigin     = errors.New("cross-origin request refused")
+	errBadToken        = errors.New("unknown, revoked or disabled staff API token")
 )
 
 // Authenticate resolves the request's staff member, from a bearer token or
 // the session cookie, and refuses the request (401) when there is none.
 // A browser's state-changing request must also carry the session's CSRF
 // token in the X-CSRF-Token header, and come from this origin (403). Under
-// it, the registry records changes as made by that staff member.
+// it, the registry records changes as made by that staff member. A 401
+// or 403 is written to the audit log (AuditRefusal).
 func (a *Auth) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, status, err := a.principal(r)
 		if err != nil {
+			if status == http.StatusUnauthorized || status == http.StatusForbidden {
+				actor := "(unauthenticated)"
+				if p != nil {
+					actor = p.Username
+				}
+				a.AuditRefusal(r.Context(), httpx.ClientIP(r), registry.AuditEntry{Actor: actor,
+					Action: registry.ActionAccessDenied, Target: requestTarget(r) + ": " + refusalReason(err)})
+			}
 			if status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="patientpulse"`)
 			}
@@ -201,21 +254,49 @@ func (a *Auth) Authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// principal authenticates r; on failure it returns the status to answer.
+// requestTarget names a request in the audit log: its route, or its
+// method and path (at most 200 bytes).
+func requestTarget(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	t := r.Method + " " + r.URL.Path
+	return t[:min(len(t), 200)]
+}
+
+// refusalReason is the audit log's word for why authentication refused.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, errUnauthenticated):
+		return "no credentials"
+	case errors.Is(err, errSessionEnded):
+		return "unknown or ended session"
+	case errors.Is(err, errBadToken):
+		return "unknown, revoked or disabled API token"
+	case errors.Is(err, errCSRF):
+		return "missing or wrong CSRF token"
+	case errors.Is(err, errCrossOrigin):
+		return "cross-origin request"
+	}
+	return "refused"
+}
+
+// principal authenticates r; on failure it returns the status to answer,
+// and for a 403 the staff member the credentials named.
 func (a *Auth) principal(r *http.Request) (*Principal, int, error) {
 	ctx := r.Context()
 	if r.Header.Get("Authorization") != "" {
 		st, err := a.reg.StaffByToken(ctx, httpx.Bearer(r))
 		switch {
 		case errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrDisabled):
-			return nil, http.StatusUnauthorized, errors.New("unknown, revoked or disabled staff API token")
+			return nil, http.StatusUnauthorized, errBadToken
 		case err != nil:
 			a.log.Error("staff token lookup failed", "err", err)
 			return nil, http.StatusServiceUnavailable, errors.New("cannot check credentials now: try again")
 		}
 		return &Principal{Staff: st, Via: "token", token: httpx.Bearer(r)}, 0, nil
 	}
-	c, err := r.Cookie(a.cookieName())
+	c, err := r.Cookie(a.cookieName(r))
 	if err != nil || c.Value == "" {
 		return nil, http.StatusUnauthorized, errUnauthenticated
 	}
@@ -236,10 +317,10 @@ func (a *Auth) principal(r *http.Request) (*Principal, int, error) {
 	}
 	if !safeMethod(r.Method) {
 		if !sameOrigin(r) {
-			return nil, http.StatusForbidden, errCrossOrigin
+			return &Principal{Staff: st}, http.StatusForbidden, errCrossOrigin
 		}
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(s.CSRFToken)) != 1 {
-			return nil, http.StatusForbidden, errCSRF
+			return &Principal{Staff: st}, http.StatusForbidden, errCSRF
 		}
 	}
 	// Idle time is kept to the minute: a busy dashboard does not write
@@ -274,11 +355,16 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
 
-// cookieName is the session cookie's name. With TLS it carries the
+// secure reports whether r's session cookie is Secure: with TLS here
+// (Config.Secure), or behind a trusted proxy that says the client used
+// HTTPS.
+func (a *Auth) secure(r *http.Request) bool { return a.cfg.Secure || ForwardedHTTPS(r) }
+
+// cookieName is the session cookie's name. Over HTTPS it carries the
 // __Host- prefix, with which browsers insist on Secure, Path=/ and no
 // Domain, so that no other site or subdomain can plant or read it.
-func (a *Auth) cookieName() string {
-	if a.cfg.Secure {
+func (a *Auth) cookieName(r *http.Request) string {
+	if a.secure(r) {
 		return "__Host-pp_session"
 	}
 	return "pp_session"
@@ -410,10 +496,8 @@ func (a *Auth) RequireFor(perm Permission, what string, patientOf func(*http.Req
 		case errors.Is(err, ErrForbidden):
 			a.denied.Inc()
 			a.log.Info("access denied", "role", p.Role, "route", r.Pattern)
-			if err := a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: patient,
-				Target: r.Pattern, Outcome: registry.OutcomeDenied}); err != nil {
-				a.log.Error("audit failed", "err", err)
-			}
+			a.AuditRefusal(ctx, httpx.ClientIP(r), registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: patient,
+				Target: r.Pattern})
 			httpx.Error(w, http.StatusForbidden, strings.TrimPrefix(err.Error(), "forbidden: "))
 			return
 		case err != nil:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -88,6 +89,9 @@ func testConfig() Config {
 		MaxFailures:        3,
 		MaxAddressFailures: 20,
 		LockoutWindow:      15 * time.Minute,
+		GlobalFailures:     10,
+		GlobalBackoff:      time.Minute,
+		MaxRefusalAudits:   20,
 	}
 }
 
@@ -225,6 +229,8 @@ type request struct {
 	fetchSite    string     // Sec-Fetch-Site
 	bearer       string     // Authorization: Bearer
 	authz        string     // Authorization, verbatim
+	from         string     // the loopback address to connect from (127.0.0.2...), when not 127.0.0.1
+	header       http.Header
 }
 
 // response is an answer, its body read.
@@ -286,7 +292,14 @@ func (e *testEnv) do(rq request) response {
 	if rq.authz != "" {
 		req.Header.Set("Authorization", rq.authz)
 	}
-	resp, err := e.client.Do(req)
+	for k, vs := range rq.header {
+		req.Header[k] = vs
+	}
+	client := e.client
+	if rq.from != "" {
+		client = e.clientFrom(rq.from)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", rq.method, rq.path, err)
 	}
@@ -296,6 +309,19 @@ func (e *testEnv) do(rq request) response {
 		e.t.Fatalf("%s %s: reading the body: %v", rq.method, rq.path, err)
 	}
 	return response{Response: resp, body: string(b)}
+}
+
+// clientFrom is e.client connecting from the loopback address from, so
+// that the server sees a request from another address (Linux routes all
+// of 127.0.0.0/8 to the loopback interface).
+func (e *testEnv) clientFrom(from string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	tr := e.srv.Client().Transport.(*http.Transport).Clone()
+	tr.DialContext = d.DialContext
+	tr.DisableKeepAlives = true
+	c := *e.client
+	c.Transport = tr
+	return &c
 }
 
 // expect fails the test unless resp has the status.
@@ -372,6 +398,10 @@ func TestConfigValidate(t *testing.T) {
 		{"no address failures", func(c *Config) { c.MaxAddressFailures = 0 }, "signin-max-address-failures"},
 		{"lockout under a minute", func(c *Config) { c.LockoutWindow = 30 * time.Second }, "signin-lockout"},
 		{"zero lockout", func(c *Config) { c.LockoutWindow = 0 }, "signin-lockout"},
+		{"global under account failures", func(c *Config) { c.GlobalFailures = c.MaxFailures - 1 }, "signin-global-failures"},
+		{"no global backoff", func(c *Config) { c.GlobalBackoff = 0 }, "signin-global-backoff"},
+		{"global backoff over the window", func(c *Config) { c.GlobalBackoff = c.LockoutWindow + time.Second }, "signin-global-backoff"},
+		{"no refusal audits", func(c *Config) { c.MaxRefusalAudits = 0 }, "audit-refusals-per-minute"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -394,17 +424,19 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil {
 			t.Fatal("Validate() of a zero config = nil")
 		}
-		for _, want := range []string{"session-idle must be", "session-max-age", "signin-max-failures", "signin-lockout"} {
+		for _, want := range []string{"session-idle must be", "session-max-age", "signin-max-failures", "signin-lockout",
+			"signin-global-backoff", "audit-refusals-per-minute"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("Validate() = %q, want it to name %q", err, want)
 			}
 		}
-		if n := len(strings.Split(err.Error(), "\n")); n != 4 {
-			t.Errorf("Validate() = %q: %d problems, want 4", err, n)
+		if n := len(strings.Split(err.Error(), "\n")); n != 6 {
+			t.Errorf("Validate() = %q: %d problems, want 6", err, n)
 		}
 	})
 	t.Run("limits themselves are fine", func(t *testing.T) {
-		c := Config{IdleTimeout: time.Minute, MaxAge: time.Minute, MaxFailures: 1, MaxAddressFailures: 1, LockoutWindow: time.Minute}
+		c := Config{IdleTimeout: time.Minute, MaxAge: time.Minute, MaxFailures: 1, MaxAddressFailures: 1, LockoutWindow: time.Minute,
+			GlobalFailures: 1, GlobalBackoff: time.Second, MaxRefusalAudits: 1}
 		if err := c.Validate(); err != nil {
 			t.Errorf("Validate() = %v, want nil", err)
 		}

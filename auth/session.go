@@ -35,14 +35,16 @@ type Me struct {
 //	POST   /v1/session  sign in (JSON {"username","password"}, or the sign-in form)
 //	GET    /v1/session  who am I, and my CSRF token
 //	DELETE /v1/session  sign out
+//	GET    /v1/signin/locks  admins: the accounts locked for every address now
 //
 // It reads nothing of a, so that SessionPatterns can list them without an
 // Auth.
 func (a *Auth) sessionRoutes() map[string]http.Handler {
 	return map[string]http.Handler{
-		"POST /v1/session":   http.HandlerFunc(a.signIn),
-		"GET /v1/session":    a.Authenticate(http.HandlerFunc(a.me)),
-		"DELETE /v1/session": a.Authenticate(http.HandlerFunc(a.signOut)),
+		"POST /v1/session":     http.HandlerFunc(a.signIn),
+		"GET /v1/session":      a.Authenticate(http.HandlerFunc(a.me)),
+		"DELETE /v1/session":   a.Authenticate(http.HandlerFunc(a.signOut)),
+		"GET /v1/signin/locks": a.Require(Administer, "", a.locks),
 	}
 }
 
@@ -91,6 +93,8 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, status, msg)
 	}
 	if !sameOrigin(r) {
+		a.AuditRefusal(ctx, httpx.ClientIP(r), registry.AuditEntry{Actor: "(unauthenticated)", Action: registry.ActionAccessDenied,
+			Target: requestTarget(r) + ": " + refusalReason(errCrossOrigin)})
 		fail(http.StatusForbidden, errCrossOrigin.Error(), "origin")
 		return
 	}
@@ -125,9 +129,9 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 	now := a.now()
 	// Only a username that exists is written to the audit log: what a
 	// stranger types there may be anything, a password included.
-	actor, known := "(unknown user)", false
-	if _, err := a.reg.StaffMember(ctx, creds.Username); err == nil {
-		actor, known = creds.Username, true
+	actor, known, onCall := "(unknown user)", false, false
+	if st, err := a.reg.StaffMember(ctx, creds.Username); err == nil {
+		actor, known, onCall = creds.Username, true, st.Role == registry.RoleOnCall
 	}
 	record := func(outcome string) error {
 		a.signins.WithLabelValues(outcome).Inc()
@@ -140,7 +144,8 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusServiceUnavailable, "cannot sign in now: try again", "unavailable")
 	}
 
-	byAccount, byAddress, err := a.reg.SignInFailures(ctx, actor, address, now.Add(-a.cfg.LockoutWindow))
+	since := now.Add(-a.cfg.LockoutWindow)
+	counts, err := a.reg.SignInCounts(ctx, actor, address, since)
 	if err != nil {
 		unavailable(err)
 		return
@@ -149,25 +154,27 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 	// counted in memory by the name's hash, so that an unknown name is
 	// locked out as a real one is and the answer does not tell them apart.
 	if !known {
-		byAccount = a.unknown.count(creds.Username, now.Add(-a.cfg.LockoutWindow))
+		a.unknown.count(creds.Username, address, since, &counts)
 	}
-	if byAccount >= a.cfg.MaxFailures || byAddress >= a.cfg.MaxAddressFailures {
-		if err := record(registry.OutcomeLocked); err != nil {
-			unavailable(err)
-			return
-		}
-		w.Header().Set("Retry-After", strconv.Itoa(int(a.cfg.LockoutWindow.Seconds())))
+	if retry, locked := a.locked(counts, onCall, now); locked {
+		a.signins.WithLabelValues(registry.OutcomeLocked).Inc()
+		a.AuditRefusal(ctx, address, registry.AuditEntry{At: now, Actor: actor, Action: registry.ActionSignIn,
+			Target: "password", Outcome: registry.OutcomeLocked})
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(retry, time.Second).Seconds()+0.5)))
 		fail(http.StatusTooManyRequests, "too many failed sign-ins: try again later", "locked")
 		return
 	}
 	st, err := a.reg.Authenticate(ctx, creds.Username, creds.Password)
 	if errors.Is(err, registry.ErrBadCredentials) || errors.Is(err, registry.ErrDisabled) {
 		if !known {
-			a.unknown.add(creds.Username, now)
+			a.unknown.add(creds.Username, address, now)
 		}
 		if err := record(registry.OutcomeFailed); err != nil {
 			unavailable(err)
 			return
+		}
+		if known && !onCall {
+			a.noticeGlobalLock(r, actor, address, since)
 		}
 		fail(http.StatusUnauthorized, "wrong username or password, or the account is disabled", "credentials")
 		return
@@ -176,7 +183,7 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 		unavailable(err)
 		return
 	}
-	if old, err := r.Cookie(a.cookieName()); err == nil {
+	if old, err := r.Cookie(a.cookieName(r)); err == nil {
 		if err := a.reg.EndSession(ctx, old.Value, now); err != nil {
 			unavailable(err)
 			return
@@ -190,7 +197,7 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 		unavailable(err)
 		return
 	}
-	http.SetCookie(w, a.cookie(id, int(a.cfg.MaxAge.Seconds())))
+	http.SetCookie(w, a.cookie(r, id, int(a.cfg.MaxAge.Seconds())))
 	if form {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
@@ -218,20 +225,20 @@ func (a *Auth) signOut(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusServiceUnavailable, "cannot sign out now: try again")
 		return
 	}
-	http.SetCookie(w, a.cookie("", -1))
+	http.SetCookie(w, a.cookie(r, "", -1))
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// cookie is the session cookie with value, kept maxAge seconds (negative:
+// cookie is r's session cookie with value, kept maxAge seconds (negative:
 // deleted).
-func (a *Auth) cookie(value string, maxAge int) *http.Cookie {
+func (a *Auth) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{
-		Name:     a.cookieName(),
+		Name:     a.cookieName(r),
 		Value:    value,
 		Path:     "/",
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   a.cfg.Secure,
+		Secure:   a.secure(r),
 		SameSite: http.SameSiteStrictMode,
 	}
 }
@@ -241,38 +248,55 @@ func (a *Auth) cookie(value string, maxAge int) *http.Cookie {
 // password), for at most maxUnknown names: beyond, the oldest go.
 type unknownFailures struct {
 	mu    sync.Mutex
-	times map[[32]byte][]time.Time
-	order [][32]byte // first failure order, for forgetting the oldest
+	fails map[[32]byte][]unknownFailure // guarded by mu
+	order [][32]byte                    // first failure order, for forgetting the oldest; guarded by mu
+}
+
+type unknownFailure struct {
+	at      time.Time
+	address string
 }
 
 const maxUnknown = 10000
 
-func (u *unknownFailures) add(name string, at time.Time) {
+func (u *unknownFailures) add(name, address string, at time.Time) {
 	key := sha256.Sum256([]byte(name))
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.times == nil {
-		u.times = map[[32]byte][]time.Time{}
+	if u.fails == nil {
+		u.fails = map[[32]byte][]unknownFailure{}
 	}
-	if _, seen := u.times[key]; !seen {
+	if _, seen := u.fails[key]; !seen {
 		if len(u.order) >= maxUnknown {
-			delete(u.times, u.order[0])
+			delete(u.fails, u.order[0])
 			u.order = u.order[1:]
 		}
 		u.order = append(u.order, key)
 	}
-	u.times[key] = append(u.times[key], at)
+	u.fails[key] = append(u.fails[key], unknownFailure{at: at, address: address})
 }
 
-// count returns the name's failures since the given time, forgetting
+// count sets the account's counts in c (as the registry counts a real
+// account's) from the name's failures since the given time, forgetting
 // older ones.
-func (u *unknownFailures) count(name string, since time.Time) int {
+func (u *unknownFailures) count(name, address string, since time.Time, c *registry.SignInCounts) {
 	key := sha256.Sum256([]byte(name))
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	ts := slices.DeleteFunc(u.times[key], func(t time.Time) bool { return t.Before(since) })
-	if len(ts) > 0 {
-		u.times[key] = ts
+	fs := slices.DeleteFunc(u.fails[key], func(f unknownFailure) bool { return f.at.Before(since) })
+	if len(fs) > 0 {
+		u.fails[key] = fs
 	}
-	return len(ts)
+	addrs := map[string]bool{}
+	c.Account, c.AccountAddress, c.LastFailure = len(fs), 0, time.Time{}
+	for _, f := range fs {
+		addrs[f.address] = true
+		if f.address == address {
+			c.AccountAddress++
+		}
+		if f.at.After(c.LastFailure) {
+			c.LastFailure = f.at
+		}
+	}
+	c.AccountAddresses = len(addrs)
 }
