@@ -21,6 +21,7 @@ type fakeSink struct {
 	failFor int               // the next failFor writes fail with a retryable error
 	reject  func(string) bool // lines that make a write fail for good
 	block   chan struct{}     // when set, writes wait for it to close
+	tried   chan struct{}     // when set, every write sends on it first, without waiting
 }
 
 func (s *fakeSink) Write(ctx context.Context, body []byte) error {
@@ -28,6 +29,12 @@ func (s *fakeSink) Write(ctx context.Context, body []byte) error {
 		return fmt.Errorf("%w: lines must end in a newline", ErrRejected)
 	}
 	lines := strings.Split(string(body[:len(body)-1]), "\n")
+	if s.tried != nil {
+		select {
+		case s.tried <- struct{}{}:
+		default:
+		}
+	}
 	if s.block != nil {
 		select {
 		case <-s.block:
@@ -239,15 +246,31 @@ func TestWriterBoundsPendingPoints(t *testing.T) {
 	}
 }
 
+// TestWriterStopFailsPending: a Write whose points the writer holds,
+// failing to store them, when the writer stops, fails with ErrStopped.
+// The writer is stopped only once the sink has been tried with those
+// points, so that the Write is pending then (a Write that came after the
+// stop would fail with ErrStopped too, without testing this case).
 func TestWriterStopFailsPending(t *testing.T) {
-	sink := &fakeSink{failFor: 1 << 30}
+	sink := &fakeSink{failFor: 1 << 30, tried: make(chan struct{}, 1)}
 	w := NewWriter(testWriterConfig(), sink, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()
 	result := make(chan error)
 	go func() { result <- w.Write(context.Background(), lines("m", 2)) }()
-	time.Sleep(20 * time.Millisecond)
+	select {
+	case <-sink.tried: // the points are the writer's, and not stored
+	case err := <-result:
+		t.Fatalf("Write returned %v before the sink was tried", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer never tried the sink")
+	}
+	select {
+	case err := <-result:
+		t.Fatalf("Write returned %v while its points could not be stored", err)
+	default:
+	}
 	cancel()
 	if err := <-result; !errors.Is(err, ErrStopped) {
 		t.Errorf("pending Write at stop: got %v, want ErrStopped", err)
