@@ -82,6 +82,13 @@ func startStream(t *testing.T, srv *instance, mqttDevice, httpDevice, httpToken 
 	return s
 }
 
+// ackedCount is the number of MQTT messages the broker acknowledged so far.
+func (s *stream) ackedCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.mqttAcked)
+}
+
 func (s *stream) stopped() bool {
 	select {
 	case <-s.stop:
@@ -170,21 +177,37 @@ func TestInfluxOutageLosesNothing(t *testing.T) {
 	waitAllStored(t, "app-outage", s.httpAcked)
 }
 
+// TestRestartLosesNothing: a device publishes before, while and after
+// serve is down; every message the broker acknowledged is stored once
+// serve is back. Each phase must have acknowledged messages of its own,
+// so that a stream that published nothing (or nothing while serve was
+// down, the case of the test) cannot pass.
 func TestRestartLosesNothing(t *testing.T) {
 	needServices(t)
 	dir := newDataDir(t)
 	enroll(t, dir, "p-restart", "watch-restart")
 	srv := startServe(t, dir, "t-restart")
 	s := startStream(t, srv, "watch-restart", "", "")
-	time.Sleep(time.Second)
+	ackedMore := func(what string, than int) int {
+		t.Helper()
+		waitUntil(t, 30*time.Second, what, func() bool { return s.ackedCount() >= than+10 })
+		return s.ackedCount()
+	}
+	before := ackedMore("messages acknowledged while serve runs", 0)
+	waitUntil(t, 30*time.Second, "messages stored while serve runs", func() bool { return len(storedSeqs(t, "watch-restart")) > 0 })
 	srv.stop()
+	stopped := s.ackedCount()
 	// Messages published now wait in the broker for the pipeline's
 	// persistent session.
-	time.Sleep(2 * time.Second)
+	during := ackedMore("messages acknowledged while serve is down", stopped)
 	startServe(t, dir, "t-restart")
-	time.Sleep(time.Second)
+	restarted := s.ackedCount()
+	after := ackedMore("messages acknowledged after the restart", restarted)
 	s.finish()
-	stored := storedSeqs(t, "watch-restart")
+	t.Logf("acknowledged: %d before the stop, %d while serve was down, %d after the restart (%d in all)",
+		before, restarted-stopped, after-restarted, s.ackedCount())
+	if during <= stopped {
+		t.Fatal("no message acknowledged while serve was down: the test tried nothing")
+	}
 	waitAllStored(t, "watch-restart", s.mqttAcked)
-	t.Logf("%d messages published, %d stored", len(s.mqttAcked), len(stored))
 }
