@@ -57,6 +57,11 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusForbidden, "this patient is not in your care")
 		return
 	}
+	if !scope.All() {
+		// Filtered in the query, before its limit: a page filled with other
+		// teams' alerts and then emptied would show their ids and counts.
+		f.Scoped, f.Within = true, scope.Patients()
+	}
 	list, err := a.alerts.List(ctx, f)
 	if err != nil {
 		a.fail(w, r, err)
@@ -66,7 +71,7 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 	seen := map[string]bool{}
 	for _, al := range list {
 		if !scope.Includes(al.Patient) {
-			continue
+			continue // the query selected only these; this guards the guard
 		}
 		if !seen[al.Patient] {
 			seen[al.Patient] = true

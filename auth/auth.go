@@ -441,6 +441,16 @@ func (s Scope) All() bool { return s.all }
 // Includes reports whether the patient is in the scope.
 func (s Scope) Includes(patient string) bool { return s.all || s.ids[patient] }
 
+// Patients returns the patients of a scope that is not All, in no
+// particular order, for a query to select only them.
+func (s Scope) Patients() []string {
+	ids := make([]string, 0, len(s.ids))
+	for id := range s.ids {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // Scope returns the patients p may see.
 func (a *Auth) Scope(ctx context.Context, p *Principal) (Scope, error) {
 	var ids []string

@@ -130,6 +130,11 @@ type AlertFilter struct {
 	Patient  string
 	Severity string
 	Before   int64 // ids below this: the next page
+	// Scoped restricts the alerts to those of the patients in Within (none
+	// when Within is empty) before Limit applies, so that a page, and its
+	// last id, hold only alerts its reader may see.
+	Scoped bool
+	Within []string
 	Limit    int   // at most this many (default and maximum 1000)
 	All      bool  // every match, whatever Limit says: for the server's own sweeps, not for answers to a request
 }
@@ -149,6 +154,15 @@ func (r *Registry) Alerts(ctx context.Context, f AlertFilter) ([]AlertRow, error
 	}
 	if f.Severity != "" {
 		where, args = append(where, "severity = ?"), append(args, f.Severity)
+	}
+	if f.Scoped {
+		if len(f.Within) == 0 {
+			return nil, nil
+		}
+		where = append(where, "patient_id IN (?"+strings.Repeat(", ?", len(f.Within)-1)+")")
+		for _, p := range f.Within {
+			args = append(args, p)
+		}
 	}
 	if f.Before > 0 {
 		where, args = append(where, "id < ?"), append(args, f.Before)

@@ -1,0 +1,83 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"github.com/patientpulse/patientpulse/alerts"
+	"github.com/patientpulse/patientpulse/auth"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// testPassword is good enough for every password rule.
+const testPassword = "lantern-quartz-meadow-71"
+
+// testAPI is the API over a fresh SQLite registry, served by a real
+// server, with no series reader or analysis.
+type testAPI struct {
+	reg *registry.Registry
+	srv *httptest.Server
+}
+
+func newTestAPI(t *testing.T, series SeriesReader) *testAPI {
+	t.Helper()
+	reg, err := registry.Open(t.Context(), filepath.Join(t.TempDir(), "registry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	manager := alerts.NewManager(alerts.DefaultConfig(), reg, log, nil)
+	a := auth.New(reg, auth.DefaultConfig(), reg, log, nil)
+	mux := http.NewServeMux()
+	New(Config{}, reg, a, series, nil, manager, log).Routes(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &testAPI{reg: reg, srv: srv}
+}
+
+// staff adds a staff member and returns an API token of theirs.
+func (ta *testAPI) staff(t *testing.T, username string, role registry.Role, patients ...string) string {
+	t.Helper()
+	ctx := t.Context()
+	if err := ta.reg.AddStaff(ctx, username, role, testPassword); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range patients {
+		if err := ta.reg.AssignPatient(ctx, username, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, err := ta.reg.IssueStaffToken(ctx, username, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// get answers GET path with token, decoding the JSON answer into out
+// when it is not nil.
+func (ta *testAPI) get(t *testing.T, token, path string, out any) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, ta.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("GET %s: %d, body not JSON: %v", path, resp.StatusCode, err)
+		}
+	}
+	return resp.StatusCode
+}
