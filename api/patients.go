@@ -205,6 +205,24 @@ func (a *API) patient(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, out)
 }
 
+// The series endpoint takes times from minSeriesTime up to maxSeriesTime.
+// InfluxDB holds a time as int64 nanoseconds since 1970 (years 1677 to
+// 2262): a time beyond them wraps around, and a range checked here would
+// not be the range read.
+var (
+	minSeriesTime = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxSeriesTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// seriesTimeProblem says what is wrong with parameter name's time t, or
+// "" when it is within the series endpoint's years.
+func seriesTimeProblem(name string, t time.Time) string {
+	if t.Before(minSeriesTime) || !t.Before(maxSeriesTime) {
+		return fmt.Sprintf("%s: want a time from %d to %d", name, minSeriesTime.Year(), maxSeriesTime.Year()-1)
+	}
+	return ""
+}
+
 // patientSeries answers one sample type of the patient over [from, to):
 // by default the last 30 days.
 func (a *API) patientSeries(w http.ResponseWriter, r *http.Request) {
@@ -221,13 +239,21 @@ func (a *API) patientSeries(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if msg := seriesTimeProblem("to", to); msg != "" {
+		httpx.Error(w, http.StatusUnprocessableEntity, msg)
+		return
+	}
 	from, err := timeParam(r, "from", to.Add(-30*24*time.Hour))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	if msg := seriesTimeProblem("from", from); msg != "" {
+		httpx.Error(w, http.StatusUnprocessableEntity, msg)
+		return
+	}
 	if !from.Before(to) || to.Sub(from) > maxSeriesRange {
-		httpx.Error(w, http.StatusBadRequest, "from must be before to, at most 400 days apart")
+		httpx.Error(w, http.StatusUnprocessableEntity, "from must be before to, at most 400 days apart")
 		return
 	}
 	if _, err := a.reg.Patient(ctx, id); err != nil {
