@@ -74,11 +74,32 @@ func TestBrokerAccountsEndToEnd(t *testing.T) {
 	watch.Send(t, "pp/v1/devices/watch-dyn/data", heartRate(1, now.Add(-3*time.Minute), 70))
 	waitUntil(t, 5*time.Second, "the device's sample stored", func() bool { return len(query(t, "watch-dyn")) == 2 })
 
-	// Another device's topics are closed to it.
+	// Another device's topics are closed to it. The broker's admin reads
+	// every device's data: the broker hands one publisher's messages to
+	// a subscriber in order, so a message that passed the ACL would reach
+	// it before the device's next one.
+	monitor, err := m.Connect(t, "monitor-dyn", m.AdminUser, m.AdminPassword)
+	if err != nil {
+		t.Fatalf("admin connect: %v", err)
+	}
+	code, seen := monitor.Listen(t, "pp/v1/devices/+/data")
+	if code != 1 {
+		t.Fatalf("admin subscription to every device's data: SUBACK %#x, want 1", code)
+	}
 	watch.Send(t, "pp/v1/devices/watch-dyn2/data", heartRate(1, now.Add(-2*time.Minute), 71))
 	watch.Send(t, "pp/v1/devices/watch-dyn/data", heartRate(2, now.Add(-time.Minute), 72))
+	for next := true; next; {
+		select {
+		case msg := <-seen:
+			if msg.Topic() == "pp/v1/devices/watch-dyn2/data" {
+				t.Fatal("the broker passed a device's message on another device's topic")
+			}
+			next = msg.Topic() != "pp/v1/devices/watch-dyn/data"
+		case <-time.After(10 * time.Second):
+			t.Fatal("the device's next message did not reach the broker's admin within 10s")
+		}
+	}
 	waitUntil(t, 5*time.Second, "the next sample stored", func() bool { return len(query(t, "watch-dyn")) == 4 })
-	time.Sleep(300 * time.Millisecond) // a message that had passed would have been stored by now too
 	if rows := query(t, "watch-dyn2"); len(rows) != 0 {
 		t.Errorf("a device published on another device's topic: %v stored", rows)
 	}
