@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,11 +30,42 @@ type HubConfig struct {
 	SendQueue int           // messages waiting for one client (one device message may bring 500 samples); a client that lets it fill is disconnected
 	Ping      time.Duration // how often clients are pinged; one that does not answer within 2 pings is dropped
 	Refresh   time.Duration // how often a client's patients (its care team) are read again
+	// ChangePoll is how often the registry is asked for care-team and
+	// credential changes made by another process (the admin commands);
+	// those this process makes reach the hub at once.
+	ChangePoll time.Duration
+	// MaxSubscribe is the most patients one subscribe may name (after
+	// repeats are removed); a larger one is refused.
+	MaxSubscribe int
+	// A client may send SubscribeBurst subscribes at once, then one every
+	// SubscribeEvery; beyond, a subscribe is refused (answered, counted
+	// and audited).
+	SubscribeBurst int
+	SubscribeEvery time.Duration
 }
 
 // DefaultHubConfig is the usual setup.
 func DefaultHubConfig() HubConfig {
-	return HubConfig{SendQueue: 1024, Ping: 25 * time.Second, Refresh: 30 * time.Second}
+	return HubConfig{SendQueue: 1024, Ping: 25 * time.Second, Refresh: 30 * time.Second, ChangePoll: 2 * time.Second,
+		MaxSubscribe: 1000, SubscribeBurst: 5, SubscribeEvery: 2 * time.Second}
+}
+
+// withDefaults fills the zero settings of c with the defaults.
+func (c HubConfig) withDefaults() HubConfig {
+	d := DefaultHubConfig()
+	if c.ChangePoll <= 0 {
+		c.ChangePoll = d.ChangePoll
+	}
+	if c.MaxSubscribe <= 0 {
+		c.MaxSubscribe = d.MaxSubscribe
+	}
+	if c.SubscribeBurst <= 0 {
+		c.SubscribeBurst = d.SubscribeBurst
+	}
+	if c.SubscribeEvery <= 0 {
+		c.SubscribeEvery = d.SubscribeEvery
+	}
+	return c
 }
 
 // Hub is the websocket endpoint (GET /v1/ws) of the staff consoles: it
@@ -42,6 +74,14 @@ func DefaultHubConfig() HubConfig {
 // patients they subscribe to, and each patient's status. Its inputs,
 // Notify and Sample, are all another instance's hub would need: a message
 // bus can feed them.
+//
+// A client sees a patient while the patient is in its scope (auth.Scope).
+// The scope is read again every Refresh, and at once after a change of the
+// client's care team or credentials: one this process makes (the API, via
+// registry.OnAccessChange) before the call that made it returns, so that
+// no sample of a patient taken from a clinician's care team reaches their
+// console after that; one another process makes (the admin commands)
+// within ChangePoll, read from the audit log by Run.
 type Hub struct {
 	cfg     HubConfig
 	auth    *auth.Auth
@@ -56,11 +96,13 @@ type Hub struct {
 	clientsG  prometheus.Gauge
 	evictions prometheus.Counter
 	sent      *prometheus.CounterVec
+	refused   *prometheus.CounterVec
 }
 
 // NewHub returns a hub; its metrics are registered with promReg when it
 // is not nil. Mount it behind a.Authenticate.
 func NewHub(cfg HubConfig, a *auth.Auth, alerts *Manager, log *slog.Logger, promReg prometheus.Registerer) *Hub {
+	cfg = cfg.withDefaults()
 	h := &Hub{cfg: cfg, auth: a, alerts: alerts, log: log, clients: map[*client]struct{}{},
 		clientsG: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "patientpulse_ws_clients", Help: "Websocket clients connected.",
@@ -71,12 +113,75 @@ func NewHub(cfg HubConfig, a *auth.Auth, alerts *Manager, log *slog.Logger, prom
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patientpulse_ws_messages_sent_total", Help: "Websocket messages queued for clients, by type.",
 		}, []string{"type"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patientpulse_ws_refused_total",
+			Help: "Websocket connections and requests refused, by reason (origin, subscribe_rate, subscribe_size, not_in_care).",
+		}, []string{"reason"}),
 	}
 	h.upgrade = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, CheckOrigin: h.originAllowed}
 	if promReg != nil {
-		promReg.MustRegister(h.clientsG, h.evictions, h.sent)
+		promReg.MustRegister(h.clientsG, h.evictions, h.sent, h.refused)
 	}
+	alerts.reg.OnAccessChange(h.accessChanged)
 	return h
+}
+
+// Run reads the care-team and credential changes that other processes
+// make, every ChangePoll, and applies them to the clients, until ctx
+// ends. It returns nil then.
+func (h *Hub) Run(ctx context.Context) error {
+	last, _, err := h.alerts.reg.AccessChanges(ctx, 0)
+	if err != nil {
+		h.log.Warn("reading access changes failed", "err", err)
+	}
+	t := time.NewTicker(h.cfg.ChangePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		next, names, err := h.alerts.reg.AccessChanges(ctx, last)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Warn("reading access changes failed", "err", err)
+			}
+			continue
+		}
+		if last > 0 {
+			for _, name := range names {
+				h.accessChanged(name)
+			}
+		}
+		last = next
+	}
+}
+
+// accessChanged marks the scope of every client of username as stale, so
+// that the next sample or alert for them reads it again, and asks each to
+// check its credentials and subscriptions. It does not block.
+func (h *Hub) accessChanged(username string) {
+	for _, c := range h.snapshot() {
+		if c.who.Username != username {
+			continue
+		}
+		c.mu.Lock()
+		c.scopeGen++
+		c.mu.Unlock()
+		select {
+		case c.recheck <- struct{}{}:
+		default: // one is pending already
+		}
+	}
+}
+
+// refuse counts a refusal and writes it to the audit log, as made by who
+// from address (bounded per address by auth.AuditRefusal).
+func (h *Hub) refuse(ctx context.Context, reason string, who *auth.Principal, address string, e registry.AuditEntry) {
+	h.refused.WithLabelValues(reason).Inc()
+	e.Actor, e.Action = who.Username, registry.ActionAccessDenied
+	h.auth.AuditRefusal(ctx, address, e)
 }
 
 // originAllowed accepts the server's own origin and the configured ones.
@@ -150,17 +255,23 @@ type request struct {
 
 // client is one connected console.
 type client struct {
-	hub  *Hub
-	conn *websocket.Conn
-	who  *auth.Principal
-	send chan []byte
-	done chan struct{} // closed when the client goes
+	hub     *Hub
+	conn    *websocket.Conn
+	who     *auth.Principal
+	address string // the client's IP address, for the audit log
+	send    chan []byte
+	done    chan struct{} // closed when the client goes
+	recheck chan struct{} // its access changed: check credentials and scope (Hub.accessChanged)
 
-	mu      sync.Mutex
-	scope   auth.Scope
-	scoped  time.Time // when scope was read
-	subs    map[string]bool
-	evicted bool
+	mu       sync.Mutex
+	scope    auth.Scope // guarded by mu, as are the fields below
+	scoped   time.Time  // when scope was read
+	scopeGen int        // changes of access seen: a scope read before the latest is stale
+	readGen  int        // the scopeGen scope was read at
+	subs     map[string]bool
+	evicted  bool
+	tokens   float64   // subscribes the client may still send now
+	tokensAt time.Time // when tokens was reckoned
 }
 
 // ServeHTTP upgrades an authenticated request to a websocket.
@@ -170,11 +281,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusUnauthorized, "sign in first")
 		return
 	}
+	ctx := r.Context()
+	address := httpx.ClientIP(r)
 	if !h.originAllowed(r) {
+		origin := r.Header.Get("Origin")
+		h.refuse(ctx, "origin", who, address, registry.AuditEntry{Target: "GET /v1/ws: origin " + strconv.Quote(origin[:min(len(origin), 100)])})
 		httpx.Error(w, http.StatusForbidden, "this origin may not connect")
 		return
 	}
-	ctx := r.Context()
 	scope, err := h.auth.Scope(ctx, who)
 	if err != nil {
 		httpx.Error(w, http.StatusServiceUnavailable, "cannot read your patients now: try again")
@@ -187,7 +301,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	snap := []Alert{}
 	audited := map[string]bool{}
-	actx := registry.WithActor(ctx, registry.Actor{Name: who.Username, Address: httpx.ClientIP(r)})
+	actx := registry.WithActor(ctx, registry.Actor{Name: who.Username, Address: address})
 	for _, a := range active {
 		if !scope.Includes(a.Patient) {
 			continue
@@ -206,8 +320,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &client{hub: h, conn: conn, who: who, send: make(chan []byte, h.cfg.SendQueue), done: make(chan struct{}),
-		scope: scope, scoped: time.Now(), subs: map[string]bool{}}
+	c := &client{hub: h, conn: conn, who: who, address: address, send: make(chan []byte, h.cfg.SendQueue),
+		done: make(chan struct{}), recheck: make(chan struct{}, 1),
+		scope: scope, scoped: time.Now(), subs: map[string]bool{}, tokens: float64(h.cfg.SubscribeBurst), tokensAt: time.Now()}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -347,19 +462,48 @@ func (c *client) sees(patient string) bool {
 }
 
 // currentScope returns the client's scope, reading it again when it is
-// older than Refresh (without holding the client's lock meanwhile).
+// older than Refresh or its access has changed since (without holding the
+// client's lock meanwhile). A scope that cannot be read again while its
+// access has changed is empty: a change may have taken patients away.
 func (c *client) currentScope() auth.Scope {
 	c.mu.Lock()
-	scope, stale := c.scope, time.Since(c.scoped) > c.hub.cfg.Refresh
+	scope, gen := c.scope, c.scopeGen
+	changed := c.readGen != gen
+	stale := changed || time.Since(c.scoped) > c.hub.cfg.Refresh
 	c.mu.Unlock()
-	if stale {
-		if s, err := c.hub.auth.Scope(context.Background(), c.who); err == nil {
-			c.mu.Lock()
-			c.scope, c.scoped, scope = s, time.Now(), s
-			c.mu.Unlock()
+	if !stale {
+		return scope
+	}
+	s, err := c.hub.auth.Scope(context.Background(), c.who)
+	if err != nil {
+		if changed {
+			return auth.Scope{}
+		}
+		return scope
+	}
+	c.mu.Lock()
+	if c.scopeGen == gen { // no change came in while reading
+		c.scope, c.scoped, c.readGen = s, time.Now(), gen
+	}
+	c.mu.Unlock()
+	return s
+}
+
+// refreshAccess checks the client's credentials and scope after a change
+// of its access, and drops the subscriptions it may no longer have.
+func (c *client) refreshAccess() bool {
+	if !c.stillValid() {
+		return false
+	}
+	scope := c.currentScope()
+	c.mu.Lock()
+	for p := range c.subs {
+		if !scope.Includes(p) {
+			delete(c.subs, p)
 		}
 	}
-	return scope
+	c.mu.Unlock()
+	return true
 }
 
 // queue hands a message to the client's writer; a client whose queue is
@@ -415,6 +559,10 @@ func (c *client) writeLoop() {
 			if !c.stillValid() {
 				return
 			}
+		case <-c.recheck:
+			if !c.refreshAccess() {
+				return
+			}
 		case b := <-c.send:
 			_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
@@ -449,7 +597,8 @@ func (c *client) stillValid() bool {
 // readLoop handles the client's requests until it goes.
 func (c *client) readLoop(ctx context.Context) {
 	defer c.close(websocket.CloseNormalClosure, "")
-	c.conn.SetReadLimit(8 << 10)
+	// Room for a subscribe of MaxSubscribe ids of the longest kind (64 bytes, quoted, a comma).
+	c.conn.SetReadLimit(int64(c.hub.cfg.MaxSubscribe)*(64+3) + 4<<10)
 	deadline := func() { _ = c.conn.SetReadDeadline(time.Now().Add(2*c.hub.cfg.Ping + 10*time.Second)) }
 	deadline()
 	c.conn.SetPongHandler(func(string) error { deadline(); return nil })
@@ -478,49 +627,87 @@ func (c *client) readLoop(ctx context.Context) {
 	}
 }
 
+// allowSubscribe takes one of the client's subscribe tokens: it has
+// SubscribeBurst, and gets one back every SubscribeEvery.
+func (c *client) allowSubscribe(now time.Time) bool {
+	cfg := c.hub.cfg
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tokens = min(float64(cfg.SubscribeBurst), c.tokens+float64(now.Sub(c.tokensAt))/float64(cfg.SubscribeEvery))
+	c.tokensAt = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
 // subscribe replaces the client's subscriptions, if it may see every
-// patient asked for; a refusal is written to the audit log.
+// patient asked for (repeats count once). It writes one audit entry: the
+// read, naming the patients, or the refusal. A client that subscribes too
+// often, or names more than MaxSubscribe patients, is refused.
 func (c *client) subscribe(ctx context.Context, patients []string) {
-	if len(patients) > 1000 {
-		c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: "at most 1000 patients"})
+	refuse := func(reason, target, msg string) {
+		c.hub.refuse(ctx, reason, c.who, c.address, registry.AuditEntry{Target: target})
+		c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: msg})
+	}
+	if !c.allowSubscribe(time.Now()) {
+		refuse("subscribe_rate", "websocket subscribe: too often",
+			"too many subscribe requests: wait "+c.hub.cfg.SubscribeEvery.String()+" and try again")
 		return
 	}
-	actx := registry.WithActor(ctx, registry.Actor{Name: c.who.Username})
+	ids := slices.Clone(patients)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if max := c.hub.cfg.MaxSubscribe; len(ids) > max {
+		refuse("subscribe_size", "websocket subscribe: "+strconv.Itoa(len(ids))+" patients",
+			"at most "+strconv.Itoa(max)+" patients in one subscribe")
+		return
+	}
+	actx := registry.WithActor(ctx, registry.Actor{Name: c.who.Username, Address: c.address})
 	c.mu.Lock()
 	c.scoped = time.Time{} // read the scope afresh
 	c.mu.Unlock()
 	scope := c.currentScope()
-	for _, p := range patients {
+	for _, p := range ids {
 		if !scope.Includes(p) {
-			_ = c.hub.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: p,
-				Target: "websocket subscribe", Outcome: registry.OutcomeDenied})
+			c.hub.refused.WithLabelValues("not_in_care").Inc()
+			c.hub.auth.AuditRefusal(actx, c.address, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: p,
+				Target: "websocket subscribe"})
 			c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: "patient " + p + " is not in your care"})
 			return
 		}
 	}
-	for _, p := range patients {
-		if err := c.hub.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionPatientRead, Patient: p, Target: "websocket samples"}); err != nil {
+	if len(ids) > 0 {
+		e := registry.AuditEntry{Action: registry.ActionPatientRead, Target: "websocket samples"}
+		if len(ids) == 1 {
+			e.Patient = ids[0]
+		} else {
+			e.Target = "websocket samples of " + strconv.Itoa(len(ids)) + " patients: " + strings.Join(ids, ",")
+		}
+		if err := c.hub.alerts.reg.Audit(actx, e); err != nil {
 			c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: "cannot record this access now: try again"})
 			return
 		}
 	}
 	c.mu.Lock()
 	c.subs = map[string]bool{}
-	for _, p := range patients {
+	for _, p := range ids {
 		c.subs[p] = true
 	}
 	c.mu.Unlock()
-	c.queue("subscribed", subscribedMsg{Type: "subscribed", Patients: patients})
+	c.queue("subscribed", subscribedMsg{Type: "subscribed", Patients: ids})
 }
 
 // ack acknowledges an alert the client may see.
 func (c *client) ack(ctx context.Context, req request) {
-	actx := registry.WithActor(ctx, registry.Actor{Name: c.who.Username})
+	actx := registry.WithActor(ctx, registry.Actor{Name: c.who.Username, Address: c.address})
 	a, _, err := c.hub.alerts.Get(actx, req.AlertID)
 	if err == nil {
 		if err = c.hub.auth.Check(actx, c.who, auth.HandleAlert, a.Patient); errors.Is(err, auth.ErrForbidden) {
-			_ = c.hub.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: a.Patient,
-				Target: "websocket ack", Outcome: registry.OutcomeDenied})
+			c.hub.refused.WithLabelValues("not_in_care").Inc()
+			c.hub.auth.AuditRefusal(actx, c.address, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: a.Patient,
+				Target: "websocket ack"})
 		}
 	}
 	if err == nil {

@@ -1,0 +1,306 @@
+package alerts
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/patientpulse/patientpulse/auth"
+	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// hubRig is a hub behind auth on a real websocket server, over a registry
+// with admin alice, clinician bob (care team p-1, p-2) and patients p-1
+// to p-3.
+type hubRig struct {
+	t      *testing.T
+	path   string // the registry's file
+	reg    *registry.Registry
+	hub    *Hub
+	srv    *httptest.Server
+	tokens map[string]string
+}
+
+func newHubRig(t *testing.T, cfg HubConfig) *hubRig {
+	t.Helper()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "pp.db")
+	reg, err := registry.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	for _, p := range []string{"p-1", "p-2", "p-3"} {
+		if err := reg.AddPatient(ctx, registry.Patient{ID: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &hubRig{t: t, path: path, reg: reg, tokens: map[string]string{}}
+	for name, role := range map[string]registry.Role{"alice": registry.RoleAdmin, "bob": registry.RoleClinician} {
+		if err := reg.AddStaff(ctx, name, role, "correct horse battery"); err != nil {
+			t.Fatal(err)
+		}
+		if r.tokens[name], err = reg.IssueStaffToken(ctx, name, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"p-1", "p-2"} {
+		if err := reg.AssignPatient(ctx, "bob", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	a := auth.New(reg, auth.DefaultConfig(), reg, log, nil)
+	r.hub = NewHub(cfg, a, NewManager(DefaultConfig(), reg, log, nil), log, nil)
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/ws", a.Authenticate(r.hub))
+	r.srv = httptest.NewServer(mux)
+	t.Cleanup(func() { r.hub.Close(); r.srv.Close() })
+	return r
+}
+
+// dial opens a console as username; it returns the HTTP status of a refusal.
+func (r *hubRig) dial(username, origin string) (*hubConn, int) {
+	r.t.Helper()
+	h := http.Header{"Authorization": {"Bearer " + r.tokens[username]}}
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.srv.URL, "http")+"/v1/ws", h)
+	if err != nil {
+		if resp != nil {
+			return nil, resp.StatusCode
+		}
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { conn.Close() })
+	c := &hubConn{t: r.t, conn: conn}
+	c.next("hello")
+	c.next("snapshot")
+	return c, http.StatusSwitchingProtocols
+}
+
+func (r *hubRig) audit(f registry.AuditFilter) []registry.AuditEntry {
+	r.t.Helper()
+	es, err := r.reg.AuditEntries(r.t.Context(), f)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return es
+}
+
+type hubConn struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+func (c *hubConn) send(v any) {
+	c.t.Helper()
+	if err := c.conn.WriteJSON(v); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// read returns the next message, whatever its type.
+func (c *hubConn) read() map[string]any {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var m map[string]any
+	if err := c.conn.ReadJSON(&m); err != nil {
+		c.t.Fatalf("websocket read: %v", err)
+	}
+	return m
+}
+
+// next returns the next message, which must be of the type.
+func (c *hubConn) next(typ string) map[string]any {
+	c.t.Helper()
+	m := c.read()
+	if m["type"] != typ {
+		c.t.Fatalf("message %v, want type %q", m, typ)
+	}
+	return m
+}
+
+func heartRate(bpm float64) []ingest.Point {
+	return []ingest.Point{{Measurement: "heart_rate", Time: time.Now().UTC(), Fields: []ingest.Field{{Key: "bpm", Value: bpm}}}}
+}
+
+// TestSubscribeAuditBounded: 21 subscribes of 1000 ids (half of them
+// repeats) write one audit entry per subscribe accepted, a client that
+// subscribes too often is refused, and more than MaxSubscribe ids are
+// refused.
+func TestSubscribeAuditBounded(t *testing.T) {
+	t.Parallel()
+	r := newHubRig(t, DefaultHubConfig())
+	c, _ := r.dial("alice", "")
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("p-%04d", i%500)
+	}
+	for range 21 {
+		c.send(map[string]any{"type": "subscribe", "patients": ids})
+	}
+	subscribed, refused := 0, 0
+	for range 21 {
+		switch m := c.read(); m["type"] {
+		case "subscribed":
+			subscribed++
+			if n := len(m["patients"].([]any)); n != 500 {
+				t.Errorf("subscribed to %d patients, want the 500 distinct ones", n)
+			}
+		case "error":
+			refused++
+			if !strings.Contains(fmt.Sprint(m["error"]), "too many subscribe requests") {
+				t.Errorf("refusal %v", m)
+			}
+		default:
+			t.Fatalf("answer %v", m)
+		}
+	}
+	if subscribed < 1 || subscribed > DefaultHubConfig().SubscribeBurst+1 || subscribed+refused != 21 {
+		t.Errorf("%d subscribed, %d refused; want at most %d subscribed, the rest refused", subscribed, refused, DefaultHubConfig().SubscribeBurst+1)
+	}
+	reads := r.audit(registry.AuditFilter{Action: registry.ActionPatientRead, Actor: "alice"})
+	if len(reads) != subscribed {
+		t.Errorf("%d subscribes accepted wrote %d patient.read entries, want one each", subscribed, len(reads))
+	}
+	for _, e := range reads {
+		if e.Address != "127.0.0.1" || !strings.HasPrefix(e.Target, "websocket samples of 500 patients: p-0000,p-0001,") {
+			t.Errorf("entry %+v, want from 127.0.0.1 naming the 500 patients once", e)
+		}
+	}
+	if all := r.audit(registry.AuditFilter{}); len(all) > 100 {
+		t.Errorf("the audit log holds %d entries after 21 subscribes", len(all))
+	}
+
+	// Over the cap, on a fresh connection (its own rate).
+	c2, _ := r.dial("alice", "")
+	big := make([]string, 1001)
+	for i := range big {
+		big[i] = fmt.Sprintf("q-%04d", i)
+	}
+	c2.send(map[string]any{"type": "subscribe", "patients": big})
+	if m := c2.next("error"); !strings.Contains(fmt.Sprint(m["error"]), "at most 1000 patients") {
+		t.Errorf("1001 patients: %v", m)
+	}
+	es := r.audit(registry.AuditFilter{Action: registry.ActionAccessDenied, Limit: 1})
+	if len(es) != 1 || es[0].Target != "websocket subscribe: 1001 patients" || es[0].Address != "127.0.0.1" {
+		t.Errorf("refusal entry %+v", es)
+	}
+}
+
+// TestUnassignStopsSamples: once a patient is taken from a clinician's
+// care team, no sample of theirs reaches the clinician's console, while
+// another patient's later sample does.
+func TestUnassignStopsSamples(t *testing.T) {
+	t.Parallel()
+	r := newHubRig(t, DefaultHubConfig()) // Refresh 30s: the timer plays no part
+	c, _ := r.dial("bob", "")
+	c.send(map[string]any{"type": "subscribe", "patients": []string{"p-1", "p-2"}})
+	c.next("subscribed")
+	r.hub.Sample("p-1", heartRate(71))
+	if m := c.next("sample"); m["patient"] != "p-1" {
+		t.Fatalf("sample %v, want p-1's", m)
+	}
+	// What the API's DELETE /v1/staff/bob/patients/p-1 does.
+	if err := r.reg.UnassignPatient(registry.WithActor(t.Context(), registry.Actor{Name: "alice"}), "bob", "p-1"); err != nil {
+		t.Fatal(err)
+	}
+	r.hub.Sample("p-1", heartRate(72))
+	r.hub.Sample("p-2", heartRate(73))
+	if m := c.next("sample"); m["patient"] != "p-2" {
+		t.Fatalf("after the unassignment, sample %v reached bob; want p-2's only", m)
+	}
+}
+
+// TestUnassignByAnotherProcess: a change made through another handle on
+// the registry (the admin command, in its own process) is found by Run's
+// poll, and from then on no sample of the patient reaches the console.
+func TestUnassignByAnotherProcess(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultHubConfig()
+	cfg.ChangePoll = 20 * time.Millisecond
+	r := newHubRig(t, cfg)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- r.hub.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	c, _ := r.dial("bob", "")
+	c.send(map[string]any{"type": "subscribe", "patients": []string{"p-1", "p-2"}})
+	c.next("subscribed")
+
+	other, err := registry.Open(t.Context(), r.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.UnassignPatient(registry.WithActor(t.Context(), registry.Actor{Name: "cli:root"}), "bob", "p-1"); err != nil {
+		t.Fatal(err)
+	}
+	// Each round sends p-1's sample, then p-2's: until the poll finds the
+	// change p-1's arrives first; from then on it never does.
+	deadline := time.Now().Add(5 * time.Second)
+	gone := false
+	for round := 0; ; round++ {
+		r.hub.Sample("p-1", heartRate(80))
+		r.hub.Sample("p-2", heartRate(81))
+		m := c.next("sample")
+		if m["patient"] == "p-1" {
+			if gone {
+				t.Fatalf("round %d: p-1's sample reached bob after an earlier round had none", round)
+			}
+			c.next("sample") // p-2's
+			if time.Now().After(deadline) {
+				t.Fatal("the change made by another process was not found within 5s")
+			}
+			time.Sleep(cfg.ChangePoll)
+			continue
+		}
+		if !gone {
+			gone = true
+			continue // a few more rounds, to see it stays gone
+		}
+		if round > 20 {
+			break
+		}
+	}
+}
+
+// TestWebsocketRefusalsAudited: a refused origin and a refused
+// subscription are in the audit log with the client's address, and so is
+// an accepted subscription.
+func TestWebsocketRefusalsAudited(t *testing.T) {
+	t.Parallel()
+	r := newHubRig(t, DefaultHubConfig())
+	if _, st := r.dial("bob", "https://evil.example"); st != http.StatusForbidden {
+		t.Fatalf("foreign origin: %d, want 403", st)
+	}
+	es := r.audit(registry.AuditFilter{Action: registry.ActionAccessDenied, Limit: 1})
+	if len(es) != 1 || es[0].Actor != "bob" || es[0].Address != "127.0.0.1" || es[0].Target != `GET /v1/ws: origin "https://evil.example"` {
+		t.Errorf("origin refusal entry %+v", es)
+	}
+	c, _ := r.dial("bob", "")
+	c.send(map[string]any{"type": "subscribe", "patients": []string{"p-3"}})
+	c.next("error")
+	es = r.audit(registry.AuditFilter{Action: registry.ActionAccessDenied, Limit: 1})
+	if len(es) != 1 || es[0].Patient != "p-3" || es[0].Address != "127.0.0.1" || es[0].Target != "websocket subscribe" {
+		t.Errorf("subscribe refusal entry %+v", es)
+	}
+	c.send(map[string]any{"type": "subscribe", "patients": []string{"p-1"}})
+	c.next("subscribed")
+	es = r.audit(registry.AuditFilter{Action: registry.ActionPatientRead, Actor: "bob", Limit: 1})
+	if len(es) != 1 || es[0].Patient != "p-1" || es[0].Address != "127.0.0.1" {
+		t.Errorf("subscribe entry %+v", es)
+	}
+}
