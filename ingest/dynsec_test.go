@@ -249,9 +249,12 @@ func TestEnsurePipelineAccount(t *testing.T) {
 	if err := b.EnsurePipelineAccount(ctx, "pipeline", "first"); err != nil {
 		t.Fatalf("EnsurePipelineAccount again: %v", err)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if !running.IsConnectionOpen() {
-		t.Error("ensuring an unchanged account disconnected the running instance")
+	// The broker kicks a client while it carries out the plugin's command,
+	// before it answers; a round trip on the running connection after the
+	// answer therefore fails if the instance was disconnected.
+	tok := running.Subscribe("pp/v1/devices/+/data", 1, func(mqtt.Client, mqtt.Message) {})
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil || !running.IsConnectionOpen() {
+		t.Errorf("ensuring an unchanged account disconnected the running instance: %v", tok.Error())
 	}
 	// A new password in the settings replaces the old one.
 	if err := b.EnsurePipelineAccount(ctx, "pipeline", "second"); err != nil {
