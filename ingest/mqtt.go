@@ -34,15 +34,21 @@ func ErrorTopic(device string) string { return topicPrefix + device + errorSuffi
 
 // MQTTConfig sets up the MQTT collector.
 type MQTTConfig struct {
-	URL          string // tcp://, mqtt://, ssl://, tls:// or mqtts://
-	Username     string
-	Password     string
-	CAFile       string // PEM bundle to verify the broker with TLS; empty: the system roots
-	ClientID     string // fixed per instance, so that its persistent session survives restarts
-	ShareGroup   string // instances in one group share the devices' messages
-	MaxInFlight  int    // messages received and not yet acknowledged
-	MaxBytes     int64  // payload size limit
+	URL      string // tcp://, mqtt://, ssl://, tls:// or mqtts://
+	Username string
+	Password string
+	CAFile   string // PEM bundle to verify the broker with TLS; empty: the system roots
+	ClientID string // fixed per instance, so that its persistent session survives restarts
+	// ShareGroup, when set, makes the instances in one group share the
+	// devices' messages ($share/group/...). Empty: a plain subscription,
+	// which Mosquitto keeps across its restart; it forgets shared ones
+	// (see the README, "Broker restarts").
+	ShareGroup   string
+	MaxInFlight  int   // messages received and not yet acknowledged
+	MaxBytes     int64 // payload size limit
 	MaxReconnect time.Duration
+	DeviceRate   float64 // messages per second per device, on average; above it refused and answered (0: no limit)
+	DeviceBurst  int     // messages a device may send at once above DeviceRate
 }
 
 // Validate reports every problem at once.
@@ -55,14 +61,17 @@ func (c MQTTConfig) Validate() error {
 	if c.ClientID == "" || len(c.ClientID) > 64 {
 		errs = append(errs, errors.New("mqtt-client-id must be 1 to 64 characters"))
 	}
-	if c.ShareGroup == "" || strings.ContainsAny(c.ShareGroup, "/+#") {
-		errs = append(errs, errors.New("mqtt-share-group must be non-empty without '/', '+' or '#'"))
+	if strings.ContainsAny(c.ShareGroup, "/+#") {
+		errs = append(errs, errors.New("mqtt-share-group must be empty or without '/', '+' or '#'"))
 	}
 	if c.MaxInFlight < 1 || c.MaxInFlight > 65535 {
 		errs = append(errs, errors.New("mqtt-max-inflight must be between 1 and 65535"))
 	}
 	if c.MaxReconnect < time.Second {
 		errs = append(errs, errors.New("mqtt-max-reconnect-interval must be at least 1s"))
+	}
+	if c.DeviceRate < 0 || (c.DeviceRate > 0 && c.DeviceBurst < 1) {
+		errs = append(errs, errors.New("device-rate must be 0 or more, and device-burst at least 1 when it is set"))
 	}
 	if c.CAFile != "" {
 		if _, err := brokerTLS(c.CAFile); err != nil {
@@ -80,28 +89,57 @@ func validBrokerScheme(s string) bool {
 	return false
 }
 
-// MQTT is the MQTT collector. It subscribes with a shared subscription,
-// a fixed client id and a persistent session, and acknowledges a message
-// only once its points are stored or it was answered on the device's
-// errors topic. Paho hands each message to its own goroutine, so that its
-// network loop keeps reading (pings, acknowledgements of our answers);
-// that goroutine passes the message to one of MaxInFlight long-lived
-// workers, waiting while all are busy. (Workers rather than the message's
-// own goroutine, whose stack would grow anew for every message.) The
-// broker's own in-flight window (max_inflight_messages) bounds how many it
-// sends unacknowledged, and it queues the rest.
+// Topic is the filter the collector subscribes to.
+func (c MQTTConfig) Topic() string {
+	if c.ShareGroup == "" {
+		return DataTopic("+")
+	}
+	return "$share/" + c.ShareGroup + "/" + DataTopic("+")
+}
+
+// mqttClient is the part of paho's client that the collector calls, so
+// that unit tests can put a fake behind it (as Telegraf's mqtt_consumer
+// does). Paho's own reconnection is off: the collector reconnects.
+type mqttClient interface {
+	Connect() mqtt.Token
+	Disconnect(quiesce uint)
+	Subscribe(topic string, qos byte, callback mqtt.MessageHandler) mqtt.Token
+	Unsubscribe(topics ...string) mqtt.Token
+	Publish(topic string, qos byte, retained bool, payload interface{}) mqtt.Token
+}
+
+var _ mqttClient = mqtt.Client(nil)
+
+// minReconnect is the first wait after a failed connection attempt; each
+// further failure doubles it, up to MQTTConfig.MaxReconnect.
+const minReconnect = 250 * time.Millisecond
+
+// MQTT is the MQTT collector. It subscribes with a fixed client id and a
+// persistent session, and acknowledges a message only once its points
+// are stored or it was answered on the device's errors topic. Paho hands
+// each message to its own goroutine, so that its network loop keeps
+// reading (pings, acknowledgements of our answers); that goroutine passes
+// the message to one of MaxInFlight long-lived workers, waiting while all
+// are busy. (Workers rather than the message's own goroutine, whose stack
+// would grow anew for every message.) The broker's own in-flight window
+// (max_inflight_messages) bounds how many it sends unacknowledged, and it
+// queues the rest.
 type MQTT struct {
 	cfg     MQTTConfig
 	intake  *Intake
-	writer  *Writer
+	write   func(context.Context, []byte) error // the writer's blocking Write
 	metrics *Metrics
 	log     *slog.Logger
+	limits  *deviceLimits
 
+	newClient func(*mqtt.ClientOptions) mqttClient
 	work      chan mqtt.Message // to the workers, unbuffered
+	lost      chan error        // connection losses, from paho
 	messages  prometheus.Counter
 	inFlight  prometheus.Gauge
 	connected atomic.Bool // connected and subscribed
-	client    mqtt.Client // set by Run before it connects
+	client    mqttClient  // set by Run before it connects
+	checked   bool        // the broker was checked; used by Run's subscribing goroutines, one at a time
 
 	mu       sync.Mutex
 	stopping bool           // no message is taken any more; guarded by mu
@@ -111,24 +149,28 @@ type MQTT struct {
 // NewMQTT returns a collector; it connects when Run is called.
 func NewMQTT(cfg MQTTConfig, intake *Intake, w *Writer, m *Metrics, log *slog.Logger) *MQTT {
 	return &MQTT{
-		cfg:      cfg,
-		intake:   intake,
-		writer:   w,
-		metrics:  m,
-		log:      log.With("component", "mqtt"),
-		work:     make(chan mqtt.Message),
-		messages: m.Messages.WithLabelValues(TransportMQTT),
-		inFlight: m.InFlight.WithLabelValues(TransportMQTT),
+		cfg:       cfg,
+		intake:    intake,
+		write:     w.Write,
+		metrics:   m,
+		log:       log.With("component", "mqtt"),
+		limits:    newDeviceLimits(cfg.DeviceRate, cfg.DeviceBurst),
+		newClient: func(o *mqtt.ClientOptions) mqttClient { return mqtt.NewClient(o) },
+		work:      make(chan mqtt.Message),
+		lost:      make(chan error, 1),
+		messages:  m.Messages.WithLabelValues(TransportMQTT),
+		inFlight:  m.InFlight.WithLabelValues(TransportMQTT),
 	}
 }
 
 // Connected reports whether the collector is connected and subscribed.
 func (c *MQTT) Connected() bool { return c.connected.Load() }
 
-// Run connects (retrying with capped backoff; paho reconnects after a
-// loss and the collector subscribes again each time) and returns once
-// ctx ends and the messages in hand are finished, within a bound. It
-// fails only when the TLS settings cannot be loaded.
+// Run connects, subscribes, and after every loss of the connection
+// connects and subscribes again, retrying at once and then with a back-off
+// that doubles from 250 ms up to MaxReconnect. It returns once ctx ends
+// and the messages in hand are finished, within a bound. It fails only
+// when the TLS settings cannot be loaded.
 func (c *MQTT) Run(ctx context.Context) error {
 	// Messages in hand outlive ctx by up to drainTimeout, so that their
 	// acknowledgements and answers still go out.
@@ -139,13 +181,12 @@ func (c *MQTT) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var workers sync.WaitGroup
 	for range c.cfg.MaxInFlight {
-		go c.worker(work)
+		workers.Go(func() { c.worker(work) })
 	}
-	c.client = mqtt.NewClient(opts)
-	if c.connect(ctx) {
-		<-ctx.Done()
-	}
+	c.client = c.newClient(opts)
+	c.session(ctx)
 	c.mu.Lock()
 	c.stopping = true
 	c.mu.Unlock()
@@ -160,13 +201,43 @@ func (c *MQTT) Run(ctx context.Context) error {
 	}
 	c.client.Disconnect(500)
 	c.setConnected(false)
+	stopWork()
+	workers.Wait()
 	return nil
 }
 
-// connect makes the first connection, retrying until ctx ends; paho
-// reconnects by itself after that.
+// session connects and subscribes, and does so again after each loss of
+// the connection, until ctx ends.
+func (c *MQTT) session(ctx context.Context) {
+	for {
+		select { // a loss reported by a connection before this one
+		case <-c.lost:
+		default:
+		}
+		if !c.connect(ctx) {
+			return
+		}
+		subCtx, cancel := context.WithCancel(ctx)
+		subscribed := make(chan struct{})
+		go func() { defer close(subscribed); c.subscribe(subCtx) }()
+		select {
+		case err := <-c.lost:
+			c.setConnected(false)
+			c.metrics.BrokerConnLost.Inc()
+			c.log.Warn("broker connection lost; reconnecting", "err", err)
+		case <-ctx.Done():
+		}
+		cancel()
+		<-subscribed
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// connect connects, retrying until ctx ends, and reports whether it did.
 func (c *MQTT) connect(ctx context.Context) bool {
-	for wait := time.Second; ; wait = min(2*wait, c.cfg.MaxReconnect) {
+	for wait := minReconnect; ; wait = min(2*wait, c.cfg.MaxReconnect) {
 		tok := c.client.Connect()
 		select {
 		case <-tok.Done():
@@ -194,8 +265,8 @@ func (c *MQTT) options(work context.Context) (*mqtt.ClientOptions, error) {
 		SetCleanSession(false).
 		SetAutoAckDisabled(true).
 		SetOrderMatters(false).
-		SetAutoReconnect(true).
-		SetMaxReconnectInterval(c.cfg.MaxReconnect).
+		SetAutoReconnect(false). // Run reconnects, sooner than paho would
+		SetConnectTimeout(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetResumeSubs(false). // subscribed afresh on every connect instead
 		SetCustomOpenConnectionFn(openBrokerConn)
@@ -206,15 +277,14 @@ func (c *MQTT) options(work context.Context) (*mqtt.ClientOptions, error) {
 		}
 		opts.SetTLSConfig(tlsCfg)
 	}
-	handler := func(_ mqtt.Client, msg mqtt.Message) { c.receive(work, msg) }
 	// A persistent session may deliver queued messages before the
 	// subscription is made again: the default handler takes them.
-	opts.SetDefaultPublishHandler(handler)
-	opts.SetOnConnectHandler(func(cl mqtt.Client) { go c.subscribe(work, cl, handler) })
+	opts.SetDefaultPublishHandler(func(_ mqtt.Client, msg mqtt.Message) { c.receive(work, msg) })
 	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-		c.setConnected(false)
-		c.metrics.BrokerConnLost.Inc()
-		c.log.Warn("broker connection lost; reconnecting", "err", err)
+		select {
+		case c.lost <- err:
+		default: // one loss is enough to reconnect
+		}
 	})
 	return opts, nil
 }
@@ -232,22 +302,26 @@ func brokerTLS(file string) (*tls.Config, error) {
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
-// subscribe subscribes, retrying while the connection lasts: a broker that
-// refuses or does not answer must not leave the collector deaf.
-func (c *MQTT) subscribe(ctx context.Context, cl mqtt.Client, handler mqtt.MessageHandler) {
-	topic := "$share/" + c.cfg.ShareGroup + "/" + DataTopic("+")
-	for wait := time.Second; cl.IsConnectionOpen(); wait = min(2*wait, 30*time.Second) {
-		tok := cl.Subscribe(topic, 1, handler).(*mqtt.SubscribeToken)
-		err := errors.New("no answer within 10s")
-		if tok.WaitTimeout(10 * time.Second) {
-			err = tok.Error()
-			if code := subackCode(tok); err == nil && code > 2 {
-				err = fmt.Errorf("broker refused with code %#x", code)
-			}
+// subscribe subscribes, retrying until ctx ends (the connection was lost
+// or the collector stops): a broker that refuses or does not answer must
+// not leave the collector deaf. The first time, it then checks the broker.
+func (c *MQTT) subscribe(ctx context.Context) {
+	topic := c.cfg.Topic()
+	handler := func(_ mqtt.Client, msg mqtt.Message) { c.receive(context.WithoutCancel(ctx), msg) }
+	for wait := minReconnect; ; wait = min(2*wait, c.cfg.MaxReconnect) {
+		code, err := c.await(ctx, c.client.Subscribe(topic, 1, handler), 10*time.Second)
+		if err == nil && code > 2 {
+			err = fmt.Errorf("broker refused with code %#x", code)
 		}
 		if err == nil {
 			c.setConnected(true)
 			c.log.Info("subscribed", "topic", topic)
+			if !c.checked {
+				c.checked = c.checkBroker(ctx)
+			}
+			return
+		}
+		if ctx.Err() != nil {
 			return
 		}
 		c.log.Error("subscribe failed; retrying", "topic", topic, "err", err, "in", wait)
@@ -259,9 +333,31 @@ func (c *MQTT) subscribe(ctx context.Context, cl mqtt.Client, handler mqtt.Messa
 	}
 }
 
-// subackCode is the code the broker answered to a one-filter SUBSCRIBE:
-// the granted QoS, or 0x80 for a refusal. (paho keys its results by the
-// filter less any $share/group/ prefix, so look it up by position.)
+// await waits for a one-filter SUBSCRIBE's answer, at most timeout, and
+// returns the code the broker answered: the granted QoS, or 0x80 for a
+// refusal. (paho keys its results by the filter less any $share/group/
+// prefix, so the code is looked up by position.)
+func (c *MQTT) await(ctx context.Context, tok mqtt.Token, timeout time.Duration) (byte, error) {
+	select {
+	case <-tok.Done():
+	case <-time.After(timeout):
+		return 0x80, fmt.Errorf("no answer within %s", timeout)
+	case <-ctx.Done():
+		return 0x80, ctx.Err()
+	}
+	if err := tok.Error(); err != nil {
+		return 0x80, err
+	}
+	if r, ok := tok.(interface{ Result() map[string]byte }); ok {
+		for _, code := range r.Result() {
+			return code, nil
+		}
+	}
+	return 0x80, nil // no code at all: treat as refused
+}
+
+// subackCode is the code the broker answered to a one-filter SUBSCRIBE
+// whose token has completed.
 func subackCode(tok *mqtt.SubscribeToken) byte {
 	for _, code := range tok.Result() {
 		return code
@@ -282,6 +378,10 @@ func (c *MQTT) setConnected(up bool) {
 // worker and hands the message over. Once the collector stops it takes no
 // more: they stay unacknowledged, for the broker to deliver again.
 func (c *MQTT) receive(ctx context.Context, msg mqtt.Message) {
+	if strings.HasPrefix(msg.Topic(), "$SYS/") {
+		msg.Ack() // the broker check's answer, late or from an earlier run
+		return
+	}
 	c.mu.Lock()
 	if c.stopping {
 		c.mu.Unlock()
@@ -350,7 +450,14 @@ func (c *MQTT) process(ctx context.Context, device string, payload []byte) (Outc
 		c.intake.refused(TransportMQTT, reason)
 		return Outcome{Answer: answer}, nil
 	}
-	return c.intake.Ingest(ctx, TransportMQTT, dev, payload, c.writer.Write)
+	// Over its rate, a message is refused, answered and acknowledged: a
+	// device that floods cannot crowd out the others, and learns which
+	// message to send again.
+	if ok, wait := c.limits.allow(dev.ID, time.Now()); !ok {
+		c.intake.refused(TransportMQTT, ReasonRateLimited)
+		return Outcome{Answer: rateLimited(payload, wait)}, nil
+	}
+	return c.intake.Ingest(ctx, TransportMQTT, dev, payload, c.write)
 }
 
 // lookup finds the device, retrying while the registry fails (a busy

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -155,4 +156,63 @@ func (c *bufferedConn) Close() error {
 	}
 	c.mu.Unlock()
 	return c.Conn.Close()
+}
+
+// versionTopic is where Mosquitto (and other brokers with a $SYS tree)
+// publishes its name and version, retained.
+const versionTopic = "$SYS/broker/version"
+
+// checkBroker warns, once, when the instances share their subscription
+// through a broker that forgets shared subscriptions when it restarts:
+// what devices publish between its restart and every instance's
+// subscribing again is then lost although the broker acknowledged it.
+// Mosquitto's persistence writes only plain subscriptions to its database
+// (measured with 2.0.11: a SIGTERM restart keeps a persistent session's
+// plain subscription and its queued messages, but not its $share one).
+// It reports false when ctx ended first, to be checked again.
+func (c *MQTT) checkBroker(ctx context.Context) bool {
+	if c.cfg.ShareGroup == "" {
+		return true
+	}
+	version := c.brokerVersion(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return false
+	case strings.HasPrefix(strings.ToLower(version), "mosquitto"):
+		c.log.Warn("this broker forgets shared subscriptions when it restarts: messages devices publish after "+
+			"its restart and before the instances subscribe again are lost; see the README, \"Broker restarts\"",
+			"broker", version, "share_group", c.cfg.ShareGroup)
+	case version == "":
+		c.log.Warn("could not learn which broker this is ("+versionTopic+"): if it forgets shared subscriptions "+
+			"when it restarts, messages devices publish meanwhile are lost; see the README, \"Broker restarts\"",
+			"share_group", c.cfg.ShareGroup)
+	default:
+		c.log.Info("broker", "version", version)
+	}
+	return true
+}
+
+// brokerVersion reads the broker's version from its $SYS tree, or "" when
+// the broker does not say within a few seconds or refuses to.
+func (c *MQTT) brokerVersion(ctx context.Context) string {
+	const wait = 3 * time.Second
+	got := make(chan string, 1)
+	tok := c.client.Subscribe(versionTopic, 0, func(_ mqtt.Client, m mqtt.Message) {
+		m.Ack()
+		select {
+		case got <- string(m.Payload()):
+		default:
+		}
+	})
+	defer c.client.Unsubscribe(versionTopic) // not waited for: nothing depends on it
+	if code, err := c.await(ctx, tok, wait); err != nil || code > 2 {
+		return ""
+	}
+	select {
+	case v := <-got:
+		return v
+	case <-time.After(wait):
+	case <-ctx.Done():
+	}
+	return ""
 }

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -47,4 +49,23 @@ func (l *deviceLimits) allow(device string, now time.Time) (ok bool, wait time.D
 // retryAfterSeconds rounds a wait up to whole seconds, at least one.
 func retryAfterSeconds(d time.Duration) int {
 	return max(1, int(math.Ceil(d.Seconds())))
+}
+
+// ReasonRateLimited counts MQTT messages refused because their device sent
+// faster than its rate (HTTPS tells it to retry, counted as deferred).
+const ReasonRateLimited = "rate_limited"
+
+// rateLimited is the answer to an MQTT message refused for its device's
+// rate: its seq when it can be read, so that the device knows which
+// message to send again, and when.
+func rateLimited(payload []byte, wait time.Duration) *ErrorDoc {
+	var head struct {
+		Seq *int64 `json:"seq"`
+	}
+	_ = json.Unmarshal(payload, &head) // unreadable: seq null
+	return &ErrorDoc{
+		Seq:     head.Seq,
+		Error:   fmt.Sprintf("rate limited: this device sends faster than its rate limit; send this message again in %d s or later", retryAfterSeconds(wait)),
+		Details: []Problem{},
+	}
 }

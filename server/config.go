@@ -73,16 +73,16 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
 	fs.BoolVar(&c.TLSSelfSigned, "tls-self-signed", false, "serve HTTPS with a self-signed certificate kept under <data-dir>/tls (development only)")
 
-	c.MQTT = ingest.MQTTConfig{ClientID: "patientpulse", ShareGroup: "patientpulse"}
+	c.MQTT = ingest.MQTTConfig{ClientID: "patientpulse"}
 	fs.BoolVar(&c.MQTTOn, "mqtt", true, "receive device data over MQTT (false: HTTPS only)")
 	fs.StringVar(&c.MQTT.URL, "mqtt-url", "tcp://127.0.0.1:1883", "MQTT broker URL (tcp://, mqtts://)")
 	fs.StringVar(&c.MQTT.Username, "mqtt-username", "", "the pipeline's broker username")
 	fs.StringVar(&c.MQTT.Password, "mqtt-password", "", "the pipeline's broker password (prefer "+envPrefix+"MQTT_PASSWORD)")
 	fs.StringVar(&c.MQTT.CAFile, "mqtt-ca-file", "", "PEM CA bundle to verify an mqtts:// broker")
 	fs.StringVar(&c.MQTT.ClientID, "mqtt-client-id", c.MQTT.ClientID, "fixed MQTT client id: unique per instance, stable across restarts")
-	fs.StringVar(&c.MQTT.ShareGroup, "mqtt-share-group", c.MQTT.ShareGroup, "shared-subscription group of the instances")
+	fs.StringVar(&c.MQTT.ShareGroup, "mqtt-share-group", c.MQTT.ShareGroup, "shared-subscription group, when several instances take MQTT ingest (empty: one instance, with a plain subscription, which Mosquitto keeps across its restart; see the README, \"Broker restarts\")")
 	fs.IntVar(&c.MQTT.MaxInFlight, "mqtt-max-inflight", 1000, "MQTT messages processed at once (match the broker's max_inflight_messages)")
-	fs.DurationVar(&c.MQTT.MaxReconnect, "mqtt-max-reconnect-interval", 30*time.Second, "longest wait between reconnection attempts")
+	fs.DurationVar(&c.MQTT.MaxReconnect, "mqtt-max-reconnect-interval", 5*time.Second, "longest wait between attempts to reach the broker again (the first after 250ms, doubling)")
 	fs.BoolVar(&c.BrokerAccounts, "broker-accounts", false, "manage the broker's accounts through Mosquitto's dynamic security plugin: "+
 		"devices enroll/revoke add/remove each device's account (username = device id, password = token), serve its own (--mqtt-username)")
 	fs.StringVar(&c.BrokerAdmin.Username, "broker-admin-username", "", "the dynamic security plugin's admin account (with --broker-accounts)")
@@ -112,8 +112,8 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.Int64Var(&c.HTTPIngest.MaxBytes, "max-body-bytes", 512<<10, "largest message accepted, in bytes (HTTPS and MQTT)")
 	fs.IntVar(&c.HTTPIngest.MaxInFlight, "http-max-inflight", 256, "HTTPS ingest requests in progress at once (429 beyond)")
 	fs.DurationVar(&c.HTTPIngest.WriteWait, "http-write-wait", 10*time.Second, "how long an HTTPS request waits to be stored (503 after)")
-	fs.Float64Var(&c.HTTPIngest.DeviceRate, "device-rate", 5, "HTTPS messages per second per device, on average (429 above; 0: no limit)")
-	fs.IntVar(&c.HTTPIngest.DeviceBurst, "device-burst", 60, "HTTPS messages a device may send at once, above --device-rate (a phone catching up)")
+	fs.Float64Var(&c.HTTPIngest.DeviceRate, "device-rate", 5, "messages per second per device, on average (0: no limit); above it HTTPS answers 429, MQTT refuses the message and answers on the device's errors topic")
+	fs.IntVar(&c.HTTPIngest.DeviceBurst, "device-burst", 60, "messages a device may send at once, above --device-rate (a phone catching up), over HTTPS and MQTT")
 
 	c.Auth = auth.DefaultConfig()
 	fs.DurationVar(&c.Auth.IdleTimeout, "session-idle", c.Auth.IdleTimeout, "a browser session unused this long ends")
@@ -149,6 +149,7 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 func Load(fs *flag.FlagSet, c *Config, args []string, getenv func(string) string) error {
 	err := settings.Load(fs, args, envPrefix, "config", getenv)
 	c.MQTT.MaxBytes = c.HTTPIngest.MaxBytes
+	c.MQTT.DeviceRate, c.MQTT.DeviceBurst = c.HTTPIngest.DeviceRate, c.HTTPIngest.DeviceBurst
 	c.Hub.Origins = commaList(c.wsOrigins)
 	c.Webhook.Events = commaList(c.webhookEvents)
 	return err
