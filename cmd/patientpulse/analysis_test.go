@@ -113,7 +113,13 @@ func TestPlanRuleFiresAndClears(t *testing.T) {
 
 	srv.stop()
 	srv = startServe(t, dir, "t-analysis", fast...)
-	time.Sleep(2500 * time.Millisecond) // start-up, and two sweeps
+	// The restarted evaluator reads the patient back and judges them again:
+	// that must record nothing new. evaluations_total counts an evaluation
+	// as it begins, one at a time, so at 3 the first two after the restart
+	// (the start-up's and a sweep's) have recorded whatever they found.
+	waitUntil(t, 20*time.Second, "two evaluations after the restart", func() bool {
+		return metric(t, srv.url, "patientpulse_analysis_evaluations_total") >= 3
+	})
 	wait("fired 300", "cleared 500")
 	// (300+600+600+100)/4 = 400: only the nights from before the restart,
 	// read back from InfluxDB, make that mean.
