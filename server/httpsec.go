@@ -1,6 +1,10 @@
 package server
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/patientpulse/patientpulse/auth"
+)
 
 // contentSecurityPolicy allows the app's own scripts, styles and
 // connections only: no inline script, no framing by other sites.
@@ -8,7 +12,8 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // securityHeaders sets the headers every response carries; with TLS on,
-// browsers are also told to use HTTPS only (HSTS).
+// or behind a trusted proxy that says the client used HTTPS, browsers are
+// also told to use HTTPS only (HSTS).
 func securityHeaders(next http.Handler, tls bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -18,9 +23,16 @@ func securityHeaders(next http.Handler, tls bool) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		if tls {
+		if tls || auth.ForwardedHTTPS(r) {
 			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// frontDoor is what every request goes through first: the trusted
+// proxies' view of the client (its address and scheme), then the
+// security headers.
+func frontDoor(next http.Handler, tls bool, proxies *auth.Proxies) http.Handler {
+	return proxies.Handler(securityHeaders(next, tls))
 }

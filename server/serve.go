@@ -157,7 +157,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	stagesCtx, stopStages := context.WithCancel(collectorsCtx)
 	defer stopStages()
 	var stages sync.WaitGroup
-	stageErrs := make([]error, 3)
+	stageErrs := make([]error, 4)
 	stage := func(i int, run func(context.Context) error) {
 		stages.Go(func() {
 			if stageErrs[i] = run(stagesCtx); stageErrs[i] != nil {
@@ -170,6 +170,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	if webhook != nil {
 		stage(2, webhook.Run)
 	}
+	stage(3, hub.Run)
 	log.Info("serving", "http", ln.Addr().String(), "tls", c.TLSCert != "", "mqtt", c.MQTTOn, "debug", c.DebugAddr)
 
 	collectors.Wait()
@@ -300,5 +301,5 @@ func (s *server) routes(mux *http.ServeMux, promReg *prometheus.Registry) http.H
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
-	return securityHeaders(mux, s.cfg.TLSCert != "")
+	return frontDoor(mux, s.cfg.TLSCert != "", s.cfg.Proxies)
 }
