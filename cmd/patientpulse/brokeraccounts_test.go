@@ -64,7 +64,7 @@ func TestBrokerAccountsEndToEnd(t *testing.T) {
 	// Ready means connected and subscribed with the pipeline's own account,
 	// which serve made with the admin account.
 	srv := startServe(t, dir, "t-dyn", append(brokerFlags, "--mqtt-username", "pipeline",
-		"--mqtt-password", "pipeline-secret", "--device-cache-ttl", "0")...)
+		"--mqtt-password", "pipeline-secret-of-the-tests", "--device-cache-ttl", "0")...)
 
 	watch, err := connectDevice(t, m, "watch-dyn", "watch-dyn", tokens["watch-dyn"])
 	if err != nil {
@@ -262,8 +262,8 @@ func TestBrokerAccountsServeSettings(t *testing.T) {
 	}{
 		{name: "nothing given", args: []string{"--broker-accounts"},
 			want: []string{"broker-admin-username", "broker-admin-password", "mqtt-username and mqtt-password"}},
-		{name: "pipeline account is the admin", env: map[string]string{"PATIENTPULSE_BROKER_ADMIN_PASSWORD": "s3cret-admin"},
-			args:    []string{"--broker-accounts", "--broker-admin-username", "admin", "--mqtt-username", "admin", "--mqtt-password", "s3cret-pipe"},
+		{name: "pipeline account is the admin", env: map[string]string{"PATIENTPULSE_BROKER_ADMIN_PASSWORD": "s3cret-admin-password-0123"},
+			args:    []string{"--broker-accounts", "--broker-admin-username", "admin", "--mqtt-username", "admin", "--mqtt-password", "s3cret-pipeline-password-0123"},
 			want:    []string{"mqtt-username must not be broker-admin-username"},
 			notWant: "broker-admin-password", // given in the environment
 		},
