@@ -56,6 +56,11 @@ type Config struct {
 	// account BrokerAdmin (whose URL and CA are the collector's).
 	BrokerAccounts bool
 	BrokerAdmin    ingest.BrokerAdminConfig
+
+	// Proxies are the reverse proxies whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (--trusted-proxies); set by Validate.
+	Proxies        *auth.Proxies
+	trustedProxies string
 }
 
 // NewFlagSet returns a flag set for a subcommand, holding every setting
@@ -118,9 +123,13 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	c.Auth = auth.DefaultConfig()
 	fs.DurationVar(&c.Auth.IdleTimeout, "session-idle", c.Auth.IdleTimeout, "a browser session unused this long ends")
 	fs.DurationVar(&c.Auth.MaxAge, "session-max-age", c.Auth.MaxAge, "a browser session ends this long after sign-in, used or not")
-	fs.IntVar(&c.Auth.MaxFailures, "signin-max-failures", c.Auth.MaxFailures, "failed sign-ins of one account, since its last success, that lock it for signin-lockout")
+	fs.IntVar(&c.Auth.MaxFailures, "signin-max-failures", c.Auth.MaxFailures, "failed sign-ins of one account from one address, since its last success there, that lock the account for that address for signin-lockout")
 	fs.IntVar(&c.Auth.MaxAddressFailures, "signin-max-address-failures", c.Auth.MaxAddressFailures, "failed sign-ins from one address that lock it out for signin-lockout")
 	fs.DurationVar(&c.Auth.LockoutWindow, "signin-lockout", c.Auth.LockoutWindow, "how far back failed sign-ins count, and so how long a lock-out lasts")
+	fs.IntVar(&c.Auth.GlobalFailures, "signin-global-failures", c.Auth.GlobalFailures, "failed sign-ins of one account from any address, since its last success, that lock it for every address (never an on-call account), with an audit entry (signin.lock)")
+	fs.DurationVar(&c.Auth.GlobalBackoff, "signin-global-backoff", c.Auth.GlobalBackoff, "how long a lock for every address lasts after the last failure; doubled for each further failure, at most signin-lockout")
+	fs.IntVar(&c.Auth.MaxRefusalAudits, "audit-refusals-per-minute", c.Auth.MaxRefusalAudits, "refused requests from one address written to the audit log a minute; more are only counted")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of the reverse proxies (TLS terminators) whose X-Forwarded-For and X-Forwarded-Proto are believed; empty: none")
 
 	c.Analysis = analysis.DefaultConfig()
 	fs.StringVar(&c.Timezone, "timezone", "UTC", "the clinic's IANA time zone (Europe/London): analysis judges its calendar days")
@@ -138,6 +147,8 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	c.Hub = alerts.DefaultHubConfig()
 	fs.StringVar(&c.wsOrigins, "ws-origins", "", "comma-separated origins (https://host[:port]) besides this server's own that may open the websocket")
 	fs.IntVar(&c.Hub.SendQueue, "ws-send-queue", c.Hub.SendQueue, "messages waiting for one websocket client; a client that lets it fill is disconnected")
+	fs.IntVar(&c.Hub.MaxSubscribe, "ws-max-subscribe", c.Hub.MaxSubscribe, "patients one websocket subscribe may name")
+	fs.DurationVar(&c.Hub.ChangePoll, "ws-change-poll", c.Hub.ChangePoll, "how soon care-team changes made by the admin commands reach open consoles (changes through the API do at once)")
 	fs.StringVar(&c.Webhook.URL, "webhook-url", "", "POST every alert change as signed JSON to this URL (https; http only to loopback)")
 	fs.StringVar(&c.Webhook.Secret, "webhook-secret", "", "HMAC-SHA256 key of the webhook's signature (prefer "+envPrefix+"WEBHOOK_SECRET)")
 	fs.StringVar(&c.webhookEvents, "webhook-events", "", "comma-separated alert changes to send (opened, escalated, ...); empty: every change")
@@ -196,6 +207,15 @@ func (c *Config) Validate() error {
 	if c.Hub.SendQueue < 1 {
 		errs = append(errs, errors.New("ws-send-queue must be at least 1"))
 	}
+	if c.Hub.MaxSubscribe < 1 {
+		errs = append(errs, errors.New("ws-max-subscribe must be at least 1"))
+	}
+	if c.Hub.ChangePoll < 100*time.Millisecond {
+		errs = append(errs, errors.New("ws-change-poll must be at least 100ms"))
+	}
+	proxies, err := auth.ParseProxies(commaList(c.trustedProxies))
+	errs = append(errs, err)
+	c.Proxies = proxies
 	if loc, err := time.LoadLocation(c.Timezone); err != nil || c.Timezone == "" || c.Timezone == "Local" {
 		errs = append(errs, fmt.Errorf("timezone %q: want an IANA zone such as Europe/London or UTC", c.Timezone))
 	} else {
