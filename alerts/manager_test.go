@@ -476,7 +476,6 @@ type mtCase struct {
 	notified []string   // mtNotifiedLine of every notified event, in order
 	kinds    []string   // when set, only events and notifications of these kinds are compared
 	check    func(t *testing.T, r *mtRig)
-	skip     string
 }
 
 func mtBaseConfig() Config {
@@ -487,9 +486,6 @@ func mtRunCases(t *testing.T, cases []mtCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.skip != "" {
-				t.Skip(c.skip)
-			}
 			t.Parallel()
 			cfg := mtBaseConfig()
 			if c.cfg != nil {
