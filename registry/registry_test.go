@@ -344,7 +344,7 @@ func TestValidID(t *testing.T) {
 }
 
 func TestSQLiteDSNKeepsCallersPragmas(t *testing.T) {
-	dsn, _, err := sqliteDSN("file:" + filepath.Join(t.TempDir(), "pp.db") + "?_pragma=synchronous(NORMAL)&_txlock=deferred", openOptions{})
+	dsn, _, err := sqliteDSN("file:"+filepath.Join(t.TempDir(), "pp.db")+"?_pragma=synchronous(NORMAL)&_txlock=deferred", openOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
