@@ -135,8 +135,8 @@ type AlertFilter struct {
 	// last id, hold only alerts its reader may see.
 	Scoped bool
 	Within []string
-	Limit    int   // at most this many (default and maximum 1000)
-	All      bool  // every match, whatever Limit says: for the server's own sweeps, not for answers to a request
+	Limit  int  // at most this many (default and maximum 1000)
+	All    bool // every match, whatever Limit says: for the server's own sweeps, not for answers to a request
 }
 
 // Alerts returns the alerts f selects, newest first.

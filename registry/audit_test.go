@@ -116,14 +116,14 @@ func TestMutationsAudited(t *testing.T) {
 		{
 			name: "AddStaff",
 			do: func(ctx context.Context, r *Registry) error {
-				return r.AddStaff(ctx, "bob", RoleOnCall, "bob's long password")
+				return r.AddStaff(ctx, "bob", RoleOnCall, "the on-call's long password")
 			},
 			action: ActionStaffAdd, target: "bob (oncall)",
 		},
 		{
 			name: "SetPassword",
 			do: func(ctx context.Context, r *Registry) error {
-				return r.SetPassword(ctx, "alice", "alice's new password")
+				return r.SetPassword(ctx, "alice", "her new long password")
 			},
 			action: ActionStaffPassword, target: "alice",
 		},
@@ -244,7 +244,7 @@ func TestFailedMutationsNotAudited(t *testing.T) {
 	if err := r.RevokeDevice(bg, "d-revoked"); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.AddStaff(bg, "dave", RoleAdmin, "dave's long password"); err != nil {
+	if err := r.AddStaff(bg, "dave", RoleAdmin, "the admin's long password"); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.DisableStaff(bg, "dave"); err != nil {
@@ -365,9 +365,9 @@ func TestMutationRolledBackWithItsAudit(t *testing.T) {
 			state: `SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL`},
 		{name: "UndoEnrollment", do: func() error { return r.UndoEnrollment(ctx, "d-1", tok) },
 			state: `SELECT COUNT(*) FROM devices`},
-		{name: "AddStaff", do: func() error { return r.AddStaff(ctx, "bob", RoleAdmin, "bob's long password") },
+		{name: "AddStaff", do: func() error { return r.AddStaff(ctx, "bob", RoleAdmin, "the on-call's long password") },
 			state: `SELECT COUNT(*) FROM staff`},
-		{name: "SetPassword", do: func() error { return r.SetPassword(ctx, "alice", "alice's new password") },
+		{name: "SetPassword", do: func() error { return r.SetPassword(ctx, "alice", "her new long password") },
 			state: `SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL`},
 		{name: "DisableStaff", do: func() error { return r.DisableStaff(ctx, "alice") },
 			state: `SELECT COUNT(*) FROM staff WHERE disabled_at IS NULL`},

@@ -355,7 +355,7 @@ func TestSessionByIDUnknown(t *testing.T) {
 func TestCreateSessionErrors(t *testing.T) {
 	r, _ := openWithStaff(t)
 	ctx := t.Context()
-	if err := r.AddStaff(ctx, "bob", RoleOnCall, "bob's long password"); err != nil {
+	if err := r.AddStaff(ctx, "bob", RoleOnCall, "the on-call's long password"); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.DisableStaff(ctx, "bob"); err != nil {
@@ -399,7 +399,7 @@ func TestAccountChangesEndSessions(t *testing.T) {
 		action string
 	}{
 		{name: "SetPassword", action: ActionStaffPassword, do: func(ctx context.Context, r *Registry) error {
-			return r.SetPassword(ctx, "alice", "alice's new password")
+			return r.SetPassword(ctx, "alice", "her new long password")
 		}},
 		{name: "DisableStaff", action: ActionStaffDisable, do: func(ctx context.Context, r *Registry) error {
 			return r.DisableStaff(ctx, "alice")
@@ -412,7 +412,7 @@ func TestAccountChangesEndSessions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r, _ := openWithStaff(t)
 			ctx := t.Context()
-			if err := r.AddStaff(ctx, "bob", RoleOnCall, "bob's long password"); err != nil {
+			if err := r.AddStaff(ctx, "bob", RoleOnCall, "the on-call's long password"); err != nil {
 				t.Fatal(err)
 			}
 			t0 := time.Now().Add(-time.Hour)

@@ -63,7 +63,7 @@ const staffTokenPrefix = "pps_"
 // AddStaff adds an enabled staff member with the given role and password,
 // of which the registry keeps only an argon2id hash. It returns an error
 // wrapping ErrInvalidID for a username ValidID rejects, ErrWeakPassword for
-// a password of fewer than MinPasswordLen characters, and ErrExists when
+// a password CheckPassword refuses, and ErrExists when
 // the username is taken. No error repeats the password.
 func (r *Registry) AddStaff(ctx context.Context, username string, role Role, password string) error {
 	if err := checkID("staff", username); err != nil {
@@ -71,6 +71,9 @@ func (r *Registry) AddStaff(ctx context.Context, username string, role Role, pas
 	}
 	if !role.Valid() {
 		return fmt.Errorf("add staff %s: role %q: want admin, clinician or oncall", username, role)
+	}
+	if err := CheckPassword(username, password); err != nil {
+		return fmt.Errorf("add staff %s: %w", username, err)
 	}
 	// Hash outside any transaction: it takes a while, and must not hold
 	// the store's write lock meanwhile.
@@ -96,6 +99,9 @@ func (r *Registry) AddStaff(ctx context.Context, username string, role Role, pas
 // AddStaff. It returns an error wrapping ErrNotFound for an unknown username.
 // The account's browser sessions end; its API tokens stay valid.
 func (r *Registry) SetPassword(ctx context.Context, username, password string) error {
+	if err := CheckPassword(username, password); err != nil {
+		return fmt.Errorf("set password of %s: %w", username, err)
+	}
 	hash, err := hashPassword(ctx, password)
 	if err != nil {
 		return fmt.Errorf("set password of %s: %w", username, err)

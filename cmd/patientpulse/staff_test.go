@@ -69,13 +69,13 @@ func TestStaffCommands(t *testing.T) {
 	cli(t, dir, "patients", "add", "--id", "p-1")
 	cli(t, dir, "patients", "add", "--id", "p-2")
 
-	out, errOut := mustStaff(t, dir, "alice's long password\nsecond line is not read\n",
+	out, errOut := mustStaff(t, dir, "her long password here\nsecond line is not read\n",
 		"staff", "add", "--username", "alice", "--role", "clinician")
 	if out != "" || !strings.Contains(errOut, "added staff alice (clinician)") {
 		t.Errorf("staff add: stdout %q, stderr %q; want nothing on stdout, \"added staff alice (clinician)\" on stderr", out, errOut)
 	}
-	mustStaff(t, dir, "bob's password, no newline", "staff", "add", "--username", "bob", "--role", "oncall")
-	mustStaff(t, dir, "carol's windows password\r\n", "staff", "add", "--username", "carol", "--role", "admin")
+	mustStaff(t, dir, "his password, no newline", "staff", "add", "--username", "bob", "--role", "oncall")
+	mustStaff(t, dir, "her windows password\r\n", "staff", "add", "--username", "carol", "--role", "admin")
 	for range 2 { // assigning twice is harmless
 		mustStaff(t, dir, "", "staff", "assign", "--username", "alice", "--patient", "p-1")
 	}
@@ -112,12 +112,12 @@ func TestStaffCommands(t *testing.T) {
 	// What the commands stored is what a login and an API call will see.
 	reg := openRegistry(t, dir)
 	ctx := t.Context()
-	for user, password := range map[string]string{"alice": "alice's long password", "carol": "carol's windows password"} {
+	for user, password := range map[string]string{"alice": "her long password here", "carol": "her windows password"} {
 		if _, err := reg.Authenticate(ctx, user, password); err != nil {
 			t.Errorf("Authenticate(%s) with the first line of stdin, line ending removed: %v", user, err)
 		}
 	}
-	if _, err := reg.Authenticate(ctx, "bob", "bob's password, no newline"); !errors.Is(err, registry.ErrDisabled) {
+	if _, err := reg.Authenticate(ctx, "bob", "his password, no newline"); !errors.Is(err, registry.ErrDisabled) {
 		t.Errorf("Authenticate(bob) after staff disable = %v, want ErrDisabled", err)
 	}
 	if s, err := reg.StaffByToken(ctx, strings.TrimSpace(tok)); err != nil || s.Username != "alice" {
@@ -137,7 +137,7 @@ func TestStaffCommands(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(b, []byte("alice's long password")) || bytes.Contains(b, []byte("carol's windows password")) {
+		if bytes.Contains(b, []byte("her long password here")) || bytes.Contains(b, []byte("her windows password")) {
 			t.Errorf("%s holds a password in clear", filepath.Base(f))
 		}
 	}
@@ -165,8 +165,8 @@ func TestStaffPasswdAndRevokeTokens(t *testing.T) {
 func TestStaffCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	cli(t, dir, "patients", "add", "--id", "p-1")
-	mustStaff(t, dir, "alice's long password\n", "staff", "add", "--username", "alice", "--role", "clinician")
-	mustStaff(t, dir, "bob's long password\n", "staff", "add", "--username", "bob", "--role", "oncall")
+	mustStaff(t, dir, "her long password here\n", "staff", "add", "--username", "alice", "--role", "clinician")
+	mustStaff(t, dir, "the on-call's long password\n", "staff", "add", "--username", "bob", "--role", "oncall")
 	mustStaff(t, dir, "", "staff", "disable", "--username", "bob")
 
 	tests := []struct {
