@@ -177,11 +177,11 @@ func (h *Hub) accessChanged(username string) {
 }
 
 // refuse counts a refusal and writes it to the audit log, as made by who
-// from address (bounded per address by auth.AuditRefusal).
+// from address (bounded per staff member by auth.AuditStaffRefusal).
 func (h *Hub) refuse(ctx context.Context, reason string, who *auth.Principal, address string, e registry.AuditEntry) {
 	h.refused.WithLabelValues(reason).Inc()
-	e.Actor, e.Action = who.Username, registry.ActionAccessDenied
-	h.auth.AuditRefusal(ctx, address, e)
+	e.Action = registry.ActionAccessDenied
+	h.auth.AuditStaffRefusal(ctx, who.Username, address, e)
 }
 
 // originAllowed accepts the server's own origin and the configured ones.
@@ -671,9 +671,7 @@ func (c *client) subscribe(ctx context.Context, patients []string) {
 	scope := c.currentScope()
 	for _, p := range ids {
 		if !scope.Includes(p) {
-			c.hub.refused.WithLabelValues("not_in_care").Inc()
-			c.hub.auth.AuditRefusal(actx, c.address, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: p,
-				Target: "websocket subscribe"})
+			c.hub.refuse(actx, "not_in_care", c.who, c.address, registry.AuditEntry{Patient: p, Target: "websocket subscribe"})
 			c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: "patient " + p + " is not in your care"})
 			return
 		}
@@ -705,9 +703,7 @@ func (c *client) ack(ctx context.Context, req request) {
 	a, _, err := c.hub.alerts.Get(actx, req.AlertID)
 	if err == nil {
 		if err = c.hub.auth.Check(actx, c.who, auth.HandleAlert, a.Patient); errors.Is(err, auth.ErrForbidden) {
-			c.hub.refused.WithLabelValues("not_in_care").Inc()
-			c.hub.auth.AuditRefusal(actx, c.address, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: a.Patient,
-				Target: "websocket ack"})
+			c.hub.refuse(actx, "not_in_care", c.who, c.address, registry.AuditEntry{Patient: a.Patient, Target: "websocket ack"})
 		}
 	}
 	if err == nil {

@@ -12,8 +12,9 @@
 // before the answer goes out; an audit entry that cannot be written
 // refuses the request. Every refusal (401, 403, a refused sign-in or
 // websocket origin) is written too, with the client's address, at most
-// Config.MaxRefusalAudits a minute per address (AuditRefusal), so that
-// being refused cannot flood the log. Nothing this package logs carries a
+// Config.MaxRefusalAudits a minute per address, or per staff member once
+// signed in (AuditRefusal, AuditStaffRefusal), so that being refused
+// cannot flood the log. Nothing this package logs carries a
 // patient id, a token, a session id or a password.
 //
 // Sign-in lock-out: failures are counted per account and address first,
@@ -235,12 +236,14 @@ func (a *Auth) Authenticate(next http.Handler) http.Handler {
 		p, status, err := a.principal(r)
 		if err != nil {
 			if status == http.StatusUnauthorized || status == http.StatusForbidden {
-				actor := "(unauthenticated)"
-				if p != nil {
-					actor = p.Username
+				e := registry.AuditEntry{Actor: "(unauthenticated)", Action: registry.ActionAccessDenied,
+					Target: requestTarget(r) + ": " + refusalReason(err)}
+				if p != nil { // a valid session, refused for CSRF or origin
+					e.Actor = p.Username
+					a.AuditStaffRefusal(r.Context(), p.Username, httpx.ClientIP(r), e)
+				} else {
+					a.AuditRefusal(r.Context(), httpx.ClientIP(r), e)
 				}
-				a.AuditRefusal(r.Context(), httpx.ClientIP(r), registry.AuditEntry{Actor: actor,
-					Action: registry.ActionAccessDenied, Target: requestTarget(r) + ": " + refusalReason(err)})
 			}
 			if status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="patientpulse"`)
@@ -506,7 +509,7 @@ func (a *Auth) RequireFor(perm Permission, what string, patientOf func(*http.Req
 		case errors.Is(err, ErrForbidden):
 			a.denied.Inc()
 			a.log.Info("access denied", "role", p.Role, "route", r.Pattern)
-			a.AuditRefusal(ctx, httpx.ClientIP(r), registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: patient,
+			a.AuditStaffRefusal(ctx, p.Username, httpx.ClientIP(r), registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: patient,
 				Target: r.Pattern})
 			httpx.Error(w, http.StatusForbidden, strings.TrimPrefix(err.Error(), "forbidden: "))
 			return

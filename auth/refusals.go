@@ -10,14 +10,15 @@ import (
 )
 
 // refusalLimiter bounds the audit entries written for refusals from one
-// address: at most perMinute in each minute, so that a stranger cannot
-// flood the append-only audit log by being refused. What it suppresses is
-// counted, and said in the address's next entry.
+// source (an address, or a signed-in staff member): at most perMinute in
+// each minute, so that nobody can flood the append-only audit log by
+// being refused. What it suppresses is counted, and said in the source's
+// next entry.
 type refusalLimiter struct {
 	perMinute int
 
 	mu    sync.Mutex
-	addrs map[string]*refusalWindow // guarded by mu; at most maxRefusalAddresses
+	addrs map[string]*refusalWindow // by source; guarded by mu; at most maxRefusalAddresses
 }
 
 type refusalWindow struct {
@@ -26,19 +27,19 @@ type refusalWindow struct {
 	suppressed int       // entries not written since the last one that was
 }
 
-// maxRefusalAddresses bounds the addresses remembered: beyond, those whose
-// minute has passed are forgotten, and if none has, every address is.
+// maxRefusalAddresses bounds the sources remembered: beyond, those whose
+// minute has passed are forgotten, and if none has, every source is.
 const maxRefusalAddresses = 10000
 
-// allow reports whether an entry for a refusal from address may be
+// allow reports whether an entry for a refusal from source may be
 // written at now, and how many were suppressed before it.
-func (l *refusalLimiter) allow(address string, now time.Time) (ok bool, suppressedBefore int) {
+func (l *refusalLimiter) allow(source string, now time.Time) (ok bool, suppressedBefore int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.addrs == nil {
 		l.addrs = map[string]*refusalWindow{}
 	}
-	w := l.addrs[address]
+	w := l.addrs[source]
 	if w == nil {
 		if len(l.addrs) >= maxRefusalAddresses {
 			for a, o := range l.addrs {
@@ -51,7 +52,7 @@ func (l *refusalLimiter) allow(address string, now time.Time) (ok bool, suppress
 			}
 		}
 		w = &refusalWindow{start: now}
-		l.addrs[address] = w
+		l.addrs[source] = w
 	}
 	if now.Sub(w.start) >= time.Minute || now.Before(w.start) {
 		w.start, w.written = now, 0
@@ -66,14 +67,28 @@ func (l *refusalLimiter) allow(address string, now time.Time) (ok bool, suppress
 	return true, s
 }
 
-// AuditRefusal writes the audit entry of a refused request from address,
-// unless that address has had MaxRefusalAudits entries in the last minute:
-// then the entry is suppressed, counted in
+// AuditRefusal writes the audit entry of a refused request from address
+// by someone not signed in, unless that address has had MaxRefusalAudits
+// entries in the last minute: then the entry is suppressed, counted in
 // patientpulse_audit_refusals_suppressed_total, and the number suppressed
 // is added to the address's next entry that is written. A zero Outcome is
 // denied. A failure to write is logged: the refusal is answered anyway.
 func (a *Auth) AuditRefusal(ctx context.Context, address string, e registry.AuditEntry) {
-	ok, suppressed := a.refusals.allow(address, a.now())
+	a.auditRefusal(ctx, "address "+address, address, e)
+}
+
+// AuditStaffRefusal is AuditRefusal for a request of a signed-in staff
+// member, bounded per staff member rather than per address: colleagues
+// behind one address do not use up each other's entries.
+func (a *Auth) AuditStaffRefusal(ctx context.Context, username, address string, e registry.AuditEntry) {
+	if e.Actor == "" {
+		e.Actor = username
+	}
+	a.auditRefusal(ctx, "staff "+username, address, e)
+}
+
+func (a *Auth) auditRefusal(ctx context.Context, source, address string, e registry.AuditEntry) {
+	ok, suppressed := a.refusals.allow(source, a.now())
 	if !ok {
 		a.suppressed.Inc()
 		return
@@ -89,7 +104,7 @@ func (a *Auth) AuditRefusal(ctx context.Context, address string, e registry.Audi
 	}
 	e.Address = address
 	if suppressed > 0 {
-		e.Target += fmt.Sprintf(" (and %d refusals from this address not recorded)", suppressed)
+		e.Target += fmt.Sprintf(" (and %d refusals from this source not recorded)", suppressed)
 	}
 	if err := a.reg.Audit(ctx, e); err != nil {
 		a.log.Error("audit failed", "err", err)

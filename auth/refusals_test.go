@@ -78,7 +78,7 @@ func TestRefusalsAudited(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	expect(t, "after the minute", e.do(request{method: "GET", path: "/v1/thing/p-1", from: "127.0.0.3"}), http.StatusUnauthorized)
 	es := e.audit(registry.AuditFilter{Action: registry.ActionAccessDenied})
-	if last := es[len(es)-1]; last.Address != "127.0.0.3" || !strings.HasSuffix(last.Target, "(and 980 refusals from this address not recorded)") {
+	if last := es[len(es)-1]; last.Address != "127.0.0.3" || !strings.HasSuffix(last.Target, "(and 980 refusals from this source not recorded)") {
 		t.Errorf("entry after the flood = %+v, want it to count 980 not recorded", last)
 	}
 }
