@@ -161,6 +161,7 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		{"DELETE /v1/staff/{username}/sessions", "/v1/staff/tgt-pass/sessions", nil, adminOnly(none)},
 		{"POST /v1/staff/{username}/disable", "/v1/staff/tgt-disable/disable", nil, adminOnly(none)},
 		{"GET /v1/audit", "/v1/audit?limit=5", nil, adminOnly(ok)},
+		{"GET /v1/signin/locks", "/v1/signin/locks", nil, adminOnly(ok)},
 		{"GET /v1/alerts", "/v1/alerts", nil, cell{"admin": ok, "clinician": ok, "oncall": ok}},
 		{"GET /v1/alerts/{aid}", alertPath, nil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
 		{"POST /v1/alerts/{aid}/snooze", alertPath + "/snooze", snoozeUntil, cell{"admin": ok, "clinician": denied, "oncall": ok}},

@@ -321,3 +321,70 @@ func TestWebsocketEndsWithCredentials(t *testing.T) {
 		t.Errorf("the console ended with %v, want close 1008 (signed out)", c.closeErr)
 	}
 }
+
+// TestWebsocketCareTeamAndAuditFlood: taking a patient from a clinician's
+// care team through the API stops that patient's samples on the
+// clinician's open console at once (a later sample of another patient
+// arrives, the first patient's does not); and 21 subscribes of 1000 ids
+// write a bounded number of audit entries.
+func TestWebsocketCareTeamAndAuditFlood(t *testing.T) {
+	needServices(t)
+	dir := newDataDir(t)
+	tokA := enroll(t, dir, "p-ct-a", "w-ct-a")
+	tokB := enroll(t, dir, "p-ct-b", "w-ct-b")
+	clinician := staffToken(t, dir, "dr-ct", "clinician")
+	admin := staffToken(t, dir, "ad-ct", "admin")
+	for _, p := range []string{"p-ct-a", "p-ct-b"} {
+		mustStaff(t, dir, "", "staff", "assign", "--username", "dr-ct", "--patient", p)
+	}
+	srv := startServe(t, dir, "t-ws-ct", "--mqtt=false")
+	sample := func(token string, seq, bpm int) {
+		t.Helper()
+		body := fmt.Sprintf(`{"seq": %d, "samples": [{"type": "heart_rate", "time": %q, "bpm": %d}]}`, seq, ts(time.Now().Add(-time.Minute)), bpm)
+		if st, doc, _ := post(t, srv.url, token, "application/json", []byte(body)); st != http.StatusAccepted {
+			t.Fatalf("ingest: %d %v", st, doc)
+		}
+	}
+	dr := dialAndGreet(t, srv.url, clinician).conn
+	dr.send(map[string]any{"type": "subscribe", "patients": []string{"p-ct-a", "p-ct-b"}})
+	dr.next("subscribed")
+	sample(tokA, 1, 61)
+	if s := dr.next("sample"); s["patient"] != "p-ct-a" {
+		t.Fatalf("sample %v, want p-ct-a's", s)
+	}
+	if st, doc := call(t, http.DefaultClient, srv.url, admin, "DELETE", "/v1/staff/dr-ct/patients/p-ct-a", nil); st != http.StatusNoContent {
+		t.Fatalf("unassign: %d %v", st, doc)
+	}
+	sample(tokA, 2, 62)
+	sample(tokB, 1, 63)
+	if s := dr.next("sample"); s["patient"] != "p-ct-b" {
+		t.Fatalf("after the unassignment the console got %v; want p-ct-b's sample only", s)
+	}
+	sample(tokB, 2, 64) // however the stored messages are handed on, p-ct-a's is not behind
+	if s := dr.next("sample"); s["patient"] != "p-ct-b" {
+		t.Fatalf("after the unassignment the console got %v; want p-ct-b's samples only", s)
+	}
+
+	// The audit flood of a websocket subscribe.
+	before := len(auditEntries(t, srv.url, admin, "?action=patient.read&actor=ad-ct"))
+	ad := dialAndGreet(t, srv.url, admin).conn
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("p-flood-%d", i%300)
+	}
+	for range 21 {
+		ad.send(map[string]any{"type": "subscribe", "patients": ids})
+	}
+	answers := 0
+	for answers < 21 {
+		m := <-ad.msgs
+		if m["type"] == "subscribed" || m["type"] == "error" {
+			answers++
+		}
+	}
+	reads := len(auditEntries(t, srv.url, admin, "?action=patient.read&actor=ad-ct")) - before
+	denied := len(auditEntries(t, srv.url, admin, "?action=access.denied&actor=ad-ct"))
+	if reads < 1 || reads > 6 || denied > 21 {
+		t.Errorf("21 subscribes of 1000 ids wrote %d patient.read and %d access.denied entries; want 1 to 6 and at most 21", reads, denied)
+	}
+}
