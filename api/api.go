@@ -134,7 +134,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		httpx.Error(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrDisabled):
 		httpx.Error(w, http.StatusConflict, err.Error())
-	case errors.Is(err, registry.ErrInvalidID), errors.Is(err, registry.ErrWeakPassword), errors.Is(err, errBadRequest):
+	case errors.Is(err, registry.ErrInvalidID), errors.Is(err, registry.ErrInvalidName), errors.Is(err, registry.ErrWeakPassword),
+		errors.Is(err, errBadRequest):
 		httpx.Error(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ingest.ErrTooManyPoints):
 		httpx.Error(w, http.StatusUnprocessableEntity, err.Error()+": ask for a shorter range")

@@ -112,7 +112,7 @@ func patientsCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		var id, name string
 		reg, err := adminFlags(ctx, "patients add", args[1:], stderr, getenv, func(fs *flag.FlagSet) {
 			fs.StringVar(&id, "id", "", "patient id (letters, digits, '.', '_', '-')")
-			fs.StringVar(&name, "name", "", "display name for clinicians")
+			fs.StringVar(&name, "name", "", "display name for clinicians (printable characters, at most 200)")
 		}, "id")
 		if err != nil {
 			return err
@@ -136,7 +136,9 @@ func patientsCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tADDED")
 		for _, p := range ps {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.ID, p.Name, p.CreatedAt.Format(time.RFC3339))
+			// Escaped: a row stored before names were checked may hold a
+			// terminal's escape sequences.
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.ID, registry.PrintableName(p.Name), p.CreatedAt.Format(time.RFC3339))
 		}
 		return tw.Flush()
 	}
