@@ -116,3 +116,21 @@ func (r *Registry) endSessions(ctx context.Context, tx *sql.Tx, username string)
 		formatTime(now()), username)
 	return err
 }
+
+// PurgeSessions deletes the sessions that can no longer be used: ended
+// ones, those last used before idleBefore, and those created before
+// createdBefore (the callers' idle timeout and maximum age, counted back
+// from now). It returns how many it deleted. Sign-ins and sign-outs stay
+// in the audit log.
+func (r *Registry) PurgeSessions(ctx context.Context, idleBefore, createdBefore time.Time) (int64, error) {
+	res, err := r.db.ExecContext(ctx, r.q(`DELETE FROM sessions
+		WHERE ended_at IS NOT NULL OR last_seen_at < ? OR created_at < ?`), formatTime(idleBefore), formatTime(createdBefore))
+	if err != nil {
+		return 0, fmt.Errorf("purge sessions: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("purge sessions: %w", err)
+	}
+	return n, nil
+}

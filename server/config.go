@@ -61,6 +61,10 @@ type Config struct {
 	// X-Forwarded-Proto are believed (--trusted-proxies); set by Validate.
 	Proxies        *auth.Proxies
 	trustedProxies string
+
+	// Retention is how long transitions and resolved alerts are kept
+	// (--retention); 0: for ever. Expired sessions are purged whatever it is.
+	Retention time.Duration
 }
 
 // NewFlagSet returns a flag set for a subcommand, holding every setting
@@ -119,6 +123,9 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.DurationVar(&c.HTTPIngest.WriteWait, "http-write-wait", 10*time.Second, "how long an HTTPS request waits to be stored (503 after)")
 	fs.Float64Var(&c.HTTPIngest.DeviceRate, "device-rate", 5, "messages per second per device, on average (0: no limit); above it HTTPS answers 429, MQTT refuses the message and answers on the device's errors topic")
 	fs.IntVar(&c.HTTPIngest.DeviceBurst, "device-burst", 60, "messages a device may send at once, above --device-rate (a phone catching up), over HTTPS and MQTT")
+	fs.IntVar(&c.HTTPIngest.DeviceOpen, "http-device-open", ingest.DefaultDeviceOpen, "HTTPS ingest requests one device may have open at once, bodies being sent included (429 beyond)")
+	fs.DurationVar(&c.HTTPIngest.ReadWait, "http-read-wait", ingest.DefaultReadWait, "how long an HTTPS ingest request may take to send its body (408 after); no storing slot is taken before it has")
+	fs.DurationVar(&c.Retention, "retention", 0, "keep analysis transitions and resolved alerts (with their events) this long, purging older ones hourly (0: for ever; the audit log is never purged)")
 
 	c.Auth = auth.DefaultConfig()
 	fs.DurationVar(&c.Auth.IdleTimeout, "session-idle", c.Auth.IdleTimeout, "a browser session unused this long ends")
@@ -264,6 +271,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("write-max-pending-bytes must be at least four times max-body-bytes"))
 	}
 	errs = append(errs, checkDebugAddr(c.DebugAddr))
+	if c.Retention != 0 && c.Retention < 24*time.Hour {
+		errs = append(errs, errors.New("retention must be 0 (keep for ever) or at least 24h"))
+	}
 	return errors.Join(errs...)
 }
 

@@ -157,7 +157,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	stagesCtx, stopStages := context.WithCancel(collectorsCtx)
 	defer stopStages()
 	var stages sync.WaitGroup
-	stageErrs := make([]error, 4)
+	stageErrs := make([]error, 5)
 	stage := func(i int, run func(context.Context) error) {
 		stages.Go(func() {
 			if stageErrs[i] = run(stagesCtx); stageErrs[i] != nil {
@@ -171,6 +171,9 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		stage(2, webhook.Run)
 	}
 	stage(3, hub.Run)
+	purge := &purger{reg: reg, idle: c.Auth.IdleTimeout, maxAge: c.Auth.MaxAge, retention: c.Retention,
+		interval: purgeInterval, log: log.With("component", "purge")}
+	stage(4, purge.Run)
 	log.Info("serving", "http", ln.Addr().String(), "tls", c.TLSCert != "", "mqtt", c.MQTTOn, "debug", c.DebugAddr)
 
 	collectors.Wait()

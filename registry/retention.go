@@ -1,0 +1,102 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Purged counts what PurgeHistory deleted.
+type Purged struct {
+	Transitions int64
+	Alerts      int64 // resolved alerts, each with its events and webhook deliveries
+	AlertEvents int64
+}
+
+// purgeBatch is how many rows one purge transaction deletes at most, so
+// that a first purge of a large registry does not hold the write lock for
+// long: the pipeline writes transitions and alerts meanwhile.
+const purgeBatch = 1000
+
+// PurgeHistory deletes what is older than before and no longer needed:
+//
+//   - transitions recorded before it, except the newest of each patient,
+//     rule and change, from which analysis resumes (LatestTransitions);
+//   - resolved alerts resolved before it, with their events and webhook
+//     delivery records.
+//
+// Active (firing, acknowledged) and suppressed alerts are kept however
+// old. The audit log is never deleted: its triggers refuse it.
+func (r *Registry) PurgeHistory(ctx context.Context, before time.Time) (Purged, error) {
+	var p Purged
+	cutoff := formatTime(before)
+	for {
+		var n int64
+		err := r.inTx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, r.q(`DELETE FROM transitions WHERE id IN (
+				SELECT id FROM transitions WHERE at < ? AND id NOT IN (
+					SELECT MAX(id) FROM transitions GROUP BY patient_id, rule_id, change)
+				LIMIT ?)`), cutoff, purgeBatch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return p, fmt.Errorf("purge transitions: %w", err)
+		}
+		p.Transitions += n
+		if n < purgeBatch {
+			break
+		}
+	}
+	for {
+		var ids []int64
+		err := r.inTx(ctx, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, r.q(`SELECT id FROM alerts WHERE state = 'resolved' AND resolved_at < ?
+				ORDER BY id LIMIT ?`), cutoff, purgeBatch)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				ids = append(ids, id)
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			for _, id := range ids {
+				res, err := tx.ExecContext(ctx, r.q(`DELETE FROM alert_events WHERE alert_id = ?`), id)
+				if err != nil {
+					return err
+				}
+				n, err := res.RowsAffected()
+				if err != nil {
+					return err
+				}
+				p.AlertEvents += n
+				if _, err := tx.ExecContext(ctx, r.q(`DELETE FROM webhook_deliveries WHERE alert_id = ?`), id); err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, r.q(`DELETE FROM alerts WHERE id = ?`), id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return p, fmt.Errorf("purge alerts: %w", err)
+		}
+		p.Alerts += int64(len(ids))
+		if len(ids) < purgeBatch {
+			break
+		}
+	}
+	return p, nil
+}
