@@ -137,9 +137,10 @@ type MQTT struct {
 	lost      chan error        // connection losses, from paho
 	messages  prometheus.Counter
 	inFlight  prometheus.Gauge
-	connected atomic.Bool // connected and subscribed
-	client    mqttClient  // set by Run before it connects
-	checked   bool        // the broker was checked; used by Run's subscribing goroutines, one at a time
+	connected atomic.Bool   // connected and subscribed
+	client    mqttClient    // set by Run before it connects
+	checked   bool          // the broker was checked; used by Run's subscribing goroutines, one at a time
+	checkWait time.Duration // how long the broker check waits for the broker's $SYS tree
 
 	mu       sync.Mutex
 	stopping bool           // no message is taken any more; guarded by mu
@@ -156,6 +157,7 @@ func NewMQTT(cfg MQTTConfig, intake *Intake, w *Writer, m *Metrics, log *slog.Lo
 		log:       log.With("component", "mqtt"),
 		limits:    newDeviceLimits(cfg.DeviceRate, cfg.DeviceBurst),
 		newClient: func(o *mqtt.ClientOptions) mqttClient { return mqtt.NewClient(o) },
+		checkWait: 12 * time.Second, // Mosquitto's sys_interval is 10 s by default
 		work:      make(chan mqtt.Message),
 		lost:      make(chan error, 1),
 		messages:  m.Messages.WithLabelValues(TransportMQTT),

@@ -112,7 +112,7 @@ func (l *eventLog) count(prefix string) int {
 type fakeClient struct {
 	opts    *mqtt.ClientOptions
 	events  eventLog
-	version string // answered on $SYS/broker/version; "" none
+	version string // "$SYS/... answer": the one $SYS topic answered, with what; "" none
 
 	mu          sync.Mutex
 	connectErrs []error
@@ -150,12 +150,13 @@ func (f *fakeClient) Connect() mqtt.Token {
 func (f *fakeClient) Disconnect(uint) { f.events.add("disconnect") }
 
 func (f *fakeClient) Subscribe(topic string, _ byte, cb mqtt.MessageHandler) mqtt.Token {
-	if topic == versionTopic {
+	if strings.HasPrefix(topic, "$SYS/") {
 		f.events.add("subscribe " + topic)
-		if f.version == "" {
+		answer, _ := strings.CutPrefix(f.version, topic+" ")
+		if f.version == "" || answer == f.version {
 			return doneToken(nil, map[string]byte{topic: 0x80})
 		}
-		go cb(nil, f.message(topic, f.version))
+		go cb(nil, f.message(topic, answer))
 		return doneToken(nil, map[string]byte{topic: 0})
 	}
 	f.mu.Lock()
@@ -256,6 +257,7 @@ func startCollector(t *testing.T, cfg MQTTConfig, fake *fakeClient, write func(c
 	}
 	c := NewMQTT(cfg, intake, nil, m, log)
 	c.write = write
+	c.checkWait = 100 * time.Millisecond
 	c.newClient = func(o *mqtt.ClientOptions) mqttClient { fake.opts = o; return fake }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -539,10 +541,11 @@ func TestMQTTTopic(t *testing.T) {
 // instance does not ask.
 func TestMQTTBrokerCheck(t *testing.T) {
 	for _, tt := range []struct{ name, group, version, want string }{
-		{"mosquitto", "g", "mosquitto version 2.0.11", "forgets shared subscriptions"},
+		{"mosquitto", "g", versionTopic + " mosquitto version 2.0.11", "forgets shared subscriptions"},
+		{"mosquitto without retained messages", "g", uptimeTopic + " 42 seconds", "forgets shared subscriptions"},
 		{"unknown", "g", "", "could not learn which broker"},
-		{"other", "g", "VerneMQ 2.0", "VerneMQ"},
-		{"single instance", "", "mosquitto version 2.0.11", ""},
+		{"other", "g", versionTopic + " VerneMQ 2.0", "VerneMQ"},
+		{"single instance", "", versionTopic + " mosquitto version 2.0.11", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := newFakeClient()

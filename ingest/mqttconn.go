@@ -159,8 +159,14 @@ func (c *bufferedConn) Close() error {
 }
 
 // versionTopic is where Mosquitto (and other brokers with a $SYS tree)
-// publishes its name and version, retained.
-const versionTopic = "$SYS/broker/version"
+// publishes its name and version, retained: a broker with retained
+// messages off (retain_available false, as deploy/mosquitto has it) never
+// sends it. uptimeTopic is where Mosquitto says how long it has run,
+// every sys_interval (10 s by default), not retained, as "N seconds".
+const (
+	versionTopic = "$SYS/broker/version"
+	uptimeTopic  = "$SYS/broker/uptime"
+)
 
 // checkBroker warns, once, when the instances share their subscription
 // through a broker that forgets shared subscriptions when it restarts:
@@ -174,44 +180,58 @@ func (c *MQTT) checkBroker(ctx context.Context) bool {
 	if c.cfg.ShareGroup == "" {
 		return true
 	}
-	version := c.brokerVersion(ctx)
+	broker := c.brokerName(ctx)
 	switch {
 	case ctx.Err() != nil:
 		return false
-	case strings.HasPrefix(strings.ToLower(version), "mosquitto"):
+	case strings.HasPrefix(strings.ToLower(broker), "mosquitto"):
 		c.log.Warn("this broker forgets shared subscriptions when it restarts: messages devices publish after "+
 			"its restart and before the instances subscribe again are lost; see the README, \"Broker restarts\"",
-			"broker", version, "share_group", c.cfg.ShareGroup)
-	case version == "":
-		c.log.Warn("could not learn which broker this is ("+versionTopic+"): if it forgets shared subscriptions "+
+			"broker", broker, "share_group", c.cfg.ShareGroup)
+	case broker == "":
+		c.log.Warn("could not learn which broker this is ($SYS/broker/...): if it forgets shared subscriptions "+
 			"when it restarts, messages devices publish meanwhile are lost; see the README, \"Broker restarts\"",
 			"share_group", c.cfg.ShareGroup)
 	default:
-		c.log.Info("broker", "version", version)
+		c.log.Info("broker", "version", broker)
 	}
 	return true
 }
 
-// brokerVersion reads the broker's version from its $SYS tree, or "" when
-// the broker does not say within a few seconds or refuses to.
-func (c *MQTT) brokerVersion(ctx context.Context) string {
-	const wait = 3 * time.Second
-	got := make(chan string, 1)
-	tok := c.client.Subscribe(versionTopic, 0, func(_ mqtt.Client, m mqtt.Message) {
+// brokerName is the broker's version from its $SYS tree ("mosquitto
+// version 2.0.11"), or "mosquitto" when only its uptime came in
+// Mosquitto's form, or "" when the broker said neither within
+// brokerCheckWait or refused both subscriptions.
+func (c *MQTT) brokerName(ctx context.Context) string {
+	got := make(chan string, 2)
+	handler := func(_ mqtt.Client, m mqtt.Message) {
 		m.Ack()
+		name := string(m.Payload())
+		if m.Topic() == uptimeTopic {
+			if !strings.HasSuffix(name, " seconds") {
+				return
+			}
+			name = "mosquitto"
+		}
 		select {
-		case got <- string(m.Payload()):
+		case got <- name:
 		default:
 		}
-	})
-	defer c.client.Unsubscribe(versionTopic) // not waited for: nothing depends on it
-	if code, err := c.await(ctx, tok, wait); err != nil || code > 2 {
+	}
+	refused := 0
+	for _, topic := range []string{versionTopic, uptimeTopic} {
+		if code, err := c.await(ctx, c.client.Subscribe(topic, 0, handler), c.checkWait); err != nil || code > 2 {
+			refused++
+		}
+	}
+	defer c.client.Unsubscribe(versionTopic, uptimeTopic) // not waited for: nothing depends on it
+	if refused == 2 {
 		return ""
 	}
 	select {
-	case v := <-got:
-		return v
-	case <-time.After(wait):
+	case name := <-got:
+		return name
+	case <-time.After(c.checkWait):
 	case <-ctx.Done():
 	}
 	return ""

@@ -244,19 +244,50 @@ func (m *Mosquitto) Pid() int {
 }
 
 // Restart stops the broker and starts it again on the same port with the
-// same directory, so persistent sessions and their queued messages survive.
-// It fails after Stop.
+// same directory, so persistent sessions and their queued messages survive
+// (Mosquitto keeps plain subscriptions, not shared ones). It fails after
+// Stop.
 func (m *Mosquitto) Restart() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.stopped {
-		return errors.New("restart mosquitto: stopped")
-	}
-	if err := m.proc.stop(); err != nil {
+	if err := m.Down(); err != nil {
 		return fmt.Errorf("restart mosquitto: %w", err)
 	}
-	if err := m.startLocked(); err != nil {
+	if err := m.Up(); err != nil {
 		return fmt.Errorf("restart mosquitto: %w", err)
 	}
 	return nil
+}
+
+// Down stops the broker with SIGTERM, which saves its persistence database,
+// and leaves it stopped, its port and directory kept for Up. Calling Down
+// on a broker that is down does nothing. It fails after Stop.
+func (m *Mosquitto) Down() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return errors.New("mosquitto down: stopped")
+	}
+	return m.proc.stop()
+}
+
+// Up starts a broker that Down stopped again, on the same port with the
+// same directory, and waits until it accepts connections. Calling Up on a
+// running broker does nothing. It fails after Stop.
+func (m *Mosquitto) Up() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return errors.New("mosquitto up: stopped")
+	}
+	if m.proc.pid() != 0 {
+		return nil
+	}
+	return m.startLocked()
+}
+
+// Version is what the broker's binary says it is ("mosquitto version
+// 2.0.11"), from mosquitto -h.
+func (m *Mosquitto) Version() string {
+	out, _ := exec.Command(m.proc.bin, "-h").CombinedOutput() // exits 3 after printing its usage
+	first, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(first)
 }
