@@ -414,6 +414,16 @@ start_mosquitto() {
 		echo "mosquitto: started (pid $(<"$RUN_DIR/mosquitto.pid")) on 127.0.0.1:$MQTT_PORT"
 	fi
 	await mosquitto mqtt_ready "$MQTT_PORT" 10
+	# Mosquitto saves a persistent session's plain subscriptions across its
+	# restart, not its shared ones ($share/...): say so before anyone runs
+	# several instances against it (README, "Broker restarts").
+	local version
+	version=$("$bin" -h 2>/dev/null | head -n 1 || true)
+	case $version in
+	mosquitto\ version*)
+		echo "mosquitto: $version keeps plain subscriptions across its restart, not shared ones: one serve (no --mqtt-share-group) loses nothing when it restarts, several would (README, \"Broker restarts\")"
+		;;
+	esac
 }
 
 # init_influx_auth makes InfluxDB's admin user once, on the first start
