@@ -358,7 +358,7 @@ func (b *bencher) pipeline(ctx context.Context, payloads [][][]byte, res *Result
 	for d := range ids {
 		topics[d] = "pp/v1/devices/" + ids[d] + "/data"
 	}
-	srv, err := b.startServe(ctx, sv, dir)
+	srv, err := b.startServe(ctx, sv, dir, "--device-rate=0") // a few devices at full speed: no per-device limit
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,8 @@ func TestOutageMemory(t *testing.T) {
 	}
 	serve := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--http-addr", strings.TrimPrefix(base, "http://"),
 		"--mqtt-url", broker.URL, "--mqtt-client-id", group, "--mqtt-share-group", group,
-		"--influx-url", store.URL, "--influx-bucket", "patientpulse", "--log-level", "warn"}, args...)...)
+		"--influx-url", store.URL, "--influx-bucket", "patientpulse", "--log-level", "warn",
+		"--device-rate", "0"}, args...)...) // 10 msg/s per device, above --device-rate's default
 	logs := &syncBuffer{}
 	serve.Stdout, serve.Stderr = logs, logs
 	if err := serve.Start(); err != nil {
