@@ -53,7 +53,8 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Patient != "" && !scope.Includes(f.Patient) {
-		_ = a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionAccessDenied, Patient: f.Patient, Target: r.Pattern, Outcome: registry.OutcomeDenied})
+		a.auth.AuditStaffRefusal(ctx, p.Username, httpx.ClientIP(r), registry.AuditEntry{Action: registry.ActionAccessDenied,
+			Patient: f.Patient, Target: r.Pattern})
 		httpx.Error(w, http.StatusForbidden, "this patient is not in your care")
 		return
 	}
