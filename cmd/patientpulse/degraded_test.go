@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,46 +24,7 @@ import (
 // Flags in extra override startServe's (the last one wins).
 func launchServe(t *testing.T, dataDir, group string, extra ...string) *instance {
 	t.Helper()
-	port, err := testservices.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	in := &instance{url: "http://" + addr, dataDir: dataDir, group: group, logs: &syncBuffer{}}
-	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr,
-		"--mqtt-url", broker.URL, "--mqtt-client-id", group, "--mqtt-share-group", group,
-		"--influx-url", influx.URL, "--influx-bucket", "patientpulse"}, extra...)
-	ctx, cancel := context.WithCancel(context.Background())
-	var code int
-	exited := make(chan struct{})
-	go func() {
-		code = run(ctx, args, nil, io.Discard, in.logs, func(string) string { return "" })
-		close(exited)
-	}()
-	var once sync.Once
-	in.stop = func() {
-		once.Do(func() {
-			cancel()
-			<-exited
-			if code != 0 {
-				t.Errorf("serve exited %d: %s", code, in.logs.String())
-			}
-		})
-	}
-	t.Cleanup(in.stop)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		select {
-		case <-exited:
-			t.Fatalf("serve exited %d before it listened: %s", code, in.logs.String())
-		default:
-		}
-		if status, _ := getJSON(in.url+"/healthz", ""); status == http.StatusOK {
-			return in
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not listen within 10s: %s", in.logs.String())
-		}
-	}
+	return runServe(t, http.DefaultClient, "http", dataDir, group, "/healthz", 10*time.Second, extra...)
 }
 
 // getJSON GETs url (with a staff token when given) and decodes the

@@ -106,6 +106,15 @@ func startServeOver(tb testing.TB, client *http.Client, scheme, dataDir, group s
 			c.Disconnect(0)
 		}
 	})
+	return runServe(tb, client, scheme, dataDir, group, "/readyz", 30*time.Second, extra...)
+}
+
+// runServe runs serve in process with the MQTT session named group and
+// waits until path (/readyz, or /healthz: listening) answers 200 over
+// scheme within wait. Flags in extra override the defaults (the last one
+// wins).
+func runServe(tb testing.TB, client *http.Client, scheme, dataDir, group, path string, wait time.Duration, extra ...string) *instance {
+	tb.Helper()
 	port, err := testservices.FreePort()
 	if err != nil {
 		tb.Fatal(err)
@@ -139,20 +148,20 @@ func startServeOver(tb testing.TB, client *http.Client, scheme, dataDir, group s
 		})
 	}
 	tb.Cleanup(in.stop)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
 		select {
 		case <-exited:
 			tb.Fatalf("serve exited %d before it was ready: %s", code, in.logs.String())
 		default:
 		}
-		if resp, err := client.Get(in.url + "/readyz"); err == nil {
+		if resp, err := client.Get(in.url + path); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return in
 			}
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("serve not ready over %s within 30s: %s", scheme, in.logs.String())
+			tb.Fatalf("serve: %s not 200 over %s within %v: %s", path, scheme, wait, in.logs.String())
 		}
 	}
 }
