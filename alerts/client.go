@@ -1,0 +1,353 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/patientpulse/patientpulse/auth"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// Messages, server to client.
+type (
+	helloMsg struct {
+		Type     string        `json:"type"` // hello
+		Username string        `json:"username"`
+		Role     registry.Role `json:"role"`
+		Patients []string      `json:"patients"` // whom you may see and subscribe to
+	}
+	snapshotMsg struct {
+		Type   string  `json:"type"` // snapshot
+		Alerts []Alert `json:"alerts"`
+	}
+	alertMsg struct {
+		Type string `json:"type"` // alert
+		Event
+	}
+	sampleMsg struct {
+		Type        string             `json:"type"` // sample
+		Patient     string             `json:"patient"`
+		Measurement string             `json:"measurement"`
+		Time        time.Time          `json:"time"`
+		Tags        map[string]string  `json:"tags,omitempty"`
+		Fields      map[string]float64 `json:"fields"`
+	}
+	statusMsg struct {
+		Type    string `json:"type"` // patient_status
+		Patient string `json:"patient"`
+		Status  string `json:"status"` // fine, attention or critical
+	}
+	errorMsg struct {
+		Type    string `json:"type"` // error
+		Request string `json:"request,omitempty"`
+		Error   string `json:"error"`
+	}
+	ackedMsg struct {
+		Type    string `json:"type"` // acked
+		AlertID int64  `json:"alert_id"`
+	}
+	subscribedMsg struct {
+		Type     string   `json:"type"` // subscribed
+		Patients []string `json:"patients"`
+	}
+)
+
+// request is what a client sends.
+type request struct {
+	Type     string   `json:"type"` // subscribe or ack
+	Patients []string `json:"patients"`
+	AlertID  int64    `json:"alert_id"`
+	Note     string   `json:"note"`
+}
+
+// client is one connected console of the Hub: its websocket, its scope
+// and subscriptions, and the loops that read its requests and write its
+// messages.
+type client struct {
+	hub     *Hub
+	conn    *websocket.Conn
+	who     *auth.Principal
+	address string // the client's IP address, for the audit log
+	send    chan []byte
+	done    chan struct{} // closed when the client goes
+	recheck chan struct{} // its access changed: check credentials and scope (Hub.accessChanged)
+
+	mu       sync.Mutex
+	scope    auth.Scope // guarded by mu, as are the fields below
+	scoped   time.Time  // when scope was read
+	scopeGen int        // changes of access seen: a scope read before the latest is stale
+	readGen  int        // the scopeGen scope was read at
+	subs     map[string]bool
+	evicted  bool
+	tokens   float64   // subscribes the client may still send now
+	tokensAt time.Time // when tokens was reckoned
+}
+
+// sees reports whether the patient is in the client's scope, read again
+// every Refresh.
+func (c *client) sees(patient string) bool {
+	return c.currentScope().Includes(patient)
+}
+
+// currentScope returns the client's scope, reading it again when it is
+// older than Refresh or its access has changed since (without holding the
+// client's lock meanwhile). A scope that cannot be read again while its
+// access has changed is empty: a change may have taken patients away.
+func (c *client) currentScope() auth.Scope {
+	c.mu.Lock()
+	scope, gen := c.scope, c.scopeGen
+	changed := c.readGen != gen
+	stale := changed || time.Since(c.scoped) > c.hub.cfg.Refresh
+	c.mu.Unlock()
+	if !stale {
+		return scope
+	}
+	s, err := c.hub.auth.Scope(context.Background(), c.who)
+	if err != nil {
+		if changed {
+			return auth.Scope{}
+		}
+		return scope
+	}
+	c.mu.Lock()
+	if c.scopeGen == gen { // no change came in while reading
+		c.scope, c.scoped, c.readGen = s, time.Now(), gen
+	}
+	c.mu.Unlock()
+	return s
+}
+
+// refreshAccess checks the client's credentials and scope after a change
+// of its access, and drops the subscriptions it may no longer have.
+func (c *client) refreshAccess() bool {
+	if !c.stillValid() {
+		return false
+	}
+	scope := c.currentScope()
+	c.mu.Lock()
+	for p := range c.subs {
+		if !scope.Includes(p) {
+			delete(c.subs, p)
+		}
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// queue hands a message to the client's writer; a client whose queue is
+// full is disconnected rather than allowed to hold anything up.
+func (c *client) queue(typ string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	select {
+	case c.send <- b:
+		c.hub.sent.WithLabelValues(typ).Inc()
+	case <-c.done:
+	default:
+		c.mu.Lock()
+		first := !c.evicted
+		c.evicted = true
+		c.mu.Unlock()
+		if first {
+			c.hub.evictions.Inc()
+			c.hub.log.Info("websocket client too slow: disconnected", "role", c.who.Role)
+			go c.close(websocket.ClosePolicyViolation, "too slow: reconnect to get a snapshot")
+		}
+	}
+}
+
+// close ends the client once, with a close frame when it can.
+func (c *client) close(code int, reason string) {
+	c.hub.mu.Lock()
+	_, present := c.hub.clients[c]
+	delete(c.hub.clients, c)
+	c.hub.clientsG.Set(float64(len(c.hub.clients)))
+	c.hub.mu.Unlock()
+	if !present {
+		return
+	}
+	close(c.done)
+	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	c.conn.Close()
+}
+
+// writeLoop sends queued messages and pings.
+func (c *client) writeLoop() {
+	ping := time.NewTicker(c.hub.cfg.Ping)
+	defer ping.Stop()
+	recheck := time.NewTicker(c.hub.cfg.Refresh)
+	defer recheck.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-recheck.C:
+			if !c.stillValid() {
+				return
+			}
+		case <-c.recheck:
+			if !c.refreshAccess() {
+				return
+			}
+		case b := <-c.send:
+			_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+				c.close(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		case <-ping.C:
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(10*time.Second)); err != nil {
+				c.close(websocket.CloseAbnormalClosure, "")
+				return
+			}
+		}
+	}
+}
+
+// stillValid checks the client's credentials (its session or token, its
+// account) and ends the connection when they no longer hold: a sign-out,
+// an ended session or a disabled account closes the console within
+// Refresh.
+func (c *client) stillValid() bool {
+	err := c.hub.auth.Revalidate(context.Background(), c.who)
+	if err == nil {
+		return true
+	}
+	if errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrDisabled) || errors.Is(err, auth.ErrSessionEnded) {
+		c.close(websocket.ClosePolicyViolation, "signed out: sign in again")
+		return false
+	}
+	return true // the registry is busy: try again at the next check
+}
+
+// readLoop handles the client's requests until it goes.
+func (c *client) readLoop(ctx context.Context) {
+	defer c.close(websocket.CloseNormalClosure, "")
+	// Room for a subscribe of MaxSubscribe ids of the longest kind (64 bytes, quoted, a comma).
+	c.conn.SetReadLimit(int64(c.hub.cfg.MaxSubscribe)*(64+3) + 4<<10)
+	deadline := func() { _ = c.conn.SetReadDeadline(time.Now().Add(2*c.hub.cfg.Ping + 10*time.Second)) }
+	deadline()
+	c.conn.SetPongHandler(func(string) error { deadline(); return nil })
+	for {
+		_, data, err := c.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		deadline()
+		if !c.stillValid() {
+			return
+		}
+		var req request
+		if err := json.Unmarshal(data, &req); err != nil {
+			c.queue("error", errorMsg{Type: "error", Error: "a request is a JSON object with a type"})
+			continue
+		}
+		switch req.Type {
+		case "subscribe":
+			c.subscribe(ctx, req.Patients)
+		case "ack":
+			c.ack(ctx, req)
+		default:
+			c.queue("error", errorMsg{Type: "error", Request: req.Type, Error: "unknown request: want subscribe or ack"})
+		}
+	}
+}
+
+// allowSubscribe takes one of the client's subscribe tokens: it has
+// SubscribeBurst, and gets one back every SubscribeEvery.
+func (c *client) allowSubscribe(now time.Time) bool {
+	cfg := c.hub.cfg
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tokens = min(float64(cfg.SubscribeBurst), c.tokens+float64(now.Sub(c.tokensAt))/float64(cfg.SubscribeEvery))
+	c.tokensAt = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// subscribe replaces the client's subscriptions, if it may see every
+// patient asked for (repeats count once). It writes one audit entry: the
+// read, naming the patients, or the refusal. A client that subscribes too
+// often, or names more than MaxSubscribe patients, is refused.
+func (c *client) subscribe(ctx context.Context, patients []string) {
+	refuse := func(reason, target, msg string) {
+		c.hub.refuse(ctx, reason, c.who, c.address, registry.AuditEntry{Target: target})
+		c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: msg})
+	}
+	if !c.allowSubscribe(time.Now()) {
+		refuse("subscribe_rate", "websocket subscribe: too often",
+			"too many subscribe requests: wait "+c.hub.cfg.SubscribeEvery.String()+" and try again")
+		return
+	}
+	ids := slices.Clone(patients)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if max := c.hub.cfg.MaxSubscribe; len(ids) > max {
+		refuse("subscribe_size", "websocket subscribe: "+strconv.Itoa(len(ids))+" patients",
+			"at most "+strconv.Itoa(max)+" patients in one subscribe")
+		return
+	}
+	actx := registry.WithActor(ctx, registry.Actor{Name: c.who.Username, Address: c.address})
+	c.mu.Lock()
+	c.scoped = time.Time{} // read the scope afresh
+	c.mu.Unlock()
+	scope := c.currentScope()
+	for _, p := range ids {
+		if !scope.Includes(p) {
+			c.hub.refuse(actx, "not_in_care", c.who, c.address, registry.AuditEntry{Patient: p, Target: "websocket subscribe"})
+			c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: "patient " + p + " is not in your care"})
+			return
+		}
+	}
+	if len(ids) > 0 {
+		e := registry.AuditEntry{Action: registry.ActionPatientRead, Target: "websocket samples"}
+		if len(ids) == 1 {
+			e.Patient = ids[0]
+		} else {
+			e.Target = "websocket samples of " + strconv.Itoa(len(ids)) + " patients: " + strings.Join(ids, ",")
+		}
+		if err := c.hub.alerts.reg.Audit(actx, e); err != nil {
+			c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: "cannot record this access now: try again"})
+			return
+		}
+	}
+	c.mu.Lock()
+	c.subs = map[string]bool{}
+	for _, p := range ids {
+		c.subs[p] = true
+	}
+	c.mu.Unlock()
+	c.queue("subscribed", subscribedMsg{Type: "subscribed", Patients: ids})
+}
+
+// ack acknowledges an alert the client may see.
+func (c *client) ack(ctx context.Context, req request) {
+	actx := registry.WithActor(ctx, registry.Actor{Name: c.who.Username, Address: c.address})
+	a, _, err := c.hub.alerts.Get(actx, req.AlertID)
+	if err == nil {
+		if err = c.hub.auth.Check(actx, c.who, auth.HandleAlert, a.Patient); errors.Is(err, auth.ErrForbidden) {
+			c.hub.refuse(actx, "not_in_care", c.who, c.address, registry.AuditEntry{Patient: a.Patient, Target: "websocket ack"})
+		}
+	}
+	if err == nil {
+		_, err = c.hub.alerts.Ack(actx, req.AlertID, c.who.Username, req.Note)
+	}
+	if err != nil {
+		c.queue("error", errorMsg{Type: "error", Request: "ack", Error: ActionError(err)})
+		return
+	}
+	c.queue("acked", ackedMsg{Type: "acked", AlertID: req.AlertID})
+}
