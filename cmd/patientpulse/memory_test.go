@@ -136,51 +136,61 @@ type memoryRun struct {
 	pid   int
 	base  string
 	acked atomic.Int64
-	peak  map[string]float64
+	peak  map[string]float64 // RSS by phase
+	peakG map[string]float64 // goroutines by phase
 	last  sample
 
 	debugAddr, profiles string // where to fetch and keep heap profiles; empty: none
 }
 
-// heapProfile saves serve's heap profile as DIR/heap-name.pb.gz.
+// heapProfile saves serve's heap and goroutine profiles as
+// DIR/heap-name.pb.gz and DIR/goroutine-name.pb.gz.
 func (m *memoryRun) heapProfile(name string) {
 	if m.profiles == "" {
 		return
 	}
-	resp, err := http.Get("http://" + m.debugAddr + "/debug/pprof/heap")
-	if err != nil {
-		m.t.Logf("heap profile %s: %v", name, err)
-		return
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	path := filepath.Join(m.profiles, "heap-"+name+".pb.gz")
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		m.t.Logf("heap profile %s: %v", name, err)
+	for _, kind := range []string{"heap", "goroutine"} {
+		resp, err := http.Get("http://" + m.debugAddr + "/debug/pprof/" + kind)
+		if err != nil {
+			m.t.Logf("%s profile %s: %v", kind, name, err)
+			return
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		path := filepath.Join(m.profiles, kind+"-"+name+".pb.gz")
+		if err := os.WriteFile(path, raw, 0o644); err != nil {
+			m.t.Logf("%s profile %s: %v", kind, name, err)
+		}
 	}
 }
 
-type sample struct{ rss, heap, goal float64 }
+type sample struct{ rss, heap, goal, goroutines float64 }
 
-// phase samples every second for d or until done holds; it reports
+// phase samples every second (the drain every 250 ms) for d or until done holds; it reports
 // whether done held.
 func (m *memoryRun) phase(name string, d time.Duration, done func() bool) bool {
 	if m.peak == nil {
-		m.peak = map[string]float64{}
+		m.peak, m.peakG = map[string]float64{}, map[string]float64{}
 	}
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Second) {
+	step := time.Second
+	if name == "drain" { // short: a backlog may drain within seconds
+		step = 250 * time.Millisecond
+	}
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(step) {
 		m.last = m.sample()
-		if m.last.rss > m.peak[name] && m.last.rss > 1.5*m.peak["warm-up"] && name == "drain" {
+		rising := m.last.rss > m.peak[name] || m.last.goroutines > m.peakG[name]
+		if name == "drain" && rising && m.last.rss > 1.5*m.peak["warm-up"] {
 			m.heapProfile("drain-peak")
 		}
 		m.peak[name] = max(m.peak[name], m.last.rss)
+		m.peakG[name] = max(m.peakG[name], m.last.goroutines)
 		if done != nil && done() {
-			m.t.Logf("%s: done, RSS %s", name, mb(m.last.rss))
+			m.t.Logf("%s: done, RSS %s (peak %s), heap in use %s, goroutines %.0f (peak %.0f)", name, mb(m.last.rss), mb(m.peak[name]), mb(m.last.heap), m.last.goroutines, m.peakG[name])
 			return true
 		}
 	}
-	m.t.Logf("%s: RSS %s (peak %s), heap in use %s, GC target %s, points written %.0f, acknowledged %d",
-		name, mb(m.last.rss), mb(m.peak[name]), mb(m.last.heap), mb(m.last.goal), m.written(), m.acked.Load())
+	m.t.Logf("%s: RSS %s (peak %s), heap in use %s, GC target %s, goroutines %.0f (peak %.0f), points written %.0f, acknowledged %d",
+		name, mb(m.last.rss), mb(m.peak[name]), mb(m.last.heap), mb(m.last.goal), m.last.goroutines, m.peakG[name], m.written(), m.acked.Load())
 	return done == nil
 }
 
@@ -194,8 +204,8 @@ func (m *memoryRun) sample() sample {
 			}
 		}
 	}
-	vals := m.metrics("go_memstats_heap_inuse_bytes", "go_memstats_next_gc_bytes")
-	s.heap, s.goal = vals[0], vals[1]
+	vals := m.metrics("go_memstats_heap_inuse_bytes", "go_memstats_next_gc_bytes", "go_goroutines")
+	s.heap, s.goal, s.goroutines = vals[0], vals[1], vals[2]
 	return s
 }
 
