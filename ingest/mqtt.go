@@ -116,14 +116,19 @@ const minReconnect = 250 * time.Millisecond
 
 // MQTT is the MQTT collector. It subscribes with a fixed client id and a
 // persistent session, and acknowledges a message only once its points
-// are stored or it was answered on the device's errors topic. Paho hands
-// each message to its own goroutine, so that its network loop keeps
-// reading (pings, acknowledgements of our answers); that goroutine passes
-// the message to one of MaxInFlight long-lived workers, waiting while all
-// are busy. (Workers rather than the message's own goroutine, whose stack
-// would grow anew for every message.) The broker's own in-flight window
-// (max_inflight_messages) bounds how many it sends unacknowledged, and it
-// queues the rest.
+// are stored or it was answered on the device's errors topic. Paho's
+// router calls the collector for each message in turn (order kept, no
+// goroutine of paho's per message); the collector queues it for one of
+// MaxInFlight long-lived workers and returns at once while the queue
+// (MaxInFlight messages) has room. So at most 2*MaxInFlight messages are
+// in hand, whatever the broker sends: when the queue is full the router
+// waits, paho stops reading, and TCP holds the broker back. A broker that
+// keeps its in-flight window (max_inflight_messages at most MaxInFlight)
+// never fills the queue, so paho's reading (pings, acknowledgements of
+// our answers) is not held up; Mosquitto 2.0.11 was measured sending
+// ~20,000 unacknowledged messages while a backlog drained, which used to
+// cost a parked goroutine each (its stack, and a descriptor the runtime
+// never frees).
 type MQTT struct {
 	cfg     MQTTConfig
 	intake  *Intake
@@ -133,7 +138,7 @@ type MQTT struct {
 	limits  *deviceLimits
 
 	newClient func(*mqtt.ClientOptions) mqttClient
-	work      chan mqtt.Message // to the workers, unbuffered
+	work      chan mqtt.Message // to the workers; MaxInFlight buffered
 	lost      chan error        // connection losses, from paho
 	messages  prometheus.Counter
 	inFlight  prometheus.Gauge
@@ -158,7 +163,7 @@ func NewMQTT(cfg MQTTConfig, intake *Intake, w *Writer, m *Metrics, log *slog.Lo
 		limits:    newDeviceLimits(cfg.DeviceRate, cfg.DeviceBurst),
 		newClient: func(o *mqtt.ClientOptions) mqttClient { return mqtt.NewClient(o) },
 		checkWait: 12 * time.Second, // Mosquitto's sys_interval is 10 s by default
-		work:      make(chan mqtt.Message),
+		work:      make(chan mqtt.Message, cfg.MaxInFlight),
 		lost:      make(chan error, 1),
 		messages:  m.Messages.WithLabelValues(TransportMQTT),
 		inFlight:  m.InFlight.WithLabelValues(TransportMQTT),
@@ -199,13 +204,27 @@ func (c *MQTT) Run(ctx context.Context) error {
 	case <-time.After(drainTimeout):
 		c.log.Warn("stopping with messages unacknowledged; the broker will redeliver them")
 		stopWork()
-		<-done
+		c.dropQueued(done)
 	}
 	c.client.Disconnect(500)
 	c.setConnected(false)
 	stopWork()
 	workers.Wait()
 	return nil
+}
+
+// dropQueued takes the messages still queued for the workers, leaving
+// them unacknowledged, until done is closed (every message in hand is
+// finished).
+func (c *MQTT) dropQueued(done <-chan struct{}) {
+	for {
+		select {
+		case <-c.work:
+			c.running.Done()
+		case <-done:
+			return
+		}
+	}
 }
 
 // session connects and subscribes, and does so again after each loss of
@@ -266,7 +285,7 @@ func (c *MQTT) options(work context.Context) (*mqtt.ClientOptions, error) {
 		SetPassword(c.cfg.Password).
 		SetCleanSession(false).
 		SetAutoAckDisabled(true).
-		SetOrderMatters(false).
+		SetOrderMatters(true).   // receive only queues: see MQTT
 		SetAutoReconnect(false). // Run reconnects, sooner than paho would
 		SetConnectTimeout(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
@@ -376,9 +395,9 @@ func (c *MQTT) setConnected(up bool) {
 	}
 }
 
-// receive runs in a goroutine of paho's per message: it waits for a free
-// worker and hands the message over. Once the collector stops it takes no
-// more: they stay unacknowledged, for the broker to deliver again.
+// receive runs on paho's router: it queues the message for the workers,
+// waiting only while the queue is full. Once the collector stops it takes
+// no more: they stay unacknowledged, for the broker to deliver again.
 func (c *MQTT) receive(ctx context.Context, msg mqtt.Message) {
 	if strings.HasPrefix(msg.Topic(), "$SYS/") {
 		msg.Ack() // the broker check's answer, late or from an earlier run

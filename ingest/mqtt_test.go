@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -199,8 +200,10 @@ func (f *fakeClient) message(topic, payload string) *fakeMessage {
 	return &fakeMessage{topic: topic, payload: []byte(payload), events: &f.events, acked: make(chan struct{})}
 }
 
-// deliver hands a message to the collector as paho does: through the
-// default handler, in a goroutine of its own.
+// deliver hands a message to the collector through the default handler,
+// in a goroutine of its own, so that a test need not wait for it. (Paho,
+// with order kept, calls the handler from its router, one message after
+// the other: TestMQTTHoldsTwiceMaxInFlight plays that.)
 func (f *fakeClient) deliver(topic, payload string) *fakeMessage {
 	m := f.message(topic, payload)
 	go f.opts.DefaultPublishHandler(nil, m)
@@ -435,6 +438,72 @@ func TestMQTTReconnectCap(t *testing.T) {
 			t.Errorf("subscribed after %v, want 6.75s", d)
 		}
 	})
+}
+
+// TestMQTTHoldsTwiceMaxInFlight: paho calls the collector from its
+// router, one message after the other, and starts no goroutine per
+// message; the collector takes MaxInFlight messages into its workers and
+// as many into its queue, then holds the router (so paho stops reading
+// and the broker is held back by TCP) until a worker is free, however
+// many the broker sends. A collector that stops with messages queued
+// leaves them unacknowledged, for the broker to deliver again.
+func TestMQTTHoldsTwiceMaxInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		release bool // the writes return; else the collector stops with them waiting
+	}{
+		{name: "writes return", release: true},
+		{name: "stops while writes wait"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				release := make(chan struct{})
+				write := func(ctx context.Context, _ []byte) error {
+					select {
+					case <-release:
+						return nil
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+				fake := newFakeClient()
+				c := startCollector(t, MQTTConfig{MaxInFlight: 4}, fake, write)
+				if !fake.opts.Order {
+					t.Error("paho may start a goroutine per message: the client's options do not keep order")
+				}
+				const sent = 20
+				var handed atomic.Int32
+				msgs := make([]*fakeMessage, sent)
+				for i := range msgs {
+					msgs[i] = fake.message(DataTopic("app-1"), heartRate(i+1, 60))
+				}
+				go func() { // paho's router
+					for _, m := range msgs {
+						fake.opts.DefaultPublishHandler(nil, m)
+						handed.Add(1)
+					}
+				}()
+				synctest.Wait()
+				if n := handed.Load(); n != 8 {
+					t.Errorf("the collector took %d messages with its 4 workers busy, want 8 (4 at work, 4 queued)", n)
+				}
+				if tc.release {
+					close(release)
+					synctest.Wait()
+					for _, m := range msgs {
+						mustAck(t, m)
+					}
+					return
+				}
+				c.stop()
+				for i, m := range msgs {
+					if m.isAcked() {
+						t.Errorf("message %d acknowledged although its write never returned", i+1)
+					}
+				}
+			})
+		})
+	}
 }
 
 // TestMQTTShutdown: stopping waits for the messages in hand, which are
