@@ -99,6 +99,9 @@ func (m *Manager) Transition(t analysis.Transition) {
 func (m *Manager) Run(ctx context.Context) error {
 	defer close(m.stopped)
 	if err := m.resume(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: nothing is lost, the next start resumes
+		}
 		return err
 	}
 	tick := time.NewTicker(m.cfg.Tick)

@@ -1125,3 +1125,14 @@ func TestManagerNotifiesAfterStoring(t *testing.T) {
 		t.Errorf("the notifier checked %d events, heard %d", r.rec.checked, len(changes))
 	}
 }
+
+// TestManagerStoppedWhileStarting: a serve stopped while the manager
+// resumes ends cleanly, not with the registry's "context canceled".
+func TestManagerStoppedWhileStarting(t *testing.T) {
+	r := mtNewRig(t, DefaultConfig())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.m.Run(ctx); err != nil {
+		t.Errorf("Run stopped while resuming: %v, want nil", err)
+	}
+}

@@ -157,6 +157,9 @@ func (e *Evaluator) PlanChanged(patientID string) {
 func (e *Evaluator) Run(ctx context.Context) error {
 	defer close(e.stopped)
 	if err := e.sweep(ctx, true); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while loading: the next start loads again
+		}
 		return err
 	}
 	tick := time.NewTicker(max(e.cfg.Interval/4, 50*time.Millisecond))

@@ -1132,3 +1132,17 @@ func TestEvaluatorSilenceCountsFromOlderSample(t *testing.T) {
 	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now, false)
 	evWantChanges(t, "after a sample", f.transitions("p-1"), "watch-silent:fired", "watch-silent:cleared")
 }
+
+// TestEvaluatorStoppedWhileLoading: a serve stopped while the evaluator
+// loads its patients ends cleanly, not with the registry's "context
+// canceled".
+func TestEvaluatorStoppedWhileLoading(t *testing.T) {
+	f := newEvFixture(t, "p-1")
+	f.savePlan("p-1", evEff1, nil, evSleepRule("sleep-low", 420))
+	e, _ := f.evaluator(evConfig())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.Run(ctx); err != nil {
+		t.Errorf("Run stopped while loading: %v, want nil", err)
+	}
+}
