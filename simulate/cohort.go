@@ -56,7 +56,7 @@ func ramp(d, from, to int, a, b float64) float64 {
 // work: hot flushes fade over five weeks and sleep improves.
 func responding(d, days int) shape {
 	return shape{sleepMin: ramp(d, 0, 28, 380, 450), hrv: 44, flushes: ramp(d, 0, 35, 3.2, 0.8), mood: 1,
-		symptomLevel: ramp(d, 0, 35, 0.45, 0.2), checkInEvery: 3, doseShare: 1, systolic: 122, diastolic: 78,
+		symptomLevel: ramp(d, 0, 35, 0.45, 0.2), checkInEvery: 1, doseShare: 1, systolic: 122, diastolic: 78,
 		stepsPerDay: 7500, restingHR: 62}
 }
 

@@ -73,6 +73,17 @@ func TestSimulateClinic(t *testing.T) {
 	if len(got["sim-p001"]) != 0 || len(got["sim-p009"]) != 0 {
 		t.Errorf("the responding patients have alerts: %v, %v", got["sim-p001"], got["sim-p009"])
 	}
+	// The responding woman checks in every day, so every rule of her plan
+	// judges: the demo shows no "not judged" for her.
+	vs := verdictsOf(t, srv.url, admin, "sim-p001")
+	if len(vs) == 0 {
+		t.Error("sim-p001 has no verdicts")
+	}
+	for rule, v := range vs {
+		if v["judged"] != true {
+			t.Errorf("sim-p001's %s: %v", rule, v["sentence"])
+		}
+	}
 	if m := metric(t, srv.url, "patientpulse_ingest_samples_rejected_total"); m != 0 {
 		t.Errorf("the pipeline rejected %v simulated samples", m)
 	}
