@@ -1,7 +1,6 @@
 package alerts
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/patientpulse/patientpulse/analysis"
+	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -115,24 +115,6 @@ func (r *mtRecorder) all() []Event {
 	return slices.Clone(r.events)
 }
 
-// mtLogBuf is the manager's log, safe for concurrent writes.
-type mtLogBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *mtLogBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *mtLogBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // mtRig is a manager over a real registry, with its clock and notifier.
 type mtRig struct {
 	t   *testing.T
@@ -141,7 +123,7 @@ type mtRig struct {
 	reg *registry.Registry
 	clk *mtClock
 	rec *mtRecorder
-	log *mtLogBuf
+	log *testservices.LogBuffer
 	m   *Manager
 }
 
@@ -166,7 +148,7 @@ func mtNewRig(t *testing.T, cfg Config, patients ...string) *mtRig {
 			t.Fatal(err)
 		}
 	}
-	r := &mtRig{t: t, ctx: ctx, cfg: cfg, reg: reg, clk: &mtClock{t: mtT0}, log: &mtLogBuf{}}
+	r := &mtRig{t: t, ctx: ctx, cfg: cfg, reg: reg, clk: &mtClock{t: mtT0}, log: &testservices.LogBuffer{}}
 	r.rec = &mtRecorder{t: t, reg: reg}
 	r.m = r.newManager()
 	t.Cleanup(func() {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -62,29 +63,12 @@ func (f *whFakeLog) waitFor(t *testing.T, n int) []registry.Delivery {
 	}
 }
 
-type whLockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *whLockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *whLockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // whRig is a webhook under test with its fakes.
 type whRig struct {
 	w    *Webhook
 	dl   *whFakeLog
 	reg  *prometheus.Registry
-	logs *whLockedBuf
+	logs *testservices.LogBuffer
 
 	mu     sync.Mutex
 	sleeps []time.Duration // asked of the fake sleep
@@ -105,7 +89,7 @@ func whNewRig(t *testing.T, cfg WebhookConfig, fakeSleep bool) *whRig {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	r := &whRig{dl: &whFakeLog{}, reg: prometheus.NewRegistry(), logs: &whLockedBuf{}}
+	r := &whRig{dl: &whFakeLog{}, reg: prometheus.NewRegistry(), logs: &testservices.LogBuffer{}}
 	log := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r.w = NewWebhook(cfg, r.dl, log, r.reg)
 	if fakeSleep {

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -219,30 +219,13 @@ type testCollector struct {
 	*MQTT
 	fake    *fakeClient
 	metrics *Metrics
-	logs    *syncBuffer
+	logs    *testservices.LogBuffer
 	stop    func() // cancels Run and waits for it
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func startCollector(t *testing.T, cfg MQTTConfig, fake *fakeClient, write func(context.Context, []byte) error) *testCollector {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testservices.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	m := NewMetrics(nil)
 	intake := NewIntake(fakeDevices{}, 0, DefaultLimits(), m, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -169,7 +169,7 @@ func startMosquittoOn(t *testing.T, port int) {
 		}
 	}
 	cmd := exec.Command(bin, "-p", fmt.Sprint(port))
-	out := &syncBuffer{}
+	out := &testservices.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

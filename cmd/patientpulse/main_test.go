@@ -82,7 +82,7 @@ type instance struct {
 	url     string // http://127.0.0.1:port
 	dataDir string
 	group   string // its MQTT share group and client id
-	logs    *syncBuffer
+	logs    *testservices.LogBuffer
 	stop    func()
 }
 
@@ -120,7 +120,7 @@ func runServe(tb testing.TB, client *http.Client, scheme, dataDir, group, path s
 		tb.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	in := &instance{url: scheme + "://" + addr, dataDir: dataDir, group: group, logs: &syncBuffer{}}
+	in := &instance{url: scheme + "://" + addr, dataDir: dataDir, group: group, logs: &testservices.LogBuffer{}}
 	args := append([]string{"serve",
 		"--data-dir", dataDir,
 		"--http-addr", addr,
@@ -164,24 +164,6 @@ func runServe(tb testing.TB, client *http.Client, scheme, dataDir, group, path s
 			tb.Fatalf("serve: %s not 200 over %s within %v: %s", path, scheme, wait, in.logs.String())
 		}
 	}
-}
-
-// syncBuffer collects serve's log for the test's failure messages.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -81,7 +81,7 @@ func TestOutageMemory(t *testing.T) {
 		"--mqtt-url", broker.URL, "--mqtt-client-id", group, "--mqtt-share-group", group,
 		"--influx-url", store.URL, "--influx-bucket", "patientpulse", "--log-level", "warn",
 		"--device-rate", "0"}, args...)...) // 10 msg/s per device, above --device-rate's default
-	logs := &syncBuffer{}
+	logs := &testservices.LogBuffer{}
 	serve.Stdout, serve.Stderr = logs, logs
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
