@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/patientpulse/patientpulse/internal/services"
@@ -180,23 +181,31 @@ func (b *bencher) run(ctx context.Context) (*Results, error) {
 	return res, nil
 }
 
-// phaseServices are one phase's own Mosquitto and influxd.
+// phaseServices are one phase's own Mosquitto and influxd, and a
+// directory for its serve's data.
 type phaseServices struct {
-	mq *services.Mosquitto
-	in *services.Influx
+	mq  *services.Mosquitto
+	in  *services.Influx
+	dir string
 }
 
 func startServices() (*phaseServices, error) {
+	dir, err := os.MkdirTemp("", "pp-bench-")
+	if err != nil {
+		return nil, err
+	}
 	mq, err := services.StartMosquitto()
 	if err != nil {
+		os.RemoveAll(dir)
 		return nil, serviceError(err)
 	}
 	in, err := services.StartInflux()
 	if err != nil {
 		mq.Stop()
+		os.RemoveAll(dir)
 		return nil, serviceError(err)
 	}
-	return &phaseServices{mq: mq, in: in}, nil
+	return &phaseServices{mq: mq, in: in, dir: dir}, nil
 }
 
 func serviceError(err error) error {
@@ -211,4 +220,5 @@ func serviceError(err error) error {
 func (s *phaseServices) close() {
 	s.mq.Stop()
 	s.in.Close()
+	os.RemoveAll(s.dir)
 }

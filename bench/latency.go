@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
@@ -36,11 +35,7 @@ func (b *bencher) latency(ctx context.Context, res *Results) error {
 		return err
 	}
 	defer sv.close()
-	dir, err := os.MkdirTemp("", "pp-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	dir := sv.dir
 	const prefix = "bench-alert-"
 	loadDevices := min(b.s.Devices, b.s.Load)
 	token, err := func() (string, error) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	neturl "net/url"
-	"os"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -344,11 +343,7 @@ func (b *bencher) pipeline(ctx context.Context, payloads [][][]byte, res *Result
 		return err
 	}
 	defer sv.close()
-	dir, err := os.MkdirTemp("", "pp-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	dir := sv.dir
 	const prefix = "bench-pipe-"
 	ids, _, err := enrolDevices(ctx, dir, prefix, b.s.Devices)
 	if err != nil {
