@@ -41,6 +41,25 @@ func verdictsOf(t *testing.T, base, token, patient string) map[string]map[string
 	return byRule(t, base, token, "/v1/patients/"+patient+"/verdicts", "verdicts")
 }
 
+// watchedPatient enrols the patient's device, gives a clinician a token
+// and the patient, and starts serve with analysis quick (sweeps every
+// second) and alerts firing at once; serve's log is shown on failure.
+func watchedPatient(t *testing.T, patient, device, clinician, group string) (dir, token string, srv *instance) {
+	t.Helper()
+	needServices(t)
+	dir = newDataDir(t)
+	enroll(t, dir, patient, device)
+	token = staffToken(t, dir, clinician, "clinician")
+	mustStaff(t, dir, "", "staff", "assign", "--username", clinician, "--patient", patient)
+	srv = startServe(t, dir, group, "--analysis-interval", "200ms", "--analysis-sweep", "1s", "--alert-fire-after", "0s")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(srv.logs.String())
+		}
+	})
+	return dir, token, srv
+}
+
 var hoursRE = regexp.MustCompile(`no heart rate data for ([0-9]+) h`)
 
 // TestSilenceCountsFromStoredSample: a heart rate stored for 3 days ago,
@@ -48,17 +67,7 @@ var hoursRE = regexp.MustCompile(`no heart rate data for ([0-9]+) h`)
 // says about 72 h (counted from the sample, not the plan), and its age
 // grows at the next sweeps.
 func TestSilenceCountsFromStoredSample(t *testing.T) {
-	needServices(t)
-	dir := newDataDir(t)
-	enroll(t, dir, "p-si", "w-si")
-	token := staffToken(t, dir, "dr-si", "clinician")
-	mustStaff(t, dir, "", "staff", "assign", "--username", "dr-si", "--patient", "p-si")
-	srv := startServe(t, dir, "t-silence", "--analysis-interval", "200ms", "--analysis-sweep", "1s", "--alert-fire-after", "0s")
-	defer func() {
-		if t.Failed() {
-			t.Log(srv.logs.String())
-		}
-	}()
+	_, token, srv := watchedPatient(t, "p-si", "w-si", "dr-si", "t-silence")
 
 	// 72 h 29 min 40 s ago: the alert says 72 h, and 73 h from a sweep about
 	// 20 s on (a silence's sentence, in whole hours, moves the alert).
@@ -107,17 +116,7 @@ func TestSilenceCountsFromStoredSample(t *testing.T) {
 // changes one threshold: every rule is still judged, and every open alert
 // says what its rule says under the new version.
 func TestPlanChangeKeepsMonitoring(t *testing.T) {
-	needServices(t)
-	dir := newDataDir(t)
-	enroll(t, dir, "p-pc", "w-pc")
-	token := staffToken(t, dir, "dr-pc", "clinician")
-	mustStaff(t, dir, "", "staff", "assign", "--username", "dr-pc", "--patient", "p-pc")
-	srv := startServe(t, dir, "t-planchange", "--analysis-interval", "200ms", "--analysis-sweep", "1s", "--alert-fire-after", "0s")
-	defer func() {
-		if t.Failed() {
-			t.Log(srv.logs.String())
-		}
-	}()
+	dir, token, srv := watchedPatient(t, "p-pc", "w-pc", "dr-pc", "t-planchange")
 
 	now := time.Now().UTC().Truncate(time.Second)
 	// Five short nights, a severe MRS check-in (total 20) yesterday, no
