@@ -165,13 +165,12 @@ func Preview(ctx context.Context, cfg Config, reg *registry.Registry, src Source
 	if draft.Effective.After(judged) {
 		judged = draft.Effective
 	}
+	// The saved version is in force then: one verdict a rule, in its order.
 	_, _, vs := judgeEvery(asSaved, clk, judged, cfg.MinWearHours, true, false)
-	for _, v := range vs {
-		rp := byRule[v.Rule]
-		rp.Now = v
+	for i, v := range vs {
+		out.Rules[i].Now = v
 		if !v.Judged {
-			rp.JudgedFrom = judgeableFrom(&draft.Rules[slices.IndexFunc(draft.Rules, func(r Rule) bool { return r.ID == v.Rule })],
-				&saved, clk, judged)
+			out.Rules[i].JudgedFrom = judgeableFrom(&saved.Rules[i], &saved, clk, judged)
 		}
 	}
 	out.Summary = summary(out, clk)
