@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -127,4 +128,18 @@ func (m *Manager) List(ctx context.Context, f registry.AlertFilter) ([]Alert, er
 // first: the snapshot a reconnecting console gets.
 func (m *Manager) Active(ctx context.Context) ([]Alert, error) {
 	return m.List(ctx, registry.AlertFilter{All: true, States: []string{registry.AlertFiring, registry.AlertAcknowledged}})
+}
+
+// ActionError is the sentence for a staff action that failed; it names no
+// patient.
+func ActionError(err error) string {
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		return "no such alert"
+	case errors.Is(err, auth.ErrForbidden):
+		return "this alert's patient is not in your care"
+	case errors.Is(err, ErrNotActive), errors.Is(err, ErrAcked), errors.Is(err, registry.ErrConflict), IsBadRequest(err):
+		return err.Error()
+	}
+	return "cannot do that now: try again"
 }

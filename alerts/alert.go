@@ -1,11 +1,13 @@
 // Package alerts turns analysis transitions into alerts that clinicians
 // and on-call staff act on: their lifecycle (firing, acknowledged,
-// resolved; snoozed; damped against flapping; capped per patient), on-call
-// escalation of unacknowledged critical alerts, and the notifiers: the
-// websocket hub and an outgoing webhook.
+// resolved; snoozed; damped against flapping; capped per patient) and
+// on-call escalation of unacknowledged critical alerts. Each change is
+// written with its event to the registry's outbox, from which package
+// notify delivers it.
 package alerts
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -59,7 +61,8 @@ const (
 	ChangeUnsuppressed   = "unsuppressed"
 )
 
-// Event is one change of an alert, as every notifier receives it.
+// Event is one change of an alert, as the outbox keeps it and every
+// channel receives it.
 type Event struct {
 	Change string    `json:"change"`
 	Alert  Alert     `json:"alert"`
@@ -72,10 +75,13 @@ type Event struct {
 	OnCall []string `json:"on_call,omitempty"`
 }
 
-// Notifier hears of every change of an alert once it is stored. Notify
-// must not block: a notifier queues what it cannot send at once.
-type Notifier interface {
-	Notify(Event)
+// Router names the deliveries of an alert's change: one per channel and
+// recipient. The manager writes them, with the event, to the registry's
+// outbox in the change's transaction; the notify stage delivers them from
+// there and the consoles read the event. Route must not call back into
+// the manager.
+type Router interface {
+	Route(ctx context.Context, ev Event) ([]registry.OutboxDelivery, error)
 }
 
 // take copies what the analysis says of the condition into a.

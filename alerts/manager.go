@@ -23,13 +23,14 @@ const patientpulseActor = "patientpulse"
 // Manager keeps the alerts: it opens, updates and resolves them from the
 // analysis' transitions, escalates unacknowledged critical ones along the
 // on-call tiers, and carries out staff actions. Every change is stored
-// before the notifiers hear of it.
+// with its outbox rows in one transaction.
 type Manager struct {
-	cfg       Config
-	reg       *registry.Registry
-	log       *slog.Logger
-	now       func() time.Time
-	notifiers []Notifier
+	cfg    Config
+	reg    *registry.Registry
+	log    *slog.Logger
+	now    func() time.Time
+	router Router // nil: events are written without deliveries
+	wake   func() // after each change is stored; nil for none
 
 	in      chan analysis.Transition
 	stopped chan struct{} // closed when Run returns
@@ -52,9 +53,9 @@ type condKey struct{ patient, key string }
 
 // NewManager returns a manager; its metrics are registered with promReg
 // when it is not nil.
-func NewManager(cfg Config, reg *registry.Registry, log *slog.Logger, promReg prometheus.Registerer, notifiers ...Notifier) *Manager {
+func NewManager(cfg Config, reg *registry.Registry, log *slog.Logger, promReg prometheus.Registerer) *Manager {
 	m := &Manager{
-		cfg: cfg, reg: reg, log: log, now: time.Now, notifiers: notifiers,
+		cfg: cfg, reg: reg, log: log, now: time.Now,
 		in:      make(chan analysis.Transition, 1024),
 		stopped: make(chan struct{}),
 		raise:   map[condKey]analysis.Transition{},
@@ -80,8 +81,13 @@ func NewManager(cfg Config, reg *registry.Registry, log *slog.Logger, promReg pr
 	return m
 }
 
-// AddNotifier adds notifiers; call it before Run.
-func (m *Manager) AddNotifier(n ...Notifier) { m.notifiers = append(m.notifiers, n...) }
+// Deliver sets who routes each change's deliveries and what wakes their
+// readers once a change is stored (the in-process wake-up: wake must not
+// block); call it before Run.
+func (m *Manager) Deliver(r Router, wake func()) { m.router, m.wake = r, wake }
+
+// Registry is the registry the manager keeps its alerts in.
+func (m *Manager) Registry() *registry.Registry { return m.reg }
 
 // Transition takes in one of the analysis' transitions once it is recorded.
 // It waits while the manager is behind, so that none is lost: the analysis
@@ -295,16 +301,19 @@ func (m *Manager) open(ctx context.Context, t analysis.Transition, rows []regist
 		a.State, change = registry.AlertSuppressed, ChangeSuppressed
 	}
 	row := a.row(key, -1)
-	id, err := m.reg.OpenAlert(ctx, row, registry.AlertEvent{At: now, Kind: change, Note: note, Body: mustJSON(t)})
+	ev := Event{Change: change, Alert: a, At: now, Note: note}
+	out, err := m.outbox(ctx, ev)
 	if err != nil {
+		return err
+	}
+	if _, err := m.reg.OpenAlert(ctx, row, registry.AlertEvent{At: now, Kind: change, Note: note, Body: mustJSON(t)}, out); err != nil {
 		return err
 	}
 	if h := m.holding[condKey{t.Patient, key}]; h != nil {
 		h.looked, h.newest = false, nil // the key's newest alert is this one now
 	}
-	a.ID = id
 	m.opened.WithLabelValues(a.Severity).Inc()
-	m.notify(Event{Change: change, Alert: a, At: now, Note: note})
+	m.woken()
 	return nil
 }
 
@@ -401,19 +410,35 @@ func (m *Manager) update(ctx context.Context, a Alert, row registry.AlertRow, ev
 	if ev.Change == ChangeEscalated {
 		next.Tier = m.tierIndex(ev.Tier)
 	}
-	err := m.reg.UpdateAlert(ctx, next, row.UpdatedAt, registry.AlertEvent{At: ev.At, Kind: ev.Change, Actor: ev.Actor,
-		Note: ev.Note, Body: mustJSON(map[string]any{"tier": ev.Tier, "on_call": ev.OnCall})}, audit)
+	ev.Alert = a
+	out, err := m.outbox(ctx, ev)
 	if err != nil {
 		return Alert{}, err
 	}
-	ev.Alert = a
-	m.notify(ev)
+	err = m.reg.UpdateAlert(ctx, next, row.UpdatedAt, registry.AlertEvent{At: ev.At, Kind: ev.Change, Actor: ev.Actor,
+		Note: ev.Note, Body: mustJSON(map[string]any{"tier": ev.Tier, "on_call": ev.OnCall})}, audit, out)
+	if err != nil {
+		return Alert{}, err
+	}
+	m.woken()
 	return a, nil
 }
 
-func (m *Manager) notify(ev Event) {
-	for _, n := range m.notifiers {
-		n.Notify(ev)
+// outbox is what ev writes to the outbox: the event and its deliveries.
+func (m *Manager) outbox(ctx context.Context, ev Event) (*registry.Outbox, error) {
+	out := &registry.Outbox{Kind: ev.Change, At: ev.At, Body: mustJSON(ev)}
+	if m.router != nil {
+		var err error
+		if out.Deliveries, err = m.router.Route(ctx, ev); err != nil {
+			return nil, fmt.Errorf("route %s: %w", ev.Change, err)
+		}
+	}
+	return out, nil
+}
+
+func (m *Manager) woken() {
+	if m.wake != nil {
+		m.wake()
 	}
 }
 

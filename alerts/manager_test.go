@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,38 +82,40 @@ func (c *mtClock) set(t time.Time) {
 	c.t = t
 }
 
-// mtRecorder is a Notifier that records every event and checks, as it
-// hears of one, that the event is in the registry already.
+// mtRecorder reads the events the manager wrote to the outbox, and
+// checks that each was written with its alert's event (same change, time,
+// actor and note). It is woken after each change, as the hub is.
 type mtRecorder struct {
-	t   *testing.T
-	reg *registry.Registry
-
-	mu      sync.Mutex
-	events  []Event
-	checked int
+	t     *testing.T
+	reg   *registry.Registry
+	woken atomic.Int64
 }
 
-func (r *mtRecorder) Notify(ev Event) {
-	stored, err := r.reg.AlertEvents(context.Background(), ev.Alert.ID)
-	found := false
-	for _, s := range stored {
-		if s.Kind == ev.Change && s.At.Equal(ev.At) && s.Actor == ev.Actor && s.Note == ev.Note {
-			found = true
-		}
-	}
-	if err != nil || !found {
-		r.t.Errorf("notified of %s of alert %d at %v before it was stored: stored events %+v (err %v)", ev.Change, ev.Alert.ID, ev.At, stored, err)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, ev)
-	r.checked++
-}
+func (r *mtRecorder) wake() { r.woken.Add(1) }
 
 func (r *mtRecorder) all() []Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.events)
+	r.t.Helper()
+	ctx := context.Background()
+	rows, err := r.reg.OutboxEvents(ctx, 0, 1<<20)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var evs []Event
+	for _, row := range rows {
+		var ev Event
+		if err := json.Unmarshal(row.Body, &ev); err != nil {
+			r.t.Fatal(err)
+		}
+		ev.Alert.ID = row.AlertID
+		stored, err := r.reg.AlertEvents(ctx, row.AlertID)
+		if err != nil || !slices.ContainsFunc(stored, func(s registry.AlertEvent) bool {
+			return s.Kind == ev.Change && s.At.Equal(ev.At) && s.Actor == ev.Actor && s.Note == ev.Note && row.Kind == ev.Change
+		}) {
+			r.t.Errorf("outbox event %s of alert %d at %v has no alert event: stored %+v (err %v)", ev.Change, row.AlertID, ev.At, stored, err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
 }
 
 // mtRig is a manager over a real registry, with its clock and notifier.
@@ -164,7 +167,7 @@ func mtNewRig(t *testing.T, cfg Config, patients ...string) *mtRig {
 func (r *mtRig) newManager() *Manager {
 	m := NewManager(r.cfg, r.reg, slog.New(slog.NewTextHandler(r.log, nil)), nil)
 	m.now = r.clk.now
-	m.AddNotifier(r.rec)
+	m.Deliver(nil, r.rec.wake)
 	return m
 }
 
@@ -1082,8 +1085,8 @@ func TestManagerActiveAlertPatients(t *testing.T) {
 	want("p2")
 }
 
-// TestManagerNotifiesAfterStoring: every notified event was in the
-// registry already when the notifier heard of it (mtRecorder checks each).
+// TestManagerNotifiesAfterStoring: every change is written to the outbox
+// with its alert's event (mtRecorder checks each), and wakes delivery once.
 func TestManagerNotifiesAfterStoring(t *testing.T) {
 	cfg := mtBaseConfig()
 	cfg.Schedule = mtParse(t, mtSchedule)
@@ -1101,10 +1104,8 @@ func TestManagerNotifiesAfterStoring(t *testing.T) {
 	}
 	mtSame(t, "changes", changes, []string{"opened", "opened", "suppressed", "escalated", "updated", "updated",
 		"acknowledged", "snoozed", "updated", "resolved", "unsuppressed", "resolved"})
-	r.rec.mu.Lock()
-	defer r.rec.mu.Unlock()
-	if r.rec.checked != len(changes) {
-		t.Errorf("the notifier checked %d events, heard %d", r.rec.checked, len(changes))
+	if n := r.rec.woken.Load(); n != int64(len(changes)) {
+		t.Errorf("the manager woke delivery %d times for %d changes", n, len(changes))
 	}
 }
 

@@ -16,7 +16,7 @@ func openAlert(t *testing.T, reg *registry.Registry, patient, key string) int64 
 	id, err := reg.OpenAlert(t.Context(), registry.AlertRow{Patient: patient, Key: key, State: registry.AlertFiring,
 		Severity: "warning", OpenedAt: now, UpdatedAt: now, Tier: -1,
 		Body: fmt.Appendf(nil, `{"rule": %q, "sentence": "test"}`, key)},
-		registry.AlertEvent{At: now, Kind: "opened"})
+		registry.AlertEvent{At: now, Kind: "opened"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,10 +54,11 @@ type AlertEvent struct {
 const alertColumns = `id, patient_id, key, state, severity, opened_at, updated_at, acked_at, acked_by,
 	resolved_at, resolved_by, snoozed_until, tier, body`
 
-// OpenAlert stores a new alert and its first event, and returns its id.
-// It returns an error wrapping ErrExists when the patient has an unresolved
-// alert with that key.
-func (r *Registry) OpenAlert(ctx context.Context, a AlertRow, ev AlertEvent) (int64, error) {
+// OpenAlert stores a new alert, its first event and, when out is not
+// nil, the event's outbox rows, and returns the alert's id. It returns an
+// error wrapping ErrExists when the patient has an unresolved alert with
+// that key.
+func (r *Registry) OpenAlert(ctx context.Context, a AlertRow, ev AlertEvent, out *Outbox) (int64, error) {
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, r.q(`INSERT INTO alerts (patient_id, key, state, severity, opened_at, updated_at,
 			snoozed_until, tier, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`),
@@ -70,7 +71,10 @@ func (r *Registry) OpenAlert(ctx context.Context, a AlertRow, ev AlertEvent) (in
 			return err
 		}
 		ev.AlertID = a.ID
-		return r.addAlertEvent(ctx, tx, ev)
+		if err := r.addAlertEvent(ctx, tx, ev); err != nil {
+			return err
+		}
+		return r.addOutbox(ctx, tx, a.ID, a.Patient, out)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("open alert %s of %s: %w", a.Key, a.Patient, err)
@@ -78,11 +82,12 @@ func (r *Registry) OpenAlert(ctx context.Context, a AlertRow, ev AlertEvent) (in
 	return a.ID, nil
 }
 
-// UpdateAlert stores a's new state with its event and, when audit is not
-// nil, an audit entry, in one transaction. It changes the row only if it
+// UpdateAlert stores a's new state with its event and, when audit or out
+// is not nil, an audit entry and the event's outbox rows, in one
+// transaction. It changes the row only if it
 // is still as it was at a's previous UpdatedAt (prev): otherwise it
 // returns an error wrapping ErrConflict.
-func (r *Registry) UpdateAlert(ctx context.Context, a AlertRow, prev time.Time, ev AlertEvent, audit *AuditEntry) error {
+func (r *Registry) UpdateAlert(ctx context.Context, a AlertRow, prev time.Time, ev AlertEvent, audit *AuditEntry, out *Outbox) error {
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
 		err := r.execOne(ctx, tx, ErrConflict, `UPDATE alerts SET state = ?, severity = ?, updated_at = ?, acked_at = ?, acked_by = ?,
 			resolved_at = ?, resolved_by = ?, snoozed_until = ?, tier = ?, body = ? WHERE id = ? AND updated_at = ?`,
@@ -96,9 +101,11 @@ func (r *Registry) UpdateAlert(ctx context.Context, a AlertRow, prev time.Time, 
 			return err
 		}
 		if audit != nil {
-			return r.audit(ctx, tx, *audit)
+			if err := r.audit(ctx, tx, *audit); err != nil {
+				return err
+			}
 		}
-		return nil
+		return r.addOutbox(ctx, tx, a.ID, a.Patient, out)
 	})
 	if err != nil {
 		return fmt.Errorf("update alert %d: %w", a.ID, err)
@@ -203,45 +210,6 @@ func (r *Registry) AlertEvents(ctx context.Context, alertID int64) ([]AlertEvent
 func (r *Registry) ActiveAlertPatients(ctx context.Context) ([]string, error) {
 	return queryAll(ctx, r, "active alert patients",
 		`SELECT DISTINCT patient_id FROM alerts WHERE state IN ('firing', 'acknowledged') ORDER BY patient_id`, nil, scanString)
-}
-
-// Delivery is one attempt to deliver an alert event to the webhook.
-type Delivery struct {
-	ID       int64
-	Delivery string // the delivery's id, the same for each attempt
-	AlertID  int64
-	Event    string
-	Attempt  int
-	At       time.Time
-	Status   int    // the HTTP status; 0 when there was no answer
-	Outcome  string // delivered, retrying or failed
-	Error    string
-}
-
-// RecordDelivery appends one attempt.
-func (r *Registry) RecordDelivery(ctx context.Context, d Delivery) error {
-	_, err := r.db.ExecContext(ctx, r.q(`INSERT INTO webhook_deliveries (delivery, alert_id, event, attempt, at, status, outcome, error)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), d.Delivery, d.AlertID, d.Event, d.Attempt, formatTime(d.At), d.Status, d.Outcome, d.Error)
-	if err != nil {
-		return fmt.Errorf("record delivery: %w", err)
-	}
-	return nil
-}
-
-// Deliveries returns the delivery attempts of an alert, oldest first.
-func (r *Registry) Deliveries(ctx context.Context, alertID int64) ([]Delivery, error) {
-	return queryAll(ctx, r, fmt.Sprintf("deliveries of %d", alertID), `SELECT id, delivery, event, attempt, at, status, outcome, error
-		FROM webhook_deliveries WHERE alert_id = ? ORDER BY id`, []any{alertID},
-		func(s scanner) (Delivery, error) {
-			d := Delivery{AlertID: alertID}
-			var at string
-			if err := s.Scan(&d.ID, &d.Delivery, &d.Event, &d.Attempt, &at, &d.Status, &d.Outcome, &d.Error); err != nil {
-				return d, err
-			}
-			var err error
-			d.At, err = parseTime(at)
-			return d, err
-		})
 }
 
 func scanAlert(s scanner) (AlertRow, error) {

@@ -28,6 +28,7 @@ const (
 	ActionStaffToken    = "staff.token"    // target: username (label)
 	ActionStaffRevoke   = "staff.revoke"   // target: username (every API token)
 	ActionStaffSignOut  = "staff.signout"  // target: username (every browser session)
+	ActionStaffContact  = "staff.contact"  // target: username (the channels set, never their addresses)
 	ActionAuditRead     = "audit.read"
 	ActionPlanChange    = "plan.change"   // patient; target: the new version (v3)
 	ActionAlertAck      = "alert.ack"     // patient; target: alert <id>

@@ -212,6 +212,68 @@ var sqliteMigrations = []migration{
 			`CREATE TABLE write_probe (filler BLOB NOT NULL) STRICT`,
 		},
 	},
+	{
+		version: 8,
+		name:    "the notify outbox, staff contacts and server keys",
+		stmts: []string{
+			// An alert's change (or a digest) as its deliveries and the
+			// consoles read it, written with the change. alert_id is 0
+			// for a digest; body is the event as JSON.
+			`CREATE TABLE outbox_events (
+				id         INTEGER PRIMARY KEY AUTOINCREMENT,
+				alert_id   INTEGER NOT NULL DEFAULT 0,
+				patient_id TEXT NOT NULL DEFAULT '',
+				kind       TEXT NOT NULL,
+				at         TEXT NOT NULL,
+				body       TEXT NOT NULL
+			) STRICT`,
+			`CREATE INDEX outbox_events_alert ON outbox_events (alert_id)`,
+			// One delivery of an event on one channel to one recipient
+			// ('' for a clinic-wide channel) at one target (an address, a
+			// topic URL, a key; '' for a clinic-wide channel). id is the
+			// delivery id every attempt carries.
+			`CREATE TABLE outbox_deliveries (
+				id         TEXT PRIMARY KEY NOT NULL,
+				event_id   INTEGER NOT NULL REFERENCES outbox_events (id),
+				alert_id   INTEGER NOT NULL DEFAULT 0,
+				channel    TEXT NOT NULL,
+				recipient  TEXT NOT NULL DEFAULT '',
+				target     TEXT NOT NULL DEFAULT '',
+				state      TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+				attempts   INTEGER NOT NULL DEFAULT 0,
+				created_at TEXT NOT NULL,
+				next_at    TEXT NOT NULL,
+				done_at    TEXT,
+				last_error TEXT NOT NULL DEFAULT ''
+			) STRICT`,
+			`CREATE INDEX outbox_deliveries_due ON outbox_deliveries (state, next_at)`,
+			`CREATE INDEX outbox_deliveries_order ON outbox_deliveries (alert_id, channel, recipient, target, event_id)`,
+			`CREATE INDEX outbox_deliveries_event ON outbox_deliveries (event_id)`,
+			// Every attempt of every channel, not only the webhook's.
+			`ALTER TABLE webhook_deliveries RENAME TO delivery_attempts`,
+			`ALTER TABLE delivery_attempts ADD COLUMN channel TEXT NOT NULL DEFAULT 'webhook'`,
+			`DROP INDEX webhook_deliveries_alert`,
+			`CREATE INDEX delivery_attempts_alert ON delivery_attempts (alert_id, id)`,
+			`CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery)`,
+			// Where a staff member is paged; digest_hour is the local hour
+			// of their daily digest of warnings, -1 for none.
+			`CREATE TABLE staff_contacts (
+				username      TEXT PRIMARY KEY NOT NULL REFERENCES staff (username),
+				email         TEXT NOT NULL DEFAULT '',
+				ntfy_url      TEXT NOT NULL DEFAULT '',
+				pagerduty_key TEXT NOT NULL DEFAULT '',
+				digest_hour   INTEGER NOT NULL DEFAULT -1 CHECK (digest_hour BETWEEN -1 AND 23),
+				updated_at    TEXT NOT NULL
+			) STRICT`,
+			// Keys the server makes for itself once (the page links'
+			// signing key), shared by every process on the registry.
+			`CREATE TABLE server_keys (
+				name       TEXT PRIMARY KEY NOT NULL,
+				key        BLOB NOT NULL,
+				created_at TEXT NOT NULL
+			) STRICT`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table

@@ -55,7 +55,7 @@ func TestMigrateFromEarlierVersions(t *testing.T) {
 				} {
 					id, err := old.OpenAlert(ctx, AlertRow{Patient: a.patient, Key: a.key, State: a.state, Severity: "warning",
 						OpenedAt: at.Add(time.Duration(i) * time.Minute), UpdatedAt: at, Tier: -1, Body: []byte("{}")},
-						AlertEvent{At: at, Kind: "opened"})
+						AlertEvent{At: at, Kind: "opened"}, nil)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -10,7 +10,7 @@ import (
 // Purged counts what PurgeHistory deleted.
 type Purged struct {
 	Transitions int64
-	Alerts      int64 // resolved alerts, each with its events and webhook deliveries
+	Alerts      int64 // resolved alerts, each with its events, outbox rows and delivery attempts
 	AlertEvents int64
 }
 
@@ -81,8 +81,11 @@ func (r *Registry) PurgeHistory(ctx context.Context, before time.Time) (Purged, 
 					return err
 				}
 				p.AlertEvents += n
-				if _, err := tx.ExecContext(ctx, r.q(`DELETE FROM webhook_deliveries WHERE alert_id = ?`), id); err != nil {
-					return err
+				for _, q := range []string{`DELETE FROM delivery_attempts WHERE alert_id = ?`,
+					`DELETE FROM outbox_deliveries WHERE alert_id = ?`, `DELETE FROM outbox_events WHERE alert_id = ?`} {
+					if _, err := tx.ExecContext(ctx, r.q(q), id); err != nil {
+						return err
+					}
 				}
 				if _, err := tx.ExecContext(ctx, r.q(`DELETE FROM alerts WHERE id = ?`), id); err != nil {
 					return err

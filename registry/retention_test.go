@@ -87,7 +87,7 @@ func TestPurgeHistory(t *testing.T) {
 	alert := func(key, state string, opened, resolved time.Time) int64 {
 		t.Helper()
 		row := AlertRow{Patient: "p-1", Key: key, State: AlertFiring, Severity: "warning", OpenedAt: opened, UpdatedAt: opened, Tier: -1, Body: []byte("{}")}
-		id, err := r.OpenAlert(ctx, row, AlertEvent{At: opened, Kind: "opened"})
+		id, err := r.OpenAlert(ctx, row, AlertEvent{At: opened, Kind: "opened"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func TestPurgeHistory(t *testing.T) {
 		} else {
 			row.AckedAt, row.AckedBy = row.UpdatedAt, "alice"
 		}
-		if err := r.UpdateAlert(ctx, row, prev, AlertEvent{At: row.UpdatedAt, Kind: kind}, nil); err != nil {
+		if err := r.UpdateAlert(ctx, row, prev, AlertEvent{At: row.UpdatedAt, Kind: kind}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		return id

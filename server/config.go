@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/settings"
+	"github.com/patientpulse/patientpulse/notify"
 )
 
 const envPrefix = "PATIENTPULSE_"
@@ -46,10 +49,14 @@ type Config struct {
 	Timezone      string
 	Alerts        alerts.Config
 	oncallFile    string
-	Hub           alerts.HubConfig
+	Hub           notify.HubConfig
 	wsOrigins     string
-	Webhook       alerts.WebhookConfig
+	Webhook       notify.WebhookConfig
 	webhookEvents string
+	Notify        notify.DispatchConfig
+	// PublicURL is the console's address as staff reach it, which pages
+	// link to (--public-url); by default this server's own.
+	PublicURL string
 
 	// BrokerAccounts: the broker's credentials are patientpulse's to
 	// manage, through Mosquitto's dynamic security plugin, with the admin
@@ -151,7 +158,7 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.DurationVar(&c.Alerts.Renotify, "alert-renotify", c.Alerts.Renotify, "an alert staff resolved while its condition still holds opens again this long after (at once if the value gets worse)")
 	fs.IntVar(&c.Alerts.MaxOpenPerPatient, "alert-max-per-patient", c.Alerts.MaxOpenPerPatient, "active non-critical alerts per patient; more wait, suppressed, until there is room")
 	fs.StringVar(&c.oncallFile, "oncall-schedule", "", "YAML file of who is on call when, in tiers: unacknowledged critical alerts escalate along it")
-	c.Hub = alerts.DefaultHubConfig()
+	c.Hub = notify.DefaultHubConfig()
 	fs.StringVar(&c.wsOrigins, "ws-origins", "", "comma-separated origins (https://host[:port]) besides this server's own that may open the websocket")
 	fs.IntVar(&c.Hub.SendQueue, "ws-send-queue", c.Hub.SendQueue, "messages waiting for one websocket client; a client that lets it fill is disconnected")
 	fs.IntVar(&c.Hub.MaxSubscribe, "ws-max-subscribe", c.Hub.MaxSubscribe, "patients one websocket subscribe may name")
@@ -159,6 +166,12 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.StringVar(&c.Webhook.URL, "webhook-url", "", "POST every alert change as signed JSON to this URL (https; http only to loopback)")
 	fs.StringVar(&c.Webhook.Secret, "webhook-secret", "", "HMAC-SHA256 key of the webhook's signature (prefer "+envPrefix+"WEBHOOK_SECRET)")
 	fs.StringVar(&c.webhookEvents, "webhook-events", "", "comma-separated alert changes to send (opened, escalated, ...); empty: every change")
+	c.Notify = notify.DefaultDispatchConfig()
+	fs.DurationVar(&c.Notify.GiveUp, "notify-give-up", c.Notify.GiveUp, "a page or webhook delivery still failing this long is marked failed (counted, logged, listed for admins)")
+	fs.DurationVar(&c.Notify.Timeout, "notify-timeout", c.Notify.Timeout, "one delivery attempt (mail, webhook, pager)")
+	fs.DurationVar(&c.Notify.MinBackoff, "notify-min-backoff", c.Notify.MinBackoff, "the first wait after a failed delivery attempt; it doubles, with jitter, up to 5m")
+	fs.StringVar(&c.Notify.MailPHI, "mail-phi", c.Notify.MailPHI, "what pages by mail say: minimal (no patient name, rule or values: that an alert needs attention, and its link) or full")
+	fs.StringVar(&c.PublicURL, "public-url", "", "the console's address as staff reach it (https://pulse.clinic.example), which pages link to; default: this server's own")
 	return fs
 }
 
@@ -184,6 +197,29 @@ func commaList(s string) []string {
 	return out
 }
 
+// validatePublicURL checks --public-url, and sets it from --http-addr
+// when it is not given.
+func (c *Config) validatePublicURL() error {
+	if c.PublicURL == "" {
+		scheme := "http"
+		if c.TLSCert != "" || c.TLSSelfSigned {
+			scheme = "https"
+		}
+		host := c.HTTPAddr
+		if h, port, err := net.SplitHostPort(host); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
+			host = net.JoinHostPort("localhost", port)
+		}
+		c.PublicURL = scheme + "://" + host
+		return nil
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+		return errors.New("public-url must be an http(s) address without credentials or query, e.g. https://pulse.clinic.example")
+	}
+	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	return nil
+}
+
 // DSN is the registry's location.
 func (c *Config) DSN() string {
 	if c.DB != "" {
@@ -205,7 +241,7 @@ func (c *Config) Level() (slog.Level, error) {
 // completes c from them (the on-call schedule, the clinic's time zone).
 func (c *Config) Validate() error {
 	errs := []error{c.Limits.Validate(), c.Writer.Validate(), c.HTTPIngest.Validate(), c.Influx.Validate(), c.Auth.Validate(), c.Analysis.Validate()}
-	errs = append(errs, c.Alerts.Validate(), c.Webhook.Validate(), c.validateSecrets())
+	errs = append(errs, c.Alerts.Validate(), c.Webhook.Validate(), c.Notify.Validate(), c.validateSecrets(), c.validatePublicURL())
 	if c.oncallFile != "" {
 		s, err := alerts.LoadOnCall(c.oncallFile)
 		errs = append(errs, err)

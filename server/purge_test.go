@@ -40,17 +40,17 @@ func TestPurgerAtStart(t *testing.T) {
 	old := now.AddDate(0, 0, -100)
 	row := registry.AlertRow{Patient: "p-1", Key: "r", State: registry.AlertFiring, Severity: "warning",
 		OpenedAt: old, UpdatedAt: old, Tier: -1, Body: []byte("{}")}
-	resolvedID, err := reg.OpenAlert(ctx, row, registry.AlertEvent{At: old, Kind: "opened"})
+	resolvedID, err := reg.OpenAlert(ctx, row, registry.AlertEvent{At: old, Kind: "opened"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	row.ID, row.State, row.ResolvedAt, row.UpdatedAt = resolvedID, registry.AlertResolved, old.Add(time.Hour), old.Add(time.Hour)
-	if err := reg.UpdateAlert(ctx, row, old, registry.AlertEvent{At: row.UpdatedAt, Kind: "resolved"}, nil); err != nil {
+	if err := reg.UpdateAlert(ctx, row, old, registry.AlertEvent{At: row.UpdatedAt, Kind: "resolved"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	row = registry.AlertRow{Patient: "p-1", Key: "r", State: registry.AlertFiring, Severity: "warning",
 		OpenedAt: old, UpdatedAt: old, Tier: -1, Body: []byte("{}")}
-	activeID, err := reg.OpenAlert(ctx, row, registry.AlertEvent{At: old, Kind: "opened"})
+	activeID, err := reg.OpenAlert(ctx, row, registry.AlertEvent{At: old, Kind: "opened"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/notify"
 )
 
 func TestValidateSecrets(t *testing.T) {
@@ -17,7 +17,7 @@ func TestValidateSecrets(t *testing.T) {
 			BrokerAccounts: true,
 			BrokerAdmin:    ingest.BrokerAdminConfig{Password: good + "x"},
 			Influx:         ingest.InfluxConfig{Token: "admin:" + good},
-			Webhook:        alerts.WebhookConfig{URL: "https://pager.example/hook", Secret: good + "y"},
+			Webhook:        notify.WebhookConfig{URL: "https://pager.example/hook", Secret: good + "y"},
 		}
 	}
 	tests := []struct {

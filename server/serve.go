@@ -27,6 +27,7 @@ import (
 	"github.com/patientpulse/patientpulse/dashboards"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/httpx"
+	"github.com/patientpulse/patientpulse/notify"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -87,6 +88,10 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	s.writer = ingest.NewWriter(c.Writer, s.sink, log, metrics)
 	intake := ingest.NewIntake(reg, c.DeviceTTL, c.Limits, metrics, log.With("component", "intake"))
 	manager := alerts.NewManager(c.Alerts, reg, log.With("component", "alerts"), promReg)
+	delivery, err := newDelivery(ctx, c, reg, log.With("component", "notify"), promReg)
+	if err != nil {
+		return err
+	}
 	evaluator := analysis.NewEvaluator(c.Analysis, reg, s.sink, log.With("component", "analysis"), promReg, manager.Transition)
 	if c.MQTTOn {
 		s.mqtt = ingest.NewMQTT(c.MQTT, intake, s.writer, metrics, log)
@@ -102,13 +107,8 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	}
 	c.Auth.Secure, c.Auth.Timezone = c.TLSCert != "", c.Timezone
 	staffAuth := auth.New(reg, c.Auth, reg, log.With("component", "auth"), promReg)
-	hub := alerts.NewHub(c.Hub, staffAuth, manager, log.With("component", "hub"), promReg)
-	manager.AddNotifier(hub)
-	var webhook *alerts.Webhook
-	if c.Webhook.URL != "" {
-		webhook = alerts.NewWebhook(c.Webhook, reg, log.With("component", "webhook"), promReg)
-		manager.AddNotifier(webhook)
-	}
+	hub := notify.NewHub(c.Hub, staffAuth, manager, log.With("component", "hub"), promReg)
+	manager.Deliver(delivery.router, func() { hub.Wake(); delivery.Wake() })
 	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill}, reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
 	intake.OnStored(func(patient string, points []ingest.Point) {
 		evaluator.Feed(patient, points)
@@ -150,7 +150,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	if debugLn != nil {
 		collectors.Go(func() { errs[2] = serveDebug(collectorsCtx, debugLn, log); stopCollectors() })
 	}
-	// Analysis, alerts and the webhook stop with the collectors (and stop
+	// Analysis, alerts and notify stop with the collectors (and stop
 	// them if one fails to start): what analysis has not evaluated is
 	// rebuilt from InfluxDB at the next start, and the alerts resume from
 	// the recorded transitions.
@@ -167,9 +167,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	}
 	stage(0, evaluator.Run)
 	stage(1, manager.Run)
-	if webhook != nil {
-		stage(2, webhook.Run)
-	}
+	stage(2, delivery.Run)
 	stage(3, hub.Run)
 	purge := &purger{reg: reg, idle: c.Auth.IdleTimeout, maxAge: c.Auth.MaxAge, retention: c.Retention,
 		interval: purgeInterval, log: log.With("component", "purge")}

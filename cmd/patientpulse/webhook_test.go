@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/patientpulse/patientpulse/alerts"
+	"github.com/patientpulse/patientpulse/notify"
 )
 
 // TestAlertEscalatesToWebhook: a critical alert nobody acknowledges is
@@ -26,7 +27,7 @@ func TestAlertEscalatesToWebhook(t *testing.T) {
 	var got []alerts.Event
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if err := alerts.VerifyWebhook([]byte(secret), r, body, time.Minute, time.Now()); err != nil {
+		if err := notify.VerifyWebhook([]byte(secret), r, body, time.Minute, time.Now()); err != nil {
 			t.Errorf("webhook signature: %v", err)
 			w.WriteHeader(http.StatusUnauthorized)
 			return

@@ -1,4 +1,4 @@
-package alerts
+package notify
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/registry"
@@ -61,11 +62,14 @@ func newHubRig(t *testing.T, cfg HubConfig) *hubRig {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	a := auth.New(reg, auth.DefaultConfig(), reg, log, nil)
-	r.hub = NewHub(cfg, a, NewManager(DefaultConfig(), reg, log, nil), log, nil)
+	r.hub = NewHub(cfg, a, alerts.NewManager(alerts.DefaultConfig(), reg, log, nil), log, nil)
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/ws", a.Authenticate(r.hub))
 	r.srv = httptest.NewServer(mux)
-	t.Cleanup(func() { r.hub.Close(); r.srv.Close() })
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.hub.Run(ctx); close(done) }()
+	t.Cleanup(func() { stop(); <-done; r.hub.Close(); r.srv.Close() })
 	return r
 }
 
@@ -232,10 +236,6 @@ func TestUnassignByAnotherProcess(t *testing.T) {
 	cfg := DefaultHubConfig()
 	cfg.ChangePoll = 20 * time.Millisecond
 	r := newHubRig(t, cfg)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error)
-	go func() { done <- r.hub.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	c, _ := r.dial("bob", "")
 	c.send(map[string]any{"type": "subscribe", "patients": []string{"p-1", "p-2"}})
 	c.next("subscribed")

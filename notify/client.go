@@ -1,4 +1,4 @@
-package alerts
+package notify
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/registry"
 )
@@ -25,12 +26,12 @@ type (
 		Patients []string      `json:"patients"` // whom you may see and subscribe to
 	}
 	snapshotMsg struct {
-		Type   string  `json:"type"` // snapshot
-		Alerts []Alert `json:"alerts"`
+		Type   string         `json:"type"` // snapshot
+		Alerts []alerts.Alert `json:"alerts"`
 	}
 	alertMsg struct {
 		Type string `json:"type"` // alert
-		Event
+		alerts.Event
 	}
 	sampleMsg struct {
 		Type        string             `json:"type"` // sample
@@ -319,7 +320,7 @@ func (c *client) subscribe(ctx context.Context, patients []string) {
 		} else {
 			e.Target = "websocket samples of " + strconv.Itoa(len(ids)) + " patients: " + strings.Join(ids, ",")
 		}
-		if err := c.hub.alerts.reg.Audit(actx, e); err != nil {
+		if err := c.hub.reg.Audit(actx, e); err != nil {
 			c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: "cannot record this access now: try again"})
 			return
 		}
@@ -346,7 +347,7 @@ func (c *client) ack(ctx context.Context, req request) {
 		_, err = c.hub.alerts.Ack(actx, req.AlertID, c.who.Username, req.Note)
 	}
 	if err != nil {
-		c.queue("error", errorMsg{Type: "error", Request: "ack", Error: ActionError(err)})
+		c.queue("error", errorMsg{Type: "error", Request: "ack", Error: alerts.ActionError(err)})
 		return
 	}
 	c.queue("acked", ackedMsg{Type: "acked", AlertID: req.AlertID})

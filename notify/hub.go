@@ -1,8 +1,8 @@
-package alerts
+package notify
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/httpx"
@@ -41,12 +42,16 @@ type HubConfig struct {
 	// and audited).
 	SubscribeBurst int
 	SubscribeEvery time.Duration
+	// Samples is how many stored device messages' points may wait for
+	// Run to fan them out; beyond, the live feed drops them (counted:
+	// they are stored, and a chart reads them on its next load).
+	Samples int
 }
 
 // DefaultHubConfig is the usual setup.
 func DefaultHubConfig() HubConfig {
 	return HubConfig{SendQueue: 1024, Ping: 25 * time.Second, Refresh: 30 * time.Second, ChangePoll: 2 * time.Second,
-		MaxSubscribe: 1000, SubscribeBurst: 5, SubscribeEvery: 2 * time.Second}
+		MaxSubscribe: 1000, SubscribeBurst: 5, SubscribeEvery: 2 * time.Second, Samples: 4096}
 }
 
 // withDefaults fills the zero settings of c with the defaults.
@@ -64,15 +69,21 @@ func (c HubConfig) withDefaults() HubConfig {
 	if c.SubscribeEvery <= 0 {
 		c.SubscribeEvery = d.SubscribeEvery
 	}
+	if c.Samples <= 0 {
+		c.Samples = d.Samples
+	}
 	return c
 }
 
 // Hub is the websocket endpoint (GET /v1/ws) of the staff consoles: it
 // greets each client with who they are and a snapshot of the active
 // alerts they may see, then pushes every alert change, the samples of the
-// patients they subscribe to, and each patient's status. Its inputs,
-// Notify and Sample, are all another instance's hub would need: a message
-// bus can feed them.
+// patients they subscribe to, and each patient's status. It reads the
+// alert changes from the registry's outbox (woken at once by Wake after a
+// change in this process, within ChangePoll after one in another), and
+// takes samples from Sample without blocking; Run fans both out, so that
+// neither the alert manager nor ingest ever waits on the registry or a
+// console for it.
 //
 // A client sees a patient while the patient is in its scope (auth.Scope).
 // The scope is read again every Refresh, and at once after a change of the
@@ -84,9 +95,12 @@ func (c HubConfig) withDefaults() HubConfig {
 type Hub struct {
 	cfg     HubConfig
 	auth    *auth.Auth
-	alerts  *Manager
+	alerts  *alerts.Manager
+	reg     *registry.Registry
 	log     *slog.Logger
 	upgrade websocket.Upgrader
+	wake    chan struct{}    // buffered: an alert change is in the outbox
+	samples chan sampleBatch // stored points waiting to be fanned out
 
 	mu      sync.RWMutex
 	clients map[*client]struct{}
@@ -96,13 +110,20 @@ type Hub struct {
 	evictions prometheus.Counter
 	sent      *prometheus.CounterVec
 	refused   *prometheus.CounterVec
+	dropped   prometheus.Counter
+}
+
+type sampleBatch struct {
+	patient string
+	points  []ingest.Point
 }
 
 // NewHub returns a hub; its metrics are registered with promReg when it
 // is not nil. Mount it behind a.Authenticate.
-func NewHub(cfg HubConfig, a *auth.Auth, alerts *Manager, log *slog.Logger, promReg prometheus.Registerer) *Hub {
+func NewHub(cfg HubConfig, a *auth.Auth, manager *alerts.Manager, log *slog.Logger, promReg prometheus.Registerer) *Hub {
 	cfg = cfg.withDefaults()
-	h := &Hub{cfg: cfg, auth: a, alerts: alerts, log: log, clients: map[*client]struct{}{},
+	h := &Hub{cfg: cfg, auth: a, alerts: manager, reg: manager.Registry(), log: log, clients: map[*client]struct{}{},
+		wake: make(chan struct{}, 1), samples: make(chan sampleBatch, cfg.Samples),
 		clientsG: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "patientpulse_ws_clients", Help: "Websocket clients connected.",
 		}),
@@ -116,20 +137,108 @@ func NewHub(cfg HubConfig, a *auth.Auth, alerts *Manager, log *slog.Logger, prom
 			Name: "patientpulse_ws_refused_total",
 			Help: "Websocket connections and requests refused, by reason (origin, subscribe_rate, subscribe_size, not_in_care).",
 		}, []string{"reason"}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "patientpulse_ws_samples_dropped_total",
+			Help: "Stored device messages whose points the live feed dropped because consoles fell behind (they stay stored).",
+		}),
 	}
 	h.upgrade = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, CheckOrigin: h.originAllowed}
 	if promReg != nil {
-		promReg.MustRegister(h.clientsG, h.evictions, h.sent, h.refused)
+		promReg.MustRegister(h.clientsG, h.evictions, h.sent, h.refused, h.dropped)
 	}
-	alerts.reg.OnAccessChange(h.accessChanged)
+	h.reg.OnAccessChange(h.accessChanged)
 	return h
 }
 
-// Run reads the care-team and credential changes that other processes
-// make, every ChangePoll, and applies them to the clients, until ctx
-// ends. It returns nil then.
+// Wake tells the hub an alert change is in the outbox. It never blocks.
+func (h *Hub) Wake() {
+	select {
+	case h.wake <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// Run fans out alert changes from the outbox and stored samples, and
+// applies the care-team and credential changes other processes make, until
+// ctx ends. It returns nil then.
 func (h *Hub) Run(ctx context.Context) error {
-	last, _, err := h.alerts.reg.AccessChanges(ctx, 0)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { h.fanSamples(ctx) })
+	wg.Go(func() { h.pollAccess(ctx) })
+	h.fanEvents(ctx)
+	return nil
+}
+
+// fanEvents pushes each alert change of the outbox, in order, from the
+// first written after it starts.
+func (h *Hub) fanEvents(ctx context.Context) {
+	last, err := h.reg.LastOutboxEvent(ctx)
+	for err != nil {
+		h.log.Warn("reading the outbox failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(h.cfg.ChangePoll):
+		}
+		last, err = h.reg.LastOutboxEvent(ctx)
+	}
+	t := time.NewTicker(h.cfg.ChangePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.wake:
+		case <-t.C:
+		}
+		for {
+			evs, err := h.reg.OutboxEvents(ctx, last, 500)
+			if err != nil {
+				if ctx.Err() == nil {
+					h.log.Warn("reading the outbox failed", "err", err)
+				}
+				break
+			}
+			for _, e := range evs {
+				last = e.ID
+				if ev, ok := alertEvent(e); ok {
+					h.push(ev)
+				}
+			}
+			if len(evs) < 500 {
+				break
+			}
+		}
+	}
+}
+
+// alertEvent decodes an outbox event of an alert.
+func alertEvent(e registry.OutboxEvent) (alerts.Event, bool) {
+	var ev alerts.Event
+	if e.AlertID == 0 || json.Unmarshal(e.Body, &ev) != nil {
+		return ev, false
+	}
+	ev.Alert.ID = e.AlertID // an opening's event is written before its alert has an id
+	return ev, true
+}
+
+// fanSamples pushes the samples Sample queued.
+func (h *Hub) fanSamples(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-h.samples:
+			h.pushSamples(b.patient, b.points)
+		}
+	}
+}
+
+// pollAccess reads the care-team and credential changes that other
+// processes make, every ChangePoll, and applies them to the clients.
+func (h *Hub) pollAccess(ctx context.Context) {
+	last, _, err := h.reg.AccessChanges(ctx, 0)
 	if err != nil {
 		h.log.Warn("reading access changes failed", "err", err)
 	}
@@ -138,10 +247,10 @@ func (h *Hub) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
-		next, names, err := h.alerts.reg.AccessChanges(ctx, last)
+		next, names, err := h.reg.AccessChanges(ctx, last)
 		if err != nil {
 			if ctx.Err() == nil {
 				h.log.Warn("reading access changes failed", "err", err)
@@ -225,7 +334,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusServiceUnavailable, "cannot read the alerts now: try again")
 		return
 	}
-	snap := []Alert{}
+	snap := []alerts.Alert{}
 	audited := map[string]bool{}
 	actx := registry.WithActor(ctx, registry.Actor{Name: who.Username, Address: address})
 	for _, a := range active {
@@ -235,7 +344,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		snap = append(snap, a)
 		if !audited[a.Patient] {
 			audited[a.Patient] = true
-			if err := h.alerts.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionPatientRead, Patient: a.Patient,
+			if err := h.reg.Audit(actx, registry.AuditEntry{Action: registry.ActionPatientRead, Patient: a.Patient,
 				Target: "websocket snapshot"}); err != nil {
 				httpx.Error(w, http.StatusServiceUnavailable, "cannot record this access now: try again")
 				return
@@ -267,10 +376,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // visiblePatients lists the patients the staff member may subscribe to.
-func (h *Hub) visiblePatients(ctx context.Context, who *auth.Principal, scope auth.Scope, active []Alert) ([]string, error) {
+func (h *Hub) visiblePatients(ctx context.Context, who *auth.Principal, scope auth.Scope, active []alerts.Alert) ([]string, error) {
 	var out []string
 	if scope.All() {
-		ps, err := h.alerts.reg.ListPatients(ctx)
+		ps, err := h.reg.ListPatients(ctx)
 		if err != nil {
 			return []string{}, err
 		}
@@ -280,7 +389,7 @@ func (h *Hub) visiblePatients(ctx context.Context, who *auth.Principal, scope au
 		return out, nil
 	}
 	if who.Role == registry.RoleClinician {
-		return h.alerts.reg.AssignedPatients(ctx, who.Username)
+		return h.reg.AssignedPatients(ctx, who.Username)
 	}
 	for _, a := range active {
 		out = append(out, a.Patient)
@@ -289,14 +398,14 @@ func (h *Hub) visiblePatients(ctx context.Context, who *auth.Principal, scope au
 	return slices.Compact(out), nil
 }
 
-// Notify pushes an alert change to every client that may see its patient,
+// push sends an alert change to every client that may see its patient,
 // and the patient's status with it.
-func (h *Hub) Notify(ev Event) {
+func (h *Hub) push(ev alerts.Event) {
 	status := h.status(ev.Alert.Patient)
 	for _, c := range h.snapshot() {
 		// On-call staff see the patients behind active alerts: every
 		// active alert, and the end of one they saw.
-		onCall := c.who.Role == registry.RoleOnCall && (ev.Alert.Active() || ev.Change == ChangeResolved)
+		onCall := c.who.Role == registry.RoleOnCall && (ev.Alert.Active() || ev.Change == alerts.ChangeResolved)
 		if onCall || c.sees(ev.Alert.Patient) {
 			c.queue("alert", alertMsg{Type: "alert", Event: ev})
 			if status != "" {
@@ -309,7 +418,7 @@ func (h *Hub) Notify(ev Event) {
 // status is the patient's worst active alert: critical, attention
 // (warning or info) or fine; "" when it cannot be read.
 func (h *Hub) status(patient string) string {
-	rows, err := h.alerts.reg.Alerts(context.Background(), registry.AlertFilter{Patient: patient,
+	rows, err := h.reg.Alerts(context.Background(), registry.AlertFilter{Patient: patient,
 		States: []string{registry.AlertFiring, registry.AlertAcknowledged}})
 	if err != nil {
 		return ""
@@ -324,9 +433,20 @@ func (h *Hub) status(patient string) string {
 	return status
 }
 
-// Sample pushes a patient's stored points to the clients subscribed to
-// them. It never blocks.
+// Sample queues a patient's stored points for the clients subscribed to
+// them. It never blocks: when the queue is full the points are left out
+// of the live feed, and counted.
 func (h *Hub) Sample(patient string, points []ingest.Point) {
+	select {
+	case h.samples <- sampleBatch{patient, points}:
+	default:
+		h.dropped.Inc()
+	}
+}
+
+// pushSamples sends a patient's stored points to the clients subscribed
+// to them.
+func (h *Hub) pushSamples(patient string, points []ingest.Point) {
 	var targets []*client
 	for _, c := range h.snapshot() {
 		c.mu.Lock()
@@ -379,18 +499,4 @@ func (h *Hub) Close() {
 	for _, c := range cs {
 		c.close(websocket.CloseGoingAway, "server shutting down")
 	}
-}
-
-// ActionError is the sentence for a staff action that failed; it names no
-// patient.
-func ActionError(err error) string {
-	switch {
-	case errors.Is(err, registry.ErrNotFound):
-		return "no such alert"
-	case errors.Is(err, auth.ErrForbidden):
-		return "this alert's patient is not in your care"
-	case errors.Is(err, ErrNotActive), errors.Is(err, ErrAcked), errors.Is(err, registry.ErrConflict), IsBadRequest(err):
-		return err.Error()
-	}
-	return "cannot do that now: try again"
 }
