@@ -30,16 +30,17 @@ web:
 	cp dashboards/node_modules/uplot/dist/uPlot.iife.min.js dashboards/node_modules/uplot/dist/uPlot.min.css $(WEB_VENDOR)/
 
 # tools installs what the tests need when it is missing: Mosquitto (and
-# its clients) from Debian's packages, influxd 1.8.10 with go install,
-# Debian's docker-compose to validate docker-compose.yml, and Debian's
-# chromium for the browser tests.
+# its clients) from Debian's packages, influxd 1.8.10 and mailpit 1.33.1
+# with go install, Debian's docker-compose to validate docker-compose.yml,
+# and Debian's chromium for the browser tests.
 tools:
 	bash scripts/services.sh install
 	@command -v docker-compose >/dev/null || bash scripts/services.sh apt-install docker-compose
 	@command -v chromium >/dev/null || bash scripts/services.sh apt-install chromium
 
-# test runs every test, with the race detector, against real Mosquitto and
-# InfluxDB processes that the tests start on free loopback ports.
+# test runs every test, with the race detector, against real Mosquitto,
+# InfluxDB and Mailpit processes that the tests start on free loopback
+# ports.
 test: tools check-compose web
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi

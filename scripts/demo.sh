@@ -2,7 +2,8 @@
 # demo.sh - `make demo`: the local services, the pipeline, and a simulated
 # HRT clinic: a cohort of virtual patients with their plans, whose watches
 # send over MQTT and whose phone apps send over HTTPS (patientpulse
-# simulate), demo staff logins and an on-call rota. Ctrl-C stops
+# simulate), demo staff logins and an on-call rota, and a Mailpit that
+# keeps the mail serve sends (when serve has --smtp-url). Ctrl-C stops
 # everything this script started.
 #
 #   PP_HTTP_PORT     the pipeline's HTTP port (default 8080)
@@ -17,6 +18,8 @@ CONFIG=.local/patientpulse.yaml
 HTTP_PORT=${PP_HTTP_PORT:-8080}
 URL=http://127.0.0.1:$HTTP_PORT
 MQTT_PORT=${PP_MQTT_PORT:-11883}
+SMTP_PORT=${PP_SMTP_PORT:-11025}
+MAIL_URL=http://127.0.0.1:${PP_MAILPIT_PORT:-18025}
 PATIENTS=${PP_DEMO_PATIENTS:-12}
 
 pids=()
@@ -40,8 +43,24 @@ source scripts/progress.sh
 progress "demo: building patientpulse with go build" \
 	"seconds after make demo's own build; 1-3 minutes on a first build" \
 	go build -trimpath -o "$BIN" ./cmd/patientpulse
-echo "demo: starting the local Mosquitto and InfluxDB (usually a few seconds)"
+echo "demo: starting the local Mosquitto, InfluxDB and Mailpit (usually a few seconds)"
 bash scripts/services.sh start
+
+# serve mails its pages to Mailpit once it has --smtp-url; an older serve
+# runs without.
+smtp_flags=()
+mail_note="pages to on-call staff arrive here"
+serve_help=$("$BIN" serve --help 2>&1 || true)
+if grep -q -- -smtp-url <<<"$serve_help"; then
+	smtp_flags=(--smtp-url "smtp://127.0.0.1:$SMTP_PORT" --smtp-from patientpulse@demo.clinic.invalid)
+else
+	mail_note="no mail arrives: this serve has no --smtp-url"
+fi
+# A Mailpit built with go install serves its API but no web UI.
+mail_api_note=""
+if ! curl -sf -o /dev/null "$MAIL_URL/dist/app.js"; then
+	mail_api_note=$'\n                 '"this Mailpit has no web UI: read the mail at $MAIL_URL/api/v1/messages"
+fi
 
 # admin runs an admin command on the demo's registry, .local/data, which
 # the first one creates (--init); the demo names it once, below, instead
@@ -82,7 +101,7 @@ tiers:
 EOF
 
 "$BIN" serve --config "$CONFIG" --http-addr "127.0.0.1:$HTTP_PORT" --oncall-schedule .local/oncall.yaml \
-	--alert-fire-after 0s --analysis-interval 5s >>.local/log/serve.log 2>&1 &
+	--alert-fire-after 0s --analysis-interval 5s ${smtp_flags[@]+"${smtp_flags[@]}"} >>.local/log/serve.log 2>&1 &
 pids+=($!)
 echo "demo: starting patientpulse serve on $URL (usually a few seconds; log: .local/log/serve.log)"
 for _ in $(seq 1 60); do
@@ -113,6 +132,8 @@ patientpulse is running with a simulated clinic (logs: .local/log/serve.log, .lo
   API            $URL  (health $URL/healthz, readiness $URL/readyz, metrics $URL/metrics)
   MQTT broker    tcp://127.0.0.1:$MQTT_PORT  (no anonymous access: each device logs in with its id and token)
   InfluxDB       $(grep influx-url "$CONFIG" | cut -d' ' -f2)  (bucket patientpulse)
+  mail (Mailpit): $MAIL_URL — $mail_note
+                 SMTP smtp://127.0.0.1:$SMTP_PORT  (any login, or none)$mail_api_note
   patients       sim-p001 ... : responding to treatment, and one persona for each rule kind
                  (sleep decline, missed doses, a silent watch, worsening mood, an HRV drop,
                  rising hot flushes caught by a forecast, severe symptoms, high hematocrit)

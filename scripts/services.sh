@@ -1,33 +1,39 @@
 #!/usr/bin/env bash
-# services.sh - the local Mosquitto and InfluxDB 1.8 that patientpulse runs
-# against on a developer's machine and in the demo.
+# services.sh - the local Mosquitto, InfluxDB 1.8 and Mailpit (an SMTP
+# server that keeps the mail it is sent) that patientpulse runs against on a
+# developer's machine and in the demo.
 #
-#   bash scripts/services.sh install   install mosquitto (apt) and influxd 1.8.10 (go install)
-#   bash scripts/services.sh start     start both on loopback, write .local/patientpulse.yaml
-#   bash scripts/services.sh stop      stop both
-#   bash scripts/services.sh status    show what runs; exit 0 only if both run and answer
+#   bash scripts/services.sh install   install mosquitto (apt), influxd 1.8.10 and mailpit 1.33.1 (go install)
+#   bash scripts/services.sh start     start all three on loopback, write .local/patientpulse.yaml
+#   bash scripts/services.sh stop      stop them
+#   bash scripts/services.sh status    show what runs; exit 0 only if all run and answer
 #   bash scripts/services.sh apt-install PKG...   install Debian packages (used by make tools)
 #
 # Everything lives under .local/ in the project root (ignored by git): data
-# in .local/mosquitto and .local/influxdb, pid files in .local/run, logs in
-# .local/log. The broker admits no anonymous client: its accounts are in
-# the dynamic security plugin's file .local/mosquitto/dynamic-security.json,
-# made on the first start with an admin account whose generated password is
-# kept in .local/mosquitto/admin.password; the pipeline's own account
+# in .local/mosquitto, .local/influxdb and .local/mailpit, pid files in
+# .local/run, logs in .local/log. The broker admits no anonymous client:
+# its accounts are in the dynamic security plugin's file
+# .local/mosquitto/dynamic-security.json, made on the first start with an
+# admin account whose generated password is kept in
+# .local/mosquitto/admin.password; the pipeline's own account
 # (password in .local/mosquitto/pipeline.password) is made by patientpulse
 # serve, and each device's by patientpulse devices enroll, both with the
 # settings in .local/patientpulse.yaml (0600). InfluxDB runs with
 # authentication on: its admin user is made on the first start with a
 # generated password kept in .local/influxdb/admin.password (0600), and
 # patientpulse uses it (influx-token admin:password in the same file);
-# InfluxDB refuses a request without it. The ports are not the
-# standard ones because many machines, this project's included, already
-# run a system Mosquitto on 1883:
+# InfluxDB refuses a request without it. Mailpit takes any SMTP AUTH
+# username and password (or none), over plain SMTP, and shows the mail in
+# its web UI and API (/api/v1/messages). The ports are not the standard
+# ones because many machines, this project's included, already run a
+# system Mosquitto on 1883:
 #
 #   PP_MQTT_PORT        Mosquitto                (default 11883)
 #   PP_INFLUX_PORT      InfluxDB HTTP            (default 18086)
 #   PP_INFLUX_RPC_PORT  InfluxDB backup/restore  (default 18088)
-#   MOSQUITTO, INFLUXD  paths of the binaries, to override the search
+#   PP_SMTP_PORT        Mailpit SMTP             (default 11025)
+#   PP_MAILPIT_PORT     Mailpit web UI and API   (default 18025)
+#   MOSQUITTO, INFLUXD, MAILPIT  paths of the binaries, to override the search
 #   MOSQUITTO_DYNSEC_PLUGIN  path of mosquitto_dynamic_security.so
 set -euo pipefail
 
@@ -38,7 +44,10 @@ LOG_DIR=$LOCAL/log
 MQTT_PORT=${PP_MQTT_PORT:-11883}
 INFLUX_PORT=${PP_INFLUX_PORT:-18086}
 INFLUX_RPC_PORT=${PP_INFLUX_RPC_PORT:-18088}
+SMTP_PORT=${PP_SMTP_PORT:-11025}
+MAILPIT_PORT=${PP_MAILPIT_PORT:-18025}
 INFLUXD_MODULE=github.com/influxdata/influxdb/cmd/influxd@v1.8.10
+MAILPIT_MODULE=github.com/axllent/mailpit@v1.33.1
 MOSQUITTO_CONF=$ROOT/deploy/mosquitto/mosquitto.conf
 DYNSEC_FILE=$LOCAL/mosquitto/dynamic-security.json
 ADMIN_PASSWORD_FILE=$LOCAL/mosquitto/admin.password
@@ -152,6 +161,23 @@ find_influxd() {
 	return 1
 }
 
+# find_mailpit prints the path of the mailpit binary, or fails.
+find_mailpit() {
+	if [[ -n ${MAILPIT:-} ]]; then
+		[[ -x $MAILPIT ]] && echo "$MAILPIT"
+		return
+	fi
+	command -v mailpit && return
+	local dir
+	while IFS= read -r dir; do
+		if [[ -x $dir/mailpit ]]; then
+			echo "$dir/mailpit"
+			return
+		fi
+	done < <(go_bin_dirs)
+	return 1
+}
+
 # apt_install installs Debian packages, updating the package lists first
 # only when there are none or when the install fails.
 apt_install() {
@@ -184,19 +210,32 @@ cmd_install() {
 	local influxd
 	if influxd=$(find_influxd); then
 		echo "influxd: $influxd"
-		return
+	else
+		command -v go >/dev/null || die "go is needed to build influxd: install Go, then run this again"
+		# Nothing else is printed meanwhile: go install is silent until done.
+		progress "building influxd 1.8.10 into $(go_bin_dirs | head -n1) with go install, once" \
+			"1-2 minutes, to download and compile its modules" go install "$INFLUXD_MODULE"
+		influxd=$(find_influxd) || die "go install succeeded but no influxd 1.x in $(go_bin_dirs | paste -sd ' ')"
+		echo "influxd: $influxd"
 	fi
-	command -v go >/dev/null || die "go is needed to build influxd: install Go, then run this again"
-	# Nothing else is printed meanwhile: go install is silent until done.
-	progress "building influxd 1.8.10 into $(go_bin_dirs | head -n1) with go install, once" \
-		"1-2 minutes, to download and compile its modules" go install "$INFLUXD_MODULE"
-	influxd=$(find_influxd) || die "go install succeeded but no influxd 1.x in $(go_bin_dirs | paste -sd ' ')"
-	echo "influxd: $influxd"
+
+	local mailpit
+	if mailpit=$(find_mailpit); then
+		echo "mailpit: $mailpit"
+	else
+		command -v go >/dev/null || die "go is needed to build mailpit: install Go, then run this again"
+		# Built with go install, it has Mailpit's API but not its web UI's
+		# script and styles (its release builds have them).
+		progress "building mailpit 1.33.1 into $(go_bin_dirs | head -n1) with go install, once" \
+			"2-4 minutes, to download and compile its modules" go install "$MAILPIT_MODULE"
+		mailpit=$(find_mailpit) || die "go install succeeded but no mailpit in $(go_bin_dirs | paste -sd ' ')"
+		echo "mailpit: $mailpit"
+	fi
 }
 
-# running_pid prints the pid of the service $1 (mosquitto or influxd) that we
-# started, or fails: the pid file must name a live process of that program,
-# not a stranger that got the pid after a reboot.
+# running_pid prints the pid of the service $1 (mosquitto, influxd or
+# mailpit) that we started, or fails: the pid file must name a live process
+# of that program, not a stranger that got the pid after a reboot.
 running_pid() {
 	local pidfile=$RUN_DIR/$1.pid pid comm
 	[[ -f $pidfile ]] || return 1
@@ -270,6 +309,10 @@ influx_ok() { [[ $1 == "200 "* && $1 != *'"error"'* ]]; }
 
 mqtt_ready() { port_in_use "$1"; }
 influx_ready() { [[ $(http_status "$1" /ping) == 204 ]]; }
+# mailpit_ready checks the API on port $1 and the SMTP port recorded beside it.
+mailpit_ready() {
+	[[ $(http_status "$1" /api/v1/messages) == 200 ]] && port_in_use "$(cat "$RUN_DIR/mailpit.smtp-port" 2>/dev/null)"
+}
 
 # recorded_port prints the port the running service $1 was started on.
 recorded_port() { cat "$RUN_DIR/$1.port" 2>/dev/null || true; }
@@ -477,6 +520,25 @@ start_influxd() {
 	init_influx_auth "$INFLUX_PORT"
 }
 
+# start_mailpit starts Mailpit, which takes any SMTP AUTH (or none) over
+# plain SMTP, with its messages in .local/mailpit/mailpit.db, or finds it
+# running.
+start_mailpit() {
+	local bin=$1 pid
+	if pid=$(running_pid mailpit); then
+		MAILPIT_PORT=$(recorded_port mailpit)
+		SMTP_PORT=$(cat "$RUN_DIR/mailpit.smtp-port" 2>/dev/null || true)
+		echo "mailpit: already running (pid $pid), SMTP on 127.0.0.1:$SMTP_PORT, web UI and API on 127.0.0.1:$MAILPIT_PORT"
+	else
+		echo "$SMTP_PORT" >"$RUN_DIR/mailpit.smtp-port"
+		launch mailpit "$MAILPIT_PORT" "$bin" --smtp "127.0.0.1:$SMTP_PORT" --listen "127.0.0.1:$MAILPIT_PORT" \
+			--database "$LOCAL/mailpit/mailpit.db" --smtp-auth-accept-any --smtp-auth-allow-insecure \
+			--smtp-disable-rdns --disable-version-check
+		echo "mailpit: started (pid $(<"$RUN_DIR/mailpit.pid")), SMTP on 127.0.0.1:$SMTP_PORT, web UI and API on 127.0.0.1:$MAILPIT_PORT"
+	fi
+	await mailpit mailpit_ready "$MAILPIT_PORT" 15
+}
+
 write_patientpulse_yaml() {
 	# It holds the broker's and InfluxDB's passwords.
 	(
@@ -504,10 +566,11 @@ EOF
 }
 
 cmd_start() {
-	local mosquitto influxd
+	local mosquitto influxd mailpit
 	mosquitto=$(find_mosquitto) || die "mosquitto not found: run 'bash scripts/services.sh install'"
 	influxd=$(find_influxd) || die "influxd 1.x not found: run 'bash scripts/services.sh install'"
-	mkdir -p "$RUN_DIR" "$LOG_DIR" "$LOCAL/mosquitto" "$LOCAL/influxdb" "$LOCAL/data"
+	mailpit=$(find_mailpit) || die "mailpit not found: run 'bash scripts/services.sh install'"
+	mkdir -p "$RUN_DIR" "$LOG_DIR" "$LOCAL/mosquitto" "$LOCAL/influxdb" "$LOCAL/mailpit" "$LOCAL/data"
 	# Check every port before starting anything, so that a conflict leaves
 	# nothing half started.
 	if ! running_pid mosquitto >/dev/null; then
@@ -517,9 +580,14 @@ cmd_start() {
 		require_free_port "$INFLUX_PORT" "InfluxDB HTTP" PP_INFLUX_PORT
 		require_free_port "$INFLUX_RPC_PORT" "InfluxDB RPC" PP_INFLUX_RPC_PORT
 	fi
+	if ! running_pid mailpit >/dev/null; then
+		require_free_port "$SMTP_PORT" "Mailpit SMTP" PP_SMTP_PORT
+		require_free_port "$MAILPIT_PORT" "Mailpit web UI and API" PP_MAILPIT_PORT
+	fi
 
 	start_mosquitto "$mosquitto"
 	start_influxd "$influxd"
+	start_mailpit "$mailpit"
 	write_patientpulse_yaml
 
 	cat <<EOF
@@ -529,6 +597,8 @@ Local services are up:
             no anonymous access; admin account $BROKER_ADMIN, password in .local/mosquitto/admin.password
   InfluxDB  http://127.0.0.1:$INFLUX_PORT  (1.8, Flux on; log .local/log/influxd.log)
             auth on; admin user $INFLUX_ADMIN, password in ${INFLUX_PASSWORD_FILE#"$ROOT"/}
+  SMTP      smtp://127.0.0.1:$SMTP_PORT  (Mailpit: keeps every mail; any AUTH or none; log .local/log/mailpit.log)
+            read the mail at http://127.0.0.1:$MAILPIT_PORT/api/v1/messages (or in its web UI, /, when built with one)
 Run patientpulse against them:
   go run ./cmd/patientpulse serve --config .local/patientpulse.yaml
 Stop them:
@@ -540,7 +610,7 @@ EOF
 stop_one() {
 	local name=$1 pid i
 	if ! pid=$(running_pid "$name"); then
-		rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.port"
+		rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.port" "$RUN_DIR/$name.smtp-port"
 		echo "$name: not running"
 		return 0
 	fi
@@ -553,13 +623,14 @@ stop_one() {
 		echo "$name: no exit within 30s of SIGTERM, killing (pid $pid)"
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
-	rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.port"
+	rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.port" "$RUN_DIR/$name.smtp-port"
 	echo "$name: stopped (pid $pid)"
 }
 
 cmd_stop() {
 	stop_one mosquitto
 	stop_one influxd
+	stop_one mailpit
 }
 
 # status_one prints the state of service $1; it fails unless it runs and
@@ -583,6 +654,7 @@ cmd_status() {
 	local rc=0
 	status_one mosquitto mqtt_ready || rc=3
 	status_one influxd influx_ready || rc=3
+	status_one mailpit mailpit_ready || rc=3
 	if [[ -f $LOCAL/patientpulse.yaml ]]; then
 		echo "config: .local/patientpulse.yaml"
 	fi
@@ -590,7 +662,7 @@ cmd_status() {
 }
 
 usage() {
-	sed -n '2,31s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,37s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 case ${1:-} in

@@ -1,13 +1,14 @@
-// Package services runs real Mosquitto and InfluxDB processes, each on
-// free loopback ports, with its configuration, data and log in a new
-// temporary directory, stopped by whoever started it: the integration
-// tests (through internal/testservices, which adds what a test needs) and
-// `patientpulse bench`, whose phases each run their own. It imports no
-// `testing`, so that the clinic's binary may link it.
+// Package services runs real Mosquitto, InfluxDB and Mailpit (SMTP)
+// processes, each on free loopback ports, with its configuration, data and
+// log in a new temporary directory, stopped by whoever started it: the
+// integration tests (through internal/testservices, which adds what a test
+// needs) and `patientpulse bench`, whose phases each run their own. It
+// imports no `testing`, so that the clinic's binary may link it.
 //
 // StartMosquitto (anonymous access), StartMosquittoWith (say, with the
-// dynamic security plugin and no anonymous access) and StartInflux return
-// an error wrapping ErrMissingBinary when a binary is not installed.
+// dynamic security plugin and no anonymous access), StartInflux,
+// StartMailpit and StartMailpitWith (say, with STARTTLS) return an error
+// wrapping ErrMissingBinary when a binary is not installed.
 // Set KEEP_TEST_SERVICES=1 to keep the directories (configuration, data and
 // logs) after a run for inspection.
 //
@@ -29,14 +30,15 @@ import (
 	"time"
 )
 
-// ErrMissingBinary reports that mosquitto, influxd or chromium is not
-// installed.
+// ErrMissingBinary reports that mosquitto, influxd, mailpit or chromium is
+// not installed.
 var ErrMissingBinary = errors.New("services: binary not installed")
 
 // InstallHint tells a developer how to get the binaries.
 const InstallHint = "install the test services with `make services` (scripts/services.sh install), " +
-	"or by hand: `apt-get install mosquitto chromium` and " +
-	"`go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10`; " +
+	"or by hand: `apt-get install mosquitto chromium`, " +
+	"`go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10` and " +
+	"`go install github.com/axllent/mailpit@v1.33.1`; " +
 	"under CI=true a missing binary fails the test"
 
 // keepDirs reports whether KEEP_TEST_SERVICES=1 asks to keep the directories.

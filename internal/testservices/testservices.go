@@ -1,12 +1,14 @@
-// Package testservices gives integration tests the real Mosquitto and
-// InfluxDB processes of internal/services, with what a test needs on top:
-// Require, and MQTT connections that end with the test.
+// Package testservices gives integration tests the real Mosquitto,
+// InfluxDB and Mailpit processes of internal/services, with what a test
+// needs on top: Require, MQTT connections that end with the test, and the
+// mail that Mailpit was sent, read back through its API.
 //
 // Tests call StartMosquitto (anonymous access), StartMosquittoWith (say,
-// with the dynamic security plugin and no anonymous access) or StartInflux,
-// and hand the error to Require, which skips the test on a developer's
-// machine that lacks a binary (or the plugin) and fails it under CI
-// (CI=true), where a missing binary must never pass unnoticed.
+// with the dynamic security plugin and no anonymous access), StartInflux,
+// StartMailpit or StartMailpitWith (say, with STARTTLS and a certificate
+// from SelfSignedCert), and hand the error to Require, which skips the test
+// on a developer's machine that lacks a binary (or the plugin) and fails it
+// under CI (CI=true), where a missing binary must never pass unnoticed.
 // Set KEEP_TEST_SERVICES=1 to keep the directories (configuration, data and
 // logs) after a run for inspection.
 //
@@ -22,8 +24,8 @@ import (
 	"github.com/patientpulse/patientpulse/internal/services"
 )
 
-// ErrMissingBinary reports that mosquitto, influxd or chromium is not
-// installed (services.ErrMissingBinary).
+// ErrMissingBinary reports that mosquitto, influxd, mailpit or chromium is
+// not installed (services.ErrMissingBinary).
 var ErrMissingBinary = services.ErrMissingBinary
 
 // InstallHint tells a developer how to get the binaries.
