@@ -1,8 +1,10 @@
 // Package api is the staff-facing REST API under /v1/: patients and their
-// data, the staff accounts and care teams (admins), and the audit log
-// (admins). Every endpoint goes through auth.Require: one authentication,
-// one authorization check, and the audit entry of every read of a
-// patient's data.
+// data, the staff accounts and care teams (admins), the staff's contact
+// channels, who is on call, the alerts and their one-tap links, the
+// deliveries of alert events (admins), and the audit log (admins). Every
+// endpoint goes through auth.Require: one authentication, one
+// authorization check, and the audit entry of every read of a patient's
+// data.
 package api
 
 import (
@@ -20,6 +22,7 @@ import (
 	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/httpx"
+	"github.com/patientpulse/patientpulse/notify"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -41,6 +44,11 @@ type Config struct {
 	// Backfill is the backfill horizon (ingest.Limits.Backfill): a plan's
 	// windows reach at most this far back. 0: the default.
 	Backfill time.Duration
+	// Schedule is the on-call schedule GET /v1/oncall shows; nil: none.
+	Schedule *alerts.OnCallSchedule
+	// Links checks the one-tap links pages carry (GET /v1/ack-links/);
+	// nil: no link is valid.
+	Links *notify.Links
 }
 
 // API serves the staff endpoints.
@@ -96,7 +104,13 @@ func (a *API) endpoints() []endpoint {
 		{"POST /v1/staff/{username}/tokens", auth.Administer, "", a.issueToken, nil},
 		{"DELETE /v1/staff/{username}/tokens", auth.Administer, "", a.revokeTokens, nil},
 		{"DELETE /v1/staff/{username}/sessions", auth.Administer, "", a.endSessions, nil},
+		// A staff member's own contact, or anyone's for an admin: the handlers check which.
+		{"GET /v1/staff/{username}/contact", auth.SignedIn, "", a.contact, nil},
+		{"PUT /v1/staff/{username}/contact", auth.SignedIn, "", a.putContact, nil},
 		{"GET /v1/audit", auth.Administer, "", a.audit, nil},
+		{"GET /v1/oncall", auth.SignedIn, "", a.onCall, nil},
+		{"GET /v1/notify/deliveries", auth.Administer, "", a.deliveries, nil},
+		{"GET /v1/ack-links/{token}", auth.SignedIn, "", a.ackLink, nil},
 		{"GET /v1/alerts", auth.SignedIn, "", a.listAlerts, nil},
 		{"GET /v1/alerts/{aid}", auth.ReadPatient, "alert", a.alert, a.alertPatient},
 		{"POST /v1/alerts/{aid}/ack", auth.HandleAlert, "", a.alertAction(ack, false), a.alertPatient},

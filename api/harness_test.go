@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/patientpulse/patientpulse/alerts"
@@ -26,6 +27,13 @@ type testAPI struct {
 
 func newTestAPI(t *testing.T, series SeriesReader) *testAPI {
 	t.Helper()
+	return newTestAPIWith(t, series, nil)
+}
+
+// newTestAPIWith is newTestAPI with setup (when not nil) applied to the
+// API before it serves: its Config, its clock.
+func newTestAPIWith(t *testing.T, series SeriesReader, setup func(*API)) *testAPI {
+	t.Helper()
 	reg, err := registry.Open(t.Context(), filepath.Join(t.TempDir(), "registry.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +43,11 @@ func newTestAPI(t *testing.T, series SeriesReader) *testAPI {
 	manager := alerts.NewManager(alerts.DefaultConfig(), reg, log, nil)
 	a := auth.New(reg, auth.DefaultConfig(), reg, log, nil)
 	mux := http.NewServeMux()
-	New(Config{}, reg, a, series, nil, manager, log).Routes(mux)
+	api := New(Config{}, reg, a, series, nil, manager, log)
+	if setup != nil {
+		setup(api)
+	}
+	api.Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &testAPI{reg: reg, srv: srv}
@@ -64,20 +76,41 @@ func (ta *testAPI) staff(t *testing.T, username string, role registry.Role, pati
 // when it is not nil.
 func (ta *testAPI) get(t *testing.T, token, path string, out any) int {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, ta.srv.URL+path, nil)
+	code, body := ta.send(t, token, http.MethodGet, path, "")
+	if out != nil {
+		if err := json.Unmarshal([]byte(body), out); err != nil {
+			t.Fatalf("GET %s: %d, body not JSON: %v", path, code, err)
+		}
+	}
+	return code
+}
+
+// send sends method path with token (none when empty) and body (JSON,
+// none when empty), and returns the status and the body as it came.
+func (ta *testAPI) send(t *testing.T, token, method, path, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, ta.srv.URL+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			t.Fatalf("GET %s: %d, body not JSON: %v", path, resp.StatusCode, err)
-		}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return resp.StatusCode
+	return resp.StatusCode, string(raw)
 }

@@ -109,7 +109,8 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	staffAuth := auth.New(reg, c.Auth, reg, log.With("component", "auth"), promReg)
 	hub := notify.NewHub(c.Hub, staffAuth, manager, log.With("component", "hub"), promReg)
 	manager.Deliver(delivery.router, func() { hub.Wake(); delivery.Wake() })
-	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill}, reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
+	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill, Schedule: c.Alerts.Schedule, Links: delivery.links},
+		reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
 	intake.OnStored(func(patient string, points []ingest.Point) {
 		evaluator.Feed(patient, points)
 		hub.Sample(patient, points)
