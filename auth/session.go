@@ -6,11 +6,13 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/patientpulse/patientpulse/internal/httpx"
 	"github.com/patientpulse/patientpulse/registry"
@@ -78,16 +80,24 @@ func (a *Auth) me(w http.ResponseWriter, r *http.Request) {
 
 // signIn checks a username and password and starts a session. The sign-in
 // form (application/x-www-form-urlencoded) is answered with a redirect to
-// the dashboard, or back to the form with ?error=; JSON with 200 and Me.
+// its next field when that is a path of this site (a page's one-tap link
+// sends its signed-out visitor through the form so), else to the
+// dashboard; or back to the form with ?error= and the same next. JSON is
+// answered with 200 and Me.
 // Any session the browser held before is ended, and the new one has a new
 // id, so that an id planted before sign-in is worth nothing after it.
 func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	form := ct == "application/x-www-form-urlencoded"
+	next := "/" // where the form goes after signing in, once it is read
 	fail := func(status int, msg, code string) {
 		if form {
-			http.Redirect(w, r, "/signin?error="+code, http.StatusSeeOther)
+			back := url.Values{"error": {code}}
+			if next != "/" {
+				back.Set("next", next)
+			}
+			http.Redirect(w, r, "/signin?"+back.Encode(), http.StatusSeeOther)
 			return
 		}
 		httpx.Error(w, status, msg)
@@ -112,6 +122,7 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		creds.Username, creds.Password = r.PostForm.Get("username"), r.PostForm.Get("password")
+		next = localPath(r.PostForm.Get("next"))
 	default:
 		fail(http.StatusUnsupportedMediaType, "send application/json or a form", "request")
 		return
@@ -199,12 +210,28 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, a.cookie(r, id, int(a.cfg.MaxAge.Seconds())))
 	if form {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
 	exp := s.CreatedAt.Add(a.cfg.MaxAge)
 	httpx.WriteJSON(w, http.StatusOK, Me{Username: st.Username, Role: st.Role, Via: "session", CSRFToken: s.CSRFToken, ExpiresAt: &exp,
 		Timezone: a.cfg.Timezone})
+}
+
+// localPath returns next when it is a path on this site ("/a/TOKEN"),
+// else "/": a sign-in form's next may come from anyone's link, and must
+// not send the freshly signed-in browser to another site. Browsers read
+// "//host" and "/\host" as another host, and strip control characters,
+// which could make one of those of what looks like a path.
+func localPath(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") ||
+		strings.ContainsFunc(next, unicode.IsControl) {
+		return "/"
+	}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" {
+		return "/"
+	}
+	return next
 }
 
 // signOut ends the session and clears the cookie. Signing out with an API

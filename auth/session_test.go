@@ -238,6 +238,55 @@ func TestSignInForm(t *testing.T) {
 	}
 }
 
+// TestSignInFormNext: the form goes on to its next field (where a page's
+// one-tap link was going) after signing in, and keeps it when sending the
+// browser back to the form; a next that is not a path of this site goes
+// nowhere but the dashboard.
+func TestSignInFormNext(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, testConfig(), nil, admin)
+	withNext := func(password, next string) request {
+		rq := signInForm(admin, password, e.origin())
+		rq.form.Set("next", next)
+		return rq
+	}
+	const link = "/a/AAAAAAAAACoAAAAAaWNhbGwtc2lnbmVkLXRva2Vu"
+
+	resp := e.do(withNext(testPassword, link))
+	expect(t, "sign-in with next", resp, http.StatusSeeOther)
+	if got := resp.Header.Get("Location"); got != link || resp.sessionCookie("pp_session") == nil {
+		t.Errorf("sign-in with next: Location %q, cookies %v; want %s and a session", got, resp.Header.Values("Set-Cookie"), link)
+	}
+	resp = e.do(withNext(testPassword, "/patient?id=p-1"))
+	if got := resp.Header.Get("Location"); got != "/patient?id=p-1" {
+		t.Errorf("sign-in with a next with a query: Location %q", got)
+	}
+
+	resp = e.do(withNext(wrongPass, link))
+	expect(t, "failed sign-in with next", resp, http.StatusSeeOther)
+	if got, want := resp.Header.Get("Location"), "/signin?error=credentials&next="+url.QueryEscape(link); got != want {
+		t.Errorf("failed sign-in with next: Location %q, want %q", got, want)
+	}
+	if u, err := url.Parse(resp.Header.Get("Location")); err != nil || u.Query().Get("next") != link {
+		t.Errorf("the form's next does not survive the way back: %v %v", u, err)
+	}
+	resp = e.do(withNext(wrongPass, "https://evil.example/phish"))
+	if got := resp.Header.Get("Location"); got != "/signin?error=credentials" {
+		t.Errorf("failed sign-in with a foreign next: Location %q, want /signin?error=credentials", got)
+	}
+
+	for _, next := range []string{
+		"https://evil.example/a/x", "//evil.example/a/x", "/\\evil.example", "\\/evil.example", "/\\/evil.example",
+		"javascript:alert(1)", "http:/evil.example", "evil.example", "a/x", "/\t/evil.example", "/\n/evil.example",
+		"\t//evil.example", " //evil.example", "/a/x\u0085", "/%zz", "",
+	} {
+		resp := e.do(withNext(testPassword, next))
+		if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != "/" {
+			t.Errorf("sign-in with next %q: %d, Location %q; want / only", next, resp.StatusCode, got)
+		}
+	}
+}
+
 func TestSignInFailuresLookAlike(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, testConfig(), nil, admin, disabled)
