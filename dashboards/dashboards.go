@@ -1,9 +1,10 @@
 // Package dashboards serves the staff web app that the binary embeds: the
 // sign-in page, the patient list, a patient's page (charts against the
-// plan, alerts, the plan itself) and the on-call console. It is static
-// files only; all data comes from the /v1/ API and the /v1/ws websocket,
-// under the same Content-Security-Policy as everything else (no inline
-// script or style, nothing from another origin).
+// plan, alerts, the plan itself), the on-call console, and the page a
+// page's one-tap link opens (/a/TOKEN), which acknowledges its alert. It
+// is static files only; all data comes from the /v1/ API and the /v1/ws
+// websocket, under the same Content-Security-Policy as everything else
+// (no inline script or style, nothing from another origin).
 //
 // The charts are drawn by uPlot, which `make web` copies from npm into
 // web/vendor/ before the build embeds it. A binary built without it
@@ -28,8 +29,8 @@ var web embed.FS
 // bundle is what `make web` puts into web/vendor/.
 var bundle = []string{"vendor/uPlot.iife.min.js", "vendor/uPlot.min.css"}
 
-// pages maps the app's addresses to their files. Every page but the
-// sign-in form needs the bundle.
+// pages maps the app's addresses to their files (and ackPrefix+TOKEN is
+// ack.html). Every page but the sign-in form needs the bundle.
 var pages = map[string]string{
 	"/":             "index.html",
 	"/index.html":   "index.html",
@@ -41,10 +42,23 @@ var pages = map[string]string{
 	"/signin.html":  "signin.html",
 }
 
+// ackPrefix starts the address of a one-tap link, /a/TOKEN (notify.Links):
+// ack.html reads the token from its own address.
+const ackPrefix = "/a/"
+
+// page returns the file of the app's page at path, if it is one.
+func page(path string) (string, bool) {
+	if token, ok := strings.CutPrefix(path, ackPrefix); ok && token != "" && !strings.Contains(token, "/") {
+		return "ack.html", true
+	}
+	name, ok := pages[path]
+	return name, ok
+}
+
 // Handler serves the embedded web app: / (the patient list, which sends
 // on-call staff to /oncall and a visitor without a session to /signin),
-// /patient?id=ID, /oncall, /signin and their assets, to GET and HEAD only.
-// Mount it at "/" (any method), beside the API.
+// /patient?id=ID, /oncall, /signin, /a/TOKEN and their assets, to GET and
+// HEAD only. Mount it at "/" (any method), beside the API.
 func Handler() http.Handler {
 	root, err := fs.Sub(web, "web")
 	if err != nil {
@@ -82,7 +96,7 @@ func HandlerFS(fsys fs.FS) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		name, isPage := pages[r.URL.Path]
+		name, isPage := page(r.URL.Path)
 		if isPage && !bundled && name != "signin.html" {
 			w.Header().Set("Cache-Control", "no-store")
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
