@@ -39,6 +39,10 @@ Usage:
   patientpulse staff assign|unassign --username U --patient ID
                                                           change a clinician's care team
   patientpulse staff token --username U [--label L]       prints an API token
+  patientpulse staff contact --username U [--email ADDR] [--ntfy URL] [--pagerduty-key KEY]
+                             [--digest-hour H|none] [--show]
+                                                          where a member is paged: changes the channels
+                                                          given, keeps the rest, prints it (not the key)
   patientpulse plans apply -f FILE                        store a plan file (YAML or JSON) as the patient's next version
   patientpulse plans apply --dry-run [--days 30] -f FILE  print what it would have raised over the patient's last days; save nothing
   patientpulse plans show --patient ID [--history]        print the plan in force (or every version)

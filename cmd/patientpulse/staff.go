@@ -15,10 +15,11 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/patientpulse/patientpulse/notify"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
-const staffCommands = "add, passwd, list, disable, assign, unassign, token, revoke-tokens or signout"
+const staffCommands = "add, passwd, list, disable, assign, unassign, token, revoke-tokens, signout or contact"
 
 // staffCommand runs `patientpulse staff ...`. Passwords come from the first
 // line of stdin, never from flags, which other users can read in the
@@ -60,6 +61,8 @@ func staffCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	case "unassign":
 		err = reg.UnassignPatient(ctx, a.username, a.patient)
 		return confirm(err, stderr, "unassigned patient %s from %s\n", a.patient, a.username)
+	case "contact":
+		return staffContact(ctx, reg, a.username, a.changes(args[1:]), stdout, stderr)
 	default: // "token"
 		token, err := reg.IssueStaffToken(ctx, a.username, a.label)
 		if err != nil {
@@ -76,6 +79,11 @@ func staffCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 type staffArgs struct {
 	username, patient, label string
 	role                     roleValue
+	// contact's
+	email, ntfy, pagerDutyKey string
+	digestHour                digestHourValue
+	show                      bool
+	fs                        *flag.FlagSet // contact's, to tell which flags its command line gives
 }
 
 // flags returns how to define the flags of the staff command cmd and
@@ -101,6 +109,16 @@ func (a *staffArgs) flags(cmd string) (define func(*flag.FlagSet), required []st
 		return func(fs *flag.FlagSet) {
 			user(fs)
 			fs.StringVar(&a.label, "label", "", "where the token is used, as a reminder (e.g. \"grafana\")")
+		}, []string{"username"}, true
+	case "contact":
+		return func(fs *flag.FlagSet) {
+			a.fs = fs
+			user(fs)
+			fs.StringVar(&a.email, "email", "", "the address pages and the digest are mailed to (\"\": none)")
+			fs.StringVar(&a.ntfy, "ntfy", "", "an ntfy topic URL pages are published to, https://ntfy.sh/TOPIC (\"\": none)")
+			fs.StringVar(&a.pagerDutyKey, "pagerduty-key", "", "the PagerDuty Events v2 integration key of the member's own service (\"\": none)")
+			fs.Var(&a.digestHour, "digest-hour", "the clinic's hour (0-23) of a daily mail of the care team's warnings, or none")
+			fs.BoolVar(&a.show, "show", false, "print the contact and change nothing")
 		}, []string{"username"}, true
 	}
 	return nil, nil, false
@@ -213,5 +231,108 @@ func (v *roleValue) Set(s string) error {
 		return errors.New("want admin, clinician or oncall")
 	}
 	*v = roleValue(s)
+	return nil
+}
+
+// contactChange is what `staff contact` changes: each channel whose flag
+// is on the command line; nothing with --show. Only the command line
+// counts: a setting of that name in the environment or the config file
+// (a clinic-wide key, say) must not end up as one member's contact.
+type contactChange struct {
+	email, ntfy, pagerDutyKey *string
+	digestHour                *int
+	show                      bool
+}
+
+// changes reads args, which a.fs parsed, for what `staff contact` changes.
+func (a *staffArgs) changes(args []string) contactChange {
+	given := func(name string) bool { return onCommandLine(a.fs, args, name) }
+	ch := contactChange{show: a.show && given("show")}
+	for _, f := range []struct {
+		name string
+		v    *string
+		dst  **string
+	}{{"email", &a.email, &ch.email}, {"ntfy", &a.ntfy, &ch.ntfy}, {"pagerduty-key", &a.pagerDutyKey, &ch.pagerDutyKey}} {
+		if given(f.name) {
+			*f.dst = f.v
+		}
+	}
+	if given("digest-hour") {
+		h := int(a.digestHour)
+		ch.digestHour = &h
+	}
+	return ch
+}
+
+// staffContact changes what ch names of a staff member's contact, keeping
+// the rest, checked as the API checks it, and prints the contact on
+// stdout, of the PagerDuty key only whether there is one.
+func staffContact(ctx context.Context, reg *registry.Registry, username string, ch contactChange, stdout, stderr io.Writer) error {
+	changing := ch.email != nil || ch.ntfy != nil || ch.pagerDutyKey != nil || ch.digestHour != nil
+	if ch.show && changing {
+		return usageError{errors.New("staff contact: --show changes nothing: give it alone, or leave it out to change the contact")}
+	}
+	c, err := notify.LoadContact(ctx, reg, username)
+	if err != nil {
+		return err
+	}
+	if changing {
+		for _, f := range []struct{ v, dst *string }{{ch.email, &c.Email}, {ch.ntfy, &c.NtfyURL}, {ch.pagerDutyKey, &c.PagerDutyKey}} {
+			if f.v != nil {
+				*f.dst = *f.v
+			}
+		}
+		if ch.digestHour != nil {
+			c.DigestHour = *ch.digestHour
+		}
+		if err := notify.CheckContact(c); err != nil {
+			return fmt.Errorf("staff contact: %w", err)
+		}
+		if err := reg.SetStaffContact(ctx, c); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "changed the contact of %s\n", username)
+	}
+	none := func(s string) string {
+		if s == "" {
+			return "none"
+		}
+		return s
+	}
+	key, digest := "none", "none"
+	if c.PagerDutyKey != "" {
+		key = "set"
+	}
+	if c.DigestHour >= 0 {
+		digest = fmt.Sprintf("daily at %02d:00", c.DigestHour)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "username:\t%s\nemail:\t%s\nntfy:\t%s\npagerduty key:\t%s\ndigest:\t%s\n",
+		c.Username, none(c.Email), none(c.NtfyURL), key, digest)
+	return tw.Flush()
+}
+
+// digestHourValue is the --digest-hour flag: an hour, or none (-1).
+// Whether the hour is 0 to 23 is notify.CheckContact's to say, as for
+// the API.
+type digestHourValue int
+
+func (v *digestHourValue) String() string {
+	if v == nil || *v < 0 {
+		return "none"
+	}
+	return strconv.Itoa(int(*v))
+}
+
+func (v *digestHourValue) Set(s string) error {
+	if s == "none" {
+		*v = -1
+		return nil
+	}
+	h, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("want an hour, 0 to 23, or none")
+	}
+	*v = digestHourValue(h)
 	return nil
 }

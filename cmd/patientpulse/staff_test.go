@@ -231,3 +231,117 @@ func TestStaffCommandErrors(t *testing.T) {
 		t.Errorf("staff after the failures = %q, want alice (clinician, no patients) and bob", rows)
 	}
 }
+
+// TestStaffContactCommand: `staff contact` changes the channels given and
+// keeps the rest, checks them as the API does, prints the contact without
+// the key, and takes its channels from the command line only.
+func TestStaffContactCommand(t *testing.T) {
+	dir := t.TempDir()
+	const key = "R0UT1NGkeyOfAliceS0wnService32c"
+	mustStaff(t, dir, "her long password here\n", "staff", "add", "--username", "alice", "--role", "clinician")
+
+	show := func(args ...string) string {
+		t.Helper()
+		out, _ := mustStaff(t, dir, "", append([]string{"staff", "contact", "--username", "alice"}, args...)...)
+		if strings.Contains(out, key) {
+			t.Errorf("staff contact %q prints the key: %q", args, out)
+		}
+		return strings.Join(strings.Fields(out), " ")
+	}
+	if got, want := show("--show"), "username: alice email: none ntfy: none pagerduty key: none digest: none"; got != want {
+		t.Errorf("--show of a blank contact = %q, want %q", got, want)
+	}
+	out, errOut := mustStaff(t, dir, "", "staff", "contact", "--username", "alice", "--email", "alice@clinic.example", "--pagerduty-key", key)
+	if !strings.Contains(errOut, "changed the contact of alice") || strings.Contains(out+errOut, key) {
+		t.Errorf("staff contact: stdout %q, stderr %q; want the change confirmed, the key nowhere", out, errOut)
+	}
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ntfy", "https://ntfy.sh/alice-pages"}, "username: alice email: alice@clinic.example ntfy: https://ntfy.sh/alice-pages pagerduty key: set digest: none"},
+		{[]string{"--digest-hour", "7"}, "username: alice email: alice@clinic.example ntfy: https://ntfy.sh/alice-pages pagerduty key: set digest: daily at 07:00"},
+		{[]string{"--pagerduty-key", "", "--digest-hour", "none"}, "username: alice email: alice@clinic.example ntfy: https://ntfy.sh/alice-pages pagerduty key: none digest: none"},
+		{nil, "username: alice email: alice@clinic.example ntfy: https://ntfy.sh/alice-pages pagerduty key: none digest: none"},
+	}
+	for _, s := range steps {
+		if got := show(s.args...); got != s.want {
+			t.Errorf("staff contact %q = %q, want %q", s.args, got, s.want)
+		}
+	}
+
+	// A clinic-wide setting of the same name in the environment is not
+	// taken as alice's.
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"PATIENTPULSE_PAGERDUTY_KEY": key, "PATIENTPULSE_EMAIL": "all@clinic.example"}
+	code := run(t.Context(), []string{"staff", "contact", "--username", "alice", "--digest-hour", "6", "--data-dir", dir},
+		nil, &stdout, &stderr, func(k string) string { return env[k] })
+	if got := strings.Join(strings.Fields(stdout.String()), " "); code != 0 ||
+		got != "username: alice email: alice@clinic.example ntfy: https://ntfy.sh/alice-pages pagerduty key: none digest: daily at 06:00" {
+		t.Errorf("staff contact under PATIENTPULSE_PAGERDUTY_KEY and _EMAIL: exit %d, %q, stderr %q", code, got, stderr.String())
+	}
+
+	reg := openRegistry(t, dir)
+	cs, err := reg.StaffContacts(t.Context(), "alice")
+	if c := cs["alice"]; err != nil || c.Email != "alice@clinic.example" || c.NtfyURL != "https://ntfy.sh/alice-pages" || c.PagerDutyKey != "" || c.DigestHour != 6 {
+		t.Errorf("stored contact = %+v, %v", c, err)
+	}
+	entries, err := reg.AuditEntries(t.Context(), registry.AuditFilter{Action: registry.ActionStaffContact})
+	if err != nil || len(entries) != 5 || !strings.HasPrefix(entries[0].Actor, "cli:") ||
+		entries[0].Target != "alice (email, ntfy, digest at 06:00)" || entries[4].Target != "alice (email, pagerduty)" {
+		t.Errorf("staff.contact audit entries = %+v, %v; want 5 by cli:, the last alice (email, ntfy, digest at 06:00)", entries, err)
+	}
+}
+
+func TestStaffContactCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	mustStaff(t, dir, "her long password here\n", "staff", "add", "--username", "alice", "--role", "clinician")
+	mustStaff(t, dir, "", "staff", "contact", "--username", "alice", "--email", "alice@clinic.example")
+	const badKey = "not-a-pagerduty-key"
+	contact := func(args ...string) []string { return append([]string{"staff", "contact"}, args...) }
+	tests := []struct {
+		name       string
+		args       []string
+		fresh      bool
+		wantCode   int
+		wantStderr []string
+	}{
+		{name: "no username", args: contact("--email", "a@clinic.example"), fresh: true, wantCode: 2, wantStderr: []string{"--username required"}},
+		{name: "no registry", args: contact("--username", "alice", "--show"), fresh: true, wantCode: 2, wantStderr: []string{"no registry"}},
+		{name: "hour not a number", args: contact("--username", "alice", "--digest-hour", "seven"), fresh: true, wantCode: 2,
+			wantStderr: []string{"want an hour, 0 to 23, or none"}},
+		{name: "show and change", args: contact("--username", "alice", "--show", "--email", "b@clinic.example"), wantCode: 2,
+			wantStderr: []string{"--show changes nothing"}},
+		{name: "unknown staff", args: contact("--username", "nobody", "--email", "n@clinic.example"), wantCode: 1, wantStderr: []string{"staff nobody: not found"}},
+		{name: "every problem", args: contact("--username", "alice", "--email", "Alice <alice@clinic.example>", "--ntfy", "http://ntfy.example/t",
+			"--pagerduty-key", badKey, "--digest-hour", "24"), wantCode: 1,
+			wantStderr: []string{"email must be a bare address", "ntfy URL must be https://", "PagerDuty integration key must be", "digest hour must be 0 to 23"}},
+		{name: "digest without mail", args: contact("--username", "alice", "--email", "", "--digest-hour", "8"), wantCode: 1,
+			wantStderr: []string{"a daily digest needs an email address"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := dir
+			if tt.fresh {
+				d = filepath.Join(t.TempDir(), "data")
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), append(tt.args, "--data-dir", d), nil, &stdout, &stderr, func(string) string { return "" })
+			for _, w := range tt.wantStderr {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr %q does not say %q", stderr.String(), w)
+				}
+			}
+			if code != tt.wantCode || stdout.Len() != 0 || strings.Contains(stderr.String(), badKey) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, nothing on stdout, the key nowhere", code, stdout.String(), stderr.String(), tt.wantCode)
+			}
+			if _, err := os.Stat(d); tt.fresh && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a usage error created the data directory (stat: %v)", err)
+			}
+		})
+	}
+	reg := openRegistry(t, dir)
+	if cs, err := reg.StaffContacts(t.Context(), "alice"); err != nil || cs["alice"].Email != "alice@clinic.example" || cs["alice"].DigestHour != -1 {
+		t.Errorf("alice's contact after the failures = %+v, %v; want only her email", cs["alice"], err)
+	}
+}
