@@ -54,6 +54,7 @@ type Config struct {
 	Webhook       notify.WebhookConfig
 	webhookEvents string
 	Notify        notify.DispatchConfig
+	SMTP          notify.SMTPConfig
 	// PublicURL is the console's address as staff reach it, which pages
 	// link to (--public-url); by default this server's own.
 	PublicURL string
@@ -171,6 +172,10 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.DurationVar(&c.Notify.Timeout, "notify-timeout", c.Notify.Timeout, "one delivery attempt (mail, webhook, pager)")
 	fs.DurationVar(&c.Notify.MinBackoff, "notify-min-backoff", c.Notify.MinBackoff, "the first wait after a failed delivery attempt; it doubles, with jitter, up to 5m")
 	fs.StringVar(&c.Notify.MailPHI, "mail-phi", c.Notify.MailPHI, "what pages by mail say: minimal (no patient name, rule or values: that an alert needs attention, and its link) or full")
+	fs.StringVar(&c.SMTP.URL, "smtp-url", "", "page on-call staff by mail through this server: smtp://user@host:587 (STARTTLS) or smtps://user@host:465 (TLS)")
+	fs.StringVar(&c.SMTP.Password, "smtp-password", "", "the mail server's password (prefer "+envPrefix+"SMTP_PASSWORD); replaces one in --smtp-url")
+	fs.StringVar(&c.SMTP.From, "smtp-from", "", "the address pages are mailed from, e.g. patientpulse@clinic.example")
+	fs.StringVar(&c.SMTP.CAFile, "smtp-ca-file", "", "PEM file of CAs to trust, beside the system's, for the mail server's certificate")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the console's address as staff reach it (https://pulse.clinic.example), which pages link to; default: this server's own")
 	return fs
 }
@@ -241,7 +246,7 @@ func (c *Config) Level() (slog.Level, error) {
 // completes c from them (the on-call schedule, the clinic's time zone).
 func (c *Config) Validate() error {
 	errs := []error{c.Limits.Validate(), c.Writer.Validate(), c.HTTPIngest.Validate(), c.Influx.Validate(), c.Auth.Validate(), c.Analysis.Validate()}
-	errs = append(errs, c.Alerts.Validate(), c.Webhook.Validate(), c.Notify.Validate(), c.validateSecrets(), c.validatePublicURL())
+	errs = append(errs, c.Alerts.Validate(), c.Webhook.Validate(), c.Notify.Validate(), c.SMTP.Validate(), c.validateSecrets(), c.validatePublicURL())
 	if c.oncallFile != "" {
 		s, err := alerts.LoadOnCall(c.oncallFile)
 		errs = append(errs, err)

@@ -30,6 +30,13 @@ func newDelivery(ctx context.Context, c *Config, reg *registry.Registry, log *sl
 	if c.Webhook.URL != "" {
 		channels[notify.ChannelWebhook] = notify.NewWebhook(c.Webhook)
 	}
+	if c.SMTP.URL != "" {
+		email, err := notify.NewEmail(c.SMTP)
+		if err != nil {
+			return nil, ConfigError{err}
+		}
+		channels[notify.ChannelEmail] = email
+	}
 	return &delivery{
 		Dispatcher: notify.NewDispatcher(c.Notify, reg, channels, links, log, promReg),
 		router:     notify.NewRouter(reg, c.Webhook),

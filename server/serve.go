@@ -158,7 +158,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	stagesCtx, stopStages := context.WithCancel(collectorsCtx)
 	defer stopStages()
 	var stages sync.WaitGroup
-	stageErrs := make([]error, 5)
+	stageErrs := make([]error, 6)
 	stage := func(i int, run func(context.Context) error) {
 		stages.Go(func() {
 			if stageErrs[i] = run(stagesCtx); stageErrs[i] != nil {
@@ -173,6 +173,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	purge := &purger{reg: reg, idle: c.Auth.IdleTimeout, maxAge: c.Auth.MaxAge, retention: c.Retention,
 		interval: purgeInterval, log: log.With("component", "purge")}
 	stage(4, purge.Run)
+	stage(5, notify.NewDigester(manager, c.Analysis.Location, delivery.Wake, log.With("component", "digest")).Run)
 	log.Info("serving", "http", ln.Addr().String(), "tls", c.TLSCert != "", "mqtt", c.MQTTOn, "debug", c.DebugAddr)
 
 	collectors.Wait()
