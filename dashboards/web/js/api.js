@@ -3,6 +3,9 @@
 // 401 anywhere sends the browser to the sign-in form.
 
 let csrf = "";
+// back is where the sign-in form returns the browser to, when the page
+// asked for that with returnAfterSignIn.
+let back = "";
 
 // SignedOut is thrown after a 401 has sent the browser to /signin; pages
 // let it pass silently.
@@ -14,7 +17,13 @@ export class SignedOut extends Error {
 }
 
 export function goSignIn() {
-  window.location.assign("/signin");
+  window.location.assign(back ? `/signin?next=${encodeURIComponent(back)}` : "/signin");
+}
+
+// returnAfterSignIn makes a 401 send the browser to the sign-in form with
+// this page as its next: a page link from a mail leads back to its alert.
+export function returnAfterSignIn() {
+  back = window.location.pathname + window.location.search;
 }
 
 // api sends one request and answers {status, ok, doc}: doc is the decoded
@@ -62,6 +71,7 @@ export async function loadSession() {
 }
 
 export async function signOut() {
+  back = ""; // whoever signs in next starts afresh
   await api("DELETE", "/v1/session");
   goSignIn();
 }

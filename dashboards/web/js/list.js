@@ -1,13 +1,15 @@
 // The patient list (/): the signed-in clinician's patients with their
 // status, active alerts, last data and adherence; filtered and sorted in
 // the page (the choice is kept in the address, so Back returns to it), and
-// kept current over the websocket. On-call staff land on /oncall instead.
+// kept current over the websocket, with a banner for the alerts escalated
+// to the signed-in clinician. On-call staff land on /oncall instead.
 import { must } from "./api.js";
 import { el, $ } from "./dom.js";
 import { when, ago, percent } from "./format.js";
 import { startShell, fail } from "./shell.js";
 import { Live } from "./live.js";
-import { AlertSet } from "./alerts.js";
+import { AlertSet, isSnoozed } from "./alerts.js";
+import { Rota, showPaged } from "./paging.js";
 
 const statusRank = { critical: 0, attention: 1, fine: 2 };
 const statusWords = { critical: "Critical", attention: "Needs attention", fine: "Fine" };
@@ -16,7 +18,7 @@ const STALE_MS = 24 * 3600e3;
 // would hear of every heartbeat of a whole clinic.
 const MAX_LIVE = 200;
 
-const state = { patients: [], alerts: new AlertSet(), haveSnapshot: false, sort: "status", dir: 1 };
+const state = { patients: [], alerts: new AlertSet(), haveSnapshot: false, sort: "status", dir: 1, rota: null };
 const rowCache = new Map(); // patient id → {sig, tr}: the rows drawn
 
 const sorters = {
@@ -121,6 +123,15 @@ function recount() {
   }
 }
 
+// paged shows the banner of the alerts escalated to the signed-in
+// clinician that nobody has acknowledged yet.
+function paged() {
+  if (!state.rota) return;
+  const nameOf = (id) => (state.patients.find((p) => p.id === id) || {}).name || id;
+  const list = state.alerts.list().filter((a) => a.state === "firing" && !isSnoozed(a) && state.rota.pagedTier(a));
+  showPaged($("#paged"), list.map((a) => ({ alert: a, tier: state.rota.pagedTier(a) })), nameOf);
+}
+
 let reloadTimer = 0;
 function reloadSoon(live) {
   clearTimeout(reloadTimer);
@@ -132,6 +143,7 @@ async function load(live) {
   state.patients = doc.patients || [];
   recount();
   render();
+  paged();
   if (live) live.subscribe(state.patients.length <= MAX_LIVE ? state.patients.map((p) => p.id) : []);
 }
 
@@ -160,6 +172,7 @@ async function main() {
   });
 
   if (me.role === "admin") $("h1").textContent = "All patients";
+  state.rota = new Rota(me.username).start(paged);
   const live = new Live();
   let hellos = 0;
   live.on("hello", () => {
@@ -171,12 +184,15 @@ async function main() {
     state.haveSnapshot = true;
     recount();
     render();
+    paged();
   });
   live.on("alert", (m) => {
     state.alerts.apply(m);
+    state.rota.hear(m);
     if (m.alert && !known(m.alert.patient)) reloadSoon(live);
     recount();
     render();
+    paged();
   });
   live.on("patient_status", (m) => {
     const p = state.patients.find((x) => x.id === m.patient);

@@ -2,14 +2,17 @@
 // member may see, grouped by severity, with its escalation tier and age,
 // acknowledged from the list. A new critical alert shows a banner, flashes
 // and beeps (Web Audio: the browser allows sound once the page has been
-// touched or clicked). Snoozed alerts stay out of the list until their
-// snooze ends.
+// touched or clicked). Alerts escalated to the signed-in staff member say
+// so; snoozed alerts are listed apart, with their wake time, until their
+// snooze ends. Beside the list: who is on call now, and for admins the
+// deliveries that failed.
 import { must } from "./api.js";
 import { el, $, clear } from "./dom.js";
-import { when, span } from "./format.js";
+import { when, clock, span, dayKey } from "./format.js";
 import { startShell, fail } from "./shell.js";
 import { Live } from "./live.js";
 import { AlertSet, act, ackLine, isSnoozed, severityBadge } from "./alerts.js";
+import { Rota, showPaged, watchFailures } from "./paging.js";
 
 const groups = [["critical", "Critical"], ["warning", "Warning"], ["info", "Information"]];
 const cueChanges = new Set(["opened", "severity_raised", "escalated", "unsuppressed"]);
@@ -20,6 +23,8 @@ const names = new Map();
 const fresh = new Set(); // critical alerts cued and not yet acknowledged or dismissed
 const errors = new Map(); // the last failed acknowledgement of each alert
 let cued = null; // the alert the banner tells of
+let rota = null; // the on-call rota, once the session is known
+let wakeTimer = 0;
 
 // sound plays the cue; off when the user said so (kept in this browser).
 const sound = { on: localStorage.getItem("pp-sound") !== "off", ctx: null };
@@ -111,7 +116,23 @@ function ageText(a) {
   return span(Date.now() - Date.parse(a.opened_at));
 }
 
-function row(a) {
+// wakeText says when a snoozed alert wakes: the time alone today, else
+// the date too.
+function wakeText(a) {
+  const t = a.snoozed_until;
+  return `snoozed until ${dayKey(t) === dayKey(Date.now()) ? clock(t) : when(t)}`;
+}
+
+// tierCell says how far the alert was escalated, and whether to us.
+function tierCell(a) {
+  const paged = rota ? rota.pagedTier(a) : "";
+  if (paged) return el("strong", { class: "paged-tag", text: `Escalated to you (tier ${paged})` });
+  return a.tier ? `Tier ${a.tier}` : a.severity === "critical" && a.state === "firing" ? "Not yet" : "–";
+}
+
+// row is one alert of a list; a snoozed one says when it wakes where the
+// others say their escalation.
+function row(a, snoozed = false) {
   const note = el("input", { id: `note-${a.id}`, name: "note", autocomplete: "off", maxlength: 500 });
   const form = el("form", { "aria-label": `Acknowledge the alert of ${nameOf(a.patient)}` },
     el("label", { for: `note-${a.id}` }, "Note", note),
@@ -134,46 +155,71 @@ function row(a) {
       b.disabled = false;
     }
   });
-  const tier = a.tier ? `Tier ${a.tier}` : a.severity === "critical" && a.state === "firing" ? "Not yet" : "–";
   const err = errors.get(a.id);
-  return el("tr", { id: `row-${a.id}`, class: fresh.has(a.id) ? "new" : null, dataset: { alertId: a.id, state: a.state, severity: a.severity, patient: a.patient } },
+  const paged = rota ? rota.pagedTier(a) : "";
+  return el("tr", { id: `row-${a.id}`, class: fresh.has(a.id) ? "new" : null, dataset: { alertId: a.id, state: a.state, severity: a.severity, patient: a.patient, paged } },
     el("td", { "data-label": "Patient" }, el("a", { href: `/patient?id=${encodeURIComponent(a.patient)}`, text: nameOf(a.patient) }),
       el("span", { class: "sub", text: a.patient })),
     el("td", { "data-label": "Alert" }, severityBadge(a.severity), " ", el("strong", { text: a.rule }), el("span", { class: "sub sentence", text: a.sentence })),
     el("td", { "data-label": "State", class: "state" }, a.state === "firing" ? "Firing" : ackLine(a, alerts.notes.get(a.id))),
-    el("td", { "data-label": "Escalation", class: "tier" }, tier),
+    snoozed ? el("td", { "data-label": "Wakes", class: "wake" }, wakeText(a))
+      : el("td", { "data-label": "Escalation", class: "tier" }, tierCell(a)),
     el("td", { "data-label": "Age", class: "age-cell" }, el("span", { class: "age", text: ageText(a) }),
       el("span", { class: "sub", text: `since ${when(a.opened_at)}` })),
     el("td", { "data-label": "Acknowledge", class: "actions" }, a.state === "firing" ? form : "Done",
       err ? el("p", { class: "error", role: "alert", text: err }) : null));
 }
 
+// table is the list of alerts in one section of the console.
+function table(caption, list, snoozed) {
+  const heads = ["Patient", "Alert", "State", snoozed ? "Wakes" : "Escalation", "Age", "Acknowledge"];
+  return el("div", { class: "table-wrap" }, el("table", { class: "alerts-table cards" },
+    el("caption", { class: "visually-hidden", text: caption }),
+    el("thead", {}, el("tr", {}, heads.map((h) => el("th", { scope: "col", text: h })))),
+    el("tbody", {}, list.map((a) => row(a, snoozed)))));
+}
+
 function render() {
   // What someone is typing survives the redraw.
-  const typing = new Map([...document.querySelectorAll("#groups input[name=note]")].map((i) => [i.id, i.value]));
-  const focused = document.activeElement && document.activeElement.closest("#groups") ? document.activeElement.id : "";
-  const shown = alerts.list().filter((a) => !isSnoozed(a));
+  const typing = new Map([...document.querySelectorAll("#groups input[name=note], #snoozed input[name=note]")].map((i) => [i.id, i.value]));
+  const focused = document.activeElement && document.activeElement.closest("#groups, #snoozed") ? document.activeElement.id : "";
+  const active = alerts.list();
+  const shown = active.filter((a) => !isSnoozed(a));
+  const snoozed = active.filter((a) => isSnoozed(a)).sort((a, b) => Date.parse(a.snoozed_until) - Date.parse(b.snoozed_until));
   const holder = clear($("#groups"));
   for (const [sev, title] of groups) {
     const mine = shown.filter((a) => a.severity === sev);
     if (!mine.length) continue;
     holder.append(el("section", { class: "severity-group", id: `group-${sev}`, "aria-labelledby": `group-${sev}-title`, dataset: { count: mine.length } },
       el("h2", { id: `group-${sev}-title`, text: `${title} (${mine.length})` }),
-      el("div", { class: "table-wrap" }, el("table", { class: "alerts-table cards" },
-        el("caption", { class: "visually-hidden", text: `${title} alerts, the most urgent first` }),
-        el("thead", {}, el("tr", {}, ["Patient", "Alert", "State", "Escalation", "Age", "Acknowledge"].map((h) => el("th", { scope: "col", text: h })))),
-        el("tbody", {}, mine.map(row))))));
+      table(`${title} alerts, the most urgent first`, mine, false)));
   }
+  const box = $("#snoozed");
+  box.querySelector(".table-wrap").replaceWith(table("Snoozed alerts, the first to wake first", snoozed, true));
+  $("#snoozed-title").textContent = `Snoozed (${snoozed.length})`;
+  box.dataset.count = String(snoozed.length);
+  box.hidden = snoozed.length === 0;
   for (const [id, v] of typing) {
     const input = document.getElementById(id);
     if (input) input.value = v;
   }
   if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
   const firing = shown.filter((a) => a.state === "firing").length;
-  $("#status").textContent = shown.length ? "" : "No active alerts.";
+  $("#status").textContent = shown.length ? "" : `No active alerts.${snoozed.length ? ` ${snoozed.length} snoozed, listed below.` : ""}`;
   $("#status").hidden = shown.length > 0;
-  $("#counts").textContent = `${shown.length} active, ${firing} not acknowledged`;
+  $("#counts").textContent = `${shown.length} active, ${firing} not acknowledged${snoozed.length ? `, ${snoozed.length} snoozed` : ""}`;
   $("#groups").dataset.count = String(shown.length);
+  showPaged($("#paged"), shown.filter((a) => a.state === "firing" && rota && rota.pagedTier(a))
+    .map((a) => ({ alert: a, tier: rota.pagedTier(a) })), nameOf);
+  wakeAt(snoozed[0]);
+}
+
+// wakeAt draws the console again when the first snoozed alert wakes.
+function wakeAt(first) {
+  clearTimeout(wakeTimer);
+  if (!first) return;
+  const wait = Date.parse(first.snoozed_until) - Date.now() + 100;
+  wakeTimer = setTimeout(render, Math.min(Math.max(wait, 0), 2 ** 31 - 1));
 }
 
 let namesTimer = 0;
@@ -184,13 +230,22 @@ async function loadNames() {
   render();
 }
 
+// showRota fills the on-call panel and draws the list again: who is on
+// call may have changed whose alerts were escalated to us.
+function showRota() {
+  rota.show($("#rota"));
+  render();
+}
+
 function namesSoon() {
   clearTimeout(namesTimer);
   namesTimer = setTimeout(() => loadNames().catch(fail), 500);
 }
 
 async function main() {
-  await startShell();
+  const me = await startShell();
+  rota = new Rota(me.username).start(showRota);
+  if (me.role === "admin") watchFailures($("#failed"));
   $("#sound").addEventListener("click", () => {
     sound.on = !sound.on;
     localStorage.setItem("pp-sound", sound.on ? "on" : "off");
@@ -211,6 +266,7 @@ async function main() {
     const a = m.alert;
     if (!a) return;
     alerts.apply(m);
+    rota.hear(m);
     if (!names.has(a.patient)) namesSoon();
     if (a.state !== "firing") uncue(a.id);
     if (cueChanges.has(m.change) && a.severity === "critical" && a.state === "firing" && !isSnoozed(a)) cue(a);
