@@ -52,7 +52,9 @@ check-compose:
 
 # demo starts the local services, the pipeline and a simulated clinic, and
 # prints the dashboard address and the demo logins. Ctrl-C stops everything
-# it started.
+# it started. Its first run also builds a Mailpit with its web UI
+# (scripts/services.sh install-ui, 1-3 minutes, once); the tests need only
+# the API of the one that tools installs.
 demo: tools web build
 	bash scripts/demo.sh
 

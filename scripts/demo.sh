@@ -3,8 +3,9 @@
 # HRT clinic: a cohort of virtual patients with their plans, whose watches
 # send over MQTT and whose phone apps send over HTTPS (patientpulse
 # simulate), demo staff logins and an on-call rota, and a Mailpit that
-# keeps the mail serve sends (when serve has --smtp-url). Ctrl-C stops
-# everything this script started.
+# keeps the mail serve sends (when serve has --smtp-url), with its web UI
+# (built once by services.sh install-ui). Ctrl-C stops everything this
+# script started.
 #
 #   PP_HTTP_PORT     the pipeline's HTTP port (default 8080)
 #   PP_DEMO_PATIENTS how many virtual patients (default 12)
@@ -43,6 +44,9 @@ source scripts/progress.sh
 progress "demo: building patientpulse with go build" \
 	"seconds after make demo's own build; 1-3 minutes on a first build" \
 	go build -trimpath -o "$BIN" ./cmd/patientpulse
+# Once: a Mailpit with its web UI, to watch the pages arrive; when its
+# build fails, the mailpit of make tools (API only) stands in.
+bash scripts/services.sh install-ui || true
 echo "demo: starting the local Mosquitto, InfluxDB and Mailpit (usually a few seconds)"
 bash scripts/services.sh start
 
@@ -56,10 +60,11 @@ if grep -q -- -smtp-url <<<"$serve_help"; then
 else
 	mail_note="no mail arrives: this serve has no --smtp-url"
 fi
-# A Mailpit built with go install serves its API but no web UI.
+# The mailpit of go install, standing in when install-ui failed, serves
+# its API but no web UI.
 mail_api_note=""
 if ! curl -sf -o /dev/null "$MAIL_URL/dist/app.js"; then
-	mail_api_note=$'\n                 '"this Mailpit has no web UI: read the mail at $MAIL_URL/api/v1/messages"
+	mail_api_note=$'\n                 '"this Mailpit has no web UI (its build: .local/log/mailpit-ui-build.log): read the mail at $MAIL_URL/api/v1/messages"
 fi
 
 # admin runs an admin command on the demo's registry, .local/data, which

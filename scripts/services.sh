@@ -4,6 +4,7 @@
 # developer's machine and in the demo.
 #
 #   bash scripts/services.sh install   install mosquitto (apt), influxd 1.8.10 and mailpit 1.33.1 (go install)
+#   bash scripts/services.sh install-ui  build .local/bin/mailpit-ui, a mailpit with its web UI, once (make demo)
 #   bash scripts/services.sh start     start all three on loopback, write .local/patientpulse.yaml
 #   bash scripts/services.sh stop      stop them
 #   bash scripts/services.sh status    show what runs; exit 0 only if all run and answer
@@ -24,7 +25,9 @@
 # patientpulse uses it (influx-token admin:password in the same file);
 # InfluxDB refuses a request without it. Mailpit takes any SMTP AUTH
 # username and password (or none), over plain SMTP, and shows the mail in
-# its web UI and API (/api/v1/messages). The ports are not the standard
+# its API (/api/v1/messages) and, when start finds .local/bin/mailpit-ui
+# (which install-ui builds), in its web UI too: the mailpit of go install
+# has none. The ports are not the standard
 # ones because many machines, this project's included, already run a
 # system Mosquitto on 1883:
 #
@@ -47,7 +50,13 @@ INFLUX_RPC_PORT=${PP_INFLUX_RPC_PORT:-18088}
 SMTP_PORT=${PP_SMTP_PORT:-11025}
 MAILPIT_PORT=${PP_MAILPIT_PORT:-18025}
 INFLUXD_MODULE=github.com/influxdata/influxdb/cmd/influxd@v1.8.10
-MAILPIT_MODULE=github.com/axllent/mailpit@v1.33.1
+MAILPIT_VERSION=v1.33.1
+MAILPIT_MODULE=github.com/axllent/mailpit@$MAILPIT_VERSION
+MAILPIT_UI=$LOCAL/bin/mailpit-ui
+# Written when the build of $MAILPIT_UI fails, with the version it tried,
+# so that the demo does not try it again each time; its log is kept.
+MAILPIT_UI_FAILED=$LOCAL/bin/mailpit-ui.failed
+MAILPIT_UI_LOG=$LOG_DIR/mailpit-ui-build.log
 MOSQUITTO_CONF=$ROOT/deploy/mosquitto/mosquitto.conf
 DYNSEC_FILE=$LOCAL/mosquitto/dynamic-security.json
 ADMIN_PASSWORD_FILE=$LOCAL/mosquitto/admin.password
@@ -225,12 +234,89 @@ cmd_install() {
 	else
 		command -v go >/dev/null || die "go is needed to build mailpit: install Go, then run this again"
 		# Built with go install, it has Mailpit's API but not its web UI's
-		# script and styles (its release builds have them).
+		# script and styles (its release builds have them; install-ui
+		# builds one for the demo).
 		progress "building mailpit 1.33.1 into $(go_bin_dirs | head -n1) with go install, once" \
 			"2-4 minutes, to download and compile its modules" go install "$MAILPIT_MODULE"
 		mailpit=$(find_mailpit) || die "go install succeeded but no mailpit in $(go_bin_dirs | paste -sd ' ')"
 		echo "mailpit: $mailpit"
 	fi
+}
+
+# mailpit_ui_ok tells whether $1 is a mailpit of $MAILPIT_VERSION: a
+# build of another version is made again.
+mailpit_ui_ok() {
+	[[ -x $1 ]] && "$1" version --no-release-check 2>/dev/null | grep -q " $MAILPIT_VERSION compiled "
+}
+
+# logged runs a command with its output appended to $MAILPIT_UI_LOG.
+logged() { "$@" >>"$MAILPIT_UI_LOG" 2>&1; }
+
+# build_mailpit_ui builds Mailpit with its web UI into $MAILPIT_UI, in a
+# copy of the module's source, as its release does (npm ci; npm run
+# package, which bundles the UI into server/ui/dist with esbuild; go build
+# with the version in config.Version), but for two packages of its
+# package-lock.json that the npm registry does not serve: rapidoc 12, used
+# only by the API's documentation page (/api/v1/), which is left out of the
+# packages and of the bundle (that page stays blank), and sass-embedded
+# 1.108.1, a peer dependency the build does not use (--legacy-peer-deps).
+# So npm install, which keeps every other locked version, stands for npm
+# ci; no package's install script runs (npm 11 runs none by default
+# either). go build takes go install's flags, to reuse what go install
+# compiled: with CGO_ENABLED=0, as the release builds, it compiles every
+# package again (4 minutes on a busy machine). Output goes to $MAILPIT_UI_LOG.
+# Each step checks its own failure: a caller's if turns set -e off in here.
+build_mailpit_ui() (
+	local dir tmp
+	command -v npm >/dev/null || die "npm is needed to build Mailpit's web UI (make web installs it)"
+	command -v go >/dev/null || die "go is needed to build mailpit"
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/mailpit-ui.XXXXXX") || exit 1
+	trap 'rm -rf "$tmp"' EXIT
+	# The module cache's copy is read-only.
+	dir=$(cd "$tmp" && go mod download -json "$MAILPIT_MODULE" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[[ -n $dir && -f $dir/package-lock.json ]] || die "go mod download $MAILPIT_MODULE gave no source with a package-lock.json"
+	cp -R "$dir" "$tmp/src" && chmod -R u+w "$tmp/src" && cd "$tmp/src" || exit 1
+	npm pkg delete dependencies.rapidoc || exit 1
+	sed -i 's#entryPoints: \["server/ui-src/app.js", "server/ui-src/docs.js"\]#entryPoints: ["server/ui-src/app.js"]#' esbuild.config.mjs
+	grep -q 'entryPoints: \["server/ui-src/app.js"\]' esbuild.config.mjs ||
+		die "esbuild.config.mjs of $MAILPIT_MODULE is not as expected: see how its release builds the UI"
+	progress "mailpit UI: installing its packages with npm (about 300, pinned by its package-lock.json)" \
+		"30-60 seconds; seconds with npm's cache" \
+		logged npm install --legacy-peer-deps --ignore-scripts --no-audit --no-fund || exit 1
+	progress "mailpit UI: bundling it with esbuild (npm run package)" "20-40 seconds" logged npm run package || exit 1
+	[[ -s server/ui/dist/app.js && -s server/ui/dist/app.css ]] || die "npm run package made no server/ui/dist/app.js and app.css"
+	progress "mailpit UI: compiling mailpit with it embedded (go build)" \
+		"15-60 seconds after go install built mailpit; 2-4 minutes otherwise" \
+		logged go build -ldflags "-w -X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION" -o "$MAILPIT_UI.new" . || exit 1
+	mailpit_ui_ok "$MAILPIT_UI.new" || die "the mailpit built is not $MAILPIT_VERSION"
+	mv "$MAILPIT_UI.new" "$MAILPIT_UI"
+)
+
+# cmd_install_ui builds $MAILPIT_UI once; it fails, saying why and that the
+# mailpit of go install (API only) stands in, when there is none.
+cmd_install_ui() {
+	local start=$SECONDS
+	if mailpit_ui_ok "$MAILPIT_UI"; then
+		echo "mailpit with web UI: ${MAILPIT_UI#"$ROOT"/}"
+		return 0
+	fi
+	local rel_log=${MAILPIT_UI_LOG#"$ROOT"/} rel_failed=${MAILPIT_UI_FAILED#"$ROOT"/}
+	if [[ $(cat "$MAILPIT_UI_FAILED" 2>/dev/null) == "$MAILPIT_VERSION" ]]; then
+		echo "mailpit: no web UI: its build failed before (log: $rel_log); to try again: rm $rel_failed" >&2
+		return 1
+	fi
+	mkdir -p "$LOG_DIR" "$(dirname "$MAILPIT_UI")"
+	: >"$MAILPIT_UI_LOG"
+	echo "mailpit: building Mailpit ${MAILPIT_VERSION#v} with its web UI into ${MAILPIT_UI#"$ROOT"/}, once (usually 1-3 minutes; log: $rel_log)"
+	if build_mailpit_ui; then
+		rm -f "$MAILPIT_UI_FAILED"
+		echo "mailpit: built with its web UI in $((SECONDS - start))s: ${MAILPIT_UI#"$ROOT"/}"
+		return 0
+	fi
+	echo "$MAILPIT_VERSION" >"$MAILPIT_UI_FAILED"
+	tail -n 5 "$MAILPIT_UI_LOG" >&2 || true
+	echo "mailpit: the web UI build failed (log: $rel_log); the mailpit of go install serves only the API. To try again: rm $rel_failed" >&2
+	return 1
 }
 
 # running_pid prints the pid of the service $1 (mosquitto, influxd or
@@ -569,7 +655,11 @@ cmd_start() {
 	local mosquitto influxd mailpit
 	mosquitto=$(find_mosquitto) || die "mosquitto not found: run 'bash scripts/services.sh install'"
 	influxd=$(find_influxd) || die "influxd 1.x not found: run 'bash scripts/services.sh install'"
-	mailpit=$(find_mailpit) || die "mailpit not found: run 'bash scripts/services.sh install'"
+	if [[ -z ${MAILPIT:-} ]] && mailpit_ui_ok "$MAILPIT_UI"; then
+		mailpit=$MAILPIT_UI
+	else
+		mailpit=$(find_mailpit) || die "mailpit not found: run 'bash scripts/services.sh install'"
+	fi
 	mkdir -p "$RUN_DIR" "$LOG_DIR" "$LOCAL/mosquitto" "$LOCAL/influxdb" "$LOCAL/mailpit" "$LOCAL/data"
 	# Check every port before starting anything, so that a conflict leaves
 	# nothing half started.
@@ -589,6 +679,10 @@ cmd_start() {
 	start_influxd "$influxd"
 	start_mailpit "$mailpit"
 	write_patientpulse_yaml
+	local mail_read="read the mail at http://127.0.0.1:$MAILPIT_PORT/api/v1/messages (no web UI in this mailpit: install-ui builds one)"
+	if [[ $(http_status "$MAILPIT_PORT" /dist/app.js) == 200 ]]; then
+		mail_read="read the mail in its web UI, http://127.0.0.1:$MAILPIT_PORT/, or at /api/v1/messages"
+	fi
 
 	cat <<EOF
 
@@ -598,7 +692,7 @@ Local services are up:
   InfluxDB  http://127.0.0.1:$INFLUX_PORT  (1.8, Flux on; log .local/log/influxd.log)
             auth on; admin user $INFLUX_ADMIN, password in ${INFLUX_PASSWORD_FILE#"$ROOT"/}
   SMTP      smtp://127.0.0.1:$SMTP_PORT  (Mailpit: keeps every mail; any AUTH or none; log .local/log/mailpit.log)
-            read the mail at http://127.0.0.1:$MAILPIT_PORT/api/v1/messages (or in its web UI, /, when built with one)
+            $mail_read
 Run patientpulse against them:
   go run ./cmd/patientpulse serve --config .local/patientpulse.yaml
 Stop them:
@@ -662,11 +756,12 @@ cmd_status() {
 }
 
 usage() {
-	sed -n '2,37s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,40s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 case ${1:-} in
 install) cmd_install ;;
+install-ui) cmd_install_ui ;;
 apt-install)
 	shift
 	apt_install "$@"
