@@ -10,7 +10,10 @@
 //	    batches;
 //	(c) the pipeline end to end: the same messages as (a), QoS 1 into
 //	    serve (in process, package server, a fresh registry), stored,
-//	    acknowledged, and counted in InfluxDB;
+//	    acknowledged, and counted in InfluxDB; then again, from fresh
+//	    services, with --consoles admin consoles on serve's websocket,
+//	    each subscribed to the devices' patient, so that every stored
+//	    sample goes out to every console;
 //	(d) publish-to-websocket alert latency under background load;
 //	(e) analysis memory per 10,000 simulated patients (package simulate's
 //	    cohort).
@@ -60,6 +63,7 @@ type Settings struct {
 	Load       int      // (d): background messages per second while alert latency is measured
 	Alerts     int      // (d): alerts whose latency is measured, 50 a second
 	Patients   int      // (e): simulated patients held by analysis (figures are scaled to 10,000)
+	Consoles   int      // (c): admin consoles on /v1/ws in (c)'s second run; 0: no second run
 	ServeArgs  []string // extra serve flags for (c) and (d)
 	CPUProfile string   // write a CPU profile of (c) to this file
 }
@@ -67,12 +71,12 @@ type Settings struct {
 // DefaultSettings are the sizes of a full run: about 20-30 s of (c) on a
 // small machine, and the load and patients of the targets.
 func DefaultSettings() Settings {
-	return Settings{Messages: 200000, Devices: 8, Load: targetLoad, Alerts: 200, Patients: targetPatients}
+	return Settings{Messages: 200000, Devices: 8, Load: targetLoad, Alerts: 200, Patients: targetPatients, Consoles: 50}
 }
 
 // QuickSettings are small sizes, for a smoke test.
 func QuickSettings() Settings {
-	return Settings{Messages: 4000, Devices: 4, Load: 200, Alerts: 20, Patients: 500}
+	return Settings{Messages: 4000, Devices: 4, Load: 200, Alerts: 20, Patients: 500, Consoles: 3}
 }
 
 // Validate reports every problem of s at once, the serve flags of
@@ -93,6 +97,9 @@ func (s Settings) Validate() error {
 	}
 	if s.Patients < 1 || s.Patients > 100000 {
 		problems = append(problems, errors.New("bench: --patients must be 1 to 100000"))
+	}
+	if s.Consoles < 0 || s.Consoles > 1000 {
+		problems = append(problems, errors.New("bench: --consoles must be 0 to 1000"))
 	}
 	if err := errors.Join(problems...); err != nil {
 		return err
@@ -129,11 +136,9 @@ type Results struct {
 
 	brokerMsgs, brokerSecs float64 // (a)
 	influxMsgs, influxSecs float64 // (b), in messages' worth of points
-	pipeMsgs, pipeSecs     float64 // (c)
-	cpuA, cpuB, cpuC       cpuUse
-	pipePubackMsgs         float64
-	pipeCounted            int64
-	pipeWritten            int64 // by serve's metric: more than counted when messages came twice
+	cpuA, cpuB             cpuUse
+	pipe                   pipeFigures // (c)
+	pipeConsoles           pipeFigures // (c) with --consoles consoles; zero without
 
 	p50, p95, p99 float64 // (d), ms
 	alerts        int
@@ -142,6 +147,26 @@ type Results struct {
 	memPatients int // (e)
 	memBytes    float64
 	memSecs     float64
+}
+
+// pipeFigures are the figures of one run of (c).
+type pipeFigures struct {
+	msgs, secs float64 // the end-to-end rate, over secs
+	pubackMsgs float64 // how fast the broker took the messages
+	counted    int64   // points counted in InfluxDB
+	written    int64   // by serve's metric: more than counted when messages came twice
+	cpu        cpuUse
+
+	// The consoles, in a run with them.
+	consoles     int     // connected before the first publish
+	samples      int64   // sample messages they received, in all
+	fewest       int64   // the fewest sample messages one received
+	evicted      int     // disconnected by serve for falling behind,
+	firstEvicted float64 // the first this many seconds after the first publish,
+	lastEvicted  float64 // and the last this many
+	dropped      int     // disconnected otherwise
+	consolesLag  float64 // seconds from the end of the window to the last sample on those left
+	feedDropped  int64   // device messages whose samples serve's live feed dropped, by its metric
 }
 
 // run runs the phases in order; each stops what it started before the

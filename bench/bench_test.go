@@ -11,7 +11,8 @@ package bench
 // As in `patientpulse bench`, each run starts its own Mosquitto and
 // influxd and, where serve takes part, serve in process over a fresh
 // registry with its defaults; PP_BENCH_ARGS="--flag=value ..." appends
-// flags to that serve, for exploring a setting. ns/op is the phase's own
+// flags to that serve, for exploring a setting, and PP_BENCH_CONSOLES
+// sets the consoles of BenchmarkIngestMQTT (50; 0: none). ns/op is the phase's own
 // timed window per message (or alert), without the start of services.
 // Benchmarks never fail on a time: they fail only when messages are lost
 // or refused.
@@ -40,6 +41,9 @@ func newBencher(b *testing.B) *bencher {
 	s := DefaultSettings()
 	s.Messages, s.Devices, s.Alerts = max(b.N, benchDevices), benchDevices, b.N
 	s.ServeArgs = strings.Fields(os.Getenv("PP_BENCH_ARGS"))
+	if v, err := strconv.Atoi(os.Getenv("PP_BENCH_CONSOLES")); err == nil {
+		s.Consoles = v
+	}
 	if err := s.Validate(); err != nil {
 		b.Fatal(err)
 	}
@@ -86,16 +90,64 @@ func BenchmarkInfluxWrite(b *testing.B) {
 	reportRate(b, bn.s.Messages, res.influxSecs)
 }
 
-// BenchmarkIngestMQTT is row (c): devices publish with QoS 1 into serve
-// until every message is stored and counted in InfluxDB.
-// "puback-msgs/s" is how fast the broker took them.
+// BenchmarkIngestMQTT is rows (c) and (c+ws): devices publish with QoS
+// 1 into serve until every message is stored and counted in InfluxDB,
+// then again, from fresh services, with 50 admin consoles on the
+// websocket (PP_BENCH_CONSOLES changes it; 0: no second run), each
+// subscribed to the devices' patient. ns/op, msgs/s and points/s are
+// those without consoles; "puback-msgs/s" is how fast the broker took
+// them. "ws-msgs/s" is the rate with the consoles, "ws-samples" the
+// sample messages they received in all, and "ws-evicted" how many serve
+// disconnected for falling behind.
 func BenchmarkIngestMQTT(b *testing.B) {
 	bn := newBencher(b)
 	var res Results
 	// (c) starts its own services: Require skips where they are missing.
 	testservices.Require(b, bn.pipeline(context.Background(), makeMessages(bn.s.Messages, bn.s.Devices, time.Now()), &res))
-	reportRate(b, bn.s.Messages, res.pipeSecs)
-	b.ReportMetric(res.pipePubackMsgs, "puback-msgs/s")
+	reportRate(b, bn.s.Messages, res.pipe.secs)
+	b.ReportMetric(res.pipe.pubackMsgs, "puback-msgs/s")
+	if bn.s.Consoles > 0 {
+		b.ReportMetric(res.pipeConsoles.msgs, "ws-msgs/s")
+		b.ReportMetric(float64(res.pipeConsoles.samples), "ws-samples")
+		b.ReportMetric(float64(res.pipeConsoles.evicted), "ws-evicted")
+	}
+}
+
+// TestPipelineConsoles runs (c) small, with 3 consoles in its second
+// run: both runs have a rate, and the consoles received samples: every
+// one stored, each console that serve did not disconnect for falling
+// behind, unless serve's live feed dropped some. It judges no rate.
+func TestPipelineConsoles(t *testing.T) {
+	s := QuickSettings()
+	s.Messages, s.Consoles = 2000, 3
+	bn := &bencher{s: s, progress: t.Output()}
+	var res Results
+	// (c) starts its own services: Require skips where they are missing.
+	testservices.Require(t, bn.pipeline(t.Context(), makeMessages(s.Messages, s.Devices, time.Now()), &res))
+	want := int64(s.Messages) * samplesPerMessage
+	for name, f := range map[string]pipeFigures{"without consoles": res.pipe, "with consoles": res.pipeConsoles} {
+		if !(f.msgs > 0) || f.counted != want {
+			t.Errorf("%s: %.0f msgs/s, %d points counted; want a rate and %d", name, f.msgs, f.counted, want)
+		}
+	}
+	c := res.pipeConsoles
+	t.Logf("without consoles %.0f msgs/s, with %d %.0f msgs/s; %d sample messages (fewest %d of %d), %d evicted, %d dropped; "+
+		"the live feed dropped the samples of %d messages", res.pipe.msgs, c.consoles, c.msgs, c.samples, c.fewest, want, c.evicted, c.dropped, c.feedDropped)
+	if res.pipe.consoles != 0 || res.pipe.samples != 0 {
+		t.Errorf("the run without consoles had %d consoles and %d samples", res.pipe.consoles, res.pipe.samples)
+	}
+	if c.consoles != 3 || c.dropped != 0 {
+		t.Errorf("%d consoles, %d disconnected other than for falling behind; want 3 and 0", c.consoles, c.dropped)
+	}
+	if c.samples <= 0 {
+		t.Fatalf("the consoles received no sample message")
+	}
+	if kept := int64(c.consoles - c.evicted - c.dropped); c.feedDropped == 0 && c.samples < kept*want {
+		t.Errorf("the consoles received %d sample messages; want at least %d for the %d left connected", c.samples, kept*want, kept)
+	}
+	if c.evicted == 0 && c.feedDropped == 0 && c.fewest < want {
+		t.Errorf("a console that stayed connected received %d sample messages of %d", c.fewest, want)
+	}
 }
 
 // BenchmarkIngestHTTP: concurrent clients, each a device, POST until b.N
@@ -210,4 +262,35 @@ func BenchmarkAlertLatency(b *testing.B) {
 	b.ReportMetric(res.p95, "p95-ms")
 	b.ReportMetric(res.p99, "p99-ms")
 	b.ReportMetric(res.loadAchieved, "load-msgs/s")
+}
+
+// TestPrintConsoles: with --consoles 0 the table has no (c+ws) rows nor
+// console lines; with consoles it has both rates side by side, what the
+// consoles received, and their CPU row.
+func TestPrintConsoles(t *testing.T) {
+	ok := cpuUse{bench: time.Second, ok: true}
+	r := &Results{brokerMsgs: 40000, influxMsgs: 50000, memPatients: 1, cpuA: ok, cpuB: ok,
+		pipe: pipeFigures{msgs: 15000, counted: 40000, cpu: ok},
+		pipeConsoles: pipeFigures{msgs: 12000, secs: 3.33, counted: 40000, cpu: ok, consoles: 2, samples: 41000, fewest: 1000, evicted: 1,
+			firstEvicted: 0.5, lastEvicted: 0.5, consolesLag: 0.25}}
+	for _, n := range []int{0, 2} {
+		s := QuickSettings()
+		s.Consoles = n
+		var out strings.Builder
+		r.Print(&out, s)
+		for _, want := range []string{
+			"| (c+ws) | (c) with 2 admin consoles on /v1/ws, each subscribed to the devices' patient | 12000 | 120000 |",
+			"consoles received 41000 sample messages (the fewest 1000 of 40000); disconnected for falling behind: 1 of 2, 0.50 s into the 3.33 s window; " +
+				"the last sample reached those left 0.25 s after the window |",
+			"| (c+ws)/(c) | pipeline with 2 consoles / without | 0.80 | 0.80 | |",
+			"  with 2 consoles: 12000 msgs/s (120000 points/s); without: 15000 msgs/s (150000 points/s); with/without: 0.80\n",
+			"  sample messages received: 41000 of 80000 (2 consoles × 40000 points); disconnected for falling behind: 1 of 2, 0.50 s into the 3.33 s window\n",
+			"the consoles in (c+ws)",
+			"| pipeline, 2 consoles (c+ws) | 1.00 s |",
+		} {
+			if got := strings.Contains(out.String(), want); got != (n > 0) {
+				t.Errorf("--consoles %d: %q in the output: %v, want %v:\n%s", n, want, got, n > 0, out.String())
+			}
+		}
+	}
 }

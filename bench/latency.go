@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -39,7 +37,7 @@ func (b *bencher) latency(ctx context.Context, res *Results) error {
 	const prefix = "bench-alert-"
 	loadDevices := min(b.s.Devices, b.s.Load)
 	token, err := func() (string, error) {
-		reg, err := registry.Open(ctx, filepath.Join(dir, "patientpulse.db"))
+		reg, err := openRegistry(ctx, dir)
 		if err != nil {
 			return "", err
 		}
@@ -68,14 +66,7 @@ func (b *bencher) latency(ctx context.Context, res *Results) error {
 				return "", err
 			}
 		}
-		var secret [32]byte
-		for i := range secret {
-			secret[i] = byte('a' + rand.IntN(26))
-		}
-		if err := reg.AddStaff(ctx, "bench-oncall", registry.RoleOnCall, string(secret[:])); err != nil {
-			return "", err
-		}
-		return reg.IssueStaffToken(ctx, "bench-oncall", "bench")
+		return addStaff(ctx, reg, "bench-oncall", registry.RoleOnCall)
 	}()
 	if err != nil {
 		return err

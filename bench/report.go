@@ -21,20 +21,39 @@ func (r *Results) Print(w io.Writer, s Settings) {
 	fmt.Fprintf(w, "| (b) | InfluxDB write, %d-point batches, %d in flight | %.0f | %.0f | %d points in %.2f s (msgs/s: points/%d) |\n",
 		batchPoints, writesInFlight, r.influxMsgs, points(r.influxMsgs), s.Messages*samplesPerMessage, r.influxSecs, samplesPerMessage)
 	fmt.Fprintf(w, "| (c) | pipeline end to end: QoS 1 publish → stored → acked, counted in InfluxDB | %.0f | %.0f | %d points counted (serve wrote %d), %.2f s; PUBACKs at %.0f msgs/s |\n",
-		r.pipeMsgs, points(r.pipeMsgs), r.pipeCounted, r.pipeWritten, r.pipeSecs, r.pipePubackMsgs)
+		r.pipe.msgs, points(r.pipe.msgs), r.pipe.counted, r.pipe.written, r.pipe.secs, r.pipe.pubackMsgs)
+	withConsoles := s.Consoles > 0
+	if withConsoles {
+		c := r.pipeConsoles
+		fmt.Fprintf(w, "| (c+ws) | (c) with %d admin consoles on /v1/ws, each subscribed to the devices' patient | %.0f | %.0f | %d points counted (serve wrote %d), %.2f s; PUBACKs at %.0f msgs/s; %s |\n",
+			c.consoles, c.msgs, points(c.msgs), c.counted, c.written, c.secs, c.pubackMsgs, c.consolesSummary())
+	}
 	fmt.Fprintf(w, "| (d) | alert latency, publish → websocket, p50 / p95 / p99 | – | – | %.1f / %.1f / %.1f ms (%d alerts; load %d msgs/s asked, %.0f sent) |\n",
 		r.p50, r.p95, r.p99, r.alerts, s.Load, r.loadAchieved)
 	fmt.Fprintf(w, "| (e) | analysis heap after GC per 10,000 patients | – | – | %.2f MiB (%d patients, %d days; %.0f bytes/patient; %.1f s to load) |\n",
 		memMiB10k, r.memPatients, historyDays, r.memBytes/float64(r.memPatients), r.memSecs)
-	fmt.Fprintf(w, "| (c)/(a) | pipeline / broker | %.2f | %.2f | |\n", r.pipeMsgs/r.brokerMsgs, points(r.pipeMsgs)/points(r.brokerMsgs))
-	fmt.Fprintf(w, "| (c)/(b) | pipeline / InfluxDB | %.2f | %.2f | |\n", r.pipeMsgs/r.influxMsgs, points(r.pipeMsgs)/points(r.influxMsgs))
+	fmt.Fprintf(w, "| (c)/(a) | pipeline / broker | %.2f | %.2f | |\n", r.pipe.msgs/r.brokerMsgs, points(r.pipe.msgs)/points(r.brokerMsgs))
+	fmt.Fprintf(w, "| (c)/(b) | pipeline / InfluxDB | %.2f | %.2f | |\n", r.pipe.msgs/r.influxMsgs, points(r.pipe.msgs)/points(r.influxMsgs))
+	if withConsoles {
+		fmt.Fprintf(w, "| (c+ws)/(c) | pipeline with %d consoles / without | %.2f | %.2f | |\n",
+			s.Consoles, r.pipeConsoles.msgs/r.pipe.msgs, points(r.pipeConsoles.msgs)/points(r.pipe.msgs))
+	}
 
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "ratios:")
 	fmt.Fprintf(w, "  pipeline/broker:   %.2f (msgs/s %.0f / %.0f; points/s %.0f / %.0f)\n",
-		r.pipeMsgs/r.brokerMsgs, r.pipeMsgs, r.brokerMsgs, points(r.pipeMsgs), points(r.brokerMsgs))
+		r.pipe.msgs/r.brokerMsgs, r.pipe.msgs, r.brokerMsgs, points(r.pipe.msgs), points(r.brokerMsgs))
 	fmt.Fprintf(w, "  pipeline/InfluxDB: %.2f (msgs/s %.0f / %.0f; points/s %.0f / %.0f)\n",
-		r.pipeMsgs/r.influxMsgs, r.pipeMsgs, r.influxMsgs, points(r.pipeMsgs), points(r.influxMsgs))
+		r.pipe.msgs/r.influxMsgs, r.pipe.msgs, r.influxMsgs, points(r.pipe.msgs), points(r.influxMsgs))
+	if withConsoles {
+		c := r.pipeConsoles
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "consoles: (c) end to end with and without %d admin consoles subscribed to the devices' patient (each is sent every stored sample), in this run:\n", c.consoles)
+		fmt.Fprintf(w, "  with %d consoles: %.0f msgs/s (%.0f points/s); without: %.0f msgs/s (%.0f points/s); with/without: %.2f\n",
+			c.consoles, c.msgs, points(c.msgs), r.pipe.msgs, points(r.pipe.msgs), c.msgs/r.pipe.msgs)
+		fmt.Fprintf(w, "  sample messages received: %d of %d (%d consoles × %d points); disconnected for falling behind: %d of %d%s\n",
+			c.samples, int64(c.consoles)*c.counted, c.consoles, c.counted, c.evicted, c.consoles, c.evictedWhen())
+	}
 
 	met := func(ok bool) string {
 		if ok {
@@ -46,7 +65,7 @@ func (r *Results) Print(w io.Writer, s Settings) {
 	if r.influxMsgs < r.brokerMsgs {
 		lowerName = "InfluxDB"
 	}
-	share := r.pipeMsgs / lower
+	share := r.pipe.msgs / lower
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "targets (issue 7, item 5):")
 	fmt.Fprintf(w, "  pipeline >= %.0f%% of the lower of (a) and (b): %.0f%% of %s's %.0f msgs/s (%.0f points/s): %s\n",
@@ -66,6 +85,10 @@ func (r *Results) Print(w io.Writer, s Settings) {
 		s.Messages, samplesPerMessage, s.Devices, inFlight)
 	fmt.Fprintln(w, "  (a) ends when the subscriber has every message; (c) when serve (in process, defaults) has written every point,")
 	fmt.Fprintln(w, "  which an InfluxQL count then confirms; (b) writes as many points as serve's sink does (line protocol, 5000, uncompressed, 2 at once).")
+	if withConsoles {
+		fmt.Fprintf(w, "  (c+ws) is (c) again from fresh services, with %d consoles (gorilla/websocket, an admin's API token) on serve's /v1/ws,\n", s.Consoles)
+		fmt.Fprintln(w, "  each subscribed to the devices' patient and reading on its own goroutine from before the first publish to the end.")
+	}
 	fmt.Fprintln(w, "  (d): critical threshold rule, --alert-fire-after 0s --analysis-interval 100ms --analysis-min-wear-hours 1,")
 	fmt.Fprintln(w, "  an on-call console on /v1/ws with an API token, 50 alarms a second among the load.")
 	fmt.Fprintln(w, "  (e): heap after GC held by an analysis.Evaluator (exported API) that has loaded and evaluated the simulated")
@@ -82,17 +105,26 @@ func (r *Results) Print(w io.Writer, s Settings) {
 // subscriber) and the storage work of (b) (a writer, influxd), on the
 // same CPUs.
 func (r *Results) printCPU(w io.Writer, s Settings, lower float64) {
-	if !r.cpuA.ok || !r.cpuB.ok || !r.cpuC.ok {
+	if !r.cpuA.ok || !r.cpuB.ok || !r.pipe.cpu.ok {
 		return
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "CPU time in each phase's timed window (%d CPUs; \"bench\" is this process: the clients, and serve in (c)):\n", runtime.NumCPU())
+	consoles := ""
+	if s.Consoles > 0 {
+		consoles = "; the consoles in (c+ws)"
+	}
+	fmt.Fprintf(w, "CPU time in each phase's timed window (%d CPUs; \"bench\" is this process: the clients, and serve in (c)%s):\n", runtime.NumCPU(), consoles)
 	fmt.Fprintln(w, "| phase | bench | mosquitto | influxd | CPU per message | CPUs busy, all processes |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
-	for _, p := range []struct {
+	type phase struct {
 		name string
 		cpu  cpuUse
-	}{{"broker (a)", r.cpuA}, {"InfluxDB (b)", r.cpuB}, {"pipeline (c)", r.cpuC}} {
+	}
+	phases := []phase{{"broker (a)", r.cpuA}, {"InfluxDB (b)", r.cpuB}, {"pipeline (c)", r.pipe.cpu}}
+	if s.Consoles > 0 && r.pipeConsoles.cpu.ok {
+		phases = append(phases, phase{fmt.Sprintf("pipeline, %d consoles (c+ws)", s.Consoles), r.pipeConsoles.cpu})
+	}
+	for _, p := range phases {
 		fmt.Fprintf(w, "| %s | %.2f s | %.2f s | %.2f s | %.1f µs | %.0f%% |\n", p.name, p.cpu.bench.Seconds(),
 			p.cpu.mosquitto.Seconds(), p.cpu.influxd.Seconds(), micros(p.cpu.perMessage(s.Messages)), p.cpu.busy*100)
 	}
@@ -101,7 +133,38 @@ func (r *Results) printCPU(w io.Writer, s Settings, lower float64) {
 	fmt.Fprintf(w, "ceiling for (c) from CPU: %d CPUs / (%.1f µs of (a) + %.1f µs of (b) per message) = %.0f msgs/s = %.0f%% of the lower of (a) and (b);\n",
 		runtime.NumCPU(), micros(r.cpuA.perMessage(s.Messages)), micros(r.cpuB.perMessage(s.Messages)), ceiling, ceiling/lower*100)
 	fmt.Fprintf(w, "  (c) reached %.0f%% of that ceiling, spending %.1f µs a message beyond (a)'s and (b)'s.\n",
-		r.pipeMsgs/ceiling*100, micros(r.cpuC.perMessage(s.Messages)-need))
+		r.pipe.msgs/ceiling*100, micros(r.pipe.cpu.perMessage(s.Messages)-need))
+}
+
+// consolesSummary is what the consoles of a run of (c) received, and
+// how many of them serve disconnected.
+func (f pipeFigures) consolesSummary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "consoles received %d sample messages (the fewest %d of %d); disconnected for falling behind: %d of %d%s",
+		f.samples, f.fewest, f.counted, f.evicted, f.consoles, f.evictedWhen())
+	if f.dropped > 0 {
+		fmt.Fprintf(&b, ", otherwise: %d", f.dropped)
+	}
+	if f.feedDropped > 0 {
+		fmt.Fprintf(&b, "; serve's live feed dropped the samples of %d messages", f.feedDropped)
+	}
+	if f.evicted+f.dropped < f.consoles {
+		fmt.Fprintf(&b, "; the last sample reached those left %.2f s after the window", f.consolesLag)
+	}
+	return b.String()
+}
+
+// evictedWhen is when consoles were disconnected for falling behind, if
+// any were: the window's figure is the rate with consoles only until
+// then.
+func (f pipeFigures) evictedWhen() string {
+	switch f.evicted {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf(", %.2f s into the %.2f s window", f.firstEvicted, f.secs)
+	}
+	return fmt.Sprintf(", the first %.2f s and the last %.2f s into the %.2f s window", f.firstEvicted, f.lastEvicted, f.secs)
 }
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,27 +22,60 @@ import (
 	"github.com/patientpulse/patientpulse/server"
 )
 
-// enrolDevices enrols, in a fresh registry in dir, a patient <prefix>p
-// and n devices of theirs, <prefix>d0 to <prefix>d<n-1>, and returns the
-// devices' ids and tokens.
+// enrolDevices enrols, in a fresh registry in dir, a patient
+// patientOf(prefix) and n devices of theirs, <prefix>d0 to
+// <prefix>d<n-1>, and returns the devices' ids and tokens.
 func enrolDevices(ctx context.Context, dir, prefix string, n int) (ids, tokens []string, err error) {
-	reg, err := registry.Open(ctx, filepath.Join(dir, "patientpulse.db"))
+	reg, err := openRegistry(ctx, dir)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer reg.Close()
-	if err := reg.AddPatient(ctx, registry.Patient{ID: prefix + "p"}); err != nil {
+	if err := reg.AddPatient(ctx, registry.Patient{ID: patientOf(prefix)}); err != nil {
 		return nil, nil, err
 	}
 	for d := range n {
 		id := fmt.Sprintf("%sd%d", prefix, d)
-		token, err := reg.EnrollDevice(ctx, id, prefix+"p")
+		token, err := reg.EnrollDevice(ctx, id, patientOf(prefix))
 		if err != nil {
 			return nil, nil, err
 		}
 		ids, tokens = append(ids, id), append(tokens, token)
 	}
 	return ids, tokens, nil
+}
+
+// patientOf is the patient whose devices enrolDevices enrols with prefix.
+func patientOf(prefix string) string { return prefix + "p" }
+
+// openRegistry opens (creating it if need be) the registry that serve
+// uses with --data-dir dir.
+func openRegistry(ctx context.Context, dir string) (*registry.Registry, error) {
+	return registry.Open(ctx, filepath.Join(dir, "patientpulse.db"))
+}
+
+// addStaff adds a staff member with a random password to reg, as
+// `patientpulse staff add` does, and issues them an API token, as
+// `patientpulse staff token` does.
+func addStaff(ctx context.Context, reg *registry.Registry, username string, role registry.Role) (token string, err error) {
+	var password [32]byte
+	for i := range password {
+		password[i] = byte('a' + rand.IntN(26))
+	}
+	if err := reg.AddStaff(ctx, username, role, string(password[:])); err != nil {
+		return "", err
+	}
+	return reg.IssueStaffToken(ctx, username, "bench")
+}
+
+// addStaffIn is addStaff on the registry in dir.
+func addStaffIn(ctx context.Context, dir, username string, role registry.Role) (token string, err error) {
+	reg, err := openRegistry(ctx, dir)
+	if err != nil {
+		return "", err
+	}
+	defer reg.Close()
+	return addStaff(ctx, reg, username, role)
 }
 
 // startProfile starts the CPU profile of --cpuprofile, if asked for.
@@ -60,7 +94,8 @@ func (b *bencher) startProfile() (stop func(), err error) {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
-		b.logf("CPU profile of (c) written to %s (go tool pprof -top -tagfocus role=serve %s)", b.s.CPUProfile, b.s.CPUProfile)
+		b.logf("CPU profile of (c) written to %s; serve without consoles: go tool pprof -top -tagfocus role=serve -tagignore consoles=connected %s; "+
+			"with: -tagignore consoles=none", b.s.CPUProfile, b.s.CPUProfile)
 	}, nil
 }
 
@@ -151,8 +186,15 @@ func serveConfig(args []string) (*server.Config, error) {
 }
 
 // pointsWritten reads the patientpulse_writer_points_written_total of
-// the serve at url, uncompressed, to spare serve's CPU.
+// the serve at url.
 func pointsWritten(url string) (int64, error) {
+	return serveMetric(url, "patientpulse_writer_points_written_total")
+}
+
+// serveMetric reads the metric name, a counter or gauge without labels,
+// of the serve at url, uncompressed, to spare serve's CPU; 0 when serve
+// has not set it (or has no such metric).
+func serveMetric(url, name string) (int64, error) {
 	req, err := http.NewRequest(http.MethodGet, url+"/metrics", nil)
 	if err != nil {
 		return 0, err
@@ -168,12 +210,12 @@ func pointsWritten(url string) (int64, error) {
 		return 0, err
 	}
 	for line := range strings.Lines(string(body)) {
-		if v, ok := strings.CutPrefix(line, "patientpulse_writer_points_written_total "); ok {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			return int64(f), err
 		}
 	}
-	return 0, nil // not written to yet
+	return 0, nil
 }
 
 // serveLogs keeps serve's log for error messages.

@@ -17,6 +17,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/registry"
 )
 
 // makeMessages builds n messages spread over the devices: payloads[d]
@@ -336,18 +337,55 @@ func countStored(ctx context.Context, url, prefix string) (int64, error) {
 // over publish start to the moment serve's points-written metric has
 // them all. serve acknowledges a message to the broker only once its
 // points are stored; InfluxDB's count of the points is checked after.
+// With --consoles, (c) runs a second time, from fresh services, with
+// that many admin consoles on serve's websocket, each subscribed to the
+// devices' patient: every stored sample goes to every console. The CPU
+// profile of --cpuprofile covers both runs.
 func (b *bencher) pipeline(ctx context.Context, payloads [][][]byte, res *Results) error {
-	b.logf("(c) pipeline end to end: %d messages from %d devices, QoS 1, into serve, stored and counted", b.s.Messages, b.s.Devices)
-	sv, err := startServices()
+	stopProfile, err := b.startProfile()
 	if err != nil {
 		return err
+	}
+	defer stopProfile()
+	if res.pipe, err = b.pipelineRun(ctx, payloads, 0); err != nil {
+		return err
+	}
+	if b.s.Consoles > 0 {
+		if res.pipeConsoles, err = b.pipelineRun(ctx, payloads, b.s.Consoles); err != nil {
+			return fmt.Errorf("with %d consoles: %w", b.s.Consoles, err)
+		}
+	}
+	return nil
+}
+
+// pipelineRun is one run of (c), from fresh services, with n consoles
+// connected from before the first publish (none when n is 0). Its goroutines, serve's
+// among them, carry the pprof label consoles=none or consoles=connected.
+func (b *bencher) pipelineRun(ctx context.Context, payloads [][][]byte, n int) (pipeFigures, error) {
+	var f pipeFigures
+	if n == 0 {
+		b.logf("(c) pipeline end to end: %d messages from %d devices, QoS 1, into serve, stored and counted", b.s.Messages, b.s.Devices)
+		ctx = pprof.WithLabels(ctx, pprof.Labels("consoles", "none"))
+	} else {
+		b.logf("(c) again, with %d admin consoles on /v1/ws, each subscribed to the devices' patient", n)
+		ctx = pprof.WithLabels(ctx, pprof.Labels("consoles", "connected"))
+	}
+	sv, err := startServices()
+	if err != nil {
+		return f, err
 	}
 	defer sv.close()
 	dir := sv.dir
 	const prefix = "bench-pipe-"
 	ids, _, err := enrolDevices(ctx, dir, prefix, b.s.Devices)
 	if err != nil {
-		return err
+		return f, err
+	}
+	var token string
+	if n > 0 {
+		if token, err = addStaffIn(ctx, dir, "bench-admin", registry.RoleAdmin); err != nil {
+			return f, err
+		}
 	}
 	topics := make([]string, len(ids))
 	for d := range ids {
@@ -355,20 +393,23 @@ func (b *bencher) pipeline(ctx context.Context, payloads [][][]byte, res *Result
 	}
 	srv, err := b.startServe(ctx, sv, dir, "--device-rate=0") // a few devices at full speed: no per-device limit
 	if err != nil {
-		return err
+		return f, err
 	}
 	defer srv.stop()
+	want := int64(b.s.Messages) * samplesPerMessage
+	var cs *consoles
+	if n > 0 {
+		if cs, err = openConsoles(ctx, srv.url, token, []string{patientOf(prefix)}, n); err != nil {
+			return f, err
+		}
+		defer cs.close() // before serve stops
+	}
 	clients, err := connectDevices(ctx, sv.mq.URL, ids)
 	if err != nil {
-		return err
+		return f, err
 	}
 	defer disconnectAll(clients)
-	want := int64(b.s.Messages) * samplesPerMessage
 
-	stopProfile, err := b.startProfile()
-	if err != nil {
-		return err
-	}
 	cpu := startCPUMeter(sv)
 	start := time.Now()
 	err = publishAll(ctx, clients, topics, payloads)
@@ -377,29 +418,40 @@ func (b *bencher) pipeline(ctx context.Context, payloads [][][]byte, res *Result
 	if err == nil {
 		end, err = waitFor(ctx, "points written", want, func() (int64, error) { return pointsWritten(srv.url) })
 	}
-	res.cpuC = cpu.since()
+	f.cpu = cpu.since()
 	// A message that came twice (QoS 1 is at least once) is written twice:
 	// the metric may reach want before every point is stored. Then the
 	// end is when InfluxDB's count reaches it.
-	var n int64
+	var count int64
 	if err == nil {
-		if n, err = countStored(ctx, sv.in.URL, prefix); err == nil && n < want {
+		if count, err = countStored(ctx, sv.in.URL, prefix); err == nil && count < want {
 			end, err = waitFor(ctx, "points counted in InfluxDB", want, func() (int64, error) {
 				return countStored(ctx, sv.in.URL, prefix)
 			})
 		}
 	}
-	stopProfile()
+	if err == nil && cs != nil {
+		var last time.Time
+		last, err = cs.drain(ctx, want, 10*time.Second)
+		f.consolesLag = last.Sub(end).Seconds()
+	}
 	if err != nil {
-		return fmt.Errorf("%w\n%s", err, srv.logs.tail())
+		return f, fmt.Errorf("%w\n%s", err, srv.logs.tail())
 	}
 	if err := checkStored(ctx, sv.in.URL, prefix, want); err != nil {
-		return err
+		return f, err
 	}
-	res.pipeCounted = want
-	res.pipeWritten, _ = pointsWritten(srv.url)
-	res.pipeSecs = end.Sub(start).Seconds()
-	res.pipeMsgs = float64(b.s.Messages) / res.pipeSecs
-	res.pipePubackMsgs = float64(b.s.Messages) / pubacked.Seconds()
-	return srv.stop()
+	if cs != nil {
+		if err := cs.figures(&f, start); err != nil {
+			b.logf("a console was disconnected, not for falling behind: %v", err)
+		}
+		cs.close()
+		f.feedDropped, _ = serveMetric(srv.url, "patientpulse_ws_samples_dropped_total")
+	}
+	f.counted = want
+	f.written, _ = pointsWritten(srv.url)
+	f.secs = end.Sub(start).Seconds()
+	f.msgs = float64(b.s.Messages) / f.secs
+	f.pubackMsgs = float64(b.s.Messages) / pubacked.Seconds()
+	return f, srv.stop()
 }

@@ -24,13 +24,15 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&s.Load, "load", s.Load, "(d): background messages per second while alert latency is measured")
 	fs.IntVar(&s.Alerts, "alerts", s.Alerts, "(d): alerts whose latency is measured, 50 a second")
 	fs.IntVar(&s.Patients, "patients", s.Patients, "(e): simulated patients held by analysis (figures are scaled to 10,000)")
+	fs.IntVar(&s.Consoles, "consoles", s.Consoles, "(c): run (c) again with this many admin consoles on /v1/ws, each subscribed to the devices' patient, and report both rates (0: not)")
 	fs.BoolVar(&quick, "quick", false, "small sizes, for a smoke test (flags given explicitly still win)")
 	fs.StringVar(&serveArgs, "serve-args", "", "extra serve flags for (c) and (d), space-separated, e.g. \"--write-concurrency=4\"")
-	fs.StringVar(&s.CPUProfile, "cpuprofile", "", "write a CPU profile of (c), the pipeline end to end, to this file (pprof labels role=serve, role=devices)")
+	fs.StringVar(&s.CPUProfile, "cpuprofile", "", "write a CPU profile of (c), the pipeline end to end, both runs, to this file (pprof labels role=serve|devices|consoles, consoles=none|connected)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: patientpulse bench [flags]\n\n"+
 			"Measures, on this machine and against its own Mosquitto and influxd, the broker's and InfluxDB's own\n"+
-			"rates, the pipeline's end-to-end rate, alert latency under load and analysis memory, and prints one table.\n\n")
+			"rates, the pipeline's end-to-end rate (without and with websocket consoles), alert latency under load and\n"+
+			"analysis memory, and prints one table.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -51,7 +53,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			v          *int
 			quickValue int
 		}{{"messages", &s.Messages, q.Messages}, {"devices", &s.Devices, q.Devices}, {"load", &s.Load, q.Load},
-			{"alerts", &s.Alerts, q.Alerts}, {"patients", &s.Patients, q.Patients}} {
+			{"alerts", &s.Alerts, q.Alerts}, {"patients", &s.Patients, q.Patients}, {"consoles", &s.Consoles, q.Consoles}} {
 			if !set[f.name] {
 				*f.v = f.quickValue
 			}

@@ -12,8 +12,9 @@ import (
 
 // TestBenchCommand runs `patientpulse bench --quick` in process (it starts
 // its own Mosquitto and influxd for each phase) and checks the table: every
-// row with its figures, the ratio lines and the targets. It judges no
-// figure: bench never fails on a time.
+// row with its figures, (c) without and with --quick's 3 consoles (which
+// must have received sample messages), the ratio lines and the targets.
+// It judges no figure: bench never fails on a time.
 func TestBenchCommand(t *testing.T) {
 	needServices(t) // the same binaries as TestMain's; bench starts its own
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -48,7 +49,7 @@ func TestBenchCommand(t *testing.T) {
 			t.Errorf("row %s: %q is not a positive number", row, cell)
 		}
 	}
-	for _, row := range []string{"(a)", "(b)", "(c)", "(c)/(a)", "(c)/(b)"} {
+	for _, row := range []string{"(a)", "(b)", "(c)", "(c+ws)", "(c)/(a)", "(c)/(b)", "(c+ws)/(c)"} {
 		cells, ok := rows[row]
 		if !ok {
 			t.Errorf("no row %s in:\n%s", row, out)
@@ -60,6 +61,8 @@ func TestBenchCommand(t *testing.T) {
 	for row, want := range map[string]*regexp.Regexp{
 		"(d)": regexp.MustCompile(`^[0-9]+\.[0-9] / [0-9]+\.[0-9] / [0-9]+\.[0-9] ms \(20 alerts; load 200 msgs/s`),
 		"(e)": regexp.MustCompile(`^[0-9]+\.[0-9]{2} MiB \(500 patients, 90 days`),
+		"(c+ws)": regexp.MustCompile(`^40000 points counted \(serve wrote [0-9]+\), [0-9.]+ s; PUBACKs at [0-9]+ msgs/s; ` +
+			`consoles received [0-9]+ sample messages \(the fewest [0-9]+ of 40000\); disconnected for falling behind: [0-3] of 3`),
 	} {
 		if cells, ok := rows[row]; !ok {
 			t.Errorf("no row %s in:\n%s", row, out)
@@ -74,15 +77,27 @@ func TestBenchCommand(t *testing.T) {
 		// --quick loads 200 msgs/s, so the 1,000 msgs/s target is not judged.
 		regexp.MustCompile(`(?m)^  alert p99 <= 250 ms at 1000 msgs/s: p99 [0-9]+\.[0-9] ms at 200 msgs/s: not judged`),
 		regexp.MustCompile(`(?m)^  analysis <= 50 MiB per 10,000 patients: [0-9]+\.[0-9]{2} MiB: (met|not met)$`),
+		// Both rates of (c), side by side.
+		regexp.MustCompile(`(?m)^  with 3 consoles: [0-9]+ msgs/s \([0-9]+ points/s\); without: [0-9]+ msgs/s \([0-9]+ points/s\); with/without: [0-9]+\.[0-9]{2}$`),
+		regexp.MustCompile(`(?m)^  sample messages received: [0-9]+ of 120000 \(3 consoles × 40000 points\); disconnected for falling behind: [0-3] of 3(, .* window)?$`),
 		// Where the CPU time went, and the ceiling it puts on (c).
 		regexp.MustCompile(`(?m)^\| broker \(a\) \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ µs \| [0-9]+% \|$`),
 		regexp.MustCompile(`(?m)^\| InfluxDB \(b\) \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ µs \| [0-9]+% \|$`),
 		regexp.MustCompile(`(?m)^\| pipeline \(c\) \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ µs \| [0-9]+% \|$`),
+		regexp.MustCompile(`(?m)^\| pipeline, 3 consoles \(c\+ws\) \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ µs \| [0-9]+% \|$`),
 		regexp.MustCompile(`(?m)^ceiling for \(c\) from CPU: [0-9]+ CPUs / \([0-9.]+ µs of \(a\) \+ [0-9.]+ µs of \(b\) per message\) = [0-9]+ msgs/s = [0-9]+% of the lower`),
 	} {
 		if !want.MatchString(out) {
 			t.Errorf("no line matching %s in:\n%s", want, out)
 		}
+	}
+	// The consoles received samples: a count, not only a figure that parses.
+	if cells := rows["(c+ws)"]; cells == nil {
+		t.Errorf("no row (c+ws) to count the consoles' sample messages in")
+	} else if m := regexp.MustCompile(`consoles received ([0-9]+) sample messages`).FindStringSubmatch(cells[4]); m == nil {
+		t.Errorf("no count of the consoles' sample messages in row (c+ws): %q", cells[4])
+	} else if n, _ := strconv.Atoi(m[1]); n <= 0 {
+		t.Errorf("the consoles received %d sample messages, want some:\n%s", n, out)
 	}
 	if regexp.MustCompile(`(NaN|Inf)\b`).MatchString(out) {
 		t.Errorf("a figure is not a number:\n%s", out)
@@ -98,6 +113,8 @@ func TestBenchCommandFlags(t *testing.T) {
 		{"bench", "--load", "-1"},
 		{"bench", "--alerts", "0"},
 		{"bench", "--patients", "0"},
+		{"bench", "--consoles", "-1"},
+		{"bench", "--consoles", "1001"},
 		{"bench", "extra"},
 		{"bench", "--serve-args", "--write-concurrency=0"},
 		{"bench", "--serve-args", "--no-such-flag"},

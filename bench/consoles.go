@@ -1,0 +1,259 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// samplePrefix starts every sample message as serve marshals it (type
+// is its first field); a message that does not start so is decoded to
+// tell its type.
+var samplePrefix = []byte(`{"type":"sample"`)
+
+// console is one staff console on serve's /v1/ws, as the consoles of (c)
+// hold it: subscribed to patients, reading every message as it comes.
+type console struct {
+	conn    *websocket.Conn
+	samples atomic.Int64 // sample messages received
+	closing atomic.Bool  // bench is closing it: the end of reading is no fault
+	done    chan struct{}
+	err     error     // why reading ended, once done is closed
+	ended   time.Time // when, once done is closed
+}
+
+// consoles are the consoles of one run of (c).
+type consoles struct {
+	all    []*console
+	closed sync.Once
+}
+
+// openConsoles connects n consoles to the serve at url with the staff
+// API token, each as a dashboard does: it reads hello (which must offer
+// the patients) and snapshot, subscribes to the patients and waits for
+// the answer. Each then reads continuously on a goroutine of its own,
+// under the pprof label role=consoles, counting the sample messages.
+// The caller closes them.
+func openConsoles(ctx context.Context, url, token string, patients []string, n int) (*consoles, error) {
+	cs := &consoles{}
+	for i := range n {
+		c, err := openConsole(ctx, url, token, patients)
+		if err != nil {
+			cs.close()
+			return nil, fmt.Errorf("console %d of %d: %w", i+1, n, err)
+		}
+		cs.all = append(cs.all, c)
+		go pprof.Do(ctx, pprof.Labels("role", "consoles"), func(context.Context) { c.read() })
+	}
+	return cs, nil
+}
+
+func openConsole(ctx context.Context, url, token string, patients []string) (*console, error) {
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+token)
+	dialer := websocket.Dialer{HandshakeTimeout: 30 * time.Second}
+	conn, resp, err := dialer.DialContext(ctx, "ws"+strings.TrimPrefix(url, "http")+"/v1/ws", h)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("websocket: %s", resp.Status)
+		}
+		return nil, fmt.Errorf("websocket: %w", err)
+	}
+	c := &console{conn: conn, done: make(chan struct{})}
+	if err := c.subscribe(patients); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// subscribe reads hello and snapshot, subscribes to the patients, and
+// reads until serve confirms, within 30 seconds.
+func (c *console) subscribe(patients []string) error {
+	_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	next := func() (map[string]json.RawMessage, string, error) {
+		_, data, err := c.conn.ReadMessage()
+		if err != nil {
+			return nil, "", err
+		}
+		var m map[string]json.RawMessage
+		var typ string
+		if err := json.Unmarshal(data, &m); err != nil || json.Unmarshal(m["type"], &typ) != nil {
+			return nil, "", fmt.Errorf("unreadable message %.200q", data)
+		}
+		return m, typ, nil
+	}
+	for _, want := range []string{"hello", "snapshot"} {
+		m, typ, err := next()
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", want, err)
+		}
+		if typ != want {
+			return fmt.Errorf("got %q, want %q", typ, want)
+		}
+		if typ == "hello" {
+			var offered []string
+			if err := json.Unmarshal(m["patients"], &offered); err != nil {
+				return fmt.Errorf("hello: patients: %w", err)
+			}
+			for _, p := range patients {
+				if !slices.Contains(offered, p) {
+					return fmt.Errorf("hello does not offer patient %s", p)
+				}
+			}
+		}
+	}
+	if err := c.conn.WriteJSON(map[string]any{"type": "subscribe", "patients": patients}); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	for {
+		m, typ, err := next()
+		if err != nil {
+			return fmt.Errorf("waiting for subscribed: %w", err)
+		}
+		switch typ {
+		case "subscribed":
+			return c.conn.SetReadDeadline(time.Time{})
+		case "error":
+			return fmt.Errorf("subscribe refused: %s", m["error"])
+		}
+	}
+}
+
+// read reads every message until the connection ends, counting sample
+// messages, into one reused buffer; pings are answered by the
+// websocket library as they are read.
+func (c *console) read() {
+	defer close(c.done)
+	var buf bytes.Buffer
+	for {
+		_, r, err := c.conn.NextReader()
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
+		if err != nil {
+			c.err, c.ended = err, time.Now()
+			return
+		}
+		if bytes.HasPrefix(buf.Bytes(), samplePrefix) {
+			c.samples.Add(1)
+			continue
+		}
+		var m struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(buf.Bytes(), &m) == nil && m.Type == "sample" {
+			c.samples.Add(1)
+		}
+	}
+}
+
+// gone reports whether the console's connection ended other than by
+// close, and whether serve ended it for falling behind (close code 1008,
+// policy violation: its send queue filled).
+func (c *console) gone() (gone, evicted bool) {
+	select {
+	case <-c.done:
+	default:
+		return false, false
+	}
+	evicted = websocket.IsCloseError(c.err, websocket.ClosePolicyViolation)
+	return evicted || !c.closing.Load(), evicted
+}
+
+// drain waits until every console still connected has want sample
+// messages, or until none has come for quiet (serve's live feed may drop
+// samples rather than hold up ingest), and returns when the last came.
+func (cs *consoles) drain(ctx context.Context, want int64, quiet time.Duration) (time.Time, error) {
+	last, moved := int64(-1), time.Now()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n, now := cs.received(want), time.Now()
+		if n != last {
+			last, moved = n, now
+		}
+		if n >= int64(len(cs.all))*want || now.Sub(moved) >= quiet {
+			return moved, nil
+		}
+		select {
+		case <-ctx.Done():
+			return now, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// received is the sample messages the consoles received in all, counting
+// at most want for each, and for a console that is gone want: it waits
+// for nothing more.
+func (cs *consoles) received(want int64) int64 {
+	var n int64
+	for _, c := range cs.all {
+		if gone, _ := c.gone(); gone {
+			n += want
+		} else {
+			n += min(c.samples.Load(), want)
+		}
+	}
+	return n
+}
+
+// figures puts the consoles' counts into f: their sample messages, the
+// fewest one received, and how many serve disconnected, for falling
+// behind (the first and the last when, in seconds from start) or
+// otherwise (the first such error in otherErr).
+func (cs *consoles) figures(f *pipeFigures, start time.Time) (otherErr error) {
+	f.consoles = len(cs.all)
+	for i, c := range cs.all {
+		n := c.samples.Load()
+		f.samples += n
+		if i == 0 || n < f.fewest {
+			f.fewest = n
+		}
+		switch gone, evicted := c.gone(); {
+		case evicted:
+			at := c.ended.Sub(start).Seconds()
+			if f.evicted == 0 || at < f.firstEvicted {
+				f.firstEvicted = at
+			}
+			f.lastEvicted = max(f.lastEvicted, at)
+			f.evicted++
+		case gone:
+			f.dropped++
+			if otherErr == nil {
+				otherErr = c.err
+			}
+		}
+	}
+	return otherErr
+}
+
+// close closes every console (a close frame, then the connection) and
+// waits for their readers to end; calling it again does nothing.
+func (cs *consoles) close() {
+	cs.closed.Do(func() {
+		var wg sync.WaitGroup
+		for _, c := range cs.all {
+			wg.Go(func() {
+				c.closing.Store(true)
+				_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
+					time.Now().Add(time.Second))
+				c.conn.Close()
+				<-c.done
+			})
+		}
+		wg.Wait()
+	})
+}
