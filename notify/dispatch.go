@@ -165,7 +165,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		wait := d.cfg.Poll
 		if started == 0 {
-			if next, ok, err := d.reg.NextDue(ctx); err == nil && ok {
+			if next, ok, err := d.reg.NextDue(ctx, d.inFlight()); err == nil && ok {
 				wait = min(wait, max(next.Sub(d.now()), d.cfg.Poll/10))
 			}
 		} else {
@@ -209,7 +209,7 @@ func (d *Dispatcher) attempt(ctx context.Context, it registry.Due) {
 	var res Result
 	m, err := d.message(ctx, it)
 	ch := d.channels[it.Channel]
-	start := d.now()
+	start := time.Now() // the attempt's duration, on the wall clock whatever d.now is
 	switch {
 	case ch == nil:
 		res = Result{Err: "the " + it.Channel + " channel is not set up"}

@@ -84,7 +84,7 @@ func (r *Router) Route(ctx context.Context, ev alerts.Event) ([]registry.OutboxD
 			}
 		}
 	case settles && ev.Alert.ID != 0:
-		paged, err := r.reg.Deliveries(ctx, registry.DeliveryFilter{AlertID: ev.Alert.ID})
+		paged, err := r.reg.Deliveries(ctx, registry.DeliveryFilter{AlertID: ev.Alert.ID, Channel: ChannelPagerDuty})
 		if err != nil {
 			return nil, err
 		}

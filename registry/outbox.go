@@ -166,21 +166,11 @@ const deliveryColumns = `d.id, d.event_id, d.alert_id, d.channel, d.recipient, d
 // same alert on the same channel to the same recipient and target, so
 // that a pager hears of an alert's changes in their order.
 func (r *Registry) DueDeliveries(ctx context.Context, now time.Time, limit int, skip []string) ([]Due, error) {
-	args := []any{formatTime(now)}
-	notIn := ""
-	if len(skip) > 0 {
-		notIn = " AND d.id NOT IN (?" + strings.Repeat(", ?", len(skip)-1) + ")"
-		for _, id := range skip {
-			args = append(args, id)
-		}
-	}
-	args = append(args, limit)
+	where, args := readyWhere(skip)
+	args = append([]any{formatTime(now)}, append(args, limit)...)
 	return queryAll(ctx, r, "due deliveries", `SELECT `+deliveryColumns+`, e.id, e.alert_id, e.patient_id, e.kind, e.at, e.body
 		FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id
-		WHERE d.state = 'pending' AND d.next_at <= ?`+notIn+`
-		AND NOT EXISTS (SELECT 1 FROM outbox_deliveries p WHERE p.state = 'pending' AND d.alert_id <> 0
-			AND p.alert_id = d.alert_id AND p.channel = d.channel AND p.recipient = d.recipient AND p.target = d.target
-			AND p.event_id < d.event_id)
+		WHERE d.next_at <= ? AND `+where+`
 		ORDER BY d.next_at, d.event_id LIMIT ?`, args,
 		func(s scanner) (Due, error) {
 			var d Due
@@ -196,11 +186,31 @@ func (r *Registry) DueDeliveries(ctx context.Context, now time.Time, limit int, 
 		})
 }
 
-// NextDue returns when the soonest pending delivery is due, and false when
-// none is pending.
-func (r *Registry) NextDue(ctx context.Context) (time.Time, bool, error) {
+// readyWhere is the condition, with its arguments, on the deliveries d
+// that DueDeliveries returns once they are due: pending, not in skip, and
+// waiting behind no earlier pending delivery.
+func readyWhere(skip []string) (string, []any) {
+	where := `d.state = 'pending'`
+	var args []any
+	if len(skip) > 0 {
+		where += " AND d.id NOT IN (?" + strings.Repeat(", ?", len(skip)-1) + ")"
+		for _, id := range skip {
+			args = append(args, id)
+		}
+	}
+	return where + `
+		AND NOT EXISTS (SELECT 1 FROM outbox_deliveries p WHERE p.state = 'pending' AND d.alert_id <> 0
+			AND p.alert_id = d.alert_id AND p.channel = d.channel AND p.recipient = d.recipient AND p.target = d.target
+			AND p.event_id < d.event_id)`, args
+}
+
+// NextDue returns when the soonest delivery DueDeliveries would return
+// (given the same skip) is due, and false when there is none: a delivery
+// in flight or waiting behind an earlier one is not.
+func (r *Registry) NextDue(ctx context.Context, skip []string) (time.Time, bool, error) {
+	where, args := readyWhere(skip)
 	var next sql.NullString
-	if err := r.db.QueryRowContext(ctx, `SELECT MIN(next_at) FROM outbox_deliveries WHERE state = 'pending'`).Scan(&next); err != nil {
+	if err := r.db.QueryRowContext(ctx, r.q(`SELECT MIN(d.next_at) FROM outbox_deliveries d WHERE `+where), args...).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due delivery: %w", err)
 	}
 	if !next.Valid {
@@ -243,6 +253,7 @@ func (r *Registry) FinishAttempt(ctx context.Context, a Attempt, state string, n
 type DeliveryFilter struct {
 	State   string
 	AlertID int64
+	Channel string
 	Limit   int // at most this many, newest first (default and maximum 1000)
 }
 
@@ -255,6 +266,9 @@ func (r *Registry) Deliveries(ctx context.Context, f DeliveryFilter) ([]OutboxDe
 	}
 	if f.AlertID != 0 {
 		where, args = append(where, "d.alert_id = ?"), append(args, f.AlertID)
+	}
+	if f.Channel != "" {
+		where, args = append(where, "d.channel = ?"), append(args, f.Channel)
 	}
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 1000
