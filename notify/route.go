@@ -18,20 +18,28 @@ import (
 //     rises and escalations of warning and critical alerts; Slack and
 //     Teams of those and their acknowledgements and resolutions;
 //   - each staff member on call in the tier an escalation reaches: on
-//     every channel of theirs (mail, ntfy, PagerDuty); a PagerDuty key
+//     every channel of theirs (mail when there is a mail server, ntfy,
+//     PagerDuty); a PagerDuty key
 //     paged for an alert also hears of its acknowledgement and
 //     resolution.
 type Router struct {
 	reg     *registry.Registry
 	webhook WebhookConfig
 	clinic  map[string]bool // the clinic-wide channels set up besides the webhook
+	mail    bool
 }
 
-// NewRouter returns a router over reg's staff contacts, with the
-// clinic-wide channels named (pagerduty, slack, teams, ntfy) set up.
-func NewRouter(reg *registry.Registry, webhook WebhookConfig, clinic ...string) *Router {
-	r := &Router{reg: reg, webhook: webhook, clinic: map[string]bool{}}
-	for _, c := range clinic {
+// Routes says which channels are set up.
+type Routes struct {
+	Webhook WebhookConfig
+	Clinic  []string // the clinic-wide channels besides the webhook: pagerduty, ntfy, slack, teams
+	Mail    bool     // staff members' addresses are mailed (there is a mail server)
+}
+
+// NewRouter returns a router over reg's staff contacts.
+func NewRouter(reg *registry.Registry, routes Routes) *Router {
+	r := &Router{reg: reg, webhook: routes.Webhook, clinic: map[string]bool{}, mail: routes.Mail}
+	for _, c := range routes.Clinic {
 		r.clinic[c] = true
 	}
 	return r
@@ -78,7 +86,7 @@ func (r *Router) Route(ctx context.Context, ev alerts.Event) ([]registry.OutboxD
 			for _, ch := range []struct{ channel, target string }{
 				{ChannelEmail, c.Email}, {ChannelNtfy, c.NtfyURL}, {ChannelPagerDuty, c.PagerDutyKey},
 			} {
-				if ch.target != "" {
+				if ch.target != "" && (ch.channel != ChannelEmail || r.mail) {
 					add(ch.channel, name, ch.target)
 				}
 			}

@@ -151,7 +151,7 @@ func TestRouteWebhook(t *testing.T) {
 		{"events", filtered, func(c string) bool { return c == alerts.ChangeOpened || c == alerts.ChangeResolved }},
 		{"no URL", WebhookConfig{Events: []string{alerts.ChangeOpened}}, func(string) bool { return false }},
 	} {
-		router := NewRouter(r.reg, tt.cfg)
+		router := NewRouter(r.reg, Routes{Webhook: tt.cfg, Mail: true})
 		for _, change := range changes {
 			for _, sev := range []string{analysis.SeverityInfo, analysis.SeverityCritical} {
 				ds, err := router.Route(t.Context(), alerts.Event{Change: change, Alert: alerts.Alert{ID: 999, Patient: "p-1", Severity: sev}})
@@ -177,8 +177,8 @@ func TestRouteWebhook(t *testing.T) {
 // channels set up.
 func TestRouteClinicChannels(t *testing.T) {
 	r := newRouteRig(t, false)
-	all := NewRouter(r.reg, WebhookConfig{}, ChannelPagerDuty, ChannelNtfy, ChannelSlack, ChannelTeams)
-	onlySlack := NewRouter(r.reg, WebhookConfig{}, ChannelSlack)
+	all := NewRouter(r.reg, Routes{Clinic: []string{ChannelPagerDuty, ChannelNtfy, ChannelSlack, ChannelTeams}, Mail: true})
+	onlySlack := NewRouter(r.reg, Routes{Clinic: []string{ChannelSlack}, Mail: true})
 	pages := map[string]bool{alerts.ChangeOpened: true, alerts.ChangeSeverityRaised: true, alerts.ChangeEscalated: true}
 	settles := map[string]bool{alerts.ChangeAcknowledged: true, alerts.ChangeResolved: true}
 	for _, change := range []string{alerts.ChangeOpened, alerts.ChangeUpdated, alerts.ChangeSeverityRaised, alerts.ChangeAcknowledged,
@@ -224,7 +224,7 @@ func TestRouteClinicChannels(t *testing.T) {
 func TestRouteStaff(t *testing.T) {
 	r := newRouteRig(t, true)
 	t.Run("escalation", func(t *testing.T) {
-		router := NewRouter(r.reg, WebhookConfig{}, ChannelPagerDuty)
+		router := NewRouter(r.reg, Routes{Clinic: []string{ChannelPagerDuty}, Mail: true})
 		a := r.open(router, "mrs", analysis.SeverityCritical)
 		got := a.change(alerts.ChangeEscalated, "alice", "bob", "carol", "dave", "erin", "nobody")
 		want := []string{
@@ -240,15 +240,20 @@ func TestRouteStaff(t *testing.T) {
 		if got := a.change(alerts.ChangeEscalated); !slices.Equal(got, []string{"pagerduty  "}) {
 			t.Errorf("escalation to nobody routed to %q, want the clinic's PagerDuty alone", got)
 		}
+		// Without a mail server, addresses are not mailed.
+		noMail := r.open(NewRouter(r.reg, Routes{}), "noise", analysis.SeverityCritical)
+		if got, want := noMail.change(alerts.ChangeEscalated, "alice"), []string{"ntfy alice https://ntfy.example/alice", "pagerduty alice key-alice"}; !slices.Equal(got, want) {
+			t.Errorf("escalation without a mail server routed to %q, want %q", got, want)
+		}
 		// A warning's escalation pages the staff too: escalation decides
 		// who is paged, routing does not second-guess it.
-		w := r.open(NewRouter(r.reg, WebhookConfig{}), "sleep", analysis.SeverityWarning)
+		w := r.open(NewRouter(r.reg, Routes{Mail: true}), "sleep", analysis.SeverityWarning)
 		if got := w.change(alerts.ChangeEscalated, "erin"); !slices.Equal(got, []string{"pagerduty erin key-erin"}) {
 			t.Errorf("a warning's escalation to erin routed to %q, want erin's key", got)
 		}
 	})
 	t.Run("settles", func(t *testing.T) {
-		router := NewRouter(r.reg, WebhookConfig{}, ChannelPagerDuty)
+		router := NewRouter(r.reg, Routes{Clinic: []string{ChannelPagerDuty}, Mail: true})
 		a := r.open(router, "hr", analysis.SeverityCritical)
 		b := r.open(router, "temp", analysis.SeverityCritical)
 		a.change(alerts.ChangeEscalated, "alice", "erin")
@@ -282,7 +287,7 @@ func TestRouteStaff(t *testing.T) {
 			t.Errorf("resolution of an alert never escalated routed to %q, want the clinic's PagerDuty", got)
 		}
 		// Without the clinic's PagerDuty, the staff keys still hear.
-		d := r.open(NewRouter(r.reg, WebhookConfig{}), "spo2", analysis.SeverityCritical)
+		d := r.open(NewRouter(r.reg, Routes{Mail: true}), "spo2", analysis.SeverityCritical)
 		d.change(alerts.ChangeEscalated, "erin")
 		if got := d.change(alerts.ChangeAcknowledged); !slices.Equal(got, []string{"pagerduty erin key-erin"}) {
 			t.Errorf("acknowledgement without the clinic's PagerDuty routed to %q, want erin's key", got)
@@ -294,7 +299,7 @@ func TestRouteStaff(t *testing.T) {
 // (the alert's change then fails with it) instead of paging nobody.
 func TestRouteRegistryError(t *testing.T) {
 	r := newRouteRig(t, false)
-	router := NewRouter(r.reg, WebhookConfig{})
+	router := NewRouter(r.reg, Routes{Mail: true})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	for _, change := range []string{alerts.ChangeEscalated, alerts.ChangeAcknowledged} {

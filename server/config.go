@@ -55,6 +55,9 @@ type Config struct {
 	webhookEvents string
 	Notify        notify.DispatchConfig
 	SMTP          notify.SMTPConfig
+	PagerDuty     notify.PagerDutyConfig
+	Chat          notify.ChatConfig
+	Ntfy          notify.NtfyConfig
 	// PublicURL is the console's address as staff reach it, which pages
 	// link to (--public-url); by default this server's own.
 	PublicURL string
@@ -176,6 +179,12 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.StringVar(&c.SMTP.Password, "smtp-password", "", "the mail server's password (prefer "+envPrefix+"SMTP_PASSWORD); replaces one in --smtp-url")
 	fs.StringVar(&c.SMTP.From, "smtp-from", "", "the address pages are mailed from, e.g. patientpulse@clinic.example")
 	fs.StringVar(&c.SMTP.CAFile, "smtp-ca-file", "", "PEM file of CAs to trust, beside the system's, for the mail server's certificate")
+	fs.StringVar(&c.PagerDuty.RoutingKey, "pagerduty-routing-key", "", "page the clinic's PagerDuty service (Events API v2 integration key; prefer "+envPrefix+"PAGERDUTY_ROUTING_KEY) with critical alerts")
+	fs.StringVar(&c.PagerDuty.URL, "pagerduty-url", notify.PagerDutyEventsURL, "PagerDuty's Events API v2 endpoint")
+	fs.StringVar(&c.Chat.SlackURL, "slack-webhook-url", "", "post warning and critical alerts, without patient data, to this Slack incoming webhook (prefer "+envPrefix+"SLACK_WEBHOOK_URL)")
+	fs.StringVar(&c.Chat.TeamsURL, "teams-webhook-url", "", "post warning and critical alerts, without patient data, to this Teams incoming webhook (prefer "+envPrefix+"TEAMS_WEBHOOK_URL)")
+	fs.StringVar(&c.Ntfy.URL, "ntfy-url", "", "push warning and critical alerts, without patient data, to this ntfy topic URL (https://ntfy.sh/clinic-oncall-x7f3)")
+	fs.StringVar(&c.Ntfy.Token, "ntfy-token", "", "access token for --ntfy-url's server (prefer "+envPrefix+"NTFY_TOKEN)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the console's address as staff reach it (https://pulse.clinic.example), which pages link to; default: this server's own")
 	return fs
 }
@@ -246,7 +255,8 @@ func (c *Config) Level() (slog.Level, error) {
 // completes c from them (the on-call schedule, the clinic's time zone).
 func (c *Config) Validate() error {
 	errs := []error{c.Limits.Validate(), c.Writer.Validate(), c.HTTPIngest.Validate(), c.Influx.Validate(), c.Auth.Validate(), c.Analysis.Validate()}
-	errs = append(errs, c.Alerts.Validate(), c.Webhook.Validate(), c.Notify.Validate(), c.SMTP.Validate(), c.validateSecrets(), c.validatePublicURL())
+	errs = append(errs, c.Alerts.Validate(), c.Webhook.Validate(), c.Notify.Validate(), c.SMTP.Validate(),
+		c.PagerDuty.Validate(), c.Chat.Validate(), c.Ntfy.Validate(), c.validateSecrets(), c.validatePublicURL())
 	if c.oncallFile != "" {
 		s, err := alerts.LoadOnCall(c.oncallFile)
 		errs = append(errs, err)
