@@ -12,6 +12,7 @@ type Purged struct {
 	Transitions int64
 	Alerts      int64 // resolved alerts, each with its events, outbox rows and delivery attempts
 	AlertEvents int64
+	Digests     int64 // digests (outbox events of no alert) written before the cutoff, with their deliveries
 }
 
 // purgeBatch is how many rows one purge transaction deletes at most, so
@@ -23,8 +24,10 @@ const purgeBatch = 1000
 //
 //   - transitions recorded before it, except the newest of each patient,
 //     rule and change, from which analysis resumes (LatestTransitions);
-//   - resolved alerts resolved before it, with their events and webhook
-//     delivery records.
+//   - resolved alerts resolved before it, with their events, outbox rows
+//     and delivery attempts;
+//   - digests written before it, delivered or failed, with their
+//     deliveries and attempts (a pending one is kept).
 //
 // Active (firing, acknowledged) and suppressed alerts are kept however
 // old. The audit log is never deleted: its triggers refuse it.
@@ -100,6 +103,28 @@ func (r *Registry) PurgeHistory(ctx context.Context, before time.Time) (Purged, 
 		if len(ids) < purgeBatch {
 			break
 		}
+	}
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		done := `SELECT id FROM outbox_events WHERE alert_id = 0 AND at < ? AND id NOT IN (
+			SELECT event_id FROM outbox_deliveries WHERE state = 'pending')`
+		for _, q := range []string{
+			`DELETE FROM delivery_attempts WHERE alert_id = 0 AND delivery IN (SELECT id FROM outbox_deliveries WHERE event_id IN (` + done + `))`,
+			`DELETE FROM outbox_deliveries WHERE event_id IN (` + done + `)`,
+		} {
+			if _, err := tx.ExecContext(ctx, r.q(q), cutoff); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, r.q(`DELETE FROM outbox_events WHERE alert_id = 0 AND at < ? AND id NOT IN (
+			SELECT event_id FROM outbox_deliveries)`), cutoff)
+		if err != nil {
+			return err
+		}
+		p.Digests, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return p, fmt.Errorf("purge digests: %w", err)
 	}
 	return p, nil
 }

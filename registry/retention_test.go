@@ -63,9 +63,10 @@ func TestPurgeSessions(t *testing.T) {
 	}
 }
 
-// TestPurgeHistory: transitions and resolved alerts older than the
-// retention go, with their events; active alerts, each rule's latest
-// transitions and the audit log stay.
+// TestPurgeHistory: transitions, resolved alerts and settled digests
+// older than the retention go, with their events and deliveries; active
+// alerts, pending digests, each rule's latest transitions and the audit
+// log stay.
 func TestPurgeHistory(t *testing.T) {
 	r, _ := openTest(t)
 	ctx := t.Context()
@@ -111,14 +112,46 @@ func TestPurgeHistory(t *testing.T) {
 	recentResolved := alert("b", AlertResolved, old, recent)
 	oldFiring := alert("c", AlertFiring, old, time.Time{})
 	oldAcked := alert("d", AlertAcknowledged, old, time.Time{})
+	// Digests: an old delivered one goes, an old pending one and a
+	// recent one stay.
+	digest := func(id string, at time.Time, state string) {
+		t.Helper()
+		if _, err := r.AddOutbox(ctx, Outbox{Kind: "digest", At: at, Body: []byte("{}"),
+			Deliveries: []OutboxDelivery{{ID: id, Channel: "email", Recipient: "alice", Target: "alice@example.org"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if state != DeliveryPending {
+			if err := r.FinishAttempt(ctx, Attempt{Delivery: id, Channel: "email", Event: "digest", Attempt: 1, At: at, Outcome: state}, state, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	digest("digest-old", old, DeliveryDelivered)
+	digest("digest-old-pending", old, DeliveryPending)
+	digest("digest-recent", recent, DeliveryDelivered)
 	audit := count(t, r, `SELECT COUNT(*) FROM audit`)
 
 	p, err := r.PurgeHistory(ctx, now.AddDate(0, 0, -30))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p != (Purged{Transitions: 2, Alerts: 1, AlertEvents: 2}) {
-		t.Errorf("PurgeHistory = %+v, want 2 transitions, 1 alert with its 2 events", p)
+	if p != (Purged{Transitions: 2, Alerts: 1, AlertEvents: 2, Digests: 1}) {
+		t.Errorf("PurgeHistory = %+v, want 2 transitions, 1 alert with its 2 events, 1 digest", p)
+	}
+	ds, err := r.Deliveries(ctx, DeliveryFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, d := range ds {
+		left = append(left, d.ID)
+	}
+	slices.Sort(left)
+	if want := []string{"digest-old-pending", "digest-recent"}; !slices.Equal(left, want) {
+		t.Errorf("deliveries left %v, want %v", left, want)
+	}
+	if n := count(t, r, `SELECT COUNT(*) FROM delivery_attempts WHERE delivery = 'digest-old'`); n != 0 {
+		t.Errorf("the purged digest keeps %d attempts", n)
 	}
 	ts, err := r.Transitions(ctx, "p-1", 0, 100)
 	if err != nil {

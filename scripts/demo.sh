@@ -50,16 +50,6 @@ bash scripts/services.sh install-ui || true
 echo "demo: starting the local Mosquitto, InfluxDB and Mailpit (usually a few seconds)"
 bash scripts/services.sh start
 
-# serve mails its pages to Mailpit once it has --smtp-url; an older serve
-# runs without.
-smtp_flags=()
-mail_note="pages to on-call staff arrive here"
-serve_help=$("$BIN" serve --help 2>&1 || true)
-if grep -q -- -smtp-url <<<"$serve_help"; then
-	smtp_flags=(--smtp-url "smtp://127.0.0.1:$SMTP_PORT" --smtp-from patientpulse@demo.clinic.invalid)
-else
-	mail_note="no mail arrives: this serve has no --smtp-url"
-fi
 # The mailpit of go install, standing in when install-ui failed, serves
 # its API but no web UI.
 mail_api_note=""
@@ -96,6 +86,10 @@ login() {
 CLINICIAN_PASSWORD=$(login demo-clinician clinician)
 ONCALL_PASSWORD=$(login demo-oncall oncall)
 ADMIN_PASSWORD=$(login demo-admin admin)
+# Where the rota's members are paged: mail, which Mailpit keeps.
+for user in demo-oncall demo-admin; do
+	admin staff contact --username "$user" --email "$user@demo.clinic.invalid" >/dev/null
+done
 
 # The on-call rota: demo-oncall first, the admin a quarter of an hour on.
 cat >.local/oncall.yaml <<EOF
@@ -106,7 +100,8 @@ tiers:
 EOF
 
 "$BIN" serve --config "$CONFIG" --http-addr "127.0.0.1:$HTTP_PORT" --oncall-schedule .local/oncall.yaml \
-	--alert-fire-after 0s --analysis-interval 5s ${smtp_flags[@]+"${smtp_flags[@]}"} >>.local/log/serve.log 2>&1 &
+	--alert-fire-after 0s --analysis-interval 5s \
+	--smtp-url "smtp://127.0.0.1:$SMTP_PORT" --smtp-from patientpulse@demo.clinic.invalid >>.local/log/serve.log 2>&1 &
 pids+=($!)
 echo "demo: starting patientpulse serve on $URL (usually a few seconds; log: .local/log/serve.log)"
 for _ in $(seq 1 60); do
@@ -132,12 +127,12 @@ cat <<EOF
 patientpulse is running with a simulated clinic (logs: .local/log/serve.log, .local/log/simulate.log)
   dashboard      $URL/
                    clinician   demo-clinician / $CLINICIAN_PASSWORD   (the $PATIENTS simulated patients)
-                   on call     demo-oncall / $ONCALL_PASSWORD   (every active alert; critical ones page this account)
-                   admin       demo-admin / $ADMIN_PASSWORD   (everything: staff, audit log)
+                   on call     demo-oncall / $ONCALL_PASSWORD   (every active alert; critical ones are mailed to this account)
+                   admin       demo-admin / $ADMIN_PASSWORD   (everything: staff, audit log; paged 15 minutes on)
   API            $URL  (health $URL/healthz, readiness $URL/readyz, metrics $URL/metrics)
   MQTT broker    tcp://127.0.0.1:$MQTT_PORT  (no anonymous access: each device logs in with its id and token)
   InfluxDB       $(grep influx-url "$CONFIG" | cut -d' ' -f2)  (bucket patientpulse)
-  mail (Mailpit): $MAIL_URL — $mail_note
+  mail (Mailpit): $MAIL_URL — pages to on-call staff arrive here; their links acknowledge in one tap
                  SMTP smtp://127.0.0.1:$SMTP_PORT  (any login, or none)$mail_api_note
   patients       sim-p001 ... : responding to treatment, and one persona for each rule kind
                  (sleep decline, missed doses, a silent watch, worsening mood, an HRV drop,

@@ -61,6 +61,6 @@ func (p *purger) purge(ctx context.Context) {
 	case err != nil && ctx.Err() == nil:
 		p.log.Warn("purge of old transitions and alerts failed", "err", err)
 	case h != registry.Purged{}:
-		p.log.Info("history older than the retention purged", "transitions", h.Transitions, "alerts", h.Alerts, "alert_events", h.AlertEvents)
+		p.log.Info("history older than the retention purged", "transitions", h.Transitions, "alerts", h.Alerts, "alert_events", h.AlertEvents, "digests", h.Digests)
 	}
 }
