@@ -27,7 +27,7 @@ const (
 	datasourceID = "prometheus"
 )
 
-// The metrics that issue 6 asks the operators' dashboard to show.
+// The metrics that issues 6 and 14 ask the operators' dashboard to show.
 var required = []string{
 	"patientpulse_ingest_messages_total",
 	"patientpulse_ingest_samples_accepted_total",
@@ -51,7 +51,10 @@ var required = []string{
 	"patientpulse_ws_clients",
 	"patientpulse_ws_evictions_total",
 	"patientpulse_ws_messages_sent_total",
-	"patientpulse_webhook_deliveries_total",
+	"patientpulse_ws_samples_dropped_total",
+	"patientpulse_notify_attempts_total",
+	"patientpulse_notify_deliveries",
+	"patientpulse_notify_attempt_seconds",
 	"patientpulse_signins_total",
 	"patientpulse_access_denied_total",
 	"process_resident_memory_bytes",
@@ -79,13 +82,25 @@ type dashboard struct {
 }
 
 type panel struct {
-	ID         int         `json:"id"`
-	Type       string      `json:"type"`
-	Title      string      `json:"title"`
-	Datasource *datasource `json:"datasource"`
-	GridPos    gridPos     `json:"gridPos"`
-	Targets    []target    `json:"targets"`
-	Panels     []panel     `json:"panels"` // a collapsed row's
+	ID          int         `json:"id"`
+	Type        string      `json:"type"`
+	Title       string      `json:"title"`
+	Description string      `json:"description"`
+	Datasource  *datasource `json:"datasource"`
+	GridPos     gridPos     `json:"gridPos"`
+	FieldConfig struct {
+		Defaults struct {
+			Thresholds struct {
+				Mode  string `json:"mode"`
+				Steps []struct {
+					Color string   `json:"color"`
+					Value *float64 `json:"value"`
+				} `json:"steps"`
+			} `json:"thresholds"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
+	Targets []target `json:"targets"`
+	Panels  []panel  `json:"panels"` // a collapsed row's
 }
 
 type datasource struct {
@@ -209,6 +224,42 @@ func TestDashboardPanels(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFailedDeliveriesShow: a delivery marked failed (given up after
+// --notify-give-up, or refused for good) is never sent again, so issue 14
+// wants it seen: a stat of the outbox's failed deliveries turns red at one.
+func TestFailedDeliveriesShow(t *testing.T) {
+	failed := regexp.MustCompile(`^sum\(patientpulse_notify_deliveries\{state="failed"\}\)$`)
+	found := false
+	for _, d := range loadDashboards(t) {
+		_, panels := allPanels(d)
+		for _, p := range panels {
+			if p.Type != "stat" || len(p.Targets) != 1 || !failed.MatchString(p.Targets[0].Expr) {
+				continue
+			}
+			found = true
+			th := p.FieldConfig.Defaults.Thresholds
+			if th.Mode != "absolute" || len(th.Steps) != 2 || th.Steps[0].Color != "green" || th.Steps[0].Value != nil ||
+				th.Steps[1].Color != "red" || th.Steps[1].Value == nil || *th.Steps[1].Value != 1 {
+				var steps []string
+				for _, s := range th.Steps {
+					if s.Value == nil {
+						steps = append(steps, s.Color)
+					} else {
+						steps = append(steps, fmt.Sprintf("%s from %g", s.Color, *s.Value))
+					}
+				}
+				t.Errorf("panel %q: thresholds %s: %s; want absolute: green, red from 1", p.Title, th.Mode, strings.Join(steps, ", "))
+			}
+			if !strings.Contains(p.Description, "--notify-give-up") {
+				t.Errorf("panel %q: the description does not say when a delivery fails (--notify-give-up)", p.Title)
+			}
+		}
+	}
+	if !found {
+		t.Error(`no stat panel shows sum(patientpulse_notify_deliveries{state="failed"})`)
 	}
 }
 
