@@ -111,6 +111,11 @@ func NewDispatcher(cfg DispatchConfig, reg *registry.Registry, channels map[stri
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
 		}, []string{"channel"}),
 	}
+	for name := range channels { // every series from the start, so that rate() sees the first attempt
+		for _, outcome := range []string{"delivered", "retrying", "failed"} {
+			d.outcomes.WithLabelValues(name, outcome)
+		}
+	}
 	if promReg != nil {
 		promReg.MustRegister(d.outcomes, d.states, d.seconds)
 	}
