@@ -6,14 +6,15 @@
 // services, and each phase starts from empty services:
 //
 //	(a) Mosquitto's own QoS 1 rate, publishers to a plain subscriber;
-//	(b) InfluxDB's own write rate, in the pipeline's line protocol and
-//	    batches;
+//	(b) InfluxDB's own write rate for (c)'s points, in the pipeline's
+//	    line protocol and batches;
 //	(c) the pipeline end to end: the same messages as (a), QoS 1 into
 //	    serve (in process, package server, a fresh registry), stored,
 //	    acknowledged, and counted in InfluxDB; then again, from fresh
-//	    services, with --consoles admin consoles on serve's websocket,
-//	    each subscribed to the devices' patient, so that every stored
-//	    sample goes out to every console;
+//	    services, with --consoles clinicians' consoles on serve's
+//	    websocket, each subscribed to its care team of
+//	    --console-patients patients, so that every stored sample goes out
+//	    to the console that watches its patient;
 //	(d) publish-to-websocket alert latency under background load;
 //	(e) analysis memory per 10,000 simulated patients (package simulate's
 //	    cohort).
@@ -44,6 +45,7 @@ const (
 	writesInFlight    = 2    // (b): writes in flight, serve's --write-concurrency default
 	historyDays       = 90   // (e): days of history each patient's analysis holds
 	stuckAfter        = time.Minute
+	maxPipePatients   = 10000 // (c): patients, and wearables, enrolled
 	bucket            = "patientpulse"
 )
 
@@ -58,25 +60,26 @@ const (
 
 // Settings are a run's sizes and options (bench's flags).
 type Settings struct {
-	Messages   int      // (a), (b), (c): messages of 10 heart-rate samples each
-	Devices    int      // (a), (c): devices publishing at once, each its own MQTT client
-	Load       int      // (d): background messages per second while alert latency is measured
-	Alerts     int      // (d): alerts whose latency is measured, 50 a second
-	Patients   int      // (e): simulated patients held by analysis (figures are scaled to 10,000)
-	Consoles   int      // (c): admin consoles on /v1/ws in (c)'s second run; 0: no second run
-	ServeArgs  []string // extra serve flags for (c) and (d)
-	CPUProfile string   // write a CPU profile of (c) to this file
+	Messages        int      // (a), (b), (c): messages of 10 heart-rate samples each
+	Devices         int      // (a), (c): devices publishing at once, each its own MQTT client, in (c) for one or more wearables (see fleet)
+	Load            int      // (d): background messages per second while alert latency is measured
+	Alerts          int      // (d): alerts whose latency is measured, 50 a second
+	Patients        int      // (e): simulated patients held by analysis (figures are scaled to 10,000)
+	Consoles        int      // (c): clinicians' consoles on /v1/ws in (c)'s second run; 0: no second run
+	ConsolePatients int      // (c): each console's care team; with consoles, (c) has Consoles × ConsolePatients patients
+	ServeArgs       []string // extra serve flags for (c) and (d)
+	CPUProfile      string   // write a CPU profile of (c) to this file
 }
 
 // DefaultSettings are the sizes of a full run: about 20-30 s of (c) on a
 // small machine, and the load and patients of the targets.
 func DefaultSettings() Settings {
-	return Settings{Messages: 200000, Devices: 8, Load: targetLoad, Alerts: 200, Patients: targetPatients, Consoles: 50}
+	return Settings{Messages: 200000, Devices: 8, Load: targetLoad, Alerts: 200, Patients: targetPatients, Consoles: 50, ConsolePatients: 5}
 }
 
 // QuickSettings are small sizes, for a smoke test.
 func QuickSettings() Settings {
-	return Settings{Messages: 4000, Devices: 4, Load: 200, Alerts: 20, Patients: 500, Consoles: 3}
+	return Settings{Messages: 4000, Devices: 4, Load: 200, Alerts: 20, Patients: 500, Consoles: 20, ConsolePatients: 5}
 }
 
 // Validate reports every problem of s at once, the serve flags of
@@ -86,8 +89,8 @@ func (s Settings) Validate() error {
 	if s.Devices < 1 || s.Devices > 1000 {
 		problems = append(problems, errors.New("bench: --devices must be 1 to 1000"))
 	}
-	if s.Messages < s.Devices || s.Messages > 5_000_000 {
-		problems = append(problems, errors.New("bench: --messages must be at least --devices and at most 5000000"))
+	if s.Messages < max(s.Devices, s.Consoles*s.ConsolePatients) || s.Messages > 5_000_000 {
+		problems = append(problems, errors.New("bench: --messages must be at least --devices and --consoles × --console-patients, and at most 5000000"))
 	}
 	if s.Load < 1 || s.Load > 100000 {
 		problems = append(problems, errors.New("bench: --load must be 1 to 100000 messages a second"))
@@ -100,6 +103,11 @@ func (s Settings) Validate() error {
 	}
 	if s.Consoles < 0 || s.Consoles > 1000 {
 		problems = append(problems, errors.New("bench: --consoles must be 0 to 1000"))
+	}
+	if s.ConsolePatients < 1 || s.ConsolePatients > 1000 {
+		problems = append(problems, errors.New("bench: --console-patients must be 1 to 1000"))
+	} else if s.Consoles*s.ConsolePatients > maxPipePatients {
+		problems = append(problems, fmt.Errorf("bench: --consoles × --console-patients must be at most %d", maxPipePatients))
 	}
 	if err := errors.Join(problems...); err != nil {
 		return err
@@ -160,7 +168,8 @@ type pipeFigures struct {
 	// The consoles, in a run with them.
 	consoles     int     // connected before the first publish
 	samples      int64   // sample messages they received, in all
-	fewest       int64   // the fewest sample messages one received
+	expected     int64   // their care teams' samples, in all
+	complete     int     // consoles that received every sample of their care team
 	evicted      int     // disconnected by serve for falling behind,
 	firstEvicted float64 // the first this many seconds after the first publish,
 	lastEvicted  float64 // and the last this many
@@ -179,7 +188,7 @@ func (b *bencher) run(ctx context.Context) (*Results, error) {
 	if err != nil {
 		return nil, err
 	}
-	payloads := makeMessages(b.s.Messages, b.s.Devices, time.Now())
+	payloads := makeMessages(b.s.Messages, newFleet(b.s), time.Now())
 	err = func() error {
 		defer sv.close()
 		if err := b.broker(ctx, sv, payloads, res); err != nil {

@@ -35,15 +35,17 @@ import (
 
 const benchDevices = 8 // devices publishing at once, as bench's default --devices
 
-// newBencher is a bencher for b: b.N messages (and alerts) from
+// newBencher is a bencher for b: b.N messages (at least one for each
+// device and each patient of the consoles' care teams) and alerts from
 // benchDevices devices, serve with PP_BENCH_ARGS, progress to the log.
 func newBencher(b *testing.B) *bencher {
 	s := DefaultSettings()
-	s.Messages, s.Devices, s.Alerts = max(b.N, benchDevices), benchDevices, b.N
+	s.Devices, s.Alerts = benchDevices, b.N
 	s.ServeArgs = strings.Fields(os.Getenv("PP_BENCH_ARGS"))
 	if v, err := strconv.Atoi(os.Getenv("PP_BENCH_CONSOLES")); err == nil {
 		s.Consoles = v
 	}
+	s.Messages = max(b.N, s.Devices, s.Consoles*s.ConsolePatients)
 	if err := s.Validate(); err != nil {
 		b.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func BenchmarkBrokerQoS1(b *testing.B) {
 	bn := newBencher(b)
 	sv := startTestServices(b)
 	var res Results
-	if err := bn.broker(context.Background(), sv, makeMessages(bn.s.Messages, bn.s.Devices, time.Now()), &res); err != nil {
+	if err := bn.broker(context.Background(), sv, makeMessages(bn.s.Messages, newFleet(bn.s), time.Now()), &res); err != nil {
 		b.Fatal(err)
 	}
 	reportRate(b, bn.s.Messages, res.brokerSecs)
@@ -92,38 +94,42 @@ func BenchmarkInfluxWrite(b *testing.B) {
 
 // BenchmarkIngestMQTT is rows (c) and (c+ws): devices publish with QoS
 // 1 into serve until every message is stored and counted in InfluxDB,
-// then again, from fresh services, with 50 admin consoles on the
+// then again, from fresh services, with 50 clinicians' consoles on the
 // websocket (PP_BENCH_CONSOLES changes it; 0: no second run), each
-// subscribed to the devices' patient. ns/op, msgs/s and points/s are
-// those without consoles; "puback-msgs/s" is how fast the broker took
-// them. "ws-msgs/s" is the rate with the consoles, "ws-samples" the
-// sample messages they received in all, and "ws-evicted" how many serve
-// disconnected for falling behind.
+// subscribed to its care team of 5 of the 250 patients. ns/op, msgs/s
+// and points/s are those without consoles; "puback-msgs/s" is how fast
+// the broker took them. "ws-msgs/s" is the rate with the consoles,
+// "ws-samples" the sample messages they received in all (of their care
+// teams' b.N × 10), "ws-evicted" how many serve disconnected for
+// falling behind, and "ws-feed-dropped" the device messages whose
+// samples serve's live feed dropped.
 func BenchmarkIngestMQTT(b *testing.B) {
 	bn := newBencher(b)
 	var res Results
 	// (c) starts its own services: Require skips where they are missing.
-	testservices.Require(b, bn.pipeline(context.Background(), makeMessages(bn.s.Messages, bn.s.Devices, time.Now()), &res))
+	testservices.Require(b, bn.pipeline(context.Background(), makeMessages(bn.s.Messages, newFleet(bn.s), time.Now()), &res))
 	reportRate(b, bn.s.Messages, res.pipe.secs)
 	b.ReportMetric(res.pipe.pubackMsgs, "puback-msgs/s")
 	if bn.s.Consoles > 0 {
 		b.ReportMetric(res.pipeConsoles.msgs, "ws-msgs/s")
 		b.ReportMetric(float64(res.pipeConsoles.samples), "ws-samples")
 		b.ReportMetric(float64(res.pipeConsoles.evicted), "ws-evicted")
+		b.ReportMetric(float64(res.pipeConsoles.feedDropped), "ws-feed-dropped")
 	}
 }
 
-// TestPipelineConsoles runs (c) small, with 3 consoles in its second
-// run: both runs have a rate, and the consoles received samples: every
-// one stored, each console that serve did not disconnect for falling
-// behind, unless serve's live feed dropped some. It judges no rate.
+// TestPipelineConsoles runs (c) small, with --quick's 20 clinicians'
+// consoles, each watching 5 of the 100 patients, in its second run: both
+// runs have a rate, no console was disconnected, and the consoles
+// received their care teams' samples, every one unless serve's live feed
+// dropped some. It judges no rate.
 func TestPipelineConsoles(t *testing.T) {
 	s := QuickSettings()
-	s.Messages, s.Consoles = 2000, 3
+	s.Messages = 2000
 	bn := &bencher{s: s, progress: t.Output()}
 	var res Results
 	// (c) starts its own services: Require skips where they are missing.
-	testservices.Require(t, bn.pipeline(t.Context(), makeMessages(s.Messages, s.Devices, time.Now()), &res))
+	testservices.Require(t, bn.pipeline(t.Context(), makeMessages(s.Messages, newFleet(s), time.Now()), &res))
 	want := int64(s.Messages) * samplesPerMessage
 	for name, f := range map[string]pipeFigures{"without consoles": res.pipe, "with consoles": res.pipeConsoles} {
 		if !(f.msgs > 0) || f.counted != want {
@@ -131,22 +137,25 @@ func TestPipelineConsoles(t *testing.T) {
 		}
 	}
 	c := res.pipeConsoles
-	t.Logf("without consoles %.0f msgs/s, with %d %.0f msgs/s; %d sample messages (fewest %d of %d), %d evicted, %d dropped; "+
-		"the live feed dropped the samples of %d messages", res.pipe.msgs, c.consoles, c.msgs, c.samples, c.fewest, want, c.evicted, c.dropped, c.feedDropped)
+	t.Logf("without consoles %.0f msgs/s, with %d %.0f msgs/s; %d of %d sample messages, %d consoles complete, %d evicted, %d dropped; "+
+		"the live feed dropped the samples of %d messages", res.pipe.msgs, c.consoles, c.msgs, c.samples, c.expected, c.complete,
+		c.evicted, c.dropped, c.feedDropped)
 	if res.pipe.consoles != 0 || res.pipe.samples != 0 {
 		t.Errorf("the run without consoles had %d consoles and %d samples", res.pipe.consoles, res.pipe.samples)
 	}
-	if c.consoles != 3 || c.dropped != 0 {
-		t.Errorf("%d consoles, %d disconnected other than for falling behind; want 3 and 0", c.consoles, c.dropped)
+	if c.consoles != s.Consoles || c.evicted != 0 || c.dropped != 0 {
+		t.Errorf("%d consoles, %d disconnected for falling behind, %d otherwise; want %d, 0 and 0", c.consoles, c.evicted, c.dropped, s.Consoles)
+	}
+	// Each patient is in one care team: the care teams' samples are every sample.
+	if c.expected != want {
+		t.Errorf("the care teams' samples are %d, want every stored one, %d", c.expected, want)
 	}
 	if c.samples <= 0 {
 		t.Fatalf("the consoles received no sample message")
 	}
-	if kept := int64(c.consoles - c.evicted - c.dropped); c.feedDropped == 0 && c.samples < kept*want {
-		t.Errorf("the consoles received %d sample messages; want at least %d for the %d left connected", c.samples, kept*want, kept)
-	}
-	if c.evicted == 0 && c.feedDropped == 0 && c.fewest < want {
-		t.Errorf("a console that stayed connected received %d sample messages of %d", c.fewest, want)
+	if c.feedDropped == 0 && (c.samples < want || c.complete != c.consoles) {
+		t.Errorf("serve's live feed dropped nothing, yet the consoles received %d sample messages of %d, %d of %d consoles every one of theirs",
+			c.samples, want, c.complete, c.consoles)
 	}
 }
 
@@ -168,7 +177,8 @@ func benchHTTP(b *testing.B, clients int) {
 	sv := startTestServices(b)
 	const prefix = "bench-http-"
 	dir := b.TempDir()
-	_, tokens, err := enrolDevices(ctx, dir, prefix, clients)
+	fl := fleet{conns: clients, wearables: clients, patients: clients} // a wearable, and a patient, a client
+	_, tokens, err := enrolDevices(ctx, dir, prefix, fl)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -181,7 +191,7 @@ func benchHTTP(b *testing.B, clients int) {
 			b.Error(err)
 		}
 	})
-	payloads := makeMessages(b.N, clients, time.Now())
+	payloads := makeMessages(b.N, fl, time.Now())
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = clients
 	client := &http.Client{Transport: transport, Timeout: time.Minute}
@@ -265,26 +275,31 @@ func BenchmarkAlertLatency(b *testing.B) {
 }
 
 // TestPrintConsoles: with --consoles 0 the table has no (c+ws) rows nor
-// console lines; with consoles it has both rates side by side, what the
-// consoles received, and their CPU row.
+// console lines; with consoles it has both rates side by side, the care
+// teams, what the consoles received, the live feed's drops, and their CPU
+// row.
 func TestPrintConsoles(t *testing.T) {
 	ok := cpuUse{bench: time.Second, ok: true}
 	r := &Results{brokerMsgs: 40000, influxMsgs: 50000, memPatients: 1, cpuA: ok, cpuB: ok,
 		pipe: pipeFigures{msgs: 15000, counted: 40000, cpu: ok},
-		pipeConsoles: pipeFigures{msgs: 12000, secs: 3.33, counted: 40000, cpu: ok, consoles: 2, samples: 41000, fewest: 1000, evicted: 1,
-			firstEvicted: 0.5, lastEvicted: 0.5, consolesLag: 0.25}}
+		pipeConsoles: pipeFigures{msgs: 12000, secs: 3.33, counted: 40000, cpu: ok, consoles: 2, samples: 31000, expected: 40000, complete: 1,
+			evicted: 1, firstEvicted: 0.5, lastEvicted: 0.5, consolesLag: 0.25, feedDropped: 7}}
 	for _, n := range []int{0, 2} {
 		s := QuickSettings()
 		s.Consoles = n
 		var out strings.Builder
 		r.Print(&out, s)
 		for _, want := range []string{
-			"| (c+ws) | (c) with 2 admin consoles on /v1/ws, each subscribed to the devices' patient | 12000 | 120000 |",
-			"consoles received 41000 sample messages (the fewest 1000 of 40000); disconnected for falling behind: 1 of 2, 0.50 s into the 3.33 s window; " +
-				"the last sample reached those left 0.25 s after the window |",
+			"| (c+ws) | (c) with 2 clinicians' consoles on /v1/ws, each subscribed to its care team (5 of 10 patients) | 12000 | 120000 |",
+			"consoles received 31000 of their care teams' 40000 sample messages (1 of 2 consoles every one); disconnected for falling behind: 1 of 2, " +
+				"0.50 s into the 3.33 s window; serve's live feed dropped the samples of 7 messages; the last sample reached those left 0.25 s after the window |",
 			"| (c+ws)/(c) | pipeline with 2 consoles / without | 0.80 | 0.80 | |",
+			"consoles: (c) end to end with and without 2 clinicians' consoles, each subscribed to its care team of 5 of the 10 patients (each patient watched by one console), in this run:\n",
 			"  with 2 consoles: 12000 msgs/s (120000 points/s); without: 15000 msgs/s (150000 points/s); with/without: 0.80\n",
-			"  sample messages received: 41000 of 80000 (2 consoles × 40000 points); disconnected for falling behind: 1 of 2, 0.50 s into the 3.33 s window\n",
+			"  sample messages received: 31000 of their care teams' 40000; every one by 1 of 2 consoles; disconnected for falling behind: 1 of 2, 0.50 s into the 3.33 s window\n",
+			"  serve's live feed dropped the samples of 7 device messages (patientpulse_ws_samples_dropped_total)\n",
+			"  in (c) the devices publish for 10 wearables of 10 patients",
+			"each subscribed to its care team of 5 patients (dealt round-robin)",
 			"the consoles in (c+ws)",
 			"| pipeline, 2 consoles (c+ws) | 1.00 s |",
 		} {

@@ -22,9 +22,11 @@ import (
 var samplePrefix = []byte(`{"type":"sample"`)
 
 // console is one staff console on serve's /v1/ws, as the consoles of (c)
-// hold it: subscribed to patients, reading every message as it comes.
+// hold it: a clinician's, subscribed to their care team, reading every
+// message as it comes.
 type console struct {
 	conn    *websocket.Conn
+	want    int64        // sample messages of its care team that serve stores
 	samples atomic.Int64 // sample messages received
 	closing atomic.Bool  // bench is closing it: the end of reading is no fault
 	done    chan struct{}
@@ -38,20 +40,22 @@ type consoles struct {
 	closed sync.Once
 }
 
-// openConsoles connects n consoles to the serve at url with the staff
-// API token, each as a dashboard does: it reads hello (which must offer
-// the patients) and snapshot, subscribes to the patients and waits for
-// the answer. Each then reads continuously on a goroutine of its own,
-// under the pprof label role=consoles, counting the sample messages.
-// The caller closes them.
-func openConsoles(ctx context.Context, url, token string, patients []string, n int) (*consoles, error) {
+// openConsoles connects a console for each clinician to the serve at
+// url, with their API token, as a dashboard does: it reads hello (which
+// must offer the care team) and snapshot, subscribes to the care team and
+// waits for the answer. Console i is to receive want[i] sample messages.
+// Each then reads continuously on a goroutine of its own, under the pprof
+// label role=consoles, counting the sample messages. The caller closes
+// them.
+func openConsoles(ctx context.Context, url string, staff []clinician, want []int64) (*consoles, error) {
 	cs := &consoles{}
-	for i := range n {
-		c, err := openConsole(ctx, url, token, patients)
+	for i, s := range staff {
+		c, err := openConsole(ctx, url, s.token, s.team)
 		if err != nil {
 			cs.close()
-			return nil, fmt.Errorf("console %d of %d: %w", i+1, n, err)
+			return nil, fmt.Errorf("console %d of %d: %w", i+1, len(staff), err)
 		}
+		c.want = want[i]
 		cs.all = append(cs.all, c)
 		go pprof.Do(ctx, pprof.Labels("role", "consoles"), func(context.Context) { c.read() })
 	}
@@ -172,19 +176,24 @@ func (c *console) gone() (gone, evicted bool) {
 	return evicted || !c.closing.Load(), evicted
 }
 
-// drain waits until every console still connected has want sample
-// messages, or until none has come for quiet (serve's live feed may drop
-// samples rather than hold up ingest), and returns when the last came.
-func (cs *consoles) drain(ctx context.Context, want int64, quiet time.Duration) (time.Time, error) {
+// drain waits until every console still connected has its care team's
+// sample messages, or until none has come for quiet (serve's live feed
+// may drop samples rather than hold up ingest), and returns when the last
+// came.
+func (cs *consoles) drain(ctx context.Context, quiet time.Duration) (time.Time, error) {
+	var all int64
+	for _, c := range cs.all {
+		all += c.want
+	}
 	last, moved := int64(-1), time.Now()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		n, now := cs.received(want), time.Now()
+		n, now := cs.received(), time.Now()
 		if n != last {
 			last, moved = n, now
 		}
-		if n >= int64(len(cs.all))*want || now.Sub(moved) >= quiet {
+		if n >= all || now.Sub(moved) >= quiet {
 			return moved, nil
 		}
 		select {
@@ -196,31 +205,32 @@ func (cs *consoles) drain(ctx context.Context, want int64, quiet time.Duration) 
 }
 
 // received is the sample messages the consoles received in all, counting
-// at most want for each, and for a console that is gone want: it waits
-// for nothing more.
-func (cs *consoles) received(want int64) int64 {
+// at most its want for each, and for a console that is gone its want: it
+// waits for nothing more.
+func (cs *consoles) received() int64 {
 	var n int64
 	for _, c := range cs.all {
 		if gone, _ := c.gone(); gone {
-			n += want
+			n += c.want
 		} else {
-			n += min(c.samples.Load(), want)
+			n += min(c.samples.Load(), c.want)
 		}
 	}
 	return n
 }
 
-// figures puts the consoles' counts into f: their sample messages, the
-// fewest one received, and how many serve disconnected, for falling
-// behind (the first and the last when, in seconds from start) or
-// otherwise (the first such error in otherErr).
+// figures puts the consoles' counts into f: their sample messages against
+// their care teams', how many received every one of theirs, and how many
+// serve disconnected, for falling behind (the first and the last when, in
+// seconds from start) or otherwise (the first such error in otherErr).
 func (cs *consoles) figures(f *pipeFigures, start time.Time) (otherErr error) {
 	f.consoles = len(cs.all)
-	for i, c := range cs.all {
+	for _, c := range cs.all {
 		n := c.samples.Load()
 		f.samples += n
-		if i == 0 || n < f.fewest {
-			f.fewest = n
+		f.expected += c.want
+		if n >= c.want {
+			f.complete++
 		}
 		switch gone, evicted := c.gone(); {
 		case evicted:

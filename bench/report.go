@@ -23,10 +23,11 @@ func (r *Results) Print(w io.Writer, s Settings) {
 	fmt.Fprintf(w, "| (c) | pipeline end to end: QoS 1 publish → stored → acked, counted in InfluxDB | %.0f | %.0f | %d points counted (serve wrote %d), %.2f s; PUBACKs at %.0f msgs/s |\n",
 		r.pipe.msgs, points(r.pipe.msgs), r.pipe.counted, r.pipe.written, r.pipe.secs, r.pipe.pubackMsgs)
 	withConsoles := s.Consoles > 0
+	fl := newFleet(s)
 	if withConsoles {
 		c := r.pipeConsoles
-		fmt.Fprintf(w, "| (c+ws) | (c) with %d admin consoles on /v1/ws, each subscribed to the devices' patient | %.0f | %.0f | %d points counted (serve wrote %d), %.2f s; PUBACKs at %.0f msgs/s; %s |\n",
-			c.consoles, c.msgs, points(c.msgs), c.counted, c.written, c.secs, c.pubackMsgs, c.consolesSummary())
+		fmt.Fprintf(w, "| (c+ws) | (c) with %d clinicians' consoles on /v1/ws, each subscribed to its care team (%d of %d patients) | %.0f | %.0f | %d points counted (serve wrote %d), %.2f s; PUBACKs at %.0f msgs/s; %s |\n",
+			c.consoles, fl.teamSize, fl.patients, c.msgs, points(c.msgs), c.counted, c.written, c.secs, c.pubackMsgs, c.consolesSummary())
 	}
 	fmt.Fprintf(w, "| (d) | alert latency, publish → websocket, p50 / p95 / p99 | – | – | %.1f / %.1f / %.1f ms (%d alerts; load %d msgs/s asked, %.0f sent) |\n",
 		r.p50, r.p95, r.p99, r.alerts, s.Load, r.loadAchieved)
@@ -48,11 +49,13 @@ func (r *Results) Print(w io.Writer, s Settings) {
 	if withConsoles {
 		c := r.pipeConsoles
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "consoles: (c) end to end with and without %d admin consoles subscribed to the devices' patient (each is sent every stored sample), in this run:\n", c.consoles)
+		fmt.Fprintf(w, "consoles: (c) end to end with and without %d clinicians' consoles, each subscribed to its care team of %d of the %d patients "+
+			"(each patient watched by one console), in this run:\n", c.consoles, fl.teamSize, fl.patients)
 		fmt.Fprintf(w, "  with %d consoles: %.0f msgs/s (%.0f points/s); without: %.0f msgs/s (%.0f points/s); with/without: %.2f\n",
 			c.consoles, c.msgs, points(c.msgs), r.pipe.msgs, points(r.pipe.msgs), c.msgs/r.pipe.msgs)
-		fmt.Fprintf(w, "  sample messages received: %d of %d (%d consoles × %d points); disconnected for falling behind: %d of %d%s\n",
-			c.samples, int64(c.consoles)*c.counted, c.consoles, c.counted, c.evicted, c.consoles, c.evictedWhen())
+		fmt.Fprintf(w, "  sample messages received: %d of their care teams' %d; every one by %d of %d consoles; disconnected for falling behind: %d of %d%s\n",
+			c.samples, c.expected, c.complete, c.consoles, c.evicted, c.consoles, c.evictedWhen())
+		fmt.Fprintf(w, "  serve's live feed dropped the samples of %d device messages (patientpulse_ws_samples_dropped_total)\n", c.feedDropped)
 	}
 
 	met := func(ok bool) string {
@@ -83,11 +86,14 @@ func (r *Results) Print(w io.Writer, s Settings) {
 	fmt.Fprintln(w, "method: each phase runs its own fresh Mosquitto and influxd (loopback, temporary directories).")
 	fmt.Fprintf(w, "  (a) and (c) send the same %d messages (%d heart-rate samples each) from %d devices, QoS 1, %d awaiting PUBACK per device;\n",
 		s.Messages, samplesPerMessage, s.Devices, inFlight)
+	fmt.Fprintf(w, "  in (c) the devices publish for %d wearables of %d patients, each device for its share of them in turn; (b) writes their points.\n",
+		fl.wearables, fl.patients)
 	fmt.Fprintln(w, "  (a) ends when the subscriber has every message; (c) when serve (in process, defaults) has written every point,")
 	fmt.Fprintln(w, "  which an InfluxQL count then confirms; (b) writes as many points as serve's sink does (line protocol, 5000, uncompressed, 2 at once).")
 	if withConsoles {
-		fmt.Fprintf(w, "  (c+ws) is (c) again from fresh services, with %d consoles (gorilla/websocket, an admin's API token) on serve's /v1/ws,\n", s.Consoles)
-		fmt.Fprintln(w, "  each subscribed to the devices' patient and reading on its own goroutine from before the first publish to the end.")
+		fmt.Fprintf(w, "  (c+ws) is (c) again from fresh services, with %d consoles (gorilla/websocket, each a clinician's API token) on serve's /v1/ws,\n", s.Consoles)
+		fmt.Fprintf(w, "  each subscribed to its care team of %d patients (dealt round-robin) and reading on its own goroutine from before the first publish to the end.\n",
+			s.ConsolePatients)
 	}
 	fmt.Fprintln(w, "  (d): critical threshold rule, --alert-fire-after 0s --analysis-interval 100ms --analysis-min-wear-hours 1,")
 	fmt.Fprintln(w, "  an on-call console on /v1/ws with an API token, 50 alarms a second among the load.")
@@ -140,14 +146,12 @@ func (r *Results) printCPU(w io.Writer, s Settings, lower float64) {
 // how many of them serve disconnected.
 func (f pipeFigures) consolesSummary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "consoles received %d sample messages (the fewest %d of %d); disconnected for falling behind: %d of %d%s",
-		f.samples, f.fewest, f.counted, f.evicted, f.consoles, f.evictedWhen())
+	fmt.Fprintf(&b, "consoles received %d of their care teams' %d sample messages (%d of %d consoles every one); disconnected for falling behind: %d of %d%s",
+		f.samples, f.expected, f.complete, f.consoles, f.evicted, f.consoles, f.evictedWhen())
 	if f.dropped > 0 {
 		fmt.Fprintf(&b, ", otherwise: %d", f.dropped)
 	}
-	if f.feedDropped > 0 {
-		fmt.Fprintf(&b, "; serve's live feed dropped the samples of %d messages", f.feedDropped)
-	}
+	fmt.Fprintf(&b, "; serve's live feed dropped the samples of %d messages", f.feedDropped)
 	if f.evicted+f.dropped < f.consoles {
 		fmt.Fprintf(&b, "; the last sample reached those left %.2f s after the window", f.consolesLag)
 	}

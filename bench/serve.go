@@ -22,32 +22,6 @@ import (
 	"github.com/patientpulse/patientpulse/server"
 )
 
-// enrolDevices enrols, in a fresh registry in dir, a patient
-// patientOf(prefix) and n devices of theirs, <prefix>d0 to
-// <prefix>d<n-1>, and returns the devices' ids and tokens.
-func enrolDevices(ctx context.Context, dir, prefix string, n int) (ids, tokens []string, err error) {
-	reg, err := openRegistry(ctx, dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer reg.Close()
-	if err := reg.AddPatient(ctx, registry.Patient{ID: patientOf(prefix)}); err != nil {
-		return nil, nil, err
-	}
-	for d := range n {
-		id := fmt.Sprintf("%sd%d", prefix, d)
-		token, err := reg.EnrollDevice(ctx, id, patientOf(prefix))
-		if err != nil {
-			return nil, nil, err
-		}
-		ids, tokens = append(ids, id), append(tokens, token)
-	}
-	return ids, tokens, nil
-}
-
-// patientOf is the patient whose devices enrolDevices enrols with prefix.
-func patientOf(prefix string) string { return prefix + "p" }
-
 // openRegistry opens (creating it if need be) the registry that serve
 // uses with --data-dir dir.
 func openRegistry(ctx context.Context, dir string) (*registry.Registry, error) {
@@ -66,16 +40,6 @@ func addStaff(ctx context.Context, reg *registry.Registry, username string, role
 		return "", err
 	}
 	return reg.IssueStaffToken(ctx, username, "bench")
-}
-
-// addStaffIn is addStaff on the registry in dir.
-func addStaffIn(ctx context.Context, dir, username string, role registry.Role) (token string, err error) {
-	reg, err := openRegistry(ctx, dir)
-	if err != nil {
-		return "", err
-	}
-	defer reg.Close()
-	return addStaff(ctx, reg, username, role)
 }
 
 // startProfile starts the CPU profile of --cpuprofile, if asked for.

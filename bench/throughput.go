@@ -8,8 +8,6 @@ import (
 	"net/http"
 	neturl "net/url"
 	"runtime/pprof"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,32 +15,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/patientpulse/patientpulse/ingest"
-	"github.com/patientpulse/patientpulse/registry"
 )
-
-// makeMessages builds n messages spread over the devices: payloads[d]
-// holds device d's, seq 1, 2, ... Sample times step back 1ms from a
-// minute before now, distinct per device (and no device id is in a
-// payload, so (a) and (c) send the very same bytes).
-func makeMessages(n, devices int, now time.Time) [][][]byte {
-	base := now.UTC().Add(-time.Minute).Truncate(time.Second)
-	payloads := make([][][]byte, devices)
-	var buf []byte
-	for i := range n {
-		d, k := i%devices, i/devices
-		buf = fmt.Appendf(buf[:0], `{"seq": %d, "samples": [`, k+1)
-		for j := range samplesPerMessage {
-			if j > 0 {
-				buf = append(buf, ", "...)
-			}
-			at := base.Add(-time.Duration(k*samplesPerMessage+j) * time.Millisecond)
-			buf = fmt.Appendf(buf, `{"type": "heart_rate", "time": %q, "bpm": %d}`, at.Format(time.RFC3339Nano), 55+(k+j)%40)
-		}
-		buf = append(buf, "]}"...)
-		payloads[d] = append(payloads[d], slices.Clone(buf))
-	}
-	return payloads
-}
 
 // connectDevices connects one MQTT client per id, under the pprof label
 // role=devices (which paho's own goroutines inherit). The caller
@@ -76,11 +49,11 @@ func disconnectAll(clients []mqtt.Client) {
 	wg.Wait()
 }
 
-// publishAll publishes every device's payloads with QoS 1, each device
-// keeping up to inFlight publishes awaiting their PUBACK, and
-// returns once the broker has acknowledged them all. It fails when no
-// PUBACK comes for a minute.
-func publishAll(ctx context.Context, clients []mqtt.Client, topics []string, payloads [][][]byte) error {
+// publishAll publishes every client's payloads with QoS 1, client d's
+// k-th on topic(d, k), each client keeping up to inFlight publishes
+// awaiting their PUBACK, and returns once the broker has acknowledged
+// them all. It fails when no PUBACK comes for a minute.
+func publishAll(ctx context.Context, clients []mqtt.Client, topic func(d, k int) string, payloads [][][]byte) error {
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var acked atomic.Int64
@@ -113,7 +86,7 @@ func publishAll(ctx context.Context, clients []mqtt.Client, topics []string, pay
 					if !wait(window[i%inFlight]) {
 						return
 					}
-					window[i%inFlight] = c.Publish(topics[d], 1, false, p)
+					window[i%inFlight] = c.Publish(topic(d, i), 1, false, p)
 				}
 				for _, tok := range window {
 					if !wait(tok) {
@@ -188,7 +161,7 @@ func (b *bencher) broker(ctx context.Context, sv *phaseServices, payloads [][][]
 
 	cpu := startCPUMeter(sv)
 	start := time.Now()
-	if err := publishAll(ctx, clients, topics, payloads); err != nil {
+	if err := publishAll(ctx, clients, func(d, _ int) string { return topics[d] }, payloads); err != nil {
 		return err
 	}
 	end, err := waitFor(ctx, "messages received", int64(b.s.Messages), func() (int64, error) { return received.Load(), nil })
@@ -201,26 +174,35 @@ func (b *bencher) broker(ctx context.Context, sv *phaseServices, payloads [][][]
 	return nil
 }
 
-// influxWrite is (b): the same number of points as (a)'s messages hold,
-// written as the pipeline writes them: its line protocol
+// influxWrite is (b): the very points of (c), of the same patients and
+// wearables, written as the pipeline writes them: its line protocol
 // (ingest.AppendLine), through its sink (ingest.Influx, uncompressed as
-// serve sends by default), in batches of 5000, two writes in flight; then
-// every point is counted.
+// serve sends by default), in batches of 5000, two writes in flight;
+// then every point is counted.
 func (b *bencher) influxWrite(ctx context.Context, sv *phaseServices, res *Results) error {
 	points := b.s.Messages * samplesPerMessage
 	b.logf("(b) InfluxDB write: %d points in batches of %d, %d in flight", points, batchPoints, writesInFlight)
 	const prefix = "bench-influx-"
+	f := newFleet(b.s)
 	base := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
 	var batches [][]byte
-	for i := 0; i < points; i += batchPoints {
-		var batch []byte
-		for j := i; j < min(i+batchPoints, points); j++ {
-			d, k := j%b.s.Devices, j/b.s.Devices
-			p := ingest.Point{Measurement: "heart_rate", Fields: []ingest.Field{{Key: "bpm", Value: float64(55 + k%40)}},
-				Time: base.Add(-time.Duration(k) * time.Millisecond)}
-			batch = ingest.AppendLine(batch, &p, prefix+"p", prefix+"d"+strconv.Itoa(d), int64(k/samplesPerMessage+1))
+	var batch []byte
+	inBatch := 0
+	for i := range b.s.Messages {
+		d, k := i%f.conns, i/f.conns
+		w, seq := f.message(d, k)
+		patient, device := patientID(prefix, f.patientOf(w)), deviceID(prefix, w)
+		for j := range samplesPerMessage {
+			at, bpm := sampleAt(base, k, j)
+			p := ingest.Point{Measurement: "heart_rate", Fields: []ingest.Field{{Key: "bpm", Value: bpm}}, Time: at}
+			batch = ingest.AppendLine(batch, &p, patient, device, seq)
 			batch = append(batch, '\n')
+			if inBatch++; inBatch == batchPoints {
+				batches, batch, inBatch = append(batches, batch), nil, 0
+			}
 		}
+	}
+	if inBatch > 0 {
 		batches = append(batches, batch)
 	}
 	sink := ingest.NewInflux(ingest.InfluxConfig{URL: sv.in.URL, Bucket: bucket, Timeout: 30 * time.Second})
@@ -330,128 +312,4 @@ func countStored(ctx context.Context, url, prefix string) (int64, error) {
 		}
 	}
 	return n, nil
-}
-
-// pipeline is (c): the devices of (a), enrolled in a fresh registry,
-// publish the same messages with QoS 1 to serve's broker; the rate is
-// over publish start to the moment serve's points-written metric has
-// them all. serve acknowledges a message to the broker only once its
-// points are stored; InfluxDB's count of the points is checked after.
-// With --consoles, (c) runs a second time, from fresh services, with
-// that many admin consoles on serve's websocket, each subscribed to the
-// devices' patient: every stored sample goes to every console. The CPU
-// profile of --cpuprofile covers both runs.
-func (b *bencher) pipeline(ctx context.Context, payloads [][][]byte, res *Results) error {
-	stopProfile, err := b.startProfile()
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
-	if res.pipe, err = b.pipelineRun(ctx, payloads, 0); err != nil {
-		return err
-	}
-	if b.s.Consoles > 0 {
-		if res.pipeConsoles, err = b.pipelineRun(ctx, payloads, b.s.Consoles); err != nil {
-			return fmt.Errorf("with %d consoles: %w", b.s.Consoles, err)
-		}
-	}
-	return nil
-}
-
-// pipelineRun is one run of (c), from fresh services, with n consoles
-// connected from before the first publish (none when n is 0). Its goroutines, serve's
-// among them, carry the pprof label consoles=none or consoles=connected.
-func (b *bencher) pipelineRun(ctx context.Context, payloads [][][]byte, n int) (pipeFigures, error) {
-	var f pipeFigures
-	if n == 0 {
-		b.logf("(c) pipeline end to end: %d messages from %d devices, QoS 1, into serve, stored and counted", b.s.Messages, b.s.Devices)
-		ctx = pprof.WithLabels(ctx, pprof.Labels("consoles", "none"))
-	} else {
-		b.logf("(c) again, with %d admin consoles on /v1/ws, each subscribed to the devices' patient", n)
-		ctx = pprof.WithLabels(ctx, pprof.Labels("consoles", "connected"))
-	}
-	sv, err := startServices()
-	if err != nil {
-		return f, err
-	}
-	defer sv.close()
-	dir := sv.dir
-	const prefix = "bench-pipe-"
-	ids, _, err := enrolDevices(ctx, dir, prefix, b.s.Devices)
-	if err != nil {
-		return f, err
-	}
-	var token string
-	if n > 0 {
-		if token, err = addStaffIn(ctx, dir, "bench-admin", registry.RoleAdmin); err != nil {
-			return f, err
-		}
-	}
-	topics := make([]string, len(ids))
-	for d := range ids {
-		topics[d] = "pp/v1/devices/" + ids[d] + "/data"
-	}
-	srv, err := b.startServe(ctx, sv, dir, "--device-rate=0") // a few devices at full speed: no per-device limit
-	if err != nil {
-		return f, err
-	}
-	defer srv.stop()
-	want := int64(b.s.Messages) * samplesPerMessage
-	var cs *consoles
-	if n > 0 {
-		if cs, err = openConsoles(ctx, srv.url, token, []string{patientOf(prefix)}, n); err != nil {
-			return f, err
-		}
-		defer cs.close() // before serve stops
-	}
-	clients, err := connectDevices(ctx, sv.mq.URL, ids)
-	if err != nil {
-		return f, err
-	}
-	defer disconnectAll(clients)
-
-	cpu := startCPUMeter(sv)
-	start := time.Now()
-	err = publishAll(ctx, clients, topics, payloads)
-	pubacked := time.Since(start)
-	var end time.Time
-	if err == nil {
-		end, err = waitFor(ctx, "points written", want, func() (int64, error) { return pointsWritten(srv.url) })
-	}
-	f.cpu = cpu.since()
-	// A message that came twice (QoS 1 is at least once) is written twice:
-	// the metric may reach want before every point is stored. Then the
-	// end is when InfluxDB's count reaches it.
-	var count int64
-	if err == nil {
-		if count, err = countStored(ctx, sv.in.URL, prefix); err == nil && count < want {
-			end, err = waitFor(ctx, "points counted in InfluxDB", want, func() (int64, error) {
-				return countStored(ctx, sv.in.URL, prefix)
-			})
-		}
-	}
-	if err == nil && cs != nil {
-		var last time.Time
-		last, err = cs.drain(ctx, want, 10*time.Second)
-		f.consolesLag = last.Sub(end).Seconds()
-	}
-	if err != nil {
-		return f, fmt.Errorf("%w\n%s", err, srv.logs.tail())
-	}
-	if err := checkStored(ctx, sv.in.URL, prefix, want); err != nil {
-		return f, err
-	}
-	if cs != nil {
-		if err := cs.figures(&f, start); err != nil {
-			b.logf("a console was disconnected, not for falling behind: %v", err)
-		}
-		cs.close()
-		f.feedDropped, _ = serveMetric(srv.url, "patientpulse_ws_samples_dropped_total")
-	}
-	f.counted = want
-	f.written, _ = pointsWritten(srv.url)
-	f.secs = end.Sub(start).Seconds()
-	f.msgs = float64(b.s.Messages) / f.secs
-	f.pubackMsgs = float64(b.s.Messages) / pubacked.Seconds()
-	return f, srv.stop()
 }

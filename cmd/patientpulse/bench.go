@@ -20,11 +20,12 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("patientpulse bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&s.Messages, "messages", s.Messages, "(a), (b), (c): messages of 10 heart-rate samples each (default: about 20-30 s for the pipeline here)")
-	fs.IntVar(&s.Devices, "devices", s.Devices, "(a), (c): devices publishing at once, each its own MQTT client")
+	fs.IntVar(&s.Devices, "devices", s.Devices, "(a), (c): devices publishing at once, each its own MQTT client (in (c) for one or more wearables)")
 	fs.IntVar(&s.Load, "load", s.Load, "(d): background messages per second while alert latency is measured")
 	fs.IntVar(&s.Alerts, "alerts", s.Alerts, "(d): alerts whose latency is measured, 50 a second")
 	fs.IntVar(&s.Patients, "patients", s.Patients, "(e): simulated patients held by analysis (figures are scaled to 10,000)")
-	fs.IntVar(&s.Consoles, "consoles", s.Consoles, "(c): run (c) again with this many admin consoles on /v1/ws, each subscribed to the devices' patient, and report both rates (0: not)")
+	fs.IntVar(&s.Consoles, "consoles", s.Consoles, "(c): run (c) again with this many clinicians' consoles on /v1/ws, each subscribed to its care team, and report both rates (0: not)")
+	fs.IntVar(&s.ConsolePatients, "console-patients", s.ConsolePatients, "(c): patients in each console's care team; (c) has --consoles × this many patients, each watched by one console")
 	fs.BoolVar(&quick, "quick", false, "small sizes, for a smoke test (flags given explicitly still win)")
 	fs.StringVar(&serveArgs, "serve-args", "", "extra serve flags for (c) and (d), space-separated, e.g. \"--write-concurrency=4\"")
 	fs.StringVar(&s.CPUProfile, "cpuprofile", "", "write a CPU profile of (c), the pipeline end to end, both runs, to this file (pprof labels role=serve|devices|consoles, consoles=none|connected)")
@@ -53,7 +54,8 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			v          *int
 			quickValue int
 		}{{"messages", &s.Messages, q.Messages}, {"devices", &s.Devices, q.Devices}, {"load", &s.Load, q.Load},
-			{"alerts", &s.Alerts, q.Alerts}, {"patients", &s.Patients, q.Patients}, {"consoles", &s.Consoles, q.Consoles}} {
+			{"alerts", &s.Alerts, q.Alerts}, {"patients", &s.Patients, q.Patients}, {"consoles", &s.Consoles, q.Consoles},
+			{"console-patients", &s.ConsolePatients, q.ConsolePatients}} {
 			if !set[f.name] {
 				*f.v = f.quickValue
 			}

@@ -12,9 +12,11 @@ import (
 
 // TestBenchCommand runs `patientpulse bench --quick` in process (it starts
 // its own Mosquitto and influxd for each phase) and checks the table: every
-// row with its figures, (c) without and with --quick's 3 consoles (which
-// must have received sample messages), the ratio lines and the targets.
-// It judges no figure: bench never fails on a time.
+// row with its figures, (c) without and with --quick's 20 clinicians'
+// consoles, each watching 5 of the 100 patients (which must have received
+// sample messages, and none of which serve may have disconnected), the
+// ratio lines and the targets. It judges no figure: bench never fails on a
+// time.
 func TestBenchCommand(t *testing.T) {
 	needServices(t) // the same binaries as TestMain's; bench starts its own
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -62,7 +64,9 @@ func TestBenchCommand(t *testing.T) {
 		"(d)": regexp.MustCompile(`^[0-9]+\.[0-9] / [0-9]+\.[0-9] / [0-9]+\.[0-9] ms \(20 alerts; load 200 msgs/s`),
 		"(e)": regexp.MustCompile(`^[0-9]+\.[0-9]{2} MiB \(500 patients, 90 days`),
 		"(c+ws)": regexp.MustCompile(`^40000 points counted \(serve wrote [0-9]+\), [0-9.]+ s; PUBACKs at [0-9]+ msgs/s; ` +
-			`consoles received [0-9]+ sample messages \(the fewest [0-9]+ of 40000\); disconnected for falling behind: [0-3] of 3`),
+			`consoles received [0-9]+ of their care teams' 40000 sample messages \([0-9]+ of 20 consoles every one\); ` +
+			`disconnected for falling behind: 0 of 20; serve's live feed dropped the samples of [0-9]+ messages; ` +
+			`the last sample reached those left [0-9.]+ s after the window$`),
 	} {
 		if cells, ok := rows[row]; !ok {
 			t.Errorf("no row %s in:\n%s", row, out)
@@ -78,26 +82,33 @@ func TestBenchCommand(t *testing.T) {
 		regexp.MustCompile(`(?m)^  alert p99 <= 250 ms at 1000 msgs/s: p99 [0-9]+\.[0-9] ms at 200 msgs/s: not judged`),
 		regexp.MustCompile(`(?m)^  analysis <= 50 MiB per 10,000 patients: [0-9]+\.[0-9]{2} MiB: (met|not met)$`),
 		// Both rates of (c), side by side.
-		regexp.MustCompile(`(?m)^  with 3 consoles: [0-9]+ msgs/s \([0-9]+ points/s\); without: [0-9]+ msgs/s \([0-9]+ points/s\); with/without: [0-9]+\.[0-9]{2}$`),
-		regexp.MustCompile(`(?m)^  sample messages received: [0-9]+ of 120000 \(3 consoles × 40000 points\); disconnected for falling behind: [0-3] of 3(, .* window)?$`),
+		regexp.MustCompile(`(?m)^consoles: \(c\) end to end with and without 20 clinicians' consoles, each subscribed to its care team of 5 of the 100 patients `),
+		regexp.MustCompile(`(?m)^  with 20 consoles: [0-9]+ msgs/s \([0-9]+ points/s\); without: [0-9]+ msgs/s \([0-9]+ points/s\); with/without: [0-9]+\.[0-9]{2}$`),
+		regexp.MustCompile(`(?m)^  sample messages received: [0-9]+ of their care teams' 40000; every one by [0-9]+ of 20 consoles; disconnected for falling behind: 0 of 20$`),
+		regexp.MustCompile(`(?m)^  serve's live feed dropped the samples of [0-9]+ device messages \(patientpulse_ws_samples_dropped_total\)$`),
+		regexp.MustCompile(`(?m)^  in \(c\) the devices publish for 100 wearables of 100 patients, each device for its share of them in turn`),
 		// Where the CPU time went, and the ceiling it puts on (c).
 		regexp.MustCompile(`(?m)^\| broker \(a\) \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ µs \| [0-9]+% \|$`),
 		regexp.MustCompile(`(?m)^\| InfluxDB \(b\) \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ µs \| [0-9]+% \|$`),
 		regexp.MustCompile(`(?m)^\| pipeline \(c\) \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ µs \| [0-9]+% \|$`),
-		regexp.MustCompile(`(?m)^\| pipeline, 3 consoles \(c\+ws\) \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ µs \| [0-9]+% \|$`),
+		regexp.MustCompile(`(?m)^\| pipeline, 20 consoles \(c\+ws\) \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ µs \| [0-9]+% \|$`),
 		regexp.MustCompile(`(?m)^ceiling for \(c\) from CPU: [0-9]+ CPUs / \([0-9.]+ µs of \(a\) \+ [0-9.]+ µs of \(b\) per message\) = [0-9]+ msgs/s = [0-9]+% of the lower`),
 	} {
 		if !want.MatchString(out) {
 			t.Errorf("no line matching %s in:\n%s", want, out)
 		}
 	}
-	// The consoles received samples: a count, not only a figure that parses.
+	// The consoles received samples: a count, not only a figure that parses;
+	// all of their care teams' unless serve's live feed dropped some.
 	if cells := rows["(c+ws)"]; cells == nil {
 		t.Errorf("no row (c+ws) to count the consoles' sample messages in")
-	} else if m := regexp.MustCompile(`consoles received ([0-9]+) sample messages`).FindStringSubmatch(cells[4]); m == nil {
+	} else if m := regexp.MustCompile(`consoles received ([0-9]+) of .*\(([0-9]+) of 20 consoles every one\).* dropped the samples of ([0-9]+) messages`).
+		FindStringSubmatch(cells[4]); m == nil {
 		t.Errorf("no count of the consoles' sample messages in row (c+ws): %q", cells[4])
 	} else if n, _ := strconv.Atoi(m[1]); n <= 0 {
 		t.Errorf("the consoles received %d sample messages, want some:\n%s", n, out)
+	} else if complete, dropped := m[2], m[3]; dropped == "0" && (n < 40000 || complete != "20") {
+		t.Errorf("serve's live feed dropped nothing, yet the consoles received %d sample messages of 40000, %s of 20 every one of theirs", n, complete)
 	}
 	if regexp.MustCompile(`(NaN|Inf)\b`).MatchString(out) {
 		t.Errorf("a figure is not a number:\n%s", out)
@@ -115,6 +126,9 @@ func TestBenchCommandFlags(t *testing.T) {
 		{"bench", "--patients", "0"},
 		{"bench", "--consoles", "-1"},
 		{"bench", "--consoles", "1001"},
+		{"bench", "--console-patients", "0"},
+		{"bench", "--consoles", "101", "--console-patients", "100"}, // more than 10,000 patients
+		{"bench", "--messages", "100"},                              // fewer than the 250 patients of 50 consoles × 5
 		{"bench", "extra"},
 		{"bench", "--serve-args", "--write-concurrency=0"},
 		{"bench", "--serve-args", "--no-such-flag"},
