@@ -16,18 +16,24 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// samplePrefix starts every sample message as serve marshals it (type
-// is its first field); a message that does not start so is decoded to
-// tell its type.
-var samplePrefix = []byte(`{"type":"sample"`)
+// samplesPrefix starts every samples message (the points of one stored
+// device message) as serve marshals it (type is its first field), and
+// pointPrefix each of its points (measurement is a point's first field,
+// and no tag or field of bench's heart-rate points is so named); a
+// message that does not start so is decoded to tell its type and count
+// its points.
+var (
+	samplesPrefix = []byte(`{"type":"samples",`)
+	pointPrefix   = []byte(`{"measurement":`)
+)
 
 // console is one staff console on serve's /v1/ws, as the consoles of (c)
 // hold it: a clinician's, subscribed to their care team, reading every
 // message as it comes.
 type console struct {
 	conn    *websocket.Conn
-	want    int64        // sample messages of its care team that serve stores
-	samples atomic.Int64 // sample messages received
+	want    int64        // samples of its care team that serve stores
+	samples atomic.Int64 // samples received (points of samples messages)
 	closing atomic.Bool  // bench is closing it: the end of reading is no fault
 	done    chan struct{}
 	err     error     // why reading ended, once done is closed
@@ -43,10 +49,9 @@ type consoles struct {
 // openConsoles connects a console for each clinician to the serve at
 // url, with their API token, as a dashboard does: it reads hello (which
 // must offer the care team) and snapshot, subscribes to the care team and
-// waits for the answer. Console i is to receive want[i] sample messages.
-// Each then reads continuously on a goroutine of its own, under the pprof
-// label role=consoles, counting the sample messages. The caller closes
-// them.
+// waits for the answer. Console i is to receive want[i] samples. Each
+// then reads continuously on a goroutine of its own, under the pprof
+// label role=consoles, counting the samples. The caller closes them.
 func openConsoles(ctx context.Context, url string, staff []clinician, want []int64) (*consoles, error) {
 	cs := &consoles{}
 	for i, s := range staff {
@@ -134,9 +139,9 @@ func (c *console) subscribe(patients []string) error {
 	}
 }
 
-// read reads every message until the connection ends, counting sample
-// messages, into one reused buffer; pings are answered by the
-// websocket library as they are read.
+// read reads every message until the connection ends, counting the
+// points of samples messages, into one reused buffer; pings are answered
+// by the websocket library as they are read.
 func (c *console) read() {
 	defer close(c.done)
 	var buf bytes.Buffer
@@ -150,15 +155,16 @@ func (c *console) read() {
 			c.err, c.ended = err, time.Now()
 			return
 		}
-		if bytes.HasPrefix(buf.Bytes(), samplePrefix) {
-			c.samples.Add(1)
+		if bytes.HasPrefix(buf.Bytes(), samplesPrefix) {
+			c.samples.Add(int64(bytes.Count(buf.Bytes(), pointPrefix)))
 			continue
 		}
 		var m struct {
-			Type string `json:"type"`
+			Type    string            `json:"type"`
+			Samples []json.RawMessage `json:"samples"`
 		}
-		if json.Unmarshal(buf.Bytes(), &m) == nil && m.Type == "sample" {
-			c.samples.Add(1)
+		if json.Unmarshal(buf.Bytes(), &m) == nil && m.Type == "samples" {
+			c.samples.Add(int64(len(m.Samples)))
 		}
 	}
 }
@@ -177,9 +183,8 @@ func (c *console) gone() (gone, evicted bool) {
 }
 
 // drain waits until every console still connected has its care team's
-// sample messages, or until none has come for quiet (serve's live feed
-// may drop samples rather than hold up ingest), and returns when the last
-// came.
+// samples, or until none has come for quiet (serve's live feed may drop
+// samples rather than hold up ingest), and returns when the last came.
 func (cs *consoles) drain(ctx context.Context, quiet time.Duration) (time.Time, error) {
 	var all int64
 	for _, c := range cs.all {
@@ -204,7 +209,7 @@ func (cs *consoles) drain(ctx context.Context, quiet time.Duration) (time.Time, 
 	}
 }
 
-// received is the sample messages the consoles received in all, counting
+// received is the samples the consoles received in all, counting
 // at most its want for each, and for a console that is gone its want: it
 // waits for nothing more.
 func (cs *consoles) received() int64 {
@@ -219,7 +224,7 @@ func (cs *consoles) received() int64 {
 	return n
 }
 
-// figures puts the consoles' counts into f: their sample messages against
+// figures puts the consoles' counts into f: their samples against
 // their care teams', how many received every one of theirs, and how many
 // serve disconnected, for falling behind (the first and the last when, in
 // seconds from start) or otherwise (the first such error in otherErr).

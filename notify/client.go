@@ -33,9 +33,12 @@ type (
 		Type string `json:"type"` // alert
 		alerts.Event
 	}
-	sampleMsg struct {
-		Type        string             `json:"type"` // sample
-		Patient     string             `json:"patient"`
+	samplesMsg struct {
+		Type    string        `json:"type"` // samples: the points of one stored device message
+		Patient string        `json:"patient"`
+		Samples []samplePoint `json:"samples"`
+	}
+	samplePoint struct {
 		Measurement string             `json:"measurement"`
 		Time        time.Time          `json:"time"`
 		Tags        map[string]string  `json:"tags,omitempty"`
@@ -76,8 +79,8 @@ type client struct {
 	hub     *Hub
 	conn    *websocket.Conn
 	who     *auth.Principal
-	address string // the client's IP address, for the audit log
-	send    chan []byte
+	address string        // the client's IP address, for the audit log
+	send    chan []byte   // encoded messages, which the writer only reads
 	done    chan struct{} // closed when the client goes
 	recheck chan struct{} // its access changed: check credentials and scope (Hub.accessChanged)
 
@@ -143,13 +146,20 @@ func (c *client) refreshAccess() bool {
 	return true
 }
 
-// queue hands a message to the client's writer; a client whose queue is
-// full is disconnected rather than allowed to hold anything up.
+// queue encodes a message and hands it to the client's writer.
 func (c *client) queue(typ string, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return
 	}
+	c.queueEncoded(typ, b)
+}
+
+// queueEncoded hands an encoded message to the client's writer, which
+// only reads it (the hub hands the same bytes to every client); a client
+// whose queue is full is disconnected rather than allowed to hold
+// anything up.
+func (c *client) queueEncoded(typ string, b []byte) {
 	select {
 	case c.send <- b:
 		c.hub.sent.WithLabelValues(typ).Inc()

@@ -27,7 +27,7 @@ type HubConfig struct {
 	// Origins are the origins (scheme://host[:port]) besides the server's
 	// own from which a browser may connect.
 	Origins   []string
-	SendQueue int           // messages waiting for one client (one device message may bring 500 samples); a client that lets it fill is disconnected
+	SendQueue int           // messages waiting for one client (a device message's samples, up to 500, are one); a client that lets it fill is disconnected
 	Ping      time.Duration // how often clients are pinged; one that does not answer within 2 pings is dropped
 	Refresh   time.Duration // how often a client's patients (its care team) are read again
 	// ChangePoll is how often the registry is asked for care-team and
@@ -444,8 +444,8 @@ func (h *Hub) Sample(patient string, points []ingest.Point) {
 	}
 }
 
-// pushSamples sends a patient's stored points to the clients subscribed
-// to them.
+// pushSamples sends a patient's stored points, as one samples message
+// encoded once, to the clients subscribed to them.
 func (h *Hub) pushSamples(patient string, points []ingest.Point) {
 	var targets []*client
 	for _, c := range h.snapshot() {
@@ -459,20 +459,26 @@ func (h *Hub) pushSamples(patient string, points []ingest.Point) {
 	if len(targets) == 0 {
 		return
 	}
-	for _, p := range points {
-		msg := sampleMsg{Type: "sample", Patient: patient, Measurement: p.Measurement, Time: p.Time, Fields: map[string]float64{}}
+	msg := samplesMsg{Type: "samples", Patient: patient, Samples: make([]samplePoint, len(points))}
+	for i, p := range points {
+		s := samplePoint{Measurement: p.Measurement, Time: p.Time, Fields: make(map[string]float64, len(p.Fields))}
 		for _, t := range p.Tags {
-			if msg.Tags == nil {
-				msg.Tags = map[string]string{}
+			if s.Tags == nil {
+				s.Tags = map[string]string{}
 			}
-			msg.Tags[t.Key] = t.Value
+			s.Tags[t.Key] = t.Value
 		}
 		for _, f := range p.Fields {
-			msg.Fields[f.Key] = f.Value
+			s.Fields[f.Key] = f.Value
 		}
-		for _, c := range targets {
-			c.queue("sample", msg)
-		}
+		msg.Samples[i] = s
+	}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return
+	}
+	for _, c := range targets {
+		c.queueEncoded("samples", b)
 	}
 }
 

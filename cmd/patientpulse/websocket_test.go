@@ -117,7 +117,7 @@ func TestAlertsReachWebsockets(t *testing.T) {
 	mustStaff(t, dir, "", "staff", "assign", "--username", "dr-ws", "--patient", "p-ws")
 	oncall := staffToken(t, dir, "on-ws", "oncall")
 	srv := startServe(t, dir, "t-ws", "--alert-fire-after", "0s", "--analysis-interval", "100ms",
-		"--analysis-min-wear-hours", "1", "--ws-send-queue", "600", "--ws-origins", "https://console.clinic.example")
+		"--analysis-min-wear-hours", "1", "--ws-send-queue", "8", "--ws-origins", "https://console.clinic.example")
 	plan := map[string]any{"effective": ts(time.Now().Add(-48 * time.Hour)), "rules": []any{map[string]any{
 		"id": "hr-high", "kind": "threshold", "metric": "heart_rate.bpm", "over": "1d", "aggregate": "max",
 		"above": 120, "min_days": 1, "severity": "critical"}}}
@@ -152,10 +152,10 @@ func TestAlertsReachWebsockets(t *testing.T) {
 	on := dialAndGreet(t, srv.url, oncall).conn
 
 	// The sample that breaks the plan.
-	mosquittoPub(t, "w-ws", fmt.Sprintf(`{"seq": 1, "samples": [{"type": "heart_rate", "time": %q, "bpm": 150}]}`,
-		ts(time.Now().Add(-time.Minute))))
-	if s := dr.next("sample"); s["patient"] != "p-ws" || fmt.Sprint(s["fields"]) != "map[bpm:150]" {
-		t.Errorf("sample on the clinician's websocket: %v", s)
+	heard := time.Now().Add(-time.Minute)
+	mosquittoPub(t, "w-ws", fmt.Sprintf(`{"seq": 1, "samples": [{"type": "heart_rate", "time": %q, "bpm": 150}]}`, ts(heard)))
+	if s := dr.next("samples"); s["patient"] != "p-ws" || fmt.Sprint(s["samples"]) != "[map[fields:map[bpm:150] measurement:heart_rate time:"+ts(heard)+"]]" {
+		t.Errorf("samples on the clinician's websocket: %v", s)
 	}
 	opened := dr.alertChange("opened")
 	alert := opened["alert"].(map[string]any)
@@ -207,15 +207,15 @@ func TestAlertsReachWebsockets(t *testing.T) {
 	var samples atomic.Int64
 	go func() { // the clinician's own console keeps reading
 		for m := range dr.msgs {
-			if m["type"] == "sample" {
-				samples.Add(1)
+			if m["type"] == "samples" {
+				samples.Add(int64(len(m["samples"].([]any))))
 			}
 		}
 	}()
 	time.Sleep(200 * time.Millisecond) // the subscription is in
 	evictions := func() float64 { return metric(t, srv.url, "patientpulse_ws_evictions_total") }
 	before := evictions()
-	for i := range 100 {
+	for i := range 300 { // a message of 500 samples is one websocket message: the socket's buffers hold about 100
 		var b strings.Builder
 		for j := range 500 {
 			if j > 0 {
@@ -349,7 +349,7 @@ func TestWebsocketCareTeamAndAuditFlood(t *testing.T) {
 	dr.send(map[string]any{"type": "subscribe", "patients": []string{"p-ct-a", "p-ct-b"}})
 	dr.next("subscribed")
 	sample(tokA, 1, 61)
-	if s := dr.next("sample"); s["patient"] != "p-ct-a" {
+	if s := dr.next("samples"); s["patient"] != "p-ct-a" {
 		t.Fatalf("sample %v, want p-ct-a's", s)
 	}
 	if st, doc := call(t, http.DefaultClient, srv.url, admin, "DELETE", "/v1/staff/dr-ct/patients/p-ct-a", nil); st != http.StatusNoContent {
@@ -357,11 +357,11 @@ func TestWebsocketCareTeamAndAuditFlood(t *testing.T) {
 	}
 	sample(tokA, 2, 62)
 	sample(tokB, 1, 63)
-	if s := dr.next("sample"); s["patient"] != "p-ct-b" {
-		t.Fatalf("after the unassignment the console got %v; want p-ct-b's sample only", s)
+	if s := dr.next("samples"); s["patient"] != "p-ct-b" {
+		t.Fatalf("after the unassignment the console got %v; want p-ct-b's samples only", s)
 	}
 	sample(tokB, 2, 64) // however the stored messages are handed on, p-ct-a's is not behind
-	if s := dr.next("sample"); s["patient"] != "p-ct-b" {
+	if s := dr.next("samples"); s["patient"] != "p-ct-b" {
 		t.Fatalf("after the unassignment the console got %v; want p-ct-b's samples only", s)
 	}
 

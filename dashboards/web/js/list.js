@@ -203,12 +203,17 @@ async function main() {
     p.status = m.status;
     render();
   });
-  live.on("sample", (m) => {
+  live.on("samples", (m) => {
     const p = state.patients.find((x) => x.id === m.patient);
-    if (p && (!p.last_data_at || Date.parse(m.time) > Date.parse(p.last_data_at))) {
-      p.last_data_at = m.time;
-      render();
+    if (!p) return;
+    let changed = false;
+    for (const s of m.samples || []) {
+      if (!p.last_data_at || Date.parse(s.time) > Date.parse(p.last_data_at)) {
+        p.last_data_at = s.time;
+        changed = true;
+      }
     }
+    if (changed) render();
   });
   await load(live);
   live.start();

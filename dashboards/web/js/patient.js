@@ -64,7 +64,7 @@ async function loadSeries() {
     for (const p of all[i]) addPoint(t, { time: p.time, tags: p.tags, fields: p.fields });
   });
   state.loaded = true;
-  for (const m of state.pending.splice(0)) addSample(m);
+  for (const s of state.pending.splice(0)) addSample(s);
 }
 
 // addPoint files one point, oldest first; a point of the same device and
@@ -89,14 +89,21 @@ function addPoint(type, p) {
 let redrawTimer = 0;
 const dirty = new Set();
 
-function addSample(m) {
-  if (m.patient !== patientId || !TYPES.includes(m.measurement)) return;
+// addSamples takes a samples message: the points of one stored device
+// message.
+function addSamples(m) {
+  if (m.patient !== patientId) return;
+  for (const s of m.samples || []) addSample(s);
+}
+
+function addSample(s) {
+  if (!TYPES.includes(s.measurement)) return;
   if (!state.loaded) {
-    state.pending.push(m);
+    state.pending.push(s);
     return;
   }
-  if (!addPoint(m.measurement, { time: m.time, tags: m.tags || {}, fields: m.fields || {} })) return;
-  dirty.add(m.measurement);
+  if (!addPoint(s.measurement, { time: s.time, tags: s.tags || {}, fields: s.fields || {} })) return;
+  dirty.add(s.measurement);
   // A burst of samples (a watch catching up) is drawn once.
   if (!redrawTimer) {
     redrawTimer = setTimeout(() => {
@@ -262,7 +269,7 @@ async function main() {
     state.status = m.status;
     showStatus();
   });
-  live.on("sample", addSample);
+  live.on("samples", addSamples);
   live.on("error", (m) => console.warn("websocket:", m.error));
   live.subscribe([patientId]);
   live.start();
