@@ -122,7 +122,7 @@ func (c *console) subscribe(patients []string) error {
 			}
 		}
 	}
-	if err := c.conn.WriteJSON(map[string]any{"type": "subscribe", "patients": patients}); err != nil {
+	if err := c.conn.WriteJSON(map[string]any{"type": "subscribe", "patients": patients, "batch": true}); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	for {

@@ -38,6 +38,11 @@ type (
 		Patient string        `json:"patient"`
 		Samples []samplePoint `json:"samples"`
 	}
+	sampleMsg struct {
+		Type    string `json:"type"` // sample: one point
+		Patient string `json:"patient"`
+		samplePoint
+	}
 	samplePoint struct {
 		Measurement string             `json:"measurement"`
 		Time        time.Time          `json:"time"`
@@ -70,6 +75,7 @@ type request struct {
 	Patients []string `json:"patients"`
 	AlertID  int64    `json:"alert_id"`
 	Note     string   `json:"note"`
+	Batch    bool     `json:"batch"` // subscribe: a device message's points in one samples message, not a sample message each
 }
 
 // client is one connected console of the Hub: its websocket, its scope
@@ -90,6 +96,7 @@ type client struct {
 	scopeGen int        // changes of access seen: a scope read before the latest is stale
 	readGen  int        // the scopeGen scope was read at
 	subs     map[string]bool
+	batch    bool // samples in one message per device message (subscribe's batch)
 	evicted  bool
 	tokens   float64   // subscribes the client may still send now
 	tokensAt time.Time // when tokens was reckoned
@@ -265,7 +272,7 @@ func (c *client) readLoop(ctx context.Context) {
 		}
 		switch req.Type {
 		case "subscribe":
-			c.subscribe(ctx, req.Patients)
+			c.subscribe(ctx, req.Patients, req.Batch)
 		case "ack":
 			c.ack(ctx, req)
 		default:
@@ -292,8 +299,9 @@ func (c *client) allowSubscribe(now time.Time) bool {
 // subscribe replaces the client's subscriptions, if it may see every
 // patient asked for (repeats count once). It writes one audit entry: the
 // read, naming the patients, or the refusal. A client that subscribes too
-// often, or names more than MaxSubscribe patients, is refused.
-func (c *client) subscribe(ctx context.Context, patients []string) {
+// often, or names more than MaxSubscribe patients, is refused. batch asks
+// for each stored device message's points in one samples message.
+func (c *client) subscribe(ctx context.Context, patients []string, batch bool) {
 	refuse := func(reason, target, msg string) {
 		c.hub.refuse(ctx, reason, c.who, c.address, registry.AuditEntry{Target: target})
 		c.queue("error", errorMsg{Type: "error", Request: "subscribe", Error: msg})
@@ -336,7 +344,7 @@ func (c *client) subscribe(ctx context.Context, patients []string) {
 		}
 	}
 	c.mu.Lock()
-	c.subs = map[string]bool{}
+	c.subs, c.batch = map[string]bool{}, batch
 	for _, p := range ids {
 		c.subs[p] = true
 	}

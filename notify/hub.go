@@ -444,22 +444,28 @@ func (h *Hub) Sample(patient string, points []ingest.Point) {
 	}
 }
 
-// pushSamples sends a patient's stored points, as one samples message
-// encoded once, to the clients subscribed to them.
+// pushSamples sends a patient's stored points to the clients subscribed
+// to them: one samples message to those that asked for batches, a sample
+// message a point to the others; each message is encoded once for all.
 func (h *Hub) pushSamples(patient string, points []ingest.Point) {
-	var targets []*client
+	var batch, single []*client
 	for _, c := range h.snapshot() {
 		c.mu.Lock()
-		subscribed := c.subs[patient]
+		subscribed, batched := c.subs[patient], c.batch
 		c.mu.Unlock()
-		if subscribed && c.sees(patient) { // the care team may have changed since
-			targets = append(targets, c)
+		if !subscribed || !c.sees(patient) { // the care team may have changed since
+			continue
+		}
+		if batched {
+			batch = append(batch, c)
+		} else {
+			single = append(single, c)
 		}
 	}
-	if len(targets) == 0 {
+	if len(batch)+len(single) == 0 {
 		return
 	}
-	msg := samplesMsg{Type: "samples", Patient: patient, Samples: make([]samplePoint, len(points))}
+	samples := make([]samplePoint, len(points))
 	for i, p := range points {
 		s := samplePoint{Measurement: p.Measurement, Time: p.Time, Fields: make(map[string]float64, len(p.Fields))}
 		for _, t := range p.Tags {
@@ -471,14 +477,25 @@ func (h *Hub) pushSamples(patient string, points []ingest.Point) {
 		for _, f := range p.Fields {
 			s.Fields[f.Key] = f.Value
 		}
-		msg.Samples[i] = s
+		samples[i] = s
 	}
-	b, err := json.Marshal(msg)
-	if err != nil {
-		return
+	if len(batch) > 0 {
+		if b, err := json.Marshal(samplesMsg{Type: "samples", Patient: patient, Samples: samples}); err == nil {
+			for _, c := range batch {
+				c.queueEncoded("samples", b)
+			}
+		}
 	}
-	for _, c := range targets {
-		c.queueEncoded("samples", b)
+	if len(single) > 0 {
+		for _, s := range samples {
+			b, err := json.Marshal(sampleMsg{Type: "sample", Patient: patient, samplePoint: s})
+			if err != nil {
+				continue
+			}
+			for _, c := range single {
+				c.queueEncoded("sample", b)
+			}
+		}
 	}
 }
 

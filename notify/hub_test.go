@@ -214,7 +214,7 @@ func TestUnassignStopsSamples(t *testing.T) {
 	c.send(map[string]any{"type": "subscribe", "patients": []string{"p-1", "p-2"}})
 	c.next("subscribed")
 	r.hub.Sample("p-1", heartRate(71))
-	if m := c.next("samples"); m["patient"] != "p-1" {
+	if m := c.next("sample"); m["patient"] != "p-1" {
 		t.Fatalf("samples %v, want p-1's", m)
 	}
 	// What the API's DELETE /v1/staff/bob/patients/p-1 does.
@@ -223,15 +223,15 @@ func TestUnassignStopsSamples(t *testing.T) {
 	}
 	r.hub.Sample("p-1", heartRate(72))
 	r.hub.Sample("p-2", heartRate(73))
-	if m := c.next("samples"); m["patient"] != "p-2" {
+	if m := c.next("sample"); m["patient"] != "p-2" {
 		t.Fatalf("after the unassignment, samples %v reached bob; want p-2's only", m)
 	}
 }
 
-// TestSamplesOneMessage: a stored device message's points reach each
-// subscribed console as one samples message, in order, with their
-// measurement, time, tags and fields; a console not subscribed to the
-// patient gets none of them.
+// TestSamplesOneMessage: a stored device message's points reach a console
+// that subscribed with batch as one samples message, and one that did not
+// as a sample message a point, in order, with their measurement, time,
+// tags and fields; a console not subscribed to the patient gets none.
 func TestSamplesOneMessage(t *testing.T) {
 	t.Parallel()
 	r := newHubRig(t, DefaultHubConfig())
@@ -239,10 +239,10 @@ func TestSamplesOneMessage(t *testing.T) {
 	bob.send(map[string]any{"type": "subscribe", "patients": []string{"p-1"}})
 	bob.next("subscribed")
 	alice, _ := r.dial("alice", "")
-	alice.send(map[string]any{"type": "subscribe", "patients": []string{"p-1", "p-3"}})
+	alice.send(map[string]any{"type": "subscribe", "patients": []string{"p-1", "p-3"}, "batch": true})
 	alice.next("subscribed")
 	other, _ := r.dial("alice", "")
-	other.send(map[string]any{"type": "subscribe", "patients": []string{"p-3"}})
+	other.send(map[string]any{"type": "subscribe", "patients": []string{"p-3"}, "batch": true})
 	other.next("subscribed")
 
 	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
@@ -252,13 +252,21 @@ func TestSamplesOneMessage(t *testing.T) {
 		{Measurement: "vitals", Time: at.Add(2 * time.Second), Fields: []ingest.Field{{Key: "systolic", Value: 121}, {Key: "diastolic", Value: 79}}},
 	})
 	r.hub.Sample("p-3", heartRate(70))
-	want := `[map[fields:map[bpm:61] measurement:heart_rate tags:map[device:w-1] time:2026-12-03T10:00:00Z] ` +
-		`map[fields:map[bpm:62] measurement:heart_rate time:2026-12-03T10:00:01Z] ` +
-		`map[fields:map[diastolic:79 systolic:121] measurement:vitals time:2026-12-03T10:00:02Z]]`
-	for name, c := range map[string]*hubConn{"bob": bob, "alice": alice} {
-		m := c.next("samples")
-		if m["patient"] != "p-1" || fmt.Sprint(m["samples"]) != want {
-			t.Errorf("%s's samples: %v, want p-1's %s", name, m, want)
+	points := []string{
+		`map[fields:map[bpm:61] measurement:heart_rate tags:map[device:w-1] time:2026-12-03T10:00:00Z]`,
+		`map[fields:map[bpm:62] measurement:heart_rate time:2026-12-03T10:00:01Z]`,
+		`map[fields:map[diastolic:79 systolic:121] measurement:vitals time:2026-12-03T10:00:02Z]`,
+	}
+	if m := alice.next("samples"); m["patient"] != "p-1" || fmt.Sprint(m["samples"]) != "["+strings.Join(points, " ")+"]" {
+		t.Errorf("alice's samples: %v, want p-1's %s", m, points)
+	}
+	for i, want := range points {
+		m := bob.next("sample")
+		patient := m["patient"]
+		delete(m, "type")
+		delete(m, "patient")
+		if patient != "p-1" || fmt.Sprint(m) != want {
+			t.Errorf("bob's sample %d: %v of %v, want p-1's %s", i, m, patient, want)
 		}
 	}
 	if m := alice.next("samples"); m["patient"] != "p-3" || len(m["samples"].([]any)) != 1 {
@@ -296,12 +304,12 @@ func TestUnassignByAnotherProcess(t *testing.T) {
 	for round := 0; ; round++ {
 		r.hub.Sample("p-1", heartRate(80))
 		r.hub.Sample("p-2", heartRate(81))
-		m := c.next("samples")
+		m := c.next("sample")
 		if m["patient"] == "p-1" {
 			if gone {
 				t.Fatalf("round %d: p-1's sample reached bob after an earlier round had none", round)
 			}
-			c.next("samples") // p-2's
+			c.next("sample") // p-2's
 			if time.Now().After(deadline) {
 				t.Fatal("the change made by another process was not found within 5s")
 			}

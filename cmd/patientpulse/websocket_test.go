@@ -147,7 +147,7 @@ func TestAlertsReachWebsockets(t *testing.T) {
 	if e := dr.next("error"); !strings.Contains(fmt.Sprint(e["error"]), "p-else is not in your care") {
 		t.Errorf("subscribing to another clinician's patient: %v", e)
 	}
-	dr.send(map[string]any{"type": "subscribe", "patients": []string{"p-ws"}})
+	dr.send(map[string]any{"type": "subscribe", "patients": []string{"p-ws"}, "batch": true}) // as the web app does
 	dr.next("subscribed")
 	on := dialAndGreet(t, srv.url, oncall).conn
 
@@ -349,7 +349,7 @@ func TestWebsocketCareTeamAndAuditFlood(t *testing.T) {
 	dr.send(map[string]any{"type": "subscribe", "patients": []string{"p-ct-a", "p-ct-b"}})
 	dr.next("subscribed")
 	sample(tokA, 1, 61)
-	if s := dr.next("samples"); s["patient"] != "p-ct-a" {
+	if s := dr.next("sample"); s["patient"] != "p-ct-a" {
 		t.Fatalf("sample %v, want p-ct-a's", s)
 	}
 	if st, doc := call(t, http.DefaultClient, srv.url, admin, "DELETE", "/v1/staff/dr-ct/patients/p-ct-a", nil); st != http.StatusNoContent {
@@ -357,11 +357,11 @@ func TestWebsocketCareTeamAndAuditFlood(t *testing.T) {
 	}
 	sample(tokA, 2, 62)
 	sample(tokB, 1, 63)
-	if s := dr.next("samples"); s["patient"] != "p-ct-b" {
+	if s := dr.next("sample"); s["patient"] != "p-ct-b" {
 		t.Fatalf("after the unassignment the console got %v; want p-ct-b's samples only", s)
 	}
 	sample(tokB, 2, 64) // however the stored messages are handed on, p-ct-a's is not behind
-	if s := dr.next("samples"); s["patient"] != "p-ct-b" {
+	if s := dr.next("sample"); s["patient"] != "p-ct-b" {
 		t.Fatalf("after the unassignment the console got %v; want p-ct-b's samples only", s)
 	}
 

@@ -40,7 +40,7 @@ export class Live {
   }
 
   sendSubscription() {
-    if (this.patients !== null) this.send({ type: "subscribe", patients: this.patients });
+    if (this.patients !== null) this.send({ type: "subscribe", patients: this.patients, batch: true });
   }
 
   connect() {
