@@ -176,11 +176,15 @@ func (f *fleet) finish() {
 	f.done.Wait()
 }
 
-// lost waits up to a minute for every acknowledged message to be stored
-// and returns the acknowledged and the missing counts.
+// lost waits up to three minutes for every acknowledged message to be
+// stored and returns the acknowledged and the missing counts.
 func (f *fleet) lost(t *testing.T) (acked, missing int) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	// Generous: a backlog of minutes drains in well under a minute alone,
+	// but make test runs the packages side by side on two cores.
+	start := time.Now()
+	deadline := start.Add(3 * time.Minute)
+	defer func() { t.Logf("waited %v for the acknowledged messages to be stored", time.Since(start).Round(time.Second)) }()
 	for {
 		acked, missing = 0, 0
 		for _, dev := range f.devices {
