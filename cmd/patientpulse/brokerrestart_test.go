@@ -184,7 +184,9 @@ func (f *fleet) lost(t *testing.T) (acked, missing int) {
 	// but make test runs the packages side by side on two cores.
 	start := time.Now()
 	deadline := start.Add(3 * time.Minute)
-	defer func() { t.Logf("waited %v for the acknowledged messages to be stored", time.Since(start).Round(time.Second)) }()
+	defer func() {
+		t.Logf("waited %v for the acknowledged messages to be stored", time.Since(start).Round(time.Second))
+	}()
 	for {
 		acked, missing = 0, 0
 		for _, dev := range f.devices {
