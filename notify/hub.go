@@ -173,24 +173,27 @@ func (h *Hub) Run(ctx context.Context) error {
 // fanEvents pushes each alert change of the outbox, in order, from the
 // first written after it starts.
 func (h *Hub) fanEvents(ctx context.Context) {
-	last, err := h.reg.LastOutboxEvent(ctx)
-	for err != nil {
-		h.log.Warn("reading the outbox failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(h.cfg.ChangePoll):
-		}
-		last, err = h.reg.LastOutboxEvent(ctx)
-	}
+	last := int64(-1) // not read yet
 	t := time.NewTicker(h.cfg.ChangePoll)
 	defer t.Stop()
 	for {
+		if last < 0 {
+			var err error
+			if last, err = h.reg.LastOutboxEvent(ctx); err != nil {
+				last = -1
+				if ctx.Err() == nil {
+					h.log.Warn("reading the outbox failed; retrying", "err", err)
+				}
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-h.wake:
 		case <-t.C:
+		}
+		if last < 0 {
+			continue
 		}
 		for {
 			evs, err := h.reg.OutboxEvents(ctx, last, 500)

@@ -100,7 +100,7 @@ func (r *Router) Route(ctx context.Context, ev alerts.Event) ([]registry.OutboxD
 		var seen []key
 		for _, d := range paged {
 			k := key{d.Recipient, d.Target}
-			if d.Channel == ChannelPagerDuty && d.Recipient != "" && !slices.Contains(seen, k) {
+			if d.Recipient != "" && !slices.Contains(seen, k) {
 				seen = append(seen, k)
 				add(ChannelPagerDuty, d.Recipient, d.Target)
 			}
