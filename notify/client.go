@@ -1,9 +1,12 @@
 package notify
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,7 +20,8 @@ import (
 	"github.com/patientpulse/patientpulse/registry"
 )
 
-// Messages, server to client.
+// Messages, server to client; the samples and sample messages of the
+// live feed are written by appendSamples and appendSample.
 type (
 	helloMsg struct {
 		Type     string        `json:"type"` // hello
@@ -32,22 +36,6 @@ type (
 	alertMsg struct {
 		Type string `json:"type"` // alert
 		alerts.Event
-	}
-	samplesMsg struct {
-		Type    string        `json:"type"` // samples: the points of one stored device message
-		Patient string        `json:"patient"`
-		Samples []samplePoint `json:"samples"`
-	}
-	sampleMsg struct {
-		Type    string `json:"type"` // sample: one point
-		Patient string `json:"patient"`
-		samplePoint
-	}
-	samplePoint struct {
-		Measurement string             `json:"measurement"`
-		Time        time.Time          `json:"time"`
-		Tags        map[string]string  `json:"tags,omitempty"`
-		Fields      map[string]float64 `json:"fields"`
 	}
 	statusMsg struct {
 		Type    string `json:"type"` // patient_status
@@ -84,9 +72,10 @@ type request struct {
 type client struct {
 	hub     *Hub
 	conn    *websocket.Conn
+	corked  *corkConn // conn's connection
 	who     *auth.Principal
 	address string        // the client's IP address, for the audit log
-	send    chan []byte   // encoded messages, which the writer only reads
+	send    chan outgoing // encoded messages, which the writer only reads
 	done    chan struct{} // closed when the client goes
 	recheck chan struct{} // its access changed: check credentials and scope (Hub.accessChanged)
 
@@ -168,7 +157,7 @@ func (c *client) queue(typ string, v any) {
 // anything up.
 func (c *client) queueEncoded(typ string, b []byte) {
 	select {
-	case c.send <- b:
+	case c.send <- outgoing{b, typ == "samples" || typ == "sample"}:
 		c.hub.sent.WithLabelValues(typ).Inc()
 	case <-c.done:
 	default:
@@ -217,9 +206,8 @@ func (c *client) writeLoop() {
 			if !c.refreshAccess() {
 				return
 			}
-		case b := <-c.send:
-			_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		case m := <-c.send:
+			if err := c.writeQueued(m); err != nil {
 				c.close(websocket.CloseAbnormalClosure, "")
 				return
 			}
@@ -230,6 +218,128 @@ func (c *client) writeLoop() {
 			}
 		}
 	}
+}
+
+// outgoing is a message queued for a client.
+type outgoing struct {
+	b    []byte // encoded: the same bytes may go to several clients
+	live bool   // a sample or samples message of the live feed
+}
+
+// burstBytes is about the most the writer sends in one system call.
+const burstBytes = 64 << 10
+
+// writeQueued writes m, then the messages queued behind it, in one
+// system call of up to about burstBytes: a burst of messages costs one
+// write rather than one a message. While it has only live samples to
+// send, it waits up to SampleLinger for more to join them; any other
+// message goes at once.
+func (c *client) writeQueued(m outgoing) error {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.corked.cork()
+	var linger <-chan time.Time
+	if m.live && c.hub.cfg.SampleLinger > 0 {
+		t := time.NewTimer(c.hub.cfg.SampleLinger)
+		defer t.Stop()
+		linger = t.C
+	}
+	err := c.conn.WriteMessage(websocket.TextMessage, m.b)
+	for n := len(m.b); err == nil && n < burstBytes; n += len(m.b) {
+		var ok bool
+		if m, ok = c.next(linger); !ok {
+			break
+		}
+		if !m.live {
+			linger = nil
+		}
+		err = c.conn.WriteMessage(websocket.TextMessage, m.b)
+	}
+	if uerr := c.corked.uncork(); err == nil {
+		err = uerr
+	}
+	return err
+}
+
+// next returns the next queued message, waiting for one until linger
+// fires (nil: not at all) or the client goes.
+func (c *client) next(linger <-chan time.Time) (outgoing, bool) {
+	select {
+	case m := <-c.send:
+		return m, true
+	default:
+	}
+	if linger == nil {
+		return outgoing{}, false
+	}
+	select {
+	case m := <-c.send:
+		return m, true
+	case <-linger:
+	case <-c.done:
+	}
+	return outgoing{}, false
+}
+
+// corkConn is a websocket's connection whose writes the client's writer
+// may hold (cork) and then send in one system call (uncork). A write
+// from elsewhere meanwhile (a close frame) joins the held ones, in order.
+type corkConn struct {
+	net.Conn
+	mu     sync.Mutex
+	corked bool
+	held   []byte
+}
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		c.held = append(c.held, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *corkConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+// uncork sends the held writes.
+func (c *corkConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	if len(c.held) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.held)
+	c.held = c.held[:0]
+	if cap(c.held) > 4*burstBytes { // after one large message, do not keep its room
+		c.held = nil
+	}
+	return err
+}
+
+// corkingWriter hands the websocket upgrader a corkConn when it takes
+// over the connection.
+type corkingWriter struct {
+	http.ResponseWriter
+	conn *corkConn
+}
+
+func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the connection cannot be taken over")
+	}
+	conn, rw, err := h.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.conn = &corkConn{Conn: conn}
+	return w.conn, rw, nil
 }
 
 // stillValid checks the client's credentials (its session or token, its

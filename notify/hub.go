@@ -46,12 +46,16 @@ type HubConfig struct {
 	// Run to fan them out; beyond, the live feed drops them (counted:
 	// they are stored, and a chart reads them on its next load).
 	Samples int
+	// SampleLinger is how long a client's writer holds live samples for
+	// more to join them in one write (fewer, larger writes: less CPU per
+	// sample); alert messages are never held. 0: not at all.
+	SampleLinger time.Duration
 }
 
 // DefaultHubConfig is the usual setup.
 func DefaultHubConfig() HubConfig {
 	return HubConfig{SendQueue: 1024, Ping: 25 * time.Second, Refresh: 30 * time.Second, ChangePoll: 2 * time.Second,
-		MaxSubscribe: 1000, SubscribeBurst: 5, SubscribeEvery: 2 * time.Second, Samples: 4096}
+		MaxSubscribe: 1000, SubscribeBurst: 5, SubscribeEvery: 2 * time.Second, Samples: 4096, SampleLinger: 20 * time.Millisecond}
 }
 
 // withDefaults fills the zero settings of c with the defaults.
@@ -233,9 +237,41 @@ func (h *Hub) fanSamples(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case b := <-h.samples:
-			h.pushSamples(b.patient, b.points)
+			for _, b := range h.queued(b) {
+				h.pushSamples(b.patient, b.points)
+			}
 		}
 	}
+}
+
+// queued returns b and the batches queued behind it now, up to Samples
+// in all (an InfluxDB write stores hundreds of device messages at once),
+// each patient's points in one batch, in the order they came.
+func (h *Hub) queued(b sampleBatch) []sampleBatch {
+	out := []sampleBatch{b}
+	var at map[string]int // a patient's batch in out
+	var own map[string]bool
+	for range h.cfg.Samples - 1 {
+		select {
+		case b := <-h.samples:
+			if at == nil {
+				at, own = map[string]int{out[0].patient: 0}, map[string]bool{}
+			}
+			i, ok := at[b.patient]
+			switch {
+			case !ok:
+				at[b.patient] = len(out)
+				out = append(out, b)
+			case !own[b.patient]: // copy: never append into Sample's caller's array
+				out[i].points, own[b.patient] = append(slices.Clip(out[i].points), b.points...), true
+			default:
+				out[i].points = append(out[i].points, b.points...)
+			}
+		default:
+			return out
+		}
+	}
+	return out
 }
 
 // pollAccess reads the care-team and credential changes that other
@@ -354,11 +390,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	conn, err := h.upgrade.Upgrade(w, r, nil)
+	cw := &corkingWriter{ResponseWriter: w}
+	conn, err := h.upgrade.Upgrade(cw, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &client{hub: h, conn: conn, who: who, address: address, send: make(chan []byte, h.cfg.SendQueue),
+	c := &client{hub: h, conn: conn, corked: cw.conn, who: who, address: address, send: make(chan outgoing, h.cfg.SendQueue),
 		done: make(chan struct{}), recheck: make(chan struct{}, 1),
 		scope: scope, scoped: time.Now(), subs: map[string]bool{}, tokens: float64(h.cfg.SubscribeBurst), tokensAt: time.Now()}
 	h.mu.Lock()
@@ -468,33 +505,15 @@ func (h *Hub) pushSamples(patient string, points []ingest.Point) {
 	if len(batch)+len(single) == 0 {
 		return
 	}
-	samples := make([]samplePoint, len(points))
-	for i, p := range points {
-		s := samplePoint{Measurement: p.Measurement, Time: p.Time, Fields: make(map[string]float64, len(p.Fields))}
-		for _, t := range p.Tags {
-			if s.Tags == nil {
-				s.Tags = map[string]string{}
-			}
-			s.Tags[t.Key] = t.Value
-		}
-		for _, f := range p.Fields {
-			s.Fields[f.Key] = f.Value
-		}
-		samples[i] = s
-	}
 	if len(batch) > 0 {
-		if b, err := json.Marshal(samplesMsg{Type: "samples", Patient: patient, Samples: samples}); err == nil {
-			for _, c := range batch {
-				c.queueEncoded("samples", b)
-			}
+		b := appendSamples(make([]byte, 0, 64+128*len(points)), patient, points)
+		for _, c := range batch {
+			c.queueEncoded("samples", b)
 		}
 	}
 	if len(single) > 0 {
-		for _, s := range samples {
-			b, err := json.Marshal(sampleMsg{Type: "sample", Patient: patient, samplePoint: s})
-			if err != nil {
-				continue
-			}
+		for _, p := range points {
+			b := appendSample(nil, patient, p)
 			for _, c := range single {
 				c.queueEncoded("sample", b)
 			}

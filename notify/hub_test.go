@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +28,8 @@ import (
 // to p-3.
 type hubRig struct {
 	t      *testing.T
-	path   string // the registry's file
+	writes atomic.Int64 // writes to the server's connections
+	path   string       // the registry's file
 	reg    *registry.Registry
 	hub    *Hub
 	srv    *httptest.Server
@@ -65,7 +69,9 @@ func newHubRig(t *testing.T, cfg HubConfig) *hubRig {
 	r.hub = NewHub(cfg, a, alerts.NewManager(alerts.DefaultConfig(), reg, log, nil), log, nil)
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/ws", a.Authenticate(r.hub))
-	r.srv = httptest.NewServer(mux)
+	r.srv = httptest.NewUnstartedServer(mux)
+	r.srv.Listener = countingListener{r.srv.Listener, &r.writes}
+	r.srv.Start()
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = r.hub.Run(ctx); close(done) }()
@@ -351,5 +357,80 @@ func TestWebsocketRefusalsAudited(t *testing.T) {
 	es = r.audit(registry.AuditFilter{Action: registry.ActionPatientRead, Actor: "bob", Limit: 1})
 	if len(es) != 1 || es[0].Patient != "p-1" || es[0].Address != "127.0.0.1" {
 		t.Errorf("subscribe entry %+v", es)
+	}
+}
+
+// TestSamplesQueuedTogether: the batches queued at once go out a patient
+// at a time, each patient's points in the order they came, and the
+// callers' arrays are left as they were.
+func TestSamplesQueuedTogether(t *testing.T) {
+	h := &Hub{cfg: HubConfig{Samples: 4}, samples: make(chan sampleBatch, 8)}
+	first := slices.Grow(heartRate(1), 4) // room after its point, which appending must not take
+	for i, p := range []string{"p-2", "p-1", "p-2", "p-2", "p-3"} {
+		h.samples <- sampleBatch{p, heartRate(float64(i + 2))}
+	}
+	var got []string
+	for _, b := range h.queued(sampleBatch{"p-1", first}) {
+		var bpm []string
+		for _, p := range b.points {
+			bpm = append(bpm, fmt.Sprint(p.Fields[0].Value))
+		}
+		got = append(got, b.patient+":"+strings.Join(bpm, ","))
+	}
+	// Samples is 4: the fourth batch queued and the fifth wait for the next round.
+	if want := "[p-1:1,3 p-2:2,4]"; fmt.Sprint(got) != want {
+		t.Errorf("batches %v, want %s", got, want)
+	}
+	if after := first[:2][1]; after.Measurement != "" {
+		t.Errorf("the caller's array was appended into: %v", after)
+	}
+	if len(h.samples) != 2 {
+		t.Errorf("%d batches left queued, want 2", len(h.samples))
+	}
+}
+
+// countingListener counts the writes to the connections it accepts.
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	return countingConn{c, l.writes}, err
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestLiveSamplesWrittenTogether: samples that reach a console's writer
+// within SampleLinger of each other go out in one write.
+func TestLiveSamplesWrittenTogether(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultHubConfig()
+	cfg.SampleLinger = 300 * time.Millisecond
+	r := newHubRig(t, cfg)
+	alice, _ := r.dial("alice", "")
+	alice.send(map[string]any{"type": "subscribe", "patients": []string{"p-1", "p-3"}, "batch": true})
+	alice.next("subscribed")
+	before := r.writes.Load()
+	for i := range 10 {
+		r.hub.Sample("p-1", heartRate(float64(60+i)))
+		r.hub.Sample("p-3", heartRate(float64(60+i)))
+		time.Sleep(5 * time.Millisecond) // not queued together: each its own message
+	}
+	messages := 0
+	for points := 0; points < 20; messages++ {
+		points += len(alice.next("samples")["samples"].([]any))
+	}
+	if n := r.writes.Load() - before; n > 3 || messages < 10 {
+		t.Errorf("%d messages in %d writes, want at least 10 in at most 3", messages, n)
 	}
 }
