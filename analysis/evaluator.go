@@ -301,8 +301,9 @@ func (e *Evaluator) load(ctx context.Context, id string) error {
 	for _, m := range slices.Sorted(maps.Keys(back)) {
 		from := e.clk.start(e.clk.dayOf(now) - day(back[m]))
 		err = e.src.Values(ctx, id, []string{m}, from, now.Add(time.Hour), func(v ingest.StoredValue) error {
-			p.add(e.clk, Sample{Measurement: v.Measurement, Field: v.Field, Value: v.Value, Time: v.Time,
-				Instrument: v.Tags["instrument"], Medication: v.Tags["medication"]})
+			if s, ok := sampleOf(v); ok {
+				p.add(e.clk, s)
+			}
 			return nil
 		})
 		if err != nil {

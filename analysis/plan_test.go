@@ -412,7 +412,7 @@ rules:
 		{"threshold forecast of a count", thr + "metric: dose.amount, over: 7d, aggregate: count, below: 3, forecast: 7d", []string{".forecast: a count cannot be forecast"}},
 		{"threshold metric without field", thr + "metric: sleep, over: 7d, aggregate: mean, below: 420", []string{`.metric: "sleep" names no field: want measurement.field such as sleep.awake_min`}},
 		{"threshold unknown measurement", thr + "metric: blood.pressure, over: 7d, aggregate: mean, below: 420",
-			[]string{`.metric: unknown metric "blood.pressure": the measurement must be one of activity, dose, heart_rate, sleep, symptoms, vitals`}},
+			[]string{`.metric: unknown metric "blood.pressure": the measurement must be one of activity, dose, heart_rate, labs, sleep, symptoms, vitals`}},
 		{"threshold unknown field", thr + "metric: vitals.bmi, over: 7d, aggregate: mean, above: 30",
 			[]string{`.metric: unknown metric "vitals.bmi": vitals has no field bmi (it has diastolic, hematocrit_pct, systolic, weight_kg)`}},
 		{"threshold instrument on vitals", thr + "metric: vitals.systolic, instrument: mrs, over: 7d, aggregate: mean, above: 140", []string{".instrument: only for symptoms metrics"}},

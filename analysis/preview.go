@@ -198,8 +198,9 @@ func previewSamples(ctx context.Context, src Source, clk clock, id string, days 
 	for _, m := range slices.Sorted(maps.Keys(back)) {
 		from := clk.start(today - day(days) - day(back[m]))
 		err := src.Values(ctx, id, []string{m}, from, now.Add(time.Nanosecond), func(v ingest.StoredValue) error {
-			samples = append(samples, Sample{Measurement: v.Measurement, Field: v.Field, Value: v.Value, Time: v.Time,
-				Instrument: v.Tags["instrument"], Medication: v.Tags["medication"]})
+			if s, ok := sampleOf(v); ok {
+				samples = append(samples, s)
+			}
 			return nil
 		})
 		if err != nil {

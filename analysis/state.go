@@ -27,21 +27,42 @@ type Sample struct {
 func SamplesOf(points []ingest.Point) []Sample {
 	var out []Sample
 	for _, p := range points {
-		var instrument, medication string
+		var instrument, medication, analyte string
 		for _, t := range p.Tags {
 			switch t.Key {
 			case "instrument":
 				instrument = t.Value
 			case "medication":
 				medication = t.Value
+			case "analyte":
+				analyte = t.Value
 			}
 		}
 		for _, f := range p.Fields {
-			out = append(out, Sample{Measurement: p.Measurement, Field: f.Key, Value: f.Value, Time: p.Time,
-				Instrument: instrument, Medication: medication})
+			if field, ok := fieldOf(p.Measurement, f.Key, analyte); ok {
+				out = append(out, Sample{Measurement: p.Measurement, Field: field, Value: f.Value, Time: p.Time,
+					Instrument: instrument, Medication: medication})
+			}
 		}
 	}
 	return out
+}
+
+// sampleOf is the sample of a value read back from InfluxDB.
+func sampleOf(v ingest.StoredValue) (Sample, bool) {
+	field, ok := fieldOf(v.Measurement, v.Field, v.Tags["analyte"])
+	return Sample{Measurement: v.Measurement, Field: field, Value: v.Value, Time: v.Time,
+		Instrument: v.Tags["instrument"], Medication: v.Tags["medication"]}, ok
+}
+
+// fieldOf is the field analysis reads a stored field as: a lab result's
+// value is labs.<analyte>; its reported value and reference range are
+// not judged.
+func fieldOf(measurement, field, analyte string) (string, bool) {
+	if measurement != "labs" {
+		return field, true
+	}
+	return analyte, field == "value" && analyte != ""
 }
 
 // patient is what analysis holds of one patient: their plan versions, the

@@ -347,7 +347,7 @@ func (v *validator) metric(at string, r *Rule, measurementOnly bool) {
 	fields := ingest.Fields(m)
 	switch {
 	case fields == nil:
-		v.add("%s.metric: unknown metric %q: the measurement must be one of %s", at, r.Metric, strings.Join(ingest.SampleTypes(), ", "))
+		v.add("%s.metric: unknown metric %q: the measurement must be one of %s", at, r.Metric, strings.Join(ingest.Measurements(), ", "))
 		return
 	case !hasField && !measurementOnly:
 		v.add("%s.metric: %q names no field: want measurement.field such as %s.%s", at, r.Metric, m, fields[0])

@@ -109,6 +109,7 @@ func (a *API) endpoints() []endpoint {
 		{"PUT /v1/staff/{username}/contact", auth.SignedIn, "", a.putContact, nil},
 		{"GET /v1/audit", auth.Administer, "", a.audit, nil},
 		{"GET /v1/oncall", auth.SignedIn, "", a.onCall, nil},
+		{"GET /v1/catalog", auth.SignedIn, "", a.catalog, nil},
 		{"GET /v1/notify/deliveries", auth.Administer, "", a.deliveries, nil},
 		{"GET /v1/ack-links/{token}", auth.SignedIn, "", a.ackLink, nil},
 		{"GET /v1/alerts", auth.SignedIn, "", a.listAlerts, nil},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -229,8 +230,8 @@ func (a *API) patientSeries(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	typ := r.URL.Query().Get("type")
-	if !ingest.IsSampleType(typ) {
-		httpx.Error(w, http.StatusBadRequest, "type: want one of sleep, activity, heart_rate, symptoms, dose, vitals")
+	if !ingest.IsMeasurement(typ) {
+		httpx.Error(w, http.StatusBadRequest, "type: want one of "+strings.Join(ingest.Measurements(), ", "))
 		return
 	}
 	now := a.now()
@@ -268,4 +269,11 @@ func (a *API) patientSeries(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{
 		"patient": id, "type": typ, "from": from.UTC(), "to": to.UTC(), "points": points,
 	})
+}
+
+// catalog answers the vocabulary of samples, instruments and lab
+// analytes (ingest.Catalog): what the web app labels and scales charts by.
+func (a *API) catalog(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Cache-Control", "private, max-age=300")
+	httpx.WriteJSON(w, http.StatusOK, ingest.TheCatalog())
 }

@@ -91,3 +91,25 @@ func TestSeriesRange(t *testing.T) {
 		})
 	}
 }
+
+func TestCatalogServed(t *testing.T) {
+	ta := newTestAPI(t, &fakeSeries{})
+	oncall := ta.staff(t, "olu", registry.RoleOnCall)
+	var c ingest.Catalog
+	if code := ta.get(t, oncall, "/v1/catalog", &c); code != 200 {
+		t.Fatalf("GET /v1/catalog: %d", code)
+	}
+	if code := ta.get(t, "", "/v1/catalog", nil); code != 401 {
+		t.Errorf("GET /v1/catalog signed out: %d, want 401", code)
+	}
+	var lab *ingest.CatalogType
+	for i := range c.SampleTypes {
+		if c.SampleTypes[i].Type == "lab" {
+			lab = &c.SampleTypes[i]
+		}
+	}
+	if lab == nil || lab.Measurement != "labs" || len(c.Analytes) != len(ingest.Analytes()) || c.Analytes[0].Name != "estradiol" ||
+		c.Analytes[0].Unit != "pmol/L" || len(c.Instruments) != 3 || c.Instruments[0].Subscales[0].Items[0] != "hot_flushes" {
+		t.Errorf("catalog: lab %+v, analytes %+v, instruments %+v", lab, c.Analytes, c.Instruments)
+	}
+}

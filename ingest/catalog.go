@@ -6,8 +6,7 @@ import (
 	"sort"
 )
 
-// SampleTypes returns the sample types, which are also the measurements,
-// sorted.
+// SampleTypes returns the sample types, sorted.
 func SampleTypes() []string {
 	ts := make([]string, 0, len(kinds))
 	for t := range kinds {
@@ -17,20 +16,49 @@ func SampleTypes() []string {
 	return ts
 }
 
-// Fields returns the numeric fields stored for a sample type (seq left
-// out), sorted; for symptoms, the items, subscales and total of the fixed
-// instruments (a custom check-in's items are the clinic's own). It returns
-// nil for an unknown type.
-func Fields(sampleType string) []string {
-	k, ok := kinds[sampleType]
-	if !ok {
+// Measurements returns the measurements the sample types are stored in,
+// sorted: the sample types' names, but labs for lab.
+func Measurements() []string {
+	ms := make([]string, 0, len(kinds))
+	for t, k := range kinds {
+		ms = append(ms, k.measurementOf(t))
+	}
+	sort.Strings(ms)
+	return ms
+}
+
+// kindOf returns the sample type stored in a measurement, and its kind;
+// nil for none.
+func kindOf(measurement string) (string, *kind) {
+	for t, k := range kinds {
+		if k.measurementOf(t) == measurement {
+			return t, k
+		}
+	}
+	return "", nil
+}
+
+// Fields returns the fields of a measurement that plans may name (seq
+// left out), sorted: its numeric fields; for symptoms also the items,
+// subscales and total of the fixed instruments (a custom check-in's items
+// are the clinic's own); for labs the analytes (labs.estradiol is the
+// value of the latest estradiol result). It returns nil for an unknown
+// measurement.
+func Fields(measurement string) []string {
+	_, k := kindOf(measurement)
+	switch {
+	case k == nil:
 		return nil
+	case measurement == "labs":
+		fs := Analytes()
+		sort.Strings(fs)
+		return fs
 	}
 	var fs []string
 	for _, n := range k.numbers {
 		fs = append(fs, n.name)
 	}
-	if sampleType == "symptoms" {
+	if measurement == "symptoms" {
 		for _, name := range instrumentNames {
 			fs = append(fs, InstrumentFields(name)...)
 		}
@@ -99,7 +127,7 @@ func InstrumentItems(instrument string) []string {
 }
 
 // Range returns the range of values a field of a measurement takes, the
-// bounds ingest validates samples with: sleep.total_min 0–1440,
+// bounds ingest validates samples with: sleep.total_min 0–1440, labs.hematocrit 10–75,
 // heart_rate.bpm 20–250, an MRS item 0–4. A symptoms field's range is its
 // instrument's: an item's scale (custom: any item key, 0–10), or for a
 // subscale or the total the sums of its items' ranges (MRS total 0–44,
@@ -108,9 +136,14 @@ func InstrumentItems(instrument string) []string {
 // and AMS). ok is false for an unknown field, or an instrument given
 // outside symptoms.
 func Range(measurement, field, instrument string) (lo, hi float64, ok bool) {
-	k, known := kinds[measurement]
+	_, k := kindOf(measurement)
 	switch {
-	case !known:
+	case k == nil:
+		return 0, 0, false
+	case measurement == "labs":
+		if a := findAnalyte(field); a != nil && instrument == "" {
+			return a.min, a.max, true
+		}
 		return 0, 0, false
 	case measurement == "symptoms":
 		return symptomRange(field, instrument)
@@ -166,4 +199,104 @@ func (in *instrument) fieldRange(field string) (lo, hi float64, ok bool) {
 		return 0, 0, false
 	}
 	return float64(items) * in.min, float64(items) * in.max, true
+}
+
+// Catalog is the vocabulary the decoder, the plan validator and the web
+// app share, as GET /v1/catalog serves it: every sample type with its
+// fields (label, UCUM unit, accepted range and units, LOINC codes), the
+// symptom instruments, the laboratory analytes, and the dose routes and
+// units.
+type Catalog struct {
+	SampleTypes []CatalogType       `json:"sample_types"`
+	Instruments []CatalogInstrument `json:"instruments"`
+	Analytes    []CatalogAnalyte    `json:"analytes"`
+	DoseRoutes  []string            `json:"dose_routes"`
+	DoseUnits   []string            `json:"dose_units"`
+}
+
+// CatalogType is a sample type and the measurement it is stored in.
+type CatalogType struct {
+	Type        string         `json:"type"`
+	Measurement string         `json:"measurement"`
+	Label       string         `json:"label"`
+	Interval    bool           `json:"interval"` // start and end, stored at end; else time
+	Fields      []CatalogField `json:"fields"`
+	Tags        []string       `json:"tags"` // string fields stored as tags
+}
+
+// CatalogField is a numeric field.
+type CatalogField struct {
+	Name     string   `json:"name"`
+	Label    string   `json:"label"`
+	Unit     string   `json:"unit,omitempty"` // UCUM
+	Min      float64  `json:"min"`
+	Max      float64  `json:"max"`
+	Integer  bool     `json:"integer,omitempty"`
+	Required bool     `json:"required,omitempty"`
+	Units    []string `json:"units,omitempty"` // UCUM units the standard formats may send, Unit first
+	LOINC    []string `json:"loinc,omitempty"`
+}
+
+// CatalogInstrument is a symptom questionnaire.
+type CatalogInstrument struct {
+	Name      string            `json:"name"`
+	Label     string            `json:"label"`
+	Min       float64           `json:"min"` // an item's score
+	Max       float64           `json:"max"`
+	Subscales []CatalogSubscale `json:"subscales"` // none for custom
+}
+
+// CatalogSubscale is a subscale and its items; its score, like the
+// total, is stored when every item of it is present.
+type CatalogSubscale struct {
+	Name  string   `json:"name"`
+	Items []string `json:"items"`
+}
+
+// CatalogAnalyte is a laboratory analyte: labs.<name> in plans.
+type CatalogAnalyte struct {
+	Name  string   `json:"name"`
+	Label string   `json:"label"`
+	Unit  string   `json:"unit"` // canonical UCUM unit, that of the stored value
+	Units []string `json:"units"`
+	Min   float64  `json:"min"`
+	Max   float64  `json:"max"`
+	LOINC []string `json:"loinc"`
+}
+
+// TheCatalog returns the catalog.
+func TheCatalog() Catalog {
+	c := Catalog{DoseRoutes: slices.Clone(routes), DoseUnits: slices.Clone(units)}
+	for _, t := range SampleTypes() {
+		k := kinds[t]
+		ct := CatalogType{Type: t, Measurement: k.measurementOf(t), Label: k.label, Interval: k.interval,
+			Fields: []CatalogField{}, Tags: []string{}}
+		for _, n := range k.numbers {
+			f := CatalogField{Name: n.name, Label: n.label, Unit: n.unit, Min: n.min, Max: n.max,
+				Integer: n.integer, Required: n.required, LOINC: n.loinc}
+			if n.unit != "" {
+				f.Units = n.unitList()
+			}
+			ct.Fields = append(ct.Fields, f)
+		}
+		for _, str := range k.strings {
+			if t != "lab" || str.name != "unit" { // a lab's unit is not stored
+				ct.Tags = append(ct.Tags, str.name)
+			}
+		}
+		c.SampleTypes = append(c.SampleTypes, ct)
+	}
+	for _, name := range instrumentNames {
+		in := instruments[name]
+		ci := CatalogInstrument{Name: name, Label: in.label, Min: in.min, Max: in.max, Subscales: []CatalogSubscale{}}
+		for _, g := range in.groups {
+			ci.Subscales = append(ci.Subscales, CatalogSubscale{Name: g.name, Items: slices.Clone(g.items)})
+		}
+		c.Instruments = append(c.Instruments, ci)
+	}
+	for _, a := range analytes {
+		c.Analytes = append(c.Analytes, CatalogAnalyte{Name: a.name, Label: a.label, Unit: a.unit, Units: a.unitList(),
+			Min: a.min, Max: a.max, LOINC: slices.Clone(a.loinc)})
+	}
+	return c
 }

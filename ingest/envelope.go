@@ -113,10 +113,11 @@ type Point struct {
 // Envelope is a decoded message: its valid samples as points and the
 // problems of the others.
 type Envelope struct {
-	Seq      int64
-	Samples  int // number of samples in the message
-	Points   []Point
-	Problems []Problem // sorted by sample index then field; a sample may have several
+	Seq         int64
+	Unsequenced bool // from a standard format, which has no seq: Seq is 0 and not tracked
+	Samples     int  // number of samples in the message
+	Points      []Point
+	Problems    []Problem // sorted by sample index then field; a sample may have several
 }
 
 // maxDetails caps the problems listed in an error document: a hostile or

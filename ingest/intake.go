@@ -84,12 +84,33 @@ func (in *Intake) Ingest(ctx context.Context, transport string, dev registry.Dev
 	if err != nil {
 		return Outcome{}, err
 	}
+	return in.Store(ctx, transport, dev, env, write)
+}
+
+// DecodeSamples validates samples, a JSON array of envelope samples (what
+// the standard formats are read into), as Decode does an envelope's; the
+// envelope it returns has no seq (Unsequenced). It fails only with
+// *EnvelopeError.
+func (in *Intake) DecodeSamples(samples []byte) (*Envelope, error) {
+	payload := make([]byte, 0, len(samples)+24)
+	payload = append(append(append(payload, `{"seq":0,"samples":`...), samples...), '}')
+	env, err := Decode(payload, in.now(), in.limits)
+	if env != nil {
+		env.Unsequenced = true
+	}
+	return env, err
+}
+
+// Store counts env's rejected samples and stores its points, from dev,
+// with write; see Ingest for its error.
+func (in *Intake) Store(ctx context.Context, transport string, dev registry.Device, env *Envelope,
+	write func(context.Context, []byte) error) (Outcome, error) {
 	in.countRejected(transport, env)
 	if len(env.Points) == 0 {
 		return Outcome{Answer: env.ErrorDoc()}, nil
 	}
 	// A line is about as long as its sample in JSON, plus the ids.
-	lines := make([]byte, 0, len(payload)+len(env.Points)*(len(dev.PatientID)+len(dev.ID)+32))
+	lines := make([]byte, 0, len(env.Points)*(len(dev.PatientID)+len(dev.ID)+96))
 	for i := range env.Points {
 		lines = AppendLine(lines, &env.Points[i], dev.PatientID, dev.ID, env.Seq)
 		lines = append(lines, '\n')
@@ -102,11 +123,13 @@ func (in *Intake) Ingest(ctx context.Context, transport string, dev registry.Dev
 		return Outcome{}, err
 	}
 	in.countAccepted(transport, env.Points)
-	in.trackSeq(dev.ID, env.Seq)
+	if !env.Unsequenced {
+		in.trackSeq(dev.ID, env.Seq)
+	}
 	if in.stored != nil {
 		in.stored(dev.PatientID, env.Points)
 	}
-	return Outcome{Accepted: len(env.Points), Answer: env.ErrorDoc()}, nil
+	return Outcome{Accepted: env.Samples - env.Rejected(), Answer: env.ErrorDoc()}, nil
 }
 
 // countAccepted counts the stored points by sample type, with one update

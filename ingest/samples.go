@@ -11,13 +11,30 @@ import (
 	"time"
 )
 
-// numberSpec describes one numeric field of a sample type.
+// numberSpec describes one numeric field of a sample type: the catalog
+// (GET /v1/catalog) of what it means and how it is checked.
 type numberSpec struct {
 	name     string
 	min, max float64
 	aboveMin bool // min itself is not allowed
 	integer  bool
 	required bool
+	label    string             // for people: "Total sleep"
+	unit     string             // UCUM: "min", "/min", "kg", "mm[Hg]"
+	units    map[string]float64 // other UCUM units the standard formats may send: value × factor is in unit
+	loinc    []string           // LOINC codes of an observation of it
+}
+
+// unitList is the field's accepted units, its own first.
+func (n numberSpec) unitList() []string {
+	us := []string{n.unit}
+	for u := range n.units {
+		if u != n.unit {
+			us = append(us, u)
+		}
+	}
+	slices.Sort(us[1:])
+	return us
 }
 
 // stringSpec describes one required string field, stored as a tag.
@@ -29,54 +46,92 @@ type stringSpec struct {
 
 // kind is the schema of one sample type.
 type kind struct {
-	interval bool // start and end, the point at end; else a single time
-	numbers  []numberSpec
-	strings  []stringSpec
-	objects  []string      // further fields, read by check
-	check    func(*sample) // rules across fields; may add fields and problems
+	label       string
+	measurement string // where its points are stored; "": the sample type's name
+	interval    bool   // start and end, the point at end; else a single time
+	numbers     []numberSpec
+	strings     []stringSpec
+	objects     []string      // further fields, read by check
+	check       func(*sample) // rules across fields; may add fields and problems
 }
 
-// kinds maps a sample type, which is also its measurement, to its schema.
+// kinds maps a sample type to its schema.
 var kinds = map[string]*kind{
-	"sleep": {interval: true, check: checkSleep, numbers: []numberSpec{
-		{name: "total_min", max: 1440, required: true},
-		{name: "deep_min", max: 1440},
-		{name: "rem_min", max: 1440},
-		{name: "light_min", max: 1440},
-		{name: "awake_min", max: 1440},
-		{name: "efficiency", max: 1},
-		{name: "resting_hr", min: 20, max: 250},
-		{name: "hrv_rmssd_ms", min: 1, max: 300},
-		{name: "skin_temp_dev_c", min: -5, max: 5},
+	"sleep": {label: "Sleep", interval: true, check: checkSleep, numbers: []numberSpec{
+		{name: "total_min", max: 1440, required: true, label: "Total sleep", unit: "min", units: minutes, loinc: []string{"93832-4"}},
+		{name: "deep_min", max: 1440, label: "Deep sleep", unit: "min", units: minutes},
+		{name: "rem_min", max: 1440, label: "REM sleep", unit: "min", units: minutes},
+		{name: "light_min", max: 1440, label: "Light sleep", unit: "min", units: minutes},
+		{name: "awake_min", max: 1440, label: "Awake", unit: "min", units: minutes},
+		{name: "efficiency", max: 1, label: "Sleep efficiency", unit: "1", units: map[string]float64{"%": 0.01}},
+		{name: "resting_hr", min: 20, max: 250, label: "Resting heart rate", unit: "/min"},
+		{name: "hrv_rmssd_ms", min: 1, max: 300, label: "HRV (RMSSD)", unit: "ms"},
+		{name: "skin_temp_dev_c", min: -5, max: 5, label: "Skin temperature deviation", unit: "Cel"},
 	}},
-	"activity": {interval: true, check: checkActivity, numbers: []numberSpec{
-		{name: "steps", max: 100000, integer: true},
-		{name: "active_min", max: 1440},
-		{name: "energy_kcal", max: 20000},
+	"activity": {label: "Activity", interval: true, check: checkActivity, numbers: []numberSpec{
+		{name: "steps", max: 100000, integer: true, label: "Steps", unit: "{steps}", loinc: []string{"55423-8", "41950-7"}},
+		{name: "active_min", max: 1440, label: "Active minutes", unit: "min", units: minutes},
+		{name: "energy_kcal", max: 20000, label: "Active energy", unit: "kcal", units: map[string]float64{"kJ": 1 / 4.184}},
 	}},
-	"heart_rate": {numbers: []numberSpec{
-		{name: "bpm", min: 20, max: 250, required: true},
+	"heart_rate": {label: "Heart rate", numbers: []numberSpec{
+		{name: "bpm", min: 20, max: 250, required: true, label: "Heart rate", unit: "/min", loinc: []string{"8867-4"}},
 	}},
-	"symptoms": {check: checkSymptoms, objects: []string{"items"}, strings: []stringSpec{
+	"symptoms": {label: "Symptoms", check: checkSymptoms, objects: []string{"items"}, strings: []stringSpec{
 		{name: "instrument", valid: oneOf(instrumentNames...), want: "one of " + strings.Join(instrumentNames, ", ")},
 	}},
-	"dose": {numbers: []numberSpec{
-		{name: "amount", max: 10000, aboveMin: true, required: true},
+	"dose": {label: "Doses", numbers: []numberSpec{
+		{name: "amount", max: 10000, aboveMin: true, required: true, label: "Amount"},
 	}, strings: []stringSpec{
 		{name: "medication", valid: isMedication, want: "1 to 64 lowercase letters, digits, '_' or '-', starting with a letter"},
 		{name: "route", valid: oneOf(routes...), want: "one of " + strings.Join(routes, ", ")},
 		{name: "unit", valid: oneOf(units...), want: "one of " + strings.Join(units, ", ")},
 	}},
-	"vitals": {check: checkVitals, numbers: []numberSpec{
-		{name: "weight_kg", min: 20, max: 400},
-		{name: "systolic", min: 50, max: 260},
-		{name: "diastolic", min: 30, max: 160},
-		{name: "hematocrit_pct", min: 10, max: 75},
+	"vitals": {label: "Vitals", check: checkVitals, numbers: []numberSpec{
+		{name: "weight_kg", min: 20, max: 400, label: "Weight", unit: "kg",
+			units: map[string]float64{"[lb_av]": 0.45359237, "g": 0.001}, loinc: []string{"29463-7", "3141-9"}},
+		{name: "systolic", min: 50, max: 260, label: "Systolic", unit: "mm[Hg]", loinc: []string{"8480-6"}},
+		{name: "diastolic", min: 30, max: 160, label: "Diastolic", unit: "mm[Hg]", loinc: []string{"8462-4"}},
+		{name: "hematocrit_pct", min: 10, max: 75, label: "Hematocrit", unit: "%"},
+	}},
+	"lab": {label: "Laboratory results", measurement: "labs", check: checkLab, numbers: []numberSpec{
+		{name: "value", max: 1e9, required: true, label: "Value"},
+		{name: "ref_low", max: 1e9, label: "Reference range, low"},
+		{name: "ref_high", max: 1e9, label: "Reference range, high"},
+	}, strings: []stringSpec{
+		{name: "analyte", valid: oneOf(analyteNames...), want: "one of " + strings.Join(analyteNames, ", ")},
+		{name: "unit", valid: isUnitText, want: "a unit such as pmol/L or ng/dL"},
 	}},
 }
 
+// minutes are the units a duration in minutes may come in.
+var minutes = map[string]float64{"h": 60, "s": 1.0 / 60}
+
+// measurementOf returns where the points of the kind's sample type typ
+// are stored.
+func (k *kind) measurementOf(typ string) string {
+	if k.measurement != "" {
+		return k.measurement
+	}
+	return typ
+}
+
+// isUnitText reports whether u can be a unit: 1 to 24 printable ASCII
+// characters (or µ) without quotes or backslashes.
+func isUnitText(u string) bool {
+	u = strings.NewReplacer("µ", "u", "μ", "u").Replace(u)
+	if len(u) == 0 || len(u) > 24 {
+		return false
+	}
+	for i := 0; i < len(u); i++ {
+		if c := u[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
 // kindNames lists the sample types for problem sentences.
-const kindNames = "sleep, activity, heart_rate, symptoms, dose, vitals"
+const kindNames = "sleep, activity, heart_rate, symptoms, dose, vitals, lab"
 
 var (
 	routes = []string{"oral", "transdermal", "intramuscular", "subcutaneous", "vaginal",
@@ -153,6 +208,9 @@ func (d *decoder) sample(i int) {
 	if p, ok := s.decode(d.win, &d.tags); ok {
 		p.Fields, p.Tags = d.fields.keep(s.fields), d.tags.keep(s.tags)
 		d.env.Points = append(d.env.Points, p)
+		if v, ok := hematocritVital(p); ok {
+			d.env.Points = append(d.env.Points, v)
+		}
 		return
 	}
 	d.env.Problems = append(d.env.Problems, s.sorted()...)
@@ -188,7 +246,7 @@ func (s *sample) decode(win window, tags *arena[Tag]) (Point, bool) {
 	}
 	slices.SortFunc(s.fields, func(a, b Field) int { return strings.Compare(a.Key, b.Key) })
 	slices.SortFunc(s.tags, compareTags)
-	return Point{Sample: s.index, Measurement: s.typ, Time: t}, true
+	return Point{Sample: s.index, Measurement: s.kind.measurementOf(s.typ), Time: t}, true
 }
 
 // arena hands out the slices of many points from shared arrays.
@@ -457,6 +515,20 @@ func checkVitals(s *sample) {
 	if sysOK && diaOK && dia >= sys {
 		s.add("diastolic", ReasonOutOfRange, "must be below systolic (got %s, systolic %s)", num(dia), num(sys))
 	}
+}
+
+// hematocritVital returns the vitals.hematocrit_pct point a hematocrit
+// lab also feeds, so that plans on the vital keep working.
+func hematocritVital(p Point) (Point, bool) {
+	if p.Measurement != "labs" || len(p.Tags) != 1 || p.Tags[0].Value != "hematocrit" {
+		return Point{}, false
+	}
+	for _, f := range p.Fields {
+		if f.Key == "value" {
+			return Point{Sample: p.Sample, Measurement: "vitals", Time: p.Time, Fields: []Field{{Key: "hematocrit_pct", Value: f.Value}}}, true
+		}
+	}
+	return Point{}, false
 }
 
 // num writes a number in problem sentences: 400, 0.05, 1e+21.

@@ -183,11 +183,11 @@ func TestDecodeRejectsInvalidSamples(t *testing.T) {
 		{"null sample", `null`, []want{{"", ReasonMalformed, "must be a JSON object"}}},
 		{"type missing", `{` + at + `, "bpm": 72}`, []want{{"type", ReasonMissingField, "is required"}}},
 		{"type unknown, not echoed", `{"type": "weight", ` + at + `}`, []want{
-			{"type", ReasonUnknownType, "must be one of sleep, activity, heart_rate, symptoms, dose, vitals"}}},
+			{"type", ReasonUnknownType, "must be one of sleep, activity, heart_rate, symptoms, dose, vitals, lab"}}},
 		{"type not a string", `{"type": 3, ` + at + `}`, []want{
-			{"type", ReasonUnknownType, "must be one of sleep, activity, heart_rate, symptoms, dose, vitals"}}},
+			{"type", ReasonUnknownType, "must be one of sleep, activity, heart_rate, symptoms, dose, vitals, lab"}}},
 		{"type is case-sensitive", `{"type": "Heart_Rate", ` + at + `, "bpm": 72}`, []want{
-			{"type", ReasonUnknownType, "must be one of sleep, activity, heart_rate, symptoms, dose, vitals"}}},
+			{"type", ReasonUnknownType, "must be one of sleep, activity, heart_rate, symptoms, dose, vitals, lab"}}},
 		{"unknown field", `{"type": "heart_rate", ` + at + `, "bpm": 72, "bmp": 72}`, []want{
 			{"bmp", ReasonUnknownField, "is not a field of heart_rate samples"}}},
 		{"unknown field with an unsafe name", `{"type": "heart_rate", ` + at + `, "bpm": 72, "note: Jane D.": 1}`, []want{

@@ -20,8 +20,9 @@ type SeriesPoint struct {
 // ErrTooManyPoints reports a series read that would exceed its limit.
 var ErrTooManyPoints = errors.New("too many points")
 
-// IsSampleType reports whether t is a sample type, and so a measurement.
-func IsSampleType(t string) bool { _, ok := kinds[t]; return ok }
+// IsMeasurement reports whether m is a measurement of the InfluxDB
+// layout: a sample type's name, or labs.
+func IsMeasurement(m string) bool { _, k := kindOf(m); return k != nil }
 
 // StoredValue is one field value of a patient read back from InfluxDB.
 type StoredValue struct {
@@ -42,8 +43,8 @@ func (s *Influx) Values(ctx context.Context, patient string, measurements []stri
 	}
 	var ms []string
 	for _, m := range measurements {
-		if !IsSampleType(m) {
-			return fmt.Errorf("values: %q is not a sample type", m)
+		if !IsMeasurement(m) {
+			return fmt.Errorf("values: %q is not a measurement", m)
 		}
 		ms = append(ms, fmt.Sprintf("r._measurement == %q", m))
 	}
@@ -163,19 +164,23 @@ func (s *Influx) LastSeen(ctx context.Context, patient string, since time.Time) 
 }
 
 // Newest returns the time of the patient's newest stored sample of a
-// measurement (field ""), or of one field of it, over all time; false when
-// none was ever stored.
+// measurement (field ""), or of one field of it (of labs: an analyte's
+// result), over all time; false when none was ever stored.
 func (s *Influx) Newest(ctx context.Context, patient, measurement, field string) (time.Time, bool, error) {
-	if !safeFluxString(patient) || !IsSampleType(measurement) || (field != "" && !safeFluxString(field)) {
+	if !safeFluxString(patient) || !IsMeasurement(measurement) || (field != "" && !safeFluxString(field)) {
 		return time.Time{}, false, fmt.Errorf("newest: bad patient, measurement or field")
 	}
-	if field == "" {
-		field = "seq" // every stored point has one
+	filter := fmt.Sprintf("r._field == %q", field)
+	switch {
+	case field == "":
+		filter = `r._field == "seq"` // every stored point has one
+	case measurement == "labs": // labs.<analyte>
+		filter = fmt.Sprintf(`r._field == "value" and r.analyte == %q`, field)
 	}
 	flux := fmt.Sprintf(`from(bucket: %q)
 		|> range(start: 1970-01-01T00:00:00Z)
-		|> filter(fn: (r) => r.patient == %q and r._measurement == %q and r._field == %q)
-		|> last()`, s.cfg.Bucket, patient, measurement, field)
+		|> filter(fn: (r) => r.patient == %q and r._measurement == %q and %s)
+		|> last()`, s.cfg.Bucket, patient, measurement, filter)
 	return s.newestOf(ctx, "newest", flux)
 }
 

@@ -8,6 +8,7 @@ import (
 // the subscales computed at ingest. A custom instrument has no fixed items.
 type instrument struct {
 	name     string
+	label    string
 	min, max float64
 	groups   []group // empty for custom: any item key the clinic defines
 }
@@ -25,18 +26,18 @@ var instrumentNames = []string{"mrs", "ams", "custom"}
 // instruments holds the scales of DESIGN.md: the Menopause Rating Scale,
 // the Aging Males' Symptoms scale and the clinic's own check-ins.
 var instruments = map[string]*instrument{
-	"mrs": {name: "mrs", min: 0, max: 4, groups: []group{
+	"mrs": {name: "mrs", label: "Menopause Rating Scale (MRS)", min: 0, max: 4, groups: []group{
 		{"somatic", []string{"hot_flushes", "heart_discomfort", "sleep_problems", "joint_muscle"}},
 		{"psychological", []string{"depressive_mood", "irritability", "anxiety", "exhaustion"}},
 		{"urogenital", []string{"sexual_problems", "bladder", "vaginal_dryness"}},
 	}},
-	"ams": {name: "ams", min: 1, max: 5, groups: []group{
+	"ams": {name: "ams", label: "Aging Males' Symptoms (AMS)", min: 1, max: 5, groups: []group{
 		{"somatic", []string{"general_wellbeing", "joint_muscle_pain", "sweating", "sleep_problems",
 			"tiredness", "physical_exhaustion", "muscle_strength"}},
 		{"psychological", []string{"irritability", "nervousness", "anxiety", "depressive_mood", "burnt_out"}},
 		{"sexual", []string{"passed_peak", "beard_growth", "sexual_performance", "morning_erections", "libido"}},
 	}},
-	"custom": {name: "custom", min: 0, max: 10},
+	"custom": {name: "custom", label: "The clinic's own check-in", min: 0, max: 10},
 }
 
 // maxCustomItems bounds the item keys of one custom check-in: each becomes

@@ -166,6 +166,7 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		{"PUT /v1/staff/{username}/contact", "/v1/staff/cleo/contact", map[string]any{"email": "cleo@clinic.example", "digest_hour": 7},
 			cell{"admin": ok, "clinician": ok, "oncall": denied}},
 		{"GET /v1/oncall", "/v1/oncall", nil, cell{"admin": ok, "clinician": ok, "oncall": ok}},
+		{"GET /v1/catalog", "/v1/catalog", nil, cell{"admin": ok, "clinician": ok, "oncall": ok}},
 		{"GET /v1/notify/deliveries", "/v1/notify/deliveries?state=failed", nil, adminOnly(ok)},
 		{"GET /v1/ack-links/{token}", "/v1/ack-links/not-a-link", nil,
 			cell{"admin": http.StatusNotFound, "clinician": http.StatusNotFound, "oncall": http.StatusNotFound}},
