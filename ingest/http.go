@@ -137,6 +137,9 @@ const (
 
 func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.metrics.Messages.WithLabelValues(TransportHTTP).Inc()
+	if isFHIR(r) {
+		w = fhirAnswers{w} // every answer, refusals included, is FHIR
+	}
 	if r.ContentLength != 0 {
 		// An answer given before the body is read closes the connection,
 		// rather than wait for the sender's unread body to drain it.
@@ -144,7 +147,7 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		httpx.WriteJSON(w, http.StatusMethodNotAllowed, refusal("use POST"))
+		h.answer(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
 	dev, err := h.intake.devices.DeviceByToken(r.Context(), httpx.Bearer(r))
@@ -173,8 +176,8 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"this device sends faster than its rate limit; retry later")
 		return
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		h.refuse(w, http.StatusUnsupportedMediaType, ReasonNotJSON, "Content-Type must be application/json")
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" && mt != MediaFHIR {
+		h.refuse(w, http.StatusUnsupportedMediaType, ReasonNotJSON, "Content-Type must be application/json or "+MediaFHIR)
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBytes {
@@ -197,6 +200,10 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.metrics.InFlight.WithLabelValues(TransportHTTP).Inc()
 	defer h.metrics.InFlight.WithLabelValues(TransportHTTP).Dec()
+	if fw, ok := w.(fhirAnswers); ok {
+		h.ingestFHIR(r.Context(), fw, r.URL.Path, dev, body)
+		return
+	}
 	h.ingest(r.Context(), w, dev, body)
 }
 
@@ -269,7 +276,7 @@ type acceptance struct {
 func (h *HTTP) retryLater(w http.ResponseWriter, status, after int, reason, msg string) {
 	w.Header().Set("Retry-After", strconv.Itoa(after))
 	h.metrics.Deferred.WithLabelValues(TransportHTTP, reason).Inc()
-	httpx.WriteJSON(w, status, refusal(msg))
+	h.answer(w, status, msg)
 }
 
 func (h *HTTP) tooLarge(w http.ResponseWriter) {
@@ -280,5 +287,15 @@ func (h *HTTP) tooLarge(w http.ResponseWriter) {
 // refuse answers a request refused for what it is, counted and logged.
 func (h *HTTP) refuse(w http.ResponseWriter, status int, reason, msg string) {
 	h.intake.refused(TransportHTTP, reason)
+	h.answer(w, status, msg)
+}
+
+// answer refuses a request with msg: as an OperationOutcome to a FHIR
+// request, else as an error document.
+func (h *HTTP) answer(w http.ResponseWriter, status int, msg string) {
+	if fw, ok := w.(fhirAnswers); ok {
+		fw.refusal(status, msg)
+		return
+	}
 	httpx.WriteJSON(w, status, refusal(msg))
 }

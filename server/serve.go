@@ -117,7 +117,10 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		staffAPI.Stored(patient, points)
 	})
 	mux := http.NewServeMux()
-	mux.Handle("/v1/ingest", ingest.NewHTTP(c.HTTPIngest, intake, s.writer, metrics, log))
+	collector := ingest.NewHTTP(c.HTTPIngest, intake, s.writer, metrics, log)
+	mux.Handle("/v1/ingest", collector)
+	mux.Handle(ingest.FHIRBase, collector)                // a Bundle
+	mux.Handle(ingest.FHIRBase+"/Observation", collector) // one Observation
 	staffAuth.Routes(mux)
 	staffAPI.Routes(mux)
 	mux.Handle("GET /v1/ws", staffAuth.Authenticate(hub))
