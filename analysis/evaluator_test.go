@@ -47,7 +47,11 @@ func (s *evSource) Newest(ctx context.Context, patient, measurement, field strin
 	defer s.mu.Unlock()
 	var newest time.Time
 	for _, v := range s.values[patient] {
-		if v.Measurement == measurement && (field == "" || v.Field == field) && v.Time.After(newest) {
+		ofField := field == "" || v.Field == field
+		if measurement == "labs" && field != "" { // labs.<analyte>, as ingest.Influx reads it
+			ofField = v.Field == "value" && v.Tags["analyte"] == field
+		}
+		if v.Measurement == measurement && ofField && v.Time.After(newest) {
 			newest = v.Time
 		}
 	}
@@ -1144,5 +1148,58 @@ func TestEvaluatorStoppedWhileLoading(t *testing.T) {
 	cancel()
 	if err := e.Run(ctx); err != nil {
 		t.Errorf("Run stopped while loading: %v, want nil", err)
+	}
+}
+
+// evLab is a stored lab result: its value, and the reported value that
+// analysis must not read as the analyte.
+func evLab(t time.Time, analyte string, value float64) []ingest.StoredValue {
+	tags := map[string]string{"device": "lab-feed", "analyte": analyte}
+	return []ingest.StoredValue{{Measurement: "labs", Field: "value", Value: value, Time: t, Tags: tags},
+		{Measurement: "labs", Field: "reported_value", Value: value * 1000, Time: t, Tags: tags}}
+}
+
+// TestEvaluatorLabRules: plans read labs.<analyte>: a threshold on the
+// latest result, a trend over months and a silence of weeks.
+func TestEvaluatorLabRules(t *testing.T) {
+	f := newEvFixture(t, "p-1")
+	f.savePlan("p-1", time.Date(2026, 8, 1, 0, 0, 0, 0, time.UTC), nil,
+		Rule{ID: "hct-high", Kind: KindThreshold, Severity: SeverityCritical, Metric: "labs.hematocrit",
+			Over: evDays(90), Aggregate: "latest", Above: evF(54), MinDays: 1},
+		Rule{ID: "t-falling", Kind: KindTrend, Severity: SeverityWarning, Metric: "labs.testosterone",
+			Over: evDays(90), SlopeBelow: evF(-0.05), MinDays: 3},
+		Rule{ID: "psa-overdue", Kind: KindSilence, Severity: SeverityInfo, Metric: "labs.psa", For: Duration(28 * 24 * time.Hour)})
+	f.src.put("p-1", evLab(evAt(2, 9), "hematocrit", 50)...)
+	f.src.put("p-1", evLab(evAt(8, 9), "hematocrit", 56)...)
+	f.src.put("p-1", evLab(evAt(1, 9), "psa", 1.1)...)
+	for i, nmol := range []float64{30, 24, 18} { // 1 Sep, 1 Oct, 1 Nov: falling 0.2 nmol/L a day
+		f.src.put("p-1", evLab(time.Date(2026, time.Month(9+i), 1, 9, 0, 0, 0, time.UTC), "testosterone", nmol)...)
+	}
+	e, _ := f.evaluator(evConfig())
+	f.now = evAt(10, 12)
+	mustSweep(t, e, f.ctx, true)
+	ts := f.transitions("p-1")
+	evWantChanges(t, "first sweep", ts, "hct-high:fired", "t-falling:fired")
+	if s := ts[0].Sentence; s != "latest hematocrit (of 90 days) 56 % is above the plan's 54 % (plan v1, since 1 Aug)" {
+		t.Errorf("hematocrit sentence %q", s)
+	}
+	if ts[1].Value > -0.19 || ts[1].Value < -0.2 {
+		t.Errorf("testosterone slope %v a day, want about -0.197", ts[1].Value)
+	}
+
+	// A newer, normal result clears the rule on the latest value, though
+	// the 90-day maximum is still 56.
+	f.now = evAt(11, 12)
+	f.store(e, "p-1", evLab(evAt(11, 9), "hematocrit", 52)...)
+	evDrain(e)
+	e.evaluate(f.ctx, mustPatient(t, e, "p-1"), f.now, false)
+	evWantChanges(t, "after a normal result", f.transitions("p-1"), "hct-high:fired", "t-falling:fired", "hct-high:cleared")
+
+	// No PSA since 1 Nov: on 29 Nov, 28 days on, it is overdue.
+	f.now = evAt(29, 12)
+	mustSweep(t, e, f.ctx, false)
+	ts = f.transitions("p-1")
+	if last := ts[len(ts)-1]; last.Rule != "psa-overdue" || last.Change != ChangeFired {
+		t.Errorf("transitions %q, want psa-overdue fired last", evChanges(ts))
 	}
 }

@@ -362,6 +362,8 @@ func aggregate(how string, vals []float64) float64 {
 		return sum(vals)
 	case "count":
 		return float64(len(vals))
+	case "latest":
+		return vals[len(vals)-1]
 	case "median":
 		s := slices.Clone(vals)
 		slices.Sort(s)
@@ -394,6 +396,8 @@ func aggregateSamples(how string, sts []*stats) float64 {
 		return total
 	case "count":
 		return float64(count)
+	case "latest": // the newest day's last sample
+		return float64(sts[len(sts)-1].last)
 	default:
 		return total / float64(count)
 	}

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -1137,5 +1138,40 @@ func TestJudgeAdherenceAcrossVersions(t *testing.T) {
 			r := c.rule
 			jtCheck(t, judgeAdherence(&r, c.versions, logged, en), c.want, 0)
 		})
+	}
+}
+
+// TestJudgeSparseSeries: a lab series keeps only its days with results,
+// the last keep days up to its newest, in day order whatever the order
+// they came in.
+func TestJudgeSparseSeries(t *testing.T) {
+	s := newSeries(seriesKey{"labs", "hematocrit", ""}, 90)
+	if s.days != nil {
+		t.Fatal("a lab series has a ring")
+	}
+	at := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	for i, d := range []day{100, 40, 160, 130, 130} {
+		s.add(d, at.Add(time.Duration(i)*time.Hour), 540, float64(d))
+	}
+	kept := func() string {
+		var out []string
+		for _, x := range s.sparse.dated {
+			out = append(out, fmt.Sprintf("%d:%d", x.d, x.st.count))
+		}
+		return strings.Join(out, " ")
+	}
+	// 160 is the newest: 40 is 90 days or more before it.
+	if got := kept(); got != "100:1 130:2 160:1" {
+		t.Errorf("kept %s, want 100:1 130:2 160:1", got)
+	}
+	if st := s.at(130); st == nil || st.last != 130 || st.count != 2 {
+		t.Errorf("at(130) = %+v", st)
+	}
+	if s.at(40) != nil || s.at(161) != nil || s.at(131) != nil {
+		t.Error("at returns a day without a result, or one not kept")
+	}
+	s.add(250, at.Add(10*time.Hour), 540, 1) // 250 - 90 = 160: the others go
+	if got := kept(); got != "250:1" {
+		t.Errorf("kept %s after a result on day 250, want 250:1", got)
 	}
 }

@@ -65,8 +65,8 @@ type Rule struct {
 	// Over is the window: threshold, trend, adherence, and score (the mean
 	// over it instead of the latest check-in).
 	Over Duration `json:"over,omitempty" yaml:"over,omitempty"`
-	// Aggregate of the window (threshold): mean, min, max, sum, count or
-	// median.
+	// Aggregate of the window (threshold): mean, min, max, sum, count,
+	// median or latest (the newest value in it: a lab result).
 	Aggregate string `json:"aggregate,omitempty" yaml:"aggregate,omitempty"`
 	// Bounds (threshold, score, adherence): the rule holds below Below or
 	// above Above.

@@ -108,7 +108,7 @@ func thresholdSpan(r *Rule) (span, bool) {
 	}
 	n := float64(r.Over.Days())
 	switch r.Aggregate {
-	case "mean", "min", "max", "median":
+	case "mean", "min", "max", "median", "latest":
 		return s, true
 	case "sum":
 		if r.Over <= 0 {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/patientpulse/patientpulse/ingest"
 )
 
 // metricLabel is how a clinician reads a metric: "sleep" for
@@ -14,6 +16,12 @@ func metricLabel(metric, instrument string) string {
 		return l
 	}
 	m, field, _ := strings.Cut(metric, ".")
+	if l := ingest.AnalyteLabel(field); m == "labs" && l != "" {
+		if len(l) > 1 && l[1] >= 'a' && l[1] <= 'z' { // Estradiol, not PSA
+			l = strings.ToLower(l[:1]) + l[1:]
+		}
+		return l
+	}
 	if field == "" {
 		return strings.ReplaceAll(m, "_", " ")
 	}
@@ -50,8 +58,10 @@ var labels = map[string]string{
 // formatValue writes a value of metric with its unit: sleep minutes as
 // hours (5.9 h), percentages, bpm, kg, mmHg; scores as plain numbers.
 func formatValue(metric string, v float64) string {
-	_, field, _ := strings.Cut(metric, ".")
+	m, field, _ := strings.Cut(metric, ".")
 	switch {
+	case m == "labs":
+		return strings.TrimSuffix(strconv.FormatFloat(v, 'g', 3, 64)+" "+ingest.UnitText(ingest.AnalyteUnit(field)), " ")
 	case strings.HasPrefix(metric, "sleep.") && strings.HasSuffix(field, "_min"):
 		return num(v/60, 1) + " h"
 	case metric == "sleep.efficiency":
@@ -114,6 +124,9 @@ func describe(r *Rule, v verdict, version int, effective time.Time, loc *time.Lo
 	switch r.Kind {
 	case KindThreshold:
 		subject := fmt.Sprintf("%d-day %s %s", r.Over.Days(), r.Aggregate, label)
+		if r.Aggregate == "latest" {
+			subject = fmt.Sprintf("latest %s (of %d days)", label, r.Over.Days())
+		}
 		if change == ChangeForecast || change == ChangeForecastCleared {
 			if !v.forecast {
 				return fmt.Sprintf("%s: no longer predicted to cross the plan's %s (%s now %s) %s",
@@ -207,6 +220,9 @@ func (r *Rule) Words() string {
 			of += " (daily " + r.PerDay + ")"
 		}
 		w := fmt.Sprintf("alert when the %d-day %s of %s is %s", r.Over.Days(), r.Aggregate, of, bounds(value))
+		if r.Aggregate == "latest" {
+			w = fmt.Sprintf("alert when the latest %s of the last %d days is %s", of, r.Over.Days(), bounds(value))
+		}
 		if r.Forecast > 0 {
 			w += fmt.Sprintf("; warn when its trend predicts that within %d days", r.Forecast.Days())
 		}

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"math/bits"
+	"slices"
 	"time"
 )
 
@@ -83,10 +84,12 @@ func (s *stats) perDay(how string) float64 {
 
 // series is one metric of one patient: the stats of its last len(days)
 // days, in a ring whose newest day is head, and the time of its newest
-// sample.
+// sample. A series of lab results, a few days a month over windows of
+// months, keeps only its days with results (sparse) instead.
 type series struct {
 	key       seriesKey
 	days      []stats
+	sparse    *sparseDays
 	head      day
 	newest    int64   // unix seconds of the newest sample; 0 when none
 	newestVal float32 // its value
@@ -111,7 +114,22 @@ func (k seriesKey) takes(s Sample) bool {
 		(k.field == s.Field || k.field == "" && s.Field != "")
 }
 
+// sparseDays are the days with samples among the last keep days up to
+// a series' head, oldest first.
+type sparseDays struct {
+	keep  day
+	dated []datedStats
+}
+
+type datedStats struct {
+	d  day
+	st stats
+}
+
 func newSeries(k seriesKey, keep int) *series {
+	if k.measurement == "labs" {
+		return &series{key: k, sparse: &sparseDays{keep: day(keep)}}
+	}
 	return &series{key: k, days: make([]stats, keep)}
 }
 
@@ -128,6 +146,10 @@ func (s *series) add(d day, t time.Time, minute int, v float64) {
 	s.next = (s.next + 1) % len(s.recent)
 	if u > s.newest {
 		s.newest, s.newestVal = u, float32(v)
+	}
+	if s.sparse != nil {
+		s.addSparse(d, minute, v)
+		return
 	}
 	n := day(len(s.days))
 	switch {
@@ -148,8 +170,34 @@ func (s *series) add(d day, t time.Time, minute int, v float64) {
 	s.days[int(d)%int(n)].add(v, minute)
 }
 
+// addSparse is add for a sparse series.
+func (s *series) addSparse(d day, minute int, v float64) {
+	sp := s.sparse
+	if d > s.head || len(sp.dated) == 0 {
+		s.head = max(s.head, d)
+		sp.dated = slices.DeleteFunc(sp.dated, func(x datedStats) bool { return x.d <= s.head-sp.keep })
+	}
+	if d <= s.head-sp.keep {
+		return // older than what is kept
+	}
+	i, found := slices.BinarySearchFunc(sp.dated, d, compareDay)
+	if !found {
+		sp.dated = slices.Insert(sp.dated, i, datedStats{d: d})
+	}
+	sp.dated[i].st.add(v, minute)
+}
+
+func compareDay(x datedStats, d day) int { return int(x.d - d) }
+
 // at returns the stats of day d, or nil when d is not kept or has none.
 func (s *series) at(d day) *stats {
+	if sp := s.sparse; sp != nil {
+		i, found := slices.BinarySearchFunc(sp.dated, d, compareDay)
+		if !found || d > s.head || d <= s.head-sp.keep {
+			return nil
+		}
+		return &sp.dated[i].st
+	}
 	n := day(len(s.days))
 	if n == 0 || d > s.head || d <= s.head-n {
 		return nil

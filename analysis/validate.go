@@ -308,7 +308,7 @@ func (v *validator) score(at string, r *Rule) {
 var (
 	kinds      = []string{KindThreshold, KindTrend, KindBaseline, KindSilence, KindAdherence, KindScore}
 	perDays    = []string{"sum", "mean", "min", "max", "count", "last"}
-	aggregates = []string{"mean", "min", "max", "sum", "count", "median"}
+	aggregates = []string{"mean", "min", "max", "sum", "count", "median", "latest"}
 )
 
 // bounds requires at least one of a lower and an upper bound, with the

@@ -175,7 +175,11 @@ func (h *memorySource) Newest(ctx context.Context, patient, measurement, field s
 	}
 	var newest time.Time
 	for _, v := range h.byPersona[pi][measurement] {
-		if (field == "" || v.Field == field) && v.Time.After(newest) {
+		ofField := field == "" || v.Field == field
+		if measurement == "labs" && field != "" { // labs.<analyte>, as ingest.Influx reads it
+			ofField = v.Field == "value" && v.Tags["analyte"] == field
+		}
+		if ofField && v.Time.After(newest) {
 			newest = v.Time
 		}
 	}

@@ -93,6 +93,28 @@ func AnalyteUnit(name string) string {
 	return ""
 }
 
+// AnalyteLabel returns an analyte's label for people, "" for an unknown one.
+func AnalyteLabel(name string) string {
+	if a := findAnalyte(name); a != nil {
+		return a.label
+	}
+	return ""
+}
+
+// UnitText writes a UCUM unit for people: [IU]/L as IU/L, mm[Hg] as
+// mmHg, /min as bpm, {steps} as steps, Cel as °C, 1 as nothing.
+func UnitText(ucum string) string {
+	switch ucum {
+	case "/min":
+		return "bpm"
+	case "Cel":
+		return "°C"
+	case "1":
+		return ""
+	}
+	return strings.NewReplacer("[IU]", "IU", "mm[Hg]", "mmHg", "{steps}", "steps", "ug", "µg", "ukat", "µkat").Replace(ucum)
+}
+
 // UCUM returns the UCUM code of a unit as people and some devices write
 // it: "mIU/mL" is m[IU]/mL, "mmHg" mm[Hg], "lb" [lb_av], "µg/L" ug/L,
 // "bpm" and "beats/min" /min; a UCUM code is returned as it is.

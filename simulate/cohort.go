@@ -33,7 +33,7 @@ type shape struct {
 	checkInEvery  int     // days between check-ins
 	doseShare     float64 // share of scheduled doses logged
 	watchSilent   bool    // the watch sends nothing
-	hematocrit    float64 // men: the lab value of the month
+	hematocrit    float64 // men: the month's laboratory result, %
 	systolic      float64
 	diastolic     float64
 	stepsPerDay   float64
@@ -165,9 +165,18 @@ func (p persona) deviceDay(rng *rand.Rand, d, days int, dayStart time.Time, regi
 		app = append(app, timed{at, simSample{"type": "vitals", "time": rfc(at), "systolic": round(s.systolic + noise(5)),
 			"diastolic": round(s.diastolic + noise(4)), "weight_kg": round2(72 + noise(0.4))}})
 	}
-	if p.male && d%30 == 10 || p.male && d == days-1 && p.name == "high-hematocrit" { // a monthly lab result
-		at := dayStart.Add(11 * time.Hour)
-		app = append(app, timed{at, simSample{"type": "vitals", "time": rfc(at), "hematocrit_pct": round2(s.hematocrit + noise(0.3))}})
+	switch at := dayStart.Add(11 * time.Hour); {
+	case p.male && d%30 == 10 || p.male && d == days-1 && p.name == "high-hematocrit": // the month's laboratory results
+		app = append(app,
+			timed{at, simSample{"type": "lab", "time": rfc(at), "analyte": "hematocrit", "value": round2(s.hematocrit + noise(0.3)),
+				"unit": "%", "ref_low": 40, "ref_high": 52}},
+			timed{at, simSample{"type": "lab", "time": rfc(at), "analyte": "testosterone", "value": round(520 + noise(60)),
+				"unit": "ng/dL", "ref_low": 264, "ref_high": 916}},
+			timed{at, simSample{"type": "lab", "time": rfc(at), "analyte": "psa", "value": round2(1.1 + noise(0.1)),
+				"unit": "ng/mL", "ref_high": 4}})
+	case !p.male && d%30 == 12:
+		app = append(app, timed{at, simSample{"type": "lab", "time": rfc(at), "analyte": "estradiol", "value": round(110 + noise(15)),
+			"unit": "pg/mL", "ref_low": 30, "ref_high": 400}})
 	}
 	return watch, app
 }
