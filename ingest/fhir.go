@@ -297,11 +297,16 @@ func (in *Intake) checkBundle(b *fhirBundle) *fhirRefusal {
 // wrong JSON types.
 func unreadable(err error, resource string) *fhirRefusal {
 	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
+	switch {
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return refuseFHIR(http.StatusBadRequest, "structure", ReasonMalformed, "",
+			"the body must be a FHIR resource: a JSON object with a resourceType")
+	case errors.As(err, &typeErr):
 		return refuseFHIR(http.StatusBadRequest, "structure", ReasonMalformed, resource+"."+typeErr.Field,
 			"must be a JSON %s, as FHIR R4 has it", jsonKind(typeErr.Type.Kind().String()))
+	default:
+		return refuseFHIR(http.StatusBadRequest, "invalid", ReasonMalformed, "", "the body is not valid JSON")
 	}
-	return refuseFHIR(http.StatusBadRequest, "invalid", ReasonMalformed, "", "the body is not valid JSON")
 }
 
 // tooMany refuses what DecodeSamples refused as a whole, which after

@@ -1,15 +1,21 @@
 package ingest
 
 import (
+	"cmp"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // FHIR documents written from the R4 specification's vital-signs and
@@ -35,9 +41,9 @@ func qty(v, unit string) string {
 }
 
 const (
-	fAt = `"effectiveDateTime": "2026-11-22T08:05:00+01:00"`
+	fAt    = `"effectiveDateTime": "2026-11-22T08:05:00+01:00"`
 	fNight = `"effectivePeriod": {"start": "2026-11-21T23:10:00Z", "end": "2026-11-22T06:40:00Z"}`
-	fWalk = `"effectivePeriod": {"start": "2026-11-22T09:00:00Z", "end": "2026-11-22T09:15:00Z"}`
+	fWalk  = `"effectivePeriod": {"start": "2026-11-22T09:00:00Z", "end": "2026-11-22T09:15:00Z"}`
 	atUTC  = "2026-11-22T07:05:00Z"
 	bpComp = `"component": [
 		{"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}, "valueQuantity": {"value": %s, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
@@ -149,5 +155,259 @@ func TestFHIREstradiolUnits(t *testing.T) {
 	mass := value(obs("14715-7", fAt+`, "valueQuantity": {"value": 120, "unit": "pg/mL"}`))
 	if math.Abs(molar-mass) > 1e-9 || math.Abs(molar-440.52) > 1e-9 {
 		t.Errorf("440.52 pmol/L stored as %v, 120 pg/mL as %v: want both 440.52", molar, mass)
+	}
+}
+
+// fhirAnswer is an answer read back: an OperationOutcome or a Bundle.
+type fhirAnswer struct {
+	ResourceType string `json:"resourceType"`
+	Type         string `json:"type"`
+	Issue        []struct {
+		Severity, Code, Diagnostics string
+		Expression                  []string
+	} `json:"issue"`
+	Entry []struct {
+		Response struct {
+			Status  string      `json:"status"`
+			Outcome *fhirAnswer `json:"outcome"`
+		} `json:"response"`
+	} `json:"entry"`
+}
+
+// expressions lists the outcome's issues as "code expression".
+func (a *fhirAnswer) expressions() []string {
+	var out []string
+	for _, is := range a.Issue {
+		out = append(out, is.Code+" "+strings.Join(is.Expression, ","))
+	}
+	return out
+}
+
+func postFHIR(t *testing.T, h *HTTP, path, contentType, body string) (*httptest.ResponseRecorder, *fhirAnswer) {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	r.Header.Set("Authorization", "Bearer tok-1")
+	r.Header.Set("Content-Type", contentType)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, MediaFHIR) {
+		t.Fatalf("Content-Type %q, want %s", ct, MediaFHIR)
+	}
+	var a fhirAnswer
+	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
+		t.Fatalf("answer is not JSON: %v: %s", err, rec.Body)
+	}
+	return rec, &a
+}
+
+func newFHIRHTTP(t *testing.T, sink *fakeSink) *HTTP {
+	h := newTestHTTP(t, sink, HTTPConfig{MaxInFlight: 8})
+	h.intake.now = func() time.Time { return testNow }
+	return h
+}
+
+func entries(rs ...string) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, `{"fullUrl": "urn:uuid:x", "resource": `+r+`, "request": {"method": "POST", "url": "Observation"}}`)
+	}
+	return strings.Join(parts, ",")
+}
+
+func bundle(typ string, rs ...string) string {
+	return `{"resourceType": "Bundle", "type": "` + typ + `", "entry": [` + entries(rs...) + `]}`
+}
+
+// TestFHIRRefusals checks every refusal's status, issue type and the
+// expression that names the bad element.
+func TestFHIRRefusals(t *testing.T) {
+	hr := func(extra string) string { return obs("8867-4", extra) }
+	tests := []struct {
+		name   string
+		path   string // default /v1/ingest
+		ctype  string // default application/fhir+json
+		body   string
+		status int
+		want   []string // "code expression" of each issue
+		says   string   // in the first diagnostics
+	}{
+		{name: "not JSON", body: `{"resourceType": "Observation",`, status: 400, want: []string{"invalid "}, says: "not valid JSON"},
+		{name: "not a resource", body: `[1, 2]`, status: 400, want: []string{"structure "}, says: "a JSON object with a resourceType"},
+		{name: "a Patient", body: `{"resourceType": "Patient"}`, status: 400, want: []string{"not-supported "}},
+		{name: "a Bundle posted as an Observation", path: "/v1/fhir/Observation", body: bundle("batch", hr(fAt+", "+qty("72", "/min"))),
+			status: 400, want: []string{"not-supported Bundle"}, says: "POST an Observation to /v1/fhir/Observation"},
+		{name: "an Observation posted to the base", path: "/v1/fhir", ctype: "application/json", body: hr(fAt + ", " + qty("72", "/min")),
+			status: 400, want: []string{"not-supported Observation"}},
+		{name: "heart rate of 900", body: hr(fAt + ", " + qty("900", "/min")), status: 422,
+			want: []string{"value Observation.valueQuantity.value"}, says: "must be between 20 and 250 (got 900)"},
+		{name: "weight converted out of range", body: obs("29463-7", fAt+", "+qty("1000", "[lb_av]")), status: 422,
+			want: []string{"value Observation.valueQuantity.value"}, says: "(converted from [lb_av] to kg)"},
+		{name: "value as a string", body: hr(fAt + `, "valueQuantity": {"value": "72", "code": "/min"}`), status: 400,
+			want: []string{"structure Observation.valueQuantity.value"}},
+		{name: "status as a number", body: hr(`"status": 1, ` + fAt + ", " + qty("72", "/min")), status: 400,
+			want: []string{"structure Observation.status"}},
+		{name: "unknown LOINC code", body: obs("1234-5", fAt+", "+qty("1", "kg")), status: 422,
+			want: []string{"not-supported Observation.code"}, says: "LOINC 1234-5"},
+		{name: "no LOINC coding", body: strings.Replace(hr(fAt+", "+qty("72", "/min")), "http://loinc.org", "http://snomed.info/sct", 1),
+			status: 422, want: []string{"required Observation.code"}},
+		{name: "systolic alone", body: obs("8480-6", fAt+", "+qty("120", "mm[Hg]")), status: 422,
+			want: []string{"not-supported Observation.code"}, says: "85354-9"},
+		{name: "entered in error", body: hr(`"status": "entered-in-error", ` + fAt + ", " + qty("72", "/min")), status: 422,
+			want: []string{"value Observation.status"}},
+		{name: "cancelled", body: hr(`"status": "cancelled", ` + fAt + ", " + qty("72", "/min")), status: 422,
+			want: []string{"value Observation.status"}},
+		{name: "no status", body: hr(`"status": "", ` + fAt + ", " + qty("72", "/min")), status: 422,
+			want: []string{"required Observation.status"}},
+		{name: "steps at an instant", body: obs("55423-8", fAt+", "+qty("812", "{steps}")), status: 422,
+			want: []string{"required Observation.effective"}, says: "effectivePeriod with start and end"},
+		{name: "steps without a period end", body: obs("55423-8", `"effectivePeriod": {"start": "2026-11-22T09:00:00Z"}, `+qty("812", "{steps}")),
+			status: 422, want: []string{"required Observation.effectivePeriod.end"}},
+		{name: "sleep inverted", body: obs("93832-4", `"effectivePeriod": {"start": "2026-11-22T06:40:00Z", "end": "2026-11-21T23:10:00Z"}, `+qty("400", "min")),
+			status: 422, want: []string{"value Observation.effectivePeriod.end"}},
+		{name: "sleep longer than its night", body: obs("93832-4", fNight+", "+qty("9", "h")), status: 422,
+			want: []string{"value Observation.valueQuantity.value"}},
+		{name: "no effective time", body: hr(qty("72", "/min")), status: 422, want: []string{"required Observation.effective"}},
+		{name: "a date without a time", body: hr(`"effectiveDateTime": "2026-11-22", ` + qty("72", "/min")), status: 422,
+			want: []string{"value Observation.effectiveDateTime"}},
+		{name: "in the future", body: hr(`"effectiveDateTime": "2026-11-23T08:00:00Z", ` + qty("72", "/min")), status: 422,
+			want: []string{"processing Observation.effectiveDateTime"}},
+		{name: "a weight in mm[Hg]", body: obs("29463-7", fAt+", "+qty("68", "mm[Hg]")), status: 422,
+			want: []string{"value Observation.valueQuantity.code"}, says: "use one of kg"},
+		{name: "a weight without a unit", body: obs("29463-7", fAt+`, "valueQuantity": {"value": 68}`), status: 422,
+			want: []string{"required Observation.valueQuantity.unit"}},
+		{name: "a coded value", body: hr(fAt + `, "valueCodeableConcept": {"text": "normal"}`), status: 422,
+			want: []string{"not-supported Observation.valueCodeableConcept"}},
+		{name: "no value", body: hr(fAt + `, "dataAbsentReason": {"text": "not worn"}`), status: 422,
+			want: []string{"not-supported Observation.dataAbsentReason"}},
+		{name: "a comparator", body: obs("2857-1", fAt+`, "valueQuantity": {"value": 0.1, "comparator": "<", "code": "ug/L"}`), status: 422,
+			want: []string{"not-supported Observation.valueQuantity.comparator"}},
+		{name: "blood pressure without diastolic", body: obs("85354-9", fAt+`, "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}, "valueQuantity": {"value": 120, "code": "mm[Hg]"}}]`),
+			status: 422, want: []string{"required Observation.component"}},
+		{name: "systolic out of range", body: bp("300", "80"), status: 422, want: []string{"value Observation.component[0].valueQuantity.value"}},
+		{name: "diastolic above systolic", body: bp("100", "110"), status: 422, want: []string{"value Observation.component[1].valueQuantity.value"}},
+		{name: "estradiol in mg", body: obs("2243-4", fAt+", "+qty("1", "mg")), status: 422,
+			want: []string{"value Observation.valueQuantity.code"}, says: "is not a unit of estradiol"},
+		{name: "estradiol without a unit", body: obs("2243-4", fAt+`, "valueQuantity": {"value": 412}`), status: 422,
+			want: []string{"required Observation.valueQuantity.unit"}},
+		{name: "a reference range in another unit", body: obs("2243-4", fAt+", "+qty("412", "pmol/L")+`, "referenceRange": [{"low": {"value": 26, "code": "pg/mL"}}]`),
+			status: 422, want: []string{"value Observation.referenceRange[0].low.code"}},
+		{name: "a reference range upside down", body: obs("2243-4", fAt+", "+qty("412", "pmol/L")+`, "referenceRange": [{"low": {"value": 500}, "high": {"value": 100}}]`),
+			status: 422, want: []string{"value Observation.referenceRange[0].high.value"}},
+		{name: "a searchset", body: bundle("searchset", hr(fAt+", "+qty("72", "/min"))), status: 422, want: []string{"not-supported Bundle.type"}},
+		{name: "a Bundle without a type", body: `{"resourceType": "Bundle", "entry": []}`, status: 400, want: []string{"required Bundle.type"}},
+		{name: "an empty Bundle", body: bundle("batch"), status: 422, want: []string{"required Bundle.entry"}},
+		{name: "a transaction with two bad entries", body: bundle("transaction", hr(fAt+", "+qty("72", "/min")),
+			hr(fAt+", "+qty("900", "/min")), obs("29463-7", fAt+", "+qty("68", "mm[Hg]"))), status: 422,
+			want: []string{"value Bundle.entry[1].resource.valueQuantity.value", "value Bundle.entry[2].resource.valueQuantity.code"}},
+		{name: "a transaction with an unreadable entry", body: bundle("transaction", hr(fAt+", "+qty("72", "/min")), `{"resourceType": "Observation", "code": []}`),
+			status: 400, want: []string{"structure Bundle.entry[1].resource.code"}},
+		{name: "a transaction deleting", body: strings.Replace(bundle("transaction", hr(fAt+", "+qty("72", "/min"))), `"POST"`, `"DELETE"`, 1),
+			status: 422, want: []string{"not-supported Bundle.entry[0].request.method"}},
+		{name: "a text body under the FHIR base", path: "/v1/fhir", ctype: "text/plain", body: "hello", status: 415, want: []string{"not-supported "}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &fakeSink{}
+			h := newFHIRHTTP(t, sink)
+			path, ctype := cmp.Or(tc.path, "/v1/ingest"), cmp.Or(tc.ctype, MediaFHIR)
+			rec, a := postFHIR(t, h, path, ctype, tc.body)
+			if rec.Code != tc.status || a.ResourceType != "OperationOutcome" {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			if got := a.expressions(); !slices.Equal(got, tc.want) {
+				t.Errorf("issues %q, want %q: %s", got, tc.want, rec.Body)
+			}
+			if !strings.Contains(a.Issue[0].Diagnostics, tc.says) || a.Issue[0].Severity != "error" {
+				t.Errorf("diagnostics %q, want it to say %q", a.Issue[0].Diagnostics, tc.says)
+			}
+			if n := len(sink.stored()); n != 0 {
+				t.Errorf("%d lines stored, want none", n)
+			}
+		})
+	}
+}
+
+func TestFHIRStored(t *testing.T) {
+	hr := func(v string) string { return obs("8867-4", fAt+", "+qty(v, "/min")) }
+	weight := obs("29463-7", fAt+", "+qty("154", "[lb_av]"))
+	steps := obs("55423-8", fWalk+", "+qty("812", "{steps}"))
+	tests := []struct {
+		name     string
+		path     string
+		body     string
+		status   int
+		typ      string   // resourceType/type of the answer
+		statuses []string // of the response Bundle's entries
+		lines    int      // stored
+	}{
+		{name: "an Observation", path: "/v1/fhir/Observation", body: hr("72"), status: 201, typ: "OperationOutcome", lines: 1},
+		{name: "a transaction", path: "/v1/fhir", body: bundle("transaction", hr("72"), weight, bp("121", "79"), steps),
+			status: 200, typ: "transaction-response", statuses: []string{"201 Created", "201 Created", "201 Created", "201 Created"}, lines: 4},
+		{name: "a batch, judged entry by entry", path: "/v1/fhir", body: bundle("batch", hr("72"), hr("900"), weight, `{"resourceType": "Patient"}`),
+			status: 200, typ: "batch-response", statuses: []string{"201 Created", "422 Unprocessable Entity", "201 Created", "422 Unprocessable Entity"}, lines: 2},
+		{name: "a collection, judged entry by entry", path: "/v1/ingest", body: bundle("collection", hr("900"), steps),
+			status: 200, typ: "batch-response", statuses: []string{"422 Unprocessable Entity", "201 Created"}, lines: 1},
+		{name: "a batch of nothing valid", path: "/v1/ingest", body: bundle("batch", hr("900")),
+			status: 200, typ: "batch-response", statuses: []string{"422 Unprocessable Entity"}, lines: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &fakeSink{}
+			h := newFHIRHTTP(t, sink)
+			rec, a := postFHIR(t, h, tc.path, MediaFHIR, tc.body)
+			if rec.Code != tc.status || cmp.Or(a.Type, a.ResourceType) != tc.typ {
+				t.Fatalf("status %d, want %d %s: %s", rec.Code, tc.status, tc.typ, rec.Body)
+			}
+			var statuses []string
+			for _, e := range a.Entry {
+				statuses = append(statuses, e.Response.Status)
+				if strings.HasPrefix(e.Response.Status, "422") && (e.Response.Outcome == nil || len(e.Response.Outcome.Issue) == 0) {
+					t.Errorf("a refused entry without an outcome: %s", rec.Body)
+				}
+			}
+			if !slices.Equal(statuses, tc.statuses) {
+				t.Errorf("entry statuses %q, want %q", statuses, tc.statuses)
+			}
+			if a.ResourceType == "OperationOutcome" && (len(a.Issue) != 1 || a.Issue[0].Severity != "information") {
+				t.Errorf("want one information issue: %s", rec.Body)
+			}
+			lines := sink.stored()
+			if len(lines) != tc.lines {
+				t.Errorf("stored %d lines, want %d: %q", len(lines), tc.lines, lines)
+			}
+			for _, l := range lines {
+				if !strings.Contains(l, "patient=p-1") {
+					t.Errorf("line %q is not the token's patient's", l)
+				}
+			}
+		})
+	}
+}
+
+// TestFHIRCounted checks that refused entries and documents are counted
+// by their reasons.
+func TestFHIRCounted(t *testing.T) {
+	h := newFHIRHTTP(t, &fakeSink{})
+	postFHIR(t, h, "/v1/fhir", MediaFHIR, bundle("batch", obs("8867-4", fAt+", "+qty("900", "/min")), obs("1234-5", fAt+", "+qty("1", "kg"))))
+	postFHIR(t, h, "/v1/fhir", MediaFHIR, bundle("transaction", obs("8867-4", fAt+", "+qty("900", "/min"))))
+	postFHIR(t, h, "/v1/fhir", MediaFHIR, `{"resourceType": "Patient"}`)
+	m := h.metrics
+	for _, c := range []struct {
+		vec    *prometheus.CounterVec
+		reason string
+		want   float64
+	}{
+		{m.SamplesRejected, ReasonOutOfRange, 2},
+		{m.SamplesRejected, ReasonUnknownCode, 1},
+		{m.MessagesRejected, ReasonTransaction, 1},
+		{m.MessagesRejected, ReasonWrongResource, 1},
+	} {
+		var d dto.Metric
+		if err := c.vec.WithLabelValues(TransportHTTP, c.reason).Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.GetCounter().GetValue(); got != c.want {
+			t.Errorf("%s counted %v times, want %v", c.reason, got, c.want)
+		}
 	}
 }
