@@ -176,8 +176,10 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"this device sends faster than its rate limit; retry later")
 		return
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" && mt != MediaFHIR {
-		h.refuse(w, http.StatusUnsupportedMediaType, ReasonNotJSON, "Content-Type must be application/json or "+MediaFHIR)
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" && mt != MediaFHIR && mt != MediaOpenMHealth {
+		h.refuse(w, http.StatusUnsupportedMediaType, ReasonNotJSON,
+			"Content-Type must be application/json, "+MediaFHIR+" or "+MediaOpenMHealth)
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBytes {
@@ -204,7 +206,11 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.ingestFHIR(r.Context(), fw, r.URL.Path, dev, body)
 		return
 	}
-	h.ingest(r.Context(), w, dev, body)
+	ingest := h.intake.Ingest
+	if mt == MediaOpenMHealth || IsOpenMHealth(body) {
+		ingest = h.intake.IngestOpenMHealth
+	}
+	h.ingest(r.Context(), w, dev, body, ingest)
 }
 
 // readBody reads the whole body, at most MaxBytes of it within ReadWait,
@@ -238,10 +244,13 @@ func (h *HTTP) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	return body, true
 }
 
-func (h *HTTP) ingest(ctx context.Context, w http.ResponseWriter, dev registry.Device, body []byte) {
+// ingest stores body's valid samples with ingest (Intake.Ingest for an
+// envelope) and answers.
+func (h *HTTP) ingest(ctx context.Context, w http.ResponseWriter, dev registry.Device, body []byte,
+	ingest func(context.Context, string, registry.Device, []byte, func(context.Context, []byte) error) (Outcome, error)) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.WriteWait)
 	defer cancel()
-	out, err := h.intake.Ingest(ctx, TransportHTTP, dev, body, h.writer.TryWrite)
+	out, err := ingest(ctx, TransportHTTP, dev, body, h.writer.TryWrite)
 	switch {
 	case errors.Is(err, ErrBusy):
 		h.retryLater(w, http.StatusTooManyRequests, retryAfterBusy, "busy", "the pipeline is full; retry later")
