@@ -120,7 +120,9 @@ func UnitText(ucum string) string {
 // "bpm" and "beats/min" /min; a UCUM code is returned as it is.
 func UCUM(unit string) string {
 	u := strings.TrimSpace(unit)
-	u = strings.NewReplacer("µ", "u", "μ", "u").Replace(u)
+	if strings.ContainsAny(u, "µμ") {
+		u = microSign.Replace(u)
+	}
 	if alias, ok := unitAliases[strings.ToLower(u)]; ok {
 		return alias
 	}
@@ -129,6 +131,10 @@ func UCUM(unit string) string {
 	}
 	return u
 }
+
+// microSign spells the micro prefix as UCUM does; made once, as UCUM is
+// called for every value of the standard formats.
+var microSign = strings.NewReplacer("µ", "u", "μ", "u")
 
 var unitAliases = map[string]string{
 	"mmhg": "mm[Hg]", "lb": "[lb_av]", "lbs": "[lb_av]", "bpm": "/min", "beats/min": "/min", "{beats}/min": "/min",
