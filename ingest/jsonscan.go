@@ -366,6 +366,7 @@ func schemaNames() map[string]string {
 	add(routes...)
 	add(units...)
 	add(instrumentNames...)
+	add(omhNames...)
 	for name, k := range kinds {
 		add(name)
 		for _, n := range k.numbers {

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -62,6 +63,22 @@ var omhSchemaList = func() string {
 	}
 	return strings.Join(parts, ", ")
 }()
+
+// omhNames are the keys of the data points patientpulse reads, interned
+// (see names) so that splitting a data point into members does not
+// allocate them.
+var omhNames = []string{
+	"header", "body", "id", "uuid", "creation_date_time", "source_creation_date_time", "acquisition_provenance",
+	"source_name", "modality", "external_datasheets", "datasheet_type", "datasheet_reference", "user_id", "schema_id", "namespace", "name", "version",
+	"effective_time_frame", "date_time", "time_interval", "start_date_time", "end_date_time", "duration",
+	"date", "part_of_day", "value", "unit", "heart_rate", "step_count", "activity_name", "distance",
+	"kcal_burned", "base_movement_quantity", "reported_activity_intensity", "met_value", "sleep_duration",
+	"total_sleep_time", "wake_after_sleep_onset", "sleep_maintenance_efficiency_percentage",
+	"latency_to_sleep_onset", "latency_to_arising", "number_of_awakenings", "is_main_sleep", "body_weight",
+	"systolic_blood_pressure", "diastolic_blood_pressure", "position_during_measurement",
+	"temporal_relationship_to_physical_activity", "temporal_relationship_to_sleep", "descriptive_statistic",
+	"descriptive_statistic_denominator", "body_posture", "measurement_location",
+}
 
 // IsOpenMHealth reports whether body, sent as application/json, is Open
 // mHealth rather than an envelope: an object, or an array whose first
@@ -129,25 +146,25 @@ func (in *Intake) DecodeOpenMHealth(body []byte) (*Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	samples := make([]byte, 0, len(body))
+	samples := make([]byte, 0, len(body)/2)
 	samples = append(samples, '[')
 	var problems []Problem
 	judged := make([]*omhPoint, 0, len(points)) // those read into a sample, in samples' order
 	for i := range points {
 		p := &points[i]
-		p.read()
-		problems = append(problems, p.problems...)
-		if p.sample == nil {
-			continue
-		}
-		// A sample with problems of its own is judged too, so that
-		// every problem of the data point is answered at once; it
-		// stores nothing.
+		before := len(samples)
 		if len(judged) > 0 {
 			samples = append(samples, ',')
 		}
-		samples = append(samples, p.sample...)
-		judged = append(judged, p)
+		var ok bool
+		// A sample with problems of its own is judged too, so that every
+		// problem of the data point is answered at once; it stores nothing.
+		if samples, ok = p.read(samples); ok {
+			judged = append(judged, p)
+		} else {
+			samples = samples[:before]
+		}
+		problems = append(problems, p.problems...)
 	}
 	samples = append(samples, ']')
 	env := &Envelope{Unsequenced: true}
@@ -165,12 +182,9 @@ func (in *Intake) DecodeOpenMHealth(body []byte) (*Envelope, error) {
 		}
 		for _, pr := range dec.Problems {
 			p := judged[pr.Sample]
-			ptr, ok := p.fields[pr.Field]
+			ptr, ok := p.pointer(pr.Field)
 			if len(p.problems) > 0 && !ok {
 				continue // a field left out for a problem already answered
-			}
-			if !ok {
-				ptr = p.ptr
 			}
 			pr.Sample, pr.Field = p.index, ptr
 			problems = append(problems, pr)
@@ -187,13 +201,66 @@ type omhPoint struct {
 	index  int    // in the document: the array's, or the series body's
 	ptr    string // JSON Pointer to the data point, "" for the document itself
 	header []member
-	hptr   string // JSON Pointer to its header
+	hptr   jptr // to its header
 	body   []byte
-	bptr   string // JSON Pointer to its body
+	bptr   jptr // to its body
+	mem    *arena[member]
 
-	sample   []byte            // the envelope sample, JSON
-	fields   map[string]string // sample field → JSON Pointer of the element it came from
+	sample   []byte // the envelope sample being written, JSON
+	fields   [6]omhField
+	nfields  int
 	problems []Problem
+}
+
+// omhField is a field of the sample and the element it came from.
+type omhField struct {
+	name string
+	ptr  jptr
+}
+
+// jptr is a JSON Pointer, put together only when a problem names it: a
+// base and up to five keys.
+type jptr struct {
+	base string
+	keys [5]string
+	n    int
+}
+
+// at returns the pointer to the member key of the object j points to.
+func (j jptr) at(key string) jptr {
+	j.keys[j.n] = key
+	j.n++
+	return j
+}
+
+func (j jptr) String() string {
+	var sb strings.Builder
+	sb.WriteString(j.base)
+	for _, k := range j.keys[:j.n] {
+		sb.WriteString("/" + k)
+	}
+	return sb.String()
+}
+
+// pointer returns the JSON Pointer of the element the sample's field came
+// from; ok is false when the field was not written, and the pointer is
+// the data point's own.
+func (p *omhPoint) pointer(field string) (string, bool) {
+	for _, f := range p.fields[:p.nfields] {
+		if f.name == field {
+			return f.ptr.String(), true
+		}
+	}
+	return p.ptr, false
+}
+
+// members splits raw, a valid JSON object, into its members, from the
+// decoding's shared arrays.
+func (p *omhPoint) members(raw []byte) []member {
+	if p.mem == nil {
+		return objectMembers(nil, raw)
+	}
+	return p.mem.keep(objectMembers(p.mem.take(12), raw))
 }
 
 // splitOpenMHealth splits body into its data points; the error is an
@@ -214,6 +281,7 @@ func splitOpenMHealth(body []byte, limit int) ([]omhPoint, error) {
 		return nil, refuse("", ReasonMalformed, "the document is not valid JSON (%s)", syntaxPlace(body))
 	}
 	var points []omhPoint
+	mem := &arena[member]{chunk: 1024}
 	top := scanner{data: body}
 	switch top.peek() {
 	case '[':
@@ -226,7 +294,7 @@ func splitOpenMHealth(body []byte, limit int) ([]omhPoint, error) {
 	case '{':
 		ms := objectMembers(nil, body)
 		if b := memberValue(ms, "body"); len(b) > 0 && b[0] == '[' {
-			return splitSeries(ms, limit, refuse)
+			return splitSeries(ms, limit, mem, refuse)
 		}
 		points = append(points, omhPoint{body: body})
 	default:
@@ -239,25 +307,25 @@ func splitOpenMHealth(body []byte, limit int) ([]omhPoint, error) {
 	for i := range points {
 		p := &points[i]
 		raw := p.body
-		p.body = nil
+		p.body, p.mem = nil, mem
 		if len(raw) == 0 || raw[0] != '{' {
-			p.add(p.ptr, ReasonMalformed, "must be a data point: an object with a header and a body")
+			p.add(jptr{base: p.ptr}, ReasonMalformed, "must be a data point: an object with a header and a body")
 			continue
 		}
-		ms := objectMembers(nil, raw)
-		if !p.noDuplicates(p.ptr, ms) {
+		ms := p.members(raw)
+		if !p.noDuplicates(jptr{base: p.ptr}, ms) {
 			continue
 		}
-		p.hptr = p.ptr + "/header"
+		p.hptr, p.bptr = jptr{base: p.ptr}.at("header"), jptr{base: p.ptr}.at("body")
 		p.header, _ = p.object(p.hptr, memberValue(ms, "header"))
-		p.body, p.bptr = memberValue(ms, "body"), p.ptr+"/body"
+		p.body = memberValue(ms, "body")
 	}
 	return points, nil
 }
 
 // splitSeries splits an IEEE 1752.1 data series: each element of its body
 // is a measure under its one header.
-func splitSeries(ms []member, limit int, refuse func(field, reason, format string, args ...any) error) ([]omhPoint, error) {
+func splitSeries(ms []member, limit int, mem *arena[member], refuse func(field, reason, format string, args ...any) error) ([]omhPoint, error) {
 	els := arrayElements(memberValue(ms, "body"))
 	switch {
 	case len(els) == 0:
@@ -265,84 +333,85 @@ func splitSeries(ms []member, limit int, refuse func(field, reason, format strin
 	case len(els) > limit:
 		return nil, refuse("/body", ReasonTooManySamples, "%d measures exceed the limit of %d", len(els), limit)
 	}
-	var first omhPoint
-	if !first.noDuplicates("", ms) {
+	first := omhPoint{mem: mem}
+	if !first.noDuplicates(jptr{}, ms) {
 		return nil, refuse("", ReasonMalformed, "has a key that appears more than once")
 	}
-	header, _ := first.object("/header", memberValue(ms, "header"))
+	hptr := jptr{}.at("header")
+	header, _ := first.object(hptr, memberValue(ms, "header"))
 	points := make([]omhPoint, len(els))
 	for i, el := range els {
-		points[i] = omhPoint{index: i, ptr: "/body/" + strconv.Itoa(i), header: header, hptr: "/header",
-			body: el, bptr: "/body/" + strconv.Itoa(i)}
-		points[i].problems = append(points[i].problems, first.problems...)
-		for j := range points[i].problems {
-			points[i].problems[j].Sample = i
+		ptr := "/body/" + strconv.Itoa(i)
+		points[i] = omhPoint{index: i, ptr: ptr, header: header, hptr: hptr, body: el, bptr: jptr{base: ptr}, mem: mem}
+		for _, pr := range first.problems {
+			pr.Sample = i
+			points[i].problems = append(points[i].problems, pr)
 		}
 	}
 	return points, nil
 }
 
-// read reads the data point's header and body into its sample, or finds
-// its problems.
-func (p *omhPoint) read() {
+// read reads the data point's header and body into its sample, which it
+// appends to out, and finds its problems; ok is false when it could not
+// write a sample.
+func (p *omhPoint) read(out []byte) (_ []byte, ok bool) {
 	if len(p.problems) > 0 {
-		return
+		return out, false
 	}
 	schema, ok := p.schema()
 	if !ok {
-		return
+		return out, false
 	}
-	body, _ := p.object(p.bptr, p.body)
-	if len(p.problems) > 0 {
-		return
+	body, ok := p.object(p.bptr, p.body)
+	if !ok {
+		return out, false
 	}
-	p.fields = make(map[string]string, 4)
-	p.sample = make([]byte, 0, 160)
+	p.sample = out
 	schema.read(p, body)
-	p.sample = append(p.sample, '}')
+	return append(p.sample, '}'), true
 }
 
 // schema finds the schema the header names.
 func (p *omhPoint) schema() (omhSchema, bool) {
-	idPtr := p.hptr + "/schema_id"
+	idPtr := p.hptr.at("schema_id")
 	id, ok := p.object(idPtr, memberValue(p.header, "schema_id"))
 	if !ok {
 		return omhSchema{}, false
 	}
-	ns, nsOK := p.str(idPtr+"/namespace", memberValue(id, "namespace"))
-	name, nameOK := p.str(idPtr+"/name", memberValue(id, "name"))
-	version, versionOK := p.str(idPtr+"/version", memberValue(id, "version"))
+	ns, nsOK := p.str(idPtr.at("namespace"), memberValue(id, "namespace"))
+	name, nameOK := p.str(idPtr.at("name"), memberValue(id, "name"))
+	version, versionOK := p.str(idPtr.at("version"), memberValue(id, "version"))
 	if !nsOK || !nameOK || !versionOK {
 		return omhSchema{}, false
 	}
-	if ns != "omh" && ns != "ieee" {
-		p.add(idPtr+"/namespace", ReasonUnknownSchema, "must be omh or ieee")
+	if string(ns) != "omh" && string(ns) != "ieee" {
+		p.add(idPtr.at("namespace"), ReasonUnknownSchema, "must be omh or ieee")
 		return omhSchema{}, false
 	}
-	major, _, _ := strings.Cut(version, ".")
-	v, err := strconv.Atoi(major)
+	major, _, _ := bytes.Cut(version, []byte("."))
+	v, err := strconv.Atoi(string(major))
 	for _, s := range omhSchemas {
-		if s.name != name {
+		if s.name != string(name) {
 			continue
 		}
 		if err != nil || !slices.Contains(s.versions, v) {
-			p.add(idPtr+"/version", ReasonUnknownSchema, "is not a version of %s patientpulse takes: %s", name, omhSchemaList)
+			p.add(idPtr.at("version"), ReasonUnknownSchema, "is not a version of %s patientpulse takes: %s", s.name, omhSchemaList)
 			return omhSchema{}, false
 		}
 		return s, true
 	}
-	p.add(idPtr+"/name", ReasonUnknownSchema, "is not a schema patientpulse takes: %s", omhSchemaList)
+	p.add(idPtr.at("name"), ReasonUnknownSchema, "is not a schema patientpulse takes: %s", omhSchemaList)
 	return omhSchema{}, false
 }
 
 // add records a problem of the data point at the element ptr.
-func (p *omhPoint) add(ptr, reason, format string, args ...any) {
-	p.problems = append(p.problems, Problem{Sample: p.index, Field: ptr, Problem: fmt.Sprintf(format, args...), Reason: reason})
+func (p *omhPoint) add(ptr jptr, reason, format string, args ...any) {
+	p.problems = append(p.problems, Problem{Sample: p.index, Field: ptr.String(), Problem: fmt.Sprintf(format, args...), Reason: reason})
 }
 
 // object reads raw, the element at ptr, as an object whose keys appear
 // once.
-func (p *omhPoint) object(ptr string, raw []byte) ([]member, bool) {
+func (p *omhPoint) object(ptr jptr, raw []byte) ([]member, bool) {
 	switch {
 	case isNull(raw):
 		p.add(ptr, ReasonMissingField, "is required")
@@ -351,17 +420,17 @@ func (p *omhPoint) object(ptr string, raw []byte) ([]member, bool) {
 		p.add(ptr, ReasonInvalidValue, "must be an object")
 		return nil, false
 	}
-	ms := objectMembers(nil, raw)
+	ms := p.members(raw)
 	return ms, p.noDuplicates(ptr, ms)
 }
 
 // noDuplicates reports whether each key of the object at ptr appears once.
 // A key is echoed only when it is a plain identifier.
-func (p *omhPoint) noDuplicates(ptr string, ms []member) bool {
+func (p *omhPoint) noDuplicates(ptr jptr, ms []member) bool {
 	for _, m := range ms {
 		if m.dup {
 			if isSafeName(m.key) {
-				p.add(ptr+"/"+m.key, ReasonMalformed, "appears more than once")
+				p.add(ptr.at(m.key), ReasonMalformed, "appears more than once")
 			} else {
 				p.add(ptr, ReasonMalformed, "has a key that appears more than once")
 			}
@@ -371,13 +440,14 @@ func (p *omhPoint) noDuplicates(ptr string, ms []member) bool {
 	return true
 }
 
-// str reads the required string at ptr. Its value is never echoed.
-func (p *omhPoint) str(ptr string, raw []byte) (string, bool) {
+// str reads the required string at ptr, without copying it when it has no
+// escapes. Its value is never echoed.
+func (p *omhPoint) str(ptr jptr, raw []byte) ([]byte, bool) {
 	if isNull(raw) {
 		p.add(ptr, ReasonMissingField, "is required")
-		return "", false
+		return nil, false
 	}
-	s, ok := unquote(raw)
+	s, ok := unquoteBytes(raw)
 	if !ok {
 		p.add(ptr, ReasonInvalidValue, "must be a string")
 	}
@@ -385,7 +455,7 @@ func (p *omhPoint) str(ptr string, raw []byte) (string, bool) {
 }
 
 // number reads the number at ptr.
-func (p *omhPoint) number(ptr string, raw []byte) (float64, bool) {
+func (p *omhPoint) number(ptr jptr, raw []byte) (float64, bool) {
 	if isNull(raw) {
 		p.add(ptr, ReasonMissingField, "is required")
 		return 0, false
@@ -407,19 +477,27 @@ func (p *omhPoint) begin(typ string) {
 	p.sample = append(append(append(p.sample, `{"type":"`...), typ...), '"')
 }
 
-// put adds the sample's field, whose value came from the element ptr.
-func (p *omhPoint) put(field string, v float64, ptr string) {
-	p.sample = append(append(append(p.sample, `,"`...), field...), `":`...)
-	p.sample = strconv.AppendFloat(p.sample, v, 'g', -1, 64)
-	p.fields[field] = ptr
+// field records that the sample's field came from the element ptr.
+func (p *omhPoint) field(name string, ptr jptr) {
+	if p.nfields < len(p.fields) {
+		p.fields[p.nfields] = omhField{name: name, ptr: ptr}
+		p.nfields++
+	}
 }
 
-// unitValue reads the {value, unit} at ptr as the field of measurement,
+// put adds the sample's field, whose value came from the element ptr.
+func (p *omhPoint) put(field string, v float64, ptr jptr) {
+	p.sample = append(append(append(p.sample, `,"`...), field...), `":`...)
+	p.sample = strconv.AppendFloat(p.sample, v, 'g', -1, 64)
+	p.field(field, ptr)
+}
+
+// unitValue reads the {value, unit} body.key as the field of measurement,
 // converting its unit to the field's, and adds it to the sample; want
 // lists the units taken, for the problem of another. A missing element is
-// a problem only when required.
+// a problem only when required; ok is false when nothing was added.
 func (p *omhPoint) unitValue(body []member, key, measurement, field, want string, required bool) bool {
-	ptr := p.bptr + "/" + key
+	ptr := p.bptr.at(key)
 	raw := memberValue(body, key)
 	if isNull(raw) && !required {
 		return false
@@ -428,16 +506,16 @@ func (p *omhPoint) unitValue(body []member, key, measurement, field, want string
 	if !ok {
 		return false
 	}
-	v, vOK := p.number(ptr+"/value", memberValue(uv, "value"))
-	unit, uOK := p.str(ptr+"/unit", memberValue(uv, "unit"))
+	v, vOK := p.number(ptr.at("value"), memberValue(uv, "value"))
+	unit, uOK := p.str(ptr.at("unit"), memberValue(uv, "unit"))
 	if !vOK || !uOK {
 		return false
 	}
-	c, ok := Convert(measurement, field, v, unit)
+	c, ok := Convert(measurement, field, v, string(unit))
 	if !ok {
-		p.add(ptr+"/unit", ReasonBadUnit, "must be %s", want)
+		p.add(ptr.at("unit"), ReasonBadUnit, "must be %s", want)
 		return false
 	}
-	p.put(field, c, ptr+"/value")
+	p.put(field, c, ptr.at("value"))
 	return true
 }

@@ -28,7 +28,7 @@ func readStepCount(p *omhPoint, body []member) {
 		p.unitValue(body, "step_count", "activity", "steps", "steps", true)
 		return
 	}
-	ptr := p.bptr + "/step_count"
+	ptr := p.bptr.at("step_count")
 	if v, ok := p.number(ptr, raw); ok {
 		p.put("steps", v, ptr)
 	}
@@ -90,7 +90,7 @@ func readBloodPressure(p *omhPoint, body []member) {
 type timeFrame struct {
 	start, end  time.Time // equal for a date_time
 	interval    bool
-	intervalPtr string // JSON Pointer to the time_interval
+	intervalPtr jptr // to the time_interval
 }
 
 // timeFrame reads body.effective_time_frame into the sample: start and
@@ -98,21 +98,21 @@ type timeFrame struct {
 // is needed), else time (a time interval's end). ok is false when it
 // found a problem.
 func (p *omhPoint) timeFrame(body []member, why string) (timeFrame, bool) {
-	ptr := p.bptr + "/effective_time_frame"
+	ptr := p.bptr.at("effective_time_frame")
 	ms, ok := p.object(ptr, memberValue(body, "effective_time_frame"))
 	if !ok {
 		return timeFrame{}, false
 	}
 	var tf timeFrame
-	var startPtr, endPtr string
+	var startPtr, endPtr jptr
 	switch dt, ti := memberValue(ms, "date_time"), memberValue(ms, "time_interval"); {
 	case !isNull(ti):
-		tf.interval, tf.intervalPtr = true, ptr+"/time_interval"
+		tf.interval, tf.intervalPtr = true, ptr.at("time_interval")
 		if tf.start, tf.end, startPtr, endPtr, ok = p.interval(tf.intervalPtr, ti); !ok {
 			return timeFrame{}, false
 		}
 	case !isNull(dt):
-		startPtr, endPtr = ptr+"/date_time", ptr+"/date_time"
+		startPtr, endPtr = ptr.at("date_time"), ptr.at("date_time")
 		if tf.end, ok = p.dateTime(endPtr, dt); !ok {
 			return timeFrame{}, false
 		}
@@ -125,7 +125,7 @@ func (p *omhPoint) timeFrame(body []member, why string) (timeFrame, bool) {
 	case why == "":
 		p.putTime("time", tf.end, endPtr)
 	case !tf.interval:
-		p.add(ptr+"/date_time", ReasonInvalidValue, "must be a time_interval: %s", why)
+		p.add(ptr.at("date_time"), ReasonInvalidValue, "must be a time_interval: %s", why)
 		return timeFrame{}, false
 	default:
 		p.putTime("start", tf.start, startPtr)
@@ -138,13 +138,13 @@ func (p *omhPoint) timeFrame(body []member, why string) (timeFrame, bool) {
 // duration, or end and duration; a date with a part of the day is too
 // vague to store. It returns the JSON Pointers the start and end came
 // from (a duration's, for a time computed from it).
-func (p *omhPoint) interval(ptr string, raw []byte) (start, end time.Time, startPtr, endPtr string, ok bool) {
+func (p *omhPoint) interval(ptr jptr, raw []byte) (start, end time.Time, startPtr, endPtr jptr, ok bool) {
 	ms, ok := p.object(ptr, raw)
 	if !ok {
 		return
 	}
 	s, e, d := memberValue(ms, "start_date_time"), memberValue(ms, "end_date_time"), memberValue(ms, "duration")
-	startPtr, endPtr = ptr+"/start_date_time", ptr+"/end_date_time"
+	startPtr, endPtr = ptr.at("start_date_time"), ptr.at("end_date_time")
 	var dur time.Duration
 	okS, okE, okD := true, true, true
 	switch {
@@ -153,24 +153,24 @@ func (p *omhPoint) interval(ptr string, raw []byte) (start, end time.Time, start
 		end, okE = p.dateTime(endPtr, e)
 	case !isNull(s) && !isNull(d):
 		start, okS = p.dateTime(startPtr, s)
-		dur, okD = p.duration(ptr+"/duration", d)
-		end, endPtr = start.Add(dur), ptr+"/duration"
+		dur, okD = p.duration(ptr.at("duration"), d)
+		end, endPtr = start.Add(dur), ptr.at("duration")
 	case !isNull(e) && !isNull(d):
 		end, okE = p.dateTime(endPtr, e)
-		dur, okD = p.duration(ptr+"/duration", d)
-		start, startPtr = end.Add(-dur), ptr+"/duration"
+		dur, okD = p.duration(ptr.at("duration"), d)
+		start, startPtr = end.Add(-dur), ptr.at("duration")
 	case !isNull(memberValue(ms, "date")):
 		p.add(ptr, ReasonInvalidValue, "a date and part_of_day is too vague to store: send start_date_time and end_date_time")
-		return time.Time{}, time.Time{}, "", "", false
+		return time.Time{}, time.Time{}, jptr{}, jptr{}, false
 	default:
 		p.add(ptr, ReasonMissingField, "must have start_date_time and end_date_time, or one of them and a duration")
-		return time.Time{}, time.Time{}, "", "", false
+		return time.Time{}, time.Time{}, jptr{}, jptr{}, false
 	}
 	return start, end, startPtr, endPtr, okS && okE && okD
 }
 
 // dateTime reads the RFC 3339 date-time at ptr, with any offset, in UTC.
-func (p *omhPoint) dateTime(ptr string, raw []byte) (time.Time, bool) {
+func (p *omhPoint) dateTime(ptr jptr, raw []byte) (time.Time, bool) {
 	if b, ok := unquoteBytes(raw); ok {
 		if t, err := time.Parse(time.RFC3339, string(b)); err == nil {
 			return t.UTC(), true
@@ -192,33 +192,33 @@ var durationUnits = map[string]time.Duration{
 const maxDuration = 1000 * time.Hour
 
 // duration reads the duration-unit-value at ptr.
-func (p *omhPoint) duration(ptr string, raw []byte) (time.Duration, bool) {
+func (p *omhPoint) duration(ptr jptr, raw []byte) (time.Duration, bool) {
 	ms, ok := p.object(ptr, raw)
 	if !ok {
 		return 0, false
 	}
-	v, vOK := p.number(ptr+"/value", memberValue(ms, "value"))
-	unit, uOK := p.str(ptr+"/unit", memberValue(ms, "unit"))
+	v, vOK := p.number(ptr.at("value"), memberValue(ms, "value"))
+	unit, uOK := p.str(ptr.at("unit"), memberValue(ms, "unit"))
 	if !vOK || !uOK {
 		return 0, false
 	}
-	size, ok := durationUnits[unit]
+	size, ok := durationUnits[string(unit)]
 	switch {
 	case !ok:
-		p.add(ptr+"/unit", ReasonBadUnit, "must be ms, sec, min, h or d")
+		p.add(ptr.at("unit"), ReasonBadUnit, "must be ms, sec, min, h or d")
 		return 0, false
 	case v < 0 || v*float64(size) > float64(maxDuration):
-		p.add(ptr+"/value", ReasonOutOfRange, "must be between 0 and %s", words(maxDuration))
+		p.add(ptr.at("value"), ReasonOutOfRange, "must be between 0 and %s", words(maxDuration))
 		return 0, false
 	}
 	return time.Duration(math.Round(v * float64(size))), true
 }
 
 // putTime adds the sample's time field, which came from the element ptr.
-func (p *omhPoint) putTime(field string, t time.Time, ptr string) {
+func (p *omhPoint) putTime(field string, t time.Time, ptr jptr) {
 	p.sample = append(append(append(p.sample, `,"`...), field...), `":"`...)
 	p.sample = append(t.AppendFormat(p.sample, time.RFC3339Nano), '"')
-	p.fields[field] = ptr
+	p.field(field, ptr)
 }
 
 // memberValue returns the value of the first member named key, nil if none.

@@ -440,7 +440,7 @@ func benchOpenMHealth() []byte {
 		"effective_time_frame": {"time_interval": {"start_date_time": "2026-11-21T23:10:00Z", "end_date_time": "2026-11-22T06:40:00Z"}}}`))
 	for i := range 4 {
 		parts = append(parts, dp2("step-count", "3.0", fmt.Sprintf(`{"step_count": {"value": %d, "unit": "steps"},
-			"effective_time_frame": {"time_interval": {"start_date_time": "2026-11-22T0%d:00:00Z", "end_date_time": "2026-11-22T0%d:15:00Z"}}}`, 800+i, 7+i, 7+i)))
+			"effective_time_frame": {"time_interval": {"start_date_time": "2026-11-22T%02d:00:00Z", "end_date_time": "2026-11-22T%02d:15:00Z"}}}`, 800+i, 7+i, 7+i)))
 	}
 	for i := range 40 {
 		parts = append(parts, dp2("heart-rate", "2.0", fmt.Sprintf(`{"heart_rate": {"value": %d, "unit": "beats/min"},
