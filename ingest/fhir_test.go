@@ -411,3 +411,35 @@ func TestFHIRCounted(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecodeFHIRBundle50 reads and judges a 50-entry transaction
+// Bundle, the FHIR counterpart of BenchmarkDecode's 50 samples: a night's
+// sleep, four walks, 40 heart rates, a weight, a blood pressure, and three
+// laboratory results (in pg/mL, ng/dL and %).
+func BenchmarkDecodeFHIRBundle50(b *testing.B) {
+	body := []byte(benchBundle())
+	in := newTestIntake()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		doc, r := in.decodeFHIR(body, "Bundle")
+		if r != nil || len(doc.env.Points) != 51 || doc.env.Samples != 50 { // a hematocrit is also a vital
+			b.Fatalf("decodeFHIR: %+v %+v", r, doc)
+		}
+	}
+}
+
+func benchBundle() string {
+	rs := []string{obs("93832-4", fNight+", "+qty("410", "min"))}
+	for i := range 4 {
+		rs = append(rs, obs("55423-8", fmt.Sprintf(`"effectivePeriod": {"start": "2026-11-22T0%d:00:00Z", "end": "2026-11-22T0%d:15:00Z"}, `, 7+i%3, 7+i%3)+
+			qty(fmt.Sprint(800+i), "{steps}")))
+	}
+	for i := range 40 {
+		rs = append(rs, obs("8867-4", fmt.Sprintf(`"effectiveDateTime": "2026-11-22T%02d:%02d:00Z", `, 7+i/12, i%12*5)+qty(fmt.Sprint(60+i%30), "/min")))
+	}
+	rs = append(rs, obs("29463-7", fAt+", "+qty("150", "[lb_av]")), bp("121", "79"),
+		obs("2243-4", fAt+", "+qty("112", "pg/mL")+`, "referenceRange": [{"low": {"value": 26.7, "code": "pg/mL"}, "high": {"value": 155.5, "code": "pg/mL"}}]`),
+		obs("2986-8", fAt+", "+qty("500", "ng/dL")), obs("4544-3", fAt+", "+qty("47", "%")))
+	return bundle("transaction", rs...)
+}
