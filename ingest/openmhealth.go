@@ -218,30 +218,6 @@ type omhField struct {
 	ptr  jptr
 }
 
-// jptr is a JSON Pointer, put together only when a problem names it: a
-// base and up to five keys.
-type jptr struct {
-	base string
-	keys [5]string
-	n    int
-}
-
-// at returns the pointer to the member key of the object j points to.
-func (j jptr) at(key string) jptr {
-	j.keys[j.n] = key
-	j.n++
-	return j
-}
-
-func (j jptr) String() string {
-	var sb strings.Builder
-	sb.WriteString(j.base)
-	for _, k := range j.keys[:j.n] {
-		sb.WriteString("/" + k)
-	}
-	return sb.String()
-}
-
 // pointer returns the JSON Pointer of the element the sample's field came
 // from; ok is false when the field was not written, and the pointer is
 // the data point's own.

@@ -2,12 +2,13 @@ package ingest
 
 import (
 	"math"
+	"strings"
 	"time"
 )
 
 // The bodies of the Open mHealth and IEEE 1752.1 schemas patientpulse
-// takes, read into envelope samples (see openmhealth.go), and their time
-// frames.
+// takes, read into envelope samples (see openmhealth.go), their time
+// frames, and the JSON Pointers problems name.
 
 // readHeartRate: heart-rate 1.x and 2.x, body.heart_rate {value, unit
 // "beats/min"}. A time interval (2.0 allows one) is stored at its end.
@@ -219,6 +220,30 @@ func (p *omhPoint) putTime(field string, t time.Time, ptr jptr) {
 	p.sample = append(append(append(p.sample, `,"`...), field...), `":"`...)
 	p.sample = append(t.AppendFormat(p.sample, time.RFC3339Nano), '"')
 	p.field(field, ptr)
+}
+
+// jptr is a JSON Pointer, put together only when a problem names it: a
+// base and up to five keys.
+type jptr struct {
+	base string
+	keys [5]string
+	n    int
+}
+
+// at returns the pointer to the member key of the object j points to.
+func (j jptr) at(key string) jptr {
+	j.keys[j.n] = key
+	j.n++
+	return j
+}
+
+func (j jptr) String() string {
+	var sb strings.Builder
+	sb.WriteString(j.base)
+	for _, k := range j.keys[:j.n] {
+		sb.WriteString("/" + k)
+	}
+	return sb.String()
 }
 
 // memberValue returns the value of the first member named key, nil if none.

@@ -455,3 +455,41 @@ func benchOpenMHealth() []byte {
 	}
 	return []byte("[" + strings.Join(parts, ",") + "]")
 }
+
+// FuzzDecodeOpenMHealth checks that any document is either refused as a
+// whole or judged data point by data point: every point and problem names
+// a data point of the document, every problem a JSON Pointer, and nothing
+// panics.
+func FuzzDecodeOpenMHealth(f *testing.F) {
+	f.Add(benchOpenMHealth())
+	f.Add([]byte(dp1("heart-rate", "1.0", `{"heart_rate": {"value": 900, "unit": "beats/min"}, `+tAt+`}`)))
+	f.Add([]byte(`{"header": ` + omhHeader2("omh", "step-count", "3.0") + `, "body": [{"step_count": {"value": 1e400, "unit": "steps"},
+		"effective_time_frame": {"time_interval": {"end_date_time": "2026-11-22T09:15:00Z", "duration": {"value": 1e30, "unit": "d"}}}}, null, []]}`))
+	f.Add([]byte(`[{"header": {"schema_id": {"namespace": "ieee", "name": "sleep-episode", "version": "1"}}, "body": {"effective_time_frame":
+		{"time_interval": {"start_date_time": "2026-11-21T23:10:00-02:00", "end_date_time": "2026-11-22T06:40:00-02:00"}}, "a\u0000": 1, "a\u0000": 2}}, 7]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		env, err := omhIntake().DecodeOpenMHealth(body)
+		if err != nil {
+			checkEnvelopeError(t, nil, err)
+			return
+		}
+		if !env.Unsequenced || env.Samples < 1 || env.Samples > DefaultLimits().MaxSamples {
+			t.Fatalf("envelope %+v", env)
+		}
+		for _, p := range env.Points {
+			if p.Sample < 0 || p.Sample >= env.Samples {
+				t.Fatalf("point of sample %d of %d", p.Sample, env.Samples)
+			}
+		}
+		for _, p := range env.Problems {
+			known := allReasons[p.Reason] != "" || p.Reason == ReasonUnknownSchema || p.Reason == ReasonBadUnit
+			if p.Sample < 0 || p.Sample >= env.Samples || p.Problem == "" || !known ||
+				p.Field != "" && p.Field[0] != '/' {
+				t.Fatalf("problem %+v", p)
+			}
+		}
+		if _, err := json.Marshal(env.ErrorDoc()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
