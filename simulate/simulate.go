@@ -279,25 +279,25 @@ func (s *simulation) sendWatch(ctx context.Context, p *simPatient, samples []tim
 	return nil
 }
 
-// sendApp posts the app's samples over HTTPS, 50 a request, waiting as
-// the pipeline asks (429 and 503 with Retry-After).
+// sendApp posts the app's samples over HTTPS, 50 a request, in the
+// formats appRequests picks, waiting as the pipeline asks (429 and 503
+// with Retry-After).
 func (s *simulation) sendApp(ctx context.Context, p *simPatient, samples []timed) error {
-	for len(samples) > 0 {
-		n := min(len(samples), 50)
-		p.seq++
-		body := envelope(time.Now().UnixMilli()+p.seq, samples[:n])
+	var reqs []request
+	reqs, p.seq = appRequests(p.seq, samples)
+	for _, r := range reqs {
 		for {
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(s.args.URL, "/")+"/v1/ingest", bytes.NewReader(body))
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(s.args.URL, "/")+r.path, bytes.NewReader(r.body))
 			if err != nil {
 				return err
 			}
 			req.Header.Set("Authorization", "Bearer "+p.appToken)
-			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Content-Type", r.contentType)
 			resp, err := s.http.Do(req)
 			if err != nil {
 				return fmt.Errorf("simulate: app %s: %w", p.appID, err)
 			}
-			io.Copy(io.Discard, resp.Body)
+			answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 				wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
@@ -308,13 +308,12 @@ func (s *simulation) sendApp(ctx context.Context, p *simPatient, samples []timed
 					return ctx.Err()
 				}
 			}
-			if resp.StatusCode != http.StatusAccepted {
-				return fmt.Errorf("simulate: app %s: the pipeline answered %d", p.appID, resp.StatusCode)
+			if resp.StatusCode/100 != 2 {
+				return fmt.Errorf("simulate: app %s: %s %s answered %d: %.300s", p.appID, r.contentType, r.path, resp.StatusCode, answer)
 			}
 			break
 		}
-		s.messages, s.samples = s.messages+1, s.samples+n
-		samples = samples[n:]
+		s.messages, s.samples = s.messages+1, s.samples+r.samples
 	}
 	return nil
 }
