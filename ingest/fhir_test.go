@@ -443,3 +443,32 @@ func benchBundle() string {
 		obs("2986-8", fAt+", "+qty("500", "ng/dL")), obs("4544-3", fAt+", "+qty("47", "%")))
 	return bundle("transaction", rs...)
 }
+
+// FuzzDecodeFHIR checks that no body makes the FHIR reader panic, and that
+// every entry is either a sample or refused with an expression.
+func FuzzDecodeFHIR(f *testing.F) {
+	f.Add(bundle("transaction", obs("8867-4", fAt+", "+qty("72", "/min")), obs("29463-7", fAt+", "+qty("154", "[lb_av]"))))
+	f.Add(bp("121", "79"))
+	f.Add(obs("2243-4", fAt+", "+qty("100", "pg/mL")+`, "referenceRange": [{"low": {"value": 26.7}, "high": {"value": 155.5}}]`))
+	f.Add(bundle("batch", obs("55423-8", `"effectivePeriod": {"start": "x"}, `+qty("1", "1"))))
+	in := newTestIntake()
+	f.Fuzz(func(t *testing.T, body string) {
+		doc, r := in.decodeFHIR([]byte(body), "")
+		if r != nil {
+			if len(r.outcome.Issue) == 0 || r.status < 400 {
+				t.Fatalf("refusal without an issue: %+v", r)
+			}
+			return
+		}
+		for _, e := range doc.entries {
+			for _, is := range e.issues {
+				if len(is.Expression) != 1 || !strings.HasPrefix(is.Expression[0], e.where) && !strings.HasPrefix(is.Expression[0], "Bundle.entry[") {
+					t.Fatalf("issue %+v does not name its entry %s", is, e.where)
+				}
+			}
+			if len(e.issues) == 0 && (e.sample < 0 || e.stored == "") {
+				t.Fatalf("entry %s neither stored nor refused", e.where)
+			}
+		}
+	})
+}
