@@ -75,15 +75,26 @@ type entryResponse struct {
 
 // The FHIR documents read; only the elements patientpulse uses.
 type (
+	// fhirDocument is an Observation, or a Bundle of them, read at once.
+	fhirDocument struct {
+		fhirObservation
+		Type  string `json:"type"`
+		Entry []struct {
+			Resource *fhirObservation `json:"resource"`
+			Request  *fhirRequest     `json:"request"`
+		} `json:"entry"`
+	}
+	// fhirBundle is a Bundle whose entries are read one by one.
 	fhirBundle struct {
 		ResourceType string `json:"resourceType"`
 		Type         string `json:"type"`
 		Entry        []struct {
 			Resource json.RawMessage `json:"resource"`
-			Request  *struct {
-				Method string `json:"method"`
-			} `json:"request"`
+			Request  *fhirRequest    `json:"request"`
 		} `json:"entry"`
+	}
+	fhirRequest struct {
+		Method string `json:"method"`
 	}
 	fhirObservation struct {
 		ResourceType      string          `json:"resourceType"`
@@ -223,43 +234,69 @@ func refuseFHIR(status int, code, reason, expr, format string, args ...any) *fhi
 }
 
 // decodeFHIR reads body, which expects ("Observation", "Bundle" or ""
-// for either) says the endpoint takes, and judges each Observation.
+// for either) says the endpoint takes, and judges each Observation. A body
+// is read in one pass (fhirDocument); only one with an element of the
+// wrong JSON type is read again entry by entry (fhirBundle), so that the
+// issue names its entry and the other entries are judged.
 func (in *Intake) decodeFHIR(body []byte, expects string) (*fhirDoc, *fhirRefusal) {
+	var d fhirDocument
 	var b fhirBundle
-	if err := json.Unmarshal(body, &b); err != nil {
-		return nil, unreadable(err, "Bundle")
+	fast := json.Unmarshal(body, &d) == nil
+	if !fast {
+		if err := json.Unmarshal(body, &b); err != nil {
+			return nil, unreadable(err, "Bundle")
+		}
+		d.ResourceType, d.Type = b.ResourceType, b.Type
 	}
+	n := max(len(d.Entry), len(b.Entry))
 	doc := &fhirDoc{}
 	switch {
-	case b.ResourceType != "Observation" && b.ResourceType != "Bundle":
+	case d.ResourceType != "Observation" && d.ResourceType != "Bundle":
 		return nil, refuseFHIR(http.StatusBadRequest, "not-supported", ReasonWrongResource, "",
 			"the body must be a FHIR R4 Observation or Bundle (resourceType)")
-	case expects != "" && b.ResourceType != expects:
-		return nil, refuseFHIR(http.StatusBadRequest, "not-supported", ReasonWrongResource, b.ResourceType,
+	case expects != "" && d.ResourceType != expects:
+		return nil, refuseFHIR(http.StatusBadRequest, "not-supported", ReasonWrongResource, d.ResourceType,
 			"this endpoint takes a %s: POST an Observation to %s/Observation and a Bundle to %s", expects, FHIRBase, FHIRBase)
-	case b.ResourceType == "Observation":
+	case d.ResourceType == "Observation":
 		doc.entries = []fhirEntry{{where: "Observation", sample: -1}}
 	default:
-		if r := in.checkBundle(&b); r != nil {
+		if r := in.checkBundle(d.Type, n); r != nil {
 			return nil, r
 		}
-		doc.bundleType = b.Type
-		doc.entries = make([]fhirEntry, len(b.Entry))
+		doc.bundleType = d.Type
+		doc.entries = make([]fhirEntry, n)
 	}
 	var m sampleWriter
 	for i := range doc.entries {
 		e := &doc.entries[i]
-		raw := body
-		if doc.bundleType != "" {
-			*e = fhirEntry{where: "Bundle.entry[" + strconv.Itoa(i) + "].resource", sample: -1}
-			raw = b.Entry[i].Resource
-			if req := b.Entry[i].Request; req != nil && req.Method != "POST" && req.Method != "PUT" {
-				e.bad("", "not-supported", ReasonNotSupported, "request.method %s is not supported: entries are stored (POST)", safeText(req.Method))
-				e.issues[0].Expression = []string{"Bundle.entry[" + strconv.Itoa(i) + "].request.method"}
-				continue
-			}
+		switch {
+		case doc.bundleType == "" && fast:
+			m.read(e, &d.fhirObservation)
+			continue
+		case doc.bundleType == "":
+			m.observation(e, body)
+			continue
 		}
-		m.observation(e, raw)
+		*e = fhirEntry{where: "Bundle.entry[" + strconv.Itoa(i) + "].resource", sample: -1}
+		var req *fhirRequest
+		if fast {
+			req = d.Entry[i].Request
+		} else {
+			req = b.Entry[i].Request
+		}
+		if req != nil && req.Method != "POST" && req.Method != "PUT" {
+			e.bad("", "not-supported", ReasonNotSupported, "request.method %s is not supported: entries are stored (POST)", safeText(req.Method))
+			e.issues[0].Expression = []string{"Bundle.entry[" + strconv.Itoa(i) + "].request.method"}
+			continue
+		}
+		switch {
+		case !fast:
+			m.observation(e, b.Entry[i].Resource)
+		case d.Entry[i].Resource == nil:
+			e.bad("", "required", ReasonMissingField, "is required: an Observation")
+		default:
+			m.read(e, d.Entry[i].Resource)
+		}
 	}
 	if m.n > 0 {
 		env, err := in.DecodeSamples(append(m.buf, ']'))
@@ -274,16 +311,16 @@ func (in *Intake) decodeFHIR(body []byte, expects string) (*fhirDoc, *fhirRefusa
 
 // checkBundle refuses a Bundle of a type patientpulse does not take, or
 // with no entries or more than a message may carry.
-func (in *Intake) checkBundle(b *fhirBundle) *fhirRefusal {
-	switch b.Type {
+func (in *Intake) checkBundle(typ string, n int) *fhirRefusal {
+	switch typ {
 	case "transaction", "batch", "collection":
 	case "":
 		return refuseFHIR(http.StatusBadRequest, "required", ReasonMissingField, "Bundle.type", "is required: transaction, batch or collection")
 	default:
 		return refuseFHIR(http.StatusUnprocessableEntity, "not-supported", ReasonNotSupported, "Bundle.type",
-			"must be transaction, batch or collection (got %s)", safeText(b.Type))
+			"must be transaction, batch or collection (got %s)", safeText(typ))
 	}
-	switch n := len(b.Entry); {
+	switch {
 	case n == 0:
 		return refuseFHIR(http.StatusUnprocessableEntity, "required", ReasonNoSamples, "Bundle.entry", "is required: at least one Observation")
 	case n > in.limits.MaxSamples:

@@ -32,6 +32,12 @@ func (w *sampleWriter) observation(e *fhirEntry, raw []byte) {
 		e.issues[len(e.issues)-1].structural = true
 		return
 	}
+	w.read(e, &o)
+}
+
+// read makes the Observation o, read, a sample, or gives e the issues
+// that keep it from being one.
+func (w *sampleWriter) read(e *fhirEntry, o *fhirObservation) {
 	if o.ResourceType != "Observation" {
 		e.bad("resourceType", "not-supported", ReasonNotSupported,
 			"must be Observation: patientpulse stores observations, and the patient comes from the device token")
@@ -40,7 +46,7 @@ func (w *sampleWriter) observation(e *fhirEntry, raw []byte) {
 	if !checkStatus(e, o.Status) {
 		return
 	}
-	code, known := loincCode(o.Code)
+	code, c, known := loincCode(o.Code)
 	switch {
 	case code == "":
 		e.bad("code", "required", ReasonMissingField, "needs a coding with system %s", loincSystem)
@@ -50,23 +56,22 @@ func (w *sampleWriter) observation(e *fhirEntry, raw []byte) {
 			"LOINC %s is not a code patientpulse stores (GET /v1/catalog lists them)", safeText(code))
 		return
 	case code == loincBP:
-		w.bloodPressure(e, &o)
+		w.bloodPressure(e, o)
 		return
 	case code == loincSys || code == loincDia:
 		e.bad("code", "not-supported", ReasonUnknownCode,
 			"LOINC %s alone is not stored: send the blood-pressure panel %s with components %s and %s", code, loincBP, loincSys, loincDia)
 		return
 	}
-	c, _ := ByLOINC(code)
-	v, ok := quantity(e, &o)
+	v, ok := quantity(e, o)
 	if !ok {
 		return
 	}
 	if c.Analyte != "" {
-		w.lab(e, &o, c, v)
+		w.lab(e, o, c, v)
 		return
 	}
-	w.measure(e, &o, c, code, v)
+	w.measure(e, o, c, code, v)
 }
 
 func typeKind(err *json.UnmarshalTypeError) string {
@@ -91,21 +96,21 @@ func checkStatus(e *fhirEntry, status string) bool {
 	return false
 }
 
-// loincCode returns the coding's LOINC code patientpulse stores, else its
-// first LOINC code with known false, else "".
-func loincCode(c fhirConcept) (code string, known bool) {
+// loincCode returns the coding's LOINC code patientpulse stores and what
+// it is stored as, else its first LOINC code with known false, else "".
+func loincCode(c fhirConcept) (code string, as LOINCCode, known bool) {
 	for _, cd := range c.Coding {
 		if cd.System != loincSystem {
 			continue
 		}
-		if _, ok := ByLOINC(cd.Code); ok || cd.Code == loincBP {
-			return cd.Code, true
+		if as, ok := ByLOINC(cd.Code); ok || cd.Code == loincBP {
+			return cd.Code, as, true
 		}
 		if code == "" {
 			code = cd.Code
 		}
 	}
-	return code, false
+	return code, LOINCCode{}, false
 }
 
 // quantity returns the Observation's valueQuantity, or gives e the issue
@@ -194,7 +199,7 @@ func (w *sampleWriter) bloodPressure(e *fhirEntry, o *fhirObservation) {
 	var vals [2][]byte
 	var paths [2]fieldPath
 	for i, comp := range o.Component {
-		code, _ := loincCode(comp.Code)
+		code, c, _ := loincCode(comp.Code)
 		j := 0
 		if code == loincDia {
 			j = 1
@@ -209,7 +214,6 @@ func (w *sampleWriter) bloodPressure(e *fhirEntry, o *fhirObservation) {
 			e.bad(prefix+".valueQuantity.value", "required", ReasonMissingField, "is required: a number in mm[Hg]")
 			return
 		}
-		c, _ := ByLOINC(code)
 		v, ok := convert(e, c, code, q, prefix+".valueQuantity")
 		if !ok {
 			return
