@@ -35,44 +35,6 @@ const (
 	loincDia    = "8462-4"
 )
 
-// issue is one issue of an OperationOutcome.
-type issue struct {
-	Severity    string   `json:"severity"`
-	Code        string   `json:"code"`
-	Diagnostics string   `json:"diagnostics,omitempty"`
-	Expression  []string `json:"expression,omitempty"`
-
-	reason     string // Reason* label for metrics; not sent
-	structural bool   // the resource does not read as FHIR: 400, not 422
-}
-
-// operationOutcome is FHIR's answer about what happened to a request.
-type operationOutcome struct {
-	ResourceType string  `json:"resourceType"`
-	Issue        []issue `json:"issue"`
-}
-
-func outcome(issues ...issue) *operationOutcome {
-	return &operationOutcome{ResourceType: "OperationOutcome", Issue: issues}
-}
-
-// responseBundle is the answer to a Bundle: one entry per entry posted,
-// in order.
-type responseBundle struct {
-	ResourceType string          `json:"resourceType"`
-	Type         string          `json:"type"`
-	Entry        []responseEntry `json:"entry"`
-}
-
-type responseEntry struct {
-	Response entryResponse `json:"response"`
-}
-
-type entryResponse struct {
-	Status  string            `json:"status"`
-	Outcome *operationOutcome `json:"outcome,omitempty"`
-}
-
 // The FHIR documents read; only the elements patientpulse uses.
 type (
 	// fhirDocument is an Observation, or a Bundle of them, read at once.

@@ -20,6 +20,44 @@ const MediaFHIR = "application/fhir+json"
 // one Observation, as FHIR's RESTful API has it.
 const FHIRBase = "/v1/fhir"
 
+// issue is one issue of an OperationOutcome.
+type issue struct {
+	Severity    string   `json:"severity"`
+	Code        string   `json:"code"`
+	Diagnostics string   `json:"diagnostics,omitempty"`
+	Expression  []string `json:"expression,omitempty"`
+
+	reason     string // Reason* label for metrics; not sent
+	structural bool   // the resource does not read as FHIR: 400, not 422
+}
+
+// operationOutcome is FHIR's answer about what happened to a request.
+type operationOutcome struct {
+	ResourceType string  `json:"resourceType"`
+	Issue        []issue `json:"issue"`
+}
+
+func outcome(issues ...issue) *operationOutcome {
+	return &operationOutcome{ResourceType: "OperationOutcome", Issue: issues}
+}
+
+// responseBundle is the answer to a Bundle: one entry per entry posted,
+// in order.
+type responseBundle struct {
+	ResourceType string          `json:"resourceType"`
+	Type         string          `json:"type"`
+	Entry        []responseEntry `json:"entry"`
+}
+
+type responseEntry struct {
+	Response entryResponse `json:"response"`
+}
+
+type entryResponse struct {
+	Status  string            `json:"status"`
+	Outcome *operationOutcome `json:"outcome,omitempty"`
+}
+
 // isFHIR reports whether r is a FHIR request: one under the FHIR base, or
 // one whose body is FHIR JSON.
 func isFHIR(r *http.Request) bool {
