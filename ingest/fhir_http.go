@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"mime"
 	"net/http"
 	"strings"
@@ -116,13 +115,7 @@ func (h *HTTP) ingestFHIR(ctx context.Context, w fhirAnswers, path string, dev r
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.WriteWait)
 	defer cancel()
 	status, answer, err := h.intake.IngestFHIR(ctx, TransportHTTP, dev, body, fhirExpects(path), h.writer.TryWrite)
-	switch {
-	case errors.Is(err, ErrBusy):
-		h.retryLater(w, http.StatusTooManyRequests, retryAfterBusy, "busy", "the pipeline is full; retry later")
-		return
-	case err != nil:
-		// Perhaps stored later, after a write wait: sending again is harmless.
-		h.retryLater(w, http.StatusServiceUnavailable, retryAfterUnavailable, "unavailable", "storage is unavailable; retry later")
+	if h.storeFailed(w, err) {
 		return
 	}
 	w.write(status, answer)

@@ -251,13 +251,7 @@ func (h *HTTP) ingest(ctx context.Context, w http.ResponseWriter, dev registry.D
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.WriteWait)
 	defer cancel()
 	out, err := ingest(ctx, TransportHTTP, dev, body, h.writer.TryWrite)
-	switch {
-	case errors.Is(err, ErrBusy):
-		h.retryLater(w, http.StatusTooManyRequests, retryAfterBusy, "busy", "the pipeline is full; retry later")
-		return
-	case err != nil:
-		// Perhaps stored later, after a write wait: sending again is harmless.
-		h.retryLater(w, http.StatusServiceUnavailable, retryAfterUnavailable, "unavailable", "storage is unavailable; retry later")
+	if h.storeFailed(w, err) {
 		return
 	}
 	if out.Accepted == 0 {
@@ -278,6 +272,19 @@ type acceptance struct {
 	Seq      *int64    `json:"seq,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	Details  []Problem `json:"details,omitempty"`
+}
+
+// storeFailed answers a storing error, if err is one, and reports whether
+// it did: 429 when the pipeline is full, else 503.
+func (h *HTTP) storeFailed(w http.ResponseWriter, err error) bool {
+	switch {
+	case errors.Is(err, ErrBusy):
+		h.retryLater(w, http.StatusTooManyRequests, retryAfterBusy, "busy", "the pipeline is full; retry later")
+	case err != nil:
+		// Perhaps stored later, after a write wait: sending again is harmless.
+		h.retryLater(w, http.StatusServiceUnavailable, retryAfterUnavailable, "unavailable", "storage is unavailable; retry later")
+	}
+	return err != nil
 }
 
 // retryLater answers 429 or 503 with Retry-After seconds: the message was

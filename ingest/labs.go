@@ -150,10 +150,13 @@ func (a *analyte) factor(unit string) (float64, bool) {
 }
 
 // unitList is an analyte's accepted units for sentences: canonical first.
-func (a *analyte) unitList() []string {
-	us := []string{a.unit}
-	for u := range a.units {
-		if u != a.unit {
+func (a *analyte) unitList() []string { return unitList(a.unit, a.units) }
+
+// unitList lists own and then, sorted, the other units of factors.
+func unitList(own string, factors map[string]float64) []string {
+	us := []string{own}
+	for u := range factors {
+		if u != own {
 			us = append(us, u)
 		}
 	}

@@ -26,16 +26,7 @@ type numberSpec struct {
 }
 
 // unitList is the field's accepted units, its own first.
-func (n numberSpec) unitList() []string {
-	us := []string{n.unit}
-	for u := range n.units {
-		if u != n.unit {
-			us = append(us, u)
-		}
-	}
-	slices.Sort(us[1:])
-	return us
-}
+func (n numberSpec) unitList() []string { return unitList(n.unit, n.units) }
 
 // stringSpec describes one required string field, stored as a tag.
 type stringSpec struct {
