@@ -25,6 +25,7 @@ type dashClinic struct {
 	client               *http.Client
 	doctor, oncall       string // usernames; their password is staffPassword
 	token                string // the clinician's API token
+	deviceToken          string // the patient's device's token, for POST /v1/ingest
 	patient, device, own string // own: the patient's name
 	other                string // a patient not in the clinician's care
 }
@@ -36,7 +37,7 @@ func startDashClinic(t *testing.T, prefix string, extra ...string) *dashClinic {
 		patient: "p-" + prefix, device: "w-" + prefix, own: "Dora Example", other: "p-" + prefix + "-else"}
 	dir := newDataDir(t)
 	cli(t, dir, "patients", "add", "--id", c.patient, "--name", c.own)
-	cli(t, dir, "devices", "enroll", "--patient", c.patient, "--device", c.device)
+	c.deviceToken = strings.TrimSpace(cli(t, dir, "devices", "enroll", "--patient", c.patient, "--device", c.device))
 	cli(t, dir, "patients", "add", "--id", c.other, "--name", "Not Her Patient")
 	c.token = staffToken(t, dir, c.doctor, "clinician")
 	mustStaff(t, dir, "", "staff", "assign", "--username", c.doctor, "--patient", c.patient)
@@ -275,7 +276,7 @@ func TestDashboardPatientPage(t *testing.T) {
 	}
 	got := charts(t, ctx)
 	for _, w := range []struct{ chart, series, band string }{
-		{"chart-sleep", "Total", "7.."}, // 420 min, in hours
+		{"chart-sleep", "Total sleep", "7.."}, // 420 min, in hours; the label is the catalog's
 		{"chart-heart", "Heart rate", "..120"},
 		{"chart-activity", "Steps", "1000.."},
 		{"chart-items-mrs", "hot flushes", "..3"},
@@ -294,7 +295,7 @@ func TestDashboardPatientPage(t *testing.T) {
 			t.Errorf("%s: %d plan markers over 30 days, want 2 (v1 and v2)", chart, got[chart].Markers)
 		}
 	}
-	if s := got["chart-sleep"].Summary; !strings.Contains(s, "Plan target: Total at least 7 h") {
+	if s := got["chart-sleep"].Summary; !strings.Contains(s, "Plan target: Total sleep at least 7 h") {
 		t.Errorf("sleep chart's summary: %q", s)
 	}
 	if _, ok := got["chart-items-ams"]; ok {

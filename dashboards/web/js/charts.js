@@ -8,7 +8,8 @@
 // the browser tests: data-points (the chart's x values), data-targets (the
 // bands, JSON), data-plan-markers (plan changes in view), data-latest.
 import { el, clear } from "./dom.js";
-import { zoneName, dayStart, dayKey, day, when, number, words } from "./format.js";
+import { zoneName, dayStart, dayKey, day, when, number, words, capital } from "./format.js";
+import { field, displayUnit, fixedInstruments, instrument, items, subscales, scoreNames } from "./catalog.js";
 
 const COLORS = ["#0b5cad", "#c2410c", "#6d28d9", "#047857", "#b91c1c", "#4b5563",
   "#a16207", "#0e7490", "#be185d", "#4d7c0f", "#1d4ed8", "#7c2d12", "#15803d", "#9d174d"];
@@ -19,13 +20,22 @@ const HOUR = 3600e3;
 
 const minToH = (v) => v / 60;
 
-const mrsItems = ["hot_flushes", "heart_discomfort", "sleep_problems", "joint_muscle", "depressive_mood", "irritability",
-  "anxiety", "exhaustion", "sexual_problems", "bladder", "vaginal_dryness"];
-const amsItems = ["general_wellbeing", "joint_muscle_pain", "sweating", "sleep_problems", "tiredness", "physical_exhaustion",
-  "muscle_strength", "irritability", "nervousness", "anxiety", "depressive_mood", "burnt_out", "passed_peak",
-  "beard_growth", "sexual_performance", "morning_erections", "libido"];
-const subscales = { mrs: ["somatic", "psychological", "urogenital"], ams: ["somatic", "psychological", "sexual"] };
-const notItems = new Set(["total", "somatic", "psychological", "urogenital", "sexual", "seq"]);
+// series is field f of measurement m as a chart draws it: its label and
+// unit from the catalog, what the chart chooses in more (a scale, hours
+// for minutes, bars). A field the catalog lacks is named by its key.
+function series(m, f, more = {}) {
+  const fl = field(m, f) || { label: capital(words(f)), unit: "" };
+  const unit = displayUnit(fl.unit);
+  return { label: fl.label, m, field: f, scale: unit || f, unit, ...more };
+}
+
+// inHours shows a field of minutes in hours.
+const inHours = { scale: "h", unit: "h", conv: minToH };
+
+function unitOf(m, f) {
+  const fl = field(m, f);
+  return fl ? displayUnit(fl.unit) : "";
+}
 
 // The lowest score of each published band (analysis/bands.go): a score
 // rule with band B holds from there up.
@@ -46,105 +56,121 @@ function instrumentsIn(ctx) {
   return seen;
 }
 
-function itemsSeries(instrument, known) {
+// itemsSeries draws the items of an instrument's check-ins, in the
+// catalog's order (a custom check-in's, by name), and the items the plan
+// judges.
+function itemsSeries(inst) {
   return (ctx) => {
+    const known = items(inst);
+    const notItems = scoreNames().add("seq");
     const have = new Set();
     for (const p of ctx.raw.symptoms || []) {
-      if (!p.tags || p.tags.instrument !== instrument) continue;
+      if (!p.tags || p.tags.instrument !== inst) continue;
       for (const k of Object.keys(p.fields)) if (!notItems.has(k)) have.add(k);
     }
     for (const r of (ctx.plan && ctx.plan.rules) || []) {
       const f = (r.metric || "").startsWith("symptoms.") ? r.metric.slice(9) : "";
-      if (f && !notItems.has(f) && (r.instrument === instrument || (!r.instrument && known.includes(f)))) have.add(f);
+      if (f && !notItems.has(f) && (r.instrument === inst || (!r.instrument && known.includes(f)))) have.add(f);
     }
     const order = (k) => (known.includes(k) ? known.indexOf(k) : 100);
     return [...have].sort((a, b) => order(a) - order(b) || a.localeCompare(b)).map((k) => ({
-      label: words(k), m: "symptoms", tags: { instrument }, field: k, scale: "score", unit: "",
+      label: words(k), m: "symptoms", tags: { instrument: inst }, field: k, scale: "score", unit: "",
     }));
   };
 }
 
-// specs are the charts, in the page's order. series(ctx) returns the
-// series to draw from ctx = {raw, plan}; a chart with none is left out.
-export const specs = [
-  {
-    id: "sleep", title: "Sleep", about: "each night's total and stages, in hours",
-    series: () => [
-      { label: "Total", m: "sleep", field: "total_min", scale: "h", unit: "h", conv: minToH, width: 3 },
-      { label: "Deep", m: "sleep", field: "deep_min", scale: "h", unit: "h", conv: minToH },
-      { label: "REM", m: "sleep", field: "rem_min", scale: "h", unit: "h", conv: minToH },
-      { label: "Light", m: "sleep", field: "light_min", scale: "h", unit: "h", conv: minToH },
-      { label: "Awake", m: "sleep", field: "awake_min", scale: "h", unit: "h", conv: minToH },
-    ],
-    min0: true,
-  },
-  {
-    id: "activity", title: "Activity", about: "daily steps (bars) and active minutes",
-    series: () => [
-      { label: "Steps", m: "activity", field: "steps", scale: "steps", unit: "steps", daily: "sum", bars: true },
-      { label: "Active minutes", m: "activity", field: "active_min", scale: "min", unit: "min", daily: "sum", width: 2 },
-    ],
-    min0: true,
-  },
-  {
-    id: "heart", title: "Heart rate and HRV", about: "heart rate through the day (hourly means over long spans), and each night's resting heart rate and HRV",
-    series: () => [
-      { label: "Heart rate", m: "heart_rate", field: "bpm", scale: "bpm", unit: "bpm", dense: true, width: 1.25 },
-      { label: "Resting heart rate", m: "sleep", field: "resting_hr", scale: "bpm", unit: "bpm", width: 2 },
-      { label: "HRV (RMSSD)", m: "sleep", field: "hrv_rmssd_ms", scale: "ms", unit: "ms", width: 2 },
-    ],
-  },
-  {
-    id: "scores", title: "Symptom scores", about: "MRS and AMS totals and subscales of each complete check-in",
-    series: (ctx) => {
-      const have = instrumentsIn(ctx);
-      const out = [];
-      for (const inst of ["mrs", "ams"]) {
-        if (have.size && !have.has(inst)) continue;
-        const name = inst.toUpperCase();
-        out.push({ label: `${name} total`, m: "symptoms", tags: { instrument: inst }, field: "total", scale: "score", unit: "", width: 3 });
-        for (const sub of subscales[inst]) {
-          out.push({ label: `${name} ${sub}`, m: "symptoms", tags: { instrument: inst }, field: sub, scale: "score", unit: "", show: false });
+// itemCharts are a chart of items for each instrument of the catalog.
+function itemCharts() {
+  const fixed = fixedInstruments().map((i) => ({
+    id: `items-${i.name}`, title: `${i.name.toUpperCase()} items`,
+    about: `each item of the ${i.label}, scored ${number(i.min, 2)} to ${number(i.max, 2)}`, series: itemsSeries(i.name), min0: true,
+  }));
+  const custom = instrument("custom");
+  if (custom) {
+    fixed.push({ id: "items-custom", title: custom.label, about: `its items, scored ${number(custom.min, 2)} to ${number(custom.max, 2)}`,
+      series: itemsSeries("custom"), min0: true });
+  }
+  return fixed;
+}
+
+// chartSpecs are the charts, in the page's order, once the catalog is
+// loaded. series(ctx) returns the series to draw from ctx = {raw, plan};
+// a chart with none is left out. Which chart a field belongs to, its
+// colour and how it is rolled up are the page's choices; its label and
+// unit are the catalog's.
+export function chartSpecs() {
+  return [
+    {
+      id: "sleep", title: "Sleep", about: "each night's total and stages, in hours",
+      series: () => [
+        series("sleep", "total_min", { ...inHours, width: 3 }),
+        series("sleep", "deep_min", inHours),
+        series("sleep", "rem_min", inHours),
+        series("sleep", "light_min", inHours),
+        series("sleep", "awake_min", inHours),
+      ],
+      min0: true,
+    },
+    {
+      id: "activity", title: "Activity", about: "daily steps (bars) and active minutes",
+      series: () => [
+        series("activity", "steps", { daily: "sum", bars: true }),
+        series("activity", "active_min", { daily: "sum", width: 2 }),
+      ],
+      min0: true,
+    },
+    {
+      id: "heart", title: "Heart rate and HRV", about: "heart rate through the day (hourly means over long spans), and each night's resting heart rate and HRV",
+      series: () => [
+        series("heart_rate", "bpm", { dense: true, width: 1.25 }),
+        series("sleep", "resting_hr", { width: 2 }),
+        series("sleep", "hrv_rmssd_ms", { width: 2 }),
+      ],
+    },
+    {
+      id: "scores", title: "Symptom scores", about: "totals and subscales of each complete check-in",
+      series: (ctx) => {
+        const have = instrumentsIn(ctx);
+        const out = [];
+        for (const inst of fixedInstruments().map((i) => i.name)) {
+          if (have.size && !have.has(inst)) continue;
+          const name = inst.toUpperCase();
+          out.push({ label: `${name} total`, m: "symptoms", tags: { instrument: inst }, field: "total", scale: "score", unit: "", width: 3 });
+          for (const sub of subscales(inst)) {
+            out.push({ label: `${name} ${sub}`, m: "symptoms", tags: { instrument: inst }, field: sub, scale: "score", unit: "", show: false });
+          }
         }
-      }
-      return out;
+        return out;
+      },
+      min0: true,
     },
-    min0: true,
-  },
-  { id: "items-mrs", title: "MRS items", about: "each item of the Menopause Rating Scale, 0 (none) to 4 (very severe)", series: itemsSeries("mrs", mrsItems), min0: true },
-  { id: "items-ams", title: "AMS items", about: "each item of the Aging Males' Symptoms scale, 1 (none) to 5 (extremely severe)", series: itemsSeries("ams", amsItems), min0: true },
-  { id: "items-custom", title: "Clinic's own items", about: "the clinic's own check-in items, 0 to 10", series: itemsSeries("custom", []), min0: true },
-  {
-    id: "doses", title: "Doses", about: "each logged dose as a marker; the line is the regimen's amount",
-    series: (ctx) => {
-      const meds = new Map();
-      for (const d of (ctx.plan && ctx.plan.regimen) || []) meds.set(d.medication, d.unit);
-      for (const p of ctx.raw.dose || []) {
-        if (p.tags && p.tags.medication && !meds.has(p.tags.medication)) meds.set(p.tags.medication, p.tags.unit || "");
-      }
-      if (meds.size === 0) meds.set("", "");
-      return [...meds].map(([med, unit]) => ({
-        label: med ? `${med}${unit ? ` (${unit})` : ""}` : "Doses", m: "dose", tags: med ? { medication: med } : null,
-        field: "amount", scale: unit || "amount", unit, markers: true,
-      }));
+    ...itemCharts(),
+    {
+      id: "doses", title: "Doses", about: "each logged dose as a marker; the line is the regimen's amount",
+      series: (ctx) => {
+        const meds = new Map();
+        for (const d of (ctx.plan && ctx.plan.regimen) || []) meds.set(d.medication, d.unit);
+        for (const p of ctx.raw.dose || []) {
+          if (p.tags && p.tags.medication && !meds.has(p.tags.medication)) meds.set(p.tags.medication, p.tags.unit || "");
+        }
+        if (meds.size === 0) meds.set("", "");
+        return [...meds].map(([med, unit]) => ({
+          label: med ? `${med}${unit ? ` (${unit})` : ""}` : "Doses", m: "dose", tags: med ? { medication: med } : null,
+          field: "amount", scale: unit || "amount", unit, markers: true,
+        }));
+      },
+      min0: true,
     },
-    min0: true,
-  },
-  {
-    id: "bp", title: "Blood pressure", about: "systolic and diastolic, mmHg",
-    series: () => [
-      { label: "Systolic", m: "vitals", field: "systolic", scale: "mmHg", unit: "mmHg", width: 2 },
-      { label: "Diastolic", m: "vitals", field: "diastolic", scale: "mmHg", unit: "mmHg", width: 2 },
-    ],
-  },
-  {
-    id: "weight", title: "Weight and hematocrit", about: "weight in kg, hematocrit in %",
-    series: () => [
-      { label: "Weight", m: "vitals", field: "weight_kg", scale: "kg", unit: "kg", width: 2 },
-      { label: "Hematocrit", m: "vitals", field: "hematocrit_pct", scale: "%", unit: "%", width: 2 },
-    ],
-  },
-];
+    {
+      id: "bp", title: "Blood pressure", about: `systolic and diastolic, ${unitOf("vitals", "systolic")}`,
+      series: () => [series("vitals", "systolic", { width: 2 }), series("vitals", "diastolic", { width: 2 })],
+    },
+    {
+      id: "weight", title: "Weight and hematocrit", about: `weight in ${unitOf("vitals", "weight_kg")}, hematocrit in ${unitOf("vitals", "hematocrit_pct")}`,
+      series: () => [series("vitals", "weight_kg", { width: 2 }), series("vitals", "hematocrit_pct", { width: 2 })],
+    },
+  ];
+}
 
 // targetsOf reads the plan's bounds: each threshold and score rule, and
 // each medication's prescribed amount, as {metric, instrument, medication,
@@ -171,7 +197,7 @@ export function targetsOf(plan) {
 // targetOf combines the targets that apply to series s into one band,
 // in the series' units; null when none applies.
 function targetOf(s, targets) {
-  const metric = `${s.m}.${s.field}`;
+  const metric = s.metric || `${s.m}.${s.field}`;
   const tags = s.tags || {};
   let low = null, high = null;
   const rules = [];
@@ -247,17 +273,17 @@ function join(all) {
   return [xs.map((x) => x / 1000), ...ys];
 }
 
-function tint(hex, alpha) {
+export function tint(hex, alpha) {
   const n = parseInt(hex.slice(1), 16);
   return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
 }
 
 function digits(s) {
-  return s.unit === "h" ? 1 : 2;
+  return s.unit === "h" ? 1 : s.digits ?? 2;
 }
 
 // valueWords writes a value of the series with its unit: "7.8 h", "3000 steps".
-function valueWords(s, v) {
+export function valueWords(s, v) {
   return `${number(v, digits(s))}${s.unit ? ` ${s.unit}` : ""}`;
 }
 
@@ -378,6 +404,8 @@ export class Chart {
     } else if (s.markers) {
       o.paths = () => null;
       o.points = { show: true, size: 11, width: 2, stroke: s.color, fill: tint(s.color, 0.35) };
+    } else if (s.dots) {
+      o.points = { show: true, size: 9, width: 2, stroke: s.color, fill: "#ffffff" };
     }
     return o;
   }

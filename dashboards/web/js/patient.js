@@ -1,6 +1,8 @@
 // A patient's page (/patient?id=ID&days=30): charts of each kind of data
-// against the plan's targets over 7, 30 or 90 days, the patient's alerts
-// with their actions, and the plan. New samples and alert changes come
+// against the plan's targets over 7, 30 or 90 days, the lab results of
+// the last two years (labs are sparse) with their reference ranges, a
+// timeline of plan changes and lab results, the patient's alerts with
+// their actions, and the plan. New samples and alert changes come
 // over the websocket and are drawn without a reload.
 import { api, must } from "./api.js";
 import { el, $, clear } from "./dom.js";
@@ -9,9 +11,17 @@ import { startShell, fail } from "./shell.js";
 import { Live } from "./live.js";
 import { AlertSet, alertItem, severityBadge } from "./alerts.js";
 import { PlanView } from "./plan.js";
-import { specs, Chart, targetsOf } from "./charts.js";
+import { chartSpecs, Chart, targetsOf } from "./charts.js";
+import { loadCatalog } from "./catalog.js";
+import { LabPanel } from "./labs.js";
+import { renderTimeline } from "./timeline.js";
 
+// TYPES are the measurements the charts read over the page's span; labs
+// are read over LAB_DAYS, in spans the series endpoint takes (400 days at
+// most).
 const TYPES = ["sleep", "activity", "heart_rate", "symptoms", "dose", "vitals"];
+const LAB_DAYS = 730;
+const LAB_CHUNK_DAYS = 365;
 const RANGES = [7, 30, 90];
 const statusWords = { critical: "Critical", attention: "Needs attention", fine: "Fine" };
 
@@ -20,13 +30,14 @@ const patientId = params.get("id") || "";
 const state = {
   days: RANGES.includes(Number(params.get("days"))) ? Number(params.get("days")) : 30,
   from: 0, to: 0,
-  raw: {}, keys: {},
+  raw: {}, keys: {}, labsFrom: 0,
   plan: null, targets: [], markers: [],
   loaded: false, pending: [],
   status: null, details: null,
 };
 const alerts = new AlertSet((a) => a.patient === patientId);
 const charts = [];
+let labPanel;
 let live;
 let planView;
 
@@ -34,7 +45,7 @@ const base = `/v1/patients/${encodeURIComponent(patientId)}`;
 
 function keyOf(p) {
   const t = p.tags || {};
-  return `${p.ms}|${t.device || ""}|${t.instrument || ""}|${t.medication || ""}`;
+  return `${p.ms}|${t.device || ""}|${t.instrument || ""}|${t.medication || ""}|${t.analyte || ""}`;
 }
 
 // fetchSeries reads one type over [from, to), halving the span while the
@@ -57,21 +68,34 @@ async function loadSeries() {
   $("#charts").setAttribute("aria-busy", "true");
   state.to = Date.now() + 10 * 60e3; // devices' clocks may run a little ahead
   state.from = Date.now() - state.days * 24 * 3600e3;
-  const all = await Promise.all(TYPES.map((t) => fetchSeries(t, state.from, state.to)));
-  TYPES.forEach((t, i) => {
-    state.raw[t] = [];
-    state.keys[t] = new Map();
-    for (const p of all[i]) addPoint(t, { time: p.time, tags: p.tags, fields: p.fields });
-  });
+  state.labsFrom = Date.now() - LAB_DAYS * 24 * 3600e3;
+  const [all, labs] = await Promise.all([Promise.all(TYPES.map((t) => fetchSeries(t, state.from, state.to))), fetchLabs()]);
+  TYPES.forEach((t, i) => fill(t, all[i]));
+  fill("labs", labs);
   state.loaded = true;
   for (const s of state.pending.splice(0)) addSample(s);
+}
+
+// fetchLabs reads the lab results of the last LAB_DAYS, a year at a time.
+async function fetchLabs() {
+  const spans = [];
+  for (let from = state.labsFrom; from < state.to; from += LAB_CHUNK_DAYS * 24 * 3600e3) {
+    spans.push([from, Math.min(state.to, from + LAB_CHUNK_DAYS * 24 * 3600e3)]);
+  }
+  return (await Promise.all(spans.map(([from, to]) => fetchSeries("labs", from, to)))).flat();
+}
+
+function fill(type, points) {
+  state.raw[type] = [];
+  state.keys[type] = new Map();
+  for (const p of points) addPoint(type, { time: p.time, tags: p.tags, fields: p.fields });
 }
 
 // addPoint files one point, oldest first; a point of the same device and
 // time replaces the one stored (as InfluxDB does).
 function addPoint(type, p) {
   p.ms = Date.parse(p.time);
-  if (!(p.ms >= state.from)) return false;
+  if (!(p.ms >= (type === "labs" ? state.labsFrom : state.from))) return false;
   const list = state.raw[type];
   const key = keyOf(p);
   const old = state.keys[type].get(key);
@@ -97,7 +121,7 @@ function addSamples(m) {
 }
 
 function addSample(s) {
-  if (!TYPES.includes(s.measurement)) return;
+  if (!TYPES.includes(s.measurement) && s.measurement !== "labs") return;
   if (!state.loaded) {
     state.pending.push(s);
     return;
@@ -110,7 +134,7 @@ function addSample(s) {
       redrawTimer = 0;
       const types = [...dirty];
       dirty.clear();
-      draw((c) => types.some((t) => c.reads(t)));
+      draw((c) => types.some((t) => c.reads(t)), types.includes("labs"));
       showFacts();
     }, 100);
   }
@@ -120,9 +144,13 @@ function chartState() {
   return { raw: state.raw, plan: state.plan, targets: state.targets, markers: state.markers, from: state.from, to: state.to };
 }
 
-function draw(which = () => true) {
+function draw(which = () => true, labs = true) {
   const s = chartState();
   for (const c of charts) if (which(c)) c.update(s);
+  if (labs && labPanel) {
+    labPanel.update({ ...s, from: state.labsFrom });
+    renderTimeline($("#timeline-list"), { raw: state.raw, history: state.history, targets: state.targets });
+  }
   $("#charts").dataset.ready = "true";
   $("#charts").setAttribute("aria-busy", "false");
 }
@@ -130,6 +158,7 @@ function draw(which = () => true) {
 function planChanged(plan, history) {
   state.plan = plan;
   state.targets = targetsOf(plan);
+  state.history = history;
   state.markers = history.map((v) => ({ version: v.version, ms: Date.parse(v.effective) }));
 }
 
@@ -274,6 +303,7 @@ async function main() {
   live.subscribe([patientId]);
   live.start();
 
+  const catalogReq = loadCatalog();
   const detailsReq = api("GET", base);
   const alertsReq = must("GET", `/v1/alerts?state=firing,acknowledged&patient=${encodeURIComponent(patientId)}`);
   planView = new PlanView($("#plan"), patientId, (plan, history) => {
@@ -287,12 +317,13 @@ async function main() {
   state.details = details.doc;
   $("#patient-name").textContent = details.doc.name || details.doc.id;
   document.title = `${details.doc.name || details.doc.id} · patientpulse`;
-  const [{ plan, history }, active] = await Promise.all([planView.load(), alertsReq, loadSeries(), loadResolved()]);
+  const [{ plan, history }, active] = await Promise.all([planView.load(), alertsReq, loadSeries(), loadResolved(), catalogReq]);
   if (!alerts.alerts.size) alerts.replace(active.alerts);
   renderAlerts();
   planChanged(plan, history);
   const holder = $("#charts");
-  for (const spec of specs) charts.push(new Chart(spec, holder));
+  for (const spec of chartSpecs()) charts.push(new Chart(spec, holder));
+  labPanel = new LabPanel($("#labs"));
   draw();
   showFacts();
   $("#status").textContent = "";

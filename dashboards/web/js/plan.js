@@ -7,13 +7,13 @@
 // first shows a preview: what the draft would have done over the last
 // days, and what it says now; a second press saves that very draft. The
 // server checks the whole plan and names every problem; they are shown as
-// it wrote them.
+// it wrote them. Metric names, labels, units and dose routes and units
+// come from the catalog (catalog.js); how a unit is shown is the page's.
 import { api } from "./api.js";
+import { metricInfo, metricChoices, displayUnit, doseRoutes, doseUnits } from "./catalog.js";
 import { el, $, clear } from "./dom.js";
 import { when, shortDay, toInput, fromInput, zoneName, capital, number, splitDuration, joinDuration, durationUnits } from "./format.js";
 
-const routes = ["oral", "transdermal", "intramuscular", "subcutaneous", "vaginal", "sublingual", "buccal", "nasal", "topical", "implant"];
-const schedules = ["daily", "twice_weekly", "weekly", "every_2_days", "every_2_weeks", "every_3_months"];
 const severities = ["info", "warning", "critical"];
 const scoreBands = ["", "mild", "moderate", "severe"];
 
@@ -43,17 +43,39 @@ function editable(plan) {
   return p;
 }
 
-// metricUnit is how a metric is shown: its unit, and the factor from the
-// plan's number to the shown one.
+// metricUnit is how a metric is shown: its unit (the catalog's, as staff
+// read it), and the factor from the plan's number to the shown one. The
+// page's own choices: sleep's minutes in hours, a ratio (UCUM "1") in
+// percent, symptom scores in points.
 function metricUnit(metric) {
-  const [m, f = ""] = (metric || "").split(".");
-  if (m === "sleep" && f.endsWith("_min")) return { unit: "h", factor: 1 / 60 };
-  if (metric === "sleep.efficiency") return { unit: "%", factor: 100 };
+  const m = (metric || "").split(".")[0];
+  const info = metricInfo(metric);
   if (m === "symptoms") return { unit: "points", factor: 1 };
-  const units = [[/_min$/, "min"], [/^(bpm|resting_hr)$/, "bpm"], [/_ms$/, "ms"], [/_kg$/, "kg"], [/^(systolic|diastolic)$/, "mmHg"],
-    [/_pct$/, "%"], [/^steps$/, "steps"], [/_kcal$/, "kcal"], [/_c$/, "°C"]];
-  const hit = units.find(([re]) => re.test(f));
-  return { unit: hit ? hit[1] : "", factor: 1 };
+  if (!info) return { unit: "", factor: 1 };
+  if (m === "sleep" && info.unit === "min") return { unit: "h", factor: 1 / 60 };
+  if (info.unit === "1") return { unit: "%", factor: 100 };
+  return { unit: displayUnit(info.unit), factor: 1 };
+}
+
+// metricWords names a rule's metric as the catalog labels it:
+// "Estradiol (labs.estradiol)".
+function metricWords(metric) {
+  const info = metricInfo(metric);
+  return info ? `${info.label} (${metric})` : metric;
+}
+
+// newRule is a rule of kind on metric with the fields the form then asks
+// for left empty; a lab is judged on its latest result over a season.
+function newRule(kind, metric, taken) {
+  const lab = metric.startsWith("labs.");
+  const base = metric.split(".").pop().replaceAll("_", "-");
+  let id = `${base}-${kind}`;
+  for (let n = 2; taken.has(id); n++) id = `${base}-${kind}-${n}`;
+  const r = { id, kind, severity: "warning", metric };
+  if (kind === "threshold") Object.assign(r, { over: lab ? "90d" : "7d", aggregate: lab ? "latest" : "mean" });
+  if (kind === "trend") r.over = lab ? "90d" : "14d";
+  if (kind === "silence") r.for = lab ? "90d" : "24h";
+  return r;
 }
 
 // shownAs is how the form shows field key of rule r.
@@ -91,7 +113,7 @@ export class PlanView {
     $("#plan-cancel", root).addEventListener("click", () => this.close());
     $("#add-dose", root).addEventListener("click", () => {
       if (!this.reread()) return;
-      this.draft.regimen.push({ medication: "", route: "oral", amount: 0, unit: "mg", schedule: "daily" });
+      this.draft.regimen.push({ medication: "", route: doseRoutes()[0] || "", amount: 0, unit: doseUnits()[0] || "", schedule: "daily" });
       this.fill();
       const rows = $("#regimen-rows", root).children;
       rows[rows.length - 1].querySelector("input").focus();
@@ -244,15 +266,39 @@ export class PlanView {
       });
       regimen.append(el("div", { class: "row", dataset: { dose: String(i) } },
         field(id("medication"), "Medication", el("input", { id: id("medication"), name: "medication", value: d.medication, required: true, autocomplete: "off" })),
-        field(id("route"), "Route", el("select", { id: id("route"), name: "route" }, [...new Set([d.route, ...routes])].filter(Boolean).map((r) => el("option", { value: r, text: r, selected: r === d.route })))),
+        field(id("route"), "Route", el("select", { id: id("route"), name: "route" }, [...new Set([d.route, ...doseRoutes()])].filter(Boolean).map((r) => el("option", { value: r, text: r, selected: r === d.route })))),
         field(id("amount"), "Amount", el("input", { id: id("amount"), name: "amount", type: "number", step: "any", min: "0", value: d.amount, required: true })),
         field(id("unit"), "Unit", el("input", { id: id("unit"), name: "unit", value: d.unit, required: true, list: "units" })),
         field(id("schedule"), "Schedule", el("input", { id: id("schedule"), name: "schedule", value: d.schedule, required: true, list: "schedules" })),
         el("div", {}, remove)));
     });
+    const units = clear($("#units", this.root));
+    for (const u of doseUnits()) units.append(el("option", { value: u }));
     const rules = clear($("#rule-rows", this.root));
     this.draft.rules.forEach((r, i) => rules.append(this.ruleRow(r, i)));
-    if (!this.draft.rules.length) rules.append(el("p", { class: "muted", text: "No rules. Add them as JSON." }));
+    if (!this.draft.rules.length) rules.append(el("p", { class: "muted", text: "No rules yet." }));
+    rules.append(this.addRuleRow());
+  }
+
+  // addRuleRow offers a new threshold, trend or silence rule on any
+  // metric of the catalog, lab analytes among them; other kinds are
+  // added as JSON.
+  addRuleRow() {
+    const metric = el("select", { id: "new-rule-metric", name: "new-rule-metric" },
+      metricChoices().map((g) => el("optgroup", { label: g.group }, g.metrics.map((m) => el("option", { value: m.metric, text: m.label })))));
+    const kind = el("select", { id: "new-rule-kind", name: "new-rule-kind" },
+      [["threshold", "Threshold"], ["trend", "Trend"], ["silence", "No data for a while"]].map(([v, t]) => el("option", { value: v, text: t })));
+    const add = el("button", { type: "button", class: "secondary", id: "add-rule", text: "Add this rule" });
+    add.addEventListener("click", () => {
+      const k = kind.value, m = metric.value;
+      if (!m || !this.reread()) return;
+      const r = newRule(k, m, new Set(this.draft.rules.map((x) => x.id)));
+      this.draft.rules.push(r);
+      this.fill();
+      const row = $(`#rule-rows [data-rule="${r.id}"]`, this.root);
+      if (row) row.querySelector("input, select").focus();
+    });
+    return el("div", { class: "row add-rule" }, field("new-rule-metric", "New rule on", metric), field("new-rule-kind", "Kind", kind), el("div", {}, add));
   }
 
   // ruleRow is one rule's row of the form: its numbers in the units
@@ -290,7 +336,7 @@ export class PlanView {
     const drop = el("input", { type: "checkbox", id: id("remove"), name: "remove" });
     extra.push(el("label", { class: "check", for: id("remove") }, drop, "Remove this rule"));
     return el("div", { class: "row", dataset: { rule: r.id } },
-      el("p", { class: "words" }, el("strong", { text: r.id }), ` (${r.kind}${r.metric ? `, ${r.metric}` : ""}${r.medication ? `, ${r.medication}` : ""}${r.instrument ? `, ${r.instrument}` : ""}): `,
+      el("p", { class: "words" }, el("strong", { text: r.id }), ` (${r.kind}${r.metric ? `, ${metricWords(r.metric)}` : ""}${r.medication ? `, ${r.medication}` : ""}${r.instrument ? `, ${r.instrument}` : ""}): `,
         (this.plan && this.plan.rule_words && this.plan.rule_words[r.id]) || ""),
       ...inputs, el("div", { class: "checks" }, extra));
   }
@@ -304,7 +350,7 @@ export class PlanView {
       const v = (n) => row.querySelector(`[name=${n}]`).value.trim();
       return { medication: v("medication"), route: v("route"), amount: Number(v("amount")), unit: v("unit"), schedule: v("schedule") };
     });
-    const rows = new Map([...$("#rule-rows", this.root).querySelectorAll(".row")].map((row) => [row.dataset.rule, row]));
+    const rows = new Map([...$("#rule-rows", this.root).querySelectorAll(".row[data-rule]")].map((row) => [row.dataset.rule, row]));
     const problems = [];
     out.rules = out.rules.filter((r) => {
       const row = rows.get(r.id);
