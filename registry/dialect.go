@@ -13,13 +13,15 @@ import (
 
 // dialect is what differs between the relational databases the registry
 // runs on. Queries are written with '?' placeholders in SQL both SQLite and
-// Postgres accept (ON CONFLICT ... DO NOTHING, no RETURNING on updates);
+// Postgres accept (ON CONFLICT ... DO NOTHING, RETURNING on inserts and
+// deletes, times as fixed-width text compared as text, no date functions);
 // what cannot be shared lives here.
 //
-// A Postgres dialect adds: driver "pgx" (github.com/jackc/pgx/v5/stdlib),
-// a rebind turning '?' into $1, $2, ..., its own migration list (no STRICT;
-// ids COLLATE "C" so that ORDER BY id keeps SQLite's byte order), and an
-// advisory lock around migrate, since it has no BEGIN IMMEDIATE.
+// The Postgres dialect (postgres.go) has driver "pgx"
+// (github.com/jackc/pgx/v5/stdlib), a rebind turning '?' into $1, $2, ...,
+// its own migration list (no STRICT; text COLLATE "C" so that ORDER BY
+// keeps SQLite's byte order), an advisory lock around migrate and another
+// taken by every transaction, since it has no BEGIN IMMEDIATE.
 type dialect struct {
 	name   string // for error messages
 	driver string // database/sql driver name
@@ -30,6 +32,17 @@ type dialect struct {
 	migrations []migration
 	// maxOpenConns caps the connection pool; 0 leaves it unlimited.
 	maxOpenConns int
+	// migrateLock and migrateUnlock, when set, are run on migrate's
+	// connection around the steps, so that processes starting together
+	// apply each step once.
+	migrateLock, migrateUnlock string
+	// txLock, when set, is the first statement of every inTx transaction:
+	// it makes writers wait for each other as SQLite's BEGIN IMMEDIATE
+	// does.
+	txLock string
+	// classify, when set, wraps the sentinel error (ErrExists, ...) that a
+	// driver error means, for errors that the SQL does not prevent.
+	classify func(error) error
 }
 
 var sqliteDialect = &dialect{
@@ -38,17 +51,15 @@ var sqliteDialect = &dialect{
 	migrations: sqliteMigrations,
 }
 
-// errPostgresNotBuilt is what Open returns for a Postgres dsn. It never
-// repeats the dsn, which may hold a password.
-var errPostgresNotBuilt = errors.New("postgres support is not built yet: use a SQLite file path for --db")
-
 // resolve picks the dialect for dsn and returns the dsn to hand its driver.
+// A Postgres dsn goes to pgx as it is; MustExist does not apply to it (a
+// server's database is made by its operator, and Open migrates it).
 func resolve(dsn string, o openOptions) (*dialect, string, error) {
 	switch {
 	case dsn == "":
 		return nil, "", errors.New("empty dsn")
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return nil, "", errPostgresNotBuilt
+	case isPostgres(dsn):
+		return postgresDialect, dsn, nil
 	}
 	driverDSN, memory, err := sqliteDSN(dsn, o)
 	if err != nil {
@@ -62,6 +73,11 @@ func resolve(dsn string, o openOptions) (*dialect, string, error) {
 		return &d, driverDSN, nil
 	}
 	return sqliteDialect, driverDSN, nil
+}
+
+// isPostgres reports whether dsn names a Postgres server.
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
 // sqlitePragmas are set on every connection the pool opens, through the

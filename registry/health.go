@@ -45,7 +45,7 @@ func (p *WriteProbe) Check(ctx context.Context) error {
 		return p.err
 	}
 	err := p.reg.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, p.reg.q(`INSERT INTO write_probe (filler) VALUES (zeroblob(?))`), probeBytes); err != nil {
+		if _, err := tx.ExecContext(ctx, p.reg.q(`INSERT INTO write_probe (filler) VALUES (?)`), make([]byte, probeBytes)); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM write_probe`)

@@ -3,8 +3,10 @@ package registry
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // migration is one step of a dialect's schema. Steps are applied in version
@@ -285,12 +287,29 @@ const schemaMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 )`
 
 // migrate applies the steps of the dialect's list that the store has not
-// recorded. It is safe to run from several processes at once: each step's
-// transaction takes the write lock when it begins and checks again whether
-// the step is applied. A store migrated by a newer binary, with steps this
-// binary does not know, is refused rather than used half-understood.
-func (r *Registry) migrate(ctx context.Context) error {
-	if _, err := r.db.ExecContext(ctx, schemaMigrationsTable); err != nil {
+// recorded. It is safe to run from several processes at once: on SQLite
+// each step's transaction takes the write lock when it begins, on Postgres
+// migrate holds the dialect's advisory lock throughout, and each step checks
+// again whether it is applied. A store migrated by a newer binary, with
+// steps this binary does not know, is refused rather than used
+// half-understood.
+func (r *Registry) migrate(ctx context.Context) (err error) {
+	conn, err := r.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	if r.d.migrateLock != "" {
+		if _, err := conn.ExecContext(ctx, r.d.migrateLock); err != nil {
+			return fmt.Errorf("migrate: take the migration lock: %w", err)
+		}
+		defer func() {
+			if uerr := r.unlockMigrate(conn); uerr != nil && err == nil {
+				err = uerr
+			}
+		}()
+	}
+	if _, err := conn.ExecContext(ctx, schemaMigrationsTable); err != nil {
 		return fmt.Errorf("migrate: create schema_migrations: %w", err)
 	}
 	steps := r.d.migrations
@@ -299,7 +318,7 @@ func (r *Registry) migrate(ctx context.Context) error {
 		latest = steps[len(steps)-1].version
 	}
 	var current sql.NullInt64
-	if err := r.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&current); err != nil {
+	if err := conn.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("migrate: read schema version: %w", err)
 	}
 	if int(current.Int64) > latest {
@@ -310,9 +329,23 @@ func (r *Registry) migrate(ctx context.Context) error {
 		if m.version <= int(current.Int64) {
 			continue
 		}
-		if err := r.apply(ctx, m); err != nil {
+		if err := r.apply(ctx, conn, m); err != nil {
 			return fmt.Errorf("migrate: step %d (%s): %w", m.version, m.name, err)
 		}
+	}
+	return nil
+}
+
+// unlockMigrate releases the migration lock held by conn's session, even
+// when migrate's context has ended. When it cannot, it discards the
+// connection, which ends the session and with it the lock, rather than
+// return it to the pool still holding the lock.
+func (r *Registry) unlockMigrate(conn *sql.Conn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.ExecContext(ctx, r.d.migrateUnlock); err != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // makes database/sql close it
+		return fmt.Errorf("migrate: release the migration lock: %w", err)
 	}
 	return nil
 }
@@ -321,9 +354,14 @@ func (r *Registry) migrate(ctx context.Context) error {
 // step first; it is not an error for the caller.
 var errApplied = errors.New("already applied")
 
-// apply runs one step and records it, unless it is recorded already.
-func (r *Registry) apply(ctx context.Context, m migration) error {
-	err := r.inTx(ctx, func(tx *sql.Tx) error {
+// apply runs one step on conn and records it, unless it is recorded
+// already.
+func (r *Registry) apply(ctx context.Context, conn *sql.Conn, m migration) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	err = func() error {
 		var n int
 		err := tx.QueryRowContext(ctx, r.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.version).Scan(&n)
 		if err != nil {
@@ -340,9 +378,13 @@ func (r *Registry) apply(ctx context.Context, m migration) error {
 		_, err = tx.ExecContext(ctx, r.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
 			m.version, m.name, formatTime(now()))
 		return err
-	})
-	if errors.Is(err, errApplied) {
-		return nil
+	}()
+	if err != nil {
+		_ = tx.Rollback() // the step's error is the one that matters
+		if errors.Is(err, errApplied) {
+			return nil
+		}
+		return err
 	}
-	return err
+	return tx.Commit()
 }

@@ -55,7 +55,7 @@ func Location(dsn string) string {
 	switch {
 	case dsn == ":memory:":
 		return "in memory"
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+	case isPostgres(dsn):
 		u, err := url.Parse(dsn)
 		if err != nil {
 			return "postgres (unreadable dsn)"

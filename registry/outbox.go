@@ -161,7 +161,8 @@ const deliveryColumns = `d.id, d.event_id, d.alert_id, d.channel, d.recipient, d
 	d.created_at, d.next_at, d.done_at, d.last_error`
 
 // DueDeliveries returns at most limit pending deliveries whose next
-// attempt is due at now, soonest first, leaving out those in skip (in
+// attempt is due at now, soonest first (then by event, then by id, so
+// that every store gives one order), leaving out those in skip (in
 // flight) and each that waits behind an earlier pending delivery of the
 // same alert on the same channel to the same recipient and target, so
 // that a pager hears of an alert's changes in their order.
@@ -171,7 +172,7 @@ func (r *Registry) DueDeliveries(ctx context.Context, now time.Time, limit int, 
 	return queryAll(ctx, r, "due deliveries", `SELECT `+deliveryColumns+`, e.id, e.alert_id, e.patient_id, e.kind, e.at, e.body
 		FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id
 		WHERE d.next_at <= ? AND `+where+`
-		ORDER BY d.next_at, d.event_id LIMIT ?`, args,
+		ORDER BY d.next_at, d.event_id, d.id LIMIT ?`, args,
 		func(s scanner) (Due, error) {
 			var d Due
 			var at, body string

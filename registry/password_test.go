@@ -58,19 +58,21 @@ func TestCheckPassword(t *testing.T) {
 // TestAddStaffRefusesWeakPasswords: AddStaff and SetPassword apply
 // CheckPassword, with the account's own username.
 func TestAddStaffRefusesWeakPasswords(t *testing.T) {
-	r, _ := openTest(t)
-	ctx := t.Context()
-	for _, pw := range []string{"aaaaaaaaaaaa", "password1234", "Margaret's password"} {
-		if err := r.AddStaff(ctx, "margaret", RoleClinician, pw); !errors.Is(err, ErrWeakPassword) {
-			t.Errorf("AddStaff(margaret, a weak password) = %v, want ErrWeakPassword", err)
+	eachBackend(t, func(t *testing.T, be backend) {
+		r, _ := openTest(t, be)
+		ctx := t.Context()
+		for _, pw := range []string{"aaaaaaaaaaaa", "password1234", "Margaret's password"} {
+			if err := r.AddStaff(ctx, "margaret", RoleClinician, pw); !errors.Is(err, ErrWeakPassword) {
+				t.Errorf("AddStaff(margaret, a weak password) = %v, want ErrWeakPassword", err)
+			}
 		}
-	}
-	if err := r.AddStaff(ctx, "margaret", RoleClinician, "lantern-quartz-meadow-71"); err != nil {
-		t.Fatal(err)
-	}
-	for _, pw := range []string{"aaaaaaaaaaaa", "password1234", "margaret2026!"} {
-		if err := r.SetPassword(ctx, "margaret", pw); !errors.Is(err, ErrWeakPassword) {
-			t.Errorf("SetPassword(margaret, a weak password) = %v, want ErrWeakPassword", err)
+		if err := r.AddStaff(ctx, "margaret", RoleClinician, "lantern-quartz-meadow-71"); err != nil {
+			t.Fatal(err)
 		}
-	}
+		for _, pw := range []string{"aaaaaaaaaaaa", "password1234", "margaret2026!"} {
+			if err := r.SetPassword(ctx, "margaret", pw); !errors.Is(err, ErrWeakPassword) {
+				t.Errorf("SetPassword(margaret, a weak password) = %v, want ErrWeakPassword", err)
+			}
+		}
+	})
 }

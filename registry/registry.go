@@ -7,10 +7,12 @@
 // devices) change it directly. Several processes may open the same store at
 // once: the server and an operator running `patientpulse devices enroll`.
 //
-// The store is SQLite (modernc.org/sqlite, no cgo) by default. The SQL is
-// written for database/sql with '?' placeholders and a per-dialect
-// migration list, so that a Postgres dialect can be added beside the SQLite
-// one without touching the queries' callers.
+// The store is SQLite (modernc.org/sqlite, no cgo) by default, or
+// Postgres (github.com/jackc/pgx/v5) for several instances sharing one
+// registry. The SQL is written for database/sql with '?' placeholders and
+// a per-dialect migration list (dialect.go), so both behave the same to
+// the queries' callers; CopyToPostgres moves a clinic from one to the
+// other.
 //
 // Patient names are PHI: nothing in this package logs, and no error it
 // returns carries a name, a device token or a token's hash. Errors do carry
@@ -54,8 +56,11 @@ type Registry struct {
 // dsn is a SQLite file path ("./data/patientpulse.db"), a SQLite "file:" URI,
 // or ":memory:" for a private in-memory store (tests). The parent directory
 // of a file is created with mode 0700 and a new file with mode 0600, since
-// the store holds PHI. A "postgres://" or "postgresql://" dsn is recognised
-// but not supported yet: Open returns an error saying so.
+// the store holds PHI. A "postgres://" or "postgresql://" dsn opens that
+// Postgres database (which must exist; Open creates the tables), with a
+// pool of at most 10 connections; with MustExist, a database without the
+// registry's tables is refused with ErrNoRegistry. Errors never repeat the
+// dsn's password. Each call's time-out is its context's.
 func Open(ctx context.Context, dsn string, opts ...OpenOption) (*Registry, error) {
 	var o openOptions
 	for _, opt := range opts {
@@ -76,6 +81,12 @@ func Open(ctx context.Context, dsn string, opts ...OpenOption) (*Registry, error
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open registry: %w", err)
+	}
+	if o.mustExist && d == postgresDialect {
+		if err := r.checkPostgresSchema(ctx, dsn); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open registry: %w", err)
+		}
 	}
 	if err := r.migrate(ctx); err != nil {
 		db.Close()
@@ -101,22 +112,38 @@ func (r *Registry) q(query string) string {
 }
 
 // inTx runs fn in a transaction, committing when fn returns nil and rolling
-// back otherwise. On SQLite the transaction takes the write lock when it
-// begins (_txlock=immediate), so that a read-then-write in fn waits for a
-// concurrent writer (busy_timeout) instead of failing on a stale snapshot.
+// back otherwise. The transaction takes the write lock when it begins (on
+// SQLite _txlock=immediate, on Postgres the dialect's advisory lock), so
+// that a read-then-write in fn waits for a concurrent writer instead of
+// acting on what that writer is changing.
 func (r *Registry) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	if r.d.txLock != "" {
+		if _, err := tx.ExecContext(ctx, r.d.txLock); err != nil {
+			_ = tx.Rollback() // the lock's error is the one that matters
+			return err
+		}
+	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback() // fn's error is the one that matters
 		r.settled(tx, false)
-		return err
+		return r.classify(err)
 	}
 	err = tx.Commit()
 	r.settled(tx, err == nil)
-	return err
+	return r.classify(err)
+}
+
+// classify returns err wrapping the sentinel error it means in the
+// dialect (see dialect.classify); nil stays nil.
+func (r *Registry) classify(err error) error {
+	if err == nil || r.d.classify == nil {
+		return err
+	}
+	return r.d.classify(err)
 }
 
 // execOne runs a statement in tx that must change a row, and returns none

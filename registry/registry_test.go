@@ -12,11 +12,12 @@ import (
 	"testing"
 )
 
-// openTest opens a registry in a fresh file under t.TempDir and closes it
-// when the test ends. It returns the file's path too.
-func openTest(t *testing.T) (*Registry, string) {
+// openTest opens a fresh registry on b (a file under t.TempDir, or a
+// Postgres database of its own) and closes it when the test ends. It
+// returns its dsn too: the file's path on SQLite.
+func openTest(t *testing.T, b backend) (*Registry, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "registry.db")
+	path := b.dsn(t)
 	r, err := Open(t.Context(), path)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -46,8 +47,11 @@ func TestOpen(t *testing.T) {
 		{name: "memory URI", dsn: "file::memory:"},
 		{name: "empty", dsn: "", wantErr: "empty dsn"},
 		{name: "remote file URI", dsn: "file://example.com/pp.db", wantErr: "authority"},
-		{name: "postgres", dsn: "postgres://pp:s3cret@db.example/pp?sslmode=require", wantErr: "postgres support is not built yet"},
-		{name: "postgresql", dsn: "postgresql://pp:s3cret@db.example/pp", wantErr: "postgres support is not built yet"},
+		// No server listens on port 1: the error names the registry's
+		// failure and never the password.
+		{name: "postgres unreachable", dsn: "postgres://pp:s3cret@127.0.0.1:1/pp?sslmode=disable", wantErr: "open registry"},
+		{name: "postgresql unreachable", dsn: "postgresql://pp:s3cret@127.0.0.1:1/pp?password=s3cret", wantErr: "open registry"},
+		{name: "postgres unreadable", dsn: "postgres://pp:s3cret@127.0.0.1:notaport/pp", wantErr: "open registry"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,9 +118,9 @@ func relTo(t *testing.T, path string) string {
 }
 
 // TestPragmas checks that every pooled connection, not only the first,
-// has the settings the store relies on.
+// has the settings the store relies on. SQLite only: pragmas are SQLite's.
 func TestPragmas(t *testing.T) {
-	r, _ := openTest(t)
+	r, _ := openTest(t, sqliteBackend)
 	ctx := t.Context()
 	want := map[string]string{
 		"journal_mode": "wal",
@@ -152,31 +156,43 @@ func TestMigrationsOrdered(t *testing.T) {
 			t.Errorf("sqliteMigrations[%d] has no name or no statements", i)
 		}
 	}
+	// The dialects' lists are step for step the same schema, so that a
+	// registry copied from one to the other is at the same version.
+	if len(postgresMigrations) != len(sqliteMigrations) {
+		t.Fatalf("%d postgres steps, %d sqlite steps: want as many", len(postgresMigrations), len(sqliteMigrations))
+	}
+	for i, m := range postgresMigrations {
+		if s := sqliteMigrations[i]; m.version != s.version || m.name != s.name || len(m.stmts) == 0 {
+			t.Errorf("postgresMigrations[%d] = version %d %q, want version %d %q with statements", i, m.version, m.name, s.version, s.name)
+		}
+	}
 }
 
 func TestMigrateIdempotent(t *testing.T) {
-	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "pp.db")
-	for i := range 3 {
-		r, err := Open(ctx, path)
-		if err != nil {
-			t.Fatalf("open %d: %v", i, err)
-		}
-		if i == 0 {
-			if err := r.AddPatient(ctx, Patient{ID: "p-1", Name: "Kept"}); err != nil {
+	eachBackend(t, func(t *testing.T, be backend) {
+		ctx := t.Context()
+		path := be.dsn(t)
+		for i := range 3 {
+			r, err := Open(ctx, path)
+			if err != nil {
+				t.Fatalf("open %d: %v", i, err)
+			}
+			if i == 0 {
+				if err := r.AddPatient(ctx, Patient{ID: "p-1", Name: "Kept"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got, want := appliedVersions(t, r), len(sqliteMigrations); got != want {
+				t.Errorf("open %d: %d rows in schema_migrations, want %d", i, got, want)
+			}
+			if p, err := r.Patient(ctx, "p-1"); err != nil || p.Name != "Kept" {
+				t.Errorf("open %d: Patient(p-1) = %+v, %v; want the patient added on the first open", i, p, err)
+			}
+			if err := r.Close(); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if got, want := appliedVersions(t, r), len(sqliteMigrations); got != want {
-			t.Errorf("open %d: %d rows in schema_migrations, want %d", i, got, want)
-		}
-		if p, err := r.Patient(ctx, "p-1"); err != nil || p.Name != "Kept" {
-			t.Errorf("open %d: Patient(p-1) = %+v, %v; want the patient added on the first open", i, p, err)
-		}
-		if err := r.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 }
 
 func appliedVersions(t *testing.T, r *Registry) int {
@@ -189,49 +205,53 @@ func appliedVersions(t *testing.T, r *Registry) int {
 }
 
 func TestMigrateRefusesNewerSchema(t *testing.T) {
-	ctx := t.Context()
-	r, path := openTest(t)
-	if _, err := r.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from the future', '')`,
-		len(sqliteMigrations)+1); err != nil {
-		t.Fatal(err)
-	}
-	r2, err := Open(ctx, path)
-	if err == nil {
-		r2.Close()
-		t.Fatal("Open of a store with an unknown newer schema version succeeded")
-	}
-	if !strings.Contains(err.Error(), "newer than this binary") {
-		t.Errorf("Open = %v, want it to say the schema is newer than this binary", err)
-	}
+	eachBackend(t, func(t *testing.T, be backend) {
+		ctx := t.Context()
+		r, path := openTest(t, be)
+		if _, err := r.db.ExecContext(ctx, r.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from the future', '')`),
+			len(sqliteMigrations)+1); err != nil {
+			t.Fatal(err)
+		}
+		r2, err := Open(ctx, path)
+		if err == nil {
+			r2.Close()
+			t.Fatal("Open of a store with an unknown newer schema version succeeded")
+		}
+		if !strings.Contains(err.Error(), "newer than this binary") {
+			t.Errorf("Open = %v, want it to say the schema is newer than this binary", err)
+		}
+	})
 }
 
 // TestOpenConcurrentFresh opens one new file from several registries at
 // once, as a server and an operator's first command may: each step must be
 // applied exactly once.
 func TestOpenConcurrentFresh(t *testing.T) {
-	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "pp.db")
-	const n = 6
-	regs := make([]*Registry, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { regs[i], errs[i] = Open(ctx, path) })
-	}
-	wg.Wait()
-	for i := range n {
-		if errs[i] != nil {
-			t.Errorf("Open %d: %v", i, errs[i])
-			continue
+	eachBackend(t, func(t *testing.T, be backend) {
+		ctx := t.Context()
+		path := be.dsn(t)
+		const n = 6
+		regs := make([]*Registry, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { regs[i], errs[i] = Open(ctx, path) })
 		}
-		defer regs[i].Close()
-	}
-	if t.Failed() {
-		return
-	}
-	if got, want := appliedVersions(t, regs[0]), len(sqliteMigrations); got != want {
-		t.Errorf("%d rows in schema_migrations, want %d", got, want)
-	}
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil {
+				t.Errorf("Open %d: %v", i, errs[i])
+				continue
+			}
+			defer regs[i].Close()
+		}
+		if t.Failed() {
+			return
+		}
+		if got, want := appliedVersions(t, regs[0]), len(sqliteMigrations); got != want {
+			t.Errorf("%d rows in schema_migrations, want %d", got, want)
+		}
+	})
 }
 
 // TestTwoRegistriesOneFile runs what happens when `devices enroll` runs
@@ -239,73 +259,75 @@ func TestOpenConcurrentFresh(t *testing.T) {
 // file, looks them up and revokes them. Neither may see "database is
 // locked".
 func TestTwoRegistriesOneFile(t *testing.T) {
-	ctx := t.Context()
-	cli, path := openTest(t)
-	server, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
-	if err := cli.AddPatient(ctx, Patient{ID: "p-1"}); err != nil {
-		t.Fatal(err)
-	}
+	eachBackend(t, func(t *testing.T, be backend) {
+		ctx := t.Context()
+		cli, path := openTest(t, be)
+		server, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer server.Close()
+		if err := cli.AddPatient(ctx, Patient{ID: "p-1"}); err != nil {
+			t.Fatal(err)
+		}
 
-	const n = 40
-	tokens := make(chan string, n)
-	errc := make(chan error, 4*n)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(tokens)
-		for i := range n {
-			tok, err := cli.EnrollDevice(ctx, fmt.Sprintf("d-%03d", i), "p-1")
-			if err != nil {
-				errc <- fmt.Errorf("enroll %d: %w", i, err)
-				return
+		const n = 40
+		tokens := make(chan string, n)
+		errc := make(chan error, 4*n)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			defer close(tokens)
+			for i := range n {
+				tok, err := cli.EnrollDevice(ctx, fmt.Sprintf("d-%03d", i), "p-1")
+				if err != nil {
+					errc <- fmt.Errorf("enroll %d: %w", i, err)
+					return
+				}
+				tokens <- tok
 			}
-			tokens <- tok
+		})
+		wg.Go(func() {
+			for tok := range tokens {
+				d, err := server.DeviceByToken(ctx, tok)
+				if err != nil {
+					errc <- fmt.Errorf("device by token: %w", err)
+					continue
+				}
+				if _, err := server.ListDevices(ctx); err != nil {
+					errc <- fmt.Errorf("list devices: %w", err)
+				}
+				if err := server.RevokeDevice(ctx, d.ID); err != nil {
+					errc <- fmt.Errorf("revoke %s: %w", d.ID, err)
+				}
+			}
+		})
+		// A second writer on the server's side, contending for the write lock.
+		wg.Go(func() {
+			for i := range n {
+				if err := server.AddPatient(ctx, Patient{ID: fmt.Sprintf("q-%03d", i)}); err != nil {
+					errc <- fmt.Errorf("add patient %d: %w", i, err)
+				}
+			}
+		})
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			t.Error(err)
 		}
-	})
-	wg.Go(func() {
-		for tok := range tokens {
-			d, err := server.DeviceByToken(ctx, tok)
-			if err != nil {
-				errc <- fmt.Errorf("device by token: %w", err)
-				continue
-			}
-			if _, err := server.ListDevices(ctx); err != nil {
-				errc <- fmt.Errorf("list devices: %w", err)
-			}
-			if err := server.RevokeDevice(ctx, d.ID); err != nil {
-				errc <- fmt.Errorf("revoke %s: %w", d.ID, err)
-			}
-		}
-	})
-	// A second writer on the server's side, contending for the write lock.
-	wg.Go(func() {
-		for i := range n {
-			if err := server.AddPatient(ctx, Patient{ID: fmt.Sprintf("q-%03d", i)}); err != nil {
-				errc <- fmt.Errorf("add patient %d: %w", i, err)
-			}
-		}
-	})
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		t.Error(err)
-	}
 
-	ds, err := cli.ListDevices(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ds) != n {
-		t.Fatalf("%d devices, want %d", len(ds), n)
-	}
-	for _, d := range ds {
-		if d.Active() {
-			t.Errorf("device %s still active, want revoked by the other registry", d.ID)
+		ds, err := cli.ListDevices(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		if len(ds) != n {
+			t.Fatalf("%d devices, want %d", len(ds), n)
+		}
+		for _, d := range ds {
+			if d.Active() {
+				t.Errorf("device %s still active, want revoked by the other registry", d.ID)
+			}
+		}
+	})
 }
 
 func TestValidID(t *testing.T) {
@@ -371,17 +393,19 @@ func TestSQLiteDSNKeepsCallersPragmas(t *testing.T) {
 }
 
 func TestClosedRegistry(t *testing.T) {
-	r, err := Open(t.Context(), filepath.Join(t.TempDir(), "pp.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Close(); err != nil {
-		t.Fatal(err)
-	}
-	_, err = r.ListPatients(context.Background())
-	if err == nil || errors.Is(err, ErrNotFound) {
-		t.Errorf("ListPatients after Close = %v, want a closed-database error", err)
-	}
+	eachBackend(t, func(t *testing.T, be backend) {
+		r, err := Open(t.Context(), be.dsn(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.ListPatients(context.Background())
+		if err == nil || errors.Is(err, ErrNotFound) {
+			t.Errorf("ListPatients after Close = %v, want a closed-database error", err)
+		}
+	})
 }
 
 func TestRedact(t *testing.T) {
