@@ -144,3 +144,42 @@ func patientsCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	return usageError{fmt.Errorf("patients: unknown command %q (want add or list)", args[0])}
 }
+
+// registryCommand runs `registry copy`: registry.CopyToPostgres, then the
+// rows copied per table on stdout (counts only: no patient data).
+func registryCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "copy" {
+		return usageError{errors.New("registry: want copy")}
+	}
+	var from, to string
+	fs := flag.NewFlagSet("registry copy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&from, "from", "", "the SQLite registry file to copy (stop serve first)")
+	fs.StringVar(&to, "to", "", "the Postgres registry to copy into, postgres://user@host:port/db: its database must exist and hold no registry rows")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if from == "" || to == "" {
+		return usageError{errors.New("registry copy: --from and --to required")}
+	}
+	fmt.Fprintf(stderr, "registry: copying %s to %s\n", registry.Location(from), registry.Location(to))
+	copied, err := registry.CopyToPostgres(ctx, from, to)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TABLE\tROWS")
+	var total int64
+	for _, c := range copied {
+		fmt.Fprintf(tw, "%s\t%d\n", c.Table, c.Rows)
+		total += c.Rows
+	}
+	fmt.Fprintf(tw, "total\t%d\n", total)
+	return tw.Flush()
+}

@@ -49,8 +49,10 @@ Usage:
   patientpulse simulate [--patients N] [--backfill 30d] [--seed S] [--clinician U]
                                                           a virtual clinic: patients, plans, devices sending data
   patientpulse bench [--messages N] [--quick]             measure throughput, alert latency and memory (own services)
+  patientpulse registry copy --from FILE.db --to postgres://USER@HOST/DB
+                                                          copy a SQLite registry into an empty Postgres one
 
-Every command but bench takes --config FILE, --data-dir DIR and --db DSN;
+Every command but bench and registry copy takes --config FILE, --data-dir DIR and --db DSN;
 settings come from the file, then PATIENTPULSE_* variables, then flags.
 patients, devices, staff, plans and simulate name the registry they use on
 standard error and never create one unless given --init (serve creates its
@@ -91,6 +93,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = simulateCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		err = benchCommand(ctx, args[1:], stdout, stderr)
+	case "registry":
+		err = registryCommand(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
