@@ -81,20 +81,19 @@ func ActorFrom(ctx context.Context) Actor {
 }
 
 // Audit appends e to the audit log. A zero At is now; a zero Actor is the
-// context's. It returns an error for an unknown outcome.
+// context's. It returns an error for an unknown outcome. The entry is
+// written under the write lock, as every other change, so that entries'
+// ids are handed out in the order they commit (AccessChanges reads on
+// from the last id it saw).
 func (r *Registry) Audit(ctx context.Context, e AuditEntry) error {
-	if err := r.audit(ctx, r.db, e); err != nil {
+	if err := r.inTx(ctx, func(tx *sql.Tx) error { return r.audit(ctx, tx, e) }); err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
 	}
 	return nil
 }
 
-// execer is what audit writes with: the store, or a transaction.
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-func (r *Registry) audit(ctx context.Context, x execer, e AuditEntry) error {
+// audit appends e in tx.
+func (r *Registry) audit(ctx context.Context, tx *sql.Tx, e AuditEntry) error {
 	if e.At.IsZero() {
 		e.At = now()
 	}
@@ -105,7 +104,7 @@ func (r *Registry) audit(ctx context.Context, x execer, e AuditEntry) error {
 	if e.Outcome == "" {
 		e.Outcome = OutcomeOK
 	}
-	_, err := x.ExecContext(ctx, r.q(`INSERT INTO audit (at, actor, address, action, patient_id, target, outcome)
+	_, err := tx.ExecContext(ctx, r.q(`INSERT INTO audit (at, actor, address, action, patient_id, target, outcome)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`), formatTime(e.At), e.Actor, e.Address, e.Action, e.Patient, e.Target, e.Outcome)
 	return err
 }

@@ -27,7 +27,11 @@ const migrateLockKey = 0x70706d6967726174
 // takes first: writers run one at a time, as SQLite's BEGIN IMMEDIATE
 // makes them, so that a transaction's read-then-write (the next plan
 // version, a delivery already stored) sees what the writer before it
-// committed and the two behave the same.
+// committed and the two behave the same. It also hands out the ids of
+// audit entries, transitions and outbox events in the order they commit,
+// which the readers that go on from the last id they saw (the outbox's
+// consumers, AccessChanges) rely on: a sequence alone would let a later id
+// commit before an earlier one.
 const writeLockKey = 0x7070777269746572 // "ppwriter"
 
 var postgresDialect = &dialect{
