@@ -49,14 +49,24 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Source reads a patient's stored samples back (ingest.Influx).
+// Source reads patients' stored samples back (ingest.Influx): one
+// patient's, when a plan change rebuilds them alone, or many patients' at
+// once (one query a measurement), at a start and whenever several
+// patients are rebuilt together.
 type Source interface {
 	Values(ctx context.Context, patient string, measurements []string, from, to time.Time, fn func(ingest.StoredValue) error) error
 	// Newest returns the time of the patient's newest stored sample of a
 	// measurement (field ""), or of one of its fields; false when none
 	// was ever stored.
 	Newest(ctx context.Context, patient, measurement, field string) (time.Time, bool, error)
+	// PatientsValues and PatientsNewest are Values, of one measurement,
+	// and Newest for many patients in one query; fn is called with each
+	// value (v.Tags only during the call) or newest time as it is read.
+	PatientsValues(ctx context.Context, q ingest.ValuesQuery, fn func(patient string, v ingest.StoredValue) error) error
+	PatientsNewest(ctx context.Context, patients []string, measurement, field string, fn func(patient string, t time.Time) error) error
 }
+
+var _ Source = (*ingest.Influx)(nil)
 
 // Evaluator keeps every patient with a plan judged: it takes in samples as
 // they are stored, evaluates a patient with new data at most once per
@@ -76,8 +86,10 @@ type Evaluator struct {
 	rebuild  map[string]bool // patients to rebuild: a plan changed, or their samples overflowed the queue
 	planned  sync.Map        // ids of the patients with a plan: Feed passes on only theirs
 	asks     chan verdictAsk // Verdicts' questions to Run
+	loads    chan loadAsk    // Load's requests to Run
 	stopped  chan struct{}   // closed when Run returns
 	patients map[string]*patient
+	chunk    int // patients a bulk read covers (loadChunk)
 
 	transitions *prometheus.CounterVec
 	overflows   prometheus.Counter
@@ -100,8 +112,10 @@ func NewEvaluator(cfg Config, reg *registry.Registry, src Source, log *slog.Logg
 		queue:    make(chan fed, cfg.QueueSize),
 		rebuild:  map[string]bool{},
 		asks:     make(chan verdictAsk),
+		loads:    make(chan loadAsk),
 		stopped:  make(chan struct{}),
 		patients: map[string]*patient{},
+		chunk:    loadChunk,
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patientpulse_analysis_transitions_total",
 			Help: "Changes of rules' verdicts, by change and severity.",
@@ -197,6 +211,8 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			}
 		case ask := <-e.asks:
 			e.answer(ask)
+		case ask := <-e.loads:
+			ask.done <- e.loadNow(ctx, ask.ids)
 		case <-plans.C:
 			if err := e.pollPlans(ctx, false); err != nil {
 				e.log.Error("analysis: reading plan versions failed", "err", err)
@@ -249,49 +265,50 @@ func (e *Evaluator) rebuildMarked(ctx context.Context) {
 	}
 	clear(e.rebuild)
 	e.mu.Unlock()
-	for _, id := range ids {
-		if err := e.load(ctx, id); err != nil {
-			if ctx.Err() == nil {
-				e.log.Warn("analysis: rebuilding a patient failed; will retry", "err", registry.Redact(err, id))
-			}
-			e.mu.Lock()
-			e.rebuild[id] = true
-			e.mu.Unlock()
+	e.rebuildNow(ctx, ids)
+}
+
+// rebuildNow rebuilds the patients: one alone as it always was (a plan
+// changed), several in bulk (loadMany). It marks again the patients whose
+// rebuild failed, and returns how many, and the first error.
+func (e *Evaluator) rebuildNow(ctx context.Context, ids []string) (int, error) {
+	defer func() { e.patientsG.Set(float64(len(e.patients))) }()
+	var failed []string
+	var first error
+	switch len(ids) {
+	case 0:
+		return 0, nil
+	case 1:
+		if err := e.load(ctx, ids[0]); err != nil {
+			failed, first = ids, errors.New(registry.Redact(err, ids[0]))
 		}
+	default:
+		failed, first = e.loadMany(ctx, ids)
 	}
-	e.patientsG.Set(float64(len(e.patients)))
+	if len(failed) == 0 {
+		return 0, nil
+	}
+	if ctx.Err() == nil {
+		e.log.Warn("analysis: rebuilding patients failed; will retry", "patients", len(failed), "err", first)
+	}
+	e.mu.Lock()
+	for _, id := range failed {
+		e.rebuild[id] = true
+	}
+	e.mu.Unlock()
+	return len(failed), first
 }
 
 // load reads the patient's plan versions and rule states from the
-// registry and their samples from InfluxDB, replacing what is held.
+// registry and their samples from InfluxDB, one measurement at a time,
+// replacing what is held.
 func (e *Evaluator) load(ctx context.Context, id string) error {
-	stored, err := e.reg.PlanVersions(ctx, id)
-	if err != nil {
-		return err
-	}
-	if len(stored) == 0 {
-		delete(e.patients, id)
-		e.planned.Delete(id)
-		return nil
-	}
-	versions, err := versionsOf(id, stored)
-	if err != nil {
-		return err
-	}
-	// From here on, Feed passes the patient's samples on: those stored
-	// while the history is read back below come twice at worst, which
-	// series.add tells from new ones.
-	e.planned.Store(id, struct{}{})
-	p := newPatient(id, versions)
-	states, err := e.reg.RuleStates(ctx, id)
-	if err != nil {
-		return err
-	}
-	for rule, raw := range states {
-		var st ruleState
-		if err := json.Unmarshal(raw, &st); err == nil {
-			p.states.set(rule, st)
+	p, err := e.prepare(ctx, id)
+	if err != nil || p == nil {
+		if err == nil {
+			delete(e.patients, id)
 		}
+		return err
 	}
 	now := e.now()
 	// Samples stored up to now are read back, each measurement as far as
@@ -327,6 +344,41 @@ func (e *Evaluator) load(ctx context.Context, id string) error {
 	p.dirty, p.announce = true, true
 	e.patients[id] = p
 	return nil
+}
+
+// prepare reads the patient's plan versions and rule states from the
+// registry: the patient, without samples yet, or nil without a plan
+// (Feed then passes on none of their samples). It may run on any
+// goroutine: it touches no patient held.
+func (e *Evaluator) prepare(ctx context.Context, id string) (*patient, error) {
+	stored, err := e.reg.PlanVersions(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(stored) == 0 {
+		e.planned.Delete(id)
+		return nil, nil
+	}
+	versions, err := versionsOf(id, stored)
+	if err != nil {
+		return nil, err
+	}
+	// From here on, Feed passes the patient's samples on: those stored
+	// while the history is read back come twice at worst, which
+	// series.add tells from new ones.
+	e.planned.Store(id, struct{}{})
+	p := newPatient(id, versions)
+	states, err := e.reg.RuleStates(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for rule, raw := range states {
+		var st ruleState
+		if err := json.Unmarshal(raw, &st); err == nil {
+			p.states.set(rule, st)
+		}
+	}
+	return p, nil
 }
 
 // versionsOf decodes a patient's stored plan versions.

@@ -190,6 +190,66 @@ func (p *patient) readBack() map[string]int {
 	return back
 }
 
+// read is one query's worth of what a rebuild in bulk reads of a
+// patient: fields of a measurement, so many days back, and every value or
+// only each stored series' newest.
+type read struct {
+	measurement string
+	days        int
+	fields      string // comma-separated, sorted
+	latest      bool
+}
+
+// reads returns what a rebuild in bulk reads of the patient: each stored
+// field as far back as the rules that read it look (readBack, by field
+// rather than by measurement), and only its newest values when those
+// rules read nothing else (a silence; a score of the latest check-in).
+// Of labs the field is the results' value; a silence of every field and
+// the doses read seq, one value per stored point, whose time and tags
+// are all they need, as Newest reads it. InfluxDB's cost goes by the
+// series and points read: a sleep record has 8 fields, a check-in 15.
+func (p *patient) reads() []read {
+	type stored struct{ measurement, field string }
+	days := map[stored]int{}
+	full := map[stored]bool{}
+	need := func(k stored, d int, all bool) {
+		days[k] = max(days[k], d)
+		full[k] = full[k] || all
+	}
+	for _, v := range p.versions {
+		for i := range v.Rules {
+			r := &v.Rules[i]
+			k, _, d, ok := r.seriesKey()
+			if !ok {
+				continue
+			}
+			f := k.field
+			switch {
+			case k.measurement == "labs": // a result's value is what analysis takes of labs (fieldOf)
+				f = "value"
+			case f == "":
+				f = "seq"
+			}
+			need(stored{k.measurement, f}, d, !(r.Kind == KindSilence || r.Kind == KindScore && r.Over == 0))
+		}
+	}
+	if p.keepDose > 0 {
+		need(stored{"dose", "seq"}, int(p.keepDose.Hours()/24)+1, true)
+	}
+	byRead := map[read][]string{}
+	for k, d := range days {
+		r := read{measurement: k.measurement, days: d, latest: !full[k]}
+		byRead[r] = append(byRead[r], k.field)
+	}
+	out := make([]read, 0, len(byRead))
+	for r, fields := range byRead {
+		slices.Sort(fields)
+		r.fields = strings.Join(fields, ",")
+		out = append(out, r)
+	}
+	return out
+}
+
 // seriesKey returns the series a rule reads, how many days of daily stats
 // it needs, and how many days back its data must be read on a rebuild (a
 // silence or a latest check-in may be older than any window); ok is false

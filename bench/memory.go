@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -184,4 +186,68 @@ func (h *memorySource) Newest(ctx context.Context, patient, measurement, field s
 		}
 	}
 	return newest, !newest.IsZero(), ctx.Err()
+}
+
+// PatientsValues reads each patient's persona history as ingest.Influx
+// reads InfluxDB in bulk: the asked fields, for "seq" one value per
+// stored point (History gives a point's fields one after the other, with
+// the same time and tags), with Latest only the newest value of each
+// field and tags.
+func (h *memorySource) PatientsValues(ctx context.Context, q ingest.ValuesQuery, fn func(string, ingest.StoredValue) error) error {
+	seq := slices.Contains(q.Fields, "seq")
+	for _, id := range q.Patients {
+		pi, ok := h.patients[id]
+		if !ok {
+			return fmt.Errorf("patients values: unknown patient")
+		}
+		var taken []ingest.StoredValue
+		newest := map[string]int{} // field and tags → index in taken
+		take := func(v ingest.StoredValue) {
+			if !q.Latest {
+				taken = append(taken, v)
+				return
+			}
+			series := fmt.Sprint(v.Field, v.Tags)
+			if i, ok := newest[series]; !ok {
+				newest[series] = len(taken)
+				taken = append(taken, v)
+			} else if v.Time.After(taken[i].Time) {
+				taken[i] = v
+			}
+		}
+		values := h.byPersona[pi][q.Measurement]
+		for i, v := range values {
+			if v.Time.Before(q.From) || !v.Time.Before(q.To) {
+				continue
+			}
+			if slices.Contains(q.Fields, v.Field) {
+				take(v)
+			}
+			if seq && (i == 0 || !values[i-1].Time.Equal(v.Time) || !maps.Equal(values[i-1].Tags, v.Tags)) {
+				take(ingest.StoredValue{Measurement: v.Measurement, Field: "seq", Value: 1, Time: v.Time, Tags: v.Tags})
+			}
+		}
+		for _, v := range taken {
+			if err := fn(id, v); err != nil {
+				return err
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// PatientsNewest is Newest for each patient.
+func (h *memorySource) PatientsNewest(ctx context.Context, patients []string, measurement, field string, fn func(string, time.Time) error) error {
+	for _, id := range patients {
+		t, ok, err := h.Newest(ctx, id, measurement, field)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := fn(id, t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

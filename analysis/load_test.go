@@ -1,0 +1,148 @@
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/patientpulse/patientpulse/ingest"
+)
+
+// PatientsValues reads the fake's values as ingest.Influx does: of the
+// asked fields only, "seq" standing for one value per stored point (the
+// fake keeps no seq: a point is a time and tags), only the asked tags,
+// and with Latest only the newest value of each field and tags.
+func (s *evSource) PatientsValues(ctx context.Context, q ingest.ValuesQuery, fn func(string, ingest.StoredValue) error) error {
+	type taken struct {
+		patient string
+		v       ingest.StoredValue
+	}
+	s.mu.Lock()
+	var out []taken
+	for _, id := range q.Patients {
+		points := map[string]bool{}
+		newest := map[string]int{} // field and tags → index in out
+		keep := func(v ingest.StoredValue) {
+			tags := map[string]string{}
+			for _, k := range q.Tags {
+				if val := v.Tags[k]; val != "" {
+					tags[k] = val
+				}
+			}
+			v.Tags = tags
+			if !q.Latest {
+				out = append(out, taken{id, v})
+				return
+			}
+			series := fmt.Sprint(v.Field, tags)
+			if i, ok := newest[series]; !ok {
+				newest[series] = len(out)
+				out = append(out, taken{id, v})
+			} else if v.Time.After(out[i].v.Time) {
+				out[i].v = v
+			}
+		}
+		for _, v := range s.values[id] {
+			if v.Measurement != q.Measurement || v.Time.Before(q.From) || !v.Time.Before(q.To) {
+				continue
+			}
+			if slices.Contains(q.Fields, v.Field) {
+				keep(v)
+			}
+			point := fmt.Sprint(v.Time.UnixNano(), v.Tags)
+			if slices.Contains(q.Fields, "seq") && !points[point] {
+				points[point] = true
+				keep(ingest.StoredValue{Measurement: v.Measurement, Field: "seq", Value: float64(len(points)), Time: v.Time, Tags: v.Tags})
+			}
+		}
+	}
+	s.reads++
+	s.mu.Unlock()
+	for i := len(out) - 1; i >= 0; i-- {
+		if err := fn(out[i].patient, out[i].v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PatientsNewest is Newest for each patient.
+func (s *evSource) PatientsNewest(ctx context.Context, patients []string, measurement, field string, fn func(string, time.Time) error) error {
+	for _, id := range patients {
+		t, ok, err := s.Newest(ctx, id, measurement, field)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := fn(id, t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ruleView is what the patient's rules read of what a rebuild took in,
+// for comparing two rebuilds: of a series that a silence reads, its
+// newest sample's time; that a score of the latest check-in reads, its
+// newest sample's time and value; of one that another rule
+// reads, the stats of each day it keeps up to now; the doses; the rule
+// states. A bulk rebuild reads each field as far back as its rules look
+// (a silence only the newest point), the per-patient rebuild every field
+// of the measurement as far back as any rule looks: what lies beyond a
+// rule's reach may differ.
+func ruleView(p *patient, clk clock, now time.Time) string {
+	var b strings.Builder
+	today := clk.dayOf(now)
+	for _, s := range p.series {
+		var latest, score, window bool
+		for _, v := range p.versions {
+			for i := range v.Rules {
+				r := &v.Rules[i]
+				if k, _, _, ok := r.seriesKey(); !ok || k != s.key {
+					continue
+				}
+				switch {
+				case r.Kind == KindSilence:
+					latest = true
+				case r.Kind == KindScore && r.Over == 0:
+					score = true
+				default:
+					window = true
+				}
+			}
+		}
+		fmt.Fprintf(&b, "%s.%s|%s:", s.key.measurement, s.key.field, s.key.instrument)
+		if latest || score {
+			fmt.Fprintf(&b, " newest %d", s.newest)
+		}
+		if score {
+			fmt.Fprintf(&b, " (%v)", s.newestVal)
+		}
+		if window {
+			n := day(len(s.days))
+			if s.sparse != nil {
+				n = s.sparse.keep
+			}
+			for d := today - n + 1; d <= today; d++ {
+				if st := s.at(d); st != nil {
+					fmt.Fprintf(&b, " %d:%+v", d, *st)
+				}
+			}
+		}
+		b.WriteString("\n")
+	}
+	for _, d := range p.doses {
+		fmt.Fprintf(&b, "doses %s %v\n", d.medication, d.times)
+	}
+	states := slices.Clone(p.states)
+	slices.SortFunc(states, func(a, b namedState) int { return strings.Compare(a.rule, b.rule) })
+	fmt.Fprintf(&b, "states %v dirty %v announce %v\n", states, p.dirty, p.announce)
+	return b.String()
+}
+
+// sortedIDs are the patients held by e.
+func sortedIDs(e *Evaluator) []string { return slices.Sorted(maps.Keys(e.patients)) }
