@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/patientpulse/patientpulse/ingest"
@@ -146,3 +147,38 @@ func ruleView(p *patient, clk clock, now time.Time) string {
 
 // sortedIDs are the patients held by e.
 func sortedIDs(e *Evaluator) []string { return slices.Sorted(maps.Keys(e.patients)) }
+
+// TestEvaluatorLoad takes over patients whose plans arrived after the
+// start, as a partition's new owner does: Load returns once they are
+// rebuilt (in bulk: two patients) and judged, their transitions recorded,
+// and lets go of a patient without a plan.
+func TestEvaluatorLoad(t *testing.T) {
+	f := newEvFixture(t, "load-a", "load-b", "load-none")
+	e, _ := f.evaluator(evConfig())
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	for _, id := range []string{"load-a", "load-b"} {
+		f.savePlan(id, evEff1, nil, evSleepRule("sleep-short", 420))
+		for d := 3; d <= 9; d++ {
+			f.src.put(id, evSleep(evAt(d, 7), 300))
+		}
+	}
+	if err := e.Load(f.ctx, []string{"load-a", "load-b", "load-none"}); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	for _, id := range []string{"load-a", "load-b"} {
+		vs := e.Verdicts(id)
+		if len(vs) != 1 || !vs[0].Holds {
+			t.Errorf("%s: verdicts %+v; want sleep-short holding", id, vs)
+		}
+		evWantChanges(t, id, evChangesOnly(f.transitions(id)), "sleep-short:"+ChangeFired)
+	}
+	if vs := e.Verdicts("load-none"); vs != nil {
+		t.Errorf("load-none, without a plan: verdicts %+v", vs)
+	}
+}
