@@ -17,7 +17,11 @@
 //	    to the console that watches its patient;
 //	(d) publish-to-websocket alert latency under background load;
 //	(e) analysis memory per 10,000 simulated patients (package simulate's
-//	    cohort).
+//	    cohort);
+//	(f) the analysis evaluator's cold start: --cold-patients simulated
+//	    patients with 90 days of history in InfluxDB, from the start to
+//	    every patient judged, next to the per-patient path of a plan
+//	    change on a sample of them.
 //
 // The Go benchmarks of this package run the same phases, sized by b.N.
 //
@@ -56,6 +60,7 @@ const (
 	targetLoad     = 1000
 	targetMemMiB   = 50.0
 	targetPatients = 10000
+	targetColdSecs = 30.0 // issue 16, item 6: 10,000 patients with 90 days, all judged
 )
 
 // Settings are a run's sizes and options (bench's flags).
@@ -65,6 +70,7 @@ type Settings struct {
 	Load            int      // (d): background messages per second while alert latency is measured
 	Alerts          int      // (d): alerts whose latency is measured, 50 a second
 	Patients        int      // (e): simulated patients held by analysis (figures are scaled to 10,000)
+	ColdPatients    int      // (f): simulated patients with 90 days of history, judged from a cold start
 	Consoles        int      // (c): clinicians' consoles on /v1/ws in (c)'s second run; 0: no second run
 	ConsolePatients int      // (c): each console's care team; with consoles, (c) has Consoles × ConsolePatients patients
 	ServeArgs       []string // extra serve flags for (c) and (d)
@@ -74,12 +80,12 @@ type Settings struct {
 // DefaultSettings are the sizes of a full run: about 20-30 s of (c) on a
 // small machine, and the load and patients of the targets.
 func DefaultSettings() Settings {
-	return Settings{Messages: 200000, Devices: 8, Load: targetLoad, Alerts: 200, Patients: targetPatients, Consoles: 50, ConsolePatients: 5}
+	return Settings{Messages: 200000, Devices: 8, Load: targetLoad, Alerts: 200, Patients: targetPatients, ColdPatients: targetPatients, Consoles: 50, ConsolePatients: 5}
 }
 
 // QuickSettings are small sizes, for a smoke test.
 func QuickSettings() Settings {
-	return Settings{Messages: 4000, Devices: 4, Load: 200, Alerts: 20, Patients: 500, Consoles: 20, ConsolePatients: 5}
+	return Settings{Messages: 4000, Devices: 4, Load: 200, Alerts: 20, Patients: 500, ColdPatients: 100, Consoles: 20, ConsolePatients: 5}
 }
 
 // Validate reports every problem of s at once, the serve flags of
@@ -100,6 +106,10 @@ func (s Settings) Validate() error {
 	}
 	if s.Patients < 1 || s.Patients > 100000 {
 		problems = append(problems, errors.New("bench: --patients must be 1 to 100000"))
+	}
+	if s.ColdPatients < 1 || s.ColdPatients > 40000 {
+		// InfluxDB 1.8 takes at most 100,000 values of a tag (device: two a patient).
+		problems = append(problems, errors.New("bench: --cold-patients must be 1 to 40000"))
 	}
 	if s.Consoles < 0 || s.Consoles > 1000 {
 		problems = append(problems, errors.New("bench: --consoles must be 0 to 1000"))
@@ -155,6 +165,8 @@ type Results struct {
 	memPatients int // (e)
 	memBytes    float64
 	memSecs     float64
+
+	cold coldFigures // (f)
 }
 
 // pipeFigures are the figures of one run of (c).
@@ -211,6 +223,9 @@ func (b *bencher) run(ctx context.Context) (*Results, error) {
 	}
 	if err := b.memory(ctx, res); err != nil {
 		return nil, fmt.Errorf("bench (e) analysis memory: %w", err)
+	}
+	if err := b.coldStart(ctx, res); err != nil {
+		return nil, fmt.Errorf("bench (f) cold start: %w", err)
 	}
 	return res, nil
 }

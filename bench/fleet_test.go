@@ -27,7 +27,7 @@ func TestFleet(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := Settings{Messages: tc.messages, Devices: tc.devices, Consoles: tc.consoles, ConsolePatients: tc.consolePatients,
-				Load: 1, Alerts: 1, Patients: 1}
+				Load: 1, Alerts: 1, Patients: 1, ColdPatients: 1}
 			if err := s.Validate(); err != nil {
 				t.Fatal(err)
 			}

@@ -33,6 +33,7 @@ func (r *Results) Print(w io.Writer, s Settings) {
 		r.p50, r.p95, r.p99, r.alerts, s.Load, r.loadAchieved)
 	fmt.Fprintf(w, "| (e) | analysis heap after GC per 10,000 patients | – | – | %.2f MiB (%d patients, %d days; %.0f bytes/patient; %.1f s to load) |\n",
 		memMiB10k, r.memPatients, historyDays, r.memBytes/float64(r.memPatients), r.memSecs)
+	fmt.Fprintln(w, r.cold.row())
 	fmt.Fprintf(w, "| (c)/(a) | pipeline / broker | %.2f | %.2f | |\n", r.pipe.msgs/r.brokerMsgs, points(r.pipe.msgs)/points(r.brokerMsgs))
 	fmt.Fprintf(w, "| (c)/(b) | pipeline / InfluxDB | %.2f | %.2f | |\n", r.pipe.msgs/r.influxMsgs, points(r.pipe.msgs)/points(r.influxMsgs))
 	if withConsoles {
@@ -80,6 +81,7 @@ func (r *Results) Print(w io.Writer, s Settings) {
 			targetP99, targetLoad, r.p99, s.Load, targetLoad)
 	}
 	fmt.Fprintf(w, "  analysis <= %.0f MiB per 10,000 patients: %.2f MiB: %s\n", targetMemMiB, memMiB10k, met(memMiB10k <= targetMemMiB))
+	fmt.Fprintln(w, r.cold.coldTarget(met))
 	r.printCPU(w, s, lower)
 
 	fmt.Fprintln(w)
@@ -99,6 +101,7 @@ func (r *Results) Print(w io.Writer, s Settings) {
 	fmt.Fprintln(w, "  an on-call console on /v1/ws with an API token, 50 alarms a second among the load.")
 	fmt.Fprintln(w, "  (e): heap after GC held by an analysis.Evaluator (exported API) that has loaded and evaluated the simulated")
 	fmt.Fprintln(w, "  cohort (its personas and plan templates, 90 days each, read from an in-memory source), scaled to 10,000.")
+	fmt.Fprintln(w, coldMethod)
 	if len(s.ServeArgs) > 0 {
 		fmt.Fprintf(w, "  serve's extra flags in (c) and (d): %s\n", strings.Join(s.ServeArgs, " "))
 	}

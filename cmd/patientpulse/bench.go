@@ -24,6 +24,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&s.Load, "load", s.Load, "(d): background messages per second while alert latency is measured")
 	fs.IntVar(&s.Alerts, "alerts", s.Alerts, "(d): alerts whose latency is measured, 50 a second")
 	fs.IntVar(&s.Patients, "patients", s.Patients, "(e): simulated patients held by analysis (figures are scaled to 10,000)")
+	fs.IntVar(&s.ColdPatients, "cold-patients", s.ColdPatients, "(f): simulated patients with 90 days of history in InfluxDB, judged from the evaluator's cold start (writing 10,000 patients' history takes about 4 minutes here)")
 	fs.IntVar(&s.Consoles, "consoles", s.Consoles, "(c): run (c) again with this many clinicians' consoles on /v1/ws, each subscribed to its care team, and report both rates (0: not)")
 	fs.IntVar(&s.ConsolePatients, "console-patients", s.ConsolePatients, "(c): patients in each console's care team; (c) has --consoles × this many patients, each watched by one console")
 	fs.BoolVar(&quick, "quick", false, "small sizes, for a smoke test (flags given explicitly still win)")
@@ -32,8 +33,8 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: patientpulse bench [flags]\n\n"+
 			"Measures, on this machine and against its own Mosquitto and influxd, the broker's and InfluxDB's own\n"+
-			"rates, the pipeline's end-to-end rate (without and with websocket consoles), alert latency under load and\n"+
-			"analysis memory, and prints one table.\n\n")
+			"rates, the pipeline's end-to-end rate (without and with websocket consoles), alert latency under load,\n"+
+			"analysis memory and analysis's cold start, and prints one table.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -54,7 +55,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			v          *int
 			quickValue int
 		}{{"messages", &s.Messages, q.Messages}, {"devices", &s.Devices, q.Devices}, {"load", &s.Load, q.Load},
-			{"alerts", &s.Alerts, q.Alerts}, {"patients", &s.Patients, q.Patients}, {"consoles", &s.Consoles, q.Consoles},
+			{"alerts", &s.Alerts, q.Alerts}, {"patients", &s.Patients, q.Patients}, {"cold-patients", &s.ColdPatients, q.ColdPatients}, {"consoles", &s.Consoles, q.Consoles},
 			{"console-patients", &s.ConsolePatients, q.ConsolePatients}} {
 			if !set[f.name] {
 				*f.v = f.quickValue

@@ -14,8 +14,9 @@ import (
 // its own Mosquitto and influxd for each phase) and checks the table: every
 // row with its figures, (c) without and with --quick's 20 clinicians'
 // consoles, each watching 5 of the 100 patients (which must have received
-// sample messages, and none of which serve may have disconnected), the
-// ratio lines and the targets. It judges no figure: bench never fails on a
+// sample messages, and none of which serve may have disconnected), (f)'s
+// cold start of 100 patients (some with a rule holding), the ratio lines
+// and the targets. It judges no figure: bench never fails on a
 // time.
 func TestBenchCommand(t *testing.T) {
 	needServices(t) // the same binaries as TestMain's; bench starts its own
@@ -63,6 +64,9 @@ func TestBenchCommand(t *testing.T) {
 	for row, want := range map[string]*regexp.Regexp{
 		"(d)": regexp.MustCompile(`^[0-9]+\.[0-9] / [0-9]+\.[0-9] / [0-9]+\.[0-9] ms \(20 alerts; load 200 msgs/s`),
 		"(e)": regexp.MustCompile(`^[0-9]+\.[0-9]{2} MiB \(500 patients, 90 days`),
+		"(f)": regexp.MustCompile(`^every patient judged [0-9.]+ s after the evaluator's start \([0-9]+ patients/s; [1-9][0-9]* with a rule holding\); ` +
+			`per-patient path, measured on 100 of them: [0-9.]+ ms a patient, [0-9]+ s for 100 \([0-9]+ patients/s\); ` +
+			`history: [0-9]+ points written in [0-9]+ s$`),
 		"(c+ws)": regexp.MustCompile(`^40000 points counted \(serve wrote [0-9]+\), [0-9.]+ s; PUBACKs at [0-9]+ msgs/s; ` +
 			`consoles received [0-9]+ of their care teams' 40000 sample messages \([0-9]+ of 20 consoles every one\); ` +
 			`disconnected for falling behind: 0 of 20; serve's live feed dropped the samples of [0-9]+ messages; ` +
@@ -124,6 +128,7 @@ func TestBenchCommandFlags(t *testing.T) {
 		{"bench", "--load", "-1"},
 		{"bench", "--alerts", "0"},
 		{"bench", "--patients", "0"},
+		{"bench", "--cold-patients", "0"},
 		{"bench", "--consoles", "-1"},
 		{"bench", "--consoles", "1001"},
 		{"bench", "--console-patients", "0"},
