@@ -17,10 +17,9 @@ import (
 // reads them in chunks of loadChunk patients, loadWorkers chunks at a
 // time: each chunk costs one InfluxDB query a measurement (and a read
 // length) its patients' plans read, instead of one a patient and
-// measurement. Measured with 10,000 patients and 90 days of history on 2
-// CPUs (docs/benchmarks.md, "Cold start"): chunks of 500 read faster per
-// patient than chunks of 300, and two at once keep both InfluxDB and the
-// evaluator busy.
+// measurement. On 2 CPUs, with 10,000 patients of 90 days in InfluxDB
+// 1.8, bench's cold start took 31.4 s in chunks of 500 and 36.2 s (another
+// run) in chunks of 1,000 (docs/benchmarks.md, "Cold start").
 const (
 	loadChunk   = 500
 	loadWorkers = 2

@@ -66,7 +66,7 @@ func TestBenchCommand(t *testing.T) {
 		"(e)": regexp.MustCompile(`^[0-9]+\.[0-9]{2} MiB \(500 patients, 90 days`),
 		"(f)": regexp.MustCompile(`^every patient judged [0-9.]+ s after the evaluator's start \([0-9]+ patients/s; [1-9][0-9]* with a rule holding\); ` +
 			`per-patient path, measured on 100 of them: [0-9.]+ ms a patient, [0-9]+ s for 100 \([0-9]+ patients/s\); ` +
-			`history: [0-9]+ points written in [0-9]+ s$`),
+			`history: [0-9]+ points written in [0-9]+ s, influxd settled [0-9]+ s later$`),
 		"(c+ws)": regexp.MustCompile(`^40000 points counted \(serve wrote [0-9]+\), [0-9.]+ s; PUBACKs at [0-9]+ msgs/s; ` +
 			`consoles received [0-9]+ of their care teams' 40000 sample messages \([0-9]+ of 20 consoles every one\); ` +
 			`disconnected for falling behind: 0 of 20; serve's live feed dropped the samples of [0-9]+ messages; ` +
