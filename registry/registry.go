@@ -111,6 +111,12 @@ func (r *Registry) q(query string) string {
 	return r.d.rebind(query)
 }
 
+// Fence, when not nil, runs first in the transaction of a write made on
+// behalf of a cluster partition (cluster.Membership.Check with the
+// partition's epoch): an error, cluster.ErrFenced, refuses the write, so
+// that an instance that lost the partition records nothing.
+type Fence func(ctx context.Context, tx *sql.Tx) error
+
 // inTx runs fn in a transaction, committing when fn returns nil and rolling
 // back otherwise. The transaction takes the write lock when it begins (on
 // SQLite _txlock=immediate, on Postgres the dialect's advisory lock), so

@@ -16,6 +16,7 @@ import (
 	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/analysis"
 	"github.com/patientpulse/patientpulse/auth"
+	"github.com/patientpulse/patientpulse/cluster"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/settings"
 	"github.com/patientpulse/patientpulse/notify"
@@ -73,6 +74,11 @@ type Config struct {
 	Proxies        *auth.Proxies
 	trustedProxies string
 
+	// Cluster sets up membership, leases and partitions when several
+	// instances share a Postgres registry (--db postgres://...); a SQLite
+	// registry means one instance, which owns everything.
+	Cluster cluster.Config
+
 	// Retention is how long transitions and resolved alerts are kept
 	// (--retention); 0: for ever. Expired sessions are purged whatever it is.
 	Retention time.Duration
@@ -99,7 +105,7 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.StringVar(&c.MQTT.Username, "mqtt-username", "", "the pipeline's broker username")
 	fs.StringVar(&c.MQTT.Password, "mqtt-password", "", "the pipeline's broker password (prefer "+envPrefix+"MQTT_PASSWORD)")
 	fs.StringVar(&c.MQTT.CAFile, "mqtt-ca-file", "", "PEM CA bundle to verify an mqtts:// broker")
-	fs.StringVar(&c.MQTT.ClientID, "mqtt-client-id", c.MQTT.ClientID, "fixed MQTT client id: unique per instance, stable across restarts")
+	fs.StringVar(&c.MQTT.ClientID, "mqtt-client-id", c.MQTT.ClientID, "fixed MQTT client id: unique per instance, stable across restarts; with a postgres:// --db, the same on every instance: the base of the shared sessions' ids")
 	fs.StringVar(&c.MQTT.ShareGroup, "mqtt-share-group", c.MQTT.ShareGroup, "shared-subscription group, when several instances take MQTT ingest (empty: one instance, with a plain subscription, which Mosquitto keeps across its restart; see the README, \"Broker restarts\")")
 	fs.IntVar(&c.MQTT.MaxInFlight, "mqtt-max-inflight", 1000, "MQTT messages processed at once (match the broker's max_inflight_messages)")
 	fs.DurationVar(&c.MQTT.MaxReconnect, "mqtt-max-reconnect-interval", 5*time.Second, "longest wait between attempts to reach the broker again (the first after 250ms, doubling)")
@@ -148,6 +154,13 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.DurationVar(&c.Auth.GlobalBackoff, "signin-global-backoff", c.Auth.GlobalBackoff, "how long a lock for every address lasts after the last failure; doubled for each further failure, at most signin-lockout")
 	fs.IntVar(&c.Auth.MaxRefusalAudits, "audit-refusals-per-minute", c.Auth.MaxRefusalAudits, "refused requests from one address written to the audit log a minute; more are only counted")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of the reverse proxies (TLS terminators) whose X-Forwarded-For and X-Forwarded-Proto are believed; empty: none")
+
+	c.Cluster = cluster.DefaultConfig()
+	fs.IntVar(&c.Cluster.Partitions, "cluster-partitions", c.Cluster.Partitions, "with a postgres:// --db: partitions the patients are hashed into, each analysed by one instance (the same on every instance)")
+	fs.IntVar(&c.Cluster.Sessions, "cluster-sessions", c.Cluster.Sessions, "with a postgres:// --db: MQTT sessions (<mqtt-client-id>-s<n>) shared among the instances (the same on every instance)")
+	fs.DurationVar(&c.Cluster.Interval, "cluster-heartbeat", c.Cluster.Interval, "with a postgres:// --db: how often an instance renews its leases")
+	fs.DurationVar(&c.Cluster.TTL, "cluster-lease-ttl", c.Cluster.TTL, "with a postgres:// --db: a lease not renewed this long lapses, and a survivor takes the work over")
+	fs.StringVar(&c.Cluster.Address, "cluster-address", "", "with a postgres:// --db: how staff and other instances reach this one, shown in logs (default --http-addr)")
 
 	c.Analysis = analysis.DefaultConfig()
 	fs.StringVar(&c.Timezone, "timezone", "UTC", "the clinic's IANA time zone (Europe/London): analysis judges its calendar days")
@@ -242,6 +255,12 @@ func (c *Config) DSN() string {
 	return filepath.Join(c.DataDir, "patientpulse.db")
 }
 
+// Clustered says whether the registry is Postgres, where several
+// instances may share the work (see cluster).
+func (c *Config) Clustered() bool {
+	return strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://")
+}
+
 // Level is the --log-level setting.
 func (c *Config) Level() (slog.Level, error) {
 	var l slog.Level
@@ -320,6 +339,15 @@ func (c *Config) Validate() error {
 	// A message's points take up to about twice its JSON in line protocol.
 	if c.Writer.MaxPendingBytes < 4*c.HTTPIngest.MaxBytes {
 		errs = append(errs, errors.New("write-max-pending-bytes must be at least four times max-body-bytes"))
+	}
+	if c.Clustered() {
+		errs = append(errs, c.Cluster.Validate())
+		if c.Cluster.Address == "" {
+			c.Cluster.Address = c.HTTPAddr
+		}
+		if c.MQTTOn && c.MQTT.ShareGroup == "" {
+			c.MQTT.ShareGroup = "patientpulse" // the instances' sessions share the devices' messages
+		}
 	}
 	errs = append(errs, checkDebugAddr(c.DebugAddr))
 	if c.Retention != 0 && c.Retention < 24*time.Hour {
