@@ -275,11 +275,15 @@ type acceptance struct {
 }
 
 // storeFailed answers a storing error, if err is one, and reports whether
-// it did: 429 when the pipeline is full, else 503.
+// it did: 429 when the pipeline is full, else 503 (counted as handoff
+// when the points were stored but not handed on).
 func (h *HTTP) storeFailed(w http.ResponseWriter, err error) bool {
 	switch {
 	case errors.Is(err, ErrBusy):
 		h.retryLater(w, http.StatusTooManyRequests, retryAfterBusy, "busy", "the pipeline is full; retry later")
+	case errors.Is(err, ErrHandoff):
+		// Stored, but not handed to the patient's partition owner.
+		h.retryLater(w, http.StatusServiceUnavailable, retryAfterUnavailable, reasonHandoff, "the pipeline is unavailable; retry later")
 	case err != nil:
 		// Perhaps stored later, after a write wait: sending again is harmless.
 		h.retryLater(w, http.StatusServiceUnavailable, retryAfterUnavailable, "unavailable", "storage is unavailable; retry later")

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -48,13 +49,27 @@ type Intake struct {
 	mu      sync.Mutex
 	lastSeq map[string]int64 // device id → highest seq stored; guarded by mu
 
-	stored func(patient string, points []Point) // see OnStored
+	stored func(ctx context.Context, patient string, points []Point) error // see OnStored
 }
 
+// ErrHandoff wraps the error of the OnStored hook: the message's points
+// are stored but were not handed on (to the partition feed, say), so the
+// message is not acknowledged and comes again; storing it again is
+// harmless.
+var ErrHandoff = errors.New("stored points not handed on")
+
+// reasonHandoff counts messages deferred by ErrHandoff (Metrics.Deferred).
+const reasonHandoff = "handoff"
+
 // OnStored makes the intake call fn with a patient's points once they are
-// durably stored, from the collector's goroutine: fn must not block. Call
-// it before the collectors start.
-func (in *Intake) OnStored(fn func(patient string, points []Point)) { in.stored = fn }
+// durably stored, from the collector's goroutine, before the message is
+// acknowledged. fn may block (publishing to the partition feed waits for
+// the broker), within ctx; an error leaves the message unacknowledged
+// (MQTT: the broker redelivers it; HTTPS: 503 with Retry-After). Call it
+// before the collectors start.
+func (in *Intake) OnStored(fn func(ctx context.Context, patient string, points []Point) error) {
+	in.stored = fn
+}
 
 // NewIntake returns an intake that checks devices against devices, which
 // it remembers for deviceTTL (0: asks every time), and samples against lim.
@@ -122,12 +137,16 @@ func (in *Intake) Store(ctx context.Context, transport string, dev registry.Devi
 	case err != nil:
 		return Outcome{}, err
 	}
+	// Handed on before it is counted: a message that fails here comes
+	// again, and is counted then.
+	if in.stored != nil {
+		if err := in.stored(ctx, dev.PatientID, env.Points); err != nil {
+			return Outcome{}, fmt.Errorf("%w: %w", ErrHandoff, err)
+		}
+	}
 	in.countAccepted(transport, env.Points)
 	if !env.Unsequenced {
 		in.trackSeq(dev.ID, env.Seq)
-	}
-	if in.stored != nil {
-		in.stored(dev.PatientID, env.Points)
 	}
 	return Outcome{Accepted: env.Samples - env.Rejected(), Answer: env.ErrorDoc()}, nil
 }

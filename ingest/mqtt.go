@@ -445,6 +445,9 @@ func (c *MQTT) handle(ctx context.Context, msg mqtt.Message) bool {
 		return true
 	}
 	out, err := c.process(ctx, device, msg.Payload())
+	if errors.Is(err, ErrHandoff) {
+		c.metrics.Deferred.WithLabelValues(TransportMQTT, reasonHandoff).Inc()
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			c.log.Warn("message left unacknowledged for redelivery", "err", err)

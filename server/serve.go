@@ -111,10 +111,11 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	manager.Deliver(delivery.router, func() { hub.Wake(); delivery.Wake() })
 	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill, Schedule: c.Alerts.Schedule, Links: delivery.links},
 		reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
-	intake.OnStored(func(patient string, points []ingest.Point) {
+	intake.OnStored(func(_ context.Context, patient string, points []ingest.Point) error {
 		evaluator.Feed(patient, points)
 		hub.Sample(patient, points)
 		staffAPI.Stored(patient, points)
+		return nil
 	})
 	mux := http.NewServeMux()
 	collector := ingest.NewHTTP(c.HTTPIngest, intake, s.writer, metrics, log)
