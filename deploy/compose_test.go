@@ -19,11 +19,29 @@ import (
 // `docker compose`), decoded: the file as compose itself reads it.
 func composeConfig(t *testing.T) map[string]any {
 	t.Helper()
+	return composeFile(t, ".env.example").Services
+}
+
+// composeDoc is the part of compose's output the tests read.
+type composeDoc struct {
+	Services map[string]any `yaml:"services"`
+	Networks map[string]any `yaml:"networks"`
+}
+
+// composeFile is `docker-compose --env-file envFile [--profile p]... config`
+// (envFile relative to the repository's root, or absolute), decoded.
+func composeFile(t *testing.T, envFile string, profiles ...string) composeDoc {
+	t.Helper()
+	args := []string{"--env-file", envFile}
+	for _, p := range profiles {
+		args = append(args, "--profile", p)
+	}
+	args = append(args, "config")
 	var cmd *exec.Cmd
 	if bin, err := exec.LookPath("docker-compose"); err == nil {
-		cmd = exec.Command(bin, "--env-file", ".env.example", "config")
+		cmd = exec.Command(bin, args...)
 	} else if bin, err := exec.LookPath("docker"); err == nil && exec.Command(bin, "compose", "version").Run() == nil {
-		cmd = exec.Command(bin, "compose", "--env-file", ".env.example", "config")
+		cmd = exec.Command(bin, append([]string{"compose"}, args...)...)
 	} else {
 		testservices.Require(t, fmt.Errorf("docker-compose (make tools): %w", testservices.ErrMissingBinary))
 	}
@@ -34,13 +52,11 @@ func composeConfig(t *testing.T) map[string]any {
 	if err != nil {
 		t.Fatalf("%s: %v: %s", strings.Join(cmd.Args, " "), err, stderr.String())
 	}
-	var doc struct {
-		Services map[string]any `yaml:"services"`
-	}
+	var doc composeDoc
 	if err := yaml.Unmarshal(out, &doc); err != nil {
 		t.Fatalf("compose config: %v", err)
 	}
-	return doc.Services
+	return doc
 }
 
 // published is one port a service publishes on the host.
