@@ -86,7 +86,7 @@ func (m *Manager) act(ctx context.Context, id int64, actor, note, action string,
 	}
 	audit := &registry.AuditEntry{Actor: actor, Address: registry.ActorFrom(ctx).Address, Action: action, Patient: a.Patient,
 		Target: "alert " + strconv.FormatInt(id, 10)}
-	stored, err := m.update(ctx, a, row, Event{Change: change, At: now, Actor: actor, Note: note}, audit)
+	stored, err := m.update(ctx, nil, a, row, Event{Change: change, At: now, Actor: actor, Note: note}, audit)
 	if err == nil && change == ChangeAcknowledged {
 		m.toAck.Observe(now.Sub(a.OpenedAt).Seconds())
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -42,9 +43,11 @@ type Manager struct {
 	// holding: the conditions that hold, by patient and key (see
 	// holding). Like raise and clear, touched only by Run's goroutine.
 	holding map[condKey]*holding
+	own     ownership // which patients' alerts it runs (owner.go)
 
 	opened      *prometheus.CounterVec
 	escalations prometheus.Counter
+	fencedWork  prometheus.Counter
 	toAck       prometheus.Histogram
 	active      *prometheus.GaugeVec
 }
@@ -61,11 +64,16 @@ func NewManager(cfg Config, reg *registry.Registry, log *slog.Logger, promReg pr
 		raise:   map[condKey]analysis.Transition{},
 		clear:   map[condKey]analysis.Transition{},
 		holding: map[condKey]*holding{},
+		own:     ownership{poke: make(chan struct{}, 1)},
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patientpulse_alerts_opened_total", Help: "Alerts opened, by severity.",
 		}, []string{"severity"}),
 		escalations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "patientpulse_alert_escalations_total", Help: "Unacknowledged critical alerts escalated to an on-call tier.",
+		}),
+		fencedWork: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "patientpulse_alert_fenced_total",
+			Help: "Alert changes dropped, nothing written, because another instance owned the patient's partition by then.",
 		}),
 		toAck: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "patientpulse_alert_time_to_ack_seconds", Help: "From an alert's opening to its acknowledgement.",
@@ -76,7 +84,7 @@ func NewManager(cfg Config, reg *registry.Registry, log *slog.Logger, promReg pr
 		}, []string{"severity", "state"}),
 	}
 	if promReg != nil {
-		promReg.MustRegister(m.opened, m.escalations, m.toAck, m.active)
+		promReg.MustRegister(m.opened, m.escalations, m.fencedWork, m.toAck, m.active)
 	}
 	return m
 }
@@ -118,6 +126,8 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case t := <-m.in:
 			m.handle(ctx, t)
+		case <-m.own.poke:
+			m.reown(ctx)
 		case <-tick.C:
 			m.Tick(ctx)
 		}
@@ -132,12 +142,24 @@ func keyOf(t analysis.Transition) string {
 	return t.Rule
 }
 
-// resume rebuilds the pending conditions after a restart: a rule whose
-// latest transition holds and that has no alert opened since is waiting to
-// fire (one that has, open or resolved by staff, is left alone); one whose
-// latest clears while its alert is active, to resolve. It notes which
-// conditions hold, and since when, for reopen.
+// resume rebuilds the pending conditions of the owned partitions' patients
+// after a restart (see resumeWhere), then ticks.
 func (m *Manager) resume(ctx context.Context) error {
+	m.takeOwned()
+	if err := m.resumeWhere(ctx, m.owns); err != nil {
+		return err
+	}
+	m.Tick(ctx)
+	return nil
+}
+
+// resumeWhere rebuilds the pending conditions of the patients want
+// accepts from the recorded transitions: a rule whose latest transition
+// holds and that has no alert opened since is waiting to fire (one that
+// has, open or resolved by staff, is left alone); one whose latest clears
+// while its alert is active, to resolve. It notes which conditions hold,
+// and since when, for reopen.
+func (m *Manager) resumeWhere(ctx context.Context, want func(patient string) bool) error {
 	latest, err := m.reg.LatestTransitions(ctx, analysis.ChangeFired, analysis.ChangeCleared)
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)
@@ -149,7 +171,7 @@ func (m *Manager) resume(ctx context.Context) error {
 	var newest map[condKey]registry.AlertRow // lazily: only when a transition fired
 	for _, rec := range append(latest, forecasts...) {
 		var t analysis.Transition
-		if err := json.Unmarshal(rec.Body, &t); err != nil {
+		if err := json.Unmarshal(rec.Body, &t); err != nil || !want(t.Patient) {
 			continue
 		}
 		if t.Change == analysis.ChangeFired || t.Change == analysis.ChangeForecast {
@@ -172,7 +194,6 @@ func (m *Manager) resume(ctx context.Context) error {
 		}
 		m.handle(ctx, t)
 	}
-	m.Tick(ctx)
 	return nil
 }
 
@@ -196,6 +217,13 @@ func (m *Manager) newestAlerts(ctx context.Context) (map[condKey]registry.AlertR
 // handle takes one transition in: a condition that holds waits FireAfter
 // to raise its alert, one that clears waits ResolveAfter to resolve it.
 func (m *Manager) handle(ctx context.Context, t analysis.Transition) {
+	if !m.owns(t.Patient) {
+		// Taken over meanwhile (recorded, so the owner resumes it), or
+		// gained and not yet taken up (resuming reads it).
+		if m.reown(ctx); !m.owns(t.Patient) {
+			return
+		}
+	}
 	k := condKey{t.Patient, keyOf(t)}
 	m.track(t)
 	switch t.Change {
@@ -223,14 +251,14 @@ func (m *Manager) handle(ctx context.Context, t analysis.Transition) {
 func (m *Manager) settle(ctx context.Context, k condKey) {
 	now := m.now()
 	if t, ok := m.raise[k]; ok && now.Sub(t.At) >= m.cfg.FireAfter {
-		if err := m.raiseAlert(ctx, t); err != nil {
+		if err := m.raiseAlert(ctx, t); err != nil && !errors.Is(err, errFenced) {
 			m.log.Error("alerts: opening an alert failed; will retry", "err", registry.Redact(err, k.patient))
 			return
 		}
 		delete(m.raise, k)
 	}
 	if t, ok := m.clear[k]; ok && now.Sub(t.At) >= m.cfg.ResolveAfter {
-		if err := m.resolveCleared(ctx, t); err != nil {
+		if err := m.resolveCleared(ctx, t); err != nil && !errors.Is(err, errFenced) {
 			m.log.Error("alerts: resolving an alert failed; will retry", "err", registry.Redact(err, k.patient))
 			return
 		}
@@ -242,6 +270,7 @@ func (m *Manager) settle(ctx context.Context, k condKey) {
 // escalates what is due, ends snoozes and lets suppressed alerts in where
 // there is room.
 func (m *Manager) Tick(ctx context.Context) {
+	m.reown(ctx)
 	for k := range m.raise {
 		m.settle(ctx, k)
 	}
@@ -287,6 +316,10 @@ func (m *Manager) raiseAlert(ctx context.Context, t analysis.Transition) error {
 // m.mu held.
 func (m *Manager) open(ctx context.Context, t analysis.Transition, rows []registry.AlertRow, now time.Time, note string) error {
 	key := keyOf(t)
+	fence, err := m.fence(t.Patient)
+	if err != nil {
+		return m.fenced(t.Patient, err)
+	}
 	nonCritical := 0
 	for _, row := range rows {
 		if row.Severity != analysis.SeverityCritical && row.State != registry.AlertSuppressed {
@@ -306,8 +339,8 @@ func (m *Manager) open(ctx context.Context, t analysis.Transition, rows []regist
 	if err != nil {
 		return err
 	}
-	if _, err := m.reg.OpenAlert(ctx, row, registry.AlertEvent{At: now, Kind: change, Note: note, Body: mustJSON(t)}, out); err != nil {
-		return err
+	if _, err := m.reg.OpenAlertFenced(ctx, fence, row, registry.AlertEvent{At: now, Kind: change, Note: note, Body: mustJSON(t)}, out); err != nil {
+		return m.fenced(t.Patient, err)
 	}
 	if h := m.holding[condKey{t.Patient, key}]; h != nil {
 		h.looked, h.newest = false, nil // the key's newest alert is this one now
@@ -337,7 +370,7 @@ func (m *Manager) repeat(ctx context.Context, row registry.AlertRow, t analysis.
 			a.State = registry.AlertFiring // the cap is for non-critical alerts
 		}
 	}
-	_, err = m.update(ctx, a, row, Event{Change: change, At: now}, nil)
+	_, err = m.ownedUpdate(ctx, a, row, Event{Change: change, At: now})
 	return err
 }
 
@@ -356,7 +389,7 @@ func (m *Manager) resolveCleared(ctx context.Context, t analysis.Transition) err
 	now := m.now()
 	a.take(t)
 	a.State, a.ResolvedAt, a.ResolvedBy = registry.AlertResolved, &now, patientpulseActor
-	_, err = m.update(ctx, a, row, Event{Change: ChangeResolved, At: now, Note: "the condition cleared"}, nil)
+	_, err = m.ownedUpdate(ctx, a, row, Event{Change: ChangeResolved, At: now, Note: "the condition cleared"})
 	return err
 }
 
@@ -370,10 +403,10 @@ func (m *Manager) judged(ctx context.Context, t analysis.Transition) {
 		var a Alert
 		if a, err = alertOf(row); err == nil {
 			a.Sentence, a.NotJudged = t.Sentence, t.Change == analysis.ChangeNotJudged
-			_, err = m.update(ctx, a, row, Event{Change: ChangeUpdated, At: m.now()}, nil)
+			_, err = m.ownedUpdate(ctx, a, row, Event{Change: ChangeUpdated, At: m.now()})
 		}
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errFenced) {
 		m.log.Error("alerts: noting a rule that cannot judge failed", "err", registry.Redact(err, t.Patient))
 	}
 }
@@ -398,9 +431,25 @@ func (m *Manager) activeRow(ctx context.Context, patient, key string) (registry.
 	return registry.AlertRow{}, false, nil
 }
 
+// ownedUpdate is update for the manager's own work on the alert of a
+// patient of an owned partition, fenced: it returns errFenced, having
+// written nothing, when another instance owns the partition.
+func (m *Manager) ownedUpdate(ctx context.Context, a Alert, row registry.AlertRow, ev Event) (Alert, error) {
+	fence, err := m.fence(row.Patient)
+	if err != nil {
+		return Alert{}, m.fenced(row.Patient, err)
+	}
+	stored, err := m.update(ctx, fence, a, row, ev, nil)
+	if err != nil {
+		return Alert{}, m.fenced(row.Patient, err)
+	}
+	return stored, nil
+}
+
 // update stores a (read as row) with the event, then notifies, and
-// returns a as stored.
-func (m *Manager) update(ctx context.Context, a Alert, row registry.AlertRow, ev Event, audit *registry.AuditEntry) (Alert, error) {
+// returns a as stored. fence, when not nil, runs first in the write's
+// transaction (see ownedUpdate); a staff action passes nil.
+func (m *Manager) update(ctx context.Context, fence registry.Fence, a Alert, row registry.AlertRow, ev Event, audit *registry.AuditEntry) (Alert, error) {
 	a.UpdatedAt = ev.At
 	if !a.UpdatedAt.After(row.UpdatedAt) { // the optimistic lock needs a new stamp
 		a.UpdatedAt = row.UpdatedAt.Add(time.Microsecond)
@@ -415,7 +464,7 @@ func (m *Manager) update(ctx context.Context, a Alert, row registry.AlertRow, ev
 	if err != nil {
 		return Alert{}, err
 	}
-	err = m.reg.UpdateAlert(ctx, next, row.UpdatedAt, registry.AlertEvent{At: ev.At, Kind: ev.Change, Actor: ev.Actor,
+	err = m.reg.UpdateAlertFenced(ctx, fence, next, row.UpdatedAt, registry.AlertEvent{At: ev.At, Kind: ev.Change, Actor: ev.Actor,
 		Note: ev.Note, Body: mustJSON(map[string]any{"tier": ev.Tier, "on_call": ev.OnCall})}, audit, out)
 	if err != nil {
 		return Alert{}, err
@@ -468,6 +517,7 @@ func (m *Manager) sweepActive(ctx context.Context) error {
 	now := m.now()
 	m.active.Reset()
 	room := map[string]int{}
+	rows = slices.DeleteFunc(rows, func(row registry.AlertRow) bool { return !m.owns(row.Patient) })
 	for _, row := range rows {
 		m.active.WithLabelValues(row.Severity, row.State).Inc()
 		if row.State != registry.AlertSuppressed && row.Severity != analysis.SeverityCritical {
@@ -476,6 +526,9 @@ func (m *Manager) sweepActive(ctx context.Context) error {
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID }) // oldest suppressed first
 	for _, row := range rows {
+		if !m.owns(row.Patient) {
+			continue // fenced meanwhile: another instance owns it now
+		}
 		var err error
 		switch {
 		case row.State == registry.AlertSuppressed:
@@ -488,7 +541,7 @@ func (m *Manager) sweepActive(ctx context.Context) error {
 		case row.State == registry.AlertFiring && row.Severity == analysis.SeverityCritical && row.SnoozedUntil.IsZero():
 			err = m.escalate(ctx, row, now)
 		}
-		if err != nil && !errors.Is(err, registry.ErrConflict) {
+		if err != nil && !errors.Is(err, registry.ErrConflict) && !errors.Is(err, errFenced) {
 			m.log.Error("alerts: sweeping an alert failed", "err", registry.Redact(err, row.Patient))
 		}
 	}
@@ -502,12 +555,18 @@ func (m *Manager) change(ctx context.Context, row registry.AlertRow, fn func(*Al
 		return err
 	}
 	fn(&a)
-	_, err = m.update(ctx, a, row, ev, nil)
+	_, err = m.ownedUpdate(ctx, a, row, ev)
 	return err
 }
 
-// escalate moves an unacknowledged critical alert to the on-call tier now
-// due, if that is further than the tier notified last.
+// escalate moves an unacknowledged critical alert on to the on-call tier
+// now due, if that is further than the tier notified last. Each tier is
+// notified once, in turn: tiers that fell due while nothing ran the alert
+// (a restart, an instance that died before its partition was taken over)
+// are each notified now, none skipped, each its own change. The tier
+// notified last is read from the stored alert and the write is
+// conditional on it (update's optimistic lock), so no tier is notified
+// twice, whichever instance ran it before.
 func (m *Manager) escalate(ctx context.Context, row registry.AlertRow, now time.Time) error {
 	s := m.cfg.Schedule
 	if s == nil {
@@ -517,12 +576,23 @@ func (m *Manager) escalate(ctx context.Context, row registry.AlertRow, now time.
 	if due <= row.Tier {
 		return nil
 	}
-	onCall := s.OnCall(due, now)
-	note := "on call: " + strings.Join(onCall, ", ")
-	if len(onCall) == 0 {
-		note = "nobody is on call in this tier now"
+	a, err := alertOf(row)
+	if err != nil {
+		return err
 	}
-	m.escalations.Inc()
-	return m.change(ctx, row, func(a *Alert) { a.Tier = s.Tiers[due].Name },
-		Event{Change: ChangeEscalated, At: now, Tier: s.Tiers[due].Name, OnCall: onCall, Note: note})
+	for next := row.Tier + 1; next <= due; next++ {
+		onCall := s.OnCall(next, now)
+		note := "on call: " + strings.Join(onCall, ", ")
+		if len(onCall) == 0 {
+			note = "nobody is on call in this tier now"
+		}
+		a.Tier = s.Tiers[next].Name
+		stored, err := m.ownedUpdate(ctx, a, row, Event{Change: ChangeEscalated, At: now, Tier: a.Tier, OnCall: onCall, Note: note})
+		if err != nil {
+			return err
+		}
+		m.escalations.Inc()
+		a, row.UpdatedAt, row.Tier = stored, stored.UpdatedAt, next
+	}
+	return nil
 }

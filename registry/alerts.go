@@ -59,7 +59,19 @@ const alertColumns = `id, patient_id, key, state, severity, opened_at, updated_a
 // error wrapping ErrExists when the patient has an unresolved alert with
 // that key.
 func (r *Registry) OpenAlert(ctx context.Context, a AlertRow, ev AlertEvent, out *Outbox) (int64, error) {
+	return r.OpenAlertFenced(ctx, nil, a, ev, out)
+}
+
+// OpenAlertFenced is OpenAlert made on behalf of the patient's cluster
+// partition: fence, when not nil, runs first in the transaction, and its
+// error (cluster.ErrFenced) refuses the whole write.
+func (r *Registry) OpenAlertFenced(ctx context.Context, fence Fence, a AlertRow, ev AlertEvent, out *Outbox) (int64, error) {
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		if fence != nil {
+			if err := fence(ctx, tx); err != nil {
+				return err
+			}
+		}
 		err := tx.QueryRowContext(ctx, r.q(`INSERT INTO alerts (patient_id, key, state, severity, opened_at, updated_at,
 			snoozed_until, tier, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`),
 			a.Patient, a.Key, a.State, a.Severity, formatTime(a.OpenedAt), formatTime(a.UpdatedAt),
@@ -88,7 +100,22 @@ func (r *Registry) OpenAlert(ctx context.Context, a AlertRow, ev AlertEvent, out
 // is still as it was at a's previous UpdatedAt (prev): otherwise it
 // returns an error wrapping ErrConflict.
 func (r *Registry) UpdateAlert(ctx context.Context, a AlertRow, prev time.Time, ev AlertEvent, audit *AuditEntry, out *Outbox) error {
+	return r.UpdateAlertFenced(ctx, nil, a, prev, ev, audit, out)
+}
+
+// UpdateAlertFenced is UpdateAlert made on behalf of the patient's cluster
+// partition (an escalation, an automatic resolution): fence, when not nil,
+// runs first in the transaction, and its error (cluster.ErrFenced) refuses
+// the whole write. Staff actions are no partition's work: they use
+// UpdateAlert, and the optimistic lock on prev decides a race with the
+// partition's owner.
+func (r *Registry) UpdateAlertFenced(ctx context.Context, fence Fence, a AlertRow, prev time.Time, ev AlertEvent, audit *AuditEntry, out *Outbox) error {
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		if fence != nil {
+			if err := fence(ctx, tx); err != nil {
+				return err
+			}
+		}
 		err := r.execOne(ctx, tx, ErrConflict, `UPDATE alerts SET state = ?, severity = ?, updated_at = ?, acked_at = ?, acked_by = ?,
 			resolved_at = ?, resolved_by = ?, snoozed_until = ?, tier = ?, body = ? WHERE id = ? AND updated_at = ?`,
 			a.State, a.Severity, formatTime(a.UpdatedAt), nullTime(a.AckedAt), a.AckedBy, nullTime(a.ResolvedAt), a.ResolvedBy,

@@ -1,0 +1,275 @@
+package alerts
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patientpulse/patientpulse/cluster"
+	"github.com/patientpulse/patientpulse/registry"
+)
+
+// fakeMembership owns the partitions the test says, each under an epoch;
+// its Check refuses the partitions in fenced as a lost lease would.
+type fakeMembership struct {
+	n      int
+	mu     sync.Mutex
+	owned  map[int]int64
+	fenced map[int]bool
+	checks int
+}
+
+var _ cluster.Membership = (*fakeMembership)(nil)
+
+func (f *fakeMembership) Self() string                       { return "fake" }
+func (f *fakeMembership) Partitions() int                    { return f.n }
+func (f *fakeMembership) PartitionOf(patient string) int     { return cluster.PartitionOf(patient, f.n) }
+func (f *fakeMembership) OwnerOf(string, int) (string, bool) { return "", false }
+func (f *fakeMembership) Changes() <-chan struct{}           { return nil }
+func (f *fakeMembership) Run(ctx context.Context) error      { <-ctx.Done(); return nil }
+func (f *fakeMembership) Close(context.Context) error        { return nil }
+
+func (f *fakeMembership) Owned(set string) map[int]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if set != cluster.SetPartitions {
+		return nil
+	}
+	return maps.Clone(f.owned)
+}
+
+func (f *fakeMembership) Check(_ context.Context, _ cluster.Tx, set string, slot int, epoch int64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.checks++
+	if e, ok := f.owned[slot]; set != cluster.SetPartitions || !ok || e != epoch || f.fenced[slot] {
+		return cluster.ErrFenced
+	}
+	return nil
+}
+
+func (f *fakeMembership) set(owned map[int]int64, fenced ...int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.owned, f.fenced = owned, map[int]bool{}
+	for _, p := range fenced {
+		f.fenced[p] = true
+	}
+}
+
+// twoPartitionPatients returns two patient ids in different partitions of
+// n, the first in partition 0.
+func twoPartitionPatients(t *testing.T, n int) (string, string) {
+	t.Helper()
+	var a, b string
+	for i := 0; a == "" || b == ""; i++ {
+		id := fmt.Sprintf("pt-%d", i)
+		switch p := cluster.PartitionOf(id, n); {
+		case p == 0 && a == "":
+			a = id
+		case p == 1 && b == "":
+			b = id
+		}
+		if i > 1000 {
+			t.Fatal("no patients in partitions 0 and 1")
+		}
+	}
+	return a, b
+}
+
+// counterValue is the value of counter c.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 || len(mfs[0].GetMetric()) != 1 {
+		t.Fatalf("gather: %v (%d families)", err, len(mfs))
+	}
+	return mfs[0].GetMetric()[0].GetCounter().GetValue()
+}
+
+// escalations is the tiers of the alert's escalations, in order.
+func escalations(t *testing.T, reg *registry.Registry, id int64) []string {
+	t.Helper()
+	evs, err := reg.AlertEvents(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tiers []string
+	for _, ev := range evs {
+		if ev.Kind == ChangeEscalated {
+			tiers = append(tiers, strings.TrimPrefix(ev.Note, "on call: "))
+		}
+	}
+	return tiers
+}
+
+// alertOfPatient is the id of the patient's newest alert of key, 0 for none.
+func alertOfPatient(t *testing.T, reg *registry.Registry, patient, key string) int64 {
+	t.Helper()
+	rows, err := reg.Alerts(context.Background(), registry.AlertFilter{Patient: patient, All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		if row.Key == key {
+			return row.ID
+		}
+	}
+	return 0
+}
+
+// TestManagerOwnership: the manager runs the alerts of the owned
+// partitions' patients only; a gained partition's recorded pending work
+// and due escalations are taken up at the next tick; a lost one's are
+// dropped; a write its fence refuses records nothing and is counted.
+func TestManagerOwnership(t *testing.T) {
+	pA, pB := twoPartitionPatients(t, 2)
+	cfg := DefaultConfig()
+	cfg.FireAfter = 5 * mtMin
+	cfg.Schedule = mtParse(t, mtSchedule)
+	r := mtNewRig(t, cfg, pA, pB)
+	ms := &fakeMembership{n: 2}
+	ms.set(map[int]int64{0: 1}) // pA's partition only
+	r.m.SetMembership(ms)
+	if err := r.m.resume(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	fire := func(at time.Duration, patient string) {
+		s := mtFire(at, "r1", mtCrit, 150)
+		s.tr.Patient = patient
+		r.clk.set(mtT0.Add(at))
+		r.record(*s.tr)
+		r.m.handle(r.ctx, *s.tr)
+	}
+	tick := func(at time.Duration) {
+		r.clk.set(mtT0.Add(at))
+		r.m.Tick(r.ctx)
+	}
+	fire(0, pA)
+	fire(0, pB) // recorded by pB's owner, another instance: not this one's to raise
+	tick(5 * mtMin)
+	if alertOfPatient(t, r.reg, pB, "r1") != 0 {
+		t.Fatal("an alert opened for a patient of a partition not owned")
+	}
+	idA := alertOfPatient(t, r.reg, pA, "r1")
+	if idA == 0 {
+		t.Fatal("no alert opened for the owned partition's patient")
+	}
+	want := func(id int64, tiers ...string) {
+		t.Helper()
+		if got := escalations(t, r.reg, id); !slices.Equal(got, tiers) {
+			t.Errorf("escalations of alert %d: %q, want %q", id, got, tiers)
+		}
+	}
+	want(idA, "nina, otto")
+
+	// pB's partition is gained at 6m, its raise pending since 0: the alert
+	// opens at once.
+	ms.set(map[int]int64{0: 1, 1: 3})
+	r.m.OwnershipChanged()
+	tick(6 * mtMin)
+	idB := alertOfPatient(t, r.reg, pB, "r1")
+	if idB == 0 {
+		t.Fatal("a gained partition's pending raise did not open its alert")
+	}
+	want(idB, "nina, otto")
+
+	// pA's partition is lost at 7m: its secondary tier, due at 20m, is
+	// not this instance's to notify; pB's, due at 21m, is.
+	ms.set(map[int]int64{1: 3})
+	tick(7 * mtMin)
+	tick(30 * mtMin)
+	want(idA, "nina, otto")
+	want(idB, "nina, otto", "dr-lee")
+
+	// Owned still lists pB's partition, but its lease is gone: the
+	// consultant tier's write (due at 51m) is refused, nothing recorded,
+	// counted, said without patient ids.
+	ms.set(map[int]int64{1: 3}, 1)
+	checks := ms.checks
+	tick(55 * mtMin)
+	want(idB, "nina, otto", "dr-lee")
+	if ms.checks == checks {
+		t.Error("the escalation's write ran no Check")
+	}
+	if n := counterValue(t, r.m.fencedWork); n != 1 {
+		t.Errorf("fenced work counted %v, want 1", n)
+	}
+	logs := r.log.String()
+	if !strings.Contains(logs, "no longer owns") || strings.Contains(logs, pB) || strings.Contains(logs, pA) {
+		t.Errorf("the fenced drop's log (want it said, without patient ids):\n%s", logs)
+	}
+
+	// Both partitions are held again under new epochs at 60m: the tiers
+	// that fell due meanwhile are each notified once, none skipped.
+	ms.set(map[int]int64{0: 2, 1: 4})
+	tick(60 * mtMin)
+	tick(61 * mtMin)
+	want(idA, "nina, otto", "dr-lee", "dr-khan")
+	want(idB, "nina, otto", "dr-lee", "dr-khan")
+
+	// Staff actions are no partition's: an instance that owns nothing
+	// acknowledges.
+	ms.set(map[int]int64{})
+	if _, err := r.m.Ack(r.ctx, idA, "otto", ""); err != nil {
+		t.Errorf("ack on an instance that owns nothing: %v", err)
+	}
+}
+
+// TestManagerSingleUnfenced: a manager with cluster.Single behaves as one
+// without a membership (the whole escalation table is run by
+// TestManagerEscalation without one).
+func TestManagerSingleUnfenced(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.FireAfter = 0
+	cfg.Schedule = mtParse(t, mtSchedule)
+	r := mtNewRig(t, cfg)
+	r.m.SetMembership(cluster.NewSingle(cluster.DefaultConfig()))
+	if err := r.m.resume(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.run([]mtStep{mtFire(0, "r1", mtCrit, 150), mtTick(time.Second), mtTick(50 * mtMin)})
+	if got := escalations(t, r.reg, r.alertID(mtP1, "r1")); !slices.Equal(got, []string{"nina, otto", "dr-lee", "dr-khan"}) {
+		t.Errorf("escalations %q, want each tier once", got)
+	}
+	if n := counterValue(t, r.m.fencedWork); n != 0 {
+		t.Errorf("fenced work counted %v under Single", n)
+	}
+}
+
+// pgInstance is one instance of a takeover test: its own registry
+// connection, cluster membership (heartbeating until stop) and manager.
+type pgInstance struct {
+	reg  *registry.Registry
+	ms   *cluster.Postgres
+	m    *Manager
+	clk  *mtClock
+	log  *strings.Builder
+	stop context.CancelFunc
+}
+
+type lockedBuilder struct {
+	mu sync.Mutex
+	strings.Builder
+}
+
+func (b *lockedBuilder) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Builder.Write(p)
+}
+
+func (b *lockedBuilder) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Builder.String()
+}
