@@ -22,11 +22,13 @@ var copyOrder = []string{
 	"plans", "transitions", "rule_states",
 	"alerts", "alert_events", "delivery_attempts",
 	"outbox_events", "outbox_deliveries",
-	"staff_contacts", "server_keys",
+	"staff_contacts", "server_keys", "signin_unknown",
 }
 
 // notCopied are the tables copyOrder leaves out on purpose.
-var notCopied = map[string]bool{"schema_migrations": true, "write_probe": true, "sqlite_sequence": true}
+// patient_views is written by the instances that judge the patients
+// (several, on Postgres), and rewritten at their next evaluation.
+var notCopied = map[string]bool{"schema_migrations": true, "write_probe": true, "sqlite_sequence": true, "patient_views": true}
 
 // Copied is how many rows of one table CopyToPostgres copied.
 type Copied struct {

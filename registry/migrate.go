@@ -276,6 +276,45 @@ var sqliteMigrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		version: 9,
+		name:    "patient views",
+		stmts: []string{
+			// What the patient list and page show of a patient, written
+			// by the instance that judges them so that any instance can
+			// answer: verdicts is each rule's verdict as JSON (analysis
+			// defines it), last_data each measurement's newest sample
+			// time as JSON.
+			`CREATE TABLE patient_views (
+				patient_id TEXT PRIMARY KEY NOT NULL REFERENCES patients (id),
+				verdicts   TEXT NOT NULL,
+				last_data  TEXT NOT NULL,
+				judged_at  TEXT NOT NULL
+			) STRICT`,
+		},
+	},
+	{
+		version: 10,
+		name:    "delivery claims and unknown usernames' failed sign-ins",
+		stmts: []string{
+			// A delivery being attempted is claimed by one dispatcher
+			// (claimed_by) until claimed_until, so that of several
+			// instances one alone attempts it; a claim of one that died
+			// runs out.
+			`ALTER TABLE outbox_deliveries ADD COLUMN claimed_by TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE outbox_deliveries ADD COLUMN claimed_until TEXT`,
+			// Failed sign-ins of usernames that do not exist, by the
+			// SHA-256 of the name (what is typed there may be a password):
+			// they lock out as a real account's do, on every instance.
+			`CREATE TABLE signin_unknown (
+				name_hash TEXT NOT NULL CHECK (length(name_hash) = 64),
+				address   TEXT NOT NULL,
+				at        TEXT NOT NULL
+			) STRICT`,
+			`CREATE INDEX signin_unknown_name ON signin_unknown (name_hash, at)`,
+			`CREATE INDEX signin_unknown_at ON signin_unknown (at)`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table

@@ -120,7 +120,20 @@ type Transition struct {
 // states of the rules given (rule id → state JSON; a nil state deletes
 // it), in one transaction.
 func (r *Registry) RecordTransitions(ctx context.Context, patientID string, ts []Transition, states map[string][]byte) error {
+	return r.RecordTransitionsFenced(ctx, nil, patientID, ts, states)
+}
+
+// RecordTransitionsFenced is RecordTransitions on behalf of the patient's
+// cluster partition: fence, when not nil, runs first in the transaction,
+// and its error (cluster.ErrFenced: the partition was lost) refuses the
+// whole write; the error returned wraps it.
+func (r *Registry) RecordTransitionsFenced(ctx context.Context, fence Fence, patientID string, ts []Transition, states map[string][]byte) error {
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		if fence != nil {
+			if err := fence(ctx, tx); err != nil {
+				return err
+			}
+		}
 		for _, t := range ts {
 			_, err := tx.ExecContext(ctx, r.q(`INSERT INTO transitions (patient_id, rule_id, change, at, body) VALUES (?, ?, ?, ?, ?)`),
 				patientID, t.Rule, t.Change, formatTime(t.At), string(t.Body))

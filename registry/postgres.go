@@ -334,4 +334,31 @@ var postgresMigrations = []migration{
 			)`,
 		},
 	},
+	{
+		version: 9,
+		name:    "patient views",
+		stmts: []string{
+			`CREATE TABLE patient_views (
+				patient_id TEXT COLLATE "C" PRIMARY KEY NOT NULL REFERENCES patients (id),
+				verdicts   TEXT COLLATE "C" NOT NULL,
+				last_data  TEXT COLLATE "C" NOT NULL,
+				judged_at  TEXT COLLATE "C" NOT NULL
+			)`,
+		},
+	},
+	{
+		version: 10,
+		name:    "delivery claims and unknown usernames' failed sign-ins",
+		stmts: []string{
+			`ALTER TABLE outbox_deliveries ADD COLUMN claimed_by TEXT COLLATE "C" NOT NULL DEFAULT ''`,
+			`ALTER TABLE outbox_deliveries ADD COLUMN claimed_until TEXT COLLATE "C"`,
+			`CREATE TABLE signin_unknown (
+				name_hash TEXT COLLATE "C" NOT NULL CHECK (length(name_hash) = 64),
+				address   TEXT COLLATE "C" NOT NULL,
+				at        TEXT COLLATE "C" NOT NULL
+			)`,
+			`CREATE INDEX signin_unknown_name ON signin_unknown (name_hash, at)`,
+			`CREATE INDEX signin_unknown_at ON signin_unknown (at)`,
+		},
+	},
 }
