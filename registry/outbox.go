@@ -80,6 +80,9 @@ func (r *Registry) addOutbox(ctx context.Context, tx *sql.Tx, alertID int64, pat
 	if err != nil {
 		return err
 	}
+	if err := r.notifyEvent(ctx, tx, eventID); err != nil {
+		return err
+	}
 	for _, d := range out.Deliveries {
 		if d.ID == "" {
 			d.ID = crand.Text()
@@ -211,7 +214,10 @@ func readyWhere(skip []string) (string, []any) {
 func (r *Registry) NextDue(ctx context.Context, skip []string) (time.Time, bool, error) {
 	where, args := readyWhere(skip)
 	var next sql.NullString
-	if err := r.db.QueryRowContext(ctx, r.q(`SELECT MIN(d.next_at) FROM outbox_deliveries d WHERE `+where), args...).Scan(&next); err != nil {
+	// A delivery another dispatcher claimed is due again when its claim
+	// runs out, if it is still pending then.
+	if err := r.db.QueryRowContext(ctx, r.q(`SELECT MIN(CASE WHEN d.claimed_until > d.next_at THEN d.claimed_until ELSE d.next_at END)
+		FROM outbox_deliveries d WHERE `+where), args...).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due delivery: %w", err)
 	}
 	if !next.Valid {
@@ -224,7 +230,7 @@ func (r *Registry) NextDue(ctx context.Context, skip []string) (time.Time, bool,
 // FinishAttempt records an attempt at the pending delivery a.Delivery and
 // moves it on, in one transaction: to state (delivered or failed, with
 // the attempt's time as its end), or, while state is pending, to its next
-// attempt at next.
+// attempt at next. It ends the delivery's claim (ClaimDue).
 func (r *Registry) FinishAttempt(ctx context.Context, a Attempt, state string, next time.Time) error {
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
 		done := any(nil)
@@ -235,7 +241,7 @@ func (r *Registry) FinishAttempt(ctx context.Context, a Attempt, state string, n
 			next = a.At
 		}
 		err := r.execOne(ctx, tx, ErrConflict, `UPDATE outbox_deliveries SET state = ?, attempts = attempts + 1, next_at = ?,
-			done_at = ?, last_error = ? WHERE id = ? AND state = 'pending'`,
+			done_at = ?, last_error = ?, claimed_by = '', claimed_until = NULL WHERE id = ? AND state = 'pending'`,
 			state, formatTime(next), done, a.Error, a.Delivery)
 		if err != nil {
 			return err

@@ -1,0 +1,72 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ClaimDue returns at most limit deliveries that DueDeliveries would
+// return at now (given the same skip) and that no dispatcher holds a
+// claim on, and claims them for holder until until, in one transaction.
+// The transaction holds the registry's write lock (BEGIN IMMEDIATE on
+// SQLite, the advisory write lock on Postgres), so that of several
+// dispatchers on one registry, on several instances, exactly one claims
+// each delivery; a claim runs out at until, so that a delivery claimed by
+// an instance that died is claimed again by another after that.
+// FinishAttempt ends the claim. until is by the claimer's clock, which
+// others compare with theirs: it must be later than an attempt can last
+// by more than the instances' clocks differ.
+func (r *Registry) ClaimDue(ctx context.Context, now time.Time, limit int, skip []string, holder string, until time.Time) ([]Due, error) {
+	var out []Due
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		where, args := readyWhere(skip)
+		args = append([]any{formatTime(now), formatTime(now)}, append(args, limit)...)
+		rows, err := tx.QueryContext(ctx, r.q(`SELECT `+deliveryColumns+`, e.id, e.alert_id, e.patient_id, e.kind, e.at, e.body
+			FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id
+			WHERE d.next_at <= ? AND (d.claimed_until IS NULL OR d.claimed_until <= ?) AND `+where+`
+			ORDER BY d.next_at, d.event_id, d.id LIMIT ?`), args...)
+		if err != nil {
+			return err
+		}
+		out, err = scanDues(rows)
+		if err != nil || len(out) == 0 {
+			return err
+		}
+		args = []any{holder, formatTime(until)}
+		for _, d := range out {
+			args = append(args, d.ID)
+		}
+		_, err = tx.ExecContext(ctx, r.q(`UPDATE outbox_deliveries SET claimed_by = ?, claimed_until = ?
+			WHERE id IN (?`+strings.Repeat(", ?", len(out)-1)+`)`), args...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim due deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// scanDues scans and closes rows of deliveryColumns followed by the
+// event's columns.
+func scanDues(rows *sql.Rows) ([]Due, error) {
+	defer rows.Close()
+	var out []Due
+	for rows.Next() {
+		var d Due
+		var at, body string
+		var err error
+		d.OutboxDelivery, err = scanDelivery(rows, &d.Event.ID, &d.Event.AlertID, &d.Event.Patient, &d.Event.Kind, &at, &body)
+		if err != nil {
+			return nil, err
+		}
+		d.Event.Body = []byte(body)
+		if d.Event.At, err = parseTime(at); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
