@@ -2,7 +2,9 @@ package alerts
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patientpulse/patientpulse/cluster"
+	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -253,7 +256,7 @@ type pgInstance struct {
 	ms   *cluster.Postgres
 	m    *Manager
 	clk  *mtClock
-	log  *strings.Builder
+	logs *lockedBuilder
 	stop context.CancelFunc
 }
 
@@ -272,4 +275,225 @@ func (b *lockedBuilder) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.Builder.String()
+}
+
+// takeoverCluster is a short lease and heartbeat, one partition: the
+// first instance to join holds it until it dies.
+var takeoverCluster = cluster.Config{Partitions: 1, Sessions: 1, Interval: 100 * time.Millisecond, TTL: 500 * time.Millisecond}
+
+// newPGInstance joins the cluster of dsn and builds a manager over its own
+// registry connection, with its own clock at mtT0.
+func newPGInstance(t *testing.T, ctx context.Context, dsn string, cfg Config) *pgInstance {
+	t.Helper()
+	reg, err := registry.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	logs := &lockedBuilder{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	ms, err := cluster.Join(ctx, dsn, takeoverCluster, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); ms.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	in := &pgInstance{reg: reg, ms: ms, clk: &mtClock{t: mtT0}, logs: logs, stop: stop}
+	in.m = NewManager(cfg, reg, log, nil)
+	in.m.now = in.clk.now
+	in.m.SetMembership(ms)
+	return in
+}
+
+// waitFor polls cond every 20 ms for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestManagerTakeoverPostgres: exactly one escalation per tier per alert
+// across a takeover. A owns the partition and escalates the first tier,
+// then dies (its heartbeat stops); B takes the partition over, reads what
+// A recorded, escalates neither the first tier again nor the second
+// before it is due, then the second once when due. A, paused through
+// all this and resuming with its stale view, cannot record anything: its
+// escalation's Check fails in Postgres.
+func TestManagerTakeoverPostgres(t *testing.T) {
+	dsn := testservices.PostgresDB(t)
+	ctx := t.Context()
+	cfg := DefaultConfig()
+	cfg.FireAfter, cfg.Tick = 0, 20*time.Millisecond
+	cfg.Schedule = mtParse(t, mtSchedule)
+	a := newPGInstance(t, ctx, dsn, cfg) // joins first: holds the partition
+	if err := a.reg.AddPatient(ctx, registry.Patient{ID: mtP1}); err != nil {
+		t.Fatal(err)
+	}
+	b := newPGInstance(t, ctx, dsn, cfg)
+	if len(b.ms.Owned(cluster.SetPartitions)) != 0 {
+		t.Fatal("B holds the partition A joined first for")
+	}
+
+	// A, driven step by step: opens the alert and notifies the first tier.
+	if err := a.m.resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fired := mtFire(0, "r1", mtCrit, 150).tr
+	body, _ := json.Marshal(fired)
+	if err := a.reg.RecordTransitions(ctx, mtP1, []registry.Transition{{Patient: mtP1, Rule: "r1", Change: fired.Change, At: fired.At, Body: body}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	a.m.handle(ctx, *fired)
+	a.clk.set(mtT0.Add(time.Second))
+	a.m.Tick(ctx)
+	id := alertOfPatient(t, a.reg, mtP1, "r1")
+	if got := escalations(t, a.reg, id); !slices.Equal(got, []string{"nina, otto"}) {
+		t.Fatalf("A's escalations %q, want the first tier's", got)
+	}
+
+	// B runs as serve runs it: Run, poked on every membership change.
+	b.clk.set(mtT0.Add(10 * mtMin))
+	runDone := make(chan struct{})
+	bctx, stopB := context.WithCancel(ctx)
+	go func() { defer close(runDone); b.m.Run(bctx) }()
+	go func() {
+		for {
+			select {
+			case <-bctx.Done():
+				return
+			case <-b.ms.Changes():
+				b.m.OwnershipChanged()
+			}
+		}
+	}()
+	t.Cleanup(func() { stopB(); <-runDone })
+
+	a.stop() // A dies: no more heartbeats
+	killed := time.Now()
+	waitFor(t, "B to take the partition over", func() bool { return b.m.owns(mtP1) })
+	t.Logf("B took the partition over %v after A stopped heartbeating (TTL %v)", time.Since(killed).Round(time.Millisecond), takeoverCluster.TTL)
+	time.Sleep(10 * cfg.Tick)
+	if got := escalations(t, a.reg, id); !slices.Equal(got, []string{"nina, otto"}) {
+		t.Fatalf("escalations after the takeover at 10m %q, want still only the first tier's", got)
+	}
+	b.clk.set(mtT0.Add(15 * mtMin))
+	waitFor(t, "B to escalate the second tier", func() bool { return len(escalations(t, a.reg, id)) > 1 })
+	time.Sleep(10 * cfg.Tick)
+	if got := escalations(t, a.reg, id); !slices.Equal(got, []string{"nina, otto", "dr-lee"}) {
+		t.Fatalf("escalations after 15m %q, want the first tier's (A) then the second's (B), once each", got)
+	}
+
+	// A resumes mid-sweep at 45m with its view from before the takeover:
+	// the consultant tier is due, its write is refused by Postgres.
+	a.clk.set(mtT0.Add(45 * mtMin))
+	a.m.own.mu.Lock()
+	stale := len(a.m.own.owned)
+	a.m.own.mu.Unlock()
+	if stale != 1 {
+		t.Fatalf("A's manager sees %d partitions: the test wants its view from before the takeover", stale)
+	}
+	if err := a.m.sweepActive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := escalations(t, a.reg, id); len(got) != 2 {
+		t.Fatalf("the paused instance recorded an escalation: %q", got)
+	}
+	if n := counterValue(t, a.m.fencedWork); n != 1 {
+		t.Errorf("A's fenced work %v, want 1", n)
+	}
+	if logs := a.logs.String(); !strings.Contains(logs, "no longer owns") || strings.Contains(logs, mtP1) {
+		t.Errorf("A's log of the fenced drop (want it, without the patient):\n%s", logs)
+	}
+	// Nor does a transition reach the registry through A.
+	a.m.handle(ctx, *mtFire(45*mtMin, "r2", mtCrit, 160).tr)
+	if alertOfPatient(t, a.reg, mtP1, "r2") != 0 {
+		t.Error("the paused instance opened an alert")
+	}
+
+	b.clk.set(mtT0.Add(45 * mtMin))
+	waitFor(t, "B to escalate the third tier", func() bool { return len(escalations(t, a.reg, id)) > 2 })
+	time.Sleep(10 * cfg.Tick)
+	if got := escalations(t, a.reg, id); !slices.Equal(got, []string{"nina, otto", "dr-lee", "dr-khan"}) {
+		t.Errorf("escalations %q, want each tier once", got)
+	}
+}
+
+// hookRouter routes nothing; before the first escalation's write it runs
+// hook once, between the owner's read of the alert and its transaction.
+type hookRouter struct {
+	once sync.Once
+	hook func()
+}
+
+func (h *hookRouter) Route(_ context.Context, ev Event) ([]registry.OutboxDelivery, error) {
+	if ev.Change == ChangeEscalated {
+		h.once.Do(h.hook)
+	}
+	return nil, nil
+}
+
+// TestAckRacesEscalationPostgres: a staff member acknowledges on an
+// instance that owns nothing, between the owner's read of a due alert
+// and its escalation's write: the registry's transaction decides, the
+// acknowledgement stands, and the acknowledged alert is never escalated
+// afterwards.
+func TestAckRacesEscalationPostgres(t *testing.T) {
+	dsn := testservices.PostgresDB(t)
+	ctx := t.Context()
+	cfg := DefaultConfig()
+	cfg.FireAfter = 0
+	cfg.Schedule = mtParse(t, mtSchedule)
+	a := newPGInstance(t, ctx, dsn, cfg)
+	if err := a.reg.AddPatient(ctx, registry.Patient{ID: mtP1}); err != nil {
+		t.Fatal(err)
+	}
+	b := newPGInstance(t, ctx, dsn, cfg)
+	if err := a.m.resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var acked error
+	a.m.Deliver(&hookRouter{hook: func() {
+		id := alertOfPatient(t, b.reg, mtP1, "r1")
+		b.clk.set(mtT0.Add(30 * time.Second))
+		_, acked = b.m.Ack(ctx, id, "otto", "")
+	}}, nil)
+	fired := mtFire(0, "r1", mtCrit, 150).tr
+	a.m.handle(ctx, *fired)
+	id := alertOfPatient(t, a.reg, mtP1, "r1")
+	if id == 0 {
+		t.Fatal("no alert opened")
+	}
+	for _, at := range []time.Duration{time.Second, 20 * mtMin, 50 * mtMin} {
+		a.clk.set(mtT0.Add(at))
+		a.m.Tick(ctx)
+	}
+	if acked != nil {
+		t.Fatalf("ack on the instance that owns nothing: %v", acked)
+	}
+	evs, err := a.reg.AlertEvents(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, ev := range evs {
+		kinds = append(kinds, ev.Kind)
+	}
+	if !slices.Equal(kinds, []string{ChangeOpened, ChangeAcknowledged}) {
+		t.Errorf("events %q, want opened then acknowledged, never an escalation after it", kinds)
+	}
+	row, err := a.reg.AlertByID(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.State != registry.AlertAcknowledged || row.AckedBy != "otto" || row.Tier != -1 {
+		t.Errorf("alert %s by %q at tier %d, want acknowledged by otto at no tier", row.State, row.AckedBy, row.Tier)
+	}
+	if s := a.logs.String(); strings.Contains(s, "level=ERROR") {
+		t.Errorf("the owner logged errors:\n%s", s)
+	}
 }
