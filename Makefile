@@ -32,10 +32,13 @@ web:
 # tools installs what the tests need when it is missing: Mosquitto (and
 # its clients) from Debian's packages, influxd 1.8.10 and mailpit 1.33.1
 # with go install, Debian's docker-compose to validate docker-compose.yml,
-# and Debian's chromium for the browser tests.
+# Debian's haproxy to check and run deploy/haproxy/haproxy.cfg (in
+# /usr/sbin, off some users' PATH), and Debian's chromium for the browser
+# tests.
 tools:
 	bash scripts/services.sh install
 	@command -v docker-compose >/dev/null || bash scripts/services.sh apt-install docker-compose
+	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || bash scripts/services.sh apt-install haproxy
 	@command -v chromium >/dev/null || bash scripts/services.sh apt-install chromium
 
 # test runs every test, with the race detector, against real Mosquitto,
@@ -49,6 +52,7 @@ test: tools check-compose web
 
 check-compose:
 	$(COMPOSE) --env-file .env.example config -q
+	$(COMPOSE) --profile cluster --env-file .env.example config -q
 
 # demo starts the local services, the pipeline and a simulated clinic, and
 # prints the dashboard address and the demo logins. Ctrl-C stops everything
