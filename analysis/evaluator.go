@@ -9,10 +9,12 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/patientpulse/patientpulse/cluster"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/registry"
 )
@@ -91,7 +93,18 @@ type Evaluator struct {
 	patients map[string]*patient
 	chunk    int // patients a bulk read covers (loadChunk)
 
+	// Ownership (owner.go): members and shared are set before Run; owned
+	// is the snapshot Feed and Owns read from any goroutine, nil when
+	// every patient is owned; views are written at the next flush
+	// (views.go), on Run's goroutine.
+	members cluster.Membership
+	shared  bool // write views: several instances share the patients
+	owned   atomic.Pointer[ownedSet]
+	reowned chan struct{} // OwnershipChanged's wake-up to Run
+	views   map[string]registry.PatientView
+
 	transitions *prometheus.CounterVec
+	fenced      prometheus.Counter
 	overflows   prometheus.Counter
 	evaluations prometheus.Counter
 	patientsG   prometheus.Gauge
@@ -116,6 +129,12 @@ func NewEvaluator(cfg Config, reg *registry.Registry, src Source, log *slog.Logg
 		stopped:  make(chan struct{}),
 		patients: map[string]*patient{},
 		chunk:    loadChunk,
+		reowned:  make(chan struct{}, 1),
+		views:    map[string]registry.PatientView{},
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "patientpulse_analysis_fenced_writes_total",
+			Help: "Writes of transitions or views refused because this instance no longer owned the patient's partition.",
+		}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patientpulse_analysis_transitions_total",
 			Help: "Changes of rules' verdicts, by change and severity.",
@@ -134,7 +153,7 @@ func NewEvaluator(cfg Config, reg *registry.Registry, src Source, log *slog.Logg
 		}),
 	}
 	if promReg != nil {
-		promReg.MustRegister(e.transitions, e.overflows, e.evaluations, e.patientsG)
+		promReg.MustRegister(e.transitions, e.overflows, e.evaluations, e.patientsG, e.fenced)
 	}
 	return e
 }
@@ -145,6 +164,9 @@ func NewEvaluator(cfg Config, reg *registry.Registry, src Source, log *slog.Logg
 func (e *Evaluator) Feed(patientID string, points []ingest.Point) {
 	if _, planned := e.planned.Load(patientID); !planned {
 		return // no plan: nothing to judge (a plan's arrival reads the history back)
+	}
+	if _, _, owned := e.ownerOf(patientID); !owned {
+		return // another instance's patient
 	}
 	select {
 	case e.queue <- fed{patientID, SamplesOf(points)}:
@@ -170,6 +192,9 @@ func (e *Evaluator) PlanChanged(patientID string) {
 // patient's rebuild.
 func (e *Evaluator) Run(ctx context.Context) error {
 	defer close(e.stopped)
+	if e.members != nil {
+		e.owned.Store(&ownedSet{e.members.Owned(cluster.SetPartitions)})
+	}
 	if err := e.sweep(ctx, true); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while loading: the next start loads again
@@ -205,6 +230,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 					e.evaluate(ctx, p, now, false)
 				}
 			}
+			e.flushViews(ctx)
 		case <-sweep.C:
 			if err := e.sweep(ctx, false); err != nil {
 				e.log.Error("analysis sweep failed", "err", err)
@@ -213,6 +239,9 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			e.answer(ask)
 		case ask := <-e.loads:
 			ask.done <- e.loadNow(ctx, ask.ids)
+			e.flushViews(ctx)
+		case <-e.reowned:
+			e.reown(ctx)
 		case <-plans.C:
 			if err := e.pollPlans(ctx, false); err != nil {
 				e.log.Error("analysis: reading plan versions failed", "err", err)
@@ -233,6 +262,7 @@ func (e *Evaluator) sweep(ctx context.Context, start bool) error {
 	for _, p := range e.patients {
 		e.evaluate(ctx, p, now, true)
 	}
+	e.flushViews(ctx)
 	return nil
 }
 
@@ -247,6 +277,9 @@ func (e *Evaluator) pollPlans(ctx context.Context, all bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for id, v := range latest {
+		if _, _, owned := e.ownerOf(id); !owned {
+			continue
+		}
 		p := e.patients[id]
 		if all || p == nil || p.versions[len(p.versions)-1].Version != v {
 			e.rebuild[id] = true
@@ -261,7 +294,9 @@ func (e *Evaluator) rebuildMarked(ctx context.Context) {
 	e.mu.Lock()
 	ids := make([]string, 0, len(e.rebuild))
 	for id := range e.rebuild {
-		ids = append(ids, id)
+		if _, _, owned := e.ownerOf(id); owned { // PlanChanged hears of every patient's plan
+			ids = append(ids, id)
+		}
 	}
 	clear(e.rebuild)
 	e.mu.Unlock()
@@ -404,7 +439,14 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time, upd
 	p.dirty, p.lastEval = false, now
 	e.evaluations.Inc()
 	p.trimDoses(now)
-	ts, changed, _ := judgeEvery(p, e.clk, now, e.cfg.MinWearHours, false, updates)
+	ts, changed, verdicts := judgeEvery(p, e.clk, now, e.cfg.MinWearHours, e.shared, updates)
+	if e.shared {
+		defer func() {
+			if e.patients[p.id] == p && !p.dirty { // held, and what it says recorded
+				e.noteView(p, verdicts, now)
+			}
+		}()
+	}
 	if len(ts) == 0 && len(changed) == 0 {
 		p.announce = false
 		return
@@ -425,7 +467,11 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time, upd
 		}
 		states[rule], _ = json.Marshal(st)
 	}
-	if err := e.reg.RecordTransitions(ctx, p.id, records, states); err != nil {
+	part, epoch, _ := e.ownerOf(p.id)
+	if err := e.reg.RecordTransitionsFenced(ctx, e.fence(part, epoch), p.id, records, states); isFenced(err) {
+		e.fencedOut(part) // records nothing, passes nothing on, drops p
+		return
+	} else if err != nil {
 		// Not recorded: keep the old states, so the next evaluation
 		// reports the same changes again.
 		e.log.Error("analysis: recording transitions failed", "err", registry.Redact(err, p.id))

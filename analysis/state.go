@@ -9,6 +9,7 @@ import (
 	"unique"
 
 	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/registry"
 )
 
 // Sample is one stored field value of a patient, as analysis takes it in:
@@ -76,9 +77,10 @@ type patient struct {
 	keepDose time.Duration // how far back doses are kept
 	states   ruleStates
 
-	dirty    bool      // has data not yet evaluated
-	announce bool      // its plan changed: the next evaluation passes on the rules that hold on
-	lastEval time.Time // when it was last evaluated
+	dirty    bool                  // has data not yet evaluated
+	announce bool                  // its plan changed: the next evaluation passes on the rules that hold on
+	lastEval time.Time             // when it was last evaluated
+	view     *registry.PatientView // the view last kept for writing (views.go); nil: none yet
 }
 
 // ruleState is a rule's verdict as recorded: evaluation reports changes
