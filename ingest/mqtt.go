@@ -138,6 +138,7 @@ type MQTT struct {
 	limits  *deviceLimits
 
 	newClient func(*mqtt.ClientOptions) mqttClient
+	gate      func() bool       // nil, or whether the collector's session slot is held; see held
 	work      chan mqtt.Message // to the workers; MaxInFlight buffered
 	lost      chan error        // connection losses, from paho
 	messages  prometheus.Counter
@@ -257,18 +258,22 @@ func (c *MQTT) session(ctx context.Context) {
 }
 
 // connect connects, retrying until ctx ends, and reports whether it did.
+// It tries only while the collector's session slot is held (see
+// Sessions).
 func (c *MQTT) connect(ctx context.Context) bool {
 	for wait := minReconnect; ; wait = min(2*wait, c.cfg.MaxReconnect) {
-		tok := c.client.Connect()
-		select {
-		case <-tok.Done():
-		case <-ctx.Done():
-			return false
+		if c.held() {
+			tok := c.client.Connect()
+			select {
+			case <-tok.Done():
+			case <-ctx.Done():
+				return false
+			}
+			if tok.Error() == nil {
+				return true
+			}
+			c.log.Warn("broker connection failed; retrying", "err", tok.Error(), "in", wait)
 		}
-		if tok.Error() == nil {
-			return true
-		}
-		c.log.Warn("broker connection failed; retrying", "err", tok.Error(), "in", wait)
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
