@@ -109,25 +109,40 @@ func (b *BrokerAccounts) ensureAccount(ctx context.Context, username, clientID, 
 	return answerError(ans[0])
 }
 
-// deviceACLs confine a device to its own topics.
+// internalTopics are the pipeline's own topics (the partition feed), which
+// carry any patient's points.
+const internalTopics = "pp/v1/internal/#"
+
+// deviceACLs confine a device to its own topics. The pipeline's internal
+// topics are refused outright as well, beyond the plugin's default
+// (which a broker's operator may change): a device publishing there
+// would inject points for any patient, and one subscribing would read
+// every patient's.
 func deviceACLs(device string) []acl {
 	return []acl{
 		{Type: "publishClientSend", Topic: DataTopic(device), Allow: true},
 		{Type: "subscribePattern", Topic: ErrorTopic(device), Allow: true},
 		{Type: "publishClientReceive", Topic: ErrorTopic(device), Allow: true},
+		{Type: "publishClientSend", Topic: internalTopics, Allow: false},
+		{Type: "subscribePattern", Topic: internalTopics, Allow: false},
+		{Type: "publishClientReceive", Topic: internalTopics, Allow: false},
 	}
 }
 
 // pipelineACLs let the pipeline take every device's data, through a
 // shared subscription (Mosquitto checks its filter with the
-// $share/group/ prefix) or a plain one, and answer on every device's
-// errors topic.
+// $share/group/ prefix) or a plain one, answer on every device's errors
+// topic, and publish and hear its internal topics (the partition feed
+// between instances).
 func pipelineACLs() []acl {
 	return []acl{
 		{Type: "subscribePattern", Topic: DataTopic("+"), Allow: true},
 		{Type: "subscribePattern", Topic: "$share/+/" + DataTopic("+"), Allow: true},
 		{Type: "publishClientReceive", Topic: DataTopic("+"), Allow: true},
 		{Type: "publishClientSend", Topic: ErrorTopic("+"), Allow: true},
+		{Type: "subscribePattern", Topic: internalTopics, Allow: true},
+		{Type: "publishClientSend", Topic: internalTopics, Allow: true},
+		{Type: "publishClientReceive", Topic: internalTopics, Allow: true},
 	}
 }
 

@@ -293,3 +293,36 @@ func TestBrokerAccountsUnreachable(t *testing.T) {
 		t.Errorf("DialBrokerAccounts to a closed port: %v, want ErrBrokerUnreachable", err)
 	}
 }
+
+// TestBrokerAccountsInternalTopics: the pipeline may publish and hear the
+// partition feed; a device may neither subscribe to it nor publish on it
+// (points injected for any patient).
+func TestBrokerAccountsInternalTopics(t *testing.T) {
+	m := startDynSec(t)
+	b := dialAccounts(t, m)
+	ctx := context.Background()
+	if err := b.AddDevice(ctx, "watch-g", "ppd_g"); err != nil {
+		t.Fatalf("AddDevice: %v", err)
+	}
+	if err := b.EnsurePipelineAccount(ctx, "pipeline", "pipeline-secret"); err != nil {
+		t.Fatalf("EnsurePipelineAccount: %v", err)
+	}
+	pipeline := mustLogin(t, m, "pipeline-feed-a", "pipeline", "pipeline-secret")
+	code, feed := pipeline.Listen(t, feedFilter)
+	if code != 1 {
+		t.Fatalf("pipeline's feed subscription: SUBACK %#x, want QoS 1 granted", code)
+	}
+	watch := mustLogin(t, m, "watch-g", "watch-g", "ppd_g")
+	for _, filter := range []string{feedFilter, FeedTopic(1), "pp/v1/internal/#", "$share/g/" + feedFilter} {
+		if code, _ := watch.Listen(t, filter); code != 0x80 {
+			t.Errorf("device subscribing to %s: SUBACK %#x, want 0x80", filter, code)
+		}
+	}
+	// Dropped by the broker: the pipeline's own message, sent after, is
+	// the first to arrive.
+	watch.Send(t, FeedTopic(1), "forged")
+	pipeline.Send(t, FeedTopic(1), "real")
+	if msg := next(t, feed, "feed message"); string(msg.Payload()) != "real" {
+		t.Errorf("pipeline heard %q on %s: a device published on the feed", msg.Payload(), msg.Topic())
+	}
+}
