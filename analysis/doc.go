@@ -101,4 +101,17 @@
 // horizon and the slope is clear of noise: |b| at least twice its standard
 // error, with at least min_days judged days (and 3). It is reported as its
 // own transition.
+//
+// # Several instances
+//
+// With several instances of serve (Evaluator.SetMembership), patients are
+// hashed into partitions and an evaluator holds, judges and records only
+// the patients of the partitions its instance owns: each write of
+// transitions, rule states and views carries the partition's lease epoch
+// (a registry.Fence), so an instance that lost a partition records
+// nothing. A partition gained is read back in bulk and judged at once;
+// one lost is let go. What the patient list and page show of a patient
+// (each rule's verdict, each measurement's newest sample) is written as
+// the patient's view in the registry when it changes, in batches, so
+// that every instance can answer for every patient.
 package analysis

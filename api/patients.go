@@ -118,6 +118,7 @@ func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	var views map[string]registry.PatientView // read at the first patient another instance judges
 	out := []PatientSummary{}
 	for _, pt := range all {
 		if !scope.Includes(pt.ID) {
@@ -136,7 +137,26 @@ func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if a.analysis != nil {
-			for _, v := range a.analysis.Verdicts(pt.ID) {
+			var vs []analysis.Verdict
+			if a.analysis.Owns(pt.ID) {
+				vs = a.analysis.Verdicts(pt.ID)
+			} else {
+				if views == nil {
+					if views, err = a.reg.PatientViews(ctx); err != nil {
+						a.fail(w, r, err)
+						return
+					}
+				}
+				view := views[pt.ID]
+				vs = viewVerdicts(view)
+				since := a.now().Add(-90 * 24 * time.Hour)
+				for _, t := range view.LastData {
+					if t.After(since) && (sum.LastDataAt == nil || t.After(*sum.LastDataAt)) {
+						sum.LastDataAt = &t
+					}
+				}
+			}
+			for _, v := range vs {
 				if v.Kind == analysis.KindAdherence && v.Judged && (sum.Adherence == nil || v.Value < *sum.Adherence) {
 					share := v.Value
 					sum.Adherence = &share

@@ -15,10 +15,13 @@ import (
 )
 
 // Analysis is what the API asks of the analysis stage (analysis.Evaluator):
-// it hears of every plan change, tells each rule's verdict now, and tries
-// a draft plan over the patient's last days.
+// it hears of every plan change, tells each rule's verdict now of the
+// patients this instance judges (Owns: with several instances, the
+// others' are read from the views their owners write in the registry),
+// and tries a draft plan over the patient's last days.
 type Analysis interface {
 	PlanChanged(patientID string)
+	Owns(patientID string) bool
 	Verdicts(patientID string) []analysis.Verdict
 	Preview(ctx context.Context, draft analysis.Plan, days int) (*analysis.PlanPreview, error)
 }
@@ -56,13 +59,37 @@ func withWords(p analysis.Plan) PlanInWords {
 	return out
 }
 
-// verdicts answers what each rule of the patient's plan says now.
+// verdicts answers what each rule of the patient's plan says now: this
+// instance's evaluator's answer when it judges the patient, otherwise what
+// their owner last wrote.
 func (a *API) verdicts(w http.ResponseWriter, r *http.Request) {
 	vs := []analysis.Verdict{}
 	if a.analysis != nil {
-		vs = append(vs, a.analysis.Verdicts(r.PathValue("id"))...)
+		id := r.PathValue("id")
+		if a.analysis.Owns(id) {
+			vs = append(vs, a.analysis.Verdicts(id)...)
+		} else {
+			view, ok, err := a.reg.PatientView(r.Context(), id)
+			if err != nil {
+				a.fail(w, r, err)
+				return
+			}
+			if ok {
+				vs = append(vs, viewVerdicts(view)...)
+			}
+		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"verdicts": vs})
+}
+
+// viewVerdicts are the verdicts of a patient's view; none when they do
+// not decode (the view is rewritten at the owner's next evaluation).
+func viewVerdicts(v registry.PatientView) []analysis.Verdict {
+	var vs []analysis.Verdict
+	if err := json.Unmarshal(v.Verdicts, &vs); err != nil {
+		return nil
+	}
+	return vs
 }
 
 func (a *API) planHistory(w http.ResponseWriter, r *http.Request) {
