@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -63,10 +64,12 @@ type Feed struct {
 	log         *slog.Logger
 	publishWait time.Duration
 
-	newClient func(*mqtt.ClientOptions) mqtt.Client
-	pub       mqtt.Client // set by Run before it connects; guarded by mu
-	mu        sync.Mutex
-	connected chan struct{} // the subscribing connection is up (again)
+	newClient    func(*mqtt.ClientOptions) mqtt.Client
+	pub          mqtt.Client // set by Run before it connects; guarded by mu
+	mu           sync.Mutex
+	connected    chan struct{} // the subscribing connection is up (again)
+	subscribed   atomic.Bool   // the whole feed is subscribed on a connection that is up
+	onSubscribed func()        // see OnSubscribed
 
 	published, publishFailures, received, malformed prometheus.Counter
 }
@@ -99,6 +102,19 @@ func NewFeed(cfg MQTTConfig, instance string, partitionOf func(patient string) i
 		malformed: counter("malformed_total", "Partition feed messages that did not decode, dropped."),
 	}
 }
+
+// OnSubscribed makes Run call fn each time the feed's subscription is
+// made, the first time and after every reconnect, from Run's goroutine:
+// fn must not block. What was published while the subscription was down
+// is lost (clean session), so the owner reloads its partitions' patients
+// from InfluxDB then (Evaluator.Load), as when it gains a partition. Call
+// it before Run.
+func (f *Feed) OnSubscribed(fn func()) { f.onSubscribed = fn }
+
+// Subscribed reports whether the feed is subscribed on a connection that
+// is up: a partition gained meanwhile may be loaded, and nothing
+// published after its load is missed.
+func (f *Feed) Subscribed() bool { return f.subscribed.Load() }
 
 // Publish sends patient's points to the patient's partition topic at QoS
 // 1 and returns once the broker acknowledged them. It fails with an error
@@ -152,6 +168,7 @@ func (f *Feed) Run(ctx context.Context, fn func(patient string, points []Point))
 	if err != nil {
 		return err
 	}
+	subOpts.SetConnectionLostHandler(func(mqtt.Client, error) { f.subscribed.Store(false) })
 	subOpts.SetOnConnectHandler(func(mqtt.Client) {
 		select {
 		case f.connected <- struct{}{}:
@@ -171,6 +188,7 @@ func (f *Feed) Run(ctx context.Context, fn func(patient string, points []Point))
 		case <-f.connected:
 			f.subscribe(ctx, sub, handler)
 		case <-ctx.Done():
+			f.subscribed.Store(false)
 			sub.Disconnect(250)
 			pub.Disconnect(250)
 			return nil
@@ -191,6 +209,10 @@ func (f *Feed) subscribe(ctx context.Context, sub mqtt.Client, handler mqtt.Mess
 		}
 		if st, ok := tok.(*mqtt.SubscribeToken); ok && tok.Error() == nil && subackCode(st) <= 2 {
 			f.log.Info("subscribed", "topic", feedFilter)
+			f.subscribed.Store(true)
+			if f.onSubscribed != nil {
+				f.onSubscribed()
+			}
 			return
 		}
 		f.log.Error("feed subscription failed; retrying", "err", tok.Error(), "in", wait)

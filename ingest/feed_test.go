@@ -177,6 +177,12 @@ type testFeed struct {
 // patients p-<n> in partition n.
 func startFeed(t *testing.T, m *testservices.Mosquitto, instance string) *testFeed {
 	t.Helper()
+	return startFeedWith(t, m, instance, func(*Feed) {})
+}
+
+// startFeedWith is startFeed, with setup called before Run.
+func startFeedWith(t *testing.T, m *testservices.Mosquitto, instance string, setup func(*Feed)) *testFeed {
+	t.Helper()
 	partition := func(patient string) int {
 		var n int
 		fmt.Sscanf(patient, "p-%d", &n)
@@ -185,6 +191,7 @@ func startFeed(t *testing.T, m *testservices.Mosquitto, instance string) *testFe
 	cfg := MQTTConfig{URL: m.URL, ClientID: "pp-test", MaxReconnect: time.Second}
 	f := &testFeed{Feed: NewFeed(cfg, instance, partition, nil, slog.New(slog.NewTextHandler(io.Discard, nil))),
 		got: make(chan feedMessage, 1000)}
+	setup(f.Feed)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx, func(p string, pts []Point) { f.got <- feedMessage{p, pts} }) }()
@@ -315,5 +322,53 @@ func TestFeedPublishWaitsForBroker(t *testing.T) {
 	waitFor(t, func() bool { return f.Publish(context.Background(), "p-1", feedPoints(1)) == nil })
 	if counterValue(f.publishFailures) < 3 {
 		t.Errorf("publish failures counted %v, want at least 3", counterValue(f.publishFailures))
+	}
+}
+
+// TestFeedResubscribes: after the broker restarts (a clean session's
+// subscription is gone), the feed subscribes again, says so through
+// OnSubscribed, and receives again.
+func TestFeedResubscribes(t *testing.T) {
+	m := startMosquitto(t)
+	subscribed := make(chan struct{}, 10)
+	f := startFeedWith(t, m, "a", func(f *Feed) { f.OnSubscribed(func() { subscribed <- struct{}{} }) })
+	awaitFeedUp(t, f, f)
+	select {
+	case <-subscribed:
+	default:
+		t.Fatal("feed up, and OnSubscribed not called")
+	}
+	if !f.Subscribed() {
+		t.Error("feed up, and Subscribed false")
+	}
+	if err := m.Down(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return !f.Subscribed() })
+	if err := m.Up(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-subscribed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnSubscribed not called again within 10s of the broker's restart")
+	}
+	awaitFeedUp(t, f, f)
+	if err := f.Publish(context.Background(), "p-4", feedPoints(3)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case msg := <-f.got:
+			if msg.patient == "p-0" { // a late probe
+				continue
+			}
+			if msg.patient != "p-4" || !reflect.DeepEqual(msg.points, feedPoints(3)) {
+				t.Errorf("got %q with %d points after the restart", msg.patient, len(msg.points))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing received after the broker's restart")
+		}
+		return
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // SessionClientID is the MQTT client id of session slot k: "<base>-s<k>".
@@ -39,6 +40,8 @@ type Sessions struct {
 	want    map[int]int64         // the slots held, as Set last said; guarded by mu
 	active  map[int]chan struct{} // slot → closed when its collector's Run returned; guarded by mu
 	changed chan struct{}         // Set was called; 1 buffered
+
+	brokerChecked atomic.Bool // a collector was told to check the broker
 }
 
 // NewSessions returns a runner of collectors built as NewMQTT builds one,
@@ -58,6 +61,8 @@ func NewSessions(cfg MQTTConfig, held func(slot int) bool, intake *Intake, w *Wr
 		c.ClientID = SessionClientID(cfg.ClientID, slot)
 		col := NewMQTT(c, intake, w, m, log.With("slot", slot))
 		col.gate = func() bool { return held(slot) }
+		// One broker check (and its warning) per instance, not per slot.
+		col.checked = s.brokerChecked.Swap(true)
 		return col
 	}
 	return s
