@@ -450,9 +450,6 @@ func (c *MQTT) handle(ctx context.Context, msg mqtt.Message) bool {
 		return true
 	}
 	out, err := c.process(ctx, device, msg.Payload())
-	if errors.Is(err, ErrHandoff) {
-		c.metrics.Deferred.WithLabelValues(TransportMQTT, reasonHandoff).Inc()
-	}
 	if err != nil {
 		if ctx.Err() == nil {
 			c.log.Warn("message left unacknowledged for redelivery", "err", err)
@@ -486,7 +483,34 @@ func (c *MQTT) process(ctx context.Context, device string, payload []byte) (Outc
 		c.intake.refused(TransportMQTT, ReasonRateLimited)
 		return Outcome{Answer: rateLimited(payload, wait)}, nil
 	}
-	return c.intake.Ingest(ctx, TransportMQTT, dev, payload, c.write)
+	return c.ingest(ctx, dev, payload)
+}
+
+func (c *MQTT) isStopping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopping
+}
+
+// ingest stores the message's points and hands them on (OnStored), and
+// does both again while the hand-off fails, until ctx ends or the
+// collector stops (leaving the message unacknowledged): the broker
+// would redeliver the unacknowledged message only after a reconnect.
+// Storing again is harmless.
+func (c *MQTT) ingest(ctx context.Context, dev registry.Device, payload []byte) (Outcome, error) {
+	for wait := minReconnect; ; wait = min(2*wait, c.cfg.MaxReconnect) {
+		out, err := c.intake.Ingest(ctx, TransportMQTT, dev, payload, c.write)
+		if !errors.Is(err, ErrHandoff) || ctx.Err() != nil || c.isStopping() {
+			return out, err
+		}
+		c.metrics.Deferred.WithLabelValues(TransportMQTT, reasonHandoff).Inc()
+		c.log.Warn("stored points not handed on; retrying", "err", err, "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return out, err
+		}
+	}
 }
 
 // lookup finds the device, retrying while the registry fails (a busy
