@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -138,7 +137,7 @@ const (
 func mtNewRig(t *testing.T, cfg Config, patients ...string) *mtRig {
 	t.Helper()
 	ctx := context.Background()
-	reg, err := registry.Open(ctx, filepath.Join(t.TempDir(), "pp.db"))
+	reg, err := registry.Open(ctx, testservices.RegistryDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -151,7 +151,7 @@ type evFixture struct {
 func newEvFixture(t testing.TB, patients ...string) *evFixture {
 	t.Helper()
 	ctx := t.Context()
-	reg, err := registry.Open(ctx, filepath.Join(t.TempDir(), "r.db"))
+	reg, err := registry.Open(ctx, testservices.RegistryDSN(t))
 	if err != nil {
 		t.Fatalf("registry.Open: %v", err)
 	}

@@ -38,7 +38,7 @@ func TestBulkLoadMatchesPerPatientLoad(t *testing.T) {
 	if err := src.EnsureBucket(ctx); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.Open(ctx, filepath.Join(t.TempDir(), "r.db"))
+	reg, err := registry.Open(ctx, testservices.RegistryDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

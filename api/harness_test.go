@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/auth"
+	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -34,7 +34,7 @@ func newTestAPI(t *testing.T, series SeriesReader) *testAPI {
 // API before it serves: its Config, its clock.
 func newTestAPIWith(t *testing.T, series SeriesReader, setup func(*API)) *testAPI {
 	t.Helper()
-	reg, err := registry.Open(t.Context(), filepath.Join(t.TempDir(), "registry.db"))
+	reg, err := registry.Open(t.Context(), testservices.RegistryDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -99,7 +99,7 @@ func testConfig() Config {
 // tests do, with patients p-1 and p-2.
 func openRegistry(t *testing.T) *registry.Registry {
 	t.Helper()
-	r, err := registry.Open(t.Context(), filepath.Join(t.TempDir(), "registry.db"))
+	r, err := registry.Open(t.Context(), testservices.RegistryDSN(t))
 	if err != nil {
 		t.Fatalf("registry.Open: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/analysis"
+	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -46,7 +46,7 @@ type digestRig struct {
 func newDigestRig(t *testing.T) *digestRig {
 	t.Helper()
 	ctx := t.Context()
-	reg, err := registry.Open(ctx, filepath.Join(t.TempDir(), "pp.db"))
+	reg, err := registry.Open(ctx, testservices.RegistryDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -37,7 +36,7 @@ type dispatchRig struct {
 
 func newDispatchRig(t *testing.T) *dispatchRig {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "pp.db")
+	path := testservices.RegistryDSN(t)
 	reg, err := registry.Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -39,7 +39,7 @@ type hubRig struct {
 func newHubRig(t *testing.T, cfg HubConfig) *hubRig {
 	t.Helper()
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "pp.db")
+	path := testservices.RegistryDSN(t)
 	reg, err := registry.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)

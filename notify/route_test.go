@@ -3,13 +3,13 @@ package notify
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/analysis"
+	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -28,7 +28,7 @@ type routeRig struct {
 func newRouteRig(t *testing.T, staff bool) *routeRig {
 	t.Helper()
 	ctx := t.Context()
-	reg, err := registry.Open(ctx, filepath.Join(t.TempDir(), "pp.db"))
+	reg, err := registry.Open(ctx, testservices.RegistryDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

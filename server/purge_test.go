@@ -5,10 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -17,7 +17,7 @@ import (
 // an active alert stay.
 func TestPurgerAtStart(t *testing.T) {
 	ctx := t.Context()
-	reg, err := registry.Open(ctx, filepath.Join(t.TempDir(), "registry.db"))
+	reg, err := registry.Open(ctx, testservices.RegistryDSN(t))
 	if err != nil {
 		t.Fatal(err)
 	}

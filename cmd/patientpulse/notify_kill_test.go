@@ -55,7 +55,12 @@ func serveProcess(t *testing.T, dataDir string, extra ...string) (*exec.Cmd, *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	return serveProcessAt(t, dataDir, fmt.Sprintf("127.0.0.1:%d", port), extra...)
+}
+
+// serveProcessAt is serveProcess listening on addr (host:port).
+func serveProcessAt(t *testing.T, dataDir, addr string, extra ...string) (*exec.Cmd, *testservices.LogBuffer) {
+	t.Helper()
 	logs := &testservices.LogBuffer{}
 	cmd := exec.Command(binary(t), append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr,
 		"--influx-url", influx.URL, "--influx-bucket", "patientpulse"}, extra...)...)
