@@ -32,9 +32,10 @@ func dynsecBroker(t *testing.T) (*testservices.Mosquitto, []string) {
 
 // cliRun runs one patientpulse command in process with stdin and returns
 // its exit code, stdout and stderr.
-func cliRun(dataDir, stdin string, args ...string) (int, string, string) {
+func cliRun(t *testing.T, dataDir, stdin string, args ...string) (int, string, string) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	args = append(args, "--data-dir", dataDir)
+	args = append(append(args, "--data-dir", dataDir), registryArgs(t, dataDir)...)
 	code := run(context.Background(), args, strings.NewReader(stdin), &stdout, &stderr, func(string) string { return "" })
 	return code, stdout.String(), stderr.String()
 }
@@ -55,7 +56,7 @@ func TestBrokerAccountsEndToEnd(t *testing.T) {
 	cli(t, dir, "patients", "add", "--id", "p-dyn")
 	tokens := map[string]string{}
 	for _, dev := range []string{"watch-dyn", "watch-dyn2"} {
-		code, out, errOut := cliRun(dir, "", append([]string{"devices", "enroll", "--patient", "p-dyn", "--device", dev}, brokerFlags...)...)
+		code, out, errOut := cliRun(t, dir, "", append([]string{"devices", "enroll", "--patient", "p-dyn", "--device", dev}, brokerFlags...)...)
 		if code != 0 || !strings.Contains(errOut, "broker account") {
 			t.Fatalf("enroll %s: exit %d: %s", dev, code, errOut)
 		}
@@ -129,7 +130,7 @@ func TestBrokerAccountsEndToEnd(t *testing.T) {
 	}
 
 	// Revoking disconnects the device at once, and it cannot come back.
-	exit, _, errOut := cliRun(dir, "", append([]string{"devices", "revoke", "--device", "watch-dyn"}, brokerFlags...)...)
+	exit, _, errOut := cliRun(t, dir, "", append([]string{"devices", "revoke", "--device", "watch-dyn"}, brokerFlags...)...)
 	if exit != 0 || !strings.Contains(errOut, "broker account is removed") {
 		t.Fatalf("revoke: exit %d: %s", exit, errOut)
 	}
@@ -158,7 +159,7 @@ func TestBrokerAccountsFailures(t *testing.T) {
 	}
 	deadBroker := append(append([]string{}, brokerFlags...), "--mqtt-url", fmt.Sprintf("tcp://127.0.0.1:%d", port))
 	enroll := func(dev string, flags []string) (int, string, string) {
-		return cliRun(dir, "", append([]string{"devices", "enroll", "--patient", "p-fail", "--device", dev}, flags...)...)
+		return cliRun(t, dir, "", append([]string{"devices", "enroll", "--patient", "p-fail", "--device", dev}, flags...)...)
 	}
 
 	t.Run("enroll with the broker unreachable", func(t *testing.T) {
@@ -193,14 +194,14 @@ func TestBrokerAccountsFailures(t *testing.T) {
 		if err != nil {
 			t.Fatalf("enrolled device refused: %v", err)
 		}
-		code, _, errOut := cliRun(dir, "", append([]string{"devices", "revoke", "--device", "watch-f2"}, deadBroker...)...)
+		code, _, errOut := cliRun(t, dir, "", append([]string{"devices", "revoke", "--device", "watch-f2"}, deadBroker...)...)
 		if code != 1 || !strings.Contains(errOut, "revoked in the registry") || !strings.Contains(errOut, "again") {
 			t.Errorf("revoke with the broker down: exit %d: %s; want 1 saying to run it again", code, errOut)
 		}
 		if list := cli(t, dir, "devices", "list"); !strings.Contains(list, "revoked") {
 			t.Errorf("device not revoked in the registry:\n%s", list)
 		}
-		code, _, errOut = cliRun(dir, "", append([]string{"devices", "revoke", "--device", "watch-f2"}, brokerFlags...)...)
+		code, _, errOut = cliRun(t, dir, "", append([]string{"devices", "revoke", "--device", "watch-f2"}, brokerFlags...)...)
 		if code != 0 || !strings.Contains(errOut, "already revoked") {
 			t.Errorf("revoke again: exit %d: %s; want 0", code, errOut)
 		}
@@ -210,7 +211,7 @@ func TestBrokerAccountsFailures(t *testing.T) {
 		}
 	})
 	t.Run("settings missing", func(t *testing.T) {
-		code, _, errOut := cliRun(dir, "", "devices", "enroll", "--patient", "p-fail", "--device", "watch-f3", "--broker-accounts")
+		code, _, errOut := cliRun(t, dir, "", "devices", "enroll", "--patient", "p-fail", "--device", "watch-f3", "--broker-accounts")
 		if code != 2 || !strings.Contains(errOut, "broker-admin-username") || !strings.Contains(errOut, "broker-admin-password") {
 			t.Errorf("exit %d: %s; want 2 naming both admin settings", code, errOut)
 		}
@@ -228,7 +229,7 @@ func TestDevicesBrokerAdd(t *testing.T) {
 		t.Fatal("device enrolled without broker accounts was accepted")
 	}
 	brokerAdd := func(stdin string) (int, string) {
-		code, _, errOut := cliRun(dir, stdin, append([]string{"devices", "broker-add", "--device", "watch-add"}, brokerFlags...)...)
+		code, _, errOut := cliRun(t, dir, stdin, append([]string{"devices", "broker-add", "--device", "watch-add"}, brokerFlags...)...)
 		return code, errOut
 	}
 	if code, errOut := brokerAdd(other + "\n"); code != 1 || strings.Contains(errOut, other) {

@@ -244,6 +244,7 @@ func addDevice(t *testing.T, dir, patient, device string) {
 func TestReadyzRegistryCannotWrite(t *testing.T) {
 	needServices(t)
 	dir := newDataDir(t)
+	keepSQLite(t, dir) // the test is about SQLite's own limit on its file
 	staff := staffToken(t, dir, "admin-full", "admin")
 	path := filepath.Join(dir, "patientpulse.db")
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
@@ -301,7 +302,8 @@ func TestReadyzRegistryCannotWrite(t *testing.T) {
 func TestDebugAddr(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:6060", ":6060", "[::]:6060", "10.1.2.3:6060", "example.com:6060"} {
 		var stderr strings.Builder
-		code := run(context.Background(), []string{"serve", "--data-dir", newDataDir(t), "--debug-addr", addr},
+		dir := newDataDir(t)
+		code := run(context.Background(), append(append([]string{"serve", "--data-dir", dir}, registryArgs(t, dir)...), "--debug-addr", addr),
 			nil, io.Discard, &stderr, func(string) string { return "" })
 		if code == 0 || !strings.Contains(stderr.String(), "debug-addr") {
 			t.Errorf("--debug-addr %s: exit %d, %q; want refused naming debug-addr", addr, code, stderr.String())

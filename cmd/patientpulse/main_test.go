@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -60,18 +59,21 @@ func needServices(t *testing.T) {
 func cli(t *testing.T, dataDir string, args ...string) string {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	args = initArgs(dataDir, append(args, "--data-dir", dataDir))
+	args = initArgs(t, dataDir, append(args, "--data-dir", dataDir))
 	if code := run(context.Background(), args, nil, &stdout, &stderr, func(string) string { return "" }); code != 0 {
 		t.Fatalf("patientpulse %s: exit %d: %s", strings.Join(args, " "), code, stderr.String())
 	}
 	return stdout.String()
 }
 
-// initArgs is args with --init when dataDir holds no registry yet: a
-// test's first admin command creates its registry, as an operator's does,
-// and every later one must find it there like any admin command.
-func initArgs(dataDir string, args []string) []string {
-	if _, err := os.Stat(filepath.Join(dataDir, "patientpulse.db")); errors.Is(err, os.ErrNotExist) {
+// initArgs is args with dataDir's registry (registryArgs), and --init
+// when there is no registry yet: a test's first admin command creates its
+// registry, as an operator's does, and every later one must find it there
+// like any admin command.
+func initArgs(tb testing.TB, dataDir string, args []string) []string {
+	tb.Helper()
+	args = append(args, registryArgs(tb, dataDir)...)
+	if !hasRegistry(tb, dataDir) {
 		return append(args, "--init")
 	}
 	return args
@@ -129,7 +131,8 @@ func runServe(tb testing.TB, client *http.Client, scheme, dataDir, group, path s
 		"--mqtt-share-group", group,
 		"--influx-url", influx.URL,
 		"--influx-bucket", "patientpulse",
-	}, extra...)
+	}, registryArgs(tb, dataDir)...)
+	args = append(args, extra...) // after registryArgs: a test's own --db wins
 	ctx, cancel := context.WithCancel(context.Background())
 	var code int
 	exited := make(chan struct{})

@@ -77,10 +77,11 @@ func TestOutageMemory(t *testing.T) {
 		debugAddr = fmt.Sprintf("127.0.0.1:%d", p)
 		args = append(args, "--debug-addr", debugAddr)
 	}
-	serve := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--http-addr", strings.TrimPrefix(base, "http://"),
+	serveArgs := append([]string{"serve", "--data-dir", dir, "--http-addr", strings.TrimPrefix(base, "http://"),
 		"--mqtt-url", broker.URL, "--mqtt-client-id", group, "--mqtt-share-group", group,
 		"--influx-url", store.URL, "--influx-bucket", "patientpulse", "--log-level", "warn",
-		"--device-rate", "0"}, args...)...) // 10 msg/s per device, above --device-rate's default
+		"--device-rate", "0"}, registryArgs(t, dir)...) // 10 msg/s per device, above --device-rate's default
+	serve := exec.Command(bin, append(serveArgs, args...)...)
 	logs := &testservices.LogBuffer{}
 	serve.Stdout, serve.Stderr = logs, logs
 	if err := serve.Start(); err != nil {

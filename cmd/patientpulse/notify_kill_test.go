@@ -62,8 +62,9 @@ func serveProcess(t *testing.T, dataDir string, extra ...string) (*exec.Cmd, *te
 func serveProcessAt(t *testing.T, dataDir, addr string, extra ...string) (*exec.Cmd, *testservices.LogBuffer) {
 	t.Helper()
 	logs := &testservices.LogBuffer{}
-	cmd := exec.Command(binary(t), append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr,
-		"--influx-url", influx.URL, "--influx-bucket", "patientpulse"}, extra...)...)
+	args := append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr,
+		"--influx-url", influx.URL, "--influx-bucket", "patientpulse"}, registryArgs(t, dataDir)...)
+	cmd := exec.Command(binary(t), append(args, extra...)...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -126,11 +127,7 @@ func TestWebhookDeliveriesSurviveKill(t *testing.T) {
 		"--webhook-events", "opened", "--notify-min-backoff", "200ms"}
 	first, _ := serveProcess(t, dir, args...)
 
-	reg, err := registry.Open(t.Context(), filepath.Join(dir, "patientpulse.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
+	reg := openRegistry(t, dir)
 	deliveries := func(state string) []registry.OutboxDelivery {
 		ds, err := reg.Deliveries(context.Background(), registry.DeliveryFilter{State: state})
 		if err != nil {

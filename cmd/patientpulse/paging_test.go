@@ -131,11 +131,7 @@ func TestPagingByMail(t *testing.T) {
 	if a, _ := doc["alert"].(map[string]any); a == nil || a["state"] != "acknowledged" || a["acked_by"] != "pager-2" {
 		t.Fatalf("after the tap the alert is %v, want acknowledged by pager-2", doc)
 	}
-	reg, err := registry.Open(t.Context(), filepath.Join(dir, "patientpulse.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
+	reg := openRegistry(t, dir)
 	acks, err := reg.AuditEntries(t.Context(), registry.AuditFilter{Action: registry.ActionAlertAck, Patient: "p-page"})
 	if err != nil || len(acks) != 1 || acks[0].Actor != "pager-2" {
 		t.Errorf("audit of the acknowledgement: %+v (err %v), want one by pager-2", acks, err)

@@ -73,7 +73,7 @@ func startPagingClinic(t *testing.T, group string, staff map[string]string, extr
 	}
 	// The key serve signs page links with: the registry makes it on the
 	// first ask, and serve finds it there.
-	reg, err := registry.Open(t.Context(), filepath.Join(dir, "patientpulse.db"))
+	reg, err := registry.Open(t.Context(), registryDSN(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"database/sql"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -24,11 +23,16 @@ func TestPatientNames(t *testing.T) {
 	}
 
 	// A row from before the check, written past the registry.
-	db, err := sql.Open("sqlite", filepath.Join(dir, "patientpulse.db"))
+	driver, insert := "sqlite", `INSERT INTO patients (id, name, created_at) VALUES ('p-old', ?, '2026-01-01T00:00:00Z')`
+	dsn := registryDSN(t, dir)
+	if strings.HasPrefix(dsn, "postgres://") {
+		driver, insert = "pgx", strings.Replace(insert, "?", "$1", 1)
+	}
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.Exec(`INSERT INTO patients (id, name, created_at) VALUES ('p-old', ?, '2026-01-01T00:00:00Z')`, "Mallory\x1b[2J\x1b[1;1Hp-fake\tforged")
+	_, err = db.Exec(insert, "Mallory\x1b[2J\x1b[1;1Hp-fake\tforged")
 	db.Close()
 	if err != nil {
 		t.Fatal(err)

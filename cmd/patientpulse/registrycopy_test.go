@@ -13,6 +13,7 @@ import (
 // patient's name, and the admin commands then work on the copy.
 func TestRegistryCopyCommand(t *testing.T) {
 	dir := t.TempDir()
+	keepSQLite(t, dir) // the copy's source is a SQLite file
 	mustStaff(t, dir, "", "patients", "add", "--id", "p-1", "--name", "Pat Secret")
 	mustStaff(t, dir, "", "devices", "enroll", "--patient", "p-1", "--device", "d-1")
 	to := testservices.PostgresDB(t)

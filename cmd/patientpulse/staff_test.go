@@ -21,7 +21,7 @@ func staffRun(t *testing.T, dataDir string, stdin io.Reader, args ...string) (st
 	t.Helper()
 	var out, errOut bytes.Buffer
 	if dataDir != "" {
-		args = initArgs(dataDir, append(args, "--data-dir", dataDir))
+		args = initArgs(t, dataDir, append(args, "--data-dir", dataDir))
 	}
 	code = run(context.Background(), args, stdin, &out, &errOut, func(string) string { return "" })
 	return out.String(), errOut.String(), code
@@ -35,17 +35,6 @@ func mustStaff(t *testing.T, dataDir, stdin string, args ...string) (stdout, std
 		t.Fatalf("patientpulse %s: exit %d: %s", strings.Join(args, " "), code, stderr)
 	}
 	return stdout, stderr
-}
-
-// openRegistry opens the registry the commands wrote in dataDir.
-func openRegistry(t *testing.T, dataDir string) *registry.Registry {
-	t.Helper()
-	reg, err := registry.Open(t.Context(), filepath.Join(dataDir, "patientpulse.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	return reg
 }
 
 // staffRows returns `staff list` as its rows' fields, keyed by username.
@@ -274,7 +263,7 @@ func TestStaffContactCommand(t *testing.T) {
 	// taken as alice's.
 	var stdout, stderr bytes.Buffer
 	env := map[string]string{"PATIENTPULSE_PAGERDUTY_KEY": key, "PATIENTPULSE_EMAIL": "all@clinic.example"}
-	code := run(t.Context(), []string{"staff", "contact", "--username", "alice", "--digest-hour", "6", "--data-dir", dir},
+	code := run(t.Context(), []string{"staff", "contact", "--username", "alice", "--digest-hour", "6", "--data-dir", dir, "--db", registryDSN(t, dir)},
 		nil, &stdout, &stderr, func(k string) string { return env[k] })
 	if got := strings.Join(strings.Fields(stdout.String()), " "); code != 0 ||
 		got != "username: alice email: alice@clinic.example ntfy: https://ntfy.sh/alice-pages pagerduty key: none digest: daily at 06:00" {
@@ -326,7 +315,7 @@ func TestStaffContactCommandErrors(t *testing.T) {
 				d = filepath.Join(t.TempDir(), "data")
 			}
 			var stdout, stderr bytes.Buffer
-			code := run(t.Context(), append(tt.args, "--data-dir", d), nil, &stdout, &stderr, func(string) string { return "" })
+			code := run(t.Context(), append(append(tt.args, "--data-dir", d), registryArgs(t, d)...), nil, &stdout, &stderr, func(string) string { return "" })
 			for _, w := range tt.wantStderr {
 				if !strings.Contains(stderr.String(), w) {
 					t.Errorf("stderr %q does not say %q", stderr.String(), w)

@@ -125,7 +125,8 @@ func runServeConfig(t *testing.T, env map[string]string, args ...string) (int, s
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	args = append([]string{"serve", "--data-dir", filepath.Join(t.TempDir(), "data"), "--http-addr", "127.0.0.1:0"}, args...)
+	dir := filepath.Join(t.TempDir(), "data")
+	args = append(append(append([]string{"serve", "--data-dir", dir}, registryArgs(t, dir)...), "--http-addr", "127.0.0.1:0"), args...)
 	code := run(ctx, args, nil, &stdout, &stderr, func(k string) string { return env[k] })
 	return code, stderr.String()
 }
