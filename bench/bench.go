@@ -36,6 +36,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/patientpulse/patientpulse/internal/services"
@@ -75,6 +77,12 @@ type Settings struct {
 	ConsolePatients int      // (c): each console's care team; with consoles, (c) has Consoles × ConsolePatients patients
 	ServeArgs       []string // extra serve flags for (c) and (d)
 	CPUProfile      string   // write a CPU profile of (c) to this file
+	// Postgres, when set, is a Postgres server (a postgres:// URL of the
+	// database to connect to for CREATE DATABASE): serve's registry in
+	// (c) and (d) is then a fresh database on it, dropped after the phase,
+	// instead of a SQLite file. (e) and (f) fill their registry once
+	// before they measure and keep SQLite.
+	Postgres string
 }
 
 // DefaultSettings are the sizes of a full run: about 20-30 s of (c) on a
@@ -118,6 +126,9 @@ func (s Settings) Validate() error {
 		problems = append(problems, errors.New("bench: --console-patients must be 1 to 1000"))
 	} else if s.Consoles*s.ConsolePatients > maxPipePatients {
 		problems = append(problems, fmt.Errorf("bench: --consoles × --console-patients must be at most %d", maxPipePatients))
+	}
+	if s.Postgres != "" && !strings.HasPrefix(s.Postgres, "postgres://") && !strings.HasPrefix(s.Postgres, "postgresql://") {
+		problems = append(problems, errors.New("bench: --postgres must be a postgres:// URL"))
 	}
 	if err := errors.Join(problems...); err != nil {
 		return err
@@ -196,7 +207,7 @@ func (b *bencher) run(ctx context.Context) (*Results, error) {
 	res := &Results{started: time.Now()}
 	// The services of (a) and (b) start together, so that a missing
 	// binary is reported before anything is measured.
-	sv, err := startServices()
+	sv, err := startServices(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -230,31 +241,39 @@ func (b *bencher) run(ctx context.Context) (*Results, error) {
 	return res, nil
 }
 
-// phaseServices are one phase's own Mosquitto and influxd, and a
-// directory for its serve's data.
+// phaseServices are one phase's own Mosquitto and influxd, a directory
+// for its serve's data, and its serve's registry.
 type phaseServices struct {
-	mq  *services.Mosquitto
-	in  *services.Influx
-	dir string
+	mq     *services.Mosquitto
+	in     *services.Influx
+	dir    string
+	db     string       // the registry's dsn: <dir>/patientpulse.db, or a Postgres database of the phase's own
+	dropDB func() error // removes db's Postgres database; nil for SQLite
 }
 
-func startServices() (*phaseServices, error) {
+// startServices starts a phase's services; with postgres (a server's URL,
+// Settings.Postgres) its registry is a fresh database there.
+func startServices(ctx context.Context, postgres string) (*phaseServices, error) {
 	dir, err := os.MkdirTemp("", "pp-bench-")
 	if err != nil {
 		return nil, err
 	}
-	mq, err := services.StartMosquitto()
-	if err != nil {
-		os.RemoveAll(dir)
+	sv := &phaseServices{dir: dir, db: filepath.Join(dir, "patientpulse.db")}
+	if postgres != "" {
+		if sv.db, sv.dropDB, err = freshDatabase(ctx, postgres); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
+	if sv.mq, err = services.StartMosquitto(); err != nil {
+		sv.close()
 		return nil, serviceError(err)
 	}
-	in, err := services.StartInflux()
-	if err != nil {
-		mq.Stop()
-		os.RemoveAll(dir)
+	if sv.in, err = services.StartInflux(); err != nil {
+		sv.close()
 		return nil, serviceError(err)
 	}
-	return &phaseServices{mq: mq, in: in, dir: dir}, nil
+	return sv, nil
 }
 
 func serviceError(err error) error {
@@ -267,7 +286,15 @@ func serviceError(err error) error {
 // close stops both services and removes their directories; calling it
 // again does nothing.
 func (s *phaseServices) close() {
-	s.mq.Stop()
-	s.in.Close()
+	if s.mq != nil {
+		s.mq.Stop()
+	}
+	if s.in != nil {
+		s.in.Close()
+	}
+	if s.dropDB != nil {
+		_ = s.dropDB() // a leftover database is harmless, and bench has nowhere to report it after its table
+		s.dropDB = nil
+	}
 	os.RemoveAll(s.dir)
 }

@@ -55,9 +55,10 @@ func newBencher(b *testing.B) *bencher {
 // startTestServices starts a phase's Mosquitto and influxd, skipping the
 // benchmark where they are not installed (failing it under CI=true).
 func startTestServices(b *testing.B) *phaseServices {
-	sv, err := startServices()
+	sv, err := startServices(context.Background(), "")
 	testservices.Require(b, err)
 	b.Cleanup(sv.close)
+	sv.db = testservices.RegistryDSN(b) // the registry follows PP_TEST_REGISTRY
 	return sv
 }
 
@@ -176,13 +177,12 @@ func benchHTTP(b *testing.B, clients int) {
 	bn := newBencher(b)
 	sv := startTestServices(b)
 	const prefix = "bench-http-"
-	dir := b.TempDir()
 	fl := fleet{conns: clients, wearables: clients, patients: clients} // a wearable, and a patient, a client
-	_, tokens, err := enrolDevices(ctx, dir, prefix, fl)
+	_, tokens, err := enrolDevices(ctx, sv.db, prefix, fl)
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := bn.startServe(ctx, sv, dir, "--mqtt=false", "--device-rate=0")
+	srv, err := bn.startServe(ctx, sv, "--mqtt=false", "--device-rate=0")
 	if err != nil {
 		b.Fatal(err)
 	}

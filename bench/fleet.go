@@ -106,11 +106,11 @@ func makeMessages(n int, f fleet, now time.Time) [][][]byte {
 	return payloads
 }
 
-// enrolDevices enrols, in a fresh registry in dir, the fleet's patients
+// enrolDevices enrols, in the fresh registry at dsn, the fleet's patients
 // <prefix>p0, ... and wearables <prefix>d0, ..., and returns the
 // wearables' ids and tokens.
-func enrolDevices(ctx context.Context, dir, prefix string, f fleet) (ids, tokens []string, err error) {
-	reg, err := openRegistry(ctx, dir)
+func enrolDevices(ctx context.Context, dsn, prefix string, f fleet) (ids, tokens []string, err error) {
+	reg, err := registry.Open(ctx, dsn)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -137,11 +137,11 @@ type clinician struct {
 	team  []string // patient ids
 }
 
-// addClinicians adds, to the registry in dir, a clinician for each of the
+// addClinicians adds, to the registry at dsn, a clinician for each of the
 // fleet's consoles, bench-clinician0, ..., with their care team assigned,
 // as `patientpulse staff add`, `staff assign` and `staff token` do.
-func addClinicians(ctx context.Context, dir, prefix string, f fleet) ([]clinician, error) {
-	reg, err := openRegistry(ctx, dir)
+func addClinicians(ctx context.Context, dsn, prefix string, f fleet) ([]clinician, error) {
+	reg, err := registry.Open(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}

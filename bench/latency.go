@@ -28,16 +28,15 @@ import (
 // "opened" message on the websocket is its latency.
 func (b *bencher) latency(ctx context.Context, res *Results) error {
 	b.logf("(d) alert latency: %d alerts, publish to websocket, under %d messages/s of load", b.s.Alerts, b.s.Load)
-	sv, err := startServices()
+	sv, err := startServices(ctx, b.s.Postgres)
 	if err != nil {
 		return err
 	}
 	defer sv.close()
-	dir := sv.dir
 	const prefix = "bench-alert-"
 	loadDevices := min(b.s.Devices, b.s.Load)
 	token, err := func() (string, error) {
-		reg, err := openRegistry(ctx, dir)
+		reg, err := registry.Open(ctx, sv.db)
 		if err != nil {
 			return "", err
 		}
@@ -71,7 +70,7 @@ func (b *bencher) latency(ctx context.Context, res *Results) error {
 	if err != nil {
 		return err
 	}
-	srv, err := b.startServe(ctx, sv, dir, "--alert-fire-after", "0s", "--analysis-interval", "100ms",
+	srv, err := b.startServe(ctx, sv, "--alert-fire-after", "0s", "--analysis-interval", "100ms",
 		"--analysis-min-wear-hours", "1", "--device-rate=0") // the load comes from a few devices
 	if err != nil {
 		return err

@@ -55,22 +55,22 @@ func (b *bencher) pipelineRun(ctx context.Context, payloads [][][]byte, withCons
 			fl.consoles, fl.teamSize, fl.patients)
 		ctx = pprof.WithLabels(ctx, pprof.Labels("consoles", "connected"))
 	}
-	sv, err := startServices()
+	sv, err := startServices(ctx, b.s.Postgres)
 	if err != nil {
 		return f, err
 	}
 	defer sv.close()
-	ids, _, err := enrolDevices(ctx, sv.dir, pipelinePrefix, fl)
+	ids, _, err := enrolDevices(ctx, sv.db, pipelinePrefix, fl)
 	if err != nil {
 		return f, err
 	}
 	var staff []clinician
 	if withConsoles {
-		if staff, err = addClinicians(ctx, sv.dir, pipelinePrefix, fl); err != nil {
+		if staff, err = addClinicians(ctx, sv.db, pipelinePrefix, fl); err != nil {
 			return f, err
 		}
 	}
-	srv, err := b.startServe(ctx, sv, sv.dir, "--device-rate=0") // wearables at full speed: no per-device limit
+	srv, err := b.startServe(ctx, sv, "--device-rate=0") // wearables at full speed: no per-device limit
 	if err != nil {
 		return f, err
 	}

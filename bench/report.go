@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/patientpulse/patientpulse/registry"
 )
 
 // Print writes the table, the ratios and the targets of a run with s.
@@ -14,6 +16,11 @@ func (r *Results) Print(w io.Writer, s Settings) {
 	memMiB10k := r.memBytes / float64(r.memPatients) * targetPatients / (1 << 20)
 	fmt.Fprintf(w, "patientpulse bench, %s, %s/%s, %d CPUs, %s; every figure from this one run\n\n",
 		r.started.Format("2006-01-02 15:04 MST"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	if s.Postgres != "" {
+		fmt.Fprintf(w, "serve's registry in (c) and (d): Postgres, a fresh database each on %s; (e) and (f): SQLite\n\n", registry.Location(s.Postgres))
+	} else {
+		fmt.Fprint(w, "serve's registry: SQLite\n\n")
+	}
 	fmt.Fprintln(w, "| row | measurement | msgs/s | points/s | other |")
 	fmt.Fprintln(w, "| --- | --- | ---: | ---: | --- |")
 	fmt.Fprintf(w, "| (a) | Mosquitto QoS 1, %d publishers → a plain subscriber | %.0f | %.0f | %d msgs of %d samples in %.2f s |\n",

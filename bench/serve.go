@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -21,12 +20,6 @@ import (
 	"github.com/patientpulse/patientpulse/registry"
 	"github.com/patientpulse/patientpulse/server"
 )
-
-// openRegistry opens (creating it if need be) the registry that serve
-// uses with --data-dir dir.
-func openRegistry(ctx context.Context, dir string) (*registry.Registry, error) {
-	return registry.Open(ctx, filepath.Join(dir, "patientpulse.db"))
-}
 
 // addStaff adds a staff member with a random password to reg, as
 // `patientpulse staff add` does, and issues them an API token, as
@@ -70,18 +63,19 @@ type runningServe struct {
 	stop func() error
 }
 
-// startServe runs serve in process against the phase's services, with the
-// registry in dir, its defaults, --log-level warn, extra and --serve-args,
+// startServe runs serve in process against the phase's services, with
+// their data dir and registry (sv.dir, sv.db), its defaults, --log-level warn, extra and --serve-args,
 // and waits until /readyz answers 200. serve runs under the pprof label
 // role=serve.
-func (b *bencher) startServe(ctx context.Context, sv *phaseServices, dir string, extra ...string) (*runningServe, error) {
+func (b *bencher) startServe(ctx context.Context, sv *phaseServices, extra ...string) (*runningServe, error) {
 	port, err := services.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	args := append([]string{
-		"--data-dir", dir,
+		"--data-dir", sv.dir,
+		"--db", sv.db,
 		"--http-addr", addr,
 		"--mqtt-url", sv.mq.URL,
 		"--mqtt-client-id", "pp-bench",

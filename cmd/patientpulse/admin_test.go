@@ -19,7 +19,9 @@ func adminRun(env map[string]string, args ...string) (int, string) {
 }
 
 // An admin command never makes a registry unless told to (--init), and
-// always says which registry it used.
+// always says which registry it used. It stays on SQLite whatever
+// PP_TEST_REGISTRY says: it checks that no file, nor its directory, is
+// made.
 func TestAdminCommandsNeedARegistry(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "elsewhere", "data")
 	path := filepath.Join(dir, "patientpulse.db")

@@ -29,6 +29,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&s.ConsolePatients, "console-patients", s.ConsolePatients, "(c): patients in each console's care team; (c) has --consoles × this many patients, each watched by one console")
 	fs.BoolVar(&quick, "quick", false, "small sizes, for a smoke test (flags given explicitly still win)")
 	fs.StringVar(&serveArgs, "serve-args", "", "extra serve flags for (c) and (d), space-separated, e.g. \"--write-concurrency=4\"")
+	fs.StringVar(&s.Postgres, "postgres", "", "run (c) and (d)'s serve on a Postgres registry: a fresh database each on this server (postgres://user@host:port/postgres), dropped after; default SQLite")
 	fs.StringVar(&s.CPUProfile, "cpuprofile", "", "write a CPU profile of (c), the pipeline end to end, both runs, to this file (pprof labels role=serve|devices|consoles, consoles=none|connected)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: patientpulse bench [flags]\n\n"+

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/patientpulse/patientpulse/internal/testservices"
 )
 
 // TestBenchCommand runs `patientpulse bench --quick` in process (it starts
@@ -24,12 +27,20 @@ func TestBenchCommand(t *testing.T) {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
-	code := run(ctx, []string{"bench", "--quick"}, nil, &stdout, &stderr, func(string) string { return "" })
+	args, registryLine := []string{"bench", "--quick"}, "serve's registry: SQLite"
+	if os.Getenv(testservices.RegistryEnv) == "postgres" {
+		args = append(args, "--postgres", testservices.PostgresServerURL())
+		registryLine = "serve's registry in (c) and (d): Postgres"
+	}
+	code := run(ctx, args, nil, &stdout, &stderr, func(string) string { return "" })
 	if code != 0 {
 		t.Fatalf("bench --quick: exit %d\nstderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
 	}
 	t.Logf("bench --quick took %s:\n%s", time.Since(start).Round(time.Second), stdout.String())
 	out := stdout.String()
+	if !strings.Contains(out, registryLine) {
+		t.Errorf("bench does not say %q", registryLine)
+	}
 
 	rows := map[string][]string{}
 	for line := range strings.Lines(out) {
@@ -135,6 +146,7 @@ func TestBenchCommandFlags(t *testing.T) {
 		{"bench", "--consoles", "101", "--console-patients", "100"}, // more than 10,000 patients
 		{"bench", "--messages", "100"},                              // fewer than the 250 patients of 50 consoles × 5
 		{"bench", "extra"},
+		{"bench", "--postgres", "/var/lib/pp.db"}, // a server's URL, not a SQLite file
 		{"bench", "--serve-args", "--write-concurrency=0"},
 		{"bench", "--serve-args", "--no-such-flag"},
 	} {

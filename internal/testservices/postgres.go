@@ -28,6 +28,11 @@ const PostgresServer = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disa
 // Postgres database each, anything else for a SQLite file.
 const RegistryEnv = "PP_TEST_REGISTRY"
 
+// PostgresServerURL returns the URL of the server PostgresDB makes its
+// databases on: PP_TEST_POSTGRES, or PostgresServer. Tests hand it to
+// what makes databases of its own (patientpulse bench --postgres).
+func PostgresServerURL() string { return postgresServer() }
+
 // postgresServer returns the URL of the server PostgresDB uses.
 func postgresServer() string {
 	if s := os.Getenv("PP_TEST_POSTGRES"); s != "" {
