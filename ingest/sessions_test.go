@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -40,8 +41,9 @@ func (h *slotsHeld) is(slot int) bool {
 
 type testSessions struct {
 	*Sessions
-	sink  *fakeSink
-	slots *slotsHeld
+	sink   *fakeSink
+	slots  *slotsHeld
+	intake *Intake
 }
 
 // startSessions runs a Sessions on m, with base client id pp-test, until
@@ -55,7 +57,7 @@ func startSessions(t *testing.T, m *testservices.Mosquitto, shareGroup string) *
 	intake := NewIntake(fakeDevices{}, 0, DefaultLimits(), metrics, log)
 	cfg := MQTTConfig{URL: m.URL, ClientID: "pp-test", ShareGroup: shareGroup, MaxInFlight: 4, MaxBytes: 1 << 16,
 		MaxReconnect: time.Second}
-	ts := &testSessions{sink: sink, slots: &slotsHeld{}}
+	ts := &testSessions{sink: sink, slots: &slotsHeld{}, intake: intake}
 	for k := range 8 {
 		ts.slots.set(k, true)
 	}
@@ -236,4 +238,38 @@ func TestSessionsLeaseGated(t *testing.T) {
 	stillStored(t, a, "slot 5 not held, after a lost connection", 1, 2, 3)
 	a.slots.set(5, true)
 	a.awaitSeqs(t, "slot 5 held again after the loss", seqRange(1, 5)...)
+}
+
+// TestSessionToFeed: a device's message taken by one instance's session
+// collector is stored there and handed, through the partition feed, to
+// every instance (as serve wires it in cluster mode).
+func TestSessionToFeed(t *testing.T) {
+	m := startMosquitto(t)
+	feedA, feedB := startFeed(t, m, "a"), startFeed(t, m, "b")
+	awaitFeedUp(t, feedA, feedA, feedB)
+	a := startSessions(t, m, "patientpulse")
+	a.intake.OnStored(feedA.Publish)
+	a.Set(map[int]int64{0: 1})
+	dev := newDevice(t, m)
+	a.probe(t, dev)
+	dev.send(t, 7) // heart rate 60, as the probes
+	dev.Send(t, DataTopic("app-1"), heartRate(8, 61))
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case msg := <-feedB.got:
+			if len(msg.points) != 1 || msg.points[0].Fields[0].Value != 61 {
+				continue // a probe, or seq 7
+			}
+			if msg.patient != "p-1" || msg.points[0].Measurement != "heart_rate" {
+				t.Errorf("instance b got patient %q, %+v", msg.patient, msg.points)
+			}
+			if !slices.Contains(a.seqs(), 8) {
+				t.Error("handed on before it was stored")
+			}
+			return
+		case <-deadline:
+			t.Fatal("instance b did not get the message's points within 10s")
+		}
+	}
 }
