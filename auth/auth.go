@@ -139,7 +139,6 @@ type Auth struct {
 	// burst of guesses cannot all pass the lock-out counts before the
 	// first failure is recorded.
 	addressLocks, userLocks [64]sync.Mutex
-	unknown                 unknownFailures // failed sign-ins of usernames that do not exist
 }
 
 // New returns an Auth over the registry; alerts may be nil. Its metrics

@@ -2,12 +2,12 @@ package auth
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"mime"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -162,10 +162,14 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Unknown usernames share one actor in the log; their failures are
-	// counted in memory by the name's hash, so that an unknown name is
-	// locked out as a real one is and the answer does not tell them apart.
+	// counted in the registry by the name's hash, so that an unknown name
+	// is locked out as a real one is, on every instance, and the answer
+	// does not tell them apart.
 	if !known {
-		a.unknown.count(creds.Username, address, since, &counts)
+		if err := a.reg.UnknownSignInCounts(ctx, nameHash(creds.Username), address, since, &counts); err != nil {
+			unavailable(err)
+			return
+		}
 	}
 	if retry, locked := a.locked(counts, onCall, now); locked {
 		a.signins.WithLabelValues(registry.OutcomeLocked).Inc()
@@ -178,7 +182,10 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 	st, err := a.reg.Authenticate(ctx, creds.Username, creds.Password)
 	if errors.Is(err, registry.ErrBadCredentials) || errors.Is(err, registry.ErrDisabled) {
 		if !known {
-			a.unknown.add(creds.Username, address, now)
+			if err := a.reg.AddUnknownSignIn(ctx, nameHash(creds.Username), address, now, since); err != nil {
+				unavailable(err)
+				return
+			}
 		}
 		if err := record(registry.OutcomeFailed); err != nil {
 			unavailable(err)
@@ -270,60 +277,9 @@ func (a *Auth) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
 	}
 }
 
-// unknownFailures counts the failed sign-ins of usernames that do not
-// exist, by the SHA-256 of the name (what is typed there may be a
-// password), for at most maxUnknown names: beyond, the oldest go.
-type unknownFailures struct {
-	mu    sync.Mutex
-	fails map[[32]byte][]unknownFailure // guarded by mu
-	order [][32]byte                    // first failure order, for forgetting the oldest; guarded by mu
-}
-
-type unknownFailure struct {
-	at      time.Time
-	address string
-}
-
-const maxUnknown = 10000
-
-func (u *unknownFailures) add(name, address string, at time.Time) {
-	key := sha256.Sum256([]byte(name))
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.fails == nil {
-		u.fails = map[[32]byte][]unknownFailure{}
-	}
-	if _, seen := u.fails[key]; !seen {
-		if len(u.order) >= maxUnknown {
-			delete(u.fails, u.order[0])
-			u.order = u.order[1:]
-		}
-		u.order = append(u.order, key)
-	}
-	u.fails[key] = append(u.fails[key], unknownFailure{at: at, address: address})
-}
-
-// count sets the account's counts in c (as the registry counts a real
-// account's) from the name's failures since the given time, forgetting
-// older ones.
-func (u *unknownFailures) count(name, address string, since time.Time, c *registry.SignInCounts) {
-	key := sha256.Sum256([]byte(name))
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	fs := slices.DeleteFunc(u.fails[key], func(f unknownFailure) bool { return f.at.Before(since) })
-	if len(fs) > 0 {
-		u.fails[key] = fs
-	}
-	addrs := map[string]bool{}
-	c.Account, c.AccountAddress, c.LastFailure = len(fs), 0, time.Time{}
-	for _, f := range fs {
-		addrs[f.address] = true
-		if f.address == address {
-			c.AccountAddress++
-		}
-		if f.at.After(c.LastFailure) {
-			c.LastFailure = f.at
-		}
-	}
-	c.AccountAddresses = len(addrs)
+// nameHash is how an unknown username's failed sign-ins are known: what
+// is typed there may be a password, and is never stored.
+func nameHash(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(h[:])
 }
