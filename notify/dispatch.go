@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,6 +75,12 @@ func (c DispatchConfig) Validate() error {
 // hears of an alert's trigger before its acknowledgement. After a restart
 // or a kill it resumes what is pending; one cut short by a kill is sent
 // again with the same delivery id, which receivers de-duplicate.
+//
+// Several dispatchers may run on one registry (one per instance): each
+// delivery is claimed by one of them before its attempt
+// (registry.ClaimDue), for longer than an attempt can take (claimFor); a
+// claim of a dispatcher that died runs out, and another attempts the
+// delivery then.
 type Dispatcher struct {
 	cfg      DispatchConfig
 	reg      *registry.Registry
@@ -82,6 +89,7 @@ type Dispatcher struct {
 	log      *slog.Logger
 	now      func() time.Time
 	wake     chan struct{}
+	holder   string // this dispatcher's name on its claims
 
 	mu       sync.Mutex
 	inflight map[string]bool // delivery ids being attempted; guarded by mu
@@ -97,7 +105,7 @@ type Dispatcher struct {
 func NewDispatcher(cfg DispatchConfig, reg *registry.Registry, channels map[string]Channel, links *Links,
 	log *slog.Logger, promReg prometheus.Registerer) *Dispatcher {
 	d := &Dispatcher{cfg: cfg, reg: reg, channels: channels, links: links, log: log, now: time.Now,
-		wake: make(chan struct{}, 1), inflight: map[string]bool{},
+		wake: make(chan struct{}, 1), inflight: map[string]bool{}, holder: crand.Text(),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patientpulse_notify_attempts_total",
 			Help: "Delivery attempts, by channel and outcome: delivered, retrying, or failed (refused, or given up after --notify-give-up).",
@@ -143,7 +151,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			counted = time.Now()
 		}
 		started := 0
-		due, err := d.reg.DueDeliveries(ctx, d.now(), d.cfg.Workers, d.inFlight())
+		now := d.now()
+		due, err := d.reg.ClaimDue(ctx, now, d.cfg.Workers, d.inFlight(), d.holder, now.Add(d.claimFor()))
 		if err != nil && ctx.Err() == nil {
 			d.log.Warn("reading the outbox failed; retrying", "err", err)
 		}
@@ -186,6 +195,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		t.Stop()
 	}
+}
+
+// claimFor is how long a delivery is claimed for its attempt: the
+// attempt's time-out, then the time to record it, with room for the
+// instances' clocks to differ.
+func (d *Dispatcher) claimFor() time.Duration {
+	return 2*d.cfg.Timeout + 30*time.Second
 }
 
 func (d *Dispatcher) inFlight() []string {
