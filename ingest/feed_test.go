@@ -150,7 +150,7 @@ func BenchmarkFeedCodec(b *testing.B) {
 	})
 }
 
-func startMosquitto(t *testing.T) *testservices.Mosquitto {
+func startMosquitto(t testing.TB) *testservices.Mosquitto {
 	t.Helper()
 	m, err := testservices.StartMosquitto()
 	testservices.Require(t, err)
@@ -175,13 +175,13 @@ type testFeed struct {
 
 // startFeed runs a feed of instance on m until the test ends, with
 // patients p-<n> in partition n.
-func startFeed(t *testing.T, m *testservices.Mosquitto, instance string) *testFeed {
+func startFeed(t testing.TB, m *testservices.Mosquitto, instance string) *testFeed {
 	t.Helper()
 	return startFeedWith(t, m, instance, func(*Feed) {})
 }
 
 // startFeedWith is startFeed, with setup called before Run.
-func startFeedWith(t *testing.T, m *testservices.Mosquitto, instance string, setup func(*Feed)) *testFeed {
+func startFeedWith(t testing.TB, m *testservices.Mosquitto, instance string, setup func(*Feed)) *testFeed {
 	t.Helper()
 	partition := func(patient string) int {
 		var n int
@@ -206,7 +206,7 @@ func startFeedWith(t *testing.T, m *testservices.Mosquitto, instance string, set
 
 // awaitFeedUp publishes a probe of patient p-0 until every feed has it,
 // so that their subscriptions are known to be up.
-func awaitFeedUp(t *testing.T, from *testFeed, feeds ...*testFeed) {
+func awaitFeedUp(t testing.TB, from *testFeed, feeds ...*testFeed) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, f := range feeds {
@@ -371,4 +371,32 @@ func TestFeedResubscribes(t *testing.T) {
 		}
 		return
 	}
+}
+
+// BenchmarkFeedPublish publishes messages of 10 points from many
+// goroutines at once (as the collectors' workers do) on a real Mosquitto,
+// each waiting for its PUBACK, with a second instance subscribed.
+func BenchmarkFeedPublish(b *testing.B) {
+	m := startMosquitto(b)
+	a, other := startFeed(b, m, "a"), startFeed(b, m, "b")
+	awaitFeedUp(b, a, a, other)
+	for _, f := range []*testFeed{a, other} {
+		go func() {
+			for range f.got { // drained, as a consumer would
+			}
+		}()
+	}
+	points := feedPoints(10)
+	b.SetParallelism(32)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := a.Publish(context.Background(), "p-1", points); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
