@@ -156,18 +156,8 @@ func TestClusterFailover(t *testing.T) {
 		return len(o[""])+len(o[victim.addr]) == 0
 	})
 	backlog := mqttFleet.ackedBefore(time.Now())
-	var drain time.Duration
-	var all, missing int
-	for deadline := killed.Add(15 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		all, missing = missingOf(backlog, storedByDevice(t, "cf-m-"))
-		if missing == 0 {
-			drain = time.Since(killed)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the killed instance's MQTT backlog: %d of the %d messages acknowledged by the time its sessions were taken over not stored 15 s after the kill", missing, all)
-		}
-	}
+	drain, all := waitStored(t, backlog, "cf-m-", killed, 15*time.Second,
+		"the killed instance's MQTT backlog (acknowledged by the time its sessions were taken over)")
 	t.Logf("the killed instance's MQTT backlog drained %v after the kill (%d messages acknowledged by then, %d sessions taken over)",
 		drain.Round(time.Millisecond), all, len(victimSessions))
 
@@ -187,54 +177,8 @@ func TestClusterFailover(t *testing.T) {
 	mqttFleet.finish()
 	httpFleet.finish()
 
-	// Every alert reached every surviving console once.
-	waitUntil(t, 20*time.Second, "the 30 alerts opened on the surviving consoles", func() bool {
-		for _, n := range survivors {
-			if len(consoles[n].openedPatients()) < 30 {
-				return false
-			}
-		}
-		return true
-	})
-	alertOf := map[string]string{} // patient → alert id
-	for _, n := range survivors {
-		times, patient, _ := consoles[n].opened()
-		for id, k := range times {
-			if k != 1 {
-				t.Errorf("console on %s: alert %s (patient %s) opened %d times, want once", n.name, id, patient[id], k)
-			}
-			if prev, ok := alertOf[patient[id]]; ok && prev != id {
-				t.Errorf("patient %s has two alerts opened (%s and %s), want one", patient[id], prev, id)
-			}
-			alertOf[patient[id]] = id
-		}
-		if len(times) != 30 {
-			t.Errorf("console on %s: %d alerts opened, want 30", n.name, len(times))
-		}
-	}
-
-	// Escalations: tier 1 at the opening, tier 2 a minute on.
-	var esc map[int64]map[string]int
-	waitUntil(t, 90*time.Second, "both tiers' escalations of the 30 alerts", func() bool {
-		esc = r.escalations()
-		done := 0
-		for _, tiers := range esc {
-			if tiers["tier1"] > 0 && tiers["tier2"] > 0 {
-				done++
-			}
-		}
-		return done >= 30
-	})
-	time.Sleep(2 * time.Second) // a duplicate would come within a sweep
-	esc = r.escalations()
-	if len(esc) != 30 {
-		t.Errorf("%d alerts escalated, want 30", len(esc))
-	}
-	for id, tiers := range esc {
-		if tiers["tier1"] != 1 || tiers["tier2"] != 1 || len(tiers) != 2 {
-			t.Errorf("alert %d escalated %v, want once per tier", id, tiers)
-		}
-	}
+	checkOpenedOnce(t, survivors, consoles, 30)
+	checkEscalatedOnce(t, r, 30, "tier1", "tier2")
 	if c := r.contradictions(); len(c) > 0 {
 		t.Errorf("contradictory transitions: %v", c)
 	}
@@ -249,6 +193,84 @@ func TestClusterFailover(t *testing.T) {
 	if t.Failed() {
 		for _, n := range r.nodes {
 			t.Logf("log of %s:\n%s", n.name, tail(n.logs.String(), 40))
+		}
+	}
+}
+
+// checkOpenedOnce waits for want alerts opened on the consoles of nodes,
+// then checks that each console got each alert once, one alert a patient.
+func checkOpenedOnce(t *testing.T, nodes []*node, consoles map[*node]*console, want int) {
+	t.Helper()
+	waitUntil(t, 20*time.Second, fmt.Sprintf("the %d alerts opened on the surviving consoles", want), func() bool {
+		for _, n := range nodes {
+			if len(consoles[n].openedPatients()) < want {
+				return false
+			}
+		}
+		return true
+	})
+	alertOf := map[string]string{} // patient → alert id
+	for _, n := range nodes {
+		times, patient, _ := consoles[n].opened()
+		for id, k := range times {
+			if k != 1 {
+				t.Errorf("console on %s: alert %s (patient %s) opened %d times, want once", n.name, id, patient[id], k)
+			}
+			if prev, ok := alertOf[patient[id]]; ok && prev != id {
+				t.Errorf("patient %s has two alerts opened (%s and %s), want one", patient[id], prev, id)
+			}
+			alertOf[patient[id]] = id
+		}
+		if len(times) != want {
+			t.Errorf("console on %s: %d alerts opened, want %d", n.name, len(times), want)
+		}
+	}
+}
+
+// checkEscalatedOnce waits until want alerts have escalated to the last
+// of tiers, then checks that each escalated exactly once to each tier.
+func checkEscalatedOnce(t *testing.T, r *clusterRig, want int, tiers ...string) {
+	t.Helper()
+	last := tiers[len(tiers)-1]
+	var esc map[int64]map[string]int
+	waitUntil(t, 90*time.Second, "the alerts' escalations to "+last, func() bool {
+		esc = r.escalations()
+		done := 0
+		for _, got := range esc {
+			if got[last] > 0 {
+				done++
+			}
+		}
+		return done >= want
+	})
+	time.Sleep(2 * time.Second) // a duplicate would come within a sweep
+	esc = r.escalations()
+	if len(esc) != want {
+		t.Errorf("%d alerts escalated, want %d", len(esc), want)
+	}
+	for id, got := range esc {
+		ok := len(got) == len(tiers)
+		for _, tier := range tiers {
+			ok = ok && got[tier] == 1
+		}
+		if !ok {
+			t.Errorf("alert %d escalated %v, want once to each of %v", id, got, tiers)
+		}
+	}
+}
+
+// waitStored waits until every pair of want (devices starting with
+// prefix) is stored, at most until since+bound, and returns how long
+// after since that was and how many pairs there were.
+func waitStored(t *testing.T, want map[string][]int64, prefix string, since time.Time, bound time.Duration, what string) (time.Duration, int) {
+	t.Helper()
+	for deadline := since.Add(bound); ; time.Sleep(250 * time.Millisecond) {
+		all, missing := missingOf(want, storedByDevice(t, prefix))
+		if missing == 0 {
+			return time.Since(since), all
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d messages not stored %v after it", what, missing, all, bound)
 		}
 	}
 }
