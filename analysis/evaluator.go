@@ -467,9 +467,8 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time, upd
 		}
 		states[rule], _ = json.Marshal(st)
 	}
-	part, epoch, _ := e.ownerOf(p.id)
-	if err := e.reg.RecordTransitionsFenced(ctx, e.fence(part, epoch), p.id, records, states); isFenced(err) {
-		e.fencedOut(part) // records nothing, passes nothing on, drops p
+	if err := e.record(ctx, p.id, records, states); isFenced(err) {
+		e.fencedOut(e.members.PartitionOf(p.id)) // records nothing, passes nothing on, drops p
 		return
 	} else if err != nil {
 		// Not recorded: keep the old states, so the next evaluation
@@ -488,6 +487,18 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time, upd
 			e.notify(t)
 		}
 	}
+}
+
+// record records the patient's transitions and changed rule states under
+// the fence of their partition. Updates of rules that hold on alone (a
+// sweep, a takeover) record nothing, and need no transaction: a takeover
+// of patients whose rules hold writes only for those that changed.
+func (e *Evaluator) record(ctx context.Context, id string, records []registry.Transition, states map[string][]byte) error {
+	if len(records) == 0 && len(states) == 0 {
+		return nil
+	}
+	part, epoch, _ := e.ownerOf(id)
+	return e.reg.RecordTransitionsFenced(ctx, e.fence(part, epoch), id, records, states)
 }
 
 // verdictAsk is a question of Verdicts to Run.
