@@ -50,9 +50,10 @@ const defaultFeedPublishWait = 10 * time.Second
 // client ids: one publishes, one subscribes to the whole feed. They are
 // apart so that a slow receiving function, which holds up paho's reading
 // of its connection, never holds up the PUBACKs that ingest waits for.
-// Paho reconnects both itself, with a back-off that doubles up to
-// MQTTConfig.MaxReconnect, and the subscription is made again on every
-// connect. A clean session loses what was published while this instance
+// Paho reconnects both itself (at once, then after 1 s, doubling up to
+// MQTTConfig.MaxReconnect: paho 1.5's own back-off, which the collector's
+// resembles; no lease gates these connections), and the subscription is
+// made again on every connect. A clean session loses what was published while this instance
 // was away from the broker: the owner of a partition makes that up by
 // loading its patients from InfluxDB in bulk once its subscription is up
 // (Evaluator.Load), and the repeats this causes are dropped downstream
