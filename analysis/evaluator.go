@@ -439,12 +439,25 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time, upd
 	p.dirty, p.lastEval = false, now
 	e.evaluations.Inc()
 	p.trimDoses(now)
-	ts, changed, verdicts := judgeEvery(p, e.clk, now, e.cfg.MinWearHours, e.shared, updates)
+	// The patient's view (several instances) is kept at a sweep, a
+	// takeover or a plan change, and whenever a verdict changes: judging
+	// with verdicts costs about three times judging without (their
+	// sentences), too much for every evaluation of new samples, whose
+	// values reach the other instances at the next sweep.
+	withVerdicts := e.shared && updates
+	ts, changed, verdicts := judgeEvery(p, e.clk, now, e.cfg.MinWearHours, withVerdicts, updates)
 	if e.shared {
 		defer func() {
-			if e.patients[p.id] == p && !p.dirty { // held, and what it says recorded
-				e.noteView(p, verdicts, now)
+			if e.patients[p.id] != p || p.dirty { // dropped, or what it says not recorded
+				return
 			}
+			if !withVerdicts && len(ts) == 0 && len(changed) == 0 {
+				return
+			}
+			if !withVerdicts {
+				_, _, verdicts = judgeEvery(p, e.clk, now, e.cfg.MinWearHours, true, false)
+			}
+			e.noteView(p, verdicts, now)
 		}()
 	}
 	if len(ts) == 0 && len(changed) == 0 {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/patientpulse/patientpulse/cluster"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/testservices"
+	"github.com/patientpulse/patientpulse/registry"
 )
 
 // fakeMembers is a cluster.Membership of n partitions whose owned set
@@ -309,4 +311,53 @@ func counterValue(t testing.TB, prom *prometheus.Registry, name string) float64 
 	}
 	t.Fatalf("no counter %s", name)
 	return 0
+}
+
+// TestViewKeptOnChange: with a membership, an evaluation of new samples
+// that changes no verdict leaves the patient's view as the last sweep
+// wrote it; one whose verdict changes writes it at the next tick.
+func TestViewKeptOnChange(t *testing.T) {
+	f, parts := ownerFixture(t)
+	cfg := evConfig()
+	cfg.Interval = 200 * time.Millisecond
+	e, prom := f.evaluator(cfg)
+	var clock atomic.Int64
+	clock.Store(evAt(10, 12).UnixNano())
+	e.now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	e.SetMembership(newFakeMembers(2, map[int]int64{0: 1, 1: 1}))
+	runEvaluator(t, f.ctx, e)
+	p := parts[0][0]
+	view := func() registry.PatientView {
+		t.Helper()
+		v, ok, err := f.reg.PatientView(f.ctx, p)
+		if err != nil || !ok {
+			t.Fatalf("PatientView(%s): %v, %v", p, ok, err)
+		}
+		return v
+	}
+	e.Verdicts(p) // Run's start is over
+	if v := view(); !v.JudgedAt.Equal(evAt(10, 12)) || !strings.Contains(string(v.Verdicts), `"holds":true`) {
+		t.Fatalf("view after the start: %s at %v", v.Verdicts, v.JudgedAt)
+	}
+	evaluations := func() float64 { return counterValue(t, prom, "patientpulse_analysis_evaluations_total") }
+
+	before := evaluations()
+	clock.Store(evAt(10, 13).UnixNano())
+	night := evSleep(evAt(10, 7), 300)
+	f.src.put(p, night)
+	e.Feed(p, []ingest.Point{evPoint(night)})
+	eventually(t, "the new night evaluated", func() bool { return evaluations() > before })
+	time.Sleep(200 * time.Millisecond) // a few ticks, each flushing what was kept
+	if v := view(); !v.JudgedAt.Equal(evAt(10, 12)) {
+		t.Errorf("a verdict unchanged rewrote the view at %v", v.JudgedAt)
+	}
+
+	clock.Store(evAt(10, 14).UnixNano())
+	long := evSleep(evAt(10, 8), 3000)
+	f.src.put(p, long)
+	e.Feed(p, []ingest.Point{evPoint(long)})
+	eventually(t, "the cleared rule's view written", func() bool {
+		v := view()
+		return v.JudgedAt.Equal(evAt(10, 14)) && strings.Contains(string(v.Verdicts), `"holds":false`)
+	})
 }
