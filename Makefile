@@ -41,6 +41,16 @@ tools:
 	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || bash scripts/services.sh apt-install haproxy
 	@command -v chromium >/dev/null || bash scripts/services.sh apt-install chromium
 
+# REGISTRY_PKGS are the packages whose tests open a registry (through
+# testservices.RegistryDSN, or cmd/patientpulse's --db): `make test` runs
+# them a second time with it on Postgres (registry/ runs both on its own).
+# POSTGRES_SKIP leaves out of that second run the long tests whose subject
+# is not the registry (the broker's and InfluxDB's outages, bench) and
+# those that keep SQLite by nature: they ran in the first, and the whole
+# CI must stay under 30 minutes on a 2-core machine.
+REGISTRY_PKGS = ./alerts ./analysis ./api ./auth ./notify ./server ./cmd/patientpulse
+POSTGRES_SKIP = ^(TestBenchCommand|TestBrokerRestartLosesNothing|TestLongOutageAndBrokerRestart|TestResubscribesSoonAfterBrokerReturns|TestInfluxOutageLosesNothing|TestOutageMemory|TestReadyzRegistryCannotWrite|TestRegistryCopyCommand|TestAdminCommandsNeedARegistry)$$
+
 # test runs every test, with the race detector, against real Mosquitto,
 # InfluxDB and Mailpit processes that the tests start on free loopback
 # ports.
@@ -49,6 +59,7 @@ test: tools check-compose web
 		if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	PP_TEST_REGISTRY=postgres $(GO) test -race -count=1 -timeout 20m -skip '$(POSTGRES_SKIP)' $(REGISTRY_PKGS)
 
 check-compose:
 	$(COMPOSE) --env-file .env.example config -q
