@@ -243,7 +243,14 @@ func (d *Dispatcher) attempt(ctx context.Context, it registry.Due) {
 		d.seconds.WithLabelValues(it.Channel).Observe(time.Since(start).Seconds())
 	}
 	if !res.Delivered() && ctx.Err() != nil {
-		return // shutting down: it stays pending, and the next start sends it
+		// Shutting down: it stays pending, unclaimed, and the next start
+		// (or another instance) sends it.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := d.reg.ReleaseClaim(rctx, it.ID, d.holder); err != nil {
+			d.log.Warn("delivery claim not released; it runs out", "channel", it.Channel, "err", err)
+		}
+		return
 	}
 	now := d.now()
 	a := registry.Attempt{Delivery: it.ID, AlertID: it.AlertID, Channel: it.Channel, Event: it.Event.Kind,

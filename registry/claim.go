@@ -70,3 +70,19 @@ func scanDues(rows *sql.Rows) ([]Due, error) {
 	}
 	return out, rows.Err()
 }
+
+// ReleaseClaim ends holder's claim on the pending delivery id without
+// recording an attempt (one cut short by a shutdown), so that the next
+// dispatcher to look, here or on another instance, attempts it at once.
+// A claim held by another, or a delivery no longer pending, is left.
+func (r *Registry) ReleaseClaim(ctx context.Context, id, holder string) error {
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, r.q(`UPDATE outbox_deliveries SET claimed_by = '', claimed_until = NULL
+			WHERE id = ? AND claimed_by = ? AND state = 'pending'`), id, holder)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("release delivery claim: %w", err)
+	}
+	return nil
+}
