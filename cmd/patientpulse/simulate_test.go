@@ -21,8 +21,9 @@ func TestSimulateClinic(t *testing.T) {
 	admin := staffToken(t, dir, "sim-admin", "admin")
 	srv := startServe(t, dir, "t-sim", "--alert-fire-after", "0s", "--analysis-interval", "100ms")
 	var stdout, stderr bytes.Buffer
-	args := []string{"simulate", "--data-dir", dir, "--db", registryDSN(t, dir), "--mqtt-url", broker.URL, "--url", srv.url,
+	args := []string{"simulate", "--data-dir", dir, "--mqtt-url", broker.URL, "--url", srv.url,
 		"--patients", "10", "--backfill", "720h", "--seed", "3", "--once"}
+	args = append(args, registryArgs(t, dir)...)
 	if code := run(context.Background(), args, nil, &stdout, &stderr, func(string) string { return "" }); code != 0 {
 		t.Fatalf("simulate: exit %d: %s", code, stderr.String())
 	}
