@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,4 +99,18 @@ func openRegistry(tb testing.TB, dataDir string) *registry.Registry {
 	}
 	tb.Cleanup(func() { reg.Close() })
 	return reg
+}
+
+// TestServeUsesTestRegistry: serve started by the tests' helpers opens the
+// registry registryDSN names (a Postgres database under
+// PP_TEST_REGISTRY=postgres), and says so, so that a run on Postgres
+// cannot quietly fall back to SQLite.
+func TestServeUsesTestRegistry(t *testing.T) {
+	needServices(t)
+	dir := newDataDir(t)
+	srv := startServe(t, dir, "t-registry-kind")
+	want := "msg=registry at=" + registry.Location(registryDSN(t, dir)) + "\n"
+	if !strings.Contains(srv.logs.String(), want) {
+		t.Errorf("serve's log does not say %q:\n%s", want, srv.logs)
+	}
 }
