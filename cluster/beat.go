@@ -36,13 +36,13 @@ func (p *Postgres) beat(ctx context.Context) error {
 		return fmt.Errorf("cluster: heartbeat: %w", err)
 	}
 	defer tx.Rollback(ctx) // after Commit, a no-op
-	live, err := p.heartbeat(ctx, tx)
+	live, rank, err := p.heartbeat(ctx, tx)
 	if err != nil {
 		return err
 	}
 	results := make(map[string]balanced, len(p.sets))
 	for _, set := range slices.Sorted(maps.Keys(p.sets)) {
-		r, err := p.balance(ctx, tx, set, live)
+		r, err := p.balance(ctx, tx, set, live, rank)
 		if err != nil {
 			return err
 		}
@@ -58,25 +58,25 @@ func (p *Postgres) beat(ctx context.Context) error {
 }
 
 // heartbeat records that this member is alive, forgets members silent for
-// memberRetention, and counts the live ones (this one included).
-func (p *Postgres) heartbeat(ctx context.Context, tx pgx.Tx) (int, error) {
-	_, err := tx.Exec(ctx, `INSERT INTO cluster_members (id, address, started, heartbeat)
+// memberRetention, and counts the live ones (this one included) and those
+// of them whose id sorts before this one's (its rank).
+func (p *Postgres) heartbeat(ctx context.Context, tx pgx.Tx) (live, rank int, err error) {
+	_, err = tx.Exec(ctx, `INSERT INTO cluster_members (id, address, started, heartbeat)
 		VALUES ($1, $2, now(), now()) ON CONFLICT (id) DO UPDATE SET heartbeat = now()`, p.self, p.cfg.Address)
 	if err != nil {
-		return 0, fmt.Errorf("cluster: heartbeat: %w", err)
+		return 0, 0, fmt.Errorf("cluster: heartbeat: %w", err)
 	}
 	_, err = tx.Exec(ctx, `DELETE FROM cluster_members
 		WHERE heartbeat < now() - make_interval(secs => $1)`, memberRetention.Seconds())
 	if err != nil {
-		return 0, fmt.Errorf("cluster: forget members: %w", err)
+		return 0, 0, fmt.Errorf("cluster: forget members: %w", err)
 	}
-	var live int
-	err = tx.QueryRow(ctx, `SELECT count(*) FROM cluster_members
-		WHERE heartbeat > now() - make_interval(secs => $1)`, p.cfg.TTL.Seconds()).Scan(&live)
+	err = tx.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE id < $2 COLLATE "C") FROM cluster_members
+		WHERE heartbeat > now() - make_interval(secs => $1)`, p.cfg.TTL.Seconds(), p.self).Scan(&live, &rank)
 	if err != nil {
-		return 0, fmt.Errorf("cluster: count members: %w", err)
+		return 0, 0, fmt.Errorf("cluster: count members: %w", err)
 	}
-	return live, nil
+	return live, rank, nil
 }
 
 // balanced is what one heartbeat made of a set: the leases held once it
@@ -87,8 +87,9 @@ type balanced struct {
 }
 
 // balance renews this member's leases of set and moves it towards its fair
-// share, ceil(slots / live).
-func (p *Postgres) balance(ctx context.Context, tx pgx.Tx, set string, live int) (balanced, error) {
+// share: slots / live, one more for the first slots % live members by id
+// (so that the shares add up to the slots, and every member's is known).
+func (p *Postgres) balance(ctx context.Context, tx pgx.Tx, set string, live, rank int) (balanced, error) {
 	held, err := p.query(ctx, tx, `UPDATE cluster_leases SET expires = now() + make_interval(secs => $3)
 		WHERE set_name = $1 AND holder = $2 AND expires > now()
 		RETURNING slot, epoch, acquired`, set, p.self, p.cfg.TTL.Seconds())
@@ -97,7 +98,10 @@ func (p *Postgres) balance(ctx context.Context, tx pgx.Tx, set string, live int)
 	}
 	p.keep(set, held)
 	slots := p.sets[set]
-	share := (slots + live - 1) / live
+	share := slots / live
+	if rank < slots%live {
+		share++
+	}
 	switch {
 	case len(held) > share:
 		if err := p.release(ctx, tx, set, held, len(held)-share); err != nil {

@@ -21,7 +21,9 @@
 // Every instance heartbeats (Config.Interval) and renews its leases for
 // Config.TTL, all by the database's clock. Each time a slot is acquired,
 // free or expired, its epoch goes up by one. An instance's fair share of
-// a set is ceil(slots / live instances); above it, an instance gives back
+// a set is slots / live instances, one more for the first slots % live
+// instances by id, so that the shares add up to the slots and every
+// instance ends with its share; above it, an instance gives back
 // its most recently acquired slots (a joining instance gets them on its
 // next heartbeat); below it, it takes free or expired ones. A dead
 // instance's slots are thus taken within about TTL + Interval.

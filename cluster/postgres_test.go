@@ -81,17 +81,16 @@ func eventually(t *testing.T, what string, cond func() string) time.Duration {
 }
 
 // fair reports a problem unless the members together own each slot of set
-// exactly once, none above ceil(slots / members), and each knows every
+// exactly once, each slots/members or one more, and each knows every
 // other slot's owner.
 func fair(ms []*member, set string, slots int) string {
-	share := (slots + len(ms) - 1) / len(ms)
 	owner := map[int]string{}
 	var counts []int
 	for _, m := range ms {
 		owned := m.Owned(set)
 		counts = append(counts, len(owned))
-		if len(owned) > share {
-			return fmt.Sprintf("%s owns %d slots of %s, above its share %d", m.Self(), len(owned), set, share)
+		if n := len(owned); n < slots/len(ms) || n > (slots+len(ms)-1)/len(ms) {
+			return fmt.Sprintf("%s owns %d slots of %s, not its share of %d among %d", m.Self(), n, set, slots, len(ms))
 		}
 		for slot := range owned {
 			if other, ok := owner[slot]; ok {
