@@ -101,6 +101,7 @@ type Evaluator struct {
 	shared  bool // write views: several instances share the patients
 	owned   atomic.Pointer[ownedSet]
 	reowned chan struct{} // OwnershipChanged's wake-up to Run
+	reload  atomic.Bool   // Reload: every owned partition is read again at the next reown
 	views   map[string]registry.PatientView
 
 	transitions *prometheus.CounterVec

@@ -47,6 +47,16 @@ func (e *Evaluator) OwnershipChanged() {
 	}
 }
 
+// Reload makes Run read the patients of every partition it owns back
+// from InfluxDB and judge them, as when it takes them over. Serve calls
+// it when the partition feed subscribes again after losing its
+// connection: what was published meanwhile never reached it. It never
+// blocks.
+func (e *Evaluator) Reload() {
+	e.reload.Store(true)
+	e.OwnershipChanged()
+}
+
 // Owns reports whether this evaluator acts for the patient: always,
 // without a membership; otherwise when the patient's partition is owned.
 // It may be called from any goroutine.
@@ -90,7 +100,7 @@ func (e *Evaluator) reown(ctx context.Context) {
 		return
 	}
 	prev := e.owned.Load()
-	if prev == nil {
+	if prev == nil || e.reload.Swap(false) { // Reload: every partition held counts as gained
 		prev = &ownedSet{}
 	}
 	next := &ownedSet{e.members.Owned(cluster.SetPartitions)}
