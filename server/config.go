@@ -76,8 +76,10 @@ type Config struct {
 
 	// Cluster sets up membership, leases and partitions when several
 	// instances share a Postgres registry (--db postgres://...); a SQLite
-	// registry means one instance, which owns everything.
-	Cluster cluster.Config
+	// registry, or --cluster=false, means one instance, which owns
+	// everything.
+	Cluster   cluster.Config
+	ClusterOn bool
 
 	// Retention is how long transitions and resolved alerts are kept
 	// (--retention); 0: for ever. Expired sessions are purged whatever it is.
@@ -156,8 +158,9 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs of the reverse proxies (TLS terminators) whose X-Forwarded-For and X-Forwarded-Proto are believed; empty: none")
 
 	c.Cluster = cluster.DefaultConfig()
+	fs.BoolVar(&c.ClusterOn, "cluster", true, "with a postgres:// --db, share the work with the other instances on that database (false: this instance is the only one, as on SQLite)")
 	fs.IntVar(&c.Cluster.Partitions, "cluster-partitions", c.Cluster.Partitions, "with a postgres:// --db: partitions the patients are hashed into, each analysed by one instance (the same on every instance)")
-	fs.IntVar(&c.Cluster.Sessions, "cluster-sessions", c.Cluster.Sessions, "with a postgres:// --db: MQTT sessions (<mqtt-client-id>-s<n>) shared among the instances (the same on every instance)")
+	fs.IntVar(&c.Cluster.Sessions, "cluster-sessions", c.Cluster.Sessions, "with a postgres:// --db: MQTT sessions (<mqtt-client-id>-s<n>) shared among the instances (the same on every instance); 1: one session, which a survivor takes over, with a plain subscription that Mosquitto keeps across its restart")
 	fs.DurationVar(&c.Cluster.Interval, "cluster-heartbeat", c.Cluster.Interval, "with a postgres:// --db: how often an instance renews its leases")
 	fs.DurationVar(&c.Cluster.TTL, "cluster-lease-ttl", c.Cluster.TTL, "with a postgres:// --db: a lease not renewed this long lapses, and a survivor takes the work over")
 	fs.StringVar(&c.Cluster.Address, "cluster-address", "", "with a postgres:// --db: how staff and other instances reach this one, shown in logs (default --http-addr)")
@@ -255,10 +258,10 @@ func (c *Config) DSN() string {
 	return filepath.Join(c.DataDir, "patientpulse.db")
 }
 
-// Clustered says whether the registry is Postgres, where several
-// instances may share the work (see cluster).
+// Clustered says whether several instances may share the work (see
+// cluster): the registry is Postgres, and --cluster is on.
 func (c *Config) Clustered() bool {
-	return strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://")
+	return c.ClusterOn && (strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://"))
 }
 
 // Level is the --log-level setting.
@@ -345,8 +348,13 @@ func (c *Config) Validate() error {
 		if c.Cluster.Address == "" {
 			c.Cluster.Address = c.HTTPAddr
 		}
-		if c.MQTTOn && c.MQTT.ShareGroup == "" {
-			c.MQTT.ShareGroup = "patientpulse" // the instances' sessions share the devices' messages
+		if !c.MQTTOn {
+			errs = append(errs, errNeedsBroker)
+		}
+		// Several sessions share the devices' messages; one session has a
+		// plain subscription, which Mosquitto keeps across its restart.
+		if c.MQTTOn && c.MQTT.ShareGroup == "" && c.Cluster.Sessions > 1 {
+			c.MQTT.ShareGroup = "patientpulse"
 		}
 	}
 	errs = append(errs, checkDebugAddr(c.DebugAddr))

@@ -10,8 +10,9 @@ import (
 	"github.com/patientpulse/patientpulse/internal/httpx"
 )
 
-// readyz answers 200 when InfluxDB, the broker (if used) and the
-// registry's writes all work, 503 otherwise, with each one's state:
+// readyz answers 200 when InfluxDB, the broker (if used: with several
+// instances, the partition feed subscribed) and the registry's writes
+// all work, 503 otherwise, with each one's state:
 // "up", "down", "disabled", or for the broker "waiting for influxdb"
 // while it answers but the collector waits for InfluxDB (see takeMQTT).
 // The registry is probed with a write at most every five seconds: a
@@ -25,9 +26,9 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !s.stored.Load() || !s.writer.Available() || s.sink.Ping(ctx) != nil {
 		status["influxdb"], ready = "down", false
 	}
-	if s.mqtt != nil {
+	if s.mqtt != nil || s.feed != nil {
 		switch {
-		case s.mqtt.Connected():
+		case s.mqtt != nil && s.mqtt.Connected(), s.feed != nil && s.feed.Subscribed():
 			status["mqtt"] = "up"
 		case !s.stored.Load() && brokerAnswers(ctx, s.cfg.MQTT.URL):
 			status["mqtt"], ready = "waiting for influxdb", false

@@ -24,6 +24,7 @@ import (
 	"github.com/patientpulse/patientpulse/analysis"
 	"github.com/patientpulse/patientpulse/api"
 	"github.com/patientpulse/patientpulse/auth"
+	"github.com/patientpulse/patientpulse/cluster"
 	"github.com/patientpulse/patientpulse/dashboards"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/httpx"
@@ -45,9 +46,13 @@ type server struct {
 	log    *slog.Logger
 	sink   *ingest.Influx
 	writer *ingest.Writer
-	mqtt   *ingest.MQTT         // nil with --mqtt=false
-	probe  *registry.WriteProbe // whether the registry can write, for /readyz
-	stored atomic.Bool          // InfluxDB answered and the bucket exists
+	mqtt   *ingest.MQTT // one instance's collector; nil with --mqtt=false or several instances
+	// With several instances (a Postgres registry): the MQTT sessions
+	// this instance holds, and the partition feed; nil otherwise.
+	sessions *ingest.Sessions
+	feed     *ingest.Feed
+	probe    *registry.WriteProbe // whether the registry can write, for /readyz
+	stored   atomic.Bool          // InfluxDB answered and the bucket exists
 }
 
 // Run runs serve with c (checked by Validate) until ctx ends, then stops
@@ -70,6 +75,10 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	}
 	defer reg.Close()
 	log.Info("registry", "at", registry.Location(c.DSN()))
+	members, err := joinCluster(ctx, c, log)
+	if err != nil {
+		return err
+	}
 	// Everyone on the rota must be able to sign in and act on an alert.
 	if err := c.Alerts.Schedule.CheckStaff(func(u string) bool {
 		st, err := reg.StaffMember(ctx, u)
@@ -93,9 +102,11 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		return err
 	}
 	evaluator := analysis.NewEvaluator(c.Analysis, reg, s.sink, log.With("component", "analysis"), promReg, manager.Transition)
-	if c.MQTTOn {
-		s.mqtt = ingest.NewMQTT(c.MQTT, intake, s.writer, metrics, log)
-	}
+	evaluator.SetMembership(members)
+	manager.SetMembership(members)
+	own := newOwnership(members, log, promReg)
+	own.onChange(evaluator.OwnershipChanged)
+	own.onChange(manager.OwnershipChanged)
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
@@ -111,12 +122,40 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	manager.Deliver(delivery.router, func() { hub.Wake(); delivery.Wake() })
 	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill, Schedule: c.Alerts.Schedule, Links: delivery.links},
 		reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
-	intake.OnStored(func(_ context.Context, patient string, points []ingest.Point) error {
+	// Stored samples reach analysis (which takes only the patients it
+	// acts for), the consoles and the patient lists: at once when alone;
+	// with several instances through the partition feed, which every
+	// instance hears, before the device is acknowledged.
+	stored := func(patient string, points []ingest.Point) {
 		evaluator.Feed(patient, points)
 		hub.Sample(patient, points)
 		staffAPI.Stored(patient, points)
-		return nil
-	})
+	}
+	feedUp := newFeedGate()
+	switch {
+	case c.Clustered():
+		s.feed = ingest.NewFeed(c.MQTT, members.Self(), members.PartitionOf, promReg, log)
+		intake.OnStored(s.feed.Publish)
+		s.feed.OnSubscribed(func() {
+			if feedUp.subscribed() {
+				evaluator.Reload() // what was published while the feed was down
+			}
+		})
+		s.sessions = ingest.NewSessions(c.MQTT, func(slot int) bool {
+			_, held := members.Owned(cluster.SetSessions)[slot]
+			return held
+		}, intake, s.writer, metrics, log)
+		own.onChange(func() { s.sessions.Set(members.Owned(cluster.SetSessions)) })
+	default:
+		intake.OnStored(func(_ context.Context, patient string, points []ingest.Point) error {
+			stored(patient, points)
+			return nil
+		})
+		if c.MQTTOn {
+			s.mqtt = ingest.NewMQTT(c.MQTT, intake, s.writer, metrics, log)
+		}
+		feedUp.subscribed() // no feed: analysis starts at once
+	}
 	mux := http.NewServeMux()
 	collector := ingest.NewHTTP(c.HTTPIngest, intake, s.writer, metrics, log)
 	mux.Handle("/v1/ingest", collector)
@@ -147,7 +186,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	var collectors sync.WaitGroup
 	errs := make([]error, 3)
 	collectors.Go(func() {
-		if errs[0] = s.takeMQTT(collectorsCtx); errs[0] != nil {
+		if errs[0] = s.takeMQTT(collectorsCtx, stored); errs[0] != nil {
 			stopCollectors()
 		}
 	})
@@ -162,7 +201,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	stagesCtx, stopStages := context.WithCancel(collectorsCtx)
 	defer stopStages()
 	var stages sync.WaitGroup
-	stageErrs := make([]error, 6)
+	stageErrs := make([]error, 9)
 	stage := func(i int, run func(context.Context) error) {
 		stages.Go(func() {
 			if stageErrs[i] = run(stagesCtx); stageErrs[i] != nil {
@@ -170,7 +209,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 			}
 		})
 	}
-	stage(0, evaluator.Run)
+	stage(0, feedUp.wait(evaluator.Run))
 	stage(1, manager.Run)
 	stage(2, delivery.Run)
 	stage(3, hub.Run)
@@ -178,11 +217,27 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		interval: purgeInterval, log: log.With("component", "purge")}
 	stage(4, purge.Run)
 	stage(5, notify.NewDigester(manager, c.Analysis.Location, delivery.Wake, log.With("component", "digest")).Run)
+	stage(6, own.Run)
+	// Alert events committed by other instances wake this one's consoles
+	// and deliveries (a no-op on SQLite).
+	stage(7, func(ctx context.Context) error {
+		return reg.Listen(ctx, func() { hub.Wake(); delivery.Wake() }, func(err error) {
+			log.Warn("registry notifications lost; listening again", "err", err)
+		})
+	})
+	// The membership outlives the stages: it gives its leases back only
+	// once they have stopped acting for them.
+	membersCtx, stopMembers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMembers()
+	var membersDone sync.WaitGroup
+	membersDone.Go(func() { stageErrs[8] = runMembership(membersCtx, members, log) })
 	log.Info("serving", "http", ln.Addr().String(), "tls", c.TLSCert != "", "mqtt", c.MQTTOn, "debug", c.DebugAddr)
 
 	collectors.Wait()
 	stopStages()
 	stages.Wait()
+	stopMembers()
+	membersDone.Wait()
 	stopWriter()
 	writerDone.Wait()
 	log.Info("stopped")
@@ -207,7 +262,9 @@ func useDevCertificate(c *Config, log *slog.Logger) error {
 // takeMQTT waits until InfluxDB answers and the bucket exists (a
 // refused token or any other lasting problem ends serve), then, with
 // --mqtt, makes sure of the pipeline's broker account and runs the MQTT
-// collector until ctx ends. Until then the collector does not connect,
+// collector (with several instances: the partition feed, which hands
+// stored to every sample, and a collector per MQTT session held) until
+// ctx ends. Until then the collector does not connect,
 // so that the broker keeps the devices' messages in the pipeline's
 // persistent session instead of handing them to a pipeline that cannot
 // store them. Should InfluxDB go away later, the collector stays
@@ -215,7 +272,7 @@ func useDevCertificate(c *Config, log *slog.Logger) error {
 // --mqtt-max-inflight messages, the broker queues the rest, and
 // unsubscribing would make the broker drop what arrives for a shared
 // subscription no instance holds.
-func (s *server) takeMQTT(ctx context.Context) error {
+func (s *server) takeMQTT(ctx context.Context, stored func(string, []ingest.Point)) error {
 	start := time.Now()
 	err := s.untilReachable(ctx, "influxdb", ingest.ErrUnavailable, s.sink.EnsureBucket)
 	if ctx.Err() != nil {
@@ -226,7 +283,7 @@ func (s *server) takeMQTT(ctx context.Context) error {
 	}
 	s.stored.Store(true)
 	s.log.Info("influxdb answers", "after", time.Since(start).Round(time.Millisecond))
-	if s.mqtt == nil {
+	if s.mqtt == nil && s.sessions == nil {
 		return nil
 	}
 	if s.cfg.BrokerAccounts {
@@ -237,7 +294,19 @@ func (s *server) takeMQTT(ctx context.Context) error {
 			return err
 		}
 	}
-	return s.mqtt.Run(ctx)
+	if s.sessions == nil {
+		return s.mqtt.Run(ctx)
+	}
+	// Several instances: the partition feed (every instance hears every
+	// partition's samples) and the MQTT sessions this instance holds.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var feedErr, sessionsErr error
+	wg.Go(func() { feedErr = s.feed.Run(ctx, stored); stop() })
+	wg.Go(func() { sessionsErr = s.sessions.Run(ctx); stop() })
+	wg.Wait()
+	return errors.Join(feedErr, sessionsErr)
 }
 
 // ensurePipelineAccount makes sure, with --broker-accounts, that the

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/patientpulse/patientpulse/cluster"
+)
+
+// joinCluster returns who acts for what. With a Postgres registry this
+// instance joins the clinic's cluster (membership and leases in the same
+// database); with SQLite it is alone and owns everything.
+func joinCluster(ctx context.Context, c *Config, log *slog.Logger) (cluster.Membership, error) {
+	if !c.Clustered() {
+		return cluster.NewSingle(c.Cluster), nil
+	}
+	m, err := cluster.Join(ctx, c.DB, c.Cluster, log) // which logs that it joined
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// ownership hands every change of what this instance owns to the stages
+// that act on it: the MQTT sessions it holds, the partitions analysis and
+// alerts act for.
+type ownership struct {
+	m         cluster.Membership
+	listeners []func()
+	log       *slog.Logger
+	owned     *prometheus.GaugeVec
+	members   prometheus.Gauge
+}
+
+func newOwnership(m cluster.Membership, log *slog.Logger, promReg prometheus.Registerer) *ownership {
+	o := &ownership{
+		m:   m,
+		log: log.With("component", "cluster"),
+		owned: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "patientpulse_cluster_owned_slots",
+			Help: "Slots this instance holds a lease on, by set (partitions of the patients, MQTT sessions).",
+		}, []string{"set"}),
+		members: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "patientpulse_cluster_members",
+			Help: "Instances holding partitions at this instance's last heartbeat.",
+		}),
+	}
+	promReg.MustRegister(o.owned, o.members)
+	return o
+}
+
+// onChange adds fn to what is called, from Run's goroutine, on every
+// change (and once at the start): fn must not block.
+func (o *ownership) onChange(fn func()) { o.listeners = append(o.listeners, fn) }
+
+// Run passes on the membership's changes until ctx ends.
+func (o *ownership) Run(ctx context.Context) error {
+	o.changed()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-o.m.Changes():
+			o.changed()
+		}
+	}
+}
+
+func (o *ownership) changed() {
+	parts, sessions := o.m.Owned(cluster.SetPartitions), o.m.Owned(cluster.SetSessions)
+	o.owned.WithLabelValues(cluster.SetPartitions).Set(float64(len(parts)))
+	o.owned.WithLabelValues(cluster.SetSessions).Set(float64(len(sessions)))
+	holders := map[string]bool{}
+	for p := range o.m.Partitions() {
+		if id, ok := o.m.OwnerOf(cluster.SetPartitions, p); ok {
+			holders[id] = true
+		}
+	}
+	o.members.Set(float64(len(holders)))
+	o.log.Info("ownership", "partitions", len(parts), "sessions", len(sessions), "members", len(holders))
+	for _, fn := range o.listeners {
+		fn()
+	}
+}
+
+// runMembership heartbeats until ctx ends, then gives every lease back
+// (a graceful leave: the others take over at once, not after the TTL).
+func runMembership(ctx context.Context, m cluster.Membership, log *slog.Logger) error {
+	err := m.Run(ctx)
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if cerr := m.Close(closeCtx); cerr != nil {
+		log.Warn("leaving the cluster", "err", cerr)
+	}
+	return err
+}
+
+// feedGate opens once the partition feed is first subscribed: with
+// several instances analysis starts only then, so that no sample stored
+// between its load from InfluxDB and the subscription is missed.
+type feedGate struct {
+	once sync.Once
+	up   chan struct{}
+}
+
+func newFeedGate() *feedGate { return &feedGate{up: make(chan struct{})} }
+
+// subscribed says the feed is subscribed; it reports whether it was
+// before (a resubscription, after which what was lost must be reloaded).
+func (g *feedGate) subscribed() (again bool) {
+	again = true
+	g.once.Do(func() { close(g.up); again = false })
+	return again
+}
+
+// wait runs run once the feed is up, or returns nil when ctx ends first.
+func (g *feedGate) wait(run func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		select {
+		case <-g.up:
+			return run(ctx)
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// errNeedsBroker: several instances hand samples to each other over the
+// broker.
+var errNeedsBroker = errors.New("mqtt=false needs cluster=false with a postgres:// db: several instances hand samples to each other over the broker")
