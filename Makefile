@@ -45,11 +45,12 @@ tools:
 # testservices.RegistryDSN, or cmd/patientpulse's --db): `make test` runs
 # them a second time with it on Postgres (registry/ runs both on its own).
 # POSTGRES_SKIP leaves out of that second run the long tests whose subject
-# is not the registry (the broker's and InfluxDB's outages, bench) and
+# is not the registry (the broker's and InfluxDB's outages, bench), the cluster
+# tests (on Postgres in the first run already) and
 # those that keep SQLite by nature: they ran in the first, and the whole
 # CI must stay under 30 minutes on a 2-core machine.
 REGISTRY_PKGS = ./alerts ./analysis ./api ./auth ./notify ./server ./cmd/patientpulse
-POSTGRES_SKIP = ^(TestBenchCommand|TestBrokerRestartLosesNothing|TestLongOutageAndBrokerRestart|TestResubscribesSoonAfterBrokerReturns|TestInfluxOutageLosesNothing|TestOutageMemory|TestReadyzRegistryCannotWrite|TestRegistryCopyCommand|TestAdminCommandsNeedARegistry)$$
+POSTGRES_SKIP = ^(TestClusterFailover|TestClusterPausedInstance|TestBenchCommand|TestBrokerRestartLosesNothing|TestLongOutageAndBrokerRestart|TestResubscribesSoonAfterBrokerReturns|TestInfluxOutageLosesNothing|TestOutageMemory|TestReadyzRegistryCannotWrite|TestRegistryCopyCommand|TestAdminCommandsNeedARegistry)$$
 
 # test runs every test, with the race detector, against real Mosquitto,
 # InfluxDB and Mailpit processes that the tests start on free loopback

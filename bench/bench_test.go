@@ -182,7 +182,7 @@ func benchHTTP(b *testing.B, clients int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := bn.startServe(ctx, sv, "--mqtt=false", "--device-rate=0")
+	srv, err := bn.startServe(ctx, sv, "--mqtt=false", "--cluster=false", "--device-rate=0")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,7 +25,6 @@ import (
 // escalates once per tier; no transition is recorded twice; the victim,
 // restarted, gets its share back within 15 s.
 func TestClusterFailover(t *testing.T) {
-	clusterSkip(t)
 	needServices(t)
 	const (
 		partitions = 64
@@ -56,6 +55,14 @@ func TestClusterFailover(t *testing.T) {
 	for i := range 3 {
 		nodes = append(nodes, r.start(fmt.Sprintf("serve-%d", i+1)))
 	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("partitions: %v; sessions: %v", r.owned(cluster.SetPartitions), r.owned(cluster.SetSessions))
+			for _, n := range nodes {
+				t.Logf("%s log:\n%s", n.name, n.logs)
+			}
+		}
+	}()
 	waitUntil(t, 15*time.Second, "the partitions and sessions split among the 3 instances", func() bool {
 		return r.balanced(cluster.SetPartitions, partitions) && r.balanced(cluster.SetSessions, sessions)
 	})
@@ -283,7 +290,6 @@ func waitStored(t *testing.T, want map[string][]int64, prefix string, since time
 // must not connect again as any session it held (the broker closes no
 // connection of a survivor's for a client id taken over).
 func TestClusterPausedInstance(t *testing.T) {
-	clusterSkip(t)
 	needServices(t)
 	const partitions = 64
 	r := newClusterRig(t)

@@ -123,7 +123,7 @@ func TestWebhookDeliveriesSurviveKill(t *testing.T) {
 		}
 		mustStaff(t, dir, "", "plans", "apply", "-f", plan)
 	}
-	args := []string{"--mqtt=false", "--alert-fire-after", "0s", "--webhook-url", hook.URL, "--webhook-secret", secret,
+	args := []string{"--mqtt=false", "--cluster=false", "--alert-fire-after", "0s", "--webhook-url", hook.URL, "--webhook-secret", secret,
 		"--webhook-events", "opened", "--notify-min-backoff", "200ms"}
 	first, _ := serveProcess(t, dir, args...)
 

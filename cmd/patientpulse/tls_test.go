@@ -52,7 +52,7 @@ func insecureClient() *http.Client {
 func TestHTTPSSelfSignedMode(t *testing.T) {
 	needServices(t)
 	dir := newDataDir(t)
-	srv := startServeOver(t, insecureClient(), "https", dir, "t-selfsigned", "--mqtt=false", "--tls-self-signed")
+	srv := startServeOver(t, insecureClient(), "https", dir, "t-selfsigned", "--mqtt=false", "--cluster=false", "--tls-self-signed")
 	trusting := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: trust(t, filepath.Join(dir, "tls", "dev-cert.pem"))},
 	}}
@@ -75,7 +75,7 @@ func TestHTTPSIngest(t *testing.T) {
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}}
 	defer trusting.CloseIdleConnections()
-	srv := startServeOver(t, trusting, "https", dir, "t-tls", "--mqtt=false", "--tls-cert", certFile, "--tls-key", keyFile)
+	srv := startServeOver(t, trusting, "https", dir, "t-tls", "--mqtt=false", "--cluster=false", "--tls-cert", certFile, "--tls-key", keyFile)
 
 	now := time.Now().UTC().Truncate(time.Second)
 	status, doc, _, err := postWith(trusting, srv.url, token, "application/json",

@@ -78,7 +78,7 @@ func TestOnCallScheduleOfUnknownStaff(t *testing.T) {
 	dir := newDataDir(t)
 	mustStaff(t, dir, staffPassword+"\n", "staff", "add", "--username", "otto", "--role", "oncall")
 	_, errOut, code := staffRun(t, dir, strings.NewReader(""), "serve", "--oncall-schedule",
-		filepath.Join("..", "..", "examples", "oncall.yaml"), "--mqtt=false", "--influx-url", "http://127.0.0.1:1")
+		filepath.Join("..", "..", "examples", "oncall.yaml"), "--mqtt=false", "--cluster=false", "--influx-url", "http://127.0.0.1:1")
 	if code != 2 || !strings.Contains(errOut, "nina is not a member of staff") || strings.Contains(errOut, "otto is not") {
 		t.Errorf("serve with a rota of unknown staff: exit %d, %s", code, errOut)
 	}

@@ -305,7 +305,7 @@ func TestWebsocketEndsWithCredentials(t *testing.T) {
 	cli(t, dir, "patients", "add", "--id", "p-rev")
 	token := staffToken(t, dir, "dr-rev", "clinician")
 	mustStaff(t, dir, "", "staff", "assign", "--username", "dr-rev", "--patient", "p-rev")
-	srv := startServe(t, dir, "t-ws-rev", "--mqtt=false")
+	srv := startServe(t, dir, "t-ws-rev", "--mqtt=false", "--cluster=false")
 	c := dialAndGreet(t, srv.url, token).conn
 	c.send(map[string]any{"type": "subscribe", "patients": []string{"p-rev"}})
 	c.next("subscribed")
@@ -337,7 +337,7 @@ func TestWebsocketCareTeamAndAuditFlood(t *testing.T) {
 	for _, p := range []string{"p-ct-a", "p-ct-b"} {
 		mustStaff(t, dir, "", "staff", "assign", "--username", "dr-ct", "--patient", p)
 	}
-	srv := startServe(t, dir, "t-ws-ct", "--mqtt=false")
+	srv := startServe(t, dir, "t-ws-ct", "--mqtt=false", "--cluster=false")
 	sample := func(token string, seq, bpm int) {
 		t.Helper()
 		body := fmt.Sprintf(`{"seq": %d, "samples": [{"type": "heart_rate", "time": %q, "bpm": %d}]}`, seq, ts(time.Now().Add(-time.Minute)), bpm)
