@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,35 +100,26 @@ func runMembership(ctx context.Context, m cluster.Membership, log *slog.Logger) 
 	return err
 }
 
-// feedGate opens once the partition feed is first subscribed: with
-// several instances analysis starts only then, so that no sample stored
-// between its load from InfluxDB and the subscription is missed.
-type feedGate struct {
-	once sync.Once
-	up   chan struct{}
+// feedGated is the membership as analysis sees it with several
+// instances: it owns no partition until the partition feed is first
+// subscribed, so that no sample stored between a partition's load from
+// InfluxDB and the subscription is missed. Until then the lists answer
+// for its patients from the registry, as for any other instance's.
+type feedGated struct {
+	cluster.Membership
+	up atomic.Bool
 }
 
-func newFeedGate() *feedGate { return &feedGate{up: make(chan struct{})} }
+func (g *feedGated) Owned(set string) map[int]int64 {
+	if set == cluster.SetPartitions && !g.up.Load() {
+		return map[int]int64{}
+	}
+	return g.Membership.Owned(set)
+}
 
 // subscribed says the feed is subscribed; it reports whether it was
 // before (a resubscription, after which what was lost must be reloaded).
-func (g *feedGate) subscribed() (again bool) {
-	again = true
-	g.once.Do(func() { close(g.up); again = false })
-	return again
-}
-
-// wait runs run once the feed is up, or returns nil when ctx ends first.
-func (g *feedGate) wait(run func(context.Context) error) func(context.Context) error {
-	return func(ctx context.Context) error {
-		select {
-		case <-g.up:
-			return run(ctx)
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
+func (g *feedGated) subscribed() (again bool) { return g.up.Swap(true) }
 
 // errNeedsBroker: several instances hand samples to each other over the
 // broker.

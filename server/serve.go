@@ -102,7 +102,6 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		return err
 	}
 	evaluator := analysis.NewEvaluator(c.Analysis, reg, s.sink, log.With("component", "analysis"), promReg, manager.Transition)
-	evaluator.SetMembership(members)
 	manager.SetMembership(members)
 	own := newOwnership(members, log, promReg)
 	own.onChange(evaluator.OwnershipChanged)
@@ -131,14 +130,17 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		hub.Sample(patient, points)
 		staffAPI.Stored(patient, points)
 	}
-	feedUp := newFeedGate()
 	switch {
 	case c.Clustered():
+		gated := &feedGated{Membership: members}
+		evaluator.SetMembership(gated)
 		s.feed = ingest.NewFeed(c.MQTT, members.Self(), members.PartitionOf, promReg, log)
 		intake.OnStored(s.feed.Publish)
 		s.feed.OnSubscribed(func() {
-			if feedUp.subscribed() {
+			if gated.subscribed() {
 				evaluator.Reload() // what was published while the feed was down
+			} else {
+				evaluator.OwnershipChanged() // its partitions, from now on
 			}
 		})
 		s.sessions = ingest.NewSessions(c.MQTT, func(slot int) bool {
@@ -154,7 +156,6 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		if c.MQTTOn {
 			s.mqtt = ingest.NewMQTT(c.MQTT, intake, s.writer, metrics, log)
 		}
-		feedUp.subscribed() // no feed: analysis starts at once
 	}
 	mux := http.NewServeMux()
 	collector := ingest.NewHTTP(c.HTTPIngest, intake, s.writer, metrics, log)
@@ -209,7 +210,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 			}
 		})
 	}
-	stage(0, feedUp.wait(evaluator.Run))
+	stage(0, evaluator.Run)
 	stage(1, manager.Run)
 	stage(2, delivery.Run)
 	stage(3, hub.Run)
