@@ -82,8 +82,12 @@ func enrollDevice(ctx context.Context, reg *registry.Registry, c *server.Config,
 
 // enrollWithAccount enrols the device and, with --broker-accounts, gives
 // it its broker account, and returns its token; when the broker step
-// fails, the enrolment is undone.
+// fails, the enrolment is undone. A device id in the pipeline's own MQTT
+// client ids is refused (a usage error) before anything changes.
 func enrollWithAccount(ctx context.Context, reg *registry.Registry, c *server.Config, patient, device string) (string, error) {
+	if err := checkDeviceID(c, device); err != nil {
+		return "", err
+	}
 	var accounts *ingest.BrokerAccounts
 	if c.BrokerAccounts {
 		// Reach the broker before the registry changes: an unreachable
@@ -104,6 +108,19 @@ func enrollWithAccount(ctx context.Context, reg *registry.Registry, c *server.Co
 		}
 	}
 	return token, nil
+}
+
+// checkDeviceID refuses a device id that is, or could become, one of the
+// pipeline's MQTT client ids under --mqtt-client-id: a device connects
+// with its id as client id, and would disconnect the pipeline's session.
+func checkDeviceID(c *server.Config, device string) error {
+	base := c.MQTT.ClientID
+	if !ingest.ReservedClientID(base, device) {
+		return nil
+	}
+	return usageError{fmt.Errorf("enroll device %s: nothing changed: the id is reserved by --mqtt-client-id %q "+
+		"(the pipeline connects to the broker as %s and as %s-<anything>, and a device connects with its id as client id, "+
+		"so it would disconnect the pipeline's session): enrol the device under another id", device, base, base, base)}
 }
 
 // undoEnroll takes back an enrolment whose broker account could not be
