@@ -258,7 +258,7 @@ func TestComposeClusterServices(t *testing.T) {
 	for name, s := range services {
 		profiles, _ := s["profiles"].([]any)
 		inCluster := slices.ContainsFunc(profiles, func(p any) bool { return p == "cluster" })
-		if want := name == "postgres" || name == "balancer" || name == "check-cluster-config" ||
+		if want := name == "postgres" || name == "balancer" || name == "check-cluster-config" || name == "prometheus-cluster" ||
 			slices.Contains(clusterInstances, name); want != inCluster {
 			t.Errorf("%s: in the cluster profile %v, want %v", name, inCluster, want)
 		}
