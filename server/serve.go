@@ -75,6 +75,9 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	}
 	defer reg.Close()
 	log.Info("registry", "at", registry.Location(c.DSN()))
+	if _, err := warnReservedDevices(ctx, reg, c, log); err != nil {
+		return err
+	}
 	members, err := joinCluster(ctx, c, log)
 	if err != nil {
 		return err
