@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -15,57 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patientpulse/patientpulse/cluster"
+	"github.com/patientpulse/patientpulse/cluster/clustertest"
 	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
 )
-
-// fakeMembership owns the partitions the test says, each under an epoch;
-// its Check refuses the partitions in fenced as a lost lease would.
-type fakeMembership struct {
-	n      int
-	mu     sync.Mutex
-	owned  map[int]int64
-	fenced map[int]bool
-	checks int
-}
-
-var _ cluster.Membership = (*fakeMembership)(nil)
-
-func (f *fakeMembership) Self() string                       { return "fake" }
-func (f *fakeMembership) Partitions() int                    { return f.n }
-func (f *fakeMembership) PartitionOf(patient string) int     { return cluster.PartitionOf(patient, f.n) }
-func (f *fakeMembership) OwnerOf(string, int) (string, bool) { return "", false }
-func (f *fakeMembership) Changes() <-chan struct{}           { return nil }
-func (f *fakeMembership) Run(ctx context.Context) error      { <-ctx.Done(); return nil }
-func (f *fakeMembership) Close(context.Context) error        { return nil }
-
-func (f *fakeMembership) Owned(set string) map[int]int64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if set != cluster.SetPartitions {
-		return nil
-	}
-	return maps.Clone(f.owned)
-}
-
-func (f *fakeMembership) Check(_ context.Context, _ cluster.Tx, set string, slot int, epoch int64) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.checks++
-	if e, ok := f.owned[slot]; set != cluster.SetPartitions || !ok || e != epoch || f.fenced[slot] {
-		return cluster.ErrFenced
-	}
-	return nil
-}
-
-func (f *fakeMembership) set(owned map[int]int64, fenced ...int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.owned, f.fenced = owned, map[int]bool{}
-	for _, p := range fenced {
-		f.fenced[p] = true
-	}
-}
 
 // twoPartitionPatients returns two patient ids in different partitions of
 // n, the first in partition 0.
@@ -140,8 +92,7 @@ func TestManagerOwnership(t *testing.T) {
 	cfg.FireAfter = 5 * mtMin
 	cfg.Schedule = mtParse(t, mtSchedule)
 	r := mtNewRig(t, cfg, pA, pB)
-	ms := &fakeMembership{n: 2}
-	ms.set(map[int]int64{0: 1}) // pA's partition only
+	ms := clustertest.NewFake(2, map[int]int64{0: 1}) // pA's partition only
 	r.m.SetMembership(ms)
 	if err := r.m.resume(r.ctx); err != nil {
 		t.Fatal(err)
@@ -177,7 +128,7 @@ func TestManagerOwnership(t *testing.T) {
 
 	// pB's partition is gained at 6m, its raise pending since 0: the alert
 	// opens at once.
-	ms.set(map[int]int64{0: 1, 1: 3})
+	ms.Set(map[int]int64{0: 1, 1: 3})
 	r.m.OwnershipChanged()
 	tick(6 * mtMin)
 	idB := alertOfPatient(t, r.reg, pB, "r1")
@@ -188,7 +139,7 @@ func TestManagerOwnership(t *testing.T) {
 
 	// pA's partition is lost at 7m: its secondary tier, due at 20m, is
 	// not this instance's to notify; pB's, due at 21m, is.
-	ms.set(map[int]int64{1: 3})
+	ms.Set(map[int]int64{1: 3})
 	tick(7 * mtMin)
 	tick(30 * mtMin)
 	want(idA, "nina, otto")
@@ -197,11 +148,11 @@ func TestManagerOwnership(t *testing.T) {
 	// Owned still lists pB's partition, but its lease is gone: the
 	// consultant tier's write (due at 51m) is refused, nothing recorded,
 	// counted, said without patient ids.
-	ms.set(map[int]int64{1: 3}, 1)
-	checks := ms.checks
+	ms.Refuse(1)
+	checks := ms.Checks()
 	tick(55 * mtMin)
 	want(idB, "nina, otto", "dr-lee")
-	if ms.checks == checks {
+	if ms.Checks() == checks {
 		t.Error("the escalation's write ran no Check")
 	}
 	if n := counterValue(t, r.m.fencedWork); n != 1 {
@@ -214,7 +165,7 @@ func TestManagerOwnership(t *testing.T) {
 
 	// Both partitions are held again under new epochs at 60m: the tiers
 	// that fell due meanwhile are each notified once, none skipped.
-	ms.set(map[int]int64{0: 2, 1: 4})
+	ms.Set(map[int]int64{0: 2, 1: 4})
 	tick(60 * mtMin)
 	tick(61 * mtMin)
 	want(idA, "nina, otto", "dr-lee", "dr-khan")
@@ -222,7 +173,7 @@ func TestManagerOwnership(t *testing.T) {
 
 	// Staff actions are no partition's: an instance that owns nothing
 	// acknowledges.
-	ms.set(map[int]int64{})
+	ms.Set(map[int]int64{})
 	if _, err := r.m.Ack(r.ctx, idA, "otto", ""); err != nil {
 		t.Errorf("ack on an instance that owns nothing: %v", err)
 	}
@@ -256,25 +207,8 @@ type pgInstance struct {
 	ms   *cluster.Postgres
 	m    *Manager
 	clk  *mtClock
-	logs *lockedBuilder
+	logs *testservices.LogBuffer
 	stop context.CancelFunc
-}
-
-type lockedBuilder struct {
-	mu sync.Mutex
-	strings.Builder
-}
-
-func (b *lockedBuilder) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Builder.Write(p)
-}
-
-func (b *lockedBuilder) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Builder.String()
 }
 
 // takeoverCluster is a short lease and heartbeat, one partition: the
@@ -290,7 +224,7 @@ func newPGInstance(t *testing.T, ctx context.Context, dsn string, cfg Config) *p
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	logs := &lockedBuilder{}
+	logs := &testservices.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	ms, err := cluster.Join(ctx, dsn, takeoverCluster, log)
 	if err != nil {

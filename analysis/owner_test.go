@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,62 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patientpulse/patientpulse/cluster"
+	"github.com/patientpulse/patientpulse/cluster/clustertest"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
 )
-
-// fakeMembers is a cluster.Membership of n partitions whose owned set
-// the test changes; Check refuses the partitions in refuse, as a lease
-// lost before Owned says so.
-type fakeMembers struct {
-	n       int
-	changes chan struct{}
-
-	mu     sync.Mutex
-	owned  map[int]int64
-	refuse map[int]bool
-	checks int
-}
-
-var _ cluster.Membership = (*fakeMembers)(nil)
-
-func newFakeMembers(n int, owned map[int]int64) *fakeMembers {
-	return &fakeMembers{n: n, owned: owned, refuse: map[int]bool{}, changes: make(chan struct{}, 1)}
-}
-
-func (m *fakeMembers) Self() string                       { return "fake" }
-func (m *fakeMembers) Partitions() int                    { return m.n }
-func (m *fakeMembers) PartitionOf(id string) int          { return cluster.PartitionOf(id, m.n) }
-func (m *fakeMembers) OwnerOf(string, int) (string, bool) { return "", false }
-func (m *fakeMembers) Changes() <-chan struct{}           { return m.changes }
-func (m *fakeMembers) Run(ctx context.Context) error      { <-ctx.Done(); return nil }
-func (m *fakeMembers) Close(context.Context) error        { return nil }
-
-func (m *fakeMembers) Owned(set string) map[int]int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if set != cluster.SetPartitions {
-		return map[int]int64{}
-	}
-	return maps.Clone(m.owned)
-}
-
-func (m *fakeMembers) Check(_ context.Context, _ cluster.Tx, set string, slot int, epoch int64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.checks++
-	if set != cluster.SetPartitions || m.refuse[slot] || m.owned[slot] != epoch {
-		return cluster.ErrFenced
-	}
-	return nil
-}
-
-func (m *fakeMembers) set(owned map[int]int64) {
-	m.mu.Lock()
-	m.owned = owned
-	m.mu.Unlock()
-}
 
 // byPartition splits ids by their partition among n.
 func byPartition(n int, ids ...string) map[int][]string {
@@ -131,6 +79,22 @@ func (f *evFixture) notifiedOf(patient string) []string {
 	return out
 }
 
+// wantFiredOnly checks that each patient of fired has the firing of
+// sleep-short recorded, and that each of others (why: not owned, fenced)
+// has nothing recorded nor notified.
+func wantFiredOnly(t *testing.T, f *evFixture, fired, others []string, why string) {
+	t.Helper()
+	for _, id := range fired {
+		evWantChanges(t, id, evChangesOnly(f.transitions(id)), "sleep-short:"+ChangeFired)
+	}
+	for _, id := range others {
+		evWantChanges(t, id, f.transitions(id))
+		if n := f.notifiedOf(id); len(n) != 0 {
+			t.Errorf("%s, %s: notified %v", id, why, n)
+		}
+	}
+}
+
 // eventually polls cond until it holds or 10 s pass.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -150,7 +114,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestEvaluatorOwnsItsPartitions(t *testing.T) {
 	f, parts := ownerFixture(t)
 	e, _ := f.evaluator(evConfig())
-	m := newFakeMembers(2, map[int]int64{0: 1})
+	m := clustertest.NewFake(2, map[int]int64{0: 1})
 	e.SetMembership(m)
 	runEvaluator(t, f.ctx, e)
 
@@ -167,15 +131,7 @@ func TestEvaluatorOwnsItsPartitions(t *testing.T) {
 	}
 	held(0, true)
 	held(1, false)
-	for _, id := range parts[0] {
-		evWantChanges(t, id, evChangesOnly(f.transitions(id)), "sleep-short:"+ChangeFired)
-	}
-	for _, id := range parts[1] {
-		evWantChanges(t, id, f.transitions(id))
-		if n := f.notifiedOf(id); len(n) != 0 {
-			t.Errorf("%s, not owned: notified %v", id, n)
-		}
-	}
+	wantFiredOnly(t, f, parts[0], parts[1], "not owned")
 	views, err := f.reg.PatientViews(f.ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +143,7 @@ func TestEvaluatorOwnsItsPartitions(t *testing.T) {
 		t.Errorf("view of %s: verdicts %s, last data %v", parts[0][0], v.Verdicts, v.LastData)
 	}
 
-	m.set(map[int]int64{1: 1})
+	m.Set(map[int]int64{1: 1})
 	e.OwnershipChanged()
 	eventually(t, "partition 1's patients held", func() bool { return e.Verdicts(parts[1][0]) != nil })
 	held(0, false)
@@ -207,7 +163,7 @@ func TestFeedIgnoresOtherPartitions(t *testing.T) {
 	cfg := evConfig()
 	cfg.QueueSize = 1
 	e, _ := f.evaluator(cfg)
-	e.SetMembership(newFakeMembers(2, map[int]int64{0: 1}))
+	e.SetMembership(clustertest.NewFake(2, map[int]int64{0: 1}))
 	mine, theirs := parts[0][0], parts[1][0]
 	for _, id := range []string{mine, theirs} {
 		e.planned.Store(id, struct{}{})
@@ -259,20 +215,14 @@ func TestEvaluatorFencedWrite(t *testing.T) {
 	e, prom := f.evaluator(evConfig())
 	var logs testservices.LogBuffer
 	e.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	m := newFakeMembers(2, map[int]int64{0: 1, 1: 1})
-	m.refuse[1] = true
+	m := clustertest.NewFake(2, map[int]int64{0: 1, 1: 1})
+	m.Refuse(1)
 	e.SetMembership(m)
 	runEvaluator(t, f.ctx, e)
 	e.Verdicts("none") // Run's start is over
 
-	for _, id := range parts[0] {
-		evWantChanges(t, id, evChangesOnly(f.transitions(id)), "sleep-short:"+ChangeFired)
-	}
+	wantFiredOnly(t, f, parts[0], parts[1], "fenced")
 	for _, id := range parts[1] {
-		evWantChanges(t, id, f.transitions(id))
-		if n := f.notifiedOf(id); len(n) != 0 {
-			t.Errorf("%s, fenced: notified %v", id, n)
-		}
 		if e.Owns(id) || e.Verdicts(id) != nil {
 			t.Errorf("%s, fenced: still held", id)
 		}
@@ -324,7 +274,7 @@ func TestViewKeptOnChange(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(evAt(10, 12).UnixNano())
 	e.now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
-	e.SetMembership(newFakeMembers(2, map[int]int64{0: 1, 1: 1}))
+	e.SetMembership(clustertest.NewFake(2, map[int]int64{0: 1, 1: 1}))
 	runEvaluator(t, f.ctx, e)
 	p := parts[0][0]
 	view := func() registry.PatientView {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/patientpulse/patientpulse/cluster"
+	"github.com/patientpulse/patientpulse/cluster/clustertest"
 	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/testservices"
 	"github.com/patientpulse/patientpulse/registry"
@@ -100,7 +101,7 @@ func BenchmarkTakeover(b *testing.B) {
 		for p := range parts * 2 / 3 {
 			first[p] = 1
 		}
-		m := newFakeMembers(parts, first)
+		m := clustertest.NewFake(parts, first)
 		e := NewEvaluator(DefaultConfig(), reg, src, slog.New(slog.DiscardHandler), nil, nil)
 		e.now = func() time.Time { return now }
 		e.SetMembership(sqlMembers{m})
@@ -114,7 +115,7 @@ func BenchmarkTakeover(b *testing.B) {
 		for p := range parts {
 			all[p] = 1
 		}
-		m.set(all)
+		m.Set(all)
 		start = time.Now()
 		e.reown(ctx)
 		took := time.Since(start)
@@ -162,14 +163,14 @@ func BenchmarkTakeover(b *testing.B) {
 
 // sqlMembers is a fake membership whose Check also runs a query in the
 // writer's transaction, as cluster.Postgres's does.
-type sqlMembers struct{ *fakeMembers }
+type sqlMembers struct{ *clustertest.Fake }
 
 func (m sqlMembers) Check(ctx context.Context, tx cluster.Tx, set string, slot int, epoch int64) error {
 	var one int
 	if err := tx.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
 		return err
 	}
-	return m.fakeMembers.Check(ctx, tx, set, slot, epoch)
+	return m.Fake.Check(ctx, tx, set, slot, epoch)
 }
 
 // prepareOnly reads the patients' plans and rule states, as a bulk
