@@ -56,10 +56,14 @@ func NewSessions(cfg MQTTConfig, held func(slot int) bool, intake *Intake, w *Wr
 		active:  map[int]chan struct{}{},
 		changed: make(chan struct{}, 1),
 	}
+	// One device's messages reach all of this instance's sessions: they
+	// share its rate limit.
+	limits := newDeviceLimits(cfg.DeviceRate, cfg.DeviceBurst)
 	s.newMQT = func(slot int) *MQTT {
 		c := cfg
 		c.ClientID = SessionClientID(cfg.ClientID, slot)
 		col := NewMQTT(c, intake, w, m, log.With("slot", slot))
+		col.limits = limits
 		col.gate = func() bool { return held(slot) }
 		// One broker check (and its warning) per instance, not per slot.
 		col.checked = s.brokerChecked.Swap(true)

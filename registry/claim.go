@@ -86,3 +86,19 @@ func (r *Registry) ReleaseClaim(ctx context.Context, id, holder string) error {
 	}
 	return nil
 }
+
+// ReleaseAllClaims ends every pending delivery's claim. A lone instance
+// does so at its start: the claims left are its own earlier run's (killed
+// during an attempt), and no other dispatcher will take them, so waiting
+// for them to run out would only delay those pages.
+func (r *Registry) ReleaseAllClaims(ctx context.Context) error {
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, r.q(`UPDATE outbox_deliveries SET claimed_by = '', claimed_until = NULL
+			WHERE claimed_until IS NOT NULL AND state = 'pending'`))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("release delivery claims: %w", err)
+	}
+	return nil
+}

@@ -67,6 +67,17 @@ func TestClaimDue(t *testing.T) {
 		if want := []string{"a"}; !slices.Equal(ids(got), want) {
 			t.Fatalf("claim of the retry: %v, want %v", ids(got), want)
 		}
+		// "three" was killed holding a; alone again, the instance frees it.
+		if err := o.r.ReleaseAllClaims(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err = o.r.ClaimDue(ctx, later.Add(time.Second), 10, nil, "four", later.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"a"}; !slices.Equal(ids(got), want) {
+			t.Fatalf("claim after ReleaseAllClaims: %v, want %v", ids(got), want)
+		}
 	})
 }
 

@@ -104,6 +104,11 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if !c.Clustered() {
+		if err := reg.ReleaseAllClaims(ctx); err != nil {
+			return err
+		}
+	}
 	evaluator := analysis.NewEvaluator(c.Analysis, reg, s.sink, log.With("component", "analysis"), promReg, manager.Transition)
 	manager.SetMembership(members)
 	own := newOwnership(members, log, promReg)

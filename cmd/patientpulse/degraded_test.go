@@ -21,10 +21,13 @@ import (
 // launchServe runs serve in process like startServe, with the MQTT
 // session named group, but waits only until it listens (/healthz 200):
 // the degraded-start tests need it before InfluxDB or the broker answer.
-// Flags in extra override startServe's (the last one wins).
+// Flags in extra override startServe's (the last one wins). It is a lone
+// instance (--cluster=false, also on a Postgres registry): with several,
+// HTTPS ingest waits for the broker too, which hands the samples over.
 func launchServe(t *testing.T, dataDir, group string, extra ...string) *instance {
 	t.Helper()
-	return runServe(t, http.DefaultClient, "http", dataDir, group, "/healthz", 10*time.Second, extra...)
+	return runServe(t, http.DefaultClient, "http", dataDir, group, "/healthz", 10*time.Second,
+		append([]string{"--cluster=false"}, extra...)...)
 }
 
 // getJSON GETs url (with a staff token when given) and decodes the
