@@ -19,6 +19,7 @@ type deviceLimits struct {
 
 	mu      sync.Mutex
 	buckets map[string]*rate.Limiter // guarded by mu
+	last    time.Time                // the latest time given; guarded by mu
 }
 
 func newDeviceLimits(perSecond float64, burst int) *deviceLimits {
@@ -31,13 +32,20 @@ func (l *deviceLimits) allow(device string, now time.Time) (ok bool, wait time.D
 	if l.rate <= 0 {
 		return true, 0
 	}
+	// Under mu, and never back in time: a limiter handed an earlier time
+	// than its last one counts the time between twice (many workers, and
+	// an instance's several MQTT sessions, call at once).
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.last) {
+		now = l.last
+	}
+	l.last = now
 	b, found := l.buckets[device]
 	if !found {
 		b = rate.NewLimiter(l.rate, l.burst)
 		l.buckets[device] = b
 	}
-	l.mu.Unlock()
 	r := b.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
