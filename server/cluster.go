@@ -12,9 +12,9 @@ import (
 	"github.com/patientpulse/patientpulse/cluster"
 )
 
-// joinCluster returns who acts for what. With a Postgres registry this
-// instance joins the clinic's cluster (membership and leases in the same
-// database); with SQLite it is alone and owns everything.
+// joinCluster returns who acts for what. With a Postgres registry (and
+// --cluster) this instance joins the clinic's cluster (membership and
+// leases in the same database); otherwise it is alone and owns everything.
 func joinCluster(ctx context.Context, c *Config, log *slog.Logger) (cluster.Membership, error) {
 	if !c.Clustered() {
 		return cluster.NewSingle(c.Cluster), nil

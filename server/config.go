@@ -343,8 +343,8 @@ func (c *Config) Validate() error {
 	if c.Writer.MaxPendingBytes < 4*c.HTTPIngest.MaxBytes {
 		errs = append(errs, errors.New("write-max-pending-bytes must be at least four times max-body-bytes"))
 	}
+	errs = append(errs, c.Cluster.Validate())
 	if c.Clustered() {
-		errs = append(errs, c.Cluster.Validate())
 		if c.Cluster.Address == "" {
 			c.Cluster.Address = c.HTTPAddr
 		}
