@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin/patientpulse
 COMPOSE ?= docker-compose
 
-.PHONY: all build web test tools check-compose demo services services-stop fuzz bench clean
+.PHONY: all build web test test-postgres tools check-compose demo services services-stop fuzz bench clean
 
 all: build
 
@@ -43,24 +43,35 @@ tools:
 
 # REGISTRY_PKGS are the packages whose tests open a registry (through
 # testservices.RegistryDSN, or cmd/patientpulse's --db): `make test` runs
-# them a second time with it on Postgres (registry/ runs both on its own).
-# POSTGRES_SKIP leaves out of that second run the long tests whose subject
-# is not the registry (the broker's and InfluxDB's outages, bench), the cluster
-# tests (on Postgres in the first run already) and
-# those that keep SQLite by nature: they ran in the first, and the whole
-# CI must stay under 30 minutes on a 2-core machine.
-REGISTRY_PKGS = ./alerts ./analysis ./api ./auth ./notify ./server ./cmd/patientpulse
+# them a second time with it on Postgres (registry/ runs both on its own),
+# where a postgres:// --db makes serve join a cluster (the partition feed,
+# leases, fenced writes). So that the whole CI stays under 30 minutes on a
+# 2-core machine, cmd/patientpulse's second run takes only the tests in
+# POSTGRES_CMD_RUN: the registry through serve and the admin commands
+# (roles and every endpoint, staff, plans, alerts to consoles and mail,
+# ingest in every format, degraded starts, a killed instance's deliveries);
+# `make test-postgres` runs all of it on Postgres, leaving out only
+# POSTGRES_SKIP: the cluster tests (on Postgres in the first run already),
+# the long tests whose subject is the broker's or InfluxDB's outages or
+# bench, and those that keep SQLite by nature.
+REGISTRY_PKGS = ./alerts ./analysis ./api ./auth ./notify ./server
+POSTGRES_CMD_RUN = ^(TestEveryRoleEveryEndpoint|TestStaff.*|TestPatientNames|TestPlansCommands|TestPlanChangeKeepsMonitoring|TestSilenceCountsFromStoredSample|TestPlanRuleFiresAndClears|TestHematocritRuleFiresFromFHIRLab|TestAlertsReachWebsockets|TestWebsocket.*|TestPagingByMail|TestAdminRegistryLineHidesPassword|TestServeUsesTestRegistry|TestMQTTSamplesStoredUnderPatient|TestHTTPIngestStatuses|TestFHIROverHTTPS|TestOpenMHealthOverHTTPS|TestWebhookDeliveriesSurviveKill|TestServeStartsWhile.*|TestMQTTDeviceRateLimit)$$
 POSTGRES_SKIP = ^(TestClusterFailover|TestClusterPausedInstance|TestBenchCommand|TestBrokerRestartLosesNothing|TestLongOutageAndBrokerRestart|TestResubscribesSoonAfterBrokerReturns|TestInfluxOutageLosesNothing|TestOutageMemory|TestReadyzRegistryCannotWrite|TestRegistryCopyCommand|TestAdminCommandsNeedARegistry)$$
 
 # test runs every test, with the race detector, against real Mosquitto,
 # InfluxDB and Mailpit processes that the tests start on free loopback
-# ports.
+# ports; then the registry's users again on Postgres (the two at once).
 test: tools check-compose web
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
-	PP_TEST_REGISTRY=postgres $(GO) test -race -count=1 -timeout 20m -skip '$(POSTGRES_SKIP)' $(REGISTRY_PKGS)
+	PP_TEST_REGISTRY=postgres $(GO) test -race -count=1 -timeout 20m $(REGISTRY_PKGS) & pkgs=$$!; \
+		PP_TEST_REGISTRY=postgres $(GO) test -race -count=1 -timeout 20m -run '$(POSTGRES_CMD_RUN)' ./cmd/patientpulse; cmd=$$?; \
+		wait $$pkgs && exit $$cmd
+
+test-postgres: tools web
+	PP_TEST_REGISTRY=postgres $(GO) test -race -count=1 -timeout 30m -skip '$(POSTGRES_SKIP)' $(REGISTRY_PKGS) ./cmd/patientpulse
 
 check-compose:
 	$(COMPOSE) --env-file .env.example config -q
