@@ -45,6 +45,7 @@ type node struct {
 	dataDir string
 	cmd     *exec.Cmd
 	logs    *testservices.LogBuffer
+	killed  bool // guarded by the rig's mu: cmd.Wait writes cmd.ProcessState unguarded
 }
 
 // clusterRig is a clinic of serve processes on one Postgres registry and
@@ -108,7 +109,7 @@ func (r *clusterRig) alive() []*node {
 	defer r.mu.Unlock()
 	var out []*node
 	for _, n := range r.nodes {
-		if n.cmd.ProcessState == nil {
+		if !n.killed {
 			out = append(out, n)
 		}
 	}
@@ -130,6 +131,9 @@ func (r *clusterRig) kill(n *node) {
 	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		r.t.Fatal(err)
 	}
+	r.mu.Lock()
+	n.killed = true
+	r.mu.Unlock()
 	_ = n.cmd.Wait()
 }
 
