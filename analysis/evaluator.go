@@ -465,18 +465,23 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time, upd
 		p.announce = false
 		return
 	}
-	records, states := recordsOf(p.id, ts, changed)
-	var view *registry.PatientView
-	if e.shared && (len(records) > 0 || len(states) > 0) {
-		// The view rides in the transitions' transaction: on Postgres a
-		// transaction of its own would wait for the write lock again.
-		if !withVerdicts {
-			_, _, verdicts = judgeEvery(p, e.clk, now, e.cfg.MinWearHours, true, false)
-			withVerdicts = true
+	var records []registry.Transition
+	for _, t := range ts {
+		if t.Change == ChangeUpdate {
+			continue
 		}
-		view = e.newView(p, verdicts, now)
+		body, _ := json.Marshal(t)
+		records = append(records, registry.Transition{Patient: p.id, Rule: t.Rule, Change: t.Change, At: t.At, Body: body})
 	}
-	if err := e.record(ctx, p.id, records, states, view); isFenced(err) {
+	states := map[string][]byte{}
+	for rule, st := range changed {
+		if st == nil {
+			states[rule] = nil
+			continue
+		}
+		states[rule], _ = json.Marshal(st)
+	}
+	if err := e.record(ctx, p.id, records, states); isFenced(err) {
 		e.fencedOut(e.members.PartitionOf(p.id)) // records nothing, passes nothing on, drops p
 		return
 	} else if err != nil {
@@ -488,10 +493,6 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time, upd
 	}
 	p.apply(changed)
 	p.announce = false
-	if view != nil {
-		p.view = view
-		delete(e.views, p.id) // an older one kept for the next flush
-	}
 	for _, t := range ts {
 		if t.Change != ChangeUpdate {
 			e.transitions.WithLabelValues(t.Change, t.Severity).Inc()
@@ -502,39 +503,16 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time, upd
 	}
 }
 
-// recordsOf is what evaluate records of a judgement: the transitions but
-// updates, and the changed rule states (nil: the rule's state is gone).
-func recordsOf(id string, ts []Transition, changed map[string]*ruleState) ([]registry.Transition, map[string][]byte) {
-	var records []registry.Transition
-	for _, t := range ts {
-		if t.Change == ChangeUpdate {
-			continue
-		}
-		body, _ := json.Marshal(t)
-		records = append(records, registry.Transition{Patient: id, Rule: t.Rule, Change: t.Change, At: t.At, Body: body})
-	}
-	states := map[string][]byte{}
-	for rule, st := range changed {
-		if st == nil {
-			states[rule] = nil
-			continue
-		}
-		states[rule], _ = json.Marshal(st)
-	}
-	return records, states
-}
-
-// record records the patient's transitions, changed rule states and view
-// (when not nil) under the fence of their partition. Updates of rules
-// that hold on alone (a sweep, a takeover) record nothing, and need no
-// transaction: a takeover of patients whose rules hold writes only for
-// those that changed.
-func (e *Evaluator) record(ctx context.Context, id string, records []registry.Transition, states map[string][]byte, view *registry.PatientView) error {
+// record records the patient's transitions and changed rule states under
+// the fence of their partition. Updates of rules that hold on alone (a
+// sweep, a takeover) record nothing, and need no transaction: a takeover
+// of patients whose rules hold writes only for those that changed.
+func (e *Evaluator) record(ctx context.Context, id string, records []registry.Transition, states map[string][]byte) error {
 	if len(records) == 0 && len(states) == 0 {
 		return nil
 	}
 	part, epoch, _ := e.ownerOf(id)
-	return e.reg.RecordTransitionsFenced(ctx, e.fence(part, epoch), id, records, states, view)
+	return e.reg.RecordTransitionsFenced(ctx, e.fence(part, epoch), id, records, states)
 }
 
 // verdictAsk is a question of Verdicts to Run.
