@@ -465,23 +465,18 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time, upd
 		p.announce = false
 		return
 	}
-	var records []registry.Transition
-	for _, t := range ts {
-		if t.Change == ChangeUpdate {
-			continue
+	records, states := recordsOf(p.id, ts, changed)
+	var view *registry.PatientView
+	if e.shared && (len(records) > 0 || len(states) > 0) {
+		// The view rides in the transitions' transaction: on Postgres a
+		// transaction of its own would wait for the write lock again.
+		if !withVerdicts {
+			_, _, verdicts = judgeEvery(p, e.clk, now, e.cfg.MinWearHours, true, false)
+			withVerdicts = true
 		}
-		body, _ := json.Marshal(t)
-		records = append(records, registry.Transition{Patient: p.id, Rule: t.Rule, Change: t.Change, At: t.At, Body: body})
+		view = e.newView(p, verdicts, now)
 	}
-	states := map[string][]byte{}
-	for rule, st := range changed {
-		if st == nil {
-			states[rule] = nil
-			continue
-		}
-		states[rule], _ = json.Marshal(st)
-	}
-	if err := e.record(ctx, p.id, records, states); isFenced(err) {
+	if err := e.record(ctx, p.id, records, states, view); isFenced(err) {
 		e.fencedOut(e.members.PartitionOf(p.id)) // records nothing, passes nothing on, drops p
 		return
 	} else if err != nil {
@@ -493,6 +488,10 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time, upd
 	}
 	p.apply(changed)
 	p.announce = false
+	if view != nil {
+		p.view = view
+		delete(e.views, p.id) // an older one kept for the next flush
+	}
 	for _, t := range ts {
 		if t.Change != ChangeUpdate {
 			e.transitions.WithLabelValues(t.Change, t.Severity).Inc()
@@ -503,16 +502,39 @@ func (e *Evaluator) evaluate(ctx context.Context, p *patient, now time.Time, upd
 	}
 }
 
-// record records the patient's transitions and changed rule states under
-// the fence of their partition. Updates of rules that hold on alone (a
-// sweep, a takeover) record nothing, and need no transaction: a takeover
-// of patients whose rules hold writes only for those that changed.
-func (e *Evaluator) record(ctx context.Context, id string, records []registry.Transition, states map[string][]byte) error {
+// recordsOf is what evaluate records of a judgement: the transitions but
+// updates, and the changed rule states (nil: the rule's state is gone).
+func recordsOf(id string, ts []Transition, changed map[string]*ruleState) ([]registry.Transition, map[string][]byte) {
+	var records []registry.Transition
+	for _, t := range ts {
+		if t.Change == ChangeUpdate {
+			continue
+		}
+		body, _ := json.Marshal(t)
+		records = append(records, registry.Transition{Patient: id, Rule: t.Rule, Change: t.Change, At: t.At, Body: body})
+	}
+	states := map[string][]byte{}
+	for rule, st := range changed {
+		if st == nil {
+			states[rule] = nil
+			continue
+		}
+		states[rule], _ = json.Marshal(st)
+	}
+	return records, states
+}
+
+// record records the patient's transitions, changed rule states and view
+// (when not nil) under the fence of their partition. Updates of rules
+// that hold on alone (a sweep, a takeover) record nothing, and need no
+// transaction: a takeover of patients whose rules hold writes only for
+// those that changed.
+func (e *Evaluator) record(ctx context.Context, id string, records []registry.Transition, states map[string][]byte, view *registry.PatientView) error {
 	if len(records) == 0 && len(states) == 0 {
 		return nil
 	}
 	part, epoch, _ := e.ownerOf(id)
-	return e.reg.RecordTransitionsFenced(ctx, e.fence(part, epoch), id, records, states)
+	return e.reg.RecordTransitionsFenced(ctx, e.fence(part, epoch), id, records, states, view)
 }
 
 // verdictAsk is a question of Verdicts to Run.

@@ -17,22 +17,31 @@ import (
 // (registry.PatientView) when the owner judges them, for the other
 // instances to answer from. Views are written in batches, one
 // transaction per partition (fenced like the transitions), at the end of
-// each tick, sweep and takeover, and only when they changed.
+// each tick, sweep and takeover, and only when they changed; the view of
+// a judgement that records transitions or rule states is written with
+// them, in their transaction.
 
 // noteView keeps the patient's view as judged now, to be written at the
 // next flush, unless it is the one written last.
 func (e *Evaluator) noteView(p *patient, verdicts []Verdict, now time.Time) {
+	if v := e.newView(p, verdicts, now); v != nil {
+		p.view = v
+		e.views[p.id] = *v
+	}
+}
+
+// newView is the patient's view as judged now, or nil when it is the one
+// written (or kept) last.
+func (e *Evaluator) newView(p *patient, verdicts []Verdict, now time.Time) *registry.PatientView {
 	body, err := json.Marshal(verdicts)
 	if err != nil {
-		return // a Verdict always marshals
+		return nil // a Verdict always marshals
 	}
 	last := p.lastData()
 	if p.view != nil && bytes.Equal(p.view.Verdicts, body) && maps.Equal(p.view.LastData, last) {
-		return
+		return nil
 	}
-	v := registry.PatientView{Patient: p.id, Verdicts: body, LastData: last, JudgedAt: now}
-	p.view = &v
-	e.views[p.id] = v
+	return &registry.PatientView{Patient: p.id, Verdicts: body, LastData: last, JudgedAt: now}
 }
 
 // lastData is the newest sample time of each measurement the patient's

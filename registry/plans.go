@@ -120,17 +120,26 @@ type Transition struct {
 // states of the rules given (rule id → state JSON; a nil state deletes
 // it), in one transaction.
 func (r *Registry) RecordTransitions(ctx context.Context, patientID string, ts []Transition, states map[string][]byte) error {
-	return r.RecordTransitionsFenced(ctx, nil, patientID, ts, states)
+	return r.RecordTransitionsFenced(ctx, nil, patientID, ts, states, nil)
 }
 
 // RecordTransitionsFenced is RecordTransitions on behalf of the patient's
 // cluster partition: fence, when not nil, runs first in the transaction,
 // and its error (cluster.ErrFenced: the partition was lost) refuses the
-// whole write; the error returned wraps it.
-func (r *Registry) RecordTransitionsFenced(ctx context.Context, fence Fence, patientID string, ts []Transition, states map[string][]byte) error {
+// whole write; the error returned wraps it. view, when not nil, replaces
+// the patient's view in the same transaction: on Postgres every
+// transaction waits for the write lock, so an alarm's view costs no
+// transaction of its own.
+func (r *Registry) RecordTransitionsFenced(ctx context.Context, fence Fence, patientID string, ts []Transition, states map[string][]byte,
+	view *PatientView) error {
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
 		if fence != nil {
 			if err := fence(ctx, tx); err != nil {
+				return err
+			}
+		}
+		if view != nil {
+			if err := r.writeViews(ctx, tx, []PatientView{*view}); err != nil {
 				return err
 			}
 		}

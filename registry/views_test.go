@@ -71,7 +71,8 @@ func TestPatientViews(t *testing.T) {
 }
 
 // TestRecordTransitionsFenced: a refusing fence records neither the
-// transitions nor the rule states; a passing one records both.
+// transitions, the rule states nor the view; a passing one records all
+// three.
 func TestRecordTransitionsFenced(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		r, _ := openTest(t, b)
@@ -81,7 +82,8 @@ func TestRecordTransitionsFenced(t *testing.T) {
 		}
 		ts := []Transition{{Rule: "r", Change: "fired", At: time.Now(), Body: []byte(`{}`)}}
 		states := map[string][]byte{"r": []byte(`{"holds":true}`)}
-		if err := r.RecordTransitionsFenced(ctx, refuse, "p-1", ts, states); !errors.Is(err, errTestFenced) {
+		view := &PatientView{Patient: "p-1", Verdicts: []byte(`[{"rule":"r"}]`), JudgedAt: time.Now()}
+		if err := r.RecordTransitionsFenced(ctx, refuse, "p-1", ts, states, view); !errors.Is(err, errTestFenced) {
 			t.Fatalf("RecordTransitionsFenced with a refusing fence = %v", err)
 		}
 		if got, _ := r.Transitions(ctx, "p-1", 0, 10); len(got) != 0 {
@@ -90,13 +92,19 @@ func TestRecordTransitionsFenced(t *testing.T) {
 		if got, _ := r.RuleStates(ctx, "p-1"); len(got) != 0 {
 			t.Errorf("fenced: rule states %v recorded", got)
 		}
+		if _, ok, _ := r.PatientView(ctx, "p-1"); ok {
+			t.Errorf("fenced: the view recorded")
+		}
 		ran := false
 		pass := func(context.Context, *sql.Tx) error { ran = true; return nil }
-		if err := r.RecordTransitionsFenced(ctx, pass, "p-1", ts, states); err != nil || !ran {
+		if err := r.RecordTransitionsFenced(ctx, pass, "p-1", ts, states, view); err != nil || !ran {
 			t.Fatalf("RecordTransitionsFenced = %v (fence ran: %v)", err, ran)
 		}
 		if got, _ := r.Transitions(ctx, "p-1", 0, 10); len(got) != 1 {
 			t.Errorf("%d transitions recorded, want 1", len(got))
+		}
+		if v, ok, err := r.PatientView(ctx, "p-1"); !ok || err != nil || string(v.Verdicts) != `[{"rule":"r"}]` {
+			t.Errorf("PatientView after the write = %s, %v, %v", v.Verdicts, ok, err)
 		}
 	})
 }
