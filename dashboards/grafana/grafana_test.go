@@ -231,7 +231,7 @@ func TestDashboardPanels(t *testing.T) {
 // --notify-give-up, or refused for good) is never sent again, so issue 14
 // wants it seen: a stat of the outbox's failed deliveries turns red at one.
 func TestFailedDeliveriesShow(t *testing.T) {
-	failed := regexp.MustCompile(`^sum\(patientpulse_notify_deliveries\{state="failed"\}\)$`)
+	failed := regexp.MustCompile(`^max\(patientpulse_notify_deliveries\{state="failed"\}\)$`)
 	found := false
 	for _, d := range loadDashboards(t) {
 		_, panels := allPanels(d)
@@ -259,7 +259,7 @@ func TestFailedDeliveriesShow(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Error(`no stat panel shows sum(patientpulse_notify_deliveries{state="failed"})`)
+		t.Error(`no stat panel shows max(patientpulse_notify_deliveries{state="failed"})`)
 	}
 }
 
