@@ -220,16 +220,12 @@ func fleetDevices(t *testing.T, dir, prefix string, n int) []string {
 // devices, both ways issue 13 saw messages lost: while serve is connected,
 // and while serve is stopped with devices publishing before it returns.
 // Every message the broker acknowledged to a device must be in InfluxDB.
-// One instance subscribes without $share, which Mosquitto keeps: that is
-// the SQLite deployment, so the test keeps SQLite whatever
-// PP_TEST_REGISTRY says (with a Postgres registry serve is clustered and
-// always subscribes with $share, which Mosquitto forgets when it
-// restarts: README, "Broker restarts").
+// serve subscribes without $share, which Mosquitto keeps across its
+// restart (plainSubscription: on Postgres, one clustered session).
 func TestBrokerRestartLosesNothing(t *testing.T) {
 	m := ownBroker(t)
 	dir := newDataDir(t)
-	keepSQLite(t, dir)
-	serveArgs := []string{"--mqtt-url", m.URL, "--mqtt-share-group=", "--device-rate", "0"}
+	serveArgs := append([]string{"--mqtt-url", m.URL, "--device-rate", "0"}, plainSubscription(t, dir)...)
 
 	t.Run("while serve is connected", func(t *testing.T) {
 		devices := fleetDevices(t, dir, "rs-live", 5)
@@ -287,7 +283,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 func TestResubscribesSoonAfterBrokerReturns(t *testing.T) {
 	m := ownBroker(t)
 	dir := newDataDir(t)
-	srv := startServe(t, dir, "t-resubscribe", "--mqtt-url", m.URL, "--mqtt-share-group=")
+	srv := startServe(t, dir, "t-resubscribe", append([]string{"--mqtt-url", m.URL}, plainSubscription(t, dir)...)...)
 	ready := func() bool { status, _ := getJSON(srv.url+"/readyz", ""); return status == http.StatusOK }
 	if err := m.Down(); err != nil {
 		t.Fatal(err)

@@ -23,16 +23,14 @@ func longOutage(t *testing.T) time.Duration {
 // second; InfluxDB goes down for 240 s, and halfway through the broker is
 // restarted (SIGTERM) with the backlog queued for serve. Every message the
 // broker acknowledged to a device must be in InfluxDB once both are back.
-// One instance with a plain subscription, which Mosquitto keeps across its
-// restart: the SQLite deployment, kept whatever PP_TEST_REGISTRY says (as
-// TestBrokerRestartLosesNothing).
+// serve subscribes without $share, which Mosquitto keeps across its
+// restart (plainSubscription, as TestBrokerRestartLosesNothing).
 func TestLongOutageAndBrokerRestart(t *testing.T) {
 	needServices(t)
 	m := ownBroker(t)
 	dir := newDataDir(t)
-	keepSQLite(t, dir)
 	devices := fleetDevices(t, dir, "lo", 6)
-	srv := startServe(t, dir, "t-longoutage", "--mqtt-url", m.URL, "--mqtt-share-group=", "--device-rate", "0")
+	srv := startServe(t, dir, "t-longoutage", append([]string{"--mqtt-url", m.URL, "--device-rate", "0"}, plainSubscription(t, dir)...)...)
 	f := startFleet(t, m.URL, devices, 10*time.Millisecond)
 	waitUntil(t, 20*time.Second, "messages acknowledged before the outage", func() bool { n, _ := f.count(time.Time{}); return n > 1000 })
 

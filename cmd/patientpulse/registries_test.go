@@ -53,6 +53,21 @@ func keepSQLite(tb testing.TB, dataDir string) {
 	tb.Cleanup(func() { dataDirRegistries.Delete(dataDir) })
 }
 
+// plainSubscription returns the flags that make serve subscribe without
+// $share, with a plain subscription that Mosquitto keeps across its
+// restart: on SQLite an empty --mqtt-share-group, and on Postgres, where
+// serve is clustered, also one MQTT session (--cluster-sessions 1), as
+// the README's "Running several instances" offers a clinic that would
+// rather keep what devices send while the broker restarts.
+func plainSubscription(tb testing.TB, dataDir string) []string {
+	tb.Helper()
+	args := []string{"--mqtt-share-group="}
+	if len(registryArgs(tb, dataDir)) > 0 {
+		args = append(args, "--cluster-sessions", "1")
+	}
+	return args
+}
+
 // registryArgs returns the flags that give a patientpulse command dataDir's
 // registry on top of --data-dir: none for the default file, "--db", dsn
 // otherwise. Put them before a test's own flags, so that a test's --db
