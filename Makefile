@@ -56,7 +56,7 @@ tools:
 # that keep SQLite by nature.
 REGISTRY_PKGS = ./alerts ./analysis ./api ./auth ./notify ./server
 POSTGRES_CMD_RUN = ^(TestEveryRoleEveryEndpoint|TestStaff.*|TestPatientNames|TestPlansCommands|TestPlanChangeKeepsMonitoring|TestSilenceCountsFromStoredSample|TestPlanRuleFiresAndClears|TestHematocritRuleFiresFromFHIRLab|TestAlertsReachWebsockets|TestWebsocket.*|TestPagingByMail|TestAdminRegistryLineHidesPassword|TestServeUsesTestRegistry|TestMQTTSamplesStoredUnderPatient|TestHTTPIngestStatuses|TestFHIROverHTTPS|TestOpenMHealthOverHTTPS|TestWebhookDeliveriesSurviveKill|TestServeStartsWhile.*|TestMQTTDeviceRateLimit)$$
-POSTGRES_SKIP = ^(TestClusterFailover|TestClusterPausedInstance|TestBenchCommand|TestInfluxOutageLosesNothing|TestOutageMemory|TestReadyzRegistryCannotWrite|TestRegistryCopyCommand|TestAdminCommandsNeedARegistry)$$
+POSTGRES_SKIP = ^(TestCluster.*|TestBenchCommand|TestInfluxOutageLosesNothing|TestOutageMemory|TestReadyzRegistryCannotWrite|TestRegistryCopyCommand|TestAdminCommandsNeedARegistry)$$
 
 # test runs every test, with the race detector, against real Mosquitto,
 # InfluxDB and Mailpit processes that the tests start on free loopback

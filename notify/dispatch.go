@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/json"
@@ -35,6 +36,10 @@ type DispatchConfig struct {
 	Workers                int           // attempts at once
 	Poll                   time.Duration // how often the outbox is read when nothing wakes the dispatcher
 	MailPHI                string        // MailPHIMinimal or MailPHIFull
+	// Holder is the dispatcher's name on its claims: serve's is its
+	// cluster member id, so that a survivor can free a dead instance's
+	// claims (registry.ReleaseClaimsOf). Empty: a random one.
+	Holder string
 }
 
 // DefaultDispatchConfig is the usual setup.
@@ -80,7 +85,8 @@ func (c DispatchConfig) Validate() error {
 // delivery is claimed by one of them before its attempt
 // (registry.ClaimDue), for longer than an attempt can take (claimFor); a
 // claim of a dispatcher that died runs out, and another attempts the
-// delivery then.
+// delivery then, or sooner when serve sees its instance leave the cluster
+// (registry.ReleaseClaimsOf).
 type Dispatcher struct {
 	cfg      DispatchConfig
 	reg      *registry.Registry
@@ -105,7 +111,7 @@ type Dispatcher struct {
 func NewDispatcher(cfg DispatchConfig, reg *registry.Registry, channels map[string]Channel, links *Links,
 	log *slog.Logger, promReg prometheus.Registerer) *Dispatcher {
 	d := &Dispatcher{cfg: cfg, reg: reg, channels: channels, links: links, log: log, now: time.Now,
-		wake: make(chan struct{}, 1), inflight: map[string]bool{}, holder: crand.Text(),
+		wake: make(chan struct{}, 1), inflight: map[string]bool{}, holder: cmp.Or(cfg.Holder, crand.Text()),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "patientpulse_notify_attempts_total",
 			Help: "Delivery attempts, by channel and outcome: delivered, retrying, or failed (refused, or given up after --notify-give-up).",

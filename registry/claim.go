@@ -87,6 +87,38 @@ func (r *Registry) ReleaseClaim(ctx context.Context, id, holder string) error {
 	return nil
 }
 
+// ReleaseClaimsOf ends the claims the holders given hold on pending
+// deliveries, and returns how many it ended. An instance calls it with
+// the dispatchers of instances that left the cluster without a goodbye
+// (killed, or paused past their leases): their attempts were cut short,
+// and the next dispatcher to look attempts those deliveries at once
+// instead of when the claims run out. A holder that was only paused and
+// finishes its attempt after all makes it a second one, with the same
+// delivery id, which receivers de-duplicate.
+func (r *Registry) ReleaseClaimsOf(ctx context.Context, holders []string) (int64, error) {
+	if len(holders) == 0 {
+		return 0, nil
+	}
+	var n int64
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		args := make([]any, len(holders))
+		for i, h := range holders {
+			args[i] = h
+		}
+		res, err := tx.ExecContext(ctx, r.q(`UPDATE outbox_deliveries SET claimed_by = '', claimed_until = NULL
+			WHERE state = 'pending' AND claimed_until IS NOT NULL AND claimed_by IN (?`+strings.Repeat(", ?", len(holders)-1)+`)`), args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release departed dispatchers' delivery claims: %w", err)
+	}
+	return n, nil
+}
+
 // ReleaseAllClaims ends every pending delivery's claim. A lone instance
 // does so at its start: the claims left are its own earlier run's (killed
 // during an attempt), and no other dispatcher will take them, so waiting

@@ -9,8 +9,10 @@ import (
 // TestClaimDue: a due delivery is claimed by one holder at a time (a
 // second claimer gets none of it, and NextDue puts it at the end of the
 // claim), again by another once the claim runs out (its holder died),
-// and free again at its next attempt once FinishAttempt recorded one; a
-// delivery behind a claimed one of the same alert and channel waits.
+// free again at its next attempt once FinishAttempt recorded one, and at
+// once when its holder's claims are released (ReleaseClaimsOf, or
+// ReleaseAllClaims); a delivery behind a claimed one of the same alert and
+// channel waits.
 func TestClaimDue(t *testing.T) {
 	eachBackend(t, func(t *testing.T, be backend) {
 		o := newOutboxRig(t, be)
@@ -67,11 +69,29 @@ func TestClaimDue(t *testing.T) {
 		if want := []string{"a"}; !slices.Equal(ids(got), want) {
 			t.Fatalf("claim of the retry: %v, want %v", ids(got), want)
 		}
-		// "three" was killed holding a; alone again, the instance frees it.
+		// "three" left the cluster holding a: a survivor frees its
+		// claims, not another's.
+		if n, err := o.r.ReleaseClaimsOf(ctx, []string{"two", "someone"}); err != nil || n != 0 {
+			t.Fatalf("ReleaseClaimsOf of holders without claims: %d, %v; want 0", n, err)
+		}
+		if got, err = o.r.ClaimDue(ctx, later.Add(time.Second), 10, nil, "four", later.Add(time.Minute)); err != nil || len(got) != 0 {
+			t.Fatalf("claim while three holds a: %v, %v; want none", ids(got), err)
+		}
+		if n, err := o.r.ReleaseClaimsOf(ctx, []string{"someone", "three"}); err != nil || n != 1 {
+			t.Fatalf("ReleaseClaimsOf three: %d, %v; want 1", n, err)
+		}
+		got, err = o.r.ClaimDue(ctx, later.Add(time.Second), 10, nil, "four", later.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"a"}; !slices.Equal(ids(got), want) {
+			t.Fatalf("claim after ReleaseClaimsOf: %v, want %v", ids(got), want)
+		}
+		// "four" was killed holding a; alone again, the instance frees it.
 		if err := o.r.ReleaseAllClaims(ctx); err != nil {
 			t.Fatal(err)
 		}
-		got, err = o.r.ClaimDue(ctx, later.Add(time.Second), 10, nil, "four", later.Add(time.Minute))
+		got, err = o.r.ClaimDue(ctx, later.Add(time.Second), 10, nil, "five", later.Add(time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/patientpulse/patientpulse/cluster"
+	"github.com/patientpulse/patientpulse/notify"
+	"github.com/patientpulse/patientpulse/registry"
 )
 
 // joinCluster returns who acts for what. With a Postgres registry (and
@@ -32,6 +35,8 @@ func joinCluster(ctx context.Context, c *Config, log *slog.Logger) (cluster.Memb
 type ownership struct {
 	m         cluster.Membership
 	listeners []func()
+	departed  []func(ids []string)
+	holders   map[string]bool // instances holding partitions at the last change
 	log       *slog.Logger
 	owned     *prometheus.GaugeVec
 	members   prometheus.Gauge
@@ -57,6 +62,13 @@ func newOwnership(m cluster.Membership, log *slog.Logger, promReg prometheus.Reg
 // onChange adds fn to what is called, from Run's goroutine, on every
 // change (and once at the start): fn must not block.
 func (o *ownership) onChange(fn func()) { o.listeners = append(o.listeners, fn) }
+
+// onDeparted adds fn to what is called, from Run's goroutine, with the
+// instances that held partitions at the previous change and hold none
+// now: they died, were paused past their leases or left (an instance's
+// fair share is never 0 while there are no more instances than
+// partitions). fn must not block.
+func (o *ownership) onDeparted(fn func(ids []string)) { o.departed = append(o.departed, fn) }
 
 // Run passes on the membership's changes until ctx ends.
 func (o *ownership) Run(ctx context.Context) error {
@@ -85,6 +97,36 @@ func (o *ownership) changed() {
 	o.log.Info("ownership", "partitions", len(parts), "sessions", len(sessions), "members", len(holders))
 	for _, fn := range o.listeners {
 		fn()
+	}
+	var gone []string
+	for id := range o.holders {
+		if !holders[id] && id != o.m.Self() {
+			gone = append(gone, id)
+		}
+	}
+	o.holders = holders
+	if len(gone) > 0 {
+		slices.Sort(gone)
+		for _, fn := range o.departed {
+			fn(gone)
+		}
+	}
+}
+
+// freeClaims releases the delivery claims of the departed instances' dispatchers
+// (their holder is their member id), so that the pages they were
+// attempting when they died are attempted again now, not when the claims
+// run out (notify.Dispatcher.claimFor: 90 s by default).
+func freeClaims(ctx context.Context, reg *registry.Registry, d *notify.Dispatcher, ids []string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n, err := reg.ReleaseClaimsOf(ctx, ids)
+	switch {
+	case err != nil:
+		log.Warn("cannot free the delivery claims of instances that left; they run out on their own", "instances", ids, "err", err)
+	case n > 0:
+		log.Info("freed the delivery claims of instances that left", "instances", ids, "claims", n)
+		d.Wake()
 	}
 }
 

@@ -20,8 +20,10 @@ type delivery struct {
 	links  *notify.Links
 }
 
-// newDelivery sets up the channels c names.
-func newDelivery(ctx context.Context, c *Config, reg *registry.Registry, log *slog.Logger, promReg prometheus.Registerer) (*delivery, error) {
+// newDelivery sets up the channels c names, with a dispatcher whose
+// claims are in holder's name (the cluster member id).
+func newDelivery(ctx context.Context, c *Config, reg *registry.Registry, holder string, log *slog.Logger,
+	promReg prometheus.Registerer) (*delivery, error) {
 	key, err := reg.ServerKey(ctx, notify.LinkKeyName, 32)
 	if err != nil {
 		return nil, err
@@ -61,8 +63,10 @@ func newDelivery(ctx context.Context, c *Config, reg *registry.Registry, log *sl
 	}
 	warnUnpaged(ctx, c, reg, log)
 	log.Info("paging", "webhook", c.Webhook.URL != "", "clinic_channels", routes.Clinic, "staff_mail", routes.Mail)
+	dc := c.Notify
+	dc.Holder = holder
 	return &delivery{
-		Dispatcher: notify.NewDispatcher(c.Notify, reg, channels, links, log, promReg),
+		Dispatcher: notify.NewDispatcher(dc, reg, channels, links, log, promReg),
 		router:     notify.NewRouter(reg, routes),
 		links:      links,
 	}, nil

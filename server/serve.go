@@ -100,7 +100,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	s.writer = ingest.NewWriter(c.Writer, s.sink, log, metrics)
 	intake := ingest.NewIntake(reg, c.DeviceTTL, c.Limits, metrics, log.With("component", "intake"))
 	manager := alerts.NewManager(c.Alerts, reg, log.With("component", "alerts"), promReg)
-	delivery, err := newDelivery(ctx, c, reg, log.With("component", "notify"), promReg)
+	delivery, err := newDelivery(ctx, c, reg, members.Self(), log.With("component", "notify"), promReg)
 	if err != nil {
 		return err
 	}
@@ -114,6 +114,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	own := newOwnership(members, log, promReg)
 	own.onChange(evaluator.OwnershipChanged)
 	own.onChange(manager.OwnershipChanged)
+	own.onDeparted(func(ids []string) { go freeClaims(ctx, reg, delivery.Dispatcher, ids, log) })
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
