@@ -97,7 +97,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		BrokerConnected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "patientpulse_mqtt_connected",
-			Help: "1 while connected to the MQTT broker.",
+			Help: "1 while connected to the MQTT broker and subscribed (with several instances: every MQTT session this instance holds).",
 		}),
 		BrokerConnLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "patientpulse_mqtt_connection_lost_total",

@@ -136,6 +136,7 @@ type MQTT struct {
 
 	newClient func(*mqtt.ClientOptions) mqttClient
 	gate      func() bool       // nil, or whether the collector's session slot is held; see held
+	report    func()            // nil, or what sets BrokerConnected instead of the collector (Sessions)
 	work      chan mqtt.Message // to the workers; MaxInFlight buffered
 	lost      chan error        // connection losses, from paho
 	messages  prometheus.Counter
@@ -390,6 +391,10 @@ func subackCode(tok *mqtt.SubscribeToken) byte {
 
 func (c *MQTT) setConnected(up bool) {
 	c.connected.Store(up)
+	if c.report != nil {
+		c.report()
+		return
+	}
 	if up {
 		c.metrics.BrokerConnected.Set(1)
 	} else {

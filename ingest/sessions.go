@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // SessionClientID is the MQTT client id of session slot k: "<base>-s<k>".
@@ -39,7 +41,9 @@ type Sessions struct {
 	mu      sync.Mutex
 	want    map[int]int64         // the slots held, as Set last said; guarded by mu
 	active  map[int]chan struct{} // slot → closed when its collector's Run returned; guarded by mu
+	running map[int]*MQTT         // slot → its collector while it runs; guarded by mu
 	changed chan struct{}         // Set was called; 1 buffered
+	gauge   prometheus.Gauge      // the metrics' BrokerConnected
 
 	brokerChecked atomic.Bool // a collector was told to check the broker
 }
@@ -54,7 +58,9 @@ func NewSessions(cfg MQTTConfig, held func(slot int) bool, intake *Intake, w *Wr
 		log:     log.With("component", "mqtt-sessions"),
 		want:    map[int]int64{},
 		active:  map[int]chan struct{}{},
+		running: map[int]*MQTT{},
 		changed: make(chan struct{}, 1),
+		gauge:   m.BrokerConnected,
 	}
 	// One device's messages reach all of this instance's sessions: they
 	// share its rate limit.
@@ -65,6 +71,7 @@ func NewSessions(cfg MQTTConfig, held func(slot int) bool, intake *Intake, w *Wr
 		col := NewMQTT(c, intake, w, m, log.With("slot", slot))
 		col.limits = limits
 		col.gate = func() bool { return held(slot) }
+		col.report = s.report
 		// One broker check (and its warning) per instance, not per slot.
 		col.checked = s.brokerChecked.Swap(true)
 		return col
@@ -175,11 +182,34 @@ func (s *Sessions) run(ctx context.Context, slot int) error {
 			return nil
 		}
 	}
+	col := s.newMQT(slot)
+	s.mu.Lock()
+	s.running[slot] = col
+	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.active, slot)
+		delete(s.running, slot)
 		s.mu.Unlock()
+		s.report()
 	}()
 	s.log.Info("session slot held; connecting", "slot", slot)
-	return s.newMQT(slot).Run(ctx)
+	return col.Run(ctx)
+}
+
+// report sets BrokerConnected for the whole instance: 1 while every
+// session collector it runs is connected and subscribed (and while it
+// runs none), 0 while one is not. Each collector calls it when its
+// connection changes, instead of setting the gauge to its own state,
+// which would say whatever the last of them to change said.
+func (s *Sessions) report() {
+	s.mu.Lock()
+	defer s.mu.Unlock() // so that an older state is never set after a newer one
+	up := 1.0
+	for _, c := range s.running {
+		if !c.Connected() {
+			up = 0
+		}
+	}
+	s.gauge.Set(up)
 }

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/patientpulse/patientpulse/internal/testservices"
 )
 
@@ -41,9 +44,10 @@ func (h *slotsHeld) is(slot int) bool {
 
 type testSessions struct {
 	*Sessions
-	sink   *fakeSink
-	slots  *slotsHeld
-	intake *Intake
+	metrics *Metrics
+	sink    *fakeSink
+	slots   *slotsHeld
+	intake  *Intake
 }
 
 // startSessions runs a Sessions on m, with base client id pp-test, until
@@ -57,7 +61,7 @@ func startSessions(t *testing.T, m *testservices.Mosquitto, shareGroup string) *
 	intake := NewIntake(fakeDevices{}, 0, DefaultLimits(), metrics, log)
 	cfg := MQTTConfig{URL: m.URL, ClientID: "pp-test", ShareGroup: shareGroup, MaxInFlight: 4, MaxBytes: 1 << 16,
 		MaxReconnect: time.Second}
-	ts := &testSessions{sink: sink, slots: &slotsHeld{}, intake: intake}
+	ts := &testSessions{metrics: metrics, sink: sink, slots: &slotsHeld{}, intake: intake}
 	for k := range 8 {
 		ts.slots.set(k, true)
 	}
@@ -238,6 +242,85 @@ func TestSessionsLeaseGated(t *testing.T) {
 	stillStored(t, a, "slot 5 not held, after a lost connection", 1, 2, 3)
 	a.slots.set(5, true)
 	a.awaitSeqs(t, "slot 5 held again after the loss", seqRange(1, 5)...)
+}
+
+// TestSessionsConnectedGauge: patientpulse_mqtt_connected says whether
+// every session the instance holds is connected, whichever of them
+// changed last: one session that lost its connection (and, its lease
+// lapsed, stays away) keeps it at 0 while another reconnects.
+func TestSessionsConnectedGauge(t *testing.T) {
+	m := startMosquitto(t)
+	a := startSessions(t, m, "patientpulse")
+	gauge := func() float64 {
+		var m dto.Metric
+		if err := a.metrics.BrokerConnected.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetGauge().GetValue()
+	}
+	gaugeIs := func(what string, want float64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for gauge() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: patientpulse_mqtt_connected %v, want %v", what, gauge(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// kick takes slot's client id for a moment: the broker ends the
+	// collector's connection (a session taken over).
+	kick := func(slot int) {
+		t.Helper()
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(m.URL).SetClientID(SessionClientID("pp-test", slot)).SetCleanSession(false))
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect as slot %d: %v", slot, tok.Error())
+		}
+		c.Disconnect(0)
+	}
+	connected := func() int {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		n := 0
+		for _, c := range a.running {
+			if c.Connected() {
+				n++
+			}
+		}
+		return n
+	}
+	a.Set(map[int]int64{1: 1, 2: 1})
+	waitFor(t, func() bool { return connected() == 2 })
+	if g := gauge(); g != 1 {
+		t.Fatalf("patientpulse_mqtt_connected %v with both sessions up, want 1", g)
+	}
+	a.slots.set(2, false) // slot 2's lease lapsed: it does not reconnect
+	kick(2)
+	gaugeIs("slot 2 lost", 0)
+	lost := func() float64 { return counterValue(a.metrics.BrokerConnLost) }
+	before := lost()
+	kick(1) // slot 1 reconnects; slot 2 is still down
+	waitFor(t, func() bool { return lost() > before })
+	deadline := time.Now().Add(10 * time.Second)
+	for connected() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("slot 1 did not reconnect within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if g := gauge(); g != 0 {
+		t.Errorf("patientpulse_mqtt_connected %v after slot 1 reconnected while slot 2 is down, want 0", g)
+	}
+	a.slots.set(2, true)
+	gaugeIs("slot 2 held again", 1)
+	a.slots.set(2, false)
+	kick(2)
+	gaugeIs("slot 2 lost again", 0)
+	a.Set(map[int]int64{1: 1})
+	waitFor(t, func() bool { return slices.Equal(a.Active(), []int{1}) })
+	if g := gauge(); g != 1 {
+		t.Errorf("patientpulse_mqtt_connected %v after slot 2 was let go, want 1", g)
+	}
 }
 
 // TestSessionToFeed: a device's message taken by one instance's session
