@@ -83,15 +83,16 @@ type Evaluator struct {
 	now    func() time.Time
 	notify func(Transition) // after the transition is recorded; may be nil
 
-	queue    chan fed
-	mu       sync.Mutex
-	rebuild  map[string]bool // patients to rebuild: a plan changed, or their samples overflowed the queue
-	planned  sync.Map        // ids of the patients with a plan: Feed passes on only theirs
-	asks     chan verdictAsk // Verdicts' questions to Run
-	loads    chan loadAsk    // Load's requests to Run
-	stopped  chan struct{}   // closed when Run returns
-	patients map[string]*patient
-	chunk    int // patients a bulk read covers (loadChunk)
+	queue     chan fed
+	mu        sync.Mutex
+	rebuild   map[string]bool // patients to rebuild: a plan changed, or their samples overflowed the queue
+	planned   sync.Map        // ids of the patients with a plan: Feed passes on only theirs
+	asks      chan verdictAsk // Verdicts' questions to Run
+	loads     chan loadAsk    // Load's requests to Run
+	stopped   chan struct{}   // closed when Run returns
+	patients  map[string]*patient
+	chunk     int // patients a bulk read covers (loadChunk)
+	withPlans int // patients with a plan at the last pollPlans, for loadMany; on Run's goroutine
 
 	// Ownership (owner.go): members and shared are set before Run; owned
 	// is the snapshot Feed and Owns read from any goroutine, nil when
@@ -275,6 +276,7 @@ func (e *Evaluator) pollPlans(ctx context.Context, all bool) error {
 	if err != nil {
 		return fmt.Errorf("analysis: %w", err)
 	}
+	e.withPlans = len(latest)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for id, v := range latest {

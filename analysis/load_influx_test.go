@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -19,15 +20,19 @@ import (
 // TestBulkLoadMatchesPerPatientLoad stores several patients' samples in a
 // real influxd (sleep records of 8 fields, hourly heart rate, check-ins
 // of every MRS and AMS item, doses of two medications, vitals, lab
-// results with their reference ranges), then rebuilds every patient twice
-// from it: in bulk (loadMany, chunks of 2 on two workers) and one at a
-// time, one measurement at a time (load, the path of a plan change).
-// Each patient must come out holding the same of what their rules read
-// (ruleView), the same doses and rule states, and judging every rule the
-// same: patients on both plan
-// templates, one whose watch fell silent before the read-back window
-// (its silence counts from an older sample), one with a plan and no data
-// at all, and one without a plan.
+// results with their reference ranges), then rebuilds every patient from
+// it both ways in bulk (loadChunks: chunks of 2 on two workers, patients
+// matched; loadAll: every patient stored read at once, the rows of others
+// dropped) and one at a time, one measurement at a time (load, the path
+// of a plan change). Each patient must come out holding the same of what
+// their rules read (ruleView), the same doses and rule states, and
+// judging every rule the same: patients on both plan templates, whose
+// reads of doses differ in length (a patient given rows beyond its
+// window, or another's, would hold more doses or other values), one
+// whose watch fell silent before the read-back window (its silence
+// counts from an older sample), one with a plan and no data at all, one
+// without a plan, and one with a plan and data that is not loaded
+// (another instance's).
 func TestBulkLoadMatchesPerPatientLoad(t *testing.T) {
 	in, err := testservices.StartInflux()
 	testservices.Require(t, err)
@@ -49,12 +54,13 @@ func TestBulkLoadMatchesPerPatientLoad(t *testing.T) {
 	start := today.AddDate(0, 0, -60)
 	women := []string{"bulk-w1", "bulk-w2", "bulk-w-silent", "bulk-w-empty"}
 	men := []string{"bulk-m1", "bulk-m2"}
-	for _, id := range append(append(slices.Clone(women), men...), "bulk-noplan") {
+	// bulk-other has a plan, data and another instance: it is not loaded.
+	for _, id := range append(append(slices.Clone(women), men...), "bulk-noplan", "bulk-other") {
 		if err := reg.AddPatient(ctx, registry.Patient{ID: id}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, id := range women {
+	for _, id := range append(slices.Clone(women), "bulk-other") {
 		savePlanFile(t, reg, id, "menopause-estradiol-progesterone.yaml", start)
 	}
 	for _, id := range men {
@@ -67,7 +73,7 @@ func TestBulkLoadMatchesPerPatientLoad(t *testing.T) {
 		lines = append(lines, '\n')
 	}
 	f := func(k string, v float64) ingest.Field { return ingest.Field{Key: k, Value: v} }
-	for i, id := range append(slices.Clone(women[:3]), men...) {
+	for i, id := range append(slices.Clone(women[:3]), append(slices.Clone(men), "bulk-other")...) {
 		for d := range 60 {
 			day := start.AddDate(0, 0, d)
 			v := float64((d*7+i*13)%11) / 10 // varies by day and patient
@@ -121,10 +127,6 @@ func TestBulkLoadMatchesPerPatientLoad(t *testing.T) {
 		e.chunk = 2
 		return e
 	}
-	bulk := newEv()
-	if failed, err := bulk.loadMany(ctx, ids); len(failed) > 0 || err != nil {
-		t.Fatalf("loadMany: %d failed: %v", len(failed), err)
-	}
 	one := newEv()
 	for _, id := range ids {
 		if err := one.load(ctx, id); err != nil {
@@ -132,9 +134,52 @@ func TestBulkLoadMatchesPerPatientLoad(t *testing.T) {
 		}
 	}
 	want := append(slices.Clone(women), men...)
-	if got := sortedIDs(bulk); !reflect.DeepEqual(got, sortedIDs(one)) || len(got) != len(want) {
-		t.Fatalf("patients held: bulk %v, one by one %v; want the %d with a plan", got, sortedIDs(one), len(want))
+	if got := sortedIDs(one); len(got) != len(want) {
+		t.Fatalf("patients held one by one: %v; want the %d with a plan", got, len(want))
 	}
+	// The unfiltered queries return rows that must be dropped: of
+	// bulk-other, and of patients whose reads of the same measurement
+	// are shorter (the women's doses, 18 days, within the men's 57).
+	if !sharedMeasurement(one.readGroups(one.patients, now)) {
+		t.Fatal("no measurement is read over two lengths by different patients: the unfiltered path drops nothing here")
+	}
+	for _, tc := range []struct {
+		name string
+		load func(*Evaluator, context.Context, []string) ([]string, error)
+	}{
+		{"chunks, patients matched", (*Evaluator).loadChunks},
+		{"unfiltered, others' rows dropped", (*Evaluator).loadAll},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bulk := newEv()
+			if failed, err := tc.load(bulk, ctx, ids); len(failed) > 0 || err != nil {
+				t.Fatalf("%d failed: %v", len(failed), err)
+			}
+			if got := sortedIDs(bulk); !reflect.DeepEqual(got, sortedIDs(one)) {
+				t.Fatalf("patients held: bulk %v, one by one %v", got, sortedIDs(one))
+			}
+			compareLoads(t, bulk, one, want, now)
+		})
+	}
+}
+
+// sharedMeasurement reports whether a measurement is read over two
+// lengths, by patients that are not all in both reads.
+func sharedMeasurement(groups map[readKey][]string) bool {
+	for a, pa := range groups {
+		for b, pb := range groups {
+			if a.measurement == b.measurement && !a.from.Equal(b.from) && !slices.Equal(slices.Sorted(slices.Values(pa)), slices.Sorted(slices.Values(pb))) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// compareLoads checks that the patients bulk and one hold (the fixture
+// of TestBulkLoadMatchesPerPatientLoad) read the same and judge the same.
+func compareLoads(t *testing.T, bulk, one *Evaluator, want []string, now time.Time) {
+	t.Helper()
 	judged := 0
 	for _, id := range want {
 		pb, po := bulk.patients[id], one.patients[id]

@@ -182,3 +182,59 @@ func TestEvaluatorLoad(t *testing.T) {
 		t.Errorf("load-none, without a plan: verdicts %+v", vs)
 	}
 }
+
+// TestAllReads checks what loadAll's queries read and what each patient
+// is given of them: a measurement's every-value reads merged into one
+// query from the oldest read, the newest-value reads alone, and a
+// patient given only the fields and span its own reads ask for.
+func TestAllReads(t *testing.T) {
+	now := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	ago := func(days int) time.Time { return now.AddDate(0, 0, -days) }
+	groups := map[readKey][]string{
+		{"sleep", ago(8), "total_min", false}:     {"a"},
+		{"sleep", ago(32), "hrv_rmssd_ms", false}: {"a", "b"},
+		{"sleep", ago(2), "seq", true}:            {"c"},
+		{"dose", ago(18), "seq", false}:           {"a"},
+		{"dose", ago(57), "seq", false}:           {"b"},
+	}
+	reads := allReads(groups)
+	var got []string
+	for _, r := range reads {
+		got = append(got, fmt.Sprintf("%s %s %s %v %v", r.key.measurement, r.key.from.Format(time.DateOnly), r.key.fields, r.key.latest, r.ids))
+	}
+	want := []string{
+		"dose 2026-10-09 seq false [b a]",
+		"sleep 2026-11-03 hrv_rmssd_ms,total_min false [a b]",
+		"sleep 2026-12-03 seq true [c]",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("queries:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	read := map[string]allRead{}
+	for _, r := range reads {
+		read[r.key.measurement+fmt.Sprint(r.key.latest)] = r
+	}
+	for _, tc := range []struct {
+		name, query, patient, field string
+		days                        int
+		want                        bool
+	}{
+		{"a's dose within its 18 days", "dosefalse", "a", "seq", 10, true},
+		{"a's dose beyond its 18 days, within b's 57", "dosefalse", "a", "seq", 30, false},
+		{"b's dose within its 57 days", "dosefalse", "b", "seq", 30, true},
+		{"a's sleep total within its 8 days", "sleepfalse", "a", "total_min", 5, true},
+		{"a's sleep total beyond its 8 days, within its HRV's 32", "sleepfalse", "a", "total_min", 20, false},
+		{"a's HRV within its 32 days", "sleepfalse", "a", "hrv_rmssd_ms", 20, true},
+		{"b's sleep total: only a reads it", "sleepfalse", "b", "total_min", 5, false},
+		{"c's sleep: its read is another query", "sleepfalse", "c", "total_min", 1, false},
+		{"a patient no read asks for", "sleepfalse", "z", "hrv_rmssd_ms", 1, false},
+		{"c's newest sleep", "sleeptrue", "c", "seq", 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := ingest.StoredValue{Measurement: "sleep", Field: tc.field, Time: ago(tc.days)}
+			if got := slices.ContainsFunc(read[tc.query].asks[tc.patient], func(a readAsk) bool { return a.wants(v) }); got != tc.want {
+				t.Errorf("given: %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -336,6 +336,7 @@ var coldMethod = strings.Join([]string{
 	"  as simulate sends them (heart rate every 20 min, sleep, activity, check-ins, doses, weekly vitals, monthly labs; device and patient tags",
 	"  as serve writes them) in 50,000-line writes, 4 at once, day by day. Once influxd has compacted them (under 0.1 CPU over 2 s),",
 	"  an analysis.Evaluator over ingest.Influx starts cold: the time",
-	"  is from Run to its evaluations counter reaching the patients (bulk reads: one query per measurement for each chunk of patients).",
+	"  is from Run to its evaluations counter reaching the patients (bulk reads: a lone instance's start reads every patient stored, one query",
+	"  per measurement and no patient filter; a share of the patients is read in chunks of 500 matched by a regex).",
 	"  The per-patient path is Load of one patient at a time (a plan change's rebuild: one query per measurement and patient), after it.",
 }, "\n")
