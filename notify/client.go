@@ -78,6 +78,7 @@ type client struct {
 	send    chan outgoing // encoded messages, which the writer only reads
 	done    chan struct{} // closed when the client goes
 	recheck chan struct{} // its access changed: check credentials and scope (Hub.accessChanged)
+	after   int64         // the outbox event its snapshot holds the changes up to: older ones are not pushed
 
 	mu       sync.Mutex
 	scope    auth.Scope // guarded by mu, as are the fields below

@@ -110,6 +110,14 @@ type Hub struct {
 	clients map[*client]struct{}
 	closed  bool
 
+	// pushMu orders the alert pushes with consoles joining: a console's
+	// snapshot, and the events pushed while it was read (kept by its
+	// joiner), are queued under it, before any later event.
+	pushMu  sync.Mutex
+	joiners map[*joiner]struct{} // guarded by pushMu
+
+	afterSnapshot func() // tests: runs between a joining console's snapshot and its joining
+
 	clientsG  prometheus.Gauge
 	evictions prometheus.Counter
 	sent      *prometheus.CounterVec
@@ -210,7 +218,7 @@ func (h *Hub) fanEvents(ctx context.Context) {
 			for _, e := range evs {
 				last = e.ID
 				if ev, ok := alertEvent(e); ok {
-					h.push(ev)
+					h.push(e.ID, ev)
 				}
 			}
 			if len(evs) < 500 {
@@ -368,6 +376,19 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.Error(w, http.StatusServiceUnavailable, "cannot read your patients now: try again")
 		return
 	}
+	// The snapshot holds every change up to the outbox's last event at
+	// least (ids are given in commit order): the console gets no older
+	// one, even if this hub pushes it later, and every later one, after
+	// the snapshot (those pushed while it is read are kept by the joiner
+	// meanwhile). A later change that the snapshot holds already comes
+	// again, in order, so the console ends where the alert is.
+	j := h.join()
+	defer h.leave(j)
+	last, err := h.reg.LastOutboxEvent(ctx)
+	if err != nil {
+		httpx.Error(w, http.StatusServiceUnavailable, "cannot read the alerts now: try again")
+		return
+	}
 	active, err := h.alerts.Active(ctx)
 	if err != nil {
 		httpx.Error(w, http.StatusServiceUnavailable, "cannot read the alerts now: try again")
@@ -390,27 +411,38 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if h.afterSnapshot != nil {
+		h.afterSnapshot()
+	}
 	cw := &corkingWriter{ResponseWriter: w}
 	conn, err := h.upgrade.Upgrade(cw, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
 	c := &client{hub: h, conn: conn, corked: cw.conn, who: who, address: address, send: make(chan outgoing, h.cfg.SendQueue),
-		done: make(chan struct{}), recheck: make(chan struct{}, 1),
+		done: make(chan struct{}), recheck: make(chan struct{}, 1), after: last,
 		scope: scope, scoped: time.Now(), subs: map[string]bool{}, tokens: float64(h.cfg.SubscribeBurst), tokensAt: time.Now()}
+	patients, _ := h.visiblePatients(ctx, who, scope, active)
+	h.pushMu.Lock()
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
+		h.pushMu.Unlock()
 		conn.Close()
 		return
 	}
 	h.clients[c] = struct{}{}
 	h.clientsG.Set(float64(len(h.clients)))
 	h.mu.Unlock()
-
-	patients, _ := h.visiblePatients(ctx, who, scope, active)
 	c.queue("hello", helloMsg{Type: "hello", Username: who.Username, Role: who.Role, Patients: patients})
 	c.queue("snapshot", snapshotMsg{Type: "snapshot", Alerts: snap})
+	for _, e := range j.events {
+		if e.id > last {
+			c.pushAlert(e.ev, e.status)
+		}
+	}
+	delete(h.joiners, j)
+	h.pushMu.Unlock()
 	go c.writeLoop()
 	c.readLoop(context.WithoutCancel(ctx))
 }
@@ -438,21 +470,66 @@ func (h *Hub) visiblePatients(ctx context.Context, who *auth.Principal, scope au
 	return slices.Compact(out), nil
 }
 
-// push sends an alert change to every client that may see its patient,
-// and the patient's status with it.
-func (h *Hub) push(ev alerts.Event) {
+// joiner keeps the alert changes pushed while a joining console's
+// snapshot is read: those the snapshot is too old to hold follow it.
+type joiner struct{ events []pushed }
+
+// pushed is an alert change as push sent it: its outbox event's id, and
+// the patient's status then.
+type pushed struct {
+	id     int64
+	ev     alerts.Event
+	status string
+}
+
+// push sends an alert change (outbox event id) to every client that may
+// see its patient, and the patient's status with it, and keeps it for
+// the consoles joining.
+func (h *Hub) push(id int64, ev alerts.Event) {
 	status := h.status(ev.Alert.Patient)
+	h.pushMu.Lock()
+	defer h.pushMu.Unlock()
+	for j := range h.joiners {
+		j.events = append(j.events, pushed{id, ev, status})
+	}
 	for _, c := range h.snapshot() {
-		// On-call staff see the patients behind active alerts: every
-		// active alert, and the end of one they saw.
-		onCall := c.who.Role == registry.RoleOnCall && (ev.Alert.Active() || ev.Change == alerts.ChangeResolved)
-		if onCall || c.sees(ev.Alert.Patient) {
-			c.queue("alert", alertMsg{Type: "alert", Event: ev})
-			if status != "" {
-				c.queue("patient_status", statusMsg{Type: "patient_status", Patient: ev.Alert.Patient, Status: status})
-			}
+		if id > c.after {
+			c.pushAlert(ev, status)
 		}
 	}
+}
+
+// pushAlert queues an alert change, and the patient's status ("": not
+// known) with it, when c may see it.
+func (c *client) pushAlert(ev alerts.Event, status string) {
+	// On-call staff see the patients behind active alerts: every active
+	// alert, and the end of one they saw.
+	onCall := c.who.Role == registry.RoleOnCall && (ev.Alert.Active() || ev.Change == alerts.ChangeResolved)
+	if onCall || c.sees(ev.Alert.Patient) {
+		c.queue("alert", alertMsg{Type: "alert", Event: ev})
+		if status != "" {
+			c.queue("patient_status", statusMsg{Type: "patient_status", Patient: ev.Alert.Patient, Status: status})
+		}
+	}
+}
+
+// join starts keeping the alert changes pushed from now on, for a
+// console whose snapshot is about to be read; leave stops it.
+func (h *Hub) join() *joiner {
+	j := &joiner{}
+	h.pushMu.Lock()
+	defer h.pushMu.Unlock()
+	if h.joiners == nil {
+		h.joiners = map[*joiner]struct{}{}
+	}
+	h.joiners[j] = struct{}{}
+	return j
+}
+
+func (h *Hub) leave(j *joiner) {
+	h.pushMu.Lock()
+	defer h.pushMu.Unlock()
+	delete(h.joiners, j)
 }
 
 // status is the patient's worst active alert: critical, attention

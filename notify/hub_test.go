@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -432,5 +433,68 @@ func TestLiveSamplesWrittenTogether(t *testing.T) {
 	}
 	if n := r.writes.Load() - before; n > 3 || messages < 10 {
 		t.Errorf("%d messages in %d writes, want at least 10 in at most 3", messages, n)
+	}
+}
+
+// TestJoiningConsoleMissesNoChange: an alert opened after a console's
+// snapshot was read, and pushed to the consoles before that one joined
+// the hub, still reaches it, after its snapshot.
+func TestJoiningConsoleMissesNoChange(t *testing.T) {
+	r := newHubRig(t, DefaultHubConfig())
+	first, _ := r.dial("alice", "")
+	read, proceed := make(chan struct{}), make(chan struct{})
+	r.hub.afterSnapshot = func() { close(read); <-proceed }
+	type dialed struct {
+		conn *websocket.Conn
+		err  error
+	}
+	second := make(chan dialed, 1)
+	go func() {
+		conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.srv.URL, "http")+"/v1/ws",
+			http.Header{"Authorization": {"Bearer " + r.tokens["alice"]}})
+		second <- dialed{conn, err}
+	}()
+	select {
+	case <-read:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second console's snapshot was not read within 10s")
+	}
+	now := time.Now().UTC()
+	body, err := json.Marshal(alerts.Event{Change: alerts.ChangeOpened, At: now,
+		Alert: alerts.Alert{Patient: "p-1", Rule: "hr-high", Severity: "critical", State: registry.AlertFiring, OpenedAt: now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := registry.AlertRow{Patient: "p-1", Key: "hr-high", State: registry.AlertFiring, Severity: "critical",
+		OpenedAt: now, UpdatedAt: now, Tier: -1, Body: body}
+	_, err = r.reg.OpenAlert(t.Context(), row, registry.AlertEvent{At: now, Kind: alerts.ChangeOpened, Body: body},
+		&registry.Outbox{Kind: alerts.ChangeOpened, At: now, Body: body})
+	if err != nil {
+		close(proceed)
+		t.Fatal(err)
+	}
+	r.hub.Wake()
+	err = first.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var m map[string]any
+	for err == nil && m["type"] != "alert" {
+		err = first.conn.ReadJSON(&m)
+	}
+	close(proceed) // the second console joins
+	if err != nil {
+		t.Fatalf("the first console: %v, want the alert opened", err)
+	}
+	d := <-second
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	t.Cleanup(func() { d.conn.Close() })
+	c := &hubConn{t: t, conn: d.conn}
+	c.next("hello")
+	if snap := c.next("snapshot"); len(snap["alerts"].([]any)) != 0 {
+		t.Fatalf("snapshot %v, want none: it was read before the alert opened", snap)
+	}
+	m = c.next("alert")
+	if a, _ := m["alert"].(map[string]any); m["change"] != alerts.ChangeOpened || a["patient"] != "p-1" {
+		t.Fatalf("after the snapshot: %v, want p-1's alert opened", m)
 	}
 }
