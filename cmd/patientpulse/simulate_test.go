@@ -19,7 +19,7 @@ func TestSimulateClinic(t *testing.T) {
 	needServices(t)
 	dir := newDataDir(t)
 	admin := staffToken(t, dir, "sim-admin", "admin")
-	srv := startServe(t, dir, "t-sim", "--alert-fire-after", "0s", "--analysis-interval", "100ms")
+	srv := startServe(t, dir, "t-sim", "--alert-fire-after", "0s", "--alert-resolve-after", "0s", "--analysis-interval", "100ms")
 	var stdout, stderr bytes.Buffer
 	args := []string{"simulate", "--data-dir", dir, "--mqtt-url", broker.URL, "--url", srv.url,
 		"--patients", "10", "--backfill", "720h", "--seed", "3", "--once"}
@@ -47,7 +47,7 @@ func TestSimulateClinic(t *testing.T) {
 			t.Logf("active alerts by patient: %v", got)
 		}
 	}()
-	waitUntil(t, 60*time.Second, "every persona's alert", func() bool {
+	active := func() {
 		_, doc := call(t, http.DefaultClient, srv.url, admin, "GET", "/v1/alerts?state=firing,acknowledged", nil)
 		got = map[string][]string{}
 		list, _ := doc["alerts"].([]any)
@@ -62,6 +62,9 @@ func TestSimulateClinic(t *testing.T) {
 		for _, rules := range got {
 			sort.Strings(rules)
 		}
+	}
+	waitUntil(t, 60*time.Second, "every persona's alert", func() bool {
+		active()
 		for p, rules := range want {
 			for _, r := range rules {
 				if !slices.Contains(got[p], r) {
@@ -71,7 +74,17 @@ func TestSimulateClinic(t *testing.T) {
 		}
 		return true
 	})
-	if len(got["sim-p001"]) != 0 || len(got["sim-p009"]) != 0 {
+	// The responding patients end with none. With --alert-fire-after 0s
+	// an alert opens as soon as a rule holds, and a patient judged
+	// before the last of their history was read (on a loaded machine,
+	// with the partition feed of a Postgres registry between ingest and
+	// analysis) has one for a moment, resolved (--alert-resolve-after
+	// 0s) once the rest is read and the rule clears.
+	quiet := func() bool { return len(got["sim-p001"]) == 0 && len(got["sim-p009"]) == 0 }
+	for deadline := time.Now().Add(20 * time.Second); !quiet() && time.Now().Before(deadline); active() {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !quiet() {
 		t.Errorf("the responding patients have alerts: %v, %v", got["sim-p001"], got["sim-p009"])
 	}
 	// The responding woman checks in every day, so every rule of her plan
