@@ -176,18 +176,39 @@ func (f *Feed) Run(ctx context.Context, fn func(patient string, points []Point))
 		default:
 		}
 	})
+	// The publishing connection is not reconnected by paho but replaced
+	// by a new client once lost: on reconnecting, paho 1.5 resends what
+	// its store holds while new publishes go out, and marks a new
+	// publish as a resend (sets its DUP flag) as it is being written,
+	// a data race (eclipse-paho/paho.mqtt.golang#703). A new client
+	// with a clean session starts with an empty store.
+	lostPub := make(chan struct{}, 1)
+	pubOpts.SetAutoReconnect(false).SetConnectRetryInterval(time.Second).
+		SetConnectionLostHandler(func(mqtt.Client, error) {
+			select {
+			case lostPub <- struct{}{}:
+			default:
+			}
+		})
+	newPub := func() mqtt.Client {
+		pub := f.newClient(pubOpts)
+		f.mu.Lock()
+		f.pub = pub
+		f.mu.Unlock()
+		pub.Connect() // with ConnectRetry, completes only once connected: not waited for
+		return pub
+	}
 	sub := f.newClient(subOpts)
-	pub := f.newClient(pubOpts)
-	f.mu.Lock()
-	f.pub = pub
-	f.mu.Unlock()
-	sub.Connect() // with ConnectRetry, completes only once connected: not waited for
-	pub.Connect()
+	sub.Connect()
+	pub := newPub()
 	handler := func(_ mqtt.Client, msg mqtt.Message) { f.receive(msg, fn) }
 	for {
 		select {
 		case <-f.connected:
 			f.subscribe(ctx, sub, handler)
+		case <-lostPub:
+			pub.Disconnect(0) // lost already: this ends its goroutines
+			pub = newPub()
 		case <-ctx.Done():
 			f.subscribed.Store(false)
 			sub.Disconnect(250)
@@ -236,7 +257,8 @@ func (f *Feed) receive(msg mqtt.Message, fn func(string, []Point)) {
 	fn(patient, points)
 }
 
-// options are a feed connection's: clean session, paho's own reconnection.
+// options are a feed connection's: clean session, paho's own reconnection
+// (which Run turns off for the publishing one).
 func (f *Feed) options(clientID string) (*mqtt.ClientOptions, error) {
 	opts := mqtt.NewClientOptions().
 		AddBroker(f.cfg.URL).

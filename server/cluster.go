@@ -113,10 +113,10 @@ func (o *ownership) changed() {
 	}
 }
 
-// freeClaims releases the delivery claims of the departed instances' dispatchers
-// (their holder is their member id), so that the pages they were
-// attempting when they died are attempted again now, not when the claims
-// run out (notify.Dispatcher.claimFor: 90 s by default).
+// freeClaims releases the delivery claims of the departed instances'
+// dispatchers (each claims in its instance's member id), so that the
+// pages they were attempting when they died are attempted again now, not
+// when the claims run out (notify.Dispatcher.claimFor: 90 s by default).
 func freeClaims(ctx context.Context, reg *registry.Registry, d *notify.Dispatcher, ids []string, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
