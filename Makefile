@@ -52,11 +52,11 @@ tools:
 # ingest in every format, degraded starts, a killed instance's deliveries);
 # `make test-postgres` runs all of it on Postgres, leaving out only
 # POSTGRES_SKIP: the cluster tests (on Postgres in the first run already),
-# the long tests whose subject is InfluxDB's outages or bench, and those
+# the measurements (bench, and the opt-in outage memory test), and those
 # that keep SQLite by nature.
 REGISTRY_PKGS = ./alerts ./analysis ./api ./auth ./notify ./server
 POSTGRES_CMD_RUN = ^(TestEveryRoleEveryEndpoint|TestStaff.*|TestPatientNames|TestPlansCommands|TestPlanChangeKeepsMonitoring|TestSilenceCountsFromStoredSample|TestPlanRuleFiresAndClears|TestHematocritRuleFiresFromFHIRLab|TestAlertsReachWebsockets|TestWebsocket.*|TestPagingByMail|TestAdminRegistryLineHidesPassword|TestServeUsesTestRegistry|TestMQTTSamplesStoredUnderPatient|TestHTTPIngestStatuses|TestFHIROverHTTPS|TestOpenMHealthOverHTTPS|TestWebhookDeliveriesSurviveKill|TestServeStartsWhile.*|TestMQTTDeviceRateLimit)$$
-POSTGRES_SKIP = ^(TestCluster.*|TestBenchCommand|TestInfluxOutageLosesNothing|TestOutageMemory|TestReadyzRegistryCannotWrite|TestRegistryCopyCommand|TestAdminCommandsNeedARegistry)$$
+POSTGRES_SKIP = ^(TestCluster.*|TestBenchCommand|TestOutageMemory|TestReadyzRegistryCannotWrite|TestRegistryCopyCommand|TestAdminCommandsNeedARegistry)$$
 
 # test runs every test, with the race detector, against real Mosquitto,
 # InfluxDB and Mailpit processes that the tests start on free loopback
