@@ -205,6 +205,17 @@ func (f *fleet) lost(t *testing.T) (acked, missing int) {
 	}
 }
 
+// waitSubscribed waits until srv's MQTT sessions are subscribed: with a
+// Postgres registry /readyz answers once the partition feed is, and the
+// session connects once this instance holds its lease. What devices send
+// before a session first subscribes, the broker keeps for no one.
+func waitSubscribed(t *testing.T, srv *instance) {
+	t.Helper()
+	waitUntil(t, 30*time.Second, "serve's MQTT sessions subscribed", func() bool {
+		return strings.Contains(metricsText(t, srv.url), "\npatientpulse_mqtt_connected 1\n")
+	})
+}
+
 func fleetDevices(t *testing.T, dir, prefix string, n int) []string {
 	var devices []string
 	for i := range n {
@@ -230,6 +241,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	t.Run("while serve is connected", func(t *testing.T) {
 		devices := fleetDevices(t, dir, "rs-live", 5)
 		srv := startServe(t, dir, "t-brokerrestart", serveArgs...)
+		waitSubscribed(t, srv)
 		f := startFleet(t, m.URL, devices, 10*time.Millisecond)
 		waitUntil(t, 20*time.Second, "messages acknowledged before the restart", func() bool { n, _ := f.count(time.Time{}); return n > 500 })
 		if err := m.Restart(); err != nil {
@@ -253,6 +265,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	t.Run("while serve is stopped", func(t *testing.T) {
 		devices := fleetDevices(t, dir, "rs-down", 5)
 		srv := startServe(t, dir, "t-brokerrestart", serveArgs...)
+		waitSubscribed(t, srv)
 		f := startFleet(t, m.URL, devices, 10*time.Millisecond)
 		waitUntil(t, 20*time.Second, "messages acknowledged before serve stops", func() bool { n, _ := f.count(time.Time{}); return n > 200 })
 		srv.stop()

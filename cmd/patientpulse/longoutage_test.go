@@ -31,6 +31,7 @@ func TestLongOutageAndBrokerRestart(t *testing.T) {
 	dir := newDataDir(t)
 	devices := fleetDevices(t, dir, "lo", 6)
 	srv := startServe(t, dir, "t-longoutage", append([]string{"--mqtt-url", m.URL, "--device-rate", "0"}, plainSubscription(t, dir)...)...)
+	waitSubscribed(t, srv)
 	f := startFleet(t, m.URL, devices, 10*time.Millisecond)
 	waitUntil(t, 20*time.Second, "messages acknowledged before the outage", func() bool { n, _ := f.count(time.Time{}); return n > 1000 })
 
