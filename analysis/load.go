@@ -123,14 +123,7 @@ func (e *Evaluator) loadAll(ctx context.Context, ids []string) (failed []string,
 	for i := 0; err == nil && i < len(byChunk); i++ {
 		err = e.readNewest(ctx, byChunk[i])
 	}
-	if err != nil {
-		out = out.fail(byID, err)
-	} else {
-		for _, p := range byID {
-			p.dirty, p.announce = true, true
-			out.patients = append(out.patients, p)
-		}
-	}
+	out = out.read(byID, err)
 	e.install(out)
 	return out.failed, out.err
 }
@@ -285,14 +278,7 @@ func (e *Evaluator) readChunk(ctx context.Context, ids []string, now time.Time) 
 	if err == nil {
 		err = e.readNewest(ctx, byID)
 	}
-	if err != nil {
-		return out.fail(byID, err)
-	}
-	for _, p := range byID {
-		p.dirty, p.announce = true, true
-		out.patients = append(out.patients, p)
-	}
-	return out
+	return out.read(byID, err)
 }
 
 // prepareChunk reads the patients' plans and rule states from the
@@ -318,8 +304,17 @@ func (e *Evaluator) prepareChunk(ctx context.Context, ids []string) (map[string]
 	return byID, out
 }
 
-// fail marks every patient of byID failed, with err unless out has one.
-func (out chunkLoad) fail(byID map[string]*patient, err error) chunkLoad {
+// read ends out with the patients of byID once their samples are read:
+// rebuilt, to be judged, or, when reading failed (err), every one of
+// them failed, with err unless out has one.
+func (out chunkLoad) read(byID map[string]*patient, err error) chunkLoad {
+	if err == nil {
+		for _, p := range byID {
+			p.dirty, p.announce = true, true
+			out.patients = append(out.patients, p)
+		}
+		return out
+	}
 	for id := range byID {
 		out.failed = append(out.failed, id)
 	}
