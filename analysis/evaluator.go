@@ -108,6 +108,7 @@ type Evaluator struct {
 	transitions *prometheus.CounterVec
 	fenced      prometheus.Counter
 	overflows   prometheus.Counter
+	rereads     prometheus.Counter
 	evaluations prometheus.Counter
 	patientsG   prometheus.Gauge
 }
@@ -145,6 +146,10 @@ func NewEvaluator(cfg Config, reg *registry.Registry, src Source, log *slog.Logg
 			Name: "patientpulse_analysis_queue_overflows_total",
 			Help: "Stored messages the analysis queue had no room for; their patients are rebuilt from InfluxDB instead.",
 		}),
+		rereads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "patientpulse_analysis_rereads_total",
+			Help: "Stored messages whose samples were no newer than those held and could not all be told from repeats (a resent document, another device's late samples); their patients are rebuilt from InfluxDB instead.",
+		}),
 		evaluations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "patientpulse_analysis_evaluations_total",
 			Help: "Evaluations of a patient's rules.",
@@ -155,7 +160,7 @@ func NewEvaluator(cfg Config, reg *registry.Registry, src Source, log *slog.Logg
 		}),
 	}
 	if promReg != nil {
-		promReg.MustRegister(e.transitions, e.overflows, e.evaluations, e.patientsG, e.fenced)
+		promReg.MustRegister(e.transitions, e.overflows, e.rereads, e.evaluations, e.patientsG, e.fenced)
 	}
 	return e
 }
@@ -214,12 +219,9 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case f := <-e.queue:
-			if p := e.patients[f.patient]; p != nil {
-				for _, s := range f.samples {
-					p.add(e.clk, s)
-				}
-				// A patient not evaluated for an interval is evaluated at
-				// once: a first alarming sample is not kept waiting.
+			// A patient not evaluated for an interval is evaluated at once:
+			// a first alarming sample is not kept waiting.
+			if p := e.take(f); p != nil {
 				if now := e.now(); now.Sub(p.lastEval) >= e.cfg.Interval {
 					e.evaluate(ctx, p, now, false)
 				}
@@ -250,6 +252,21 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// take adds a stored message's samples to its patient, and returns the
+// patient, or nil when none is held or when it is marked to be read back
+// from InfluxDB instead (patient.take) and judged once it is.
+func (e *Evaluator) take(f fed) *patient {
+	p := e.patients[f.patient]
+	if p == nil || !p.take(e.clk, f.samples) {
+		return p
+	}
+	e.rereads.Inc()
+	e.mu.Lock()
+	e.rebuild[f.patient] = true
+	e.mu.Unlock()
+	return nil
 }
 
 // sweep picks up new and changed plans (the admin commands change them

@@ -264,11 +264,7 @@ func evDrain(e *Evaluator) int {
 	for {
 		select {
 		case f := <-e.queue:
-			if p := e.patients[f.patient]; p != nil {
-				for _, s := range f.samples {
-					p.add(e.clk, s)
-				}
-			}
+			e.take(f)
 			n++
 		default:
 			return n
@@ -1003,6 +999,69 @@ func TestEvaluatorFeedRedeliveredCountsOnce(t *testing.T) {
 	// A per-day sum counted twice would be 600.
 	if len(sleep) != 1 || sleep[0].Change != ChangeFired || sleep[0].Value != 300 {
 		t.Errorf("sleep-low transitions %+v, want fired at 300", sleep)
+	}
+}
+
+// TestEvaluatorFeedResentDocumentCountsOnce resends a night of ten stage
+// segments, more than series.add remembers: the patient is read back from
+// the source, where the resend overwrote the same points, instead of
+// counting some segments twice. A segment arriving late, after newer ones
+// of its series, is read back too; newer samples are simply taken in.
+func TestEvaluatorFeedResentDocumentCountsOnce(t *testing.T) {
+	f := newEvFixture(t, "p-1")
+	f.savePlan("p-1", evEff1, nil, evSleepRule("sleep-low", 420))
+	e, prom := f.evaluator(evConfig())
+	f.now = evAt(10, 12)
+	mustSweep(t, e, f.ctx, true)
+
+	var night []ingest.StoredValue
+	var message []ingest.Point
+	for i := range 10 {
+		v := evSleep(evAt(10, 1+float64(i)/2), 30)
+		night = append(night, v)
+		message = append(message, evPoint(v))
+	}
+	f.src.put("p-1", night...)
+	sumOf := func() float32 {
+		st := mustPatient(t, e, "p-1").series[0].at(e.clk.dayOf(evAt(10, 1)))
+		if st == nil {
+			return 0
+		}
+		return st.sum
+	}
+	e.Feed("p-1", message)
+	evDrain(e)
+	if got := sumOf(); got != 300 || len(e.rebuild) != 0 {
+		t.Fatalf("after the night: 10 Nov sums %v with %v marked, want 300 with none", got, e.rebuild)
+	}
+
+	e.Feed("p-1", message) // resent: stored again over the same points
+	evDrain(e)
+	if !e.rebuild["p-1"] {
+		t.Fatal("a resend longer than series.add remembers is not read back")
+	}
+	if n := evCounter(t, prom, "patientpulse_analysis_rereads_total"); n != 1 {
+		t.Errorf("rereads = %v, want 1", n)
+	}
+	e.rebuildMarked(f.ctx)
+	if got := sumOf(); got != 300 {
+		t.Errorf("after reading back, 10 Nov sums %v, want 300", got)
+	}
+
+	later := evSleep(evAt(10, 7), 20)
+	f.store(e, "p-1", later)
+	evDrain(e)
+	if got := sumOf(); got != 320 || len(e.rebuild) != 0 {
+		t.Errorf("a newer segment: 10 Nov sums %v with %v marked, want 320 with none", got, e.rebuild)
+	}
+	f.store(e, "p-1", evSleep(evAt(10, 0.5), 15)) // late, older than those held
+	evDrain(e)
+	if !e.rebuild["p-1"] {
+		t.Fatal("a late segment is not read back")
+	}
+	e.rebuildMarked(f.ctx)
+	if got := sumOf(); got != 335 {
+		t.Errorf("after the late segment, 10 Nov sums %v, want 335", got)
 	}
 }
 

@@ -99,6 +99,9 @@ type series struct {
 	// doses; for heart rate and activity a repeat moves only a count.
 	recent [8]uint32 // unix seconds
 	next   int
+	// held is newest as it was before the message being taken in (see
+	// patient.take); 0 while reading back from InfluxDB.
+	held int64
 }
 
 // seriesKey names what a series holds: measurement.field, and for
@@ -134,14 +137,19 @@ func newSeries(k seriesKey, keep int) *series {
 }
 
 // add records a value at t of day d, unless a value at t was among the
-// last ones taken in.
-func (s *series) add(d day, t time.Time, minute int, v float64) {
+// last ones taken in. It reports unsure when the value is no newer than
+// what the series held before the message being taken in and may repeat
+// a value taken in before the last ones (a resent document longer than
+// recent, or another device's late samples): counted once or twice, the
+// series may then be wrong until it is read back from InfluxDB.
+func (s *series) add(d day, t time.Time, minute int, v float64) (unsure bool) {
 	u := t.Unix()
 	for _, r := range s.recent {
 		if int64(r) == u && u != 0 {
-			return
+			return false
 		}
 	}
+	unsure = u <= s.held
 	s.recent[s.next] = uint32(u)
 	s.next = (s.next + 1) % len(s.recent)
 	if u > s.newest {
@@ -149,12 +157,12 @@ func (s *series) add(d day, t time.Time, minute int, v float64) {
 	}
 	if s.sparse != nil {
 		s.addSparse(d, minute, v)
-		return
+		return unsure
 	}
 	n := day(len(s.days))
 	switch {
 	case n == 0:
-		return
+		return unsure
 	case d > s.head:
 		// Clear the days the ring moves past.
 		for x := s.head + 1; x <= d && x <= s.head+n; x++ {
@@ -165,9 +173,10 @@ func (s *series) add(d day, t time.Time, minute int, v float64) {
 		}
 		s.head = d
 	case d <= s.head-n:
-		return // older than what is kept
+		return unsure // older than what is kept
 	}
 	s.days[int(d)%int(n)].add(v, minute)
+	return unsure
 }
 
 // addSparse is add for a sparse series.

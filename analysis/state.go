@@ -275,20 +275,38 @@ func (r *Rule) seriesKey() (k seriesKey, days, readBack int, ok bool) {
 	return seriesKey{}, 0, 0, false
 }
 
+// take adds the samples of one message, and reports whether the patient
+// must be read back from InfluxDB because a series may have counted one
+// of them twice (series.add).
+func (p *patient) take(clk clock, samples []Sample) (unsure bool) {
+	for _, se := range p.series {
+		se.held = se.newest
+	}
+	for _, s := range samples {
+		unsure = p.add(clk, s) || unsure
+	}
+	for _, se := range p.series {
+		se.held = 0
+	}
+	return unsure
+}
+
 // add takes a sample into every series that reads it, and a dose into
-// the doses when an adherence rule counts its medication.
-func (p *patient) add(clk clock, s Sample) {
+// the doses when an adherence rule counts its medication. It reports
+// whether a series was unsure of it (series.add).
+func (p *patient) add(clk clock, s Sample) (unsure bool) {
 	if s.Measurement == "dose" && p.keepDose > 0 && s.Medication != "" {
 		p.addDose(s.Medication, s.Time.Unix())
 	}
 	local := s.Time.In(clk.loc)
 	d, minute := clk.dayOf(s.Time), local.Hour()*60+local.Minute()
 	for _, se := range p.series {
-		if se.key.takes(s) {
-			se.add(d, s.Time, minute, s.Value)
+		if se.key.takes(s) && se.add(d, s.Time, minute, s.Value) {
+			unsure = true
 		}
 	}
 	p.dirty = true
+	return unsure
 }
 
 // medDoses are the logged doses of one medication: unix seconds, sorted.

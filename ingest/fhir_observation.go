@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // sampleWriter writes the envelope samples that Observations become, as
@@ -61,6 +62,10 @@ func (w *sampleWriter) read(e *fhirEntry, o *fhirObservation) {
 	case code == loincSys || code == loincDia:
 		e.bad("code", "not-supported", ReasonUnknownCode,
 			"LOINC %s alone is not stored: send the blood-pressure panel %s with components %s and %s", code, loincBP, loincSys, loincDia)
+		return
+	}
+	if c.Measurement == "sleep" && o.ValueQuantity == nil && o.ValueCodeableConcept != nil {
+		w.sleepStage(e, o)
 		return
 	}
 	v, ok := quantity(e, o)
@@ -192,6 +197,105 @@ func convert(e *fhirEntry, c LOINCCode, code string, q *fhirQuantity, prefix str
 	}
 	e.note = "(converted from " + safeText(u) + " to " + c.Unit + ")"
 	return strconv.AppendFloat(nil, conv, 'g', -1, 64), true
+}
+
+// sleepStages are the stages a segment of a night may name, by the
+// stage's code or text as emitters write it (HealthKit's
+// HKCategoryValueSleepAnalysis, Health Connect's SLEEP_STAGE_TYPE_, or
+// plain words), folded by stageName: the field the segment's minutes go
+// to besides total_min, and whether they are asleep (an awake segment
+// has a total_min of 0).
+var sleepStages = map[string]struct {
+	field  string
+	asleep bool
+}{
+	"deep": {"deep_min", true}, "asleepdeep": {"deep_min", true},
+	"rem": {"rem_min", true}, "asleeprem": {"rem_min", true},
+	"light": {"light_min", true}, "core": {"light_min", true}, "asleepcore": {"light_min", true},
+	"asleep": {"", true}, "asleepunspecified": {"", true}, "sleeping": {"", true},
+	"awake": {"awake_min", false}, "awakeinbed": {"awake_min", false}, "outofbed": {"awake_min", false},
+}
+
+// stageName folds a stage's code or text: lower case, without the
+// emitters' prefixes, spaces, dashes and underscores.
+func stageName(s string) string {
+	s = strings.ToLower(s)
+	for _, prefix := range []string{"hkcategoryvaluesleepanalysis", "sleep_stage_type_", "stage_type_"} {
+		s = strings.TrimPrefix(s, prefix)
+	}
+	return stageSeparators.Replace(s)
+}
+
+var stageSeparators = strings.NewReplacer("_", "", "-", "", " ", "")
+
+// sleepStage writes the sleep sample of one stage segment of a night: a
+// sleep-duration Observation whose valueCodeableConcept names the stage
+// and whose effectivePeriod is the segment. Stored at the segment's end
+// like any night, its minutes count toward the day it ends in (rules on
+// sleep.total_min add a day's segments up with per_day: sum).
+func (w *sampleWriter) sleepStage(e *fhirEntry, o *fhirObservation) {
+	var concept struct {
+		fhirConcept
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(o.ValueCodeableConcept, &concept); err != nil {
+		e.bad("valueCodeableConcept", "structure", ReasonMalformed, "must be a CodeableConcept naming a sleep stage")
+		e.issues[len(e.issues)-1].structural = true
+		return
+	}
+	names := []string{concept.Text}
+	for _, c := range concept.Coding {
+		names = append(names, c.Code)
+	}
+	stage, named := "", false
+	for _, n := range names {
+		if stage = stageName(n); stage == "inbed" {
+			e.bad("valueCodeableConcept", "not-supported", ReasonNotSupported,
+				"time in bed is not stored: send the night's asleep and awake segments, or its sleep duration")
+			return
+		}
+		if _, named = sleepStages[stage]; named {
+			break
+		}
+	}
+	if !named {
+		e.bad("valueCodeableConcept", "value", ReasonInvalidValue,
+			"must name a sleep stage (deep, rem, light or core, asleep, awake) in a coding's code or in text")
+		return
+	}
+	p := o.EffectivePeriod
+	var start, end time.Time
+	var err error
+	if p != nil {
+		if start, err = time.Parse(time.RFC3339, p.Start); err == nil {
+			end, err = time.Parse(time.RFC3339, p.End)
+		}
+	}
+	if p == nil || err != nil {
+		e.bad("effectivePeriod", "required", ReasonMissingField,
+			"a sleep stage segment needs an effectivePeriod whose start and end are date-times with a time zone")
+		return
+	}
+	if !end.After(start) {
+		e.bad("effectivePeriod.end", "value", ReasonInvertedInterval, "must be after start")
+		return
+	}
+	minutes := strconv.AppendFloat(nil, end.Sub(start).Minutes(), 'g', -1, 64)
+	st := sleepStages[stage]
+	w.begin(e, "sleep")
+	w.times(e, o, true)
+	paths := []fieldPath{{"total_min", "effectivePeriod"}}
+	if st.asleep {
+		w.number("total_min", minutes)
+	} else {
+		w.number("total_min", []byte("0"))
+	}
+	if st.field != "" {
+		w.number(st.field, minutes)
+		paths = append(paths, fieldPath{st.field, "effectivePeriod"})
+	}
+	w.end(e, paths...)
+	e.stored = "sleep.total_min"
 }
 
 // bloodPressure writes the vitals sample of a blood-pressure panel.

@@ -44,6 +44,7 @@ const (
 	fAt    = `"effectiveDateTime": "2026-11-22T08:05:00+01:00"`
 	fNight = `"effectivePeriod": {"start": "2026-11-21T23:10:00Z", "end": "2026-11-22T06:40:00Z"}`
 	fWalk  = `"effectivePeriod": {"start": "2026-11-22T09:00:00Z", "end": "2026-11-22T09:15:00Z"}`
+	fSeg   = `"effectivePeriod": {"start": "2026-11-21T23:40:00Z", "end": "2026-11-22T00:20:00Z"}`
 	atUTC  = "2026-11-22T07:05:00Z"
 	bpComp = `"component": [
 		{"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}, "valueQuantity": {"value": %s, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
@@ -87,6 +88,20 @@ func TestFHIRMapping(t *testing.T) {
 			want: []string{"activity steps=812 @2026-11-22T09:15:00Z"}},
 		{name: "sleep duration in hours", body: obs("93832-4", fNight+", "+qty("7.5", "h")),
 			want: []string{"sleep total_min=450 @2026-11-22T06:40:00Z"}},
+		// Stage segments as HealthKit bridges, Health Connect and plain
+		// emitters name them: a valueCodeableConcept over the segment.
+		{name: "sleep stage segment, HealthKit deep", body: obs("93832-4", fSeg+`, "valueCodeableConcept": {"coding": [
+			{"system": "http://developer.apple.com/documentation/healthkit", "code": "HKCategoryValueSleepAnalysisAsleepDeep"}]}`),
+			want: []string{"sleep deep_min=40 total_min=40 @2026-11-22T00:20:00Z"}},
+		{name: "sleep stage segment, Health Connect REM", body: obs("93832-4", fSeg+`, "valueCodeableConcept": {"coding": [{"code": "SLEEP_STAGE_TYPE_REM"}]}`),
+			want: []string{"sleep rem_min=40 total_min=40 @2026-11-22T00:20:00Z"}},
+		{name: "sleep stage segment, core by text", body: obs("93832-4", fSeg+`, "valueCodeableConcept": {"text": "Asleep Core"}`),
+			want: []string{"sleep light_min=40 total_min=40 @2026-11-22T00:20:00Z"}},
+		{name: "sleep stage segment, awake", body: obs("93832-4", fSeg+`, "valueCodeableConcept": {"coding": [{"code": "awake"}], "text": "Awake"}`),
+			want: []string{"sleep awake_min=40 total_min=0 @2026-11-22T00:20:00Z"}},
+		{name: "sleep stage segment, asleep with an offset", body: obs("93832-4",
+			`"effectivePeriod": {"start": "2026-11-22T00:40:00+01:00", "end": "2026-11-22T01:20:00+01:00"}, "valueCodeableConcept": {"coding": [{"code": "HKCategoryValueSleepAnalysisAsleepUnspecified"}]}`),
+			want: []string{"sleep total_min=40 @2026-11-22T00:20:00Z"}},
 		{name: "estradiol in pmol/L with its reference range", body: obs("2243-4", fAt+", "+qty("412", "pmol/L")+
 			`, "referenceRange": [{"low": {"value": 98, "unit": "pmol/L", "system": "http://unitsofmeasure.org", "code": "pmol/L"},
 			  "high": {"value": 571, "unit": "pmol/L", "system": "http://unitsofmeasure.org", "code": "pmol/L"}}]`),
@@ -113,6 +128,45 @@ func TestFHIRMapping(t *testing.T) {
 				t.Errorf("points\n got %q\nwant %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestFHIRSleepStages reads a night sent as its stage segments, in a
+// batch Bundle as a HealthKit bridge posts it: each segment is a point at
+// its end, and a day's total_min adds up to the minutes asleep.
+func TestFHIRSleepStages(t *testing.T) {
+	seg := func(start, end, stage string) string {
+		return obs("93832-4", fmt.Sprintf(`"effectivePeriod": {"start": %q, "end": %q}, "valueCodeableConcept": {"coding": [
+			{"system": "http://developer.apple.com/documentation/healthkit", "code": "HKCategoryValueSleepAnalysis%s"}]}`, start, end, stage))
+	}
+	body := bundle("batch",
+		seg("2026-11-22T00:00:00Z", "2026-11-22T01:30:00Z", "AsleepCore"),
+		seg("2026-11-22T01:30:00Z", "2026-11-22T02:15:00Z", "AsleepDeep"),
+		seg("2026-11-22T02:15:00Z", "2026-11-22T02:25:00Z", "Awake"),
+		seg("2026-11-22T02:25:00Z", "2026-11-22T03:05:00Z", "AsleepREM"))
+	doc, r := newTestIntake().decodeFHIR([]byte(body), "")
+	if r != nil {
+		t.Fatalf("refused: %+v", r.outcome)
+	}
+	want := []string{
+		"sleep light_min=90 total_min=90 @2026-11-22T01:30:00Z",
+		"sleep deep_min=45 total_min=45 @2026-11-22T02:15:00Z",
+		"sleep awake_min=10 total_min=0 @2026-11-22T02:25:00Z",
+		"sleep rem_min=40 total_min=40 @2026-11-22T03:05:00Z",
+	}
+	if got := pointStrings(doc.env.Points); !slices.Equal(got, want) {
+		t.Errorf("points\n got %q\nwant %q", got, want)
+	}
+	total := 0.0
+	for _, p := range doc.env.Points {
+		for _, f := range p.Fields {
+			if f.Key == "total_min" {
+				total += f.Value
+			}
+		}
+	}
+	if total != 175 {
+		t.Errorf("the night's total_min adds up to %v, want 175 (its 185 minutes less 10 awake)", total)
 	}
 }
 
@@ -266,6 +320,14 @@ func TestFHIRRefusals(t *testing.T) {
 			status: 422, want: []string{"value Observation.effectivePeriod.end"}},
 		{name: "sleep longer than its night", body: obs("93832-4", fNight+", "+qty("9", "h")), status: 422,
 			want: []string{"value Observation.valueQuantity.value"}},
+		{name: "sleep stage: time in bed", body: obs("93832-4", fSeg+`, "valueCodeableConcept": {"coding": [{"code": "HKCategoryValueSleepAnalysisInBed"}]}`),
+			status: 422, want: []string{"not-supported Observation.valueCodeableConcept"}, says: "time in bed is not stored"},
+		{name: "sleep stage: not a stage", body: obs("93832-4", fSeg+`, "valueCodeableConcept": {"text": "dreaming of sheep"}`),
+			status: 422, want: []string{"value Observation.valueCodeableConcept"}, says: "must name a sleep stage"},
+		{name: "sleep stage: at an instant", body: obs("93832-4", fAt+`, "valueCodeableConcept": {"text": "deep"}`),
+			status: 422, want: []string{"required Observation.effectivePeriod"}},
+		{name: "sleep stage: inverted", body: obs("93832-4", `"effectivePeriod": {"start": "2026-11-22T00:20:00Z", "end": "2026-11-21T23:40:00Z"}, "valueCodeableConcept": {"text": "deep"}`),
+			status: 422, want: []string{"value Observation.effectivePeriod.end"}},
 		{name: "no effective time", body: hr(qty("72", "/min")), status: 422, want: []string{"required Observation.effective"}},
 		{name: "a date without a time", body: hr(`"effectiveDateTime": "2026-11-22", ` + qty("72", "/min")), status: 422,
 			want: []string{"value Observation.effectiveDateTime"}},
@@ -449,6 +511,7 @@ func benchBundle() string {
 func FuzzDecodeFHIR(f *testing.F) {
 	f.Add(bundle("transaction", obs("8867-4", fAt+", "+qty("72", "/min")), obs("29463-7", fAt+", "+qty("154", "[lb_av]"))))
 	f.Add(bp("121", "79"))
+	f.Add(obs("93832-4", fSeg+`, "valueCodeableConcept": {"coding": [{"code": "HKCategoryValueSleepAnalysisAsleepDeep"}]}`))
 	f.Add(obs("2243-4", fAt+", "+qty("100", "pg/mL")+`, "referenceRange": [{"low": {"value": 26.7}, "high": {"value": 155.5}}]`))
 	f.Add(bundle("batch", obs("55423-8", `"effectivePeriod": {"start": "x"}, `+qty("1", "1"))))
 	in := newTestIntake()

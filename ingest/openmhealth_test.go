@@ -147,6 +147,10 @@ func TestOpenMHealthMapping(t *testing.T) {
 		{name: "an array of both header forms", body: "[" + dp1("heart-rate", "1.0", `{"heart_rate": {"value": 72, "unit": "beats/min"}, `+tAt+`}`) + "," +
 			dp2("step-count", "3.0", `{"step_count": {"value": 812, "unit": "steps"}, `+tWalk+`}`) + "]",
 			want: []string{"0: heart_rate bpm=72 @" + atUTC8, "1: activity steps=812 @" + walkEnd}},
+		{name: "a night as stage segments: sleep-duration over each", body: "[" +
+			dp2("sleep-duration", "2.0", `{"sleep_duration": {"value": 40, "unit": "min"}, "effective_time_frame": {"time_interval": {"start_date_time": "2026-11-21T23:40:00Z", "end_date_time": "2026-11-22T00:20:00Z"}}}`) + "," +
+			dp2("sleep-duration", "2.0", `{"sleep_duration": {"value": 1.5, "unit": "h"}, "effective_time_frame": {"time_interval": {"start_date_time": "2026-11-22T00:30:00Z", "duration": {"value": 90, "unit": "min"}}}}`) + "]",
+			want: []string{"0: sleep total_min=40 @2026-11-22T00:20:00Z", "1: sleep total_min=90 @2026-11-22T02:00:00Z"}},
 		{name: "an IEEE 1752.1 data series", body: `{"header": ` + omhHeader2("omh", "heart-rate", "2.0") + `, "body": [
 			{"heart_rate": {"value": 61, "unit": "beats/min"}, "effective_time_frame": {"date_time": "2026-11-22T09:00:00Z"}},
 			{"heart_rate": {"value": 64, "unit": "beats/min"}, "effective_time_frame": {"date_time": "2026-11-22T09:05:00Z"}}]}`,

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -195,6 +196,17 @@ type row struct {
 	Value              any
 	Time               time.Time
 	Tags               map[string]string
+}
+
+// rowStrings writes rows as "measurement.field=value@time patient",
+// sorted, to compare what two reads found.
+func rowStrings(rows []row) []string {
+	var out []string
+	for _, r := range rows {
+		out = append(out, fmt.Sprintf("%s.%s=%v@%s %s", r.Measurement, r.Field, r.Value, ts(r.Time), r.Tags["patient"]))
+	}
+	slices.Sort(out)
+	return out
 }
 
 // query reads every field stored for device.

@@ -10,7 +10,8 @@ import (
 
 // TestOpenMHealthOverHTTPS posts an Open mHealth array of step counts, as
 // plain application/json, and reads back that InfluxDB holds each interval
-// at its end under the token's patient; a heart rate of 900 is refused
+// at its end under the token's patient, and the same array again (new
+// header uuids) nothing new; a heart rate of 900 is refused
 // with a JSON Pointer at its value.
 func TestOpenMHealthOverHTTPS(t *testing.T) {
 	needServices(t)
@@ -20,6 +21,9 @@ func TestOpenMHealthOverHTTPS(t *testing.T) {
 
 	now := time.Now().UTC().Truncate(time.Second)
 	var points, want []string
+	array := func(id string) []byte { // id: 11 hex digits of the header uuids, new on each resend as some apps make them
+		return []byte("[" + strings.ReplaceAll(strings.Join(points, ","), "-1f2b3c4d5e6", "-"+id) + "]")
+	}
 	for i, steps := range []int{812, 1040, 95} {
 		start, end := now.Add(-time.Duration(3-i)*time.Hour), now.Add(-time.Duration(3-i)*time.Hour+15*time.Minute)
 		// An offset, as phones send: stored in UTC.
@@ -32,12 +36,13 @@ func TestOpenMHealthOverHTTPS(t *testing.T) {
 			i, end.Format(time.RFC3339), steps, start.In(zone).Format(time.RFC3339), end.In(zone).Format(time.RFC3339)))
 		want = append(want, fmt.Sprintf("activity.steps=%d@%s", steps, ts(end)))
 	}
-	status, doc, _ := post(t, srv.url, token, "application/json", []byte("["+strings.Join(points, ",")+"]"))
+	status, doc, _ := post(t, srv.url, token, "application/json", array("1f2b3c4d5e6"))
 	if status != 202 || doc["accepted"] != 3.0 {
 		t.Fatalf("answered %d %v, want 202 with 3 accepted", status, doc)
 	}
+	stored := query(t, "app-omh")
 	var got []string
-	for _, r := range query(t, "app-omh") {
+	for _, r := range stored {
 		if r.Field == "seq" {
 			continue // 0: Open mHealth has none
 		}
@@ -48,6 +53,14 @@ func TestOpenMHealthOverHTTPS(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("InfluxDB holds\n%q\nwant\n%q", got, want)
+	}
+
+	// The same document again, its header uuids new: nothing new stored.
+	if status, doc, _ := post(t, srv.url, token, "application/vnd.openmhealth+json", array("a7c9e0b4d21")); status != 202 || doc["accepted"] != 3.0 {
+		t.Fatalf("the resend answered %d %v, want 202 with 3 accepted", status, doc)
+	}
+	if again := rowStrings(query(t, "app-omh")); !slices.Equal(again, rowStrings(stored)) {
+		t.Errorf("after a resend InfluxDB holds\n%q\nwant what it held before\n%q", again, rowStrings(stored))
 	}
 
 	tooFast := fmt.Sprintf(`{"header": {"id": "x", "creation_date_time": %q,
