@@ -74,6 +74,9 @@ type Config struct {
 	// Timezone is the clinic's IANA time zone, which consoles show times
 	// in (GET /v1/session says it).
 	Timezone string
+	// Locale is the clinic's BCP 47 language tag (en-GB), which consoles
+	// write dates and numbers in, always with 24-hour times.
+	Locale string
 }
 
 // DefaultConfig is a clinic's usual policy.

@@ -30,6 +30,7 @@ type Me struct {
 	CSRFToken string        `json:"csrf_token,omitempty"` // sessions only
 	ExpiresAt *time.Time    `json:"expires_at,omitempty"` // sessions only: the absolute expiry
 	Timezone  string        `json:"timezone"`             // the clinic's, which consoles show times in
+	Locale    string        `json:"locale"`               // the clinic's BCP 47 language tag, which consoles write dates in
 }
 
 // sessionRoutes are the session endpoints:
@@ -68,7 +69,7 @@ func SessionPatterns() []string {
 
 func (a *Auth) me(w http.ResponseWriter, r *http.Request) {
 	p, _ := FromContext(r.Context())
-	me := Me{Username: p.Username, Role: p.Role, Via: p.Via, CSRFToken: p.CSRFToken, Timezone: a.cfg.Timezone}
+	me := Me{Username: p.Username, Role: p.Role, Via: p.Via, CSRFToken: p.CSRFToken, Timezone: a.cfg.Timezone, Locale: a.cfg.Locale}
 	if p.Via == "session" {
 		if s, _, err := a.reg.SessionByID(r.Context(), p.sessionID); err == nil {
 			exp := s.CreatedAt.Add(a.cfg.MaxAge)
@@ -222,7 +223,7 @@ func (a *Auth) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	exp := s.CreatedAt.Add(a.cfg.MaxAge)
 	httpx.WriteJSON(w, http.StatusOK, Me{Username: st.Username, Role: st.Role, Via: "session", CSRFToken: s.CSRFToken, ExpiresAt: &exp,
-		Timezone: a.cfg.Timezone})
+		Timezone: a.cfg.Timezone, Locale: a.cfg.Locale})
 }
 
 // localPath returns next when it is a path on this site ("/a/TOKEN"),

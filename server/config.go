@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -23,6 +24,10 @@ import (
 )
 
 const envPrefix = "PATIENTPULSE_"
+
+// localeTag is a BCP 47 language tag as browsers take it: a language, then
+// a script, region or variant subtags.
+var localeTag = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$`)
 
 // Config is every setting of every subcommand. All subcommands accept all
 // of them, so that one config file serves `serve` and the admin commands.
@@ -48,6 +53,7 @@ type Config struct {
 	Auth          auth.Config
 	Analysis      analysis.Config
 	Timezone      string
+	Locale        string
 	Alerts        alerts.Config
 	oncallFile    string
 	Hub           notify.HubConfig
@@ -167,6 +173,7 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 
 	c.Analysis = analysis.DefaultConfig()
 	fs.StringVar(&c.Timezone, "timezone", "UTC", "the clinic's IANA time zone (Europe/London): analysis judges its calendar days")
+	fs.StringVar(&c.Locale, "locale", "en-GB", "the clinic's BCP 47 language tag (en-GB, de-DE, en-US): the web app writes dates and numbers in it, times always on the 24-hour clock")
 	fs.IntVar(&c.Analysis.MinWearHours, "analysis-min-wear-hours", c.Analysis.MinWearHours, "hours of a day with activity or heart-rate samples for the day to be judged")
 	fs.DurationVar(&c.Analysis.Interval, "analysis-interval", c.Analysis.Interval, "a patient with new data is evaluated at most this often")
 	fs.DurationVar(&c.Analysis.Sweep, "analysis-sweep", c.Analysis.Sweep, "every patient is evaluated this often (silence, new days); plans applied by the admin commands are read within 10s")
@@ -300,6 +307,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("timezone %q: want an IANA zone such as Europe/London or UTC", c.Timezone))
 	} else {
 		c.Analysis.Location = loc
+	}
+	if !localeTag.MatchString(c.Locale) {
+		errs = append(errs, fmt.Errorf("locale %q: want a BCP 47 language tag such as en-GB or de-DE", c.Locale))
 	}
 	if _, err := c.Level(); err != nil {
 		errs = append(errs, err)

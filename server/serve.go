@@ -124,7 +124,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		ln.Close()
 		return err
 	}
-	c.Auth.Secure, c.Auth.Timezone = c.TLSCert != "", c.Timezone
+	c.Auth.Secure, c.Auth.Timezone, c.Auth.Locale = c.TLSCert != "", c.Timezone, c.Locale
 	staffAuth := auth.New(reg, c.Auth, reg, log.With("component", "auth"), promReg)
 	hub := notify.NewHub(c.Hub, staffAuth, manager, log.With("component", "hub"), promReg)
 	manager.Deliver(delivery.router, func() { hub.Wake(); delivery.Wake() })

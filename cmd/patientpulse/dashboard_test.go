@@ -535,7 +535,7 @@ func TestDashboardAlertAcknowledged(t *testing.T) {
 	}
 	ny, _ := time.LoadLocation(zone)
 	since := eval[string](t, oncall, fmt.Sprintf(`document.querySelector('%s .age-cell .sub').textContent.replace(/[\u202f\u00a0]/g, " ")`, row))
-	if want := opened.In(ny).Format("3:04 PM"); !strings.Contains(since, want) {
+	if want := opened.In(ny).Format("15:04"); !strings.Contains(since, want) {
 		t.Errorf("opened at %s, shown %q: want the clinic's %s", opened.UTC().Format(time.Kitchen), since, want)
 	}
 

@@ -115,7 +115,7 @@ func startServeOver(tb testing.TB, client *http.Client, scheme, dataDir, group s
 // runServe runs serve in process with the MQTT session named group and
 // waits until path (/readyz, or /healthz: listening) answers 200 over
 // scheme within wait. Flags in extra override the defaults (the last one
-// wins).
+// wins); an --http-addr among them is where it is waited for.
 func runServe(tb testing.TB, client *http.Client, scheme, dataDir, group, path string, wait time.Duration, extra ...string) *instance {
 	tb.Helper()
 	port, err := testservices.FreePort()
@@ -123,6 +123,9 @@ func runServe(tb testing.TB, client *http.Client, scheme, dataDir, group, path s
 		tb.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if i := slices.Index(extra, "--http-addr"); i >= 0 && i+1 < len(extra) {
+		addr = extra[i+1] // the test's own, such as a stopped instance's
+	}
 	in := &instance{url: scheme + "://" + addr, dataDir: dataDir, group: group, logs: &testservices.LogBuffer{}}
 	args := append([]string{"serve",
 		"--data-dir", dataDir,

@@ -139,8 +139,8 @@ func openAs(t *testing.T, parent context.Context, base, username, landing string
 	return ctx, problems
 }
 
-// plainText is an element's text with the narrow spaces some locales put
-// in times ("2:30 PM") made plain.
+// plainText is an element's text with the narrow and no-break spaces some
+// locales put in dates and times made plain.
 func plainText(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
 	return eval[string](t, ctx, fmt.Sprintf(`document.querySelector(%q).textContent.replace(/[\u202f\u00a0]/g, " ")`, sel))
@@ -228,8 +228,8 @@ func TestConsoleSaysWhoIsPaged(t *testing.T) {
 	snoozedRow := fmt.Sprintf(`#snoozed tr[data-alert-id="%d"]`, c.alert)
 	waitJS(t, first, "the snoozed section", fmt.Sprintf(`document.querySelector('%s') !== null && document.querySelector('%s') === null && !document.querySelector("#snoozed").hidden`, snoozedRow, row))
 	london, _ := time.LoadLocation(pagingZone)
-	if wake := plainText(t, first, snoozedRow+" td.wake"); !strings.HasPrefix(wake, "snoozed until ") || !strings.Contains(wake, until.In(london).Format("3:04 PM")) {
-		t.Errorf("the snoozed alert's wake time: %q, want the clinic's %s", wake, until.In(london).Format("3:04 PM"))
+	if wake := plainText(t, first, snoozedRow+" td.wake"); !strings.HasPrefix(wake, "snoozed until ") || !strings.Contains(wake, until.In(london).Format("15:04")) {
+		t.Errorf("the snoozed alert's wake time: %q, want the clinic's %s", wake, until.In(london).Format("15:04"))
 	}
 	if h := text(t, first, "#snoozed-title"); h != "Snoozed (1)" {
 		t.Errorf("the snoozed section's title: %q", h)
@@ -312,7 +312,7 @@ func TestPageLinkAcknowledges(t *testing.T) {
 	a, events := c.alertDoc(t, c.alert)
 	ackedAt, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(a["acked_at"]))
 	london, _ := time.LoadLocation(pagingZone)
-	if done := plainText(t, ctx, "#ack-done"); done != "Acknowledged by you at "+ackedAt.In(london).Format("3:04 PM")+" — escalation stopped." {
+	if done := plainText(t, ctx, "#ack-done"); done != "Acknowledged by you at "+ackedAt.In(london).Format("15:04")+" — escalation stopped." {
 		t.Errorf("after the tap: %q", done)
 	}
 	if a["state"] != "acknowledged" || a["acked_by"] != "on-first" {

@@ -1,6 +1,8 @@
 // The /v1/ API as the pages use it: the session cookie goes with every
-// request, the session's CSRF token with every state-changing one, and a
-// 401 anywhere sends the browser to the sign-in form.
+// request, the session's CSRF token with every state-changing one, a
+// 401 anywhere sends the browser to the sign-in form, and a server that
+// answers 503 or not at all shows the outage banner.
+import { outage, recovered, livePage } from "./outage.js";
 
 let csrf = "";
 // back is where the sign-in form returns the browser to, when the page
@@ -36,7 +38,15 @@ export async function api(method, path, body) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const resp = await fetch(path, init);
+  let resp;
+  try {
+    resp = await fetch(path, init);
+  } catch (err) {
+    outage("patientpulse cannot be reached");
+    throw err;
+  }
+  if (resp.status === 503) outage("patientpulse cannot answer for now (503)");
+  else if (!livePage()) recovered(); // a page with a live connection recovers when it is live again
   if (resp.status === 401) {
     goSignIn();
     throw new SignedOut();

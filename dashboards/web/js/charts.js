@@ -8,7 +8,7 @@
 // the browser tests: data-points (the chart's x values), data-targets (the
 // bands, JSON), data-plan-markers (plan changes in view), data-latest.
 import { el, clear } from "./dom.js";
-import { zoneName, dayStart, dayKey, day, when, number, words, capital } from "./format.js";
+import { zoneName, dayStart, dayKey, day, shortDay, clock, when, number, words, capital } from "./format.js";
 import { field, displayUnit, fixedInstruments, instrument, items, subscales, scoreNames } from "./catalog.js";
 
 const COLORS = ["#0b5cad", "#c2410c", "#6d28d9", "#047857", "#b91c1c", "#4b5563",
@@ -365,7 +365,10 @@ export class Chart {
     const scales = [...new Set(this.series.map((s) => s.scale))];
     const grid = { stroke: "#e5e9ee", width: 1 };
     const axis = { stroke: "#4a5561", grid, ticks: { stroke: "#d0d7de", width: 1 }, font: "12px system-ui, sans-serif", labelFont: "bold 12px system-ui, sans-serif" };
-    const axes = [{ ...axis }];
+    // Time ticks in the clinic's locale and on the 24-hour clock (uPlot's
+    // own are US English: "11/3", "12am"): a day, or a time of day.
+    const tick = (t, incr) => (incr >= 86400 || dayStart(t * 1000) === t * 1000 ? shortDay(t * 1000) : clock(t * 1000));
+    const axes = [{ ...axis, values: (u, splits, ax, space, incr) => splits.map((t) => tick(t, incr)) }];
     scales.slice(0, 2).forEach((sc, i) => {
       const s = this.series.find((x) => x.scale === sc);
       axes.push({ ...axis, scale: sc, side: i === 0 ? 3 : 1, label: unitLabel(s), size: 60, labelSize: 20, grid: i === 0 ? grid : { show: false } });

@@ -3,13 +3,15 @@
 // days, to roll samples up per day as the analysis does.
 
 let zone = "UTC";
+let locale = "en-GB";
 let dateTime, dateOnly, dayMonth, timeOnly, parts;
 
 function build() {
-  dateTime = new Intl.DateTimeFormat(undefined, { timeZone: zone, dateStyle: "medium", timeStyle: "short" });
-  dateOnly = new Intl.DateTimeFormat(undefined, { timeZone: zone, day: "numeric", month: "short", year: "numeric" });
-  dayMonth = new Intl.DateTimeFormat(undefined, { timeZone: zone, day: "numeric", month: "short" });
-  timeOnly = new Intl.DateTimeFormat(undefined, { timeZone: zone, timeStyle: "short" });
+  const h23 = { timeZone: zone, hourCycle: "h23" }; // times on the 24-hour clock, whatever the locale's habit
+  dateTime = new Intl.DateTimeFormat(locale, { ...h23, day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" });
+  dateOnly = new Intl.DateTimeFormat(locale, { timeZone: zone, day: "numeric", month: "short", year: "numeric" });
+  dayMonth = new Intl.DateTimeFormat(locale, { timeZone: zone, day: "numeric", month: "short" });
+  timeOnly = new Intl.DateTimeFormat(locale, { ...h23, hour: "2-digit", minute: "2-digit" });
   parts = new Intl.DateTimeFormat("en-US", {
     timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
     hour: "2-digit", minute: "2-digit", second: "2-digit",
@@ -17,14 +19,21 @@ function build() {
 }
 build();
 
-// setZone makes tz (an IANA name) the zone of every time shown; an unknown
-// name leaves UTC.
-export function setZone(tz) {
+// setZone makes tz (an IANA name) the zone of every time shown, and tag (a
+// BCP 47 language tag, the clinic's --locale) the language dates and
+// numbers are written in; an unknown zone leaves UTC, an unknown tag
+// en-GB.
+export function setZone(tz, tag) {
   try {
     new Intl.DateTimeFormat("en", { timeZone: tz });
     zone = tz;
   } catch {
     zone = "UTC";
+  }
+  try {
+    locale = Intl.getCanonicalLocales(tag || "en-GB")[0];
+  } catch {
+    locale = "en-GB";
   }
   build();
 }
@@ -127,7 +136,7 @@ export function fromInput(s) {
 // number writes v with at most digits decimals, trailing zeros dropped.
 export function number(v, digits = 1) {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
-  return Number(v.toFixed(digits)).toLocaleString(undefined, { maximumFractionDigits: digits });
+  return Number(v.toFixed(digits)).toLocaleString(locale, { maximumFractionDigits: digits });
 }
 
 export function percent(share) {

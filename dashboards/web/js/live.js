@@ -5,6 +5,7 @@
 // when it stops); each reconnection brings a fresh snapshot.
 import { api, SignedOut } from "./api.js";
 import { setLive } from "./shell.js";
+import { outage, recovered, usesLive } from "./outage.js";
 
 export class Live {
   constructor() {
@@ -21,6 +22,7 @@ export class Live {
   }
 
   start() {
+    usesLive();
     this.connect();
     return this;
   }
@@ -60,6 +62,7 @@ export class Live {
       if (msg.type === "hello") {
         this.delay = 1000;
         setLive("live");
+        recovered();
       }
       for (const fn of this.handlers.get(msg.type) || []) {
         try {
@@ -73,6 +76,7 @@ export class Live {
       if (this.ws !== ws) return;
       this.ws = null;
       setLive("reconnecting");
+      outage("The live connection to patientpulse is lost");
       const wait = this.delay * (0.5 + Math.random() / 2);
       this.delay = Math.min(this.delay * 2, 30000);
       setTimeout(() => this.reconnect(), wait);

@@ -7,7 +7,7 @@ import { $ } from "./dom.js";
 
 export async function startShell() {
   const me = await loadSession();
-  setZone(me.timezone || "UTC");
+  setZone(me.timezone || "UTC", me.locale);
   $("#who").textContent = `Signed in as ${me.username} (${me.role})`;
   const zone = $("#zone");
   if (zone) zone.textContent = `Times in ${me.timezone || "UTC"}`;
