@@ -201,5 +201,3 @@ func TestManagerConcurrentAck(t *testing.T) {
 		})
 	}
 }
-
-// TestManagerActiveAlertPatients: only firing and acknowledged alerts make

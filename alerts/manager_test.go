@@ -1040,8 +1040,10 @@ func TestManagerRestart(t *testing.T) {
 	})
 }
 
-// a patient visible to on-call staff.
-func TestManagerActiveAlertPatients(t *testing.T) {
+// TestManagerOnCallPatients: only firing and acknowledged alerts make a
+// patient visible to on-call staff, and so does one resolved since the
+// time asked.
+func TestManagerOnCallPatients(t *testing.T) {
 	cfg := mtBaseConfig()
 	cfg.MaxOpenPerPatient = 1
 	r := mtNewRig(t, cfg, "p1", "p2", "p3", "p4", "p5")
@@ -1058,11 +1060,11 @@ func TestManagerActiveAlertPatients(t *testing.T) {
 	})
 	want := func(want ...string) {
 		t.Helper()
-		got, err := r.reg.ActiveAlertPatients(r.ctx)
+		got, err := r.reg.OnCallPatients(r.ctx, mtT0.Add(time.Hour)) // resolved before: not seen
 		if err != nil {
 			t.Fatal(err)
 		}
-		mtSame(t, "ActiveAlertPatients", got, want)
+		mtSame(t, "OnCallPatients", got, want)
 		active, err := r.m.Active(r.ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -1082,6 +1084,17 @@ func TestManagerActiveAlertPatients(t *testing.T) {
 	want("p1", "p2", "p3")
 	r.run([]mtStep{on("p1", mtResolve(5*mtMin, "r1", "bob", "", "")), on("p3", mtClear(5*mtMin, "r2"))})
 	want("p2")
+	// Resolved since: seen, to follow up (p4 at 1 min, p3 at 3 and 5, p1 at 5).
+	for _, c := range []struct {
+		since time.Duration
+		want  []string
+	}{{0, []string{"p1", "p2", "p3", "p4"}}, {2 * mtMin, []string{"p1", "p2", "p3"}}, {4 * mtMin, []string{"p1", "p2", "p3"}}} {
+		got, err := r.reg.OnCallPatients(r.ctx, mtT0.Add(c.since))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mtSame(t, fmt.Sprintf("OnCallPatients resolved since %v", c.since), got, c.want)
+	}
 }
 
 // TestManagerNotifiesAfterStoring: every change is written to the outbox

@@ -6,7 +6,8 @@
 // Who may see a patient:
 //   - an admin: every patient;
 //   - a clinician: the patients of their care team (registry.AssignPatient);
-//   - on-call staff: the patients behind an active alert (ActiveAlerts).
+//   - on-call staff: the patients behind an active alert, and for a day
+//     after it is resolved (ActiveAlerts).
 //
 // Every read of a patient's data is written to the registry's audit log
 // before the answer goes out; an audit entry that cannot be written
@@ -120,10 +121,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ActiveAlerts tells which patients have an active alert: on-call staff
-// may see those. The alerts stage provides it.
+// OnCallFollowUp is how long after an alert is resolved on-call staff may
+// still see its patient: to follow up on what they handled.
+const OnCallFollowUp = 24 * time.Hour
+
+// ActiveAlerts tells which patients on-call staff may see: those with an
+// active alert, or one resolved since resolvedSince. The registry
+// provides it.
 type ActiveAlerts interface {
-	ActiveAlertPatients(ctx context.Context) ([]string, error)
+	OnCallPatients(ctx context.Context, resolvedSince time.Time) ([]string, error)
 }
 
 // Auth authenticates staff requests and authorizes them.
@@ -397,7 +403,8 @@ const (
 	// plan): admins, and the clinicians of their care team.
 	CarePatient
 	// HandleAlert: acknowledge, resolve or snooze an alert of a patient
-	// one may see (for on-call staff: a patient with an active alert).
+	// one may see (for on-call staff: a patient with an active alert, or
+	// one resolved within a day).
 	HandleAlert
 )
 
@@ -467,7 +474,7 @@ func (a *Auth) Scope(ctx context.Context, p *Principal) (Scope, error) {
 		ids, err = a.reg.AssignedPatients(ctx, p.Username)
 	case registry.RoleOnCall:
 		if a.alerts != nil {
-			ids, err = a.alerts.ActiveAlertPatients(ctx)
+			ids, err = a.alerts.OnCallPatients(ctx, a.now().Add(-OnCallFollowUp))
 		}
 	}
 	if err != nil {

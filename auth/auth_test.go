@@ -65,7 +65,7 @@ type fakeAlerts struct {
 	err error
 }
 
-func (f fakeAlerts) ActiveAlertPatients(context.Context) ([]string, error) { return f.ids, f.err }
+func (f fakeAlerts) OnCallPatients(context.Context, time.Time) ([]string, error) { return f.ids, f.err }
 
 // testEnv is an Auth over a fresh registry, served by a test server with
 // the session routes and a few guarded endpoints.

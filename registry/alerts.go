@@ -232,11 +232,14 @@ func (r *Registry) AlertEvents(ctx context.Context, alertID int64) ([]AlertEvent
 		})
 }
 
-// ActiveAlertPatients returns the patients with a firing or acknowledged
-// alert, sorted: on-call staff may see them.
-func (r *Registry) ActiveAlertPatients(ctx context.Context) ([]string, error) {
-	return queryAll(ctx, r, "active alert patients",
-		`SELECT DISTINCT patient_id FROM alerts WHERE state IN ('firing', 'acknowledged') ORDER BY patient_id`, nil, scanString)
+// OnCallPatients returns the patients on-call staff may see, sorted: those
+// with a firing or acknowledged alert, or one resolved since resolvedSince
+// (to follow up on what they handled).
+func (r *Registry) OnCallPatients(ctx context.Context, resolvedSince time.Time) ([]string, error) {
+	return queryAll(ctx, r, "on-call patients",
+		`SELECT DISTINCT patient_id FROM alerts WHERE state IN ('firing', 'acknowledged')
+			OR (state = 'resolved' AND resolved_at >= ?) ORDER BY patient_id`,
+		[]any{formatTime(resolvedSince)}, scanString)
 }
 
 func scanAlert(s scanner) (AlertRow, error) {

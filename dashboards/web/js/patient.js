@@ -267,8 +267,21 @@ function setupRange() {
   });
 }
 
+// notYours says why the page shows nothing of the patient (a 403), in
+// place of everything it would show.
+function notYours(me) {
+  for (const sel of [".layout", "#facts", "#patient-status"]) $(sel).hidden = true;
+  const status = clear($("#status"));
+  status.hidden = false;
+  status.append(me.role === "oncall"
+    ? "On-call staff can open a patient's page while the patient has an active alert, and for a day after it is resolved; this patient has none. "
+    : "This patient is not in your care: an admin can add you to their care team. ",
+  el("a", { href: me.role === "oncall" ? "/oncall" : "/", text: me.role === "oncall" ? "Open the alerts console" : "Back to your patients" }));
+  document.body.dataset.forbidden = "true";
+}
+
 async function main() {
-  await startShell();
+  const me = await startShell();
   if (!patientId) throw new Error("no patient was named: open a patient from the list");
   if (!window.uPlot) throw new Error("the chart bundle did not load");
   setupRange();
@@ -276,7 +289,7 @@ async function main() {
   live = new Live();
   let hellos = 0;
   live.on("hello", (m) => {
-    if (!(m.patients || []).includes(patientId)) {
+    if (!(m.patients || []).includes(patientId) && !document.body.dataset.forbidden) {
       $("#status").textContent = "This patient is no longer one you may follow live.";
       $("#status").hidden = false;
     }
@@ -306,14 +319,25 @@ async function main() {
   const catalogReq = loadCatalog();
   const detailsReq = api("GET", base);
   const alertsReq = must("GET", `/v1/alerts?state=firing,acknowledged&patient=${encodeURIComponent(patientId)}`);
+  alertsReq.catch(() => {}); // refused with the details when the patient is not one's own: notYours says why
   planView = new PlanView($("#plan"), patientId, (plan, history) => {
     planChanged(plan, history);
     draw();
   });
-  const details = await detailsReq;
-  if (!details.ok) {
-    throw new Error(details.status === 403 ? "this patient is not in your care" : (details.doc && details.doc.error) || `patient: ${details.status}`);
+  if (me.role === "oncall") {
+    // Nothing is offered that the role cannot do: on-call staff read the
+    // plan, its clinicians and admins change it.
+    $("#plan-edit").hidden = true;
+    $("#plan-form").hidden = true;
+    $("#plan-edit").after(el("p", { id: "plan-who", class: "muted small", text: "The patient's clinicians and admins change the plan." }));
   }
+  const details = await detailsReq;
+  if (details.status === 403) {
+    live.subscribe([]);
+    notYours(me);
+    return;
+  }
+  if (!details.ok) throw new Error((details.doc && details.doc.error) || `patient: ${details.status}`);
   state.details = details.doc;
   $("#patient-name").textContent = details.doc.name || details.doc.id;
   document.title = `${details.doc.name || details.doc.id} · patientpulse`;
