@@ -124,6 +124,25 @@ func (m *Manager) List(ctx context.Context, f registry.AlertFilter) ([]Alert, er
 	return out, nil
 }
 
+// WithNotes gives each alert of list its notes.
+func (m *Manager) WithNotes(ctx context.Context, list []Alert) error {
+	ids := make([]int64, len(list))
+	for i, a := range list {
+		ids[i] = a.ID
+	}
+	notes, err := m.reg.AlertNotes(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range list {
+		list[i].Notes = nil
+		for _, ev := range notes[list[i].ID] {
+			list[i].Notes = append(list[i].Notes, Note{Change: ev.Kind, Actor: ev.Actor, Note: ev.Note, At: ev.At})
+		}
+	}
+	return nil
+}
+
 // Active returns every active alert (firing or acknowledged), newest
 // first: the snapshot a reconnecting console gets.
 func (m *Manager) Active(ctx context.Context) ([]Alert, error) {

@@ -38,10 +38,21 @@ type Alert struct {
 	ResolvedBy   string     `json:"resolved_by,omitempty"` // a username, or "patientpulse" when the condition cleared
 	SnoozedUntil *time.Time `json:"snoozed_until,omitempty"`
 	Tier         string     `json:"tier,omitempty"` // the on-call tier notified last
+	// Notes are what staff said on acting on it, oldest first: filled by
+	// Manager.WithNotes for those who read the alert, not kept in it.
+	Notes []Note `json:"notes,omitempty"`
 	// side is which way of Bound the condition lies (below, above or
 	// band: worse is further that way); a resolved alert's Value and side
 	// are the ones at its resolution, which a reopening compares with.
 	side string
+}
+
+// Note is what a staff member said on acting on an alert.
+type Note struct {
+	Change string    `json:"change"` // acknowledged, resolved, snoozed
+	Actor  string    `json:"actor"`
+	Note   string    `json:"note"`
+	At     time.Time `json:"at"`
 }
 
 // Active reports whether the alert still wants attention: firing or

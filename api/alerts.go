@@ -83,6 +83,10 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, al)
 	}
+	if err := a.alerts.WithNotes(ctx, out); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	doc := map[string]any{"alerts": out}
 	if len(list) == f.Limit {
 		doc["next_before"] = list[len(list)-1].ID

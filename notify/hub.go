@@ -411,6 +411,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if err := h.alerts.WithNotes(ctx, snap); err != nil {
+		httpx.Error(w, http.StatusServiceUnavailable, "cannot read the alerts now: try again")
+		return
+	}
 	if h.afterSnapshot != nil {
 		h.afterSnapshot()
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -213,6 +214,39 @@ func (r *Registry) Alerts(ctx context.Context, f AlertFilter) ([]AlertRow, error
 		query, args = query+" LIMIT ?", append(args, f.Limit)
 	}
 	return queryAll(ctx, r, "alerts", query, args, scanAlert)
+}
+
+// AlertNotes returns the events of the alerts that carry a note (what
+// staff said on acknowledging, resolving or snoozing), oldest first, by
+// alert id.
+func (r *Registry) AlertNotes(ctx context.Context, alertIDs []int64) (map[int64][]AlertEvent, error) {
+	out := map[int64][]AlertEvent{}
+	for ids := range slices.Chunk(alertIDs, 500) {
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+		evs, err := queryAll(ctx, r, "alert notes",
+			`SELECT id, alert_id, at, kind, actor, note FROM alert_events WHERE note <> '' AND alert_id IN (?`+
+				strings.Repeat(", ?", len(ids)-1)+`) ORDER BY id`, args,
+			func(s scanner) (AlertEvent, error) {
+				var ev AlertEvent
+				var at string
+				if err := s.Scan(&ev.ID, &ev.AlertID, &at, &ev.Kind, &ev.Actor, &ev.Note); err != nil {
+					return ev, err
+				}
+				var err error
+				ev.At, err = parseTime(at)
+				return ev, err
+			})
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range evs {
+			out[ev.AlertID] = append(out[ev.AlertID], ev)
+		}
+	}
+	return out, nil
 }
 
 // AlertEvents returns the alert's events, oldest first.

@@ -485,7 +485,8 @@ func TestDashboardAlertAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, doctor, "acknowledged on the page", fmt.Sprintf(`document.querySelector('%s[data-state="acknowledged"]') !== null`, item))
-	if s := text(t, doctor, item+" .acked"); !strings.HasPrefix(s, "Acknowledged by "+c.doctor) || !strings.Contains(s, "“calling her now”") {
+	waitJS(t, doctor, "the note on the page", fmt.Sprintf(`document.querySelector('%s .notes') !== null`, item))
+	if s := text(t, doctor, item+" .notes"); !strings.HasPrefix(s, "Acknowledged by "+c.doctor) || !strings.Contains(s, "“calling her now”") {
 		t.Errorf("acknowledgement on the page: %q", s)
 	}
 	screenshot(t, doctor, "patient-acknowledged")

@@ -30,13 +30,12 @@ export function byUrgency(a, b) {
 }
 
 // AlertSet is the active alerts one console may see, from the snapshot
-// and every alert message after it; notes keeps the note of the last
-// acknowledgement heard, by alert id.
+// and every alert message after it. Each alert's notes (what staff said
+// on acting on it) come with the snapshot, and grow with the messages.
 export class AlertSet {
   constructor(filter = () => true) {
     this.filter = filter;
     this.alerts = new Map();
-    this.notes = new Map();
   }
 
   replace(list) {
@@ -48,7 +47,7 @@ export class AlertSet {
   apply(msg) {
     const a = msg.alert;
     if (!a || !this.filter(a)) return false;
-    if (msg.change === "acknowledged") this.notes.set(a.id, { actor: msg.actor, note: msg.note, at: msg.at });
+    a.notes = withNote((this.alerts.get(a.id) || a).notes, msg);
     if (isActive(a)) this.alerts.set(a.id, a);
     else this.alerts.delete(a.id);
     return true;
@@ -76,21 +75,47 @@ export function stateText(a) {
   return capital(a.state);
 }
 
-// ackLine says who acknowledged, when, and with which note.
-export function ackLine(a, heard) {
+// withNote returns notes with the note of an alert message added, unless
+// it has none or is among them already (a console joining may hear a
+// change its snapshot holds).
+function withNote(notes, msg) {
+  const list = [...(notes || [])];
+  if (!msg.note) return list;
+  const at = Date.parse(msg.at);
+  if (!list.some((n) => n.change === msg.change && n.note === msg.note && Date.parse(n.at) === at)) {
+    list.push({ change: msg.change, actor: msg.actor || "", note: msg.note, at: msg.at });
+  }
+  return list;
+}
+
+// noteLine says one note: "Acknowledged by ana, 5 Dec 2026, 14:02: “…”".
+export function noteLine(n) {
+  return `${capital(changeWords[n.change] || n.change)} by ${n.actor || "someone"}, ${when(n.at)}: “${n.note}”`;
+}
+
+// notesList lists an alert's notes, oldest first; null when it has none.
+export function notesList(a) {
+  const notes = a.notes || [];
+  if (!notes.length) return null;
+  return el("ul", { class: "notes", "aria-label": "Notes" }, notes.map((n) => el("li", { text: noteLine(n) })));
+}
+
+// ackLine says who acknowledged and when, and the note they gave.
+export function ackLine(a) {
   if (a.state !== "acknowledged") return null;
-  let s = `Acknowledged by ${a.acked_by || (heard && heard.actor) || "someone"}`;
+  let s = `Acknowledged by ${a.acked_by || "someone"}`;
   if (a.acked_at) s += `, ${when(a.acked_at)}`;
-  if (heard && heard.note) s += `: “${heard.note}”`;
+  const note = (a.notes || []).findLast((n) => n.change === "acknowledged");
+  if (note) s += `: “${note.note}”`;
   return s;
 }
 
 const snoozeChoices = [["1", "1 hour"], ["4", "4 hours"], ["24", "1 day"], ["72", "3 days"], ["168", "1 week"]];
 
-// alertItem is one alert of a patient's alert panel, with the note field
-// and the buttons to acknowledge, resolve or snooze it. done(alert) is
-// called with the changed alert after an action succeeds.
-export function alertItem(a, heard, done) {
+// alertItem is one alert of a patient's alert panel, with its notes, the
+// note field and the buttons to acknowledge, resolve or snooze it.
+// done(alert) is called with the changed alert after an action succeeds.
+export function alertItem(a, done) {
   const id = a.id;
   const note = el("input", { id: `note-${id}`, name: "note", autocomplete: "off", maxlength: 500 });
   const error = el("p", { class: "error", role: "alert", hidden: true });
@@ -120,7 +145,7 @@ export function alertItem(a, heard, done) {
         error.hidden = false;
         return;
       }
-      done(r.alert, { actor: r.alert.acked_by, note: body.note, action });
+      done(r.alert, { action });
     } finally {
       for (const b of form.querySelectorAll("button")) b.disabled = false;
     }
@@ -143,7 +168,9 @@ export function alertItem(a, heard, done) {
   el("div", {}, severityBadge(a.severity), " ", el("strong", { text: a.rule })),
   el("p", { class: "meta", text: meta.join(" · ") }),
   el("p", { class: "sentence", text: a.sentence }),
-  ackLine(a, heard) ? el("p", { class: "acked", text: ackLine(a, heard) }) : null,
+  // Who acknowledged: in the notes when they gave one.
+  a.state === "acknowledged" && !(a.notes || []).some((n) => n.change === "acknowledged") ? el("p", { class: "acked", text: `Acknowledged by ${a.acked_by || "someone"}${a.acked_at ? `, ${when(a.acked_at)}` : ""}` }) : null,
+  notesList(a),
   form, history);
 }
 

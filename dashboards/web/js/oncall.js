@@ -161,7 +161,7 @@ function row(a, snoozed = false) {
     el("td", { "data-label": "Patient" }, el("a", { href: `/patient?id=${encodeURIComponent(a.patient)}`, text: nameOf(a.patient) }),
       el("span", { class: "sub", text: a.patient })),
     el("td", { "data-label": "Alert" }, severityBadge(a.severity), " ", el("strong", { text: a.rule }), el("span", { class: "sub sentence", text: a.sentence })),
-    el("td", { "data-label": "State", class: "state" }, a.state === "firing" ? "Firing" : ackLine(a, alerts.notes.get(a.id))),
+    el("td", { "data-label": "State", class: "state" }, a.state === "firing" ? "Firing" : ackLine(a)),
     snoozed ? el("td", { "data-label": "Wakes", class: "wake" }, wakeText(a))
       : el("td", { "data-label": "Escalation", class: "tier" }, tierCell(a)),
     el("td", { "data-label": "Age", class: "age-cell" }, el("span", { class: "age", text: ageText(a) }),

@@ -9,7 +9,7 @@ import { el, $, clear } from "./dom.js";
 import { when, ago, day } from "./format.js";
 import { startShell, fail } from "./shell.js";
 import { Live } from "./live.js";
-import { AlertSet, alertItem, severityBadge } from "./alerts.js";
+import { AlertSet, alertItem, notesList, severityBadge } from "./alerts.js";
 import { PlanView } from "./plan.js";
 import { chartSpecs, Chart, targetsOf } from "./charts.js";
 import { loadCatalog } from "./catalog.js";
@@ -200,10 +200,10 @@ function renderAlerts() {
   const current = alerts.list();
   const keep = new Map([...list.children].map((li) => [li.dataset.alertId, li]));
   const items = current.map((a) => {
-    const stamp = `${a.state}|${a.updated_at}|${a.tier || ""}|${a.snoozed_until || ""}|${a.severity}`;
+    const stamp = `${a.state}|${a.updated_at}|${a.tier || ""}|${a.snoozed_until || ""}|${a.severity}|${(a.notes || []).length}`;
     const old = keep.get(String(a.id));
     if (old && old.dataset.stamp === stamp) return old;
-    const li = alertItem(a, alerts.notes.get(a.id), (changed, info) => acted(changed, info));
+    const li = alertItem(a, (changed, info) => acted(changed, info));
     li.dataset.stamp = stamp;
     if (old) {
       const note = old.querySelector("input[name=note]");
@@ -226,8 +226,7 @@ function renderAlerts() {
 function acted(alert, info) {
   const note = document.getElementById(`note-${alert.id}`);
   if (note) note.value = ""; // said and recorded
-  if (info.action === "ack") alerts.notes.set(alert.id, { actor: alert.acked_by, note: info.note });
-  alerts.apply({ change: info.action, alert });
+  alerts.apply({ change: info.action, alert }); // its note comes with the change, over the live connection
   renderAlerts();
   if (alert.state === "resolved") loadResolved().catch(fail);
   const h = $(`#alert-${alert.id} .alert-actions`);
@@ -239,7 +238,8 @@ async function loadResolved() {
   const list = clear($("#resolved ol"));
   for (const a of doc.alerts || []) {
     list.append(el("li", {}, severityBadge(a.severity), " ", a.sentence,
-      el("span", { class: "muted", text: ` (resolved ${when(a.resolved_at)}${a.resolved_by ? ` by ${a.resolved_by}` : ""})` })));
+      el("span", { class: "muted", text: ` (resolved ${when(a.resolved_at)}${a.resolved_by ? ` by ${a.resolved_by}` : ""})` }),
+      notesList(a)));
   }
   if (!list.children.length) list.append(el("li", { class: "muted", text: "None." }));
 }
