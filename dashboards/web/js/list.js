@@ -5,7 +5,7 @@
 // to the signed-in clinician. On-call staff land on /oncall instead.
 import { must } from "./api.js";
 import { el, $ } from "./dom.js";
-import { when, ago, percent } from "./format.js";
+import { when, ago, clock, percent } from "./format.js";
 import { startShell, fail } from "./shell.js";
 import { Live } from "./live.js";
 import { AlertSet, isSnoozed } from "./alerts.js";
@@ -48,6 +48,30 @@ function writeAddress() {
   window.history.replaceState(null, "", s ? `/?${s}` : "/");
 }
 
+// topAlert is the patient's most urgent active alert, or undefined.
+function topAlert(p) {
+  return state.alerts.list().find((a) => a.patient === p.id);
+}
+
+// alertState says where the alert stands: new, acknowledged by whom, or
+// snoozed until when.
+function alertState(a) {
+  if (isSnoozed(a)) return { key: "snoozed", text: `Snoozed until ${Date.parse(a.snoozed_until) - Date.now() < 20 * 3600e3 ? clock(a.snoozed_until) : when(a.snoozed_until)}` };
+  if (a.state === "acknowledged") return { key: "acknowledged", text: `Acknowledged by ${a.acked_by || "someone"}` };
+  return { key: "new", text: "New: nobody has acknowledged it" };
+}
+
+// why is the status cell's reason: the most urgent alert's sentence, its
+// age and where it stands.
+function why(p) {
+  const a = topAlert(p);
+  if (!a) return null;
+  const st = alertState(a);
+  return el("div", { class: "why", dataset: { alertState: st.key } },
+    el("span", { class: "sentence", text: a.sentence }),
+    el("span", { class: `sub alert-state ${st.key}`, text: `${st.text} · opened ${ago(a.opened_at)}` }));
+}
+
 function row(p) {
   const last = p.last_data_at ? Date.parse(p.last_data_at) : null;
   const stale = !last || Date.now() - last > STALE_MS;
@@ -56,7 +80,7 @@ function row(p) {
     el("td", { "data-label": "Patient" },
       el("a", { href: `/patient?id=${encodeURIComponent(p.id)}`, text: p.name || "(no name)" }),
       el("span", { class: "sub", text: p.id })),
-    el("td", { "data-label": "Status" }, el("span", { class: `badge ${p.status}`, text: statusWords[p.status] || p.status })),
+    el("td", { "data-label": "Status", class: "status" }, el("span", { class: `badge ${p.status}`, text: statusWords[p.status] || p.status }), why(p)),
     el("td", { "data-label": "Active alerts", class: "num alerts", text: String(p.active_alerts) }),
     el("td", { "data-label": "Last data", class: "last" },
       last ? el("time", { datetime: p.last_data_at, text: when(p.last_data_at) }) : "No data in 90 days",
@@ -87,7 +111,9 @@ function render() {
   // focused while the list updates itself.
   const body = table.tBodies[0];
   const rows = shown.map((p) => {
-    const sig = JSON.stringify([p.name, p.status, p.active_alerts, p.last_data_at, p.adherence, ago(p.last_data_at)]);
+    const top = topAlert(p);
+    const sig = JSON.stringify([p.name, p.status, p.active_alerts, p.last_data_at, p.adherence, ago(p.last_data_at),
+      top && [top.id, top.sentence, top.updated_at, alertState(top).text, ago(top.opened_at)]]);
     const kept = rowCache.get(p.id);
     if (kept && kept.sig === sig) return kept.tr;
     const tr = row(p);
