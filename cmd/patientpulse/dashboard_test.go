@@ -96,6 +96,22 @@ func (c *dashClinic) seed(t *testing.T) {
 	})
 }
 
+// critical publishes a heart rate of 150 (above the plan's 120: the
+// critical hr-high) and returns the alert's id once it fires.
+func (c *dashClinic) critical(t *testing.T) int {
+	t.Helper()
+	mosquittoPub(t, c.device, fmt.Sprintf(`{"seq": 1, "samples": [{"type": "heart_rate", "time": %q, "bpm": 150}]}`, ts(time.Now().Add(-time.Minute))))
+	var id float64
+	waitUntil(t, 20*time.Second, "the critical alert", func() bool {
+		_, doc := call(t, c.client, c.srv.url, c.token, "GET", "/v1/alerts?state=firing&patient="+c.patient, nil)
+		if list, _ := doc["alerts"].([]any); len(list) > 0 {
+			id, _ = list[0].(map[string]any)["id"].(float64)
+		}
+		return id != 0
+	})
+	return int(id)
+}
+
 // signIn signs in through the form and waits for the page it lands on.
 func signIn(t *testing.T, ctx context.Context, base, user, landing string) {
 	t.Helper()

@@ -18,7 +18,7 @@ import (
 // notes-acknowledged, notes-oncall, notes-resolved.
 func TestDashboardAlertNotesStay(t *testing.T) {
 	c := startDashClinic(t, "notes")
-	mosquittoPub(t, c.device, fmt.Sprintf(`{"seq": 1, "samples": [{"type": "heart_rate", "time": %q, "bpm": 150}]}`, ts(time.Now().Add(-time.Minute))))
+	c.critical(t)
 	root := browser(t)
 	root, cancel := context.WithTimeout(root, 120*time.Second)
 	defer cancel()

@@ -20,17 +20,7 @@ import (
 // oncall-resolved, oncall-not-yours, clinician-not-yours.
 func TestDashboardOnCallPatientPage(t *testing.T) {
 	c := startDashClinic(t, "rolepage")
-	mosquittoPub(t, c.device, fmt.Sprintf(`{"seq": 1, "samples": [{"type": "heart_rate", "time": %q, "bpm": 150}]}`, ts(time.Now().Add(-time.Minute))))
-	var alertID float64
-	waitUntil(t, 20*time.Second, "the critical alert", func() bool {
-		_, doc := call(t, c.client, c.srv.url, c.token, "GET", "/v1/alerts?state=firing&patient="+c.patient, nil)
-		list, _ := doc["alerts"].([]any)
-		if len(list) == 0 {
-			return false
-		}
-		alertID, _ = list[0].(map[string]any)["id"].(float64)
-		return true
-	})
+	alertID := c.critical(t)
 
 	root := browser(t)
 	root, cancel := context.WithTimeout(root, 120*time.Second)
@@ -63,7 +53,7 @@ func TestDashboardOnCallPatientPage(t *testing.T) {
 	waitJS(t, oncall, "nothing left loading", loading+" === 0")
 	screenshot(t, oncall, "oncall-patient")
 
-	if st, doc := call(t, c.client, c.srv.url, c.token, "POST", fmt.Sprintf("/v1/alerts/%d/resolve", int(alertID)), map[string]any{"note": "rate settled"}); st != http.StatusOK {
+	if st, doc := call(t, c.client, c.srv.url, c.token, "POST", fmt.Sprintf("/v1/alerts/%d/resolve", alertID), map[string]any{"note": "rate settled"}); st != http.StatusOK {
 		t.Fatalf("resolve: %d %v", st, doc)
 	}
 	page(oncall, c.patient) // a reload: no active alert now

@@ -17,17 +17,7 @@ import (
 // triage-acknowledged, triage-snoozed.
 func TestDashboardTriageListSaysWhy(t *testing.T) {
 	c := startDashClinic(t, "triage")
-	mosquittoPub(t, c.device, fmt.Sprintf(`{"seq": 1, "samples": [{"type": "heart_rate", "time": %q, "bpm": 150}]}`, ts(time.Now().Add(-time.Minute))))
-	var alertID int
-	waitUntil(t, 20*time.Second, "the critical alert", func() bool {
-		_, doc := call(t, c.client, c.srv.url, c.token, "GET", "/v1/alerts?state=firing&patient="+c.patient, nil)
-		list, _ := doc["alerts"].([]any)
-		if len(list) > 0 {
-			id, _ := list[0].(map[string]any)["id"].(float64)
-			alertID = int(id)
-		}
-		return alertID != 0
-	})
+	alertID := c.critical(t)
 	ctx := browser(t)
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
