@@ -93,6 +93,8 @@ func (a *API) endpoints() []endpoint {
 		{"POST /v1/patients/{id}/plan/preview", auth.CarePatient, "plan preview", a.previewPlan, nil},
 		{"GET /v1/patients/{id}/plan/history", auth.ReadPatient, "plan history", a.planHistory, nil},
 		{"GET /v1/patients/{id}/transitions", auth.ReadPatient, "transitions", a.transitions, nil},
+		{"GET /v1/patients/{id}/notes", auth.ReadPatient, "notes", a.patientNotes, nil},
+		{"POST /v1/patients/{id}/notes", auth.ReadPatient, "", a.addPatientNote, nil},
 		{"GET /v1/patients/{id}/verdicts", auth.ReadPatient, "verdicts", a.verdicts, nil},
 		{"GET /v1/staff", auth.Administer, "", a.listStaff, nil},
 		{"POST /v1/staff", auth.Administer, "", a.addStaff, nil},
@@ -150,6 +152,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrDisabled):
 		httpx.Error(w, http.StatusConflict, err.Error())
 	case errors.Is(err, registry.ErrInvalidID), errors.Is(err, registry.ErrInvalidName), errors.Is(err, registry.ErrWeakPassword),
+		errors.Is(err, registry.ErrInvalidNote),
 		errors.Is(err, errBadRequest):
 		httpx.Error(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ingest.ErrTooManyPoints):

@@ -297,3 +297,47 @@ func (a *API) catalog(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "private, max-age=300")
 	httpx.WriteJSON(w, http.StatusOK, ingest.TheCatalog())
 }
+
+// PatientNote is a staff member's free-text note on a patient.
+type PatientNote struct {
+	ID     int64     `json:"id"`
+	Author string    `json:"author"`
+	At     time.Time `json:"at"`
+	Note   string    `json:"note"`
+}
+
+func patientNoteOf(n registry.PatientNote) PatientNote {
+	return PatientNote{ID: n.ID, Author: n.Author, At: n.At, Note: n.Note}
+}
+
+// patientNotes answers the patient's notes, newest first.
+func (a *API) patientNotes(w http.ResponseWriter, r *http.Request) {
+	notes, err := a.reg.PatientNotes(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]PatientNote, 0, len(notes))
+	for _, n := range notes {
+		out = append(out, patientNoteOf(n))
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"notes": out})
+}
+
+// addPatientNote stores a note ({"note": "…"}) by the caller: anyone who
+// may see the patient may leave one (a handover). It is audited.
+func (a *API) addPatientNote(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Note string `json:"note"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	n, err := a.reg.AddPatientNote(r.Context(), r.PathValue("id"), req.Note)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusCreated, patientNoteOf(n))
+}

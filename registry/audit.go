@@ -31,6 +31,7 @@ const (
 	ActionStaffContact  = "staff.contact"  // target: username (the channels set, never their addresses)
 	ActionAuditRead     = "audit.read"
 	ActionPlanChange    = "plan.change"   // patient; target: the new version (v3)
+	ActionPatientNote   = "patient.note"  // patient; target: note <id> (never its text)
 	ActionAlertAck      = "alert.ack"     // patient; target: alert <id>
 	ActionAlertResolve  = "alert.resolve" // patient; target: alert <id>
 	ActionAlertSnooze   = "alert.snooze"  // patient; target: alert <id>

@@ -55,6 +55,8 @@ func populate(t *testing.T, r *Registry) copyFixture {
 	must(err)
 	_, err = r.AddPlanVersion(ctx, "p-1", t0, []byte(`{"rules":[]}`))
 	must(err)
+	_, err = r.AddPatientNote(ctx, "p-1", "Handover: recheck the patch site")
+	must(err)
 	_, err = r.AddPlanVersion(ctx, "p-1", t0.Add(24*time.Hour), []byte(`{"rules":[1]}`))
 	must(err)
 	must(r.RecordTransitions(ctx, "p-1", []Transition{
@@ -105,6 +107,7 @@ type registryView struct {
 	Plans          []PlanVersion
 	Transitions    []Transition
 	RuleStates     map[string][]byte
+	Notes          []PatientNote
 	Alerts         []AlertRow
 	Events         map[int64][]AlertEvent
 	Attempts       map[int64][]Attempt
@@ -140,6 +143,8 @@ func readView(t *testing.T, r *Registry, f copyFixture) registryView {
 	v.Transitions, err = r.Transitions(ctx, "p-1", 0, 100)
 	keep(err)
 	v.RuleStates, err = r.RuleStates(ctx, "p-1")
+	keep(err)
+	v.Notes, err = r.PatientNotes(ctx, "p-1")
 	keep(err)
 	v.Alerts, err = r.Alerts(ctx, AlertFilter{All: true})
 	keep(err)

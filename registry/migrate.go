@@ -315,6 +315,22 @@ var sqliteMigrations = []migration{
 			`CREATE INDEX signin_unknown_at ON signin_unknown (at)`,
 		},
 	},
+	{
+		version: 11,
+		name:    "patient notes",
+		stmts: []string{
+			// Free-text notes on a patient (handover, follow-up), by a
+			// staff member: kept, as a clinical record, for ever.
+			`CREATE TABLE patient_notes (
+				id         INTEGER PRIMARY KEY AUTOINCREMENT,
+				patient_id TEXT NOT NULL REFERENCES patients (id),
+				author     TEXT NOT NULL,
+				at         TEXT NOT NULL,
+				note       TEXT NOT NULL CHECK (length(note) BETWEEN 1 AND 2000)
+			) STRICT`,
+			`CREATE INDEX patient_notes_patient ON patient_notes (patient_id, id)`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table

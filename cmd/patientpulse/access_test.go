@@ -103,7 +103,10 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 	os.WriteFile(planFile, []byte("patient: p-other\neffective: 2026-11-01T00:00:00Z\nrules:\n"+
 		"  - {id: vitals-silent, kind: silence, metric: vitals, for: 24h, severity: critical}\n"), 0o600)
 	mustStaff(t, dir, "", "plans", "apply", "-f", planFile)
-	srv := startServe(t, dir, "t-access", "--log-level", "debug", "--alert-fire-after", "0s", "--alert-resolve-after", "0s")
+	// Every refusal of the table is to be in the audit log: above the
+	// default cap of refusals written per address and minute.
+	srv := startServe(t, dir, "t-access", "--log-level", "debug", "--alert-fire-after", "0s", "--alert-resolve-after", "0s",
+		"--audit-refusals-per-minute", "1000")
 	var alertID string
 	waitUntil(t, 20*time.Second, "p-other's alert", func() bool {
 		_, doc := call(t, http.DefaultClient, srv.url, tokens["admin"], "GET", "/v1/alerts?state=firing", nil)
@@ -148,6 +151,10 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		{"GET /v1/patients/{id}/plan/history", "/v1/patients/p-mine/plan/history", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
 		{"GET /v1/patients/{id}/transitions", "/v1/patients/p-mine/transitions", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
 		{"GET /v1/patients/{id}/transitions", "/v1/patients/p-other/transitions", nil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
+		{"POST /v1/patients/{id}/notes", "/v1/patients/p-mine/notes", map[string]any{"note": "Handover: recheck on Monday"}, cell{"admin": created, "clinician": created, "oncall": denied}},
+		{"POST /v1/patients/{id}/notes", "/v1/patients/p-other/notes", map[string]any{"note": "Paged at night, settled"}, cell{"admin": created, "clinician": denied, "oncall": created}},
+		{"GET /v1/patients/{id}/notes", "/v1/patients/p-mine/notes", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
+		{"GET /v1/patients/{id}/notes", "/v1/patients/p-other/notes", nil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
 		{"GET /v1/patients/{id}/verdicts", "/v1/patients/p-mine/verdicts", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
 		{"POST /v1/patients", "/v1/patients", map[string]string{"id": "p-new", "name": "New Patient"}, adminOnly(created)},
 		{"GET /v1/staff", "/v1/staff", nil, adminOnly(ok)},

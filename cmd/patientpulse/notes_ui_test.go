@@ -95,3 +95,108 @@ func TestDashboardAlertNotesStay(t *testing.T) {
 		t.Errorf("the browser's console: %q", p)
 	}
 }
+
+// TestDashboardPatientNotes: a clinician leaves two notes on the patient's
+// page, one of two lines; they are listed newest first with who wrote them,
+// a note of nothing but spaces is refused with the server's reason, and
+// after a reload they are still there. An on-call member (the patient has
+// an active alert) reads them and adds a handover, on a tablet held
+// upright; the clinician sees it on the next load. Screenshots:
+// patient-notes, patient-notes-tablet.
+func TestDashboardPatientNotes(t *testing.T) {
+	c := startDashClinic(t, "pnotes")
+	c.critical(t)
+	root := browser(t)
+	root, cancel := context.WithTimeout(root, 120*time.Second)
+	defer cancel()
+	doctor, cancelDoctor := chromedp.NewContext(root, chromedp.WithNewBrowserContext())
+	defer cancelDoctor()
+	problems := consoleProblems(t, doctor)
+	if err := chromedp.Do(doctor, chromedp.EmulateViewport(1366, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, doctor, c.srv.url, c.doctor, "#patients a")
+	patientPage := c.srv.url + "/patient?id=" + c.patient
+	open := func(ctx context.Context) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Navigate(patientPage)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, "the page drawn", `document.querySelector("#charts").dataset.ready === "true"`)
+	}
+	add := func(ctx context.Context, note string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.SendKeys("#patient-note", note), chromedp.Click("#patient-notes button[type=submit]")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// notes answers the listed notes as "author|text", in page order.
+	notes := func(ctx context.Context) []string {
+		t.Helper()
+		return eval[[]string](t, ctx, `[...document.querySelectorAll(".patient-notes li")].map((li) =>
+			li.querySelector(".note-meta strong").textContent + "|" + li.querySelector(".note-text").textContent)`)
+	}
+	open(doctor)
+	if s := plainText(t, doctor, "#patient-notes"); !strings.Contains(s, "No notes yet.") {
+		t.Errorf("a patient without notes: the panel says %q", s)
+	}
+
+	const first, second = "Patch site rash: asked her to rotate sites\nReview at the March visit", "PSA due in March"
+	add(doctor, first)
+	waitJS(t, doctor, "the first note", `document.querySelectorAll(".patient-notes li").length === 1`)
+	add(doctor, second)
+	waitJS(t, doctor, "the second note", `document.querySelectorAll(".patient-notes li").length === 2`)
+	want := []string{c.doctor + "|" + second, c.doctor + "|" + first}
+	if got := notes(doctor); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the notes listed are %q, want %q (newest first)", got, want)
+	}
+	if s := plainText(t, doctor, ".patient-notes .note-meta"); !strings.HasPrefix(s, c.doctor+", ") || len(s) < len(c.doctor)+10 {
+		t.Errorf("a note's byline is %q, want its author and time", s)
+	}
+	if eval[bool](t, doctor, `document.querySelector("#patient-notes .empty").checkVisibility()`) {
+		t.Error(`"No notes yet." is still shown beside two notes`)
+	}
+
+	add(doctor, "   ")
+	waitJS(t, doctor, "the refusal", `!document.querySelector("#patient-notes .error").hidden`)
+	if s := plainText(t, doctor, "#patient-notes .error"); !strings.Contains(s, "not kept") || !strings.Contains(s, "write something") {
+		t.Errorf("a blank note is answered %q", s)
+	}
+	open(doctor) // a reload
+	waitJS(t, doctor, "the notes after a reload", `document.querySelectorAll(".patient-notes li").length === 2`)
+	if got := notes(doctor); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after a reload the notes are %q, want %q", got, want)
+	}
+	screenshot(t, doctor, "patient-notes")
+
+	oncall, cancelOncall := chromedp.NewContext(root, chromedp.WithNewBrowserContext())
+	defer cancelOncall()
+	if err := chromedp.Do(oncall, chromedp.EmulateViewport(800, 1280)); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, oncall, c.srv.url, c.oncall, "#sound")
+	open(oncall)
+	waitJS(t, oncall, "the clinician's notes", `document.querySelectorAll(".patient-notes li").length === 2`)
+	const handover = "Night shift: rate 150 at 02:10, called her, resting; recheck at 08:00"
+	add(oncall, handover)
+	waitJS(t, oncall, "the handover", `document.querySelectorAll(".patient-notes li").length === 3`)
+	if got := notes(oncall)[0]; got != c.oncall+"|"+handover {
+		t.Errorf("the newest note on the on-call member's page is %q", got)
+	}
+	if err := chromedp.Do(oncall, chromedp.ScrollIntoView("#patient-notes")); err != nil {
+		t.Fatal(err)
+	}
+	if w := eval[[]int](t, oncall, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
+		t.Errorf("on a tablet the page is %d px wide in a %d px window", w[0], w[1])
+	}
+	screenshot(t, oncall, "patient-notes-tablet")
+
+	open(doctor)
+	waitJS(t, doctor, "the handover on the clinician's page", `document.querySelectorAll(".patient-notes li").length === 3`)
+	if got := notes(doctor)[0]; got != c.oncall+"|"+handover {
+		t.Errorf("the clinician's newest note is %q, want the on-call member's handover", got)
+	}
+	if p := problems(); len(p) > 0 {
+		t.Errorf("the browser's console: %q", p)
+	}
+}

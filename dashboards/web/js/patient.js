@@ -2,8 +2,9 @@
 // against the plan's targets over 7, 30 or 90 days, the lab results of
 // the last two years (labs are sparse) with their reference ranges, a
 // timeline of plan changes and lab results, the patient's alerts with
-// their actions, and the plan. New samples and alert changes come
-// over the websocket and are drawn without a reload.
+// their actions, the staff's notes on the patient, and the plan. New
+// samples and alert changes come over the websocket and are drawn
+// without a reload.
 import { api, must } from "./api.js";
 import { el, $, clear } from "./dom.js";
 import { when, ago, day } from "./format.js";
@@ -15,6 +16,7 @@ import { chartSpecs, Chart, targetsOf } from "./charts.js";
 import { loadCatalog } from "./catalog.js";
 import { LabPanel } from "./labs.js";
 import { renderTimeline } from "./timeline.js";
+import { PatientNotes } from "./notes.js";
 
 // TYPES are the measurements the charts read over the page's span; labs
 // are read over LAB_DAYS, in spans the series endpoint takes (400 days at
@@ -341,7 +343,8 @@ async function main() {
   state.details = details.doc;
   $("#patient-name").textContent = details.doc.name || details.doc.id;
   document.title = `${details.doc.name || details.doc.id} · patientpulse`;
-  const [{ plan, history }, active] = await Promise.all([planView.load(), alertsReq, loadSeries(), loadResolved(), catalogReq]);
+  const notes = new PatientNotes($("#patient-notes"), base);
+  const [{ plan, history }, active] = await Promise.all([planView.load(), alertsReq, loadSeries(), loadResolved(), catalogReq, notes.load()]);
   if (!alerts.alerts.size) alerts.replace(active.alerts);
   renderAlerts();
   planChanged(plan, history);
@@ -355,6 +358,7 @@ async function main() {
   setInterval(() => {
     showFacts();
     verdictsSoon();
+    notes.load().catch(fail); // another member's notes
   }, 60000);
 }
 
