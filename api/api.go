@@ -29,7 +29,7 @@ import (
 // SeriesReader reads a patient's stored samples (ingest.Influx).
 type SeriesReader interface {
 	Series(ctx context.Context, patient, typ string, from, to time.Time, limit int) ([]ingest.SeriesPoint, error)
-	LastSeen(ctx context.Context, patient string, since time.Time) (time.Time, bool, error)
+	LastData(ctx context.Context, patient string, since, labsSince time.Time) (map[string]time.Time, error)
 }
 
 // Limits of the API's answers and requests.
@@ -68,7 +68,7 @@ type API struct {
 // (which may be nil) and the alerts.
 func New(cfg Config, reg *registry.Registry, a *auth.Auth, series SeriesReader, an Analysis, al *alerts.Manager, log *slog.Logger) *API {
 	return &API{cfg: cfg, reg: reg, auth: a, series: series, analysis: an, alerts: al, log: log, now: time.Now,
-		seen: lastSeen{at: map[string]time.Time{}}}
+		seen: lastSeen{at: map[string]map[string]time.Time{}}}
 }
 
 // endpoint is one route of the API and what it requires.

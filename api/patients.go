@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -28,56 +29,77 @@ type PatientSummary struct {
 	Status       string     `json:"status"` // fine, attention or critical: their worst active alert
 	ActiveAlerts int        `json:"active_alerts"`
 	LastDataAt   *time.Time `json:"last_data_at"` // their newest stored sample in the last 90 days; null when none
-	Adherence    *float64   `json:"adherence"`    // the lowest share of logged doses among their adherence rules; null without
+	// LastData is the newest stored sample of each measurement: in the
+	// last 90 days, labs in the last two years.
+	LastData  map[string]time.Time `json:"last_data"`
+	Adherence *float64             `json:"adherence"` // the lowest share of logged doses among their adherence rules; null without
 }
 
-// lastSeen remembers each patient's newest stored sample: told of each
-// one as it is stored, and read from InfluxDB the first time it is asked.
+// Spans of the patient list's last data.
+const (
+	lastDataSpan = 90 * 24 * time.Hour
+	lastLabSpan  = 2 * 365 * 24 * time.Hour
+)
+
+// lastSeen remembers each patient's newest stored sample of each
+// measurement: told of each one as it is stored, and read from InfluxDB
+// the first time it is asked.
 type lastSeen struct {
 	mu sync.Mutex
-	at map[string]time.Time // the zero time: none in the last 90 days
+	at map[string]map[string]time.Time
 }
 
 // Stored tells the API of a patient's points once they are stored.
 func (a *API) Stored(patient string, points []ingest.Point) {
 	a.seen.mu.Lock()
 	defer a.seen.mu.Unlock()
-	t, known := a.seen.at[patient]
+	last, known := a.seen.at[patient]
 	if !known {
 		return // read from InfluxDB when first asked, which includes these
 	}
 	for _, p := range points {
-		if p.Time.After(t) {
-			t = p.Time
+		if p.Time.After(last[p.Measurement]) {
+			last[p.Measurement] = p.Time
 		}
 	}
-	a.seen.at[patient] = t
 }
 
-// lastDataAt returns the patient's newest stored sample time, or nil.
-func (a *API) lastDataAt(ctx context.Context, patient string) *time.Time {
+// lastData returns a copy of the patient's newest stored sample time of
+// each measurement; nil when InfluxDB cannot say for now.
+func (a *API) lastData(ctx context.Context, patient string) map[string]time.Time {
 	a.seen.mu.Lock()
-	t, known := a.seen.at[patient]
+	last, known := a.seen.at[patient]
+	if known {
+		last = maps.Clone(last)
+	}
 	a.seen.mu.Unlock()
-	if !known {
-		at, ok, err := a.series.LastSeen(ctx, patient, a.now().Add(-90*24*time.Hour))
-		if err != nil {
-			return nil // unknown for now; asked again next time
-		}
-		if !ok {
-			at = time.Time{}
-		}
-		a.seen.mu.Lock()
-		if cur, raced := a.seen.at[patient]; !raced || at.After(cur) {
-			a.seen.at[patient] = at
-		}
-		t = a.seen.at[patient]
-		a.seen.mu.Unlock()
+	if known {
+		return last
 	}
-	if t.IsZero() {
-		return nil
+	now := a.now()
+	read, err := a.series.LastData(ctx, patient, now.Add(-lastDataSpan), now.Add(-lastLabSpan))
+	if err != nil {
+		return nil // unknown for now; asked again next time
 	}
-	return &t
+	if read == nil {
+		read = map[string]time.Time{}
+	}
+	a.seen.mu.Lock()
+	defer a.seen.mu.Unlock()
+	if cur, raced := a.seen.at[patient]; raced { // told of points meanwhile
+		mergeNewest(read, cur)
+	}
+	a.seen.at[patient] = read
+	return maps.Clone(read)
+}
+
+// mergeNewest keeps in into the newer of each measurement's times.
+func mergeNewest(into, from map[string]time.Time) {
+	for m, t := range from {
+		if t.After(into[m]) {
+			into[m] = t
+		}
+	}
 }
 
 // PatientDetails adds the patient's devices and care team.
@@ -124,7 +146,7 @@ func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 		if !scope.Includes(pt.ID) {
 			continue
 		}
-		sum := PatientSummary{Patient: patientOf(pt), Status: "fine", LastDataAt: a.lastDataAt(ctx, pt.ID)}
+		sum := PatientSummary{Patient: patientOf(pt), Status: "fine", LastData: a.lastData(ctx, pt.ID)}
 		for _, al := range active {
 			if al.Patient != pt.ID {
 				continue
@@ -149,12 +171,10 @@ func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 				}
 				view := views[pt.ID]
 				vs = viewVerdicts(view)
-				since := a.now().Add(-90 * 24 * time.Hour)
-				for _, t := range view.LastData {
-					if t.After(since) && (sum.LastDataAt == nil || t.After(*sum.LastDataAt)) {
-						sum.LastDataAt = &t
-					}
+				if sum.LastData == nil {
+					sum.LastData = map[string]time.Time{}
 				}
+				mergeNewest(sum.LastData, view.LastData)
 			}
 			for _, v := range vs {
 				if v.Kind == analysis.KindAdherence && v.Judged && (sum.Adherence == nil || v.Value < *sum.Adherence) {
@@ -163,6 +183,17 @@ func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
+		now := a.now()
+		for m, t := range sum.LastData {
+			span := lastDataSpan
+			if m == "labs" {
+				span = lastLabSpan
+			}
+			if !t.After(now.Add(-span)) {
+				delete(sum.LastData, m) // older than the list looks
+			}
+		}
+		sum.LastDataAt = newestSince(sum.LastData, now.Add(-lastDataSpan))
 		out = append(out, sum)
 	}
 	err = a.reg.Audit(ctx, registry.AuditEntry{Action: registry.ActionPatientList, Target: fmt.Sprintf("%d patients", len(out))})
@@ -171,6 +202,17 @@ func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"patients": out})
+}
+
+// newestSince returns the newest of the times after since, or nil.
+func newestSince(last map[string]time.Time, since time.Time) *time.Time {
+	var newest *time.Time
+	for _, t := range last {
+		if t.After(since) && (newest == nil || t.After(*newest)) {
+			newest = &t
+		}
+	}
+	return newest
 }
 
 func (a *API) addPatient(w http.ResponseWriter, r *http.Request) {

@@ -25,8 +25,8 @@ func (s *fakeSeries) Series(_ context.Context, _, _ string, from, to time.Time, 
 	return nil, nil
 }
 
-func (s *fakeSeries) LastSeen(context.Context, string, time.Time) (time.Time, bool, error) {
-	return time.Time{}, false, nil
+func (s *fakeSeries) LastData(context.Context, string, time.Time, time.Time) (map[string]time.Time, error) {
+	return nil, nil
 }
 
 // TestSeriesRange: from and to outside the years InfluxDB can hold, or

@@ -150,17 +150,37 @@ func safeFluxString(s string) bool {
 	return s != ""
 }
 
-// LastSeen returns the time of the patient's newest stored sample since
-// the given time, and false when there is none.
-func (s *Influx) LastSeen(ctx context.Context, patient string, since time.Time) (time.Time, bool, error) {
+// LastData returns the time of the patient's newest stored sample of each
+// measurement since the given time, and of labs, which come months apart,
+// since labsSince. A measurement with none is absent.
+func (s *Influx) LastData(ctx context.Context, patient string, since, labsSince time.Time) (map[string]time.Time, error) {
 	if !safeFluxString(patient) {
-		return time.Time{}, false, fmt.Errorf("last seen: bad patient")
+		return nil, fmt.Errorf("last data: bad patient")
 	}
-	flux := fmt.Sprintf(`from(bucket: %q)
+	last := map[string]time.Time{}
+	for _, q := range []struct {
+		since time.Time
+		which string
+	}{{since, `r._measurement != "labs"`}, {labsSince, `r._measurement == "labs"`}} {
+		flux := fmt.Sprintf(`from(bucket: %q)
 		|> range(start: %s)
-		|> filter(fn: (r) => r.patient == %q and r._field == "seq")
-		|> last()`, s.cfg.Bucket, since.UTC().Format(time.RFC3339Nano), patient)
-	return s.newestOf(ctx, "last seen", flux)
+		|> filter(fn: (r) => r.patient == %q and %s and r._field == "seq")
+		|> group(columns: ["_measurement"])
+		|> last()`, s.cfg.Bucket, q.since.UTC().Format(time.RFC3339Nano), patient, q.which)
+		res, err := s.client.QueryAPI(s.cfg.Org).Query(ctx, flux)
+		if err != nil {
+			return nil, fmt.Errorf("%w: last data query: %v", ErrUnavailable, unwrapNet(err))
+		}
+		for res.Next() {
+			last[res.Record().Measurement()] = res.Record().Time().UTC()
+		}
+		err = res.Err()
+		res.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%w: last data query: %v", ErrUnavailable, unwrapNet(err))
+		}
+	}
+	return last, nil
 }
 
 // Newest returns the time of the patient's newest stored sample of a

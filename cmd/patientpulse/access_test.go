@@ -259,8 +259,8 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		m := v.(map[string]any)
 		switch m["id"] {
 		case "p-mine":
-			if m["status"] != "fine" || m["last_data_at"] != ts(sampleTime) {
-				t.Errorf("p-mine in the list: %v, want status fine and last data at %s", m, ts(sampleTime))
+			if m["status"] != "fine" || m["last_data_at"] != ts(sampleTime) || fmt.Sprint(m["last_data"]) != "map[heart_rate:"+ts(sampleTime)+"]" {
+				t.Errorf("p-mine in the list: %v, want status fine and last data (heart rate) at %s", m, ts(sampleTime))
 			}
 		case "p-other":
 			if m["status"] != "fine" || m["last_data_at"] != nil || m["active_alerts"] != 0.0 {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // TestDashboardTriageListSaysWhy: the patient list says why a patient
@@ -55,4 +57,76 @@ func TestDashboardTriageListSaysWhy(t *testing.T) {
 		t.Errorf("a snoozed alert's state on the list: %q", s)
 	}
 	screenshot(t, ctx, "triage-snoozed")
+}
+
+// TestDashboardTriageFreshness: the watch of a patient went silent 61 hours
+// ago while her phone app logged a dose 5 hours ago and her last lab came
+// 40 days ago. The list gives each stream its own time and flags the watch
+// alone, where one "last data" would have said "5 h ago". Filtered to
+// silent streams, the row is there; when the watch sends again, the flag
+// goes and the row leaves the filtered list, without a reload.
+// Screenshots: triage-freshness, triage-freshness-tablet.
+func TestDashboardTriageFreshness(t *testing.T) {
+	c := startDashClinic(t, "fresh")
+	now := time.Now().UTC().Truncate(time.Second)
+	mosquittoPub(t, c.device, fmt.Sprintf(`{"seq": 1, "samples": [
+		{"type": "heart_rate", "time": %q, "bpm": 64},
+		{"type": "dose", "time": %q, "medication": "estradiol", "route": "transdermal", "amount": 0.05, "unit": "mg"},
+		{"type": "lab", "time": %q, "analyte": "estradiol", "value": 412, "unit": "pmol/L"}]}`,
+		ts(now.Add(-61*time.Hour)), ts(now.Add(-5*time.Hour)), ts(now.Add(-40*24*time.Hour))))
+	// The list is not asked before the message is stored, so serve reads
+	// each stream's last data from InfluxDB (then keeps it current).
+	waitUntil(t, 20*time.Second, "the samples stored", func() bool {
+		_, doc := call(t, c.client, c.srv.url, c.token, "GET", "/v1/patients/"+c.patient+"/series?type=dose", nil)
+		pts, _ := doc["points"].([]any)
+		return len(pts) == 1
+	})
+	ctx := browser(t)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1366, 900)); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, ctx, c.srv.url, c.doctor, "#patients a")
+	row := `#patients tr[data-patient="` + c.patient + `"]`
+	stream := func(key string) (fresh, text string) {
+		t.Helper()
+		li := fmt.Sprintf(`%s li[data-stream=%q]`, row, key)
+		return eval[string](t, ctx, fmt.Sprintf(`document.querySelector('%s').dataset.fresh`, li)), plainText(t, ctx, li)
+	}
+	for _, want := range []struct{ key, fresh, text string }{
+		{"watch", "stale", "Watch: 2 days ago · silent for over a day"},
+		{"phone", "fresh", "Phone: 5 h ago"},
+		{"labs", "fresh", "Labs: 40 days ago"},
+	} {
+		if fresh, text := stream(want.key); fresh != want.fresh || text != want.text {
+			t.Errorf("%s: %s %q, want %s %q", want.key, fresh, text, want.fresh, want.text)
+		}
+	}
+	screenshot(t, ctx, "triage-freshness")
+
+	choose := func(value string) { // as a user picks an option
+		t.Helper()
+		eval[bool](t, ctx, fmt.Sprintf(`(() => { const s = document.querySelector("#data-filter"); s.value = %q; return s.dispatchEvent(new Event("input", {bubbles: true})) })()`, value))
+	}
+
+	choose("stale")
+	waitJS(t, ctx, "the filtered list", `document.querySelector("#patients").dataset.rows === "1" && location.search.includes("data=stale")`)
+	mosquittoPub(t, c.device, fmt.Sprintf(`{"seq": 2, "samples": [{"type": "heart_rate", "time": %q, "bpm": 66}]}`, ts(time.Now().Add(-time.Minute))))
+	waitJS(t, ctx, "the row gone from the silent streams", `document.querySelector("#patients").dataset.rows === "0"`)
+	if s := plainText(t, ctx, "#status"); !strings.Contains(s, "none match the filter") {
+		t.Errorf("the list's status with nothing shown: %q", s)
+	}
+	choose("")
+	waitJS(t, ctx, "the row back", `document.querySelector("#patients").dataset.rows === "1"`)
+	if fresh, text := stream("watch"); fresh != "fresh" || (text != "Watch: 1 min ago" && text != "Watch: just now") {
+		t.Errorf("the watch after it sent again: %s %q", fresh, text)
+	}
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(800, 1280), chromedp.Sleep(300*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if w := eval[[]int](t, ctx, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
+		t.Errorf("on a tablet the list is %d px wide in a %d px window", w[0], w[1])
+	}
+	screenshot(t, ctx, "triage-freshness-tablet")
 }

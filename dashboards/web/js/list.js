@@ -1,8 +1,9 @@
 // The patient list (/): the signed-in clinician's patients with their
-// status, active alerts, last data and adherence; filtered and sorted in
-// the page (the choice is kept in the address, so Back returns to it), and
-// kept current over the websocket, with a banner for the alerts escalated
-// to the signed-in clinician. On-call staff land on /oncall instead.
+// status, active alerts, each stream's last data and adherence; filtered
+// and sorted in the page (the choice is kept in the address, so Back
+// returns to it), and kept current over the websocket, with a banner for
+// the alerts escalated to the signed-in clinician. On-call staff land on
+// /oncall instead.
 import { must } from "./api.js";
 import { el, $ } from "./dom.js";
 import { when, ago, clock, percent } from "./format.js";
@@ -13,7 +14,15 @@ import { Rota, showPaged } from "./paging.js";
 
 const statusRank = { critical: 0, attention: 1, fine: 2 };
 const statusWords = { critical: "Critical", attention: "Needs attention", fine: "Fine" };
-const STALE_MS = 24 * 3600e3;
+// STREAMS are what the freshness column tells apart: what a patient's
+// watch records, what they log in their phone app, and their lab results.
+// Each is stale after its own silence; a patient with no data at all is
+// flagged too. (A stream a patient never used is not flagged.)
+const STREAMS = [
+  { key: "watch", name: "Watch", types: ["sleep", "activity", "heart_rate"], staleMs: 24 * 3600e3, after: "a day" },
+  { key: "phone", name: "Phone", types: ["symptoms", "dose", "vitals"], staleMs: 7 * 24 * 3600e3, after: "a week" },
+  { key: "labs", name: "Labs", types: ["labs"], staleMs: 183 * 24 * 3600e3, after: "six months" },
+];
 // Samples of more patients than this are not followed live: the list
 // would hear of every heartbeat of a whole clinic.
 const MAX_LIVE = 200;
@@ -33,6 +42,7 @@ function readAddress() {
   const q = new URLSearchParams(window.location.search);
   $("#q").value = q.get("q") || "";
   $("#status-filter").value = statusRank[q.get("status")] !== undefined ? q.get("status") : "";
+  $("#data-filter").value = q.get("data") === "stale" ? "stale" : "";
   state.sort = sorters[q.get("sort")] ? q.get("sort") : "status";
   state.dir = q.get("dir") === "desc" ? -1 : 1;
   $("#sort").value = state.sort;
@@ -42,6 +52,7 @@ function writeAddress() {
   const q = new URLSearchParams();
   if ($("#q").value) q.set("q", $("#q").value);
   if ($("#status-filter").value) q.set("status", $("#status-filter").value);
+  if ($("#data-filter").value) q.set("data", $("#data-filter").value);
   if (state.sort !== "status") q.set("sort", state.sort);
   if (state.dir < 0) q.set("dir", "desc");
   const s = q.toString();
@@ -72,9 +83,33 @@ function why(p) {
     el("span", { class: `sub alert-state ${st.key}`, text: `${st.text} · opened ${ago(a.opened_at)}` }));
 }
 
+// streamsOf answers each stream's newest sample (ms, or 0 for none) and
+// whether it is stale.
+function streamsOf(p, now = Date.now()) {
+  return STREAMS.map((s) => {
+    const last = Math.max(0, ...s.types.map((t) => Date.parse((p.last_data || {})[t]) || 0));
+    return { ...s, last, stale: last > 0 && now - last > s.staleMs };
+  });
+}
+
+// isStale: a stream has gone silent, or nothing came in 90 days.
+function isStale(p) {
+  return !p.last_data_at || streamsOf(p).some((s) => s.stale);
+}
+
+// freshness is the last-data cell: each stream's newest sample, stale ones
+// flagged in words.
+function freshness(p) {
+  if (!p.last_data_at) return el("span", { class: "stale-text", text: "No data in 90 days" });
+  return el("ul", { class: "streams" }, streamsOf(p).map((s) => el("li",
+    { dataset: { stream: s.key, fresh: !s.last ? "none" : s.stale ? "stale" : "fresh" }, class: s.stale ? "stale-text" : s.last ? null : "muted" },
+    `${s.name}: `,
+    s.last ? el("time", { datetime: new Date(s.last).toISOString(), title: when(s.last), text: ago(s.last) }) : "none",
+    s.stale ? ` · silent for over ${s.after}` : null)));
+}
+
 function row(p) {
-  const last = p.last_data_at ? Date.parse(p.last_data_at) : null;
-  const stale = !last || Date.now() - last > STALE_MS;
+  const stale = isStale(p);
   const adherence = p.adherence === null || p.adherence === undefined ? null : p.adherence;
   return el("tr", { dataset: { patient: p.id, status: p.status }, class: stale ? "stale" : null },
     el("td", { "data-label": "Patient" },
@@ -82,9 +117,7 @@ function row(p) {
       el("span", { class: "sub", text: p.id })),
     el("td", { "data-label": "Status", class: "status" }, el("span", { class: `badge ${p.status}`, text: statusWords[p.status] || p.status }), why(p)),
     el("td", { "data-label": "Active alerts", class: "num alerts", text: String(p.active_alerts) }),
-    el("td", { "data-label": "Last data", class: "last" },
-      last ? el("time", { datetime: p.last_data_at, text: when(p.last_data_at) }) : "No data in 90 days",
-      last ? el("span", { class: "sub", text: ago(p.last_data_at) }) : null),
+    el("td", { "data-label": "Last data", class: "last" }, freshness(p)),
     el("td", { "data-label": "Adherence", class: "num" },
       adherence === null ? noAdherence()
         : el("span", { class: adherence < 0.8 ? "adherence-low" : null, text: percent(adherence) })));
@@ -102,8 +135,10 @@ function noAdherence() {
 function render() {
   const q = $("#q").value.trim().toLowerCase();
   const status = $("#status-filter").value;
+  const staleOnly = $("#data-filter").value === "stale";
   const shown = state.patients
     .filter((p) => !status || p.status === status)
+    .filter((p) => !staleOnly || isStale(p))
     .filter((p) => !q || (p.name || "").toLowerCase().includes(q) || p.id.toLowerCase().includes(q))
     .sort((a, b) => state.dir * sorters[state.sort](a, b));
   const table = $("#patients");
@@ -112,7 +147,7 @@ function render() {
   const body = table.tBodies[0];
   const rows = shown.map((p) => {
     const top = topAlert(p);
-    const sig = JSON.stringify([p.name, p.status, p.active_alerts, p.last_data_at, p.adherence, ago(p.last_data_at),
+    const sig = JSON.stringify([p.name, p.status, p.active_alerts, p.last_data, p.adherence, streamsOf(p).map((x) => x.last && ago(x.last)),
       top && [top.id, top.sentence, top.updated_at, alertState(top).text, ago(top.opened_at)]]);
     const kept = rowCache.get(p.id);
     if (kept && kept.sig === sig) return kept.tr;
@@ -233,9 +268,15 @@ async function main() {
     const p = state.patients.find((x) => x.id === m.patient);
     if (!p) return;
     let changed = false;
+    p.last_data = p.last_data || {};
     for (const s of m.samples || []) {
       if (!p.last_data_at || Date.parse(s.time) > Date.parse(p.last_data_at)) {
         p.last_data_at = s.time;
+        changed = true;
+      }
+      const last = p.last_data[s.measurement];
+      if (!last || Date.parse(s.time) > Date.parse(last)) {
+        p.last_data[s.measurement] = s.time;
         changed = true;
       }
     }
