@@ -23,7 +23,7 @@ build: web
 WEB_VENDOR := dashboards/web/vendor
 web:
 	@command -v npm >/dev/null || bash scripts/services.sh apt-install npm
-	@$(PROGRESS) "installing the web app's charting library (uPlot) with npm ci" \
+	@$(PROGRESS) "installing the web app's charting library (uPlot) and the browser tests' accessibility checker (axe-core) with npm ci" \
 		"10-30 seconds the first time, to download it; a few seconds after" \
 		sh -c "cd dashboards && npm ci --no-audit --no-fund"
 	mkdir -p $(WEB_VENDOR)

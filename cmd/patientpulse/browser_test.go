@@ -147,3 +147,36 @@ func TestSignInPage(t *testing.T) {
 		}
 	}
 }
+
+// axeViolation is an accessibility rule axe-core found broken.
+type axeViolation struct {
+	ID     string   `json:"id"`
+	Impact string   `json:"impact"`
+	Help   string   `json:"help"`
+	Nodes  []string `json:"nodes"` // each offending element's selector
+}
+
+// axeCheck runs axe-core (installed into dashboards/node_modules by make
+// web) on the page as it is, and fails the test on each serious or
+// critical violation, naming the rule and the elements.
+func axeCheck(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "..", "dashboards", "node_modules", "axe-core", "axe.min.js"))
+	if err != nil {
+		t.Fatalf("axe-core: %v (make web installs it)", err)
+	}
+	found, err := chromedp.Run(ctx, chromedp.Evaluate[[]axeViolation](string(src)+`
+		;axe.run(document, {resultTypes: ["violations"]}).then((r) => r.violations.map((v) => ({
+			id: v.id, impact: v.impact || "", help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) })))`,
+		chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("axe-core on %s: %v", page, err)
+	}
+	for _, v := range found {
+		if v.Impact == "serious" || v.Impact == "critical" {
+			t.Errorf("%s: %s accessibility violation %s (%s) at %q", page, v.Impact, v.ID, v.Help, v.Nodes)
+		} else {
+			t.Logf("%s: %s accessibility finding %s (%s) at %q", page, v.Impact, v.ID, v.Help, v.Nodes)
+		}
+	}
+}

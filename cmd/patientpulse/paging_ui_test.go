@@ -304,6 +304,7 @@ func TestPageLinkAcknowledges(t *testing.T) {
 		t.Errorf("on a phone: page %d px wide in %d px, button %d px tall", w[0], w[1], w[2])
 	}
 	screenshot(t, ctx, "ack-page")
+	axeCheck(t, ctx, "the page link's page, on a phone")
 
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#ack"))); err != nil {
 		t.Fatal(err)
