@@ -58,6 +58,27 @@ func (m *Manager) Snooze(ctx context.Context, id int64, actor, note string, unti
 	})
 }
 
+// Assign makes actor the one who handles an active alert ("assign to
+// me"), taking it from whoever had it; with take false, actor gives it up
+// for someone else to take.
+func (m *Manager) Assign(ctx context.Context, id int64, actor, note string, take bool) (Alert, error) {
+	return m.act(ctx, id, actor, note, registry.ActionAlertAssign, func(a *Alert, _ time.Time) (string, error) {
+		switch {
+		case a.State == registry.AlertResolved:
+			return "", ErrNotActive
+		case take && a.Assignee == actor:
+			return "", fmt.Errorf("%w: it is assigned to you already", errBadRequest)
+		case !take && a.Assignee == "":
+			return "", fmt.Errorf("%w: nobody has it", errBadRequest)
+		}
+		a.Assignee = ""
+		if take {
+			a.Assignee = actor
+		}
+		return ChangeAssigned, nil
+	})
+}
+
 var errBadRequest = errors.New("bad request")
 
 // IsBadRequest reports whether err is a staff action's mistake (400).

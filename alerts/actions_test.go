@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -199,5 +200,67 @@ func TestManagerConcurrentAck(t *testing.T) {
 				mtSame(t, "events", kinds, []string{"opened", "acknowledged"})
 			}
 		})
+	}
+}
+
+// TestManagerAssign: a staff member takes an active alert on, another
+// takes it from them, the second gives it up; each is an assigned event
+// and an alert.assign audit entry. Taking on one's own alert, giving up
+// one nobody has and anything on a resolved alert are refused, and kept
+// alerts keep their assignee through an update of the condition.
+func TestManagerAssign(t *testing.T) {
+	r := mtNewRig(t, mtBaseConfig())
+	r.run([]mtStep{mtFire(0, "r1", mtCrit, 150)})
+	id := r.alertID(mtP1, "r1")
+	r.clk.set(mtT0.Add(mtMin))
+	as := func(name string) context.Context { return registry.WithActor(r.ctx, registry.Actor{Name: name}) }
+	a, err := r.m.Assign(as("alice"), id, "alice", "I'll call her", true)
+	if err != nil || a.Assignee != "alice" || a.State != registry.AlertFiring {
+		t.Fatalf("alice takes it on: %+v, %v", a, err)
+	}
+	if _, err := r.m.Assign(as("alice"), id, "alice", "", true); !IsBadRequest(err) {
+		t.Errorf("taking on one's own alert: %v, want a bad request", err)
+	}
+	r.clk.set(mtT0.Add(2 * mtMin))
+	if a, err = r.m.Assign(as("bob"), id, "bob", "", true); err != nil || a.Assignee != "bob" {
+		t.Fatalf("bob takes it from alice: %+v, %v", a, err)
+	}
+	if got, _, err := r.m.Get(r.ctx, id); err != nil || got.Assignee != "bob" {
+		t.Errorf("stored: %+v, %v; want bob's", got, err)
+	}
+	r.clk.set(mtT0.Add(3 * mtMin))
+	if a, err = r.m.Assign(as("bob"), id, "bob", "", false); err != nil || a.Assignee != "" {
+		t.Fatalf("bob gives it up: %+v, %v", a, err)
+	}
+	if _, err := r.m.Assign(as("bob"), id, "bob", "", false); !IsBadRequest(err) {
+		t.Errorf("giving up an alert nobody has: %v, want a bad request", err)
+	}
+	_, evs, err := r.m.Get(r.ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for _, ev := range evs {
+		if ev.Kind == ChangeAssigned {
+			steps = append(steps, ev.Actor+":"+ev.Note)
+		}
+	}
+	mtSame(t, "assigned events", steps, []string{"alice:I'll call her", "bob:", "bob:"})
+	entries, err := r.reg.AuditEntries(r.ctx, registry.AuditFilter{Action: registry.ActionAlertAssign})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 || entries[0].Actor != "bob" || entries[2].Actor != "alice" || entries[0].Target != fmt.Sprintf("alert %d", id) {
+		t.Errorf("audit entries %+v, want alice's and bob's two alert.assign", entries)
+	}
+	if _, err := r.m.Assign(as("alice"), id, "alice", "", true); err != nil {
+		t.Fatal(err)
+	}
+	r.clk.set(mtT0.Add(4 * mtMin))
+	if _, err := r.m.Resolve(as("alice"), id, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.m.Assign(as("bob"), id, "bob", "", true); !errors.Is(err, ErrNotActive) {
+		t.Errorf("taking on a resolved alert: %v, want ErrNotActive", err)
 	}
 }

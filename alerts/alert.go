@@ -37,7 +37,8 @@ type Alert struct {
 	ResolvedAt   *time.Time `json:"resolved_at,omitempty"`
 	ResolvedBy   string     `json:"resolved_by,omitempty"` // a username, or "patientpulse" when the condition cleared
 	SnoozedUntil *time.Time `json:"snoozed_until,omitempty"`
-	Tier         string     `json:"tier,omitempty"` // the on-call tier notified last
+	Tier         string     `json:"tier,omitempty"`     // the on-call tier notified last
+	Assignee     string     `json:"assignee,omitempty"` // the staff member who took it on ("assign to me")
 	// Notes are what staff said on acting on it, oldest first: filled by
 	// Manager.WithNotes for those who read the alert, not kept in it.
 	Notes []Note `json:"notes,omitempty"`
@@ -67,6 +68,7 @@ const (
 	ChangeAcknowledged   = "acknowledged"
 	ChangeResolved       = "resolved"
 	ChangeSnoozed        = "snoozed"
+	ChangeAssigned       = "assigned" // a staff member took it on, or gave it up (Assignee "")
 	ChangeEscalated      = "escalated"
 	ChangeSuppressed     = "suppressed" // over the patient's cap of non-critical alerts
 	ChangeUnsuppressed   = "unsuppressed"
@@ -116,7 +118,7 @@ func (a *Alert) row(key string, tier int) registry.AlertRow {
 		}
 	}
 	r.Body = mustJSON(body{Rule: a.Rule, Forecast: a.Forecast, Sentence: a.Sentence, Value: a.Value, Bound: a.Bound,
-		PlanVersion: a.PlanVersion, NotJudged: a.NotJudged, Tier: a.Tier, Side: a.side})
+		PlanVersion: a.PlanVersion, NotJudged: a.NotJudged, Tier: a.Tier, Assignee: a.Assignee, Side: a.side})
 	return r
 }
 
@@ -130,6 +132,7 @@ type body struct {
 	PlanVersion int     `json:"plan_version"`
 	NotJudged   bool    `json:"not_judged,omitempty"`
 	Tier        string  `json:"tier,omitempty"`
+	Assignee    string  `json:"assignee,omitempty"`
 	Side        string  `json:"side,omitempty"` // with Value, what a resolution is compared with (alerts stored before it lack it)
 }
 
@@ -141,7 +144,7 @@ func alertOf(r registry.AlertRow) (Alert, error) {
 	}
 	a := Alert{ID: r.ID, Patient: r.Patient, Rule: b.Rule, Forecast: b.Forecast, State: r.State, Severity: r.Severity,
 		Sentence: b.Sentence, Value: b.Value, Bound: b.Bound, PlanVersion: b.PlanVersion, NotJudged: b.NotJudged,
-		OpenedAt: r.OpenedAt, UpdatedAt: r.UpdatedAt, AckedBy: r.AckedBy, ResolvedBy: r.ResolvedBy, Tier: b.Tier, side: b.Side}
+		OpenedAt: r.OpenedAt, UpdatedAt: r.UpdatedAt, AckedBy: r.AckedBy, ResolvedBy: r.ResolvedBy, Tier: b.Tier, Assignee: b.Assignee, side: b.Side}
 	for _, f := range []struct {
 		dst **time.Time
 		src time.Time

@@ -158,6 +158,13 @@ func resolve(a *API, r *http.Request, id int64, actor, note string, _ time.Time)
 	return a.alerts.Resolve(r.Context(), id, actor, note)
 }
 
+// assign takes the alert on (take) or gives it up, as the caller.
+func assign(take bool) func(a *API, r *http.Request, id int64, actor, note string, _ time.Time) (alerts.Alert, error) {
+	return func(a *API, r *http.Request, id int64, actor, note string, _ time.Time) (alerts.Alert, error) {
+		return a.alerts.Assign(r.Context(), id, actor, note, take)
+	}
+}
+
 func snooze(a *API, r *http.Request, id int64, actor, note string, until time.Time) (alerts.Alert, error) {
 	return a.alerts.Snooze(r.Context(), id, actor, note, until)
 }

@@ -119,6 +119,8 @@ func (a *API) endpoints() []endpoint {
 		{"POST /v1/alerts/{aid}/ack", auth.HandleAlert, "", a.alertAction(ack, false), a.alertPatient},
 		{"POST /v1/alerts/{aid}/resolve", auth.HandleAlert, "", a.alertAction(resolve, false), a.alertPatient},
 		{"POST /v1/alerts/{aid}/snooze", auth.HandleAlert, "", a.alertAction(snooze, true), a.alertPatient},
+		{"POST /v1/alerts/{aid}/assign", auth.HandleAlert, "", a.alertAction(assign(true), false), a.alertPatient},
+		{"POST /v1/alerts/{aid}/unassign", auth.HandleAlert, "", a.alertAction(assign(false), false), a.alertPatient},
 	}
 }
 

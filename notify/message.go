@@ -41,6 +41,11 @@ func (m Message) changed() string {
 		return "raised to " + ev.Alert.Severity
 	case alerts.ChangeSnoozed:
 		return "snoozed"
+	case alerts.ChangeAssigned:
+		if ev.Alert.Assignee == "" {
+			return "given up by " + ev.Actor
+		}
+		return "taken on by " + ev.Actor
 	}
 	return ev.Change
 }

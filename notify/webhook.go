@@ -71,7 +71,7 @@ func (c WebhookConfig) wants(change string) bool {
 func whKnownChange(c string) bool {
 	switch c {
 	case alerts.ChangeOpened, alerts.ChangeUpdated, alerts.ChangeSeverityRaised, alerts.ChangeAcknowledged, alerts.ChangeResolved,
-		alerts.ChangeSnoozed, alerts.ChangeEscalated, alerts.ChangeSuppressed, alerts.ChangeUnsuppressed:
+		alerts.ChangeSnoozed, alerts.ChangeAssigned, alerts.ChangeEscalated, alerts.ChangeSuppressed, alerts.ChangeUnsuppressed:
 		return true
 	}
 	return false

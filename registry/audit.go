@@ -35,6 +35,7 @@ const (
 	ActionAlertAck      = "alert.ack"     // patient; target: alert <id>
 	ActionAlertResolve  = "alert.resolve" // patient; target: alert <id>
 	ActionAlertSnooze   = "alert.snooze"  // patient; target: alert <id>
+	ActionAlertAssign   = "alert.assign"  // patient; target: alert <id> (taken or given up)
 	ActionAccessDenied  = "access.denied" // patient (when one was asked for); target: the request
 )
 

@@ -180,6 +180,8 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		{"GET /v1/alerts", "/v1/alerts", nil, cell{"admin": ok, "clinician": ok, "oncall": ok}},
 		{"GET /v1/alerts/{aid}", alertPath, nil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
 		{"POST /v1/alerts/{aid}/snooze", alertPath + "/snooze", snoozeUntil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
+		{"POST /v1/alerts/{aid}/assign", alertPath + "/assign", nil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
+		{"POST /v1/alerts/{aid}/unassign", alertPath + "/unassign", nil, cell{"admin": http.StatusBadRequest, "clinician": denied, "oncall": ok}},
 		// The second acknowledgement finds the alert acknowledged; the
 		// second resolution, resolved.
 		{"POST /v1/alerts/{aid}/ack", alertPath + "/ack", map[string]string{"note": "on it"}, cell{"admin": http.StatusConflict, "clinician": denied, "oncall": ok}},

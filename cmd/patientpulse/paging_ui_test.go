@@ -235,7 +235,7 @@ func TestConsoleSaysWhoIsPaged(t *testing.T) {
 		t.Errorf("the snoozed section's title: %q", h)
 	}
 	waitJS(t, first, "the snoozed alert out of the banner", fmt.Sprintf(`document.querySelector("#paged").dataset.count === "1" && document.querySelector('#paged li[data-alert-id="%d"]') === null`, c.alert))
-	if counts := text(t, first, "#counts"); counts != "1 active, 1 not acknowledged, 1 snoozed" {
+	if counts := text(t, first, "#counts"); counts != "1 active, 1 not acknowledged, 1 snoozed; 1 nobody has reviewed" {
 		t.Errorf("the console's counts: %q", counts)
 	}
 	screenshot(t, first, "paged-snoozed")

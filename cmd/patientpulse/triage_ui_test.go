@@ -130,3 +130,89 @@ func TestDashboardTriageFreshness(t *testing.T) {
 	}
 	screenshot(t, ctx, "triage-freshness-tablet")
 }
+
+// TestDashboardAssignToMe: the on-call member's console narrowed to the
+// worklist of alerts nobody has reviewed shows the firing alert; "Assign
+// to me" takes it on, so it leaves the worklist and is under "Assigned to
+// me", and the clinician's list says who has it, live. On the patient's
+// page the clinician takes it over; the console says so without a
+// reload, and the on-call member's worklist stays empty until the
+// clinician gives it up. Screenshots: assign-worklist, assign-mine,
+// assign-patient.
+func TestDashboardAssignToMe(t *testing.T) {
+	c := startDashClinic(t, "assign")
+	id := c.critical(t)
+	root := browser(t)
+	root, cancel := context.WithTimeout(root, 120*time.Second)
+	defer cancel()
+	oncall, cancelOncall := chromedp.NewContext(root, chromedp.WithNewBrowserContext())
+	defer cancelOncall()
+	problems := consoleProblems(t, oncall)
+	if err := chromedp.Do(oncall, chromedp.EmulateViewport(1366, 900)); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, oncall, c.srv.url, c.oncall, "#sound")
+	if err := chromedp.Do(oncall, chromedp.Navigate(c.srv.url+"/oncall?show=unreviewed")); err != nil {
+		t.Fatal(err)
+	}
+	row := fmt.Sprintf(`#row-%d`, id)
+	waitJS(t, oncall, "the alert on the worklist", fmt.Sprintf(`document.querySelector('%s') !== null`, row))
+	if s := plainText(t, oncall, row+" td.state"); s != "Firing: nobody has reviewed it" {
+		t.Errorf("the worklist's row says %q", s)
+	}
+	if s := plainText(t, oncall, "#counts"); !strings.HasSuffix(s, "; 1 nobody has reviewed") {
+		t.Errorf("the console's counts: %q", s)
+	}
+	screenshot(t, oncall, "assign-worklist")
+
+	doctor, cancelDoctor := chromedp.NewContext(root, chromedp.WithNewBrowserContext())
+	defer cancelDoctor()
+	signIn(t, doctor, c.srv.url, c.doctor, "#patients a")
+	listRow := `#patients tr[data-patient="` + c.patient + `"]`
+	waitJS(t, doctor, "the alert on the list", fmt.Sprintf(`document.querySelector('%s .alert-state') !== null`, listRow))
+
+	if err := chromedp.Do(oncall, chromedp.Click(row+" button.assign")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, oncall, "the alert off the worklist", fmt.Sprintf(`document.querySelector('%s') === null && document.querySelector("#status").textContent.startsWith("Nobody's review is waiting")`, row))
+	if err := chromedp.Do(oncall, chromedp.SetValue("#show", "mine")); err != nil {
+		t.Fatal(err)
+	}
+	eval[bool](t, oncall, `document.querySelector("#show").dispatchEvent(new Event("change"))`)
+	waitJS(t, oncall, "the alert under assigned to me", fmt.Sprintf(`document.querySelector('%s .assignee') !== null && location.search === "?show=mine"`, row))
+	if s := plainText(t, oncall, row+" .assignee"); s != "Assigned to you" {
+		t.Errorf("the on-call member's row says %q", s)
+	}
+	if s := plainText(t, oncall, row+" button.assign"); s != "Give it up" {
+		t.Errorf("the button of one's own alert: %q", s)
+	}
+	screenshot(t, oncall, "assign-mine")
+	waitJS(t, doctor, "who has it, on the clinician's list", fmt.Sprintf(`document.querySelector('%s .alert-state').textContent.includes("assigned to %s")`, listRow, c.oncall))
+
+	// The clinician takes it over from the patient's page.
+	item := fmt.Sprintf(`#alert-%d`, id)
+	if err := chromedp.Do(doctor, chromedp.Navigate(c.srv.url+"/patient?id="+c.patient)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, doctor, "the page drawn", `document.querySelector("#charts").dataset.ready === "true"`)
+	waitJS(t, doctor, "the alert's assignee", fmt.Sprintf(`document.querySelector('%s .assignee').textContent.startsWith("Assigned to %s")`, item, c.oncall))
+	if err := chromedp.Do(doctor, chromedp.Click(item+" button.assign")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, doctor, "the alert taken over", fmt.Sprintf(`document.querySelector('%s .assignee').textContent.startsWith("Assigned to you")`, item))
+	// The live connection may draw the change before the answer comes.
+	waitJS(t, doctor, "the focus on the alert's button", `document.activeElement.textContent === "Give it up"`)
+	screenshot(t, doctor, "assign-patient")
+	waitJS(t, oncall, "the clinician's name on the console", fmt.Sprintf(`document.querySelector('%s') === null && document.querySelector("#status").textContent === "No active alert is assigned to you."`, row))
+	_, doc := call(t, c.client, c.srv.url, c.token, "GET", fmt.Sprintf("/v1/alerts/%d", id), nil)
+	if a, _ := doc["alert"].(map[string]any); a["assignee"] != c.doctor {
+		t.Errorf("GET /v1/alerts/%d: %v, want the clinician as its assignee", id, a)
+	}
+	if err := chromedp.Do(doctor, chromedp.Click(item+" button.assign")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, doctor, "the alert given up", fmt.Sprintf(`document.querySelector('%s .assignee').textContent.startsWith("Nobody has taken it on")`, item))
+	if p := problems(); len(p) > 0 {
+		t.Errorf("the browser's console: %q", p)
+	}
+}

@@ -10,11 +10,44 @@ export const severityRank = { critical: 0, warning: 1, info: 2 };
 const changeWords = {
   opened: "opened", updated: "updated", severity_raised: "severity raised", acknowledged: "acknowledged",
   resolved: "resolved", snoozed: "snoozed", escalated: "escalated", suppressed: "held back (too many alerts)",
-  unsuppressed: "let through", ack: "acknowledged", resolve: "resolved", snooze: "snoozed",
+  unsuppressed: "let through", assigned: "assigned", ack: "acknowledged", resolve: "resolved", snooze: "snoozed",
+  assign: "assigned", unassign: "assigned",
 };
 
 export function isActive(a) {
   return a.state === "firing" || a.state === "acknowledged";
+}
+
+// isUnreviewed: nobody has done anything about the alert yet: it is
+// firing, nobody took it on and no staff member left a note.
+export function isUnreviewed(a) {
+  return a.state === "firing" && !a.assignee && !(a.notes || []).some((n) => n.actor);
+}
+
+// assigneeText says who took the alert on, for the signed-in me.
+export function assigneeText(a, me) {
+  if (!a.assignee) return "";
+  return a.assignee === me ? "Assigned to you" : `Assigned to ${a.assignee}`;
+}
+
+// assignButton takes the alert on as me, or gives it up when me has it;
+// done(alert, info) is called with the changed alert, fail(text) with
+// why it could not be done.
+export function assignButton(a, me, done, fail) {
+  const mine = a.assignee === me;
+  const b = el("button", { type: "button", class: "secondary assign", text: mine ? "Give it up" : "Assign to me",
+    "aria-label": `${mine ? "Give up" : "Assign to me"} the alert ${a.rule}` });
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    try {
+      const r = await act(a.id, mine ? "unassign" : "assign", {});
+      if (r.ok) done(r.alert, { action: "assigned" });
+      else fail(`Could not ${mine ? "give it up" : "assign it to you"}: ${r.error}`);
+    } finally {
+      b.disabled = false;
+    }
+  });
+  return b;
 }
 
 export function isSnoozed(a, now = Date.now()) {
@@ -113,9 +146,10 @@ export function ackLine(a) {
 const snoozeChoices = [["1", "1 hour"], ["4", "4 hours"], ["24", "1 day"], ["72", "3 days"], ["168", "1 week"]];
 
 // alertItem is one alert of a patient's alert panel, with its notes, the
-// note field and the buttons to acknowledge, resolve or snooze it.
-// done(alert) is called with the changed alert after an action succeeds.
-export function alertItem(a, done) {
+// note field and the buttons to acknowledge, resolve or snooze it, and to
+// take it on as me (or give it up). done(alert, info) is called with the
+// changed alert after an action succeeds.
+export function alertItem(a, me, done) {
   const id = a.id;
   const note = el("input", { id: `note-${id}`, name: "note", autocomplete: "off", maxlength: 500 });
   const error = el("p", { class: "error", role: "alert", hidden: true });
@@ -168,6 +202,10 @@ export function alertItem(a, done) {
   el("div", {}, severityBadge(a.severity), " ", el("strong", { text: a.rule })),
   el("p", { class: "meta", text: meta.join(" · ") }),
   el("p", { class: "sentence", text: a.sentence }),
+  el("p", { class: "assignee" }, assigneeText(a, me) || "Nobody has taken it on. ", assignButton(a, me, done, (text) => {
+    error.textContent = text;
+    error.hidden = false;
+  })),
   // Who acknowledged: in the notes when they gave one.
   a.state === "acknowledged" && !(a.notes || []).some((n) => n.change === "acknowledged") ? el("p", { class: "acked", text: `Acknowledged by ${a.acked_by || "someone"}${a.acked_at ? `, ${when(a.acked_at)}` : ""}` }) : null,
   notesList(a),

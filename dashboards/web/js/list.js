@@ -9,7 +9,7 @@ import { el, $ } from "./dom.js";
 import { when, ago, clock, percent } from "./format.js";
 import { startShell, fail } from "./shell.js";
 import { Live } from "./live.js";
-import { AlertSet, isSnoozed } from "./alerts.js";
+import { AlertSet, assigneeText, isSnoozed, isUnreviewed } from "./alerts.js";
 import { Rota, showPaged } from "./paging.js";
 
 const statusRank = { critical: 0, attention: 1, fine: 2 };
@@ -27,7 +27,12 @@ const STREAMS = [
 // would hear of every heartbeat of a whole clinic.
 const MAX_LIVE = 200;
 
-const state = { patients: [], alerts: new AlertSet(), haveSnapshot: false, sort: "status", dir: 1, rota: null };
+const state = { patients: [], alerts: new AlertSet(), haveSnapshot: false, sort: "status", dir: 1, rota: null, me: "" };
+// alertFilters narrow the list by the patients' active alerts.
+const alertFilters = {
+  unreviewed: (p) => state.alerts.list().some((a) => a.patient === p.id && !isSnoozed(a) && isUnreviewed(a)),
+  mine: (p) => state.alerts.list().some((a) => a.patient === p.id && a.assignee === state.me),
+};
 const rowCache = new Map(); // patient id → {sig, tr}: the rows drawn
 
 const sorters = {
@@ -43,6 +48,7 @@ function readAddress() {
   $("#q").value = q.get("q") || "";
   $("#status-filter").value = statusRank[q.get("status")] !== undefined ? q.get("status") : "";
   $("#data-filter").value = q.get("data") === "stale" ? "stale" : "";
+  $("#alert-filter").value = alertFilters[q.get("alerts")] ? q.get("alerts") : "";
   state.sort = sorters[q.get("sort")] ? q.get("sort") : "status";
   state.dir = q.get("dir") === "desc" ? -1 : 1;
   $("#sort").value = state.sort;
@@ -53,6 +59,7 @@ function writeAddress() {
   if ($("#q").value) q.set("q", $("#q").value);
   if ($("#status-filter").value) q.set("status", $("#status-filter").value);
   if ($("#data-filter").value) q.set("data", $("#data-filter").value);
+  if ($("#alert-filter").value) q.set("alerts", $("#alert-filter").value);
   if (state.sort !== "status") q.set("sort", state.sort);
   if (state.dir < 0) q.set("dir", "desc");
   const s = q.toString();
@@ -68,8 +75,9 @@ function topAlert(p) {
 // snoozed until when.
 function alertState(a) {
   if (isSnoozed(a)) return { key: "snoozed", text: `Snoozed until ${Date.parse(a.snoozed_until) - Date.now() < 20 * 3600e3 ? clock(a.snoozed_until) : when(a.snoozed_until)}` };
-  if (a.state === "acknowledged") return { key: "acknowledged", text: `Acknowledged by ${a.acked_by || "someone"}` };
-  return { key: "new", text: "New: nobody has acknowledged it" };
+  const who = a.assignee ? ` · ${assigneeText(a, state.me).toLowerCase()}` : "";
+  if (a.state === "acknowledged") return { key: "acknowledged", text: `Acknowledged by ${a.acked_by || "someone"}${who}` };
+  return { key: "new", text: `New: nobody has acknowledged it${who}` };
 }
 
 // why is the status cell's reason: the most urgent alert's sentence, its
@@ -136,9 +144,11 @@ function render() {
   const q = $("#q").value.trim().toLowerCase();
   const status = $("#status-filter").value;
   const staleOnly = $("#data-filter").value === "stale";
+  const byAlerts = alertFilters[$("#alert-filter").value] || (() => true);
   const shown = state.patients
     .filter((p) => !status || p.status === status)
     .filter((p) => !staleOnly || isStale(p))
+    .filter(byAlerts)
     .filter((p) => !q || (p.name || "").toLowerCase().includes(q) || p.id.toLowerCase().includes(q))
     .sort((a, b) => state.dir * sorters[state.sort](a, b));
   const table = $("#patients");
@@ -210,6 +220,7 @@ async function load(live) {
 
 async function main() {
   const me = await startShell();
+  state.me = me.username;
   if (me.role === "oncall") {
     window.location.replace("/oncall");
     return;

@@ -4,14 +4,16 @@
 // and beeps (Web Audio: the browser allows sound once the page has been
 // touched or clicked). Alerts escalated to the signed-in staff member say
 // so; snoozed alerts are listed apart, with their wake time, until their
-// snooze ends. Beside the list: who is on call now, and for admins the
+// snooze ends. Anyone may take an alert on ("assign to me"); the list
+// can be narrowed to the worklist of alerts nobody has reviewed, or to
+// one's own. Beside the list: who is on call now, and for admins the
 // deliveries that failed.
 import { must } from "./api.js";
 import { el, $, clear } from "./dom.js";
 import { when, clock, span, dayKey } from "./format.js";
 import { startShell, fail } from "./shell.js";
 import { Live } from "./live.js";
-import { AlertSet, act, ackLine, isSnoozed, severityBadge } from "./alerts.js";
+import { AlertSet, act, ackLine, assignButton, assigneeText, isSnoozed, isUnreviewed, severityBadge } from "./alerts.js";
 import { Rota, showPaged, watchFailures } from "./paging.js";
 
 const groups = [["critical", "Critical"], ["warning", "Warning"], ["info", "Information"]];
@@ -24,6 +26,13 @@ const fresh = new Set(); // critical alerts cued and not yet acknowledged or dis
 const errors = new Map(); // the last failed acknowledgement of each alert
 let cued = null; // the alert the banner tells of
 let rota = null; // the on-call rota, once the session is known
+let me = ""; // the signed-in username
+// views narrow the list (?show=…, kept in the address).
+const views = {
+  all: () => true,
+  unreviewed: isUnreviewed,
+  mine: (a) => a.assignee === me,
+};
 let wakeTimer = 0;
 
 // sound plays the cue; off when the user said so (kept in this browser).
@@ -155,24 +164,34 @@ function row(a, snoozed = false) {
       b.disabled = false;
     }
   });
+  const assign = assignButton(a, me, (changed) => {
+    errors.delete(a.id);
+    alerts.apply({ change: "assigned", alert: changed, actor: me });
+    render();
+    document.querySelector(`#row-${a.id} .assign`)?.focus();
+  }, (text) => {
+    errors.set(a.id, text);
+    render();
+  });
   const err = errors.get(a.id);
   const paged = rota ? rota.pagedTier(a) : "";
   return el("tr", { id: `row-${a.id}`, class: fresh.has(a.id) ? "new" : null, dataset: { alertId: a.id, state: a.state, severity: a.severity, patient: a.patient, paged } },
     el("td", { "data-label": "Patient" }, el("a", { href: `/patient?id=${encodeURIComponent(a.patient)}`, text: nameOf(a.patient) }),
       el("span", { class: "sub", text: a.patient })),
     el("td", { "data-label": "Alert" }, severityBadge(a.severity), " ", el("strong", { text: a.rule }), el("span", { class: "sub sentence", text: a.sentence })),
-    el("td", { "data-label": "State", class: "state" }, a.state === "firing" ? "Firing" : ackLine(a)),
+    el("td", { "data-label": "State", class: "state" }, a.state === "firing" ? (isUnreviewed(a) ? "Firing: nobody has reviewed it" : "Firing") : ackLine(a),
+      a.assignee ? el("span", { class: "sub assignee", text: assigneeText(a, me) }) : null),
     snoozed ? el("td", { "data-label": "Wakes", class: "wake" }, wakeText(a))
       : el("td", { "data-label": "Escalation", class: "tier" }, tierCell(a)),
     el("td", { "data-label": "Age", class: "age-cell" }, el("span", { class: "age", text: ageText(a) }),
       el("span", { class: "sub", text: `since ${when(a.opened_at)}` })),
-    el("td", { "data-label": "Acknowledge", class: "actions" }, a.state === "firing" ? form : "Done",
+    el("td", { "data-label": "Act", class: "actions" }, a.state === "firing" ? form : "Acknowledged", assign,
       err ? el("p", { class: "error", role: "alert", text: err }) : null));
 }
 
 // table is the list of alerts in one section of the console.
 function table(caption, list, snoozed) {
-  const heads = ["Patient", "Alert", "State", snoozed ? "Wakes" : "Escalation", "Age", "Acknowledge"];
+  const heads = ["Patient", "Alert", "State", snoozed ? "Wakes" : "Escalation", "Age", "Act"];
   return el("div", { class: "table-wrap" }, el("table", { class: "alerts-table cards" },
     el("caption", { class: "visually-hidden", text: caption }),
     el("thead", {}, el("tr", {}, heads.map((h) => el("th", { scope: "col", text: h })))),
@@ -183,7 +202,9 @@ function render() {
   // What someone is typing survives the redraw.
   const typing = new Map([...document.querySelectorAll("#groups input[name=note], #snoozed input[name=note]")].map((i) => [i.id, i.value]));
   const focused = document.activeElement && document.activeElement.closest("#groups, #snoozed") ? document.activeElement.id : "";
-  const active = alerts.list();
+  const all = alerts.list();
+  const view = views[$("#show").value] || views.all;
+  const active = all.filter(view);
   const shown = active.filter((a) => !isSnoozed(a));
   const snoozed = active.filter((a) => isSnoozed(a)).sort((a, b) => Date.parse(a.snoozed_until) - Date.parse(b.snoozed_until));
   const holder = clear($("#groups"));
@@ -205,9 +226,11 @@ function render() {
   }
   if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
   const firing = shown.filter((a) => a.state === "firing").length;
-  $("#status").textContent = shown.length ? "" : `No active alerts.${snoozed.length ? ` ${snoozed.length} snoozed, listed below.` : ""}`;
+  const none = { all: "No active alerts.", unreviewed: "Nobody's review is waiting: every firing alert is taken on or has a note.", mine: "No active alert is assigned to you." };
+  $("#status").textContent = shown.length ? "" : `${none[$("#show").value] || none.all}${snoozed.length ? ` ${snoozed.length} snoozed, listed below.` : ""}`;
   $("#status").hidden = shown.length > 0;
-  $("#counts").textContent = `${shown.length} active, ${firing} not acknowledged${snoozed.length ? `, ${snoozed.length} snoozed` : ""}`;
+  const unreviewed = all.filter((a) => !isSnoozed(a) && isUnreviewed(a)).length;
+  $("#counts").textContent = `${shown.length} ${view === views.all ? "active" : "shown"}, ${firing} not acknowledged${snoozed.length ? `, ${snoozed.length} snoozed` : ""}; ${unreviewed} nobody has reviewed`;
   $("#groups").dataset.count = String(shown.length);
   showPaged($("#paged"), shown.filter((a) => a.state === "firing" && rota && rota.pagedTier(a))
     .map((a) => ({ alert: a, tier: rota.pagedTier(a) })), nameOf);
@@ -243,9 +266,19 @@ function namesSoon() {
 }
 
 async function main() {
-  const me = await startShell();
-  rota = new Rota(me.username).start(showRota);
-  if (me.role === "admin") watchFailures($("#failed"));
+  const session = await startShell();
+  me = session.username;
+  const show = new URLSearchParams(window.location.search).get("show");
+  $("#show").value = views[show] ? show : "all";
+  $("#show").addEventListener("change", () => {
+    const q = new URLSearchParams(window.location.search);
+    if ($("#show").value === "all") q.delete("show");
+    else q.set("show", $("#show").value);
+    window.history.replaceState(null, "", q.size ? `/oncall?${q}` : "/oncall");
+    render();
+  });
+  rota = new Rota(me).start(showRota);
+  if (session.role === "admin") watchFailures($("#failed"));
   $("#sound").addEventListener("click", () => {
     sound.on = !sound.on;
     localStorage.setItem("pp-sound", sound.on ? "on" : "off");

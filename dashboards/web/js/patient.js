@@ -42,6 +42,7 @@ const charts = [];
 let labPanel;
 let live;
 let planView;
+let me = "";
 
 const base = `/v1/patients/${encodeURIComponent(patientId)}`;
 
@@ -196,23 +197,27 @@ function showStatus() {
 }
 
 // renderAlerts lays out the active alerts, keeping the items that did not
-// change (and so what someone is typing into a note).
+// change, and in those that did, what someone is typing into a note and
+// where the focus was.
 function renderAlerts() {
   const list = $("#alert-list");
   const current = alerts.list();
   const keep = new Map([...list.children].map((li) => [li.dataset.alertId, li]));
   const items = current.map((a) => {
-    const stamp = `${a.state}|${a.updated_at}|${a.tier || ""}|${a.snoozed_until || ""}|${a.severity}|${(a.notes || []).length}`;
+    const stamp = `${a.state}|${a.updated_at}|${a.tier || ""}|${a.snoozed_until || ""}|${a.severity}|${(a.notes || []).length}|${a.assignee || ""}`;
     const old = keep.get(String(a.id));
     if (old && old.dataset.stamp === stamp) return old;
-    const li = alertItem(a, (changed, info) => acted(changed, info));
+    const li = alertItem(a, me, (changed, info) => acted(changed, info));
     li.dataset.stamp = stamp;
     if (old) {
       const note = old.querySelector("input[name=note]");
       const fresh = li.querySelector("input[name=note]");
       if (note && fresh) fresh.value = note.value;
+      const focus = old.contains(document.activeElement) ? document.activeElement : null;
+      const twin = focus && (focus.id ? li.querySelector(`[id="${focus.id}"]`)
+        : focus.classList.length ? li.querySelector(`.${[...focus.classList].join(".")}`) : null);
       old.replaceWith(li);
-      if (note && document.activeElement === note) fresh.focus();
+      if (twin) twin.focus();
     }
     return li;
   });
@@ -226,13 +231,14 @@ function renderAlerts() {
 }
 
 function acted(alert, info) {
+  const assigned = info.action === "assigned"; // sent without the note field's text
   const note = document.getElementById(`note-${alert.id}`);
-  if (note) note.value = ""; // said and recorded
+  if (note && !assigned) note.value = ""; // said and recorded
   alerts.apply({ change: info.action, alert }); // its note comes with the change, over the live connection
   renderAlerts();
   if (alert.state === "resolved") loadResolved().catch(fail);
-  const h = $(`#alert-${alert.id} .alert-actions`);
-  if (h) h.querySelector("button:not([hidden])").focus();
+  const h = $(`#alert-${alert.id} ${assigned ? ".assign" : ".alert-actions button:not([hidden])"}`);
+  if (h) h.focus();
 }
 
 async function loadResolved() {
@@ -283,7 +289,8 @@ function notYours(me) {
 }
 
 async function main() {
-  const me = await startShell();
+  const session = await startShell();
+  me = session.username;
   if (!patientId) throw new Error("no patient was named: open a patient from the list");
   if (!window.uPlot) throw new Error("the chart bundle did not load");
   setupRange();
@@ -326,7 +333,7 @@ async function main() {
     planChanged(plan, history);
     draw();
   });
-  if (me.role === "oncall") {
+  if (session.role === "oncall") {
     // Nothing is offered that the role cannot do: on-call staff read the
     // plan, its clinicians and admins change it.
     $("#plan-edit").hidden = true;
@@ -336,7 +343,7 @@ async function main() {
   const details = await detailsReq;
   if (details.status === 403) {
     live.subscribe([]);
-    notYours(me);
+    notYours(session);
     return;
   }
   if (!details.ok) throw new Error((details.doc && details.doc.error) || `patient: ${details.status}`);
