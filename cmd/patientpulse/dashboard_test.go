@@ -112,6 +112,15 @@ func (c *dashClinic) critical(t *testing.T) int {
 	return int(id)
 }
 
+// openPatient opens the patient's page and waits until it is drawn.
+func (c *dashClinic) openPatient(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(c.srv.url+"/patient?id="+c.patient)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the page drawn", `document.querySelector("#charts").dataset.ready === "true"`)
+}
+
 // signIn signs in through the form and waits for the page it lands on.
 func signIn(t *testing.T, ctx context.Context, base, user, landing string) {
 	t.Helper()

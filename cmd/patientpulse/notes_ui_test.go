@@ -26,16 +26,8 @@ func TestDashboardAlertNotesStay(t *testing.T) {
 	defer cancelDoctor()
 	problems := consoleProblems(t, doctor)
 	signIn(t, doctor, c.srv.url, c.doctor, "#patients a")
-	patientPage := c.srv.url + "/patient?id=" + c.patient
 	item := `#alert-list li[data-rule="hr-high"]`
-	open := func(ctx context.Context) {
-		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.Navigate(patientPage)); err != nil {
-			t.Fatal(err)
-		}
-		waitJS(t, ctx, "the page drawn", `document.querySelector("#charts").dataset.ready === "true"`)
-	}
-	open(doctor)
+	c.openPatient(t, doctor)
 	waitJS(t, doctor, "the firing alert", fmt.Sprintf(`document.querySelector('%s[data-state="firing"]') !== null`, item))
 
 	const ackNote = "Called her: resting, rate settling"
@@ -47,7 +39,7 @@ func TestDashboardAlertNotesStay(t *testing.T) {
 	}
 	wantAck := "Acknowledged by " + c.doctor + ", "
 	waitJS(t, doctor, "the note on the alert", fmt.Sprintf(`document.querySelector('%s .notes').textContent.includes(%q)`, item, ackNote))
-	open(doctor) // a reload
+	c.openPatient(t, doctor) // a reload
 	waitJS(t, doctor, "the acknowledged alert", fmt.Sprintf(`document.querySelector('%s[data-state="acknowledged"]') !== null`, item))
 	if s := plainText(t, doctor, item+" .notes"); !strings.HasPrefix(s, wantAck) || !strings.HasSuffix(s, ": “"+ackNote+"”") {
 		t.Errorf("after a reload the alert's notes say %q, want %q… %q", s, wantAck, ackNote)
@@ -58,7 +50,7 @@ func TestDashboardAlertNotesStay(t *testing.T) {
 	defer cancelOncall()
 	signIn(t, oncall, c.srv.url, c.oncall, "#sound")
 	waitJS(t, oncall, "the note on the console's row", fmt.Sprintf(`[...document.querySelectorAll("td.state")].some((td) => td.textContent.includes(%q))`, ackNote))
-	open(oncall)
+	c.openPatient(t, oncall)
 	if s := plainText(t, oncall, item+" .notes"); !strings.Contains(s, ackNote) || !strings.Contains(s, c.doctor) {
 		t.Errorf("the on-call member's page shows the notes %q", s)
 	}
@@ -72,7 +64,7 @@ func TestDashboardAlertNotesStay(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, doctor, "the alert resolved", fmt.Sprintf(`document.querySelector('%s') === null`, item))
-	open(doctor)
+	c.openPatient(t, doctor)
 	if err := chromedp.Do(doctor, chromedp.Click("#resolved summary")); err != nil {
 		t.Fatal(err)
 	}
@@ -116,14 +108,6 @@ func TestDashboardPatientNotes(t *testing.T) {
 		t.Fatal(err)
 	}
 	signIn(t, doctor, c.srv.url, c.doctor, "#patients a")
-	patientPage := c.srv.url + "/patient?id=" + c.patient
-	open := func(ctx context.Context) {
-		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.Navigate(patientPage)); err != nil {
-			t.Fatal(err)
-		}
-		waitJS(t, ctx, "the page drawn", `document.querySelector("#charts").dataset.ready === "true"`)
-	}
 	add := func(ctx context.Context, note string) {
 		t.Helper()
 		if err := chromedp.Do(ctx, chromedp.SendKeys("#patient-note", note), chromedp.Click("#patient-notes button[type=submit]")); err != nil {
@@ -136,7 +120,7 @@ func TestDashboardPatientNotes(t *testing.T) {
 		return eval[[]string](t, ctx, `[...document.querySelectorAll(".patient-notes li")].map((li) =>
 			li.querySelector(".note-meta strong").textContent + "|" + li.querySelector(".note-text").textContent)`)
 	}
-	open(doctor)
+	c.openPatient(t, doctor)
 	if s := plainText(t, doctor, "#patient-notes"); !strings.Contains(s, "No notes yet.") {
 		t.Errorf("a patient without notes: the panel says %q", s)
 	}
@@ -162,7 +146,7 @@ func TestDashboardPatientNotes(t *testing.T) {
 	if s := plainText(t, doctor, "#patient-notes .error"); !strings.Contains(s, "not kept") || !strings.Contains(s, "write something") {
 		t.Errorf("a blank note is answered %q", s)
 	}
-	open(doctor) // a reload
+	c.openPatient(t, doctor) // a reload
 	waitJS(t, doctor, "the notes after a reload", `document.querySelectorAll(".patient-notes li").length === 2`)
 	if got := notes(doctor); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("after a reload the notes are %q, want %q", got, want)
@@ -175,7 +159,7 @@ func TestDashboardPatientNotes(t *testing.T) {
 		t.Fatal(err)
 	}
 	signIn(t, oncall, c.srv.url, c.oncall, "#sound")
-	open(oncall)
+	c.openPatient(t, oncall)
 	waitJS(t, oncall, "the clinician's notes", `document.querySelectorAll(".patient-notes li").length === 2`)
 	const handover = "Night shift: rate 150 at 02:10, called her, resting; recheck at 08:00"
 	add(oncall, handover)
@@ -191,7 +175,7 @@ func TestDashboardPatientNotes(t *testing.T) {
 	}
 	screenshot(t, oncall, "patient-notes-tablet")
 
-	open(doctor)
+	c.openPatient(t, doctor)
 	waitJS(t, doctor, "the handover on the clinician's page", `document.querySelectorAll(".patient-notes li").length === 3`)
 	if got := notes(doctor)[0]; got != c.oncall+"|"+handover {
 		t.Errorf("the clinician's newest note is %q, want the on-call member's handover", got)

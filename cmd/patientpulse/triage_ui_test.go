@@ -191,10 +191,7 @@ func TestDashboardAssignToMe(t *testing.T) {
 
 	// The clinician takes it over from the patient's page.
 	item := fmt.Sprintf(`#alert-%d`, id)
-	if err := chromedp.Do(doctor, chromedp.Navigate(c.srv.url+"/patient?id="+c.patient)); err != nil {
-		t.Fatal(err)
-	}
-	waitJS(t, doctor, "the page drawn", `document.querySelector("#charts").dataset.ready === "true"`)
+	c.openPatient(t, doctor)
 	waitJS(t, doctor, "the alert's assignee", fmt.Sprintf(`document.querySelector('%s .assignee').textContent.startsWith("Assigned to %s")`, item, c.oncall))
 	if err := chromedp.Do(doctor, chromedp.Click(item+" button.assign")); err != nil {
 		t.Fatal(err)
