@@ -305,6 +305,14 @@ func (e *Evaluator) pollPlans(ctx context.Context, all bool) error {
 			e.rebuild[id] = true
 		}
 	}
+	// A patient held but no longer listed was deactivated: no longer judged.
+	for id := range e.patients {
+		if _, listed := latest[id]; !listed {
+			delete(e.patients, id)
+			delete(e.views, id)
+			delete(e.rebuild, id)
+		}
+	}
 	return nil
 }
 

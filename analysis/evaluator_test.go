@@ -748,6 +748,18 @@ func TestEvaluatorSweepPicksUpOtherProcessPlans(t *testing.T) {
 	if len(e.patients) != 2 {
 		t.Errorf("%d patients held, want 2", len(e.patients))
 	}
+
+	// An admin deactivates p-2 in another process: the next sweep lets
+	// go of her, and nothing more of hers is judged.
+	if _, err := f.reg.DeactivatePatient(f.ctx, "p-2"); err != nil {
+		t.Fatal(err)
+	}
+	f.now = evAt(10, 14)
+	mustSweep(t, e, f.ctx, false)
+	if _, held := e.patients["p-2"]; held || len(e.patients) != 1 {
+		t.Errorf("after p-2's deactivation %d patients are held (p-2: %v), want p-1 alone", len(e.patients), held)
+	}
+	evWantChanges(t, "deactivated p-2", f.transitions("p-2"), "sleep-low:fired")
 }
 
 func TestEvaluatorForecastThenFired(t *testing.T) {

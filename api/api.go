@@ -30,6 +30,7 @@ import (
 type SeriesReader interface {
 	Series(ctx context.Context, patient, typ string, from, to time.Time, limit int) ([]ingest.SeriesPoint, error)
 	LastData(ctx context.Context, patient string, since, labsSince time.Time) (map[string]time.Time, error)
+	DeviceLastData(ctx context.Context, patient string, since time.Time) (map[string]map[string]time.Time, error)
 }
 
 // Limits of the API's answers and requests.
@@ -49,6 +50,10 @@ type Config struct {
 	// Links checks the one-tap links pages carry (GET /v1/ack-links/);
 	// nil: no link is valid.
 	Links *notify.Links
+	// Devices enrols and revokes devices; nil: the API cannot.
+	Devices Enroller
+	// Endpoints are where enrolled devices send, as they reach them.
+	Endpoints DeviceEndpoints
 }
 
 // API serves the staff endpoints.
@@ -87,6 +92,12 @@ func (a *API) endpoints() []endpoint {
 		{"GET /v1/patients", auth.SignedIn, "", a.listPatients, nil},
 		{"POST /v1/patients", auth.Administer, "", a.addPatient, nil},
 		{"GET /v1/patients/{id}", auth.ReadPatient, "details", a.patient, nil},
+		{"PATCH /v1/patients/{id}", auth.Administer, "", a.editPatient, nil},
+		{"POST /v1/patients/{id}/deactivate", auth.Administer, "", a.deactivatePatient, nil},
+		{"POST /v1/patients/{id}/reactivate", auth.Administer, "", a.reactivatePatient, nil},
+		{"GET /v1/patients/{id}/devices", auth.ReadPatient, "devices", a.patientDevices, nil},
+		{"POST /v1/patients/{id}/devices", auth.Administer, "", a.enrollDevice, nil},
+		{"POST /v1/devices/{device}/revoke", auth.Administer, "", a.revokeDevice, nil},
 		{"GET /v1/patients/{id}/series", auth.ReadPatient, "series", a.patientSeries, nil},
 		{"GET /v1/patients/{id}/plan", auth.ReadPatient, "plan", a.plan, nil},
 		{"PUT /v1/patients/{id}/plan", auth.CarePatient, "", a.putPlan, nil},
@@ -151,7 +162,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
 		httpx.Error(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrDisabled):
+	case errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrDisabled), errors.Is(err, registry.ErrRevoked):
 		httpx.Error(w, http.StatusConflict, err.Error())
 	case errors.Is(err, registry.ErrInvalidID), errors.Is(err, registry.ErrInvalidName), errors.Is(err, registry.ErrWeakPassword),
 		errors.Is(err, registry.ErrInvalidNote),

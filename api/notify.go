@@ -2,11 +2,13 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/auth"
 	"github.com/patientpulse/patientpulse/internal/httpx"
 	"github.com/patientpulse/patientpulse/notify"
@@ -107,9 +109,35 @@ func (a *API) putContact(w http.ResponseWriter, r *http.Request) {
 // OnCallTier is one tier of the on-call schedule and who is on call in
 // it now.
 type OnCallTier struct {
-	Name   string   `json:"name"`
-	After  string   `json:"after"` // how long an alert stays unacknowledged before the tier is paged, as "15m0s"
-	OnCall []string `json:"on_call"`
+	Name   string        `json:"name"`
+	After  string        `json:"after"` // how long an alert stays unacknowledged before the tier is paged, as "15m0s"
+	OnCall []string      `json:"on_call"`
+	Shifts []OnCallShift `json:"shifts"` // the rota of the tier
+}
+
+// OnCallShift is when some staff are on call: from From to To ("08:00",
+// "24:00"; a To before From runs past midnight) in the schedule's time
+// zone, on each of Days ("mon" ... "sun").
+type OnCallShift struct {
+	Staff []string `json:"staff"`
+	Days  []string `json:"days"`
+	From  string   `json:"from"`
+	To    string   `json:"to"`
+}
+
+func shiftsOf(t alerts.OnCallTier) []OnCallShift {
+	out := []OnCallShift{}
+	for _, sh := range t.Shifts {
+		week := slices.Clone(sh.Days)
+		slices.SortFunc(week, func(a, b time.Weekday) int { return (int(a)+6)%7 - (int(b)+6)%7 }) // Monday first
+		days := []string{}
+		for _, d := range week {
+			days = append(days, strings.ToLower(d.String()[:3]))
+		}
+		out = append(out, OnCallShift{Staff: sh.Staff, Days: days,
+			From: fmt.Sprintf("%02d:%02d", sh.From/60, sh.From%60), To: fmt.Sprintf("%02d:%02d", sh.To/60, sh.To%60)})
+	}
+	return out
 }
 
 // OnCallNow is who is on call now: the schedule's time zone (the shifts'
@@ -128,7 +156,8 @@ func (a *API) onCall(w http.ResponseWriter, _ *http.Request) {
 		}
 		now := a.now()
 		for i, t := range s.Tiers {
-			out.Tiers = append(out.Tiers, OnCallTier{Name: t.Name, After: t.After.String(), OnCall: append([]string{}, s.OnCall(i, now)...)})
+			out.Tiers = append(out.Tiers, OnCallTier{Name: t.Name, After: t.After.String(), OnCall: append([]string{}, s.OnCall(i, now)...),
+				Shifts: shiftsOf(t)})
 		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)

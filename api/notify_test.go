@@ -222,8 +222,11 @@ tiers:
 	})
 	otto := ta.staff(t, "otto", registry.RoleOnCall)
 	code, body := ta.send(t, otto, "GET", "/v1/oncall", "")
-	const want = `{"timezone":"Europe/London","tiers":[{"name":"primary","after":"15m0s","on_call":["otto"]},` +
-		`{"name":"secondary","after":"1h30m0s","on_call":["ada","dr-lee"]},{"name":"weekend","after":"2h0m0s","on_call":[]}]}`
+	const weekdays, all = `["mon","tue","wed","thu","fri"]`, `["mon","tue","wed","thu","fri","sat","sun"]`
+	const want = `{"timezone":"Europe/London","tiers":[{"name":"primary","after":"15m0s","on_call":["otto"],"shifts":[` +
+		`{"staff":["otto"],"days":` + weekdays + `,"from":"08:00","to":"18:00"},{"staff":["nina"],"days":` + weekdays + `,"from":"18:00","to":"08:00"}]},` +
+		`{"name":"secondary","after":"1h30m0s","on_call":["ada","dr-lee"],"shifts":[{"staff":["ada","dr-lee"],"days":` + all + `,"from":"00:00","to":"24:00"}]},` +
+		`{"name":"weekend","after":"2h0m0s","on_call":[],"shifts":[{"staff":["sam"],"days":["sat","sun"],"from":"00:00","to":"24:00"}]}]}`
 	if code != 200 || strings.TrimSpace(body) != want {
 		t.Errorf("GET /v1/oncall: %d %s\nwant %s", code, body, want)
 	}

@@ -18,9 +18,11 @@ import (
 
 // Patient is a patient as the API shows them.
 type Patient struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
+	ID            string     `json:"id"`
+	Name          string     `json:"name"`
+	Contact       string     `json:"contact"`
+	CreatedAt     time.Time  `json:"created_at"`
+	DeactivatedAt *time.Time `json:"deactivated_at,omitempty"` // absent while monitored
 }
 
 // PatientSummary is a row of the patient list: how the patient is doing.
@@ -117,11 +119,16 @@ type Device struct {
 }
 
 func patientOf(p registry.Patient) Patient {
-	return Patient{ID: p.ID, Name: p.Name, CreatedAt: p.CreatedAt}
+	out := Patient{ID: p.ID, Name: p.Name, Contact: p.Contact, CreatedAt: p.CreatedAt}
+	if !p.Active() {
+		out.DeactivatedAt = &p.DeactivatedAt
+	}
+	return out
 }
 
 // listPatients answers the patients the caller may see, recording the
-// listing (how many) in the audit log.
+// listing (how many) in the audit log. Deactivated patients are left out
+// unless include=deactivated.
 func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	p, _ := auth.FromContext(ctx)
@@ -142,8 +149,9 @@ func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 	}
 	var views map[string]registry.PatientView // read at the first patient another instance judges
 	out := []PatientSummary{}
+	withDeactivated := r.URL.Query().Get("include") == "deactivated"
 	for _, pt := range all {
-		if !scope.Includes(pt.ID) {
+		if !scope.Includes(pt.ID) || (!pt.Active() && !withDeactivated) {
 			continue
 		}
 		sum := PatientSummary{Patient: patientOf(pt), Status: "fine", LastData: a.lastData(ctx, pt.ID)}
@@ -217,14 +225,15 @@ func newestSince(last map[string]time.Time, since time.Time) *time.Time {
 
 func (a *API) addPatient(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
+		ID      string `json:"id"`
+		Name    string `json:"name"`
+		Contact string `json:"contact"`
 	}
 	if err := decode(w, r, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.reg.AddPatient(r.Context(), registry.Patient{ID: req.ID, Name: req.Name}); err != nil {
+	if err := a.reg.AddPatient(r.Context(), registry.Patient{ID: req.ID, Name: req.Name, Contact: req.Contact}); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -259,11 +268,7 @@ func (a *API) patient(w http.ResponseWriter, r *http.Request) {
 		if d.PatientID != id {
 			continue
 		}
-		dev := Device{ID: d.ID, EnrolledAt: d.EnrolledAt}
-		if !d.Active() {
-			dev.RevokedAt = &d.RevokedAt
-		}
-		out.Devices = append(out.Devices, dev)
+		out.Devices = append(out.Devices, deviceOf(d))
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
 }

@@ -116,8 +116,11 @@ func (a *API) putPlan(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, err := a.reg.Patient(r.Context(), id); err != nil {
+	if pt, err := a.reg.Patient(r.Context(), id); err != nil {
 		a.fail(w, r, err)
+		return
+	} else if !pt.Active() {
+		httpx.Error(w, http.StatusConflict, "patient "+id+" is deactivated: reactivate them before changing their plan")
 		return
 	}
 	_, err := analysis.SavePlanWithin(r.Context(), a.reg, &p, a.cfg.Backfill)

@@ -25,6 +25,10 @@ func (s *fakeSeries) Series(_ context.Context, _, _ string, from, to time.Time, 
 	return nil, nil
 }
 
+func (s *fakeSeries) DeviceLastData(context.Context, string, time.Time) (map[string]map[string]time.Time, error) {
+	return nil, nil
+}
+
 func (s *fakeSeries) LastData(context.Context, string, time.Time, time.Time) (map[string]time.Time, error) {
 	return nil, nil
 }

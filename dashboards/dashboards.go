@@ -1,6 +1,7 @@
 // Package dashboards serves the staff web app that the binary embeds: the
 // sign-in page, the patient list, a patient's page (charts against the
-// plan, alerts, the plan itself), the on-call console, and the page a
+// plan, alerts, the plan itself), the on-call console, the administration
+// page (patients, devices, staff, the rota, the audit log), and the page a
 // page's one-tap link opens (/a/TOKEN), which acknowledges its alert. It
 // is static files only; all data comes from the /v1/ API and the /v1/ws
 // websocket, under the same Content-Security-Policy as everything else
@@ -38,6 +39,8 @@ var pages = map[string]string{
 	"/patient.html": "patient.html",
 	"/oncall":       "oncall.html",
 	"/oncall.html":  "oncall.html",
+	"/admin":        "admin.html",
+	"/admin.html":   "admin.html",
 	"/signin":       "signin.html",
 	"/signin.html":  "signin.html",
 }
@@ -57,7 +60,7 @@ func page(path string) (string, bool) {
 
 // Handler serves the embedded web app: / (the patient list, which sends
 // on-call staff to /oncall and a visitor without a session to /signin),
-// /patient?id=ID, /oncall, /signin, /a/TOKEN and their assets, to GET and
+// /patient?id=ID, /oncall, /admin, /signin, /a/TOKEN and their assets, to GET and
 // HEAD only. Mount it at "/" (any method), beside the API.
 func Handler() http.Handler {
 	root, err := fs.Sub(web, "web")

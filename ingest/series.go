@@ -183,6 +183,38 @@ func (s *Influx) LastData(ctx context.Context, patient string, since, labsSince 
 	return last, nil
 }
 
+// DeviceLastData returns, for each of the patient's devices that stored
+// a sample since the given time, the time of its newest sample of each
+// measurement.
+func (s *Influx) DeviceLastData(ctx context.Context, patient string, since time.Time) (map[string]map[string]time.Time, error) {
+	if !safeFluxString(patient) {
+		return nil, fmt.Errorf("device last data: bad patient")
+	}
+	flux := fmt.Sprintf(`from(bucket: %q)
+		|> range(start: %s)
+		|> filter(fn: (r) => r.patient == %q and r._field == "seq")
+		|> group(columns: ["device", "_measurement"])
+		|> last()`, s.cfg.Bucket, since.UTC().Format(time.RFC3339Nano), patient)
+	res, err := s.client.QueryAPI(s.cfg.Org).Query(ctx, flux)
+	if err != nil {
+		return nil, fmt.Errorf("%w: device last data query: %v", ErrUnavailable, unwrapNet(err))
+	}
+	defer res.Close()
+	last := map[string]map[string]time.Time{}
+	for res.Next() {
+		rec := res.Record()
+		device, _ := rec.ValueByKey("device").(string)
+		if last[device] == nil {
+			last[device] = map[string]time.Time{}
+		}
+		last[device][rec.Measurement()] = rec.Time().UTC()
+	}
+	if err := res.Err(); err != nil {
+		return nil, fmt.Errorf("%w: device last data query: %v", ErrUnavailable, unwrapNet(err))
+	}
+	return last, nil
+}
+
 // Newest returns the time of the patient's newest stored sample of a
 // measurement (field ""), or of one field of it (of labs: an analyte's
 // result), over all time; false when none was ever stored.

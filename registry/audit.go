@@ -12,31 +12,34 @@ import (
 // entry, in the same transaction, with the actor of the context
 // (WithActor); the server records sign-ins and reads of patient data.
 const (
-	ActionSignIn        = "signin" // target: how (password); outcome ok, failed or locked
-	ActionSignOut       = "signout"
-	ActionPatientAdd    = "patient.add"    // patient
-	ActionPatientList   = "patient.list"   // target: how many patients were listed
-	ActionPatientRead   = "patient.read"   // patient; target: what was read (details, series:sleep, ...)
-	ActionDeviceEnroll  = "device.enroll"  // patient; target: device id
-	ActionDeviceUndo    = "device.undo"    // patient; target: device id (an enrolment taken back)
-	ActionDeviceRevoke  = "device.revoke"  // patient; target: device id
-	ActionStaffAdd      = "staff.add"      // target: username (role)
-	ActionStaffPassword = "staff.password" // target: username
-	ActionStaffDisable  = "staff.disable"  // target: username
-	ActionStaffAssign   = "staff.assign"   // patient; target: username
-	ActionStaffUnassign = "staff.unassign" // patient; target: username
-	ActionStaffToken    = "staff.token"    // target: username (label)
-	ActionStaffRevoke   = "staff.revoke"   // target: username (every API token)
-	ActionStaffSignOut  = "staff.signout"  // target: username (every browser session)
-	ActionStaffContact  = "staff.contact"  // target: username (the channels set, never their addresses)
-	ActionAuditRead     = "audit.read"
-	ActionPlanChange    = "plan.change"   // patient; target: the new version (v3)
-	ActionPatientNote   = "patient.note"  // patient; target: note <id> (never its text)
-	ActionAlertAck      = "alert.ack"     // patient; target: alert <id>
-	ActionAlertResolve  = "alert.resolve" // patient; target: alert <id>
-	ActionAlertSnooze   = "alert.snooze"  // patient; target: alert <id>
-	ActionAlertAssign   = "alert.assign"  // patient; target: alert <id> (taken or given up)
-	ActionAccessDenied  = "access.denied" // patient (when one was asked for); target: the request
+	ActionSignIn            = "signin" // target: how (password); outcome ok, failed or locked
+	ActionSignOut           = "signout"
+	ActionPatientAdd        = "patient.add"        // patient
+	ActionPatientList       = "patient.list"       // target: how many patients were listed
+	ActionPatientRead       = "patient.read"       // patient; target: what was read (details, series:sleep, ...)
+	ActionPatientEdit       = "patient.edit"       // patient; target: what changed (name, contact), never the values
+	ActionPatientDeactivate = "patient.deactivate" // patient; target: the devices revoked with it
+	ActionPatientReactivate = "patient.reactivate" // patient
+	ActionDeviceEnroll      = "device.enroll"      // patient; target: device id
+	ActionDeviceUndo        = "device.undo"        // patient; target: device id (an enrolment taken back)
+	ActionDeviceRevoke      = "device.revoke"      // patient; target: device id
+	ActionStaffAdd          = "staff.add"          // target: username (role)
+	ActionStaffPassword     = "staff.password"     // target: username
+	ActionStaffDisable      = "staff.disable"      // target: username
+	ActionStaffAssign       = "staff.assign"       // patient; target: username
+	ActionStaffUnassign     = "staff.unassign"     // patient; target: username
+	ActionStaffToken        = "staff.token"        // target: username (label)
+	ActionStaffRevoke       = "staff.revoke"       // target: username (every API token)
+	ActionStaffSignOut      = "staff.signout"      // target: username (every browser session)
+	ActionStaffContact      = "staff.contact"      // target: username (the channels set, never their addresses)
+	ActionAuditRead         = "audit.read"
+	ActionPlanChange        = "plan.change"   // patient; target: the new version (v3)
+	ActionPatientNote       = "patient.note"  // patient; target: note <id> (never its text)
+	ActionAlertAck          = "alert.ack"     // patient; target: alert <id>
+	ActionAlertResolve      = "alert.resolve" // patient; target: alert <id>
+	ActionAlertSnooze       = "alert.snooze"  // patient; target: alert <id>
+	ActionAlertAssign       = "alert.assign"  // patient; target: alert <id> (taken or given up)
+	ActionAccessDenied      = "access.denied" // patient (when one was asked for); target: the request
 )
 
 // The outcomes of an audit entry.

@@ -331,6 +331,16 @@ var sqliteMigrations = []migration{
 			`CREATE INDEX patient_notes_patient ON patient_notes (patient_id, id)`,
 		},
 	},
+	{
+		version: 12,
+		name:    "patient contact and deactivation",
+		stmts: []string{
+			// How the clinic reaches the patient (free text, PHI), and
+			// when the patient left monitoring (null while monitored).
+			`ALTER TABLE patients ADD COLUMN contact TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE patients ADD COLUMN deactivated_at TEXT`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table

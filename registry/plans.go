@@ -82,14 +82,15 @@ func (r *Registry) PlanVersions(ctx context.Context, patientID string) ([]PlanVe
 		})
 }
 
-// LatestPlanVersions returns, for every patient with a plan, the number of
-// its newest version.
+// LatestPlanVersions returns, for every monitored patient with a plan (a
+// deactivated one is not monitored), the number of its newest version.
 func (r *Registry) LatestPlanVersions(ctx context.Context) (map[string]int, error) {
 	type latest struct {
 		patient string
 		version int
 	}
-	rows, err := queryAll(ctx, r, "latest plan versions", `SELECT patient_id, MAX(version) FROM plans GROUP BY patient_id`, nil,
+	rows, err := queryAll(ctx, r, "latest plan versions", `SELECT patient_id, MAX(version) FROM plans
+		WHERE patient_id NOT IN (SELECT id FROM patients WHERE deactivated_at IS NOT NULL) GROUP BY patient_id`, nil,
 		func(s scanner) (latest, error) {
 			var l latest
 			err := s.Scan(&l.patient, &l.version)

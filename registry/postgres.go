@@ -375,4 +375,12 @@ var postgresMigrations = []migration{
 			`CREATE INDEX patient_notes_patient ON patient_notes (patient_id, id)`,
 		},
 	},
+	{
+		version: 12,
+		name:    "patient contact and deactivation",
+		stmts: []string{
+			`ALTER TABLE patients ADD COLUMN contact TEXT COLLATE "C" NOT NULL DEFAULT ''`,
+			`ALTER TABLE patients ADD COLUMN deactivated_at TEXT COLLATE "C"`,
+		},
+	},
 }

@@ -68,6 +68,10 @@ type Config struct {
 	// PublicURL is the console's address as staff reach it, which pages
 	// link to (--public-url); by default this server's own.
 	PublicURL string
+	// DeviceMQTTURL is the broker's address as devices reach it, given
+	// to each device enrolled in the web app (--device-mqtt-url); by
+	// default --mqtt-url.
+	DeviceMQTTURL string
 
 	// BrokerAccounts: the broker's credentials are patientpulse's to
 	// manage, through Mosquitto's dynamic security plugin, with the admin
@@ -208,6 +212,7 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 	fs.StringVar(&c.Chat.TeamsURL, "teams-webhook-url", "", "post warning and critical alerts, without patient data, to this Teams incoming webhook (prefer "+envPrefix+"TEAMS_WEBHOOK_URL)")
 	fs.StringVar(&c.Ntfy.URL, "ntfy-url", "", "push warning and critical alerts, without patient data, to this ntfy topic URL (https://ntfy.sh/clinic-oncall-x7f3)")
 	fs.StringVar(&c.Ntfy.Token, "ntfy-token", "", "access token for --ntfy-url's server (prefer "+envPrefix+"NTFY_TOKEN)")
+	fs.StringVar(&c.DeviceMQTTURL, "device-mqtt-url", "", "the broker's address as devices reach it (mqtts://mqtt.clinic.example:8883), given to each device enrolled in the web app; default: --mqtt-url")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the console's address as staff reach it (https://pulse.clinic.example), which pages link to; default: this server's own")
 	return fs
 }

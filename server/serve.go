@@ -128,7 +128,13 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	staffAuth := auth.New(reg, c.Auth, reg, log.With("component", "auth"), promReg)
 	hub := notify.NewHub(c.Hub, staffAuth, manager, log.With("component", "hub"), promReg)
 	manager.Deliver(delivery.router, func() { hub.Wake(); delivery.Wake() })
-	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill, Schedule: c.Alerts.Schedule, Links: delivery.links},
+	deviceMQTT := c.DeviceMQTTURL
+	if deviceMQTT == "" {
+		deviceMQTT = c.MQTT.URL
+	}
+	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill, Schedule: c.Alerts.Schedule, Links: delivery.links,
+		Devices:   Devices{Reg: reg, Config: c},
+		Endpoints: api.DeviceEndpoints{MQTTURL: deviceMQTT, HTTPSURL: c.PublicURL + "/v1/ingest"}},
 		reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
 	// Stored samples reach analysis (which takes only the patients it
 	// acts for), the consoles and the patient lists: at once when alone;

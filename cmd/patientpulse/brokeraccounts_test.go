@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -287,5 +288,67 @@ func TestBrokerAccountsServeSettings(t *testing.T) {
 				t.Errorf("stderr echoes a password:\n%s", stderr)
 			}
 		})
+	}
+}
+
+// TestBrokerAccountsThroughTheAPI: with --broker-accounts, a device an
+// admin enrols through the API (as the web app does) gets its broker
+// account at once and its data is stored; revoking it through the API
+// disconnects it for good, and so does deactivating its patient.
+func TestBrokerAccountsThroughTheAPI(t *testing.T) {
+	needServices(t)
+	m, brokerFlags := dynsecBroker(t)
+	dir := newDataDir(t)
+	admin := staffToken(t, dir, "ada-dyn", "admin")
+	srv := startServe(t, dir, "t-dyn-api", append(brokerFlags, "--mqtt-username", "pipeline",
+		"--mqtt-password", "pipeline-secret-of-the-tests", "--device-cache-ttl", "0")...)
+	if st, doc := call(t, http.DefaultClient, srv.url, admin, "POST", "/v1/patients", map[string]string{"id": "p-dyn-api"}); st != http.StatusCreated {
+		t.Fatalf("add patient: %d %v", st, doc)
+	}
+	enrol := func(device string) string {
+		t.Helper()
+		st, doc := call(t, http.DefaultClient, srv.url, admin, "POST", "/v1/patients/p-dyn-api/devices", map[string]string{"device": device})
+		token, _ := doc["token"].(string)
+		if st != http.StatusCreated || !strings.HasPrefix(token, "ppd_") || doc["mqtt_url"] != m.URL || doc["mqtt_topic"] != "pp/v1/devices/"+device+"/data" {
+			t.Fatalf("enrol %s: %d %v", device, st, doc)
+		}
+		return token
+	}
+	watchToken := enrol("watch-api")
+	watch, err := connectDevice(t, m, "watch-api", "watch-api", watchToken)
+	if err != nil {
+		t.Fatalf("the device enrolled through the API is refused by the broker: %v", err)
+	}
+	watch.Send(t, "pp/v1/devices/watch-api/data", heartRate(1, time.Now().Add(-time.Minute), 70))
+	waitUntil(t, 5*time.Second, "the device's sample stored", func() bool { return len(query(t, "watch-api")) == 2 })
+
+	if st, doc := call(t, http.DefaultClient, srv.url, admin, "POST", "/v1/devices/watch-api/revoke", nil); st != http.StatusOK || doc["revoked_at"] == nil {
+		t.Fatalf("revoke: %d %v", st, doc)
+	}
+	watch.WaitLost(t, "the device revoked through the API")
+	if _, err := connectDevice(t, m, "watch-api", "watch-api", watchToken); err == nil {
+		t.Error("the revoked device's token is still accepted by the broker")
+	}
+
+	phoneToken := enrol("phone-api")
+	phone, err := connectDevice(t, m, "phone-api", "phone-api", phoneToken)
+	if err != nil {
+		t.Fatalf("the second device is refused: %v", err)
+	}
+	if st, doc := call(t, http.DefaultClient, srv.url, admin, "POST", "/v1/patients/p-dyn-api/deactivate", nil); st != http.StatusOK || doc["deactivated_at"] == nil {
+		t.Fatalf("deactivate: %d %v", st, doc)
+	}
+	phone.WaitLost(t, "the deactivated patient's device")
+	if _, err := connectDevice(t, m, "phone-api", "phone-api", phoneToken); err == nil {
+		t.Error("the deactivated patient's device is still accepted by the broker")
+	}
+	if st, doc := call(t, http.DefaultClient, srv.url, admin, "POST", "/v1/patients/p-dyn-api/devices", map[string]string{"device": "watch-api-2"}); st != http.StatusConflict {
+		t.Errorf("enrolling a device for a deactivated patient: %d %v, want 409", st, doc)
+	}
+	srv.stop()
+	for _, secret := range []string{watchToken, phoneToken, m.AdminPassword} {
+		if strings.Contains(srv.logs.String(), secret) {
+			t.Error("serve's log holds a device token or the broker's admin password")
+		}
 	}
 }

@@ -62,11 +62,13 @@ func devicesCommand(ctx context.Context, args []string, stdin io.Reader, stdout,
 }
 
 // enrollDevice enrols the device in the registry and, with
-// --broker-accounts, gives it its broker account. The token goes to stdout
-// only once both are done; when the broker step fails, the enrolment is
-// undone.
+// --broker-accounts, gives it its broker account (server.Devices). The
+// token goes to stdout only once both are done.
 func enrollDevice(ctx context.Context, reg *registry.Registry, c *server.Config, patient, device string, stdout, stderr io.Writer) error {
-	token, err := enrollWithAccount(ctx, reg, c, patient, device)
+	token, err := server.Devices{Reg: reg, Config: c}.Enroll(ctx, patient, device)
+	if errors.Is(err, server.ErrReservedDeviceID) {
+		return usageError{err}
+	}
 	if err != nil {
 		return err
 	}
@@ -80,96 +82,18 @@ func enrollDevice(ctx context.Context, reg *registry.Registry, c *server.Config,
 	return nil
 }
 
-// enrollWithAccount enrols the device and, with --broker-accounts, gives
-// it its broker account, and returns its token; when the broker step
-// fails, the enrolment is undone. A device id in the pipeline's own MQTT
-// client ids is refused (a usage error) before anything changes.
-func enrollWithAccount(ctx context.Context, reg *registry.Registry, c *server.Config, patient, device string) (string, error) {
-	if err := checkDeviceID(c, device); err != nil {
-		return "", err
-	}
-	var accounts *ingest.BrokerAccounts
-	if c.BrokerAccounts {
-		// Reach the broker before the registry changes: an unreachable
-		// broker or a refused admin account then leaves nothing to undo.
-		var err error
-		if accounts, err = ingest.DialBrokerAccounts(ctx, c.BrokerAdminConfig()); err != nil {
-			return "", fmt.Errorf("enroll device %s: nothing changed: %w", device, err)
-		}
-		defer accounts.Close()
-	}
-	token, err := reg.EnrollDevice(ctx, device, patient)
-	if err != nil {
-		return "", err
-	}
-	if accounts != nil {
-		if err := accounts.AddDevice(ctx, device, token); err != nil {
-			return "", undoEnroll(ctx, reg, accounts, device, token, err)
-		}
-	}
-	return token, nil
-}
-
-// checkDeviceID refuses a device id that is, or could become, one of the
-// pipeline's MQTT client ids under --mqtt-client-id: a device connects
-// with its id as client id, and would disconnect the pipeline's session.
-func checkDeviceID(c *server.Config, device string) error {
-	base := c.MQTT.ClientID
-	if !ingest.ReservedClientID(base, device) {
-		return nil
-	}
-	return usageError{fmt.Errorf("enroll device %s: nothing changed: the id is reserved by --mqtt-client-id %q "+
-		"(the pipeline connects to the broker as %s and as %s-<anything>, and a device connects with its id as client id, "+
-		"so it would disconnect the pipeline's session): enrol the device under another id", device, base, base, base)}
-}
-
-// undoEnroll takes back an enrolment whose broker account could not be
-// made. The token was shown to no one, so the device cannot have used
-// it: the registry entry is deleted and the id is free again. The broker
-// may have carried out a command whose answer was lost, so the device's
-// account is removed first, where there is one.
-func undoEnroll(ctx context.Context, reg *registry.Registry, accounts *ingest.BrokerAccounts, device, token string, cause error) error {
-	// Undo even when the operator pressed Ctrl-C during the broker step.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	note := ""
-	if err := accounts.RemoveDevice(ctx, device); err != nil && !errors.Is(err, ingest.ErrForeignAccount) {
-		note = fmt.Sprintf(" (the broker may keep an account for %s that no one has the password of: %v)", device, err)
-	}
-	if err := reg.UndoEnrollment(ctx, device, token); err != nil {
-		return fmt.Errorf("enroll device %s: %w; the device is enrolled without a broker account and undoing that failed (%v): "+
-			"run `patientpulse devices revoke --device %s` and enrol the device under another id", device, cause, err, device)
-	}
-	return fmt.Errorf("enroll device %s: nothing changed, the registry entry is undone: %w%s", device, cause, note)
-}
-
 // revokeDevice revokes the device in the registry and, with
-// --broker-accounts, removes its broker account, which disconnects it. A
-// device already revoked in the registry still has its broker account
-// removed, so that running the command again finishes a revocation whose
-// broker step failed.
+// --broker-accounts, removes its broker account (server.Devices).
 func revokeDevice(ctx context.Context, reg *registry.Registry, c *server.Config, device string, stderr io.Writer) error {
-	err := reg.RevokeDevice(ctx, device)
-	already := errors.Is(err, registry.ErrRevoked)
-	if err != nil && !(already && c.BrokerAccounts) {
+	already, err := server.Devices{Reg: reg, Config: c}.Revoke(ctx, device)
+	switch {
+	case err != nil:
 		return err
-	}
-	if !c.BrokerAccounts {
+	case !c.BrokerAccounts:
 		fmt.Fprintf(stderr, "revoked device %s\n", device)
-		return nil
-	}
-	accounts, err := ingest.DialBrokerAccounts(ctx, c.BrokerAdminConfig())
-	if err == nil {
-		err = accounts.RemoveDevice(ctx, device)
-		accounts.Close()
-	}
-	if err != nil {
-		return fmt.Errorf("device %s is revoked in the registry, so patientpulse refuses its data, but its broker account is not removed: %w; "+
-			"run `patientpulse devices revoke --device %s` again to remove it", device, err, device)
-	}
-	if already {
+	case already:
 		fmt.Fprintf(stderr, "device %s was already revoked; its broker account is removed\n", device)
-	} else {
+	default:
 		fmt.Fprintf(stderr, "revoked device %s; its broker account is removed and its connections closed\n", device)
 	}
 	return nil

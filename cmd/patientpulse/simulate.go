@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/patientpulse/patientpulse/server"
 	"github.com/patientpulse/patientpulse/simulate"
 )
 
@@ -32,8 +33,6 @@ func simulateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := o.Validate(c); err != nil {
 		return usageError{err}
 	}
-	o.Enroll = func(ctx context.Context, patient, device string) (string, error) {
-		return enrollWithAccount(ctx, reg, c, patient, device)
-	}
+	o.Enroll = server.Devices{Reg: reg, Config: c}.Enroll
 	return simulate.Run(ctx, o, c, reg, stderr)
 }

@@ -14,6 +14,14 @@ export async function startShell() {
   const out = $("#signout");
   out.hidden = false;
   out.addEventListener("click", () => signOut().catch(() => {}));
+  // Only admins are offered the administration page.
+  const nav = document.querySelector(".bar nav");
+  if (nav && me.role === "admin" && !nav.querySelector('a[href="/admin"]')) {
+    const a = document.createElement("a");
+    a.href = "/admin";
+    a.textContent = "Admin";
+    nav.append(a);
+  }
   for (const a of document.querySelectorAll(".bar nav a")) {
     if (new URL(a.href).pathname === window.location.pathname) a.setAttribute("aria-current", "page");
   }
