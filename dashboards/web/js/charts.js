@@ -1,12 +1,16 @@
 // The charts of a patient's page, drawn with uPlot (bundled by `make web`
 // into /vendor/): which series each chart shows, how samples become points
-// (nightly, daily totals, hourly means of a dense series), the plan's
-// target band of each series, and a marker at every plan change.
+// (nightly, daily totals, hourly means of a dense series), each plan
+// version's target band of each series over that version's own span, a
+// marker at every plan change, one lane per medication with its own scale,
+// and zoom and pan shared by every chart of the page.
 //
 // Each chart's <section> tells its state in data attributes, for people
 // using assistive technology (the summary line says it in words) and for
 // the browser tests: data-points (the chart's x values), data-targets (the
-// bands, JSON), data-plan-markers (plan changes in view), data-latest.
+// current plan's bands, JSON), data-bands (every version's band with its
+// span, JSON), data-plan-markers (plan changes in view), data-latest,
+// data-view (the x range shown, ms, JSON).
 import { el, clear } from "./dom.js";
 import { zoneName, dayStart, dayKey, day, shortDay, clock, when, number, words, capital } from "./format.js";
 import { field, displayUnit, fixedInstruments, instrument, items, subscales, scoreNames } from "./catalog.js";
@@ -154,20 +158,27 @@ export function chartSpecs() {
           if (p.tags && p.tags.medication && !meds.has(p.tags.medication)) meds.set(p.tags.medication, p.tags.unit || "");
         }
         if (meds.size === 0) meds.set("", "");
+        // One lane, and one scale, per medication: 100 mg of progesterone
+        // and 0.05 mg of estradiol are not drawn on one axis.
         return [...meds].map(([med, unit]) => ({
           label: med ? `${med}${unit ? ` (${unit})` : ""}` : "Doses", m: "dose", tags: med ? { medication: med } : null,
-          field: "amount", scale: unit || "amount", unit, markers: true,
+          field: "amount", scale: `dose:${med}`, unit, markers: true,
         }));
       },
       min0: true,
+      lanes: true,
     },
     {
       id: "bp", title: "Blood pressure", about: `systolic and diastolic, ${unitOf("vitals", "systolic")}`,
       series: () => [series("vitals", "systolic", { width: 2 }), series("vitals", "diastolic", { width: 2 })],
     },
     {
-      id: "weight", title: "Weight and hematocrit", about: `weight in ${unitOf("vitals", "weight_kg")}, hematocrit in ${unitOf("vitals", "hematocrit_pct")}`,
-      series: () => [series("vitals", "weight_kg", { width: 2 }), series("vitals", "hematocrit_pct", { width: 2 })],
+      id: "weight", title: "Weight", about: `in ${unitOf("vitals", "weight_kg")}`,
+      series: () => [series("vitals", "weight_kg", { width: 2, dots: true })],
+    },
+    {
+      id: "hematocrit", title: "Hematocrit", about: `measured at the clinic or at home, in ${unitOf("vitals", "hematocrit_pct")} (laboratory results are in their own panel)`,
+      series: () => [series("vitals", "hematocrit_pct", { width: 2, dots: true })],
     },
   ];
 }
@@ -339,6 +350,8 @@ export class Chart {
     series.forEach((s, i) => {
       s.color = COLORS[i % COLORS.length];
       s.target = targetOf(s, state.targets);
+      // Each plan version's band, over the span that version was in force.
+      s.bands = (state.spans || []).map((sp) => ({ ...sp, t: targetOf(s, sp.targets) })).filter((b) => b.t);
       if (s.target && s.show === false) s.show = true; // a series the plan judges is shown
       s.count = pairs[i].length;
       s.latest = pairs[i].length ? pairs[i][pairs[i].length - 1] : null;
@@ -346,7 +359,7 @@ export class Chart {
     const data = join(pairs);
     this.lastX = data[0].length ? data[0][data[0].length - 1] : 0;
     this.markers = state.markers.filter((m) => m.ms >= state.from && m.ms <= Math.max(state.to, Date.now()));
-    const sig = series.map((s) => `${s.label}|${s.target ? `${s.target.low}:${s.target.high}` : ""}`).join(",");
+    const sig = series.map((s) => `${s.label}|${s.bands.map((b) => `${b.from}:${b.t.low}:${b.t.high}`).join(";")}`).join(",");
     const keepShown = new Map(this.series.map((s, i) => [s.label, this.u ? this.u.series[i + 1].show : true]));
     this.series = series;
     for (const s of series) if (keepShown.has(s.label)) s.show = keepShown.get(s.label);
@@ -369,29 +382,37 @@ export class Chart {
     // own are US English: "11/3", "12am"): a day, or a time of day.
     const tick = (t, incr) => (incr >= 86400 || dayStart(t * 1000) === t * 1000 ? shortDay(t * 1000) : clock(t * 1000));
     const axes = [{ ...axis, values: (u, splits, ax, space, incr) => splits.map((t) => tick(t, incr)) }];
-    scales.slice(0, 2).forEach((sc, i) => {
-      const s = this.series.find((x) => x.scale === sc);
-      axes.push({ ...axis, scale: sc, side: i === 0 ? 3 : 1, label: unitLabel(s), size: 60, labelSize: 20, grid: i === 0 ? grid : { show: false } });
-    });
+    if (this.spec.lanes) {
+      // Lanes are labelled in the plot (drawLanes): no shared y axis.
+      axes.push({ scale: scales[0], side: 3, size: 12, values: () => [], ticks: { show: false }, grid: { show: false } });
+    } else {
+      scales.slice(0, 2).forEach((sc, i) => {
+        const s = this.series.find((x) => x.scale === sc);
+        axes.push({ ...axis, scale: sc, side: i === 0 ? 3 : 1, label: unitLabel(s), size: 60, labelSize: 20, grid: i === 0 ? grid : { show: false } });
+      });
+    }
     const scaleOpts = {
-      // The window asked for, stretched to the newest point. (uPlot's own
-      // max is a span of 1000 days after a single point: not used.)
-      x: { time: true, range: () => [this.state.from / 1000, Math.max(this.state.to / 1000, Date.now() / 1000, this.lastX)] },
+      // The page's zoom, or the window asked for, stretched to the newest
+      // point. (uPlot's own max is a span of 1000 days after a single
+      // point: not used.)
+      x: { time: true, range: () => this.xRange().map((ms) => ms / 1000) },
     };
-    for (const sc of scales) scaleOpts[sc] = { range: (u, min, max) => this.yRange(sc, min, max) };
+    for (const sc of scales) scaleOpts[sc] = { range: (u, min, max) => this.laneRange(scales, sc, this.yRange(sc, min, max)) };
     const opts = {
       width: Math.max(280, this.plot.clientWidth || 600),
       height: this.height(),
       tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1e3), zoneName()),
-      cursor: { drag: { x: false, y: false }, points: { size: 8 } },
+      // Dragging across a chart zooms every chart of the page to it.
+      cursor: { drag: { x: true, y: false, setScale: false }, points: { size: 8 } },
       legend: { show: false },
       scales: scaleOpts,
       axes,
       series: [{}, ...this.series.map((s) => this.seriesOpts(s))],
       hooks: {
         drawAxes: [(u) => this.drawTargets(u)],
-        draw: [(u) => this.drawMarkers(u)],
+        draw: [(u) => this.drawMarkers(u), (u) => this.drawLanes(u)],
         setCursor: [(u) => this.showValues(u.cursor.idx)],
+        setSelect: [(u) => this.selected(u)],
       },
     };
     this.u = new window.uPlot(opts, data, this.plot);
@@ -417,12 +438,16 @@ export class Chart {
   yRange(scale, min, max) {
     let lo = Number.isFinite(min) ? min : null;
     let hi = Number.isFinite(max) ? max : null;
+    const [from, to] = this.xRange();
     for (const s of this.series) {
-      if (s.scale !== scale || !s.target) continue;
-      for (const b of [s.target.low, s.target.high]) {
-        if (b === null) continue;
-        lo = lo === null ? b : Math.min(lo, b);
-        hi = hi === null ? b : Math.max(hi, b);
+      if (s.scale !== scale) continue;
+      for (const band of s.bands) {
+        if (band.from > to || band.to < from) continue; // not in view
+        for (const b of [band.t.low, band.t.high]) {
+          if (b === null) continue;
+          lo = lo === null ? b : Math.min(lo, b);
+          hi = hi === null ? b : Math.max(hi, b);
+        }
       }
     }
     if (lo === null) return [0, 1];
@@ -443,24 +468,105 @@ export class Chart {
     ctx.rect(left, top, width, height);
     ctx.clip();
     this.series.forEach((s, i) => {
-      if (!s.target || !u.series[i + 1].show) return;
-      const { low, high } = s.target;
-      const yLow = low === null ? top + height : u.valToPos(low, s.scale, true);
-      const yHigh = high === null ? top : u.valToPos(high, s.scale, true);
-      if (low !== high) {
-        ctx.fillStyle = tint(s.color, 0.1);
-        ctx.fillRect(left, Math.min(yLow, yHigh), width, Math.abs(yLow - yHigh));
+      if (!u.series[i + 1].show) return;
+      const [laneTop, laneBottom] = this.laneBox(u, s.scale);
+      for (const band of s.bands) {
+        const x0 = Math.max(left, u.valToPos(band.from / 1000, "x", true));
+        const x1 = Math.min(left + width, Number.isFinite(band.to) ? u.valToPos(band.to / 1000, "x", true) : left + width);
+        if (x1 <= x0) continue;
+        const { low, high } = band.t;
+        const yLow = low === null ? laneBottom : u.valToPos(low, s.scale, true);
+        const yHigh = high === null ? laneTop : u.valToPos(high, s.scale, true);
+        if (low !== high) {
+          ctx.fillStyle = tint(s.color, 0.1);
+          ctx.fillRect(x0, Math.min(yLow, yHigh), x1 - x0, Math.abs(yLow - yHigh));
+        }
+        ctx.strokeStyle = s.color;
+        ctx.lineWidth = 1.5 * px;
+        ctx.setLineDash([6 * px, 4 * px]);
+        for (const [b, y] of [[low, yLow], [high, yHigh]]) {
+          if (b === null) continue;
+          ctx.beginPath();
+          ctx.moveTo(x0, y);
+          ctx.lineTo(x1, y);
+          ctx.stroke();
+        }
       }
-      ctx.strokeStyle = s.color;
-      ctx.lineWidth = 1.5 * px;
-      ctx.setLineDash([6 * px, 4 * px]);
-      for (const [b, y] of [[low, yLow], [high, yHigh]]) {
-        if (b === null) continue;
+    });
+    ctx.restore();
+  }
+
+  // xRange is the x range shown (ms): the page's zoom, else the window
+  // asked for, stretched to the newest point.
+  xRange() {
+    const v = this.state.view;
+    if (v) return [v.from, v.to];
+    return [this.state.from, Math.max(this.state.to, Date.now(), this.lastX * 1000)];
+  }
+
+  // selected zooms the page to a range dragged across the chart.
+  selected(u) {
+    const { left, width } = u.select;
+    if (width > 4 && this.state.zoom) {
+      this.state.zoom(u.posToVal(left, "x") * 1000, u.posToVal(left + width, "x") * 1000);
+    }
+    if (width > 0) u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+  }
+
+  // lanes are the chart's scales, top lane first, when it draws one lane
+  // per scale (doses: one per medication).
+  lanes() {
+    return this.spec.lanes ? [...new Set(this.series.map((s) => s.scale))] : [];
+  }
+
+  // laneRange places a scale's range in its lane: lane k of n (from the
+  // bottom) takes the k-th n-th of the height, with a gap above.
+  laneRange(scales, scale, [lo, hi]) {
+    if (!this.spec.lanes || scales.length < 2) return [lo, hi];
+    const n = scales.length;
+    const k = n - 1 - scales.indexOf(scale);
+    const span = (hi - lo) * 1.25;
+    return [lo - k * span, lo + (n - k) * span];
+  }
+
+  // laneBox is the top and bottom (canvas pixels) of the scale's lane, or
+  // of the plot.
+  laneBox(u, scale) {
+    const { top, height } = u.bbox;
+    const lanes = this.lanes();
+    if (lanes.length < 2) return [top, top + height];
+    const i = lanes.indexOf(scale);
+    return [top + (height * i) / lanes.length, top + (height * (i + 1)) / lanes.length];
+  }
+
+  // drawLanes labels each lane with its medication and scale, and rules
+  // the lanes apart.
+  drawLanes(u) {
+    const lanes = this.lanes();
+    if (!lanes.length) return;
+    const { ctx } = u;
+    const { left, width } = u.bbox;
+    const px = window.uPlot.pxRatio || 1;
+    ctx.save();
+    ctx.font = `${12 * px}px system-ui, sans-serif`;
+    ctx.textBaseline = "top";
+    ctx.textAlign = "left";
+    lanes.forEach((sc, i) => {
+      const s = this.series.find((x) => x.scale === sc);
+      const [laneTop] = this.laneBox(u, sc);
+      if (i > 0) {
+        ctx.strokeStyle = "#d0d7de";
+        ctx.lineWidth = px;
+        ctx.setLineDash([]);
         ctx.beginPath();
-        ctx.moveTo(left, y);
-        ctx.lineTo(left + width, y);
+        ctx.moveTo(left, laneTop);
+        ctx.lineTo(left + width, laneTop);
         ctx.stroke();
       }
+      const top = u.posToVal((laneTop - u.bbox.top) / px, sc);
+      const label = `${s.label}: 0 to ${number(top, 2)}${s.unit ? ` ${s.unit}` : ""}`;
+      ctx.fillStyle = "#1b1f24";
+      ctx.fillText(label, left + 4 * px, laneTop + 3 * px);
     });
     ctx.restore();
   }
@@ -536,6 +642,11 @@ export class Chart {
     sec.dataset.planMarkers = String(this.markers.length);
     sec.dataset.targets = JSON.stringify(this.series.filter((s) => s.target)
       .map((s) => ({ series: s.label, low: s.target.low, high: s.target.high, rules: s.target.rules })));
+    sec.dataset.bands = JSON.stringify(this.series.flatMap((s) => s.bands.map((b) => ({
+      series: s.label, version: b.version, from: b.from, to: Number.isFinite(b.to) ? b.to : null, low: b.t.low, high: b.t.high,
+    }))));
+    sec.dataset.view = JSON.stringify(this.xRange());
+    sec.dataset.lanes = JSON.stringify(this.lanes().map((sc) => this.series.find((x) => x.scale === sc).label));
     const main = this.series.find((s) => s.latest && s.show !== false) || this.series.find((s) => s.latest);
     sec.dataset.latest = main ? new Date(main.latest[0]).toISOString() : "";
     this.empty.hidden = n > 0;

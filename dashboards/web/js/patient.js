@@ -33,7 +33,7 @@ const state = {
   days: RANGES.includes(Number(params.get("days"))) ? Number(params.get("days")) : 30,
   from: 0, to: 0,
   raw: {}, keys: {}, labsFrom: 0,
-  plan: null, targets: [], markers: [],
+  plan: null, targets: [], spans: [], markers: [], view: null,
   loaded: false, pending: [],
   status: null, details: null,
 };
@@ -144,7 +144,56 @@ function addSample(s) {
 }
 
 function chartState() {
-  return { raw: state.raw, plan: state.plan, targets: state.targets, markers: state.markers, from: state.from, to: state.to };
+  return { raw: state.raw, plan: state.plan, targets: state.targets, spans: state.spans, markers: state.markers,
+    from: state.from, to: state.to, view: state.view, zoom: setView };
+}
+
+// The charts' shared zoom: null shows the whole period; else {from, to}
+// (ms), at least an hour, within the period.
+const MIN_VIEW = 3600e3;
+function setView(from, to) {
+  const lo = state.from, hi = Math.max(state.to, Date.now());
+  if (from === null || (from <= lo && to >= hi)) {
+    state.view = null;
+  } else {
+    let span = Math.min(Math.max(to - from, MIN_VIEW), hi - lo);
+    from = Math.min(Math.max(from, lo), hi - span);
+    state.view = { from, to: from + span };
+  }
+  draw(() => true, false);
+  showView();
+}
+
+// showView says what the charts show, and offers what can be done.
+function showView() {
+  const lo = state.from, hi = Math.max(state.to, Date.now());
+  const v = state.view;
+  $("#zoom-state").textContent = v ? `Showing ${when(v.from)} to ${when(v.to)}` : "Showing the whole period";
+  $("#zoom-out").disabled = $("#zoom-reset").disabled = !v;
+  $("#pan-earlier").disabled = !v || v.from <= lo;
+  $("#pan-later").disabled = !v || v.to >= hi;
+}
+
+function setupZoom() {
+  const view = () => state.view || { from: state.from, to: Math.max(state.to, Date.now()) };
+  $("#zoom-in").addEventListener("click", () => {
+    const v = view(), mid = (v.from + v.to) / 2, half = (v.to - v.from) / 4;
+    setView(mid - half, mid + half);
+  });
+  $("#zoom-out").addEventListener("click", () => {
+    const v = view(), mid = (v.from + v.to) / 2, span = v.to - v.from;
+    setView(mid - span, mid + span);
+  });
+  $("#pan-earlier").addEventListener("click", () => {
+    const v = view(), step = (v.to - v.from) / 2;
+    setView(v.from - step, v.to - step);
+  });
+  $("#pan-later").addEventListener("click", () => {
+    const v = view(), step = (v.to - v.from) / 2;
+    setView(v.from + step, v.to + step);
+  });
+  $("#zoom-reset").addEventListener("click", () => setView(null, null));
+  showView();
 }
 
 function draw(which = () => true, labs = true) {
@@ -162,6 +211,12 @@ function planChanged(plan, history) {
   state.plan = plan;
   state.targets = targetsOf(plan);
   state.history = history;
+  // Each version's targets, over the span it was in force (history is
+  // oldest first).
+  state.spans = history.map((v, i) => ({
+    version: v.version, from: Date.parse(v.effective), targets: targetsOf(v),
+    to: i + 1 < history.length ? Date.parse(history[i + 1].effective) : Infinity,
+  }));
   state.markers = history.map((v) => ({ version: v.version, ms: Date.parse(v.effective) }));
 }
 
@@ -267,7 +322,9 @@ function setupRange() {
     window.history.replaceState(null, "", `/patient?${q}`);
     try {
       await loadSeries();
+      state.view = null; // a new period is shown whole
       draw();
+      showView();
       showFacts();
     } catch (err) {
       fail(err);
@@ -294,6 +351,7 @@ async function main() {
   if (!patientId) throw new Error("no patient was named: open a patient from the list");
   if (!window.uPlot) throw new Error("the chart bundle did not load");
   setupRange();
+  setupZoom();
 
   live = new Live();
   let hellos = 0;
