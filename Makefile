@@ -33,13 +33,15 @@ web:
 # its clients) from Debian's packages, influxd 1.8.10 and mailpit 1.33.1
 # with go install, Debian's docker-compose to validate docker-compose.yml,
 # Debian's haproxy to check and run deploy/haproxy/haproxy.cfg (in
-# /usr/sbin, off some users' PATH), and Debian's chromium for the browser
-# tests.
+# /usr/sbin, off some users' PATH), Debian's chromium for the browser
+# tests, and Debian's poppler-utils (pdftotext, pdftoppm), with which they
+# read the visit report's PDF and draw its first page.
 tools:
 	bash scripts/services.sh install
 	@command -v docker-compose >/dev/null || bash scripts/services.sh apt-install docker-compose
 	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || bash scripts/services.sh apt-install haproxy
 	@command -v chromium >/dev/null || bash scripts/services.sh apt-install chromium
+	@command -v pdftoppm >/dev/null || bash scripts/services.sh apt-install poppler-utils
 
 # REGISTRY_PKGS are the packages whose tests open a registry (through
 # testservices.RegistryDSN, or cmd/patientpulse's --db): `make test` runs

@@ -54,6 +54,9 @@ type Config struct {
 	Devices Enroller
 	// Endpoints are where enrolled devices send, as they reach them.
 	Endpoints DeviceEndpoints
+	// Location is the clinic's time zone, for the dates of reports; nil:
+	// UTC.
+	Location *time.Location
 }
 
 // API serves the staff endpoints.
@@ -107,6 +110,7 @@ func (a *API) endpoints() []endpoint {
 		{"GET /v1/patients/{id}/notes", auth.ReadPatient, "notes", a.patientNotes, nil},
 		{"POST /v1/patients/{id}/notes", auth.ReadPatient, "", a.addPatientNote, nil},
 		{"GET /v1/patients/{id}/verdicts", auth.ReadPatient, "verdicts", a.verdicts, nil},
+		{"GET /v1/patients/{id}/report", auth.ReadPatient, "report", a.patientReport, nil},
 		{"GET /v1/staff", auth.Administer, "", a.listStaff, nil},
 		{"POST /v1/staff", auth.Administer, "", a.addStaff, nil},
 		{"GET /v1/staff/{username}", auth.Administer, "", a.staffMember, nil},

@@ -63,21 +63,10 @@ func withWords(p analysis.Plan) PlanInWords {
 // instance's evaluator's answer when it judges the patient, otherwise what
 // their owner last wrote.
 func (a *API) verdicts(w http.ResponseWriter, r *http.Request) {
-	vs := []analysis.Verdict{}
-	if a.analysis != nil {
-		id := r.PathValue("id")
-		if a.analysis.Owns(id) {
-			vs = append(vs, a.analysis.Verdicts(id)...)
-		} else {
-			view, ok, err := a.reg.PatientView(r.Context(), id)
-			if err != nil {
-				a.fail(w, r, err)
-				return
-			}
-			if ok {
-				vs = append(vs, viewVerdicts(view)...)
-			}
-		}
+	vs, err := a.verdictsOf(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"verdicts": vs})
 }

@@ -197,7 +197,8 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		{"DELETE /v1/session", "/v1/session", nil, cell{"admin": http.StatusBadRequest, "clinician": http.StatusBadRequest, "oncall": http.StatusBadRequest}},
 	}
 
-	covered := map[string]bool{"POST /v1/session": true, "GET /v1/ws": true} // TestBrowserSession's and TestAlertsReachWebsockets'
+	covered := map[string]bool{"POST /v1/session": true, "GET /v1/ws": true, // TestBrowserSession's and TestAlertsReachWebsockets'
+		"GET /v1/patients/{id}/report": true} // a PDF: checked below
 	// What clinicians see of alerts: none of p-other's.
 	if _, doc := call(t, http.DefaultClient, srv.url, tokens["clinician"], "GET", "/v1/alerts", nil); len(doc["alerts"].([]any)) != 0 {
 		t.Errorf("a clinician without p-other sees its alerts: %v", doc)
@@ -253,6 +254,21 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 					t.Errorf("patient details as %s: %v", role, doc)
 				}
 			}
+		}
+	}
+	// The visit report, a PDF, for whoever may read the patient.
+	for role, want := range map[string]int{"nobody": http.StatusUnauthorized, "clinician": ok, "oncall": denied, "admin": ok} {
+		req, _ := http.NewRequest("GET", srv.url+"/v1/patients/p-mine/report", nil)
+		if tokens[role] != "" {
+			req.Header.Set("Authorization", "Bearer "+tokens[role])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || (want == ok && resp.Header.Get("Content-Type") != "application/pdf") {
+			t.Errorf("GET /v1/patients/p-mine/report as %s: %d %s, want %d", role, resp.StatusCode, resp.Header.Get("Content-Type"), want)
 		}
 	}
 	if !slices.Equal(clinicianPatients, []string{"p-mine"}) || !slices.Equal(oncallPatients, []string{"p-other"}) ||

@@ -13,6 +13,7 @@ import { Live } from "./live.js";
 import { AlertSet, alertItem, notesList, severityBadge } from "./alerts.js";
 import { PlanView } from "./plan.js";
 import { chartSpecs, Chart, targetsOf } from "./charts.js";
+import { setupReport } from "./report.js";
 import { loadCatalog } from "./catalog.js";
 import { LabPanel } from "./labs.js";
 import { renderTimeline } from "./timeline.js";
@@ -352,6 +353,7 @@ async function main() {
   if (!window.uPlot) throw new Error("the chart bundle did not load");
   setupRange();
   setupZoom();
+  setupReport(patientId);
 
   live = new Live();
   let hellos = 0;
