@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -237,12 +238,80 @@ func (a *API) addPatient(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	pt, err := a.reg.Patient(r.Context(), req.ID)
+	a.answerPatient(w, r, http.StatusCreated, req.ID)
+}
+
+// editPatient changes the patient's name or contact, those given.
+func (a *API) editPatient(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name    *string `json:"name"`
+		Contact *string `json:"contact"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	id := r.PathValue("id")
+	pt, err := a.reg.Patient(ctx, id)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusCreated, patientOf(pt))
+	if req.Name != nil {
+		pt.Name = *req.Name
+	}
+	if req.Contact != nil {
+		pt.Contact = *req.Contact
+	}
+	if err := a.reg.UpdatePatient(ctx, id, pt.Name, pt.Contact); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.answerPatient(w, r, http.StatusOK, id)
+}
+
+// deactivatePatient takes the patient out of monitoring, revoking their
+// devices (and their broker accounts); 409 while alerts of theirs are
+// active.
+func (a *API) deactivatePatient(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	revoked, err := a.reg.DeactivatePatient(ctx, id)
+	if errors.Is(err, registry.ErrActiveAlerts) {
+		httpx.Error(w, http.StatusConflict, fmt.Sprintf("patient %s has active alerts: resolve them before deactivating the patient", id))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if a.cfg.Devices != nil {
+		if err := a.cfg.Devices.RemoveAccounts(ctx, revoked...); err != nil {
+			httpx.Error(w, http.StatusBadGateway, fmt.Sprintf("patient %s is deactivated and their devices revoked, so their data is refused, "+
+				"but a broker account could not be removed (%v): revoke each device again to remove it", id, err))
+			return
+		}
+	}
+	a.answerPatient(w, r, http.StatusOK, id)
+}
+
+func (a *API) reactivatePatient(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := a.reg.ReactivatePatient(r.Context(), id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.answerPatient(w, r, http.StatusOK, id)
+}
+
+func (a *API) answerPatient(w http.ResponseWriter, r *http.Request, status int, id string) {
+	pt, err := a.reg.Patient(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, status, patientOf(pt))
 }
 
 func (a *API) patient(w http.ResponseWriter, r *http.Request) {

@@ -163,6 +163,19 @@ func TestDashboardVisitReport(t *testing.T) {
 		t.Errorf("printed, hidden are (bar, report panel, note form, zoom, sleep chart) %v, want the controls hidden and the chart shown", hidden)
 	}
 	screenshot(t, ctx, "patient-printed")
+
+	// On a tablet the report panel fits the window.
+	screen := chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tgt, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "screen"})
+		return err
+	})
+	if err := chromedp.Do(ctx, screen, chromedp.EmulateViewport(800, 1280), chromedp.ScrollIntoView("#report")); err != nil {
+		t.Fatal(err)
+	}
+	if w := eval[[]int](t, ctx, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
+		t.Errorf("on a tablet the page is %d px wide in a %d px window", w[0], w[1])
+	}
+	screenshot(t, ctx, "visit-report-panel-tablet")
 	if p := problems(); len(p) > 0 {
 		t.Errorf("the browser's console: %q", p)
 	}
