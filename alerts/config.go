@@ -14,7 +14,8 @@ type Config struct {
 	// MaxOpenPerPatient caps a patient's active non-critical alerts;
 	// beyond it a new one is kept suppressed until room is made.
 	MaxOpenPerPatient int
-	Schedule          *OnCallSchedule // nil: no escalation
+	Schedule          *OnCallSchedule // nil: no escalation; a Rota, when set, replaces it
+	Rota              *Rota           // the schedule in force, which may change while the manager runs
 	Tick              time.Duration   // how often damping, escalation and snoozes are looked at
 	// Renotify: a condition that still holds after staff resolved its
 	// alert opens a new one this long after the resolution (at once if

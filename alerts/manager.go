@@ -491,10 +491,18 @@ func (m *Manager) woken() {
 	}
 }
 
+// schedule is the on-call schedule in force, or nil.
+func (m *Manager) schedule() *OnCallSchedule {
+	if m.cfg.Rota != nil {
+		return m.cfg.Rota.Schedule()
+	}
+	return m.cfg.Schedule
+}
+
 // tierIndex returns the index of the on-call tier named name, or -1.
 func (m *Manager) tierIndex(name string) int {
-	if m.cfg.Schedule != nil {
-		for i, t := range m.cfg.Schedule.Tiers {
+	if s := m.schedule(); s != nil {
+		for i, t := range s.Tiers {
 			if t.Name == name {
 				return i
 			}
@@ -568,7 +576,7 @@ func (m *Manager) change(ctx context.Context, row registry.AlertRow, fn func(*Al
 // conditional on it (update's optimistic lock), so no tier is notified
 // twice, whichever instance ran it before.
 func (m *Manager) escalate(ctx context.Context, row registry.AlertRow, now time.Time) error {
-	s := m.cfg.Schedule
+	s := m.schedule()
 	if s == nil {
 		return nil
 	}

@@ -47,13 +47,15 @@ func (e *OnCallError) Error() string {
 	return fmt.Sprintf("on-call schedule has %d problem(s):\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
 }
 
-// LoadOnCall reads the schedule file at path, as ParseOnCall does.
-func LoadOnCall(path string) (*OnCallSchedule, error) {
+// LoadOnCall reads the schedule file at path, as ParseOnCall does, and
+// returns it with the file's text.
+func LoadOnCall(path string) (*OnCallSchedule, string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("on-call: %w", err)
+		return nil, "", fmt.Errorf("on-call: %w", err)
 	}
-	return ParseOnCall(data)
+	s, err := ParseOnCall(data)
+	return s, string(data), err
 }
 
 // ParseOnCall reads a schedule (YAML: timezone and tiers), refusing

@@ -420,7 +420,7 @@ func TestOnCallParseNotAMapping(t *testing.T) {
 }
 
 func TestOnCallExampleFile(t *testing.T) {
-	s, err := LoadOnCall("../examples/oncall.yaml")
+	s, _, err := LoadOnCall("../examples/oncall.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +464,7 @@ func TestOnCallExampleFile(t *testing.T) {
 }
 
 func TestOnCallLoadMissingFile(t *testing.T) {
-	if _, err := LoadOnCall("testdata/no-such-oncall.yaml"); !errors.Is(err, fs.ErrNotExist) {
+	if _, _, err := LoadOnCall("testdata/no-such-oncall.yaml"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("LoadOnCall(missing) = %v, want fs.ErrNotExist", err)
 	}
 }

@@ -45,8 +45,9 @@ type Config struct {
 	// Backfill is the backfill horizon (ingest.Limits.Backfill): a plan's
 	// windows reach at most this far back. 0: the default.
 	Backfill time.Duration
-	// Schedule is the on-call schedule GET /v1/oncall shows; nil: none.
-	Schedule *alerts.OnCallSchedule
+	// Rota holds the on-call schedule in force, which GET /v1/oncall shows
+	// and PUT /v1/oncall/schedule replaces; nil: none, and none can be set.
+	Rota *alerts.Rota
 	// Links checks the one-tap links pages carry (GET /v1/ack-links/);
 	// nil: no link is valid.
 	Links *notify.Links
@@ -126,6 +127,8 @@ func (a *API) endpoints() []endpoint {
 		{"PUT /v1/staff/{username}/contact", auth.SignedIn, "", a.putContact, nil},
 		{"GET /v1/audit", auth.Administer, "", a.audit, nil},
 		{"GET /v1/oncall", auth.SignedIn, "", a.onCall, nil},
+		{"GET /v1/oncall/schedule", auth.Administer, "", a.rotaText, nil},
+		{"PUT /v1/oncall/schedule", auth.Administer, "", a.saveRota, nil},
 		{"GET /v1/catalog", auth.SignedIn, "", a.catalog, nil},
 		{"GET /v1/notify/deliveries", auth.Administer, "", a.deliveries, nil},
 		{"GET /v1/ack-links/{token}", auth.SignedIn, "", a.ackLink, nil},

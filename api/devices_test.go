@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/patientpulse/patientpulse/alerts"
 	"github.com/patientpulse/patientpulse/registry"
 )
 
@@ -119,5 +120,41 @@ func TestPatientAdministration(t *testing.T) {
 	}
 	if code, _ := ta.send(t, admin, "POST", "/v1/devices/watch-1/revoke", ""); code != 409 {
 		t.Errorf("revoking a revoked device: %d, want 409", code)
+	}
+}
+
+// TestSaveRota: an admin's rota with problems is refused with every one
+// of them (a member who does not exist among them) and changes nothing;
+// a good one is stored as version 1 and in force at once.
+func TestSaveRota(t *testing.T) {
+	var rota *alerts.Rota
+	ta := newTestAPIWith(t, &fakeSeries{}, func(a *API) {
+		rota = &alerts.Rota{}
+		a.cfg.Rota = rota
+	})
+	admin := ta.staff(t, "ada", registry.RoleAdmin)
+	ta.staff(t, "otto", registry.RoleOnCall)
+	bad := `{"yaml": "timezone: Mars/Olympus\ntiers:\n  - {name: primary, after: 0m, shifts: [{staff: [otto, ghost], days: [all], from: \"00:00\", to: \"24:00\"}]}\n"}`
+	code, body := ta.send(t, admin, "PUT", "/v1/oncall/schedule", bad)
+	if code != 422 || !strings.Contains(body, "Mars/Olympus") {
+		t.Errorf("a rota in an unknown time zone: %d %s", code, body)
+	}
+	ghost := `{"yaml": "timezone: UTC\ntiers:\n  - {name: primary, after: 0m, shifts: [{staff: [otto, ghost], days: [all], from: \"00:00\", to: \"24:00\"}]}\n"}`
+	if code, body := ta.send(t, admin, "PUT", "/v1/oncall/schedule", ghost); code != 422 || !strings.Contains(body, "ghost is not a member of staff") {
+		t.Errorf("a rota naming someone unknown: %d %s", code, body)
+	}
+	if rota.Load() != nil {
+		t.Fatal("a refused rota was put in force")
+	}
+	good := strings.Replace(ghost, "otto, ghost", "otto", 1)
+	code, body = ta.send(t, admin, "PUT", "/v1/oncall/schedule", good)
+	if code != 200 || !strings.Contains(body, `"version":1`) || !strings.Contains(body, `"saved_by":"ada"`) {
+		t.Fatalf("a good rota: %d %s", code, body)
+	}
+	if v := rota.Load(); v == nil || v.Version != 1 || len(v.Schedule.Tiers) != 1 || v.Schedule.Tiers[0].Name != "primary" {
+		t.Errorf("the rota in force: %+v", v)
+	}
+	if code, body := ta.send(t, admin, "GET", "/v1/oncall", ""); code != 200 || !strings.Contains(body, `"on_call":["otto"]`) {
+		t.Errorf("GET /v1/oncall after the save: %d %s", code, body)
 	}
 }

@@ -149,7 +149,7 @@ type OnCallNow struct {
 
 func (a *API) onCall(w http.ResponseWriter, _ *http.Request) {
 	out := OnCallNow{Tiers: []OnCallTier{}}
-	if s := a.cfg.Schedule; s != nil {
+	if s := a.cfg.Rota.Schedule(); s != nil {
 		out.Timezone = "UTC"
 		if s.Location != nil {
 			out.Timezone = s.Location.String()

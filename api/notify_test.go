@@ -217,7 +217,8 @@ tiers:
 	london, _ := time.LoadLocation("Europe/London")
 	wednesday := time.Date(2026, 11, 4, 10, 30, 0, 0, london)
 	ta := newTestAPIWith(t, nil, func(a *API) {
-		a.cfg.Schedule = schedule
+		a.cfg.Rota = &alerts.Rota{}
+		a.cfg.Rota.Store(&alerts.RotaVersion{Schedule: schedule})
 		a.now = func() time.Time { return wednesday }
 	})
 	otto := ta.staff(t, "otto", registry.RoleOnCall)

@@ -40,6 +40,7 @@ const (
 	ActionAlertSnooze       = "alert.snooze"  // patient; target: alert <id>
 	ActionAlertAssign       = "alert.assign"  // patient; target: alert <id> (taken or given up)
 	ActionAccessDenied      = "access.denied" // patient (when one was asked for); target: the request
+	ActionRotaChange        = "oncall.change" // target: the rota's new version (v3)
 )
 
 // The outcomes of an audit entry.

@@ -22,7 +22,7 @@ var copyOrder = []string{
 	"plans", "transitions", "rule_states", "patient_notes",
 	"alerts", "alert_events", "delivery_attempts",
 	"outbox_events", "outbox_deliveries",
-	"staff_contacts", "server_keys",
+	"staff_contacts", "server_keys", "oncall_rotas",
 }
 
 // notCopied are the tables copyOrder leaves out on purpose.

@@ -57,6 +57,8 @@ func populate(t *testing.T, r *Registry) copyFixture {
 	must(err)
 	_, err = r.AddPatientNote(ctx, "p-1", "Handover: recheck the patch site")
 	must(err)
+	_, err = r.SaveRota(ctx, "timezone: UTC\ntiers: []\n")
+	must(err)
 	_, err = r.AddPlanVersion(ctx, "p-1", t0.Add(24*time.Hour), []byte(`{"rules":[1]}`))
 	must(err)
 	must(r.RecordTransitions(ctx, "p-1", []Transition{

@@ -341,6 +341,20 @@ var sqliteMigrations = []migration{
 			`ALTER TABLE patients ADD COLUMN deactivated_at TEXT`,
 		},
 	},
+	{
+		version: 13,
+		name:    "on-call rota versions",
+		stmts: []string{
+			// Each version of the on-call rota an admin saved (YAML, as
+			// --oncall-schedule takes it); the newest is in force.
+			`CREATE TABLE oncall_rotas (
+				version  INTEGER PRIMARY KEY AUTOINCREMENT,
+				body     TEXT NOT NULL,
+				saved_at TEXT NOT NULL,
+				saved_by TEXT NOT NULL
+			) STRICT`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table

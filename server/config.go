@@ -56,6 +56,7 @@ type Config struct {
 	Locale        string
 	Alerts        alerts.Config
 	oncallFile    string
+	oncallText    string // the file's YAML
 	Hub           notify.HubConfig
 	wsOrigins     string
 	Webhook       notify.WebhookConfig
@@ -292,9 +293,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Alerts.Validate(), c.Webhook.Validate(), c.Notify.Validate(), c.SMTP.Validate(),
 		c.PagerDuty.Validate(), c.Chat.Validate(), c.Ntfy.Validate(), c.validateSecrets(), c.validatePublicURL())
 	if c.oncallFile != "" {
-		s, err := alerts.LoadOnCall(c.oncallFile)
+		s, text, err := alerts.LoadOnCall(c.oncallFile)
 		errs = append(errs, err)
-		c.Alerts.Schedule = s
+		c.Alerts.Schedule, c.oncallText = s, text
 	}
 	if c.Hub.SendQueue < 1 {
 		errs = append(errs, errors.New("ws-send-queue must be at least 1"))

@@ -82,12 +82,8 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// Everyone on the rota must be able to sign in and act on an alert.
-	if err := c.Alerts.Schedule.CheckStaff(func(u string) bool {
-		st, err := reg.StaffMember(ctx, u)
-		return err == nil && st.Active()
-	}); err != nil {
-		return ConfigError{fmt.Errorf("oncall-schedule: %w", err)}
+	if err := loadRota(ctx, c, reg, log); err != nil {
+		return err
 	}
 	if err := useDevCertificate(c, log); err != nil {
 		return err
@@ -132,7 +128,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	if deviceMQTT == "" {
 		deviceMQTT = c.MQTT.URL
 	}
-	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill, Schedule: c.Alerts.Schedule, Links: delivery.links,
+	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill, Rota: c.Alerts.Rota, Links: delivery.links,
 		Devices:   Devices{Reg: reg, Config: c},
 		Endpoints: api.DeviceEndpoints{MQTTURL: deviceMQTT, HTTPSURL: c.PublicURL + "/v1/ingest"}, Location: c.Analysis.Location},
 		reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
@@ -217,7 +213,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	stagesCtx, stopStages := context.WithCancel(collectorsCtx)
 	defer stopStages()
 	var stages sync.WaitGroup
-	stageErrs := make([]error, 9)
+	stageErrs := make([]error, 10)
 	stage := func(i int, run func(context.Context) error) {
 		stages.Go(func() {
 			if stageErrs[i] = run(stagesCtx); stageErrs[i] != nil {
@@ -234,6 +230,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	stage(4, purge.Run)
 	stage(5, notify.NewDigester(manager, c.Analysis.Location, delivery.Wake, log.With("component", "digest")).Run)
 	stage(6, own.Run)
+	stage(9, func(ctx context.Context) error { watchRota(ctx, c.Alerts.Rota, reg, log, rotaPoll); return nil })
 	// Alert events committed by other instances wake this one's consoles
 	// and deliveries (a no-op on SQLite).
 	stage(7, func(ctx context.Context) error {

@@ -251,6 +251,39 @@ func TestDashboardAdminScreens(t *testing.T) {
 		t.Errorf("the consultant tier says %q", s)
 	}
 
+	// The rota changed in the page: a member who does not exist is
+	// refused with the reason, then the consultant is paged after 30
+	// minutes, at once for every reader.
+	tabTo(t, ctx, "#rota-edit")
+	typeKeys(t, ctx, kb.Enter)
+	waitJS(t, ctx, "the rota's editor", `document.activeElement.id === "rota-yaml" && document.querySelector("#rota-yaml").value.includes("consultant")`)
+	changed := strings.Replace(eval[string](t, ctx, `document.querySelector("#rota-yaml").value`), "after: 45m", "after: 30m", 1)
+	if err := chromedp.Do(ctx, chromedp.SetValue("#rota-yaml", strings.Replace(changed, "[on-admin]", "[on-admin, nobody-here]", 1))); err != nil {
+		t.Fatal(err)
+	}
+	tabTo(t, ctx, "#rota-form button[type=submit]")
+	typeKeys(t, ctx, kb.Enter)
+	waitJS(t, ctx, "the rota refused", `!document.querySelector("#rota-problems").hidden`)
+	if s := plainText(t, ctx, "#rota-problems"); !strings.Contains(s, "nobody-here is not a member of staff") {
+		t.Errorf("a rota naming an unknown member is answered %q", s)
+	}
+	if err := chromedp.Do(ctx, chromedp.SetValue("#rota-yaml", changed)); err != nil {
+		t.Fatal(err)
+	}
+	tabTo(t, ctx, "#rota-form button[type=submit]")
+	typeKeys(t, ctx, kb.Enter)
+	waitJS(t, ctx, "the rota saved", `document.querySelector("#rota-form").hidden && document.querySelector("#rota-source").textContent.includes("Version 1")`)
+	if s := plainText(t, ctx, `#rota-tiers [data-tier="consultant"]`); !strings.Contains(s, "30 min") {
+		t.Errorf("after the change the consultant tier says %q", s)
+	}
+	if s := plainText(t, ctx, "#rota-source"); !strings.Contains(s, "saved by "+admin) {
+		t.Errorf("the rota's source says %q", s)
+	}
+	_, oncall := call(t, client, srv.url, doctorToken, "GET", "/v1/oncall", nil)
+	if tiers, _ := oncall["tiers"].([]any); len(tiers) != 2 || tiers[1].(map[string]any)["after"] != "30m0s" {
+		t.Errorf("GET /v1/oncall after the change: %v", oncall)
+	}
+
 	// The audit log, filtered to the admin's device actions by keyboard.
 	tabTo(t, ctx, "#audit-actor")
 	typeKeys(t, ctx, admin)

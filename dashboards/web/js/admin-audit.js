@@ -1,43 +1,7 @@
-// The on-call rota and the audit log on the administration page.
+// The audit log on the administration page.
 import { must } from "./api.js";
 import { el, $, clear } from "./dom.js";
-import { when, span, fromWall } from "./format.js";
-
-const dayWords = { mon: "Mon", tue: "Tue", wed: "Wed", thu: "Thu", fri: "Fri", sat: "Sat", sun: "Sun" };
-
-// showRota draws the on-call tiers: when each is paged, who is on call in
-// it now, and its shifts.
-export async function showRota(section) {
-  const rota = await must("GET", "/v1/oncall");
-  const source = $("#rota-source", section);
-  const tiers = clear($("#rota-tiers", section));
-  if (!rota.tiers.length) {
-    source.textContent = "No on-call rota is set: critical alerts are not escalated. Give serve one with --oncall-schedule (see the README, \"On call\").";
-    return;
-  }
-  source.textContent = `Shifts in ${rota.timezone} time. The rota is the file serve was started with (--oncall-schedule): change it there and restart serve.`;
-  for (const t of rota.tiers) {
-    const after = t.after === "0s" ? "as soon as a critical alert opens" : `when a critical alert is unacknowledged for ${span(durationMs(t.after))}`;
-    tiers.append(el("section", { class: "panel tier", dataset: { tier: t.name }, "aria-label": `Tier ${t.name}` },
-      el("h3", { text: `Tier ${t.name}` }),
-      el("p", { class: "muted", text: `Paged ${after}.` }),
-      el("p", { class: "on-now" }, el("strong", { text: "On call now: " }), t.on_call.length ? t.on_call.join(", ") : "nobody"),
-      el("table", { class: "shifts" },
-        el("caption", { class: "visually-hidden", text: `Shifts of tier ${t.name}` }),
-        el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Staff" }), el("th", { scope: "col", text: "Days" }), el("th", { scope: "col", text: "Hours" }))),
-        el("tbody", {}, (t.shifts || []).map((s) => el("tr", {},
-          el("td", { text: s.staff.join(", ") }),
-          el("td", { text: s.days.map((d) => dayWords[d] || d).join(", ") }),
-          el("td", { text: `${s.from}–${s.to}${s.to < s.from ? " (next day)" : ""}` })))))));
-  }
-}
-
-// durationMs reads a Go duration such as "1h30m0s".
-function durationMs(s) {
-  let ms = 0;
-  for (const [, n, u] of String(s).matchAll(/([\d.]+)(h|m|s)/g)) ms += Number(n) * { h: 3600e3, m: 60e3, s: 1e3 }[u];
-  return ms;
-}
+import { when, fromWall } from "./format.js";
 
 // dateStart is the clinic's midnight of an <input type="date"> value, plus
 // days, as an RFC 3339 time; "" for none.
