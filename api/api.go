@@ -111,6 +111,11 @@ func (a *API) endpoints() []endpoint {
 		{"GET /v1/patients/{id}/notes", auth.ReadPatient, "notes", a.patientNotes, nil},
 		{"POST /v1/patients/{id}/notes", auth.ReadPatient, "", a.addPatientNote, nil},
 		{"GET /v1/patients/{id}/verdicts", auth.ReadPatient, "verdicts", a.verdicts, nil},
+		{"GET /v1/patients/{id}/procedures", auth.ReadPatient, "procedures", a.procedures, nil},
+		{"POST /v1/patients/{id}/procedures", auth.CarePatient, "", a.addProcedure, nil},
+		{"PATCH /v1/patients/{id}/procedures/{pid}", auth.CarePatient, "", a.changeProcedure, nil},
+		{"GET /v1/procedure-types", auth.SignedIn, "", a.procedureTypes, nil},
+		{"POST /v1/procedure-types", auth.Administer, "", a.addProcedureType, nil},
 		{"GET /v1/patients/{id}/report", auth.ReadPatient, "report", a.patientReport, nil},
 		{"GET /v1/staff", auth.Administer, "", a.listStaff, nil},
 		{"POST /v1/staff", auth.Administer, "", a.addStaff, nil},
@@ -172,7 +177,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, registry.ErrExists), errors.Is(err, registry.ErrDisabled), errors.Is(err, registry.ErrRevoked):
 		httpx.Error(w, http.StatusConflict, err.Error())
 	case errors.Is(err, registry.ErrInvalidID), errors.Is(err, registry.ErrInvalidName), errors.Is(err, registry.ErrWeakPassword),
-		errors.Is(err, registry.ErrInvalidNote),
+		errors.Is(err, registry.ErrInvalidNote), errors.Is(err, registry.ErrInvalidProcedure),
 		errors.Is(err, errBadRequest):
 		httpx.Error(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ingest.ErrTooManyPoints):

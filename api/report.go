@@ -108,6 +108,23 @@ func (a *API) reportData(ctx context.Context, id string, from, to time.Time) (re
 		}
 		d.Plans = append(d.Plans, rp)
 	}
+	procs, err := a.reg.Procedures(ctx, id)
+	if err != nil {
+		return d, err
+	}
+	types, err := a.reg.ProcedureTypes(ctx)
+	if err != nil {
+		return d, err
+	}
+	names := map[string]string{}
+	for _, t := range types {
+		names[t.ID] = t.Name
+	}
+	for _, p := range procs {
+		if !p.At.Before(from) && p.At.Before(to) {
+			d.Treatments = append(d.Treatments, report.Treatment{At: p.At, Name: names[p.Type], Status: p.Status, PerformedBy: p.PerformedBy, Notes: p.Notes})
+		}
+	}
 	verdicts, err := a.verdictsOf(ctx, id)
 	if err != nil {
 		return d, err

@@ -33,14 +33,17 @@ const (
 	ActionStaffSignOut      = "staff.signout"      // target: username (every browser session)
 	ActionStaffContact      = "staff.contact"      // target: username (the channels set, never their addresses)
 	ActionAuditRead         = "audit.read"
-	ActionPlanChange        = "plan.change"   // patient; target: the new version (v3)
-	ActionPatientNote       = "patient.note"  // patient; target: note <id> (never its text)
-	ActionAlertAck          = "alert.ack"     // patient; target: alert <id>
-	ActionAlertResolve      = "alert.resolve" // patient; target: alert <id>
-	ActionAlertSnooze       = "alert.snooze"  // patient; target: alert <id>
-	ActionAlertAssign       = "alert.assign"  // patient; target: alert <id> (taken or given up)
-	ActionAccessDenied      = "access.denied" // patient (when one was asked for); target: the request
-	ActionRotaChange        = "oncall.change" // target: the rota's new version (v3)
+	ActionPlanChange        = "plan.change"      // patient; target: the new version (v3)
+	ActionPatientNote       = "patient.note"     // patient; target: note <id> (never its text)
+	ActionAlertAck          = "alert.ack"        // patient; target: alert <id>
+	ActionAlertResolve      = "alert.resolve"    // patient; target: alert <id>
+	ActionAlertSnooze       = "alert.snooze"     // patient; target: alert <id>
+	ActionAlertAssign       = "alert.assign"     // patient; target: alert <id> (taken or given up)
+	ActionAccessDenied      = "access.denied"    // patient (when one was asked for); target: the request
+	ActionRotaChange        = "oncall.change"    // target: the rota's new version (v3)
+	ActionProcedureType     = "procedure.type"   // target: the catalogue entry's id
+	ActionProcedureAdd      = "procedure.add"    // patient; target: procedure <id> (type, status)
+	ActionProcedureChange   = "procedure.change" // patient; target: procedure <id> (its new status)
 )
 
 // The outcomes of an audit entry.

@@ -355,6 +355,32 @@ var sqliteMigrations = []migration{
 			) STRICT`,
 		},
 	},
+	{
+		version: 14,
+		name:    "treatments",
+		stmts: []string{
+			// The clinic's catalogue of procedures (laser, peels,
+			// pellet insertion, ...) and each patient's, planned or done.
+			`CREATE TABLE procedure_types (
+				id            TEXT PRIMARY KEY NOT NULL,
+				name          TEXT NOT NULL,
+				category      TEXT NOT NULL,
+				recovery_days INTEGER NOT NULL CHECK (recovery_days BETWEEN 0 AND 365)
+			) STRICT`,
+			`CREATE TABLE procedures (
+				id           INTEGER PRIMARY KEY AUTOINCREMENT,
+				patient_id   TEXT NOT NULL REFERENCES patients (id),
+				type_id      TEXT NOT NULL REFERENCES procedure_types (id),
+				status       TEXT NOT NULL CHECK (status IN ('planned', 'done', 'cancelled')),
+				at           TEXT NOT NULL,
+				performed_by TEXT NOT NULL,
+				notes        TEXT NOT NULL,
+				recorded_by  TEXT NOT NULL,
+				recorded_at  TEXT NOT NULL
+			) STRICT`,
+			`CREATE INDEX procedures_patient ON procedures (patient_id, at)`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table

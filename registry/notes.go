@@ -18,6 +18,23 @@ const MaxNoteChars = 2000
 // characters.
 var ErrInvalidNote = errors.New("invalid note")
 
+// checkNote trims a note and refuses one that is empty (unless it may
+// be), over MaxNoteChars or holds control characters (new lines and tabs
+// aside).
+func checkNote(note string, mayBeEmpty bool) (string, error) {
+	note = strings.TrimSpace(note)
+	switch n := utf8.RuneCountInString(note); {
+	case n == 0 && !mayBeEmpty:
+		return "", fmt.Errorf("%w: write something", ErrInvalidNote)
+	case n > MaxNoteChars:
+		return "", fmt.Errorf("%w: at most %d characters (got %d)", ErrInvalidNote, MaxNoteChars, n)
+	}
+	if strings.ContainsFunc(note, func(c rune) bool { return c < 0x20 && c != '\n' && c != '\t' || c == 0x7f }) {
+		return "", fmt.Errorf("%w: control characters are not taken", ErrInvalidNote)
+	}
+	return note, nil
+}
+
 // PatientNote is a free-text note on a patient by a staff member: a
 // handover, a follow-up.
 type PatientNote struct {
@@ -31,18 +48,12 @@ type PatientNote struct {
 // AddPatientNote stores a note by the context's actor, with its audit
 // entry (which names the note, never its text), and returns it.
 func (r *Registry) AddPatientNote(ctx context.Context, patient, note string) (PatientNote, error) {
-	note = strings.TrimSpace(note)
-	switch n := utf8.RuneCountInString(note); {
-	case n == 0:
-		return PatientNote{}, fmt.Errorf("%w: write something", ErrInvalidNote)
-	case n > MaxNoteChars:
-		return PatientNote{}, fmt.Errorf("%w: at most %d characters (got %d)", ErrInvalidNote, MaxNoteChars, n)
-	}
-	if strings.ContainsFunc(note, func(c rune) bool { return c < 0x20 && c != '\n' && c != '\t' || c == 0x7f }) {
-		return PatientNote{}, fmt.Errorf("%w: control characters are not taken", ErrInvalidNote)
+	note, err := checkNote(note, false)
+	if err != nil {
+		return PatientNote{}, err
 	}
 	pn := PatientNote{Patient: patient, Author: ActorFrom(ctx).Name, At: now(), Note: note}
-	err := r.inTx(ctx, func(tx *sql.Tx) error {
+	err = r.inTx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, r.q(`INSERT INTO patient_notes (patient_id, author, at, note) VALUES (?, ?, ?, ?) RETURNING id`),
 			patient, pn.Author, formatTime(pn.At), pn.Note).Scan(&pn.ID); err != nil {
 			return err

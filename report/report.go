@@ -29,6 +29,7 @@ type Data struct {
 	Plans                  []Plan // the versions in force during the span, oldest first
 	Verdicts               []Verdict
 	Doses                  []DoseCount
+	Treatments             []Treatment // the procedures of the span, oldest first
 	Charts                 []Chart
 	Labs                   []Lab
 	Alerts                 []Alert
@@ -42,6 +43,13 @@ type Plan struct {
 	Effective time.Time
 	Regimen   []string
 	Rules     []string
+}
+
+// Treatment is a procedure of the patient, planned or done.
+type Treatment struct {
+	At                        time.Time
+	Name, Status, PerformedBy string
+	Notes                     string
 }
 
 // Verdict is a rule's verdict now.
@@ -142,6 +150,7 @@ func Render(w io.Writer, d Data) error {
 	pdf.AddPage()
 	r.header(d)
 	r.plans(d)
+	r.treatments(d)
 	r.verdicts(d)
 	r.charts(d)
 	r.labs(d)
@@ -221,6 +230,23 @@ func (r *doc) plans(d Data) {
 			parts = append(parts, fmt.Sprintf("%s %d", c.Medication, c.Logged))
 		}
 		r.item("Doses logged in the period:", strings.Join(parts, "; "), ink)
+	}
+}
+
+func (r *doc) treatments(d Data) {
+	if len(d.Treatments) == 0 {
+		return
+	}
+	r.heading("Treatments", 20)
+	for _, t := range d.Treatments {
+		text := t.Name + ", " + t.Status
+		if t.PerformedBy != "" {
+			text += ", by " + t.PerformedBy
+		}
+		if t.Notes != "" {
+			text += ": " + t.Notes
+		}
+		r.item(r.when(t.At)+":", text, ink)
 	}
 }
 

@@ -219,6 +219,10 @@ func TestDashboardAdminScreens(t *testing.T) {
 	}
 	typeKeys(t, ctx, strings.Repeat(kb.Backspace, len("short"))+staffPassword+kb.Enter)
 	waitJS(t, ctx, "the clinician's panel", `!document.querySelector("#manage-staff").hidden && document.querySelector("#manage-staff-title").textContent.startsWith("`+newDoctor+`")`)
+	tabTo(t, ctx, "#reset-password-input")
+	typeKeys(t, ctx, staffPassword+"-2")
+	typeKeys(t, ctx, kb.Enter)
+	waitJS(t, ctx, "the password set", `document.querySelector("#reset-password .form-result").textContent.includes("is set")`)
 	tabTo(t, ctx, "#care-team-patient")
 	if v := eval[string](t, ctx, `document.querySelector("#care-team-patient").value`); v != patient {
 		t.Errorf("the care team offers %q first, want %s", v, patient)
@@ -226,10 +230,6 @@ func TestDashboardAdminScreens(t *testing.T) {
 	tabTo(t, ctx, "#care-team-add button")
 	typeKeys(t, ctx, kb.Enter)
 	waitJS(t, ctx, "the care team", fmt.Sprintf(`document.querySelector('#care-team li[data-patient=%q]')`, patient))
-	tabTo(t, ctx, "#reset-password-input")
-	typeKeys(t, ctx, staffPassword+"-2")
-	typeKeys(t, ctx, kb.Enter)
-	waitJS(t, ctx, "the password set", `document.querySelector("#reset-password .form-result").textContent.includes("is set")`)
 	_, doc := call(t, client, srv.url, doctorToken, "GET", "/v1/patients", nil) // another clinician: not hers
 	if got := ids(doc, "patients"); len(got) != 0 {
 		t.Errorf("%s, without that patient in her care, lists %v", doctor, got)
@@ -249,6 +249,18 @@ func TestDashboardAdminScreens(t *testing.T) {
 	}
 	if s := plainText(t, ctx, `#rota-tiers [data-tier="consultant"]`); !strings.Contains(s, "45 min") || !strings.Contains(s, "08:00–18:00") || !strings.Contains(s, "Mon, Tue") {
 		t.Errorf("the consultant tier says %q", s)
+	}
+
+	// The catalogue of treatments, by keyboard: the id follows the name.
+	tabTo(t, ctx, "#new-type-name")
+	typeKeys(t, ctx, "Chemical peel")
+	tabTo(t, ctx, "#new-type-category")
+	typeKeys(t, ctx, "Skin")
+	tabTo(t, ctx, "#new-type-recovery")
+	typeKeys(t, ctx, kb.Backspace+"7"+kb.Enter)
+	waitJS(t, ctx, "the catalogue entry", `document.querySelector('#procedure-types tr[data-type="chemical_peel"]')`)
+	if s := plainText(t, ctx, `#procedure-types tr[data-type="chemical_peel"]`); !strings.Contains(s, "Chemical peel") || !strings.Contains(s, "Skin") || !strings.Contains(s, "7 days") {
+		t.Errorf("the catalogue says %q", s)
 	}
 
 	// The rota changed in the page: a member who does not exist is

@@ -25,6 +25,7 @@ type dashClinic struct {
 	client               *http.Client
 	doctor, oncall       string // usernames; their password is staffPassword
 	token                string // the clinician's API token
+	adminToken           string // an admin's API token
 	deviceToken          string // the patient's device's token, for POST /v1/ingest
 	patient, device, own string // own: the patient's name
 	other                string // a patient not in the clinician's care
@@ -40,6 +41,7 @@ func startDashClinic(t *testing.T, prefix string, extra ...string) *dashClinic {
 	c.deviceToken = strings.TrimSpace(cli(t, dir, "devices", "enroll", "--patient", c.patient, "--device", c.device))
 	cli(t, dir, "patients", "add", "--id", c.other, "--name", "Not Her Patient")
 	c.token = staffToken(t, dir, c.doctor, "clinician")
+	c.adminToken = staffToken(t, dir, "ad-"+prefix, "admin")
 	mustStaff(t, dir, "", "staff", "assign", "--username", c.doctor, "--patient", c.patient)
 	staffToken(t, dir, c.oncall, "oncall")
 	c.srv = startServeOver(t, c.client, "https", dir, "t-"+prefix, append([]string{"--tls-self-signed",

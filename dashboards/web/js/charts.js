@@ -359,6 +359,7 @@ export class Chart {
     const data = join(pairs);
     this.lastX = data[0].length ? data[0][data[0].length - 1] : 0;
     this.markers = state.markers.filter((m) => m.ms >= state.from && m.ms <= Math.max(state.to, Date.now()));
+    this.treatments = (state.treatments || []).filter((m) => m.ms >= state.from && m.ms <= Math.max(state.to, Date.now()) + 30 * 24 * HOUR);
     const sig = series.map((s) => `${s.label}|${s.bands.map((b) => `${b.from}:${b.t.low}:${b.t.high}`).join(";")}`).join(",");
     const keepShown = new Map(this.series.map((s, i) => [s.label, this.u ? this.u.series[i + 1].show : true]));
     this.series = series;
@@ -572,7 +573,8 @@ export class Chart {
   }
 
   // drawMarkers draws a line at each plan change, labelled with its
-  // version, over the series.
+  // version, and a dotted one at each treatment, labelled at the foot,
+  // over the series.
   drawMarkers(u) {
     const { ctx } = u;
     const { left, top, width, height } = u.bbox;
@@ -598,6 +600,24 @@ export class Chart {
       ctx.fillRect(lx, top, w, 15 * px);
       ctx.fillStyle = "#ffffff";
       ctx.fillText(label, lx + 3 * px, top + 2 * px);
+    }
+    ctx.textBaseline = "bottom";
+    for (const m of this.treatments) {
+      const x = Math.round(u.valToPos(m.ms / 1000, "x", true));
+      if (x < left - 1 || x > left + width + 1) continue;
+      ctx.strokeStyle = "#6d28d9";
+      ctx.lineWidth = 1.5 * px;
+      ctx.setLineDash([1.5 * px, 3 * px]);
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, top + height);
+      ctx.stroke();
+      const w = ctx.measureText(m.label).width + 6 * px;
+      const lx = Math.min(x + 2 * px, left + width - w);
+      ctx.fillStyle = "#6d28d9";
+      ctx.fillRect(lx, top + height - 15 * px, w, 15 * px);
+      ctx.fillStyle = "#ffffff";
+      ctx.fillText(m.label, lx + 3 * px, top + height - 2 * px);
     }
     ctx.restore();
   }
@@ -640,6 +660,7 @@ export class Chart {
     const sec = this.section;
     sec.dataset.points = String(n);
     sec.dataset.planMarkers = String(this.markers.length);
+    sec.dataset.treatments = JSON.stringify(this.treatments.map((m) => m.label));
     sec.dataset.targets = JSON.stringify(this.series.filter((s) => s.target)
       .map((s) => ({ series: s.label, low: s.target.low, high: s.target.high, rules: s.target.rules })));
     sec.dataset.bands = JSON.stringify(this.series.flatMap((s) => s.bands.map((b) => ({
@@ -657,6 +678,7 @@ export class Chart {
     const targets = this.series.filter((s) => s.target).map((s) => `${s.label} ${targetWords(s, s.target)}`);
     parts.push(targets.length ? `Plan target: ${targets.join("; ")}.` : "No target in the plan.");
     if (this.markers.length) parts.push(`Plan changes: ${this.markers.map((m) => `v${m.version} ${day(m.ms)}`).join(", ")}.`);
+    if (this.treatments.length) parts.push(`Treatments: ${this.treatments.map((m) => `${m.label} ${day(m.ms)}`).join(", ")}.`);
     this.summary.textContent = parts.join(" ");
   }
 }

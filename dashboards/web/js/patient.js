@@ -14,6 +14,7 @@ import { AlertSet, alertItem, notesList, severityBadge } from "./alerts.js";
 import { PlanView } from "./plan.js";
 import { chartSpecs, Chart, targetsOf } from "./charts.js";
 import { setupReport } from "./report.js";
+import { Procedures } from "./procedures.js";
 import { loadCatalog } from "./catalog.js";
 import { LabPanel } from "./labs.js";
 import { renderTimeline } from "./timeline.js";
@@ -34,7 +35,7 @@ const state = {
   days: RANGES.includes(Number(params.get("days"))) ? Number(params.get("days")) : 30,
   from: 0, to: 0,
   raw: {}, keys: {}, labsFrom: 0,
-  plan: null, targets: [], spans: [], markers: [], view: null,
+  plan: null, targets: [], spans: [], markers: [], treatments: [], view: null,
   loaded: false, pending: [],
   status: null, details: null,
 };
@@ -145,7 +146,7 @@ function addSample(s) {
 }
 
 function chartState() {
-  return { raw: state.raw, plan: state.plan, targets: state.targets, spans: state.spans, markers: state.markers,
+  return { raw: state.raw, plan: state.plan, targets: state.targets, spans: state.spans, markers: state.markers, treatments: state.treatments,
     from: state.from, to: state.to, view: state.view, zoom: setView };
 }
 
@@ -411,7 +412,12 @@ async function main() {
   $("#patient-name").textContent = details.doc.name || details.doc.id;
   document.title = `${details.doc.name || details.doc.id} · patientpulse`;
   const notes = new PatientNotes($("#patient-notes"), base);
-  const [{ plan, history }, active] = await Promise.all([planView.load(), alertsReq, loadSeries(), loadResolved(), catalogReq, notes.load()]);
+  const procedures = new Procedures($("#procedures"), base, session.role !== "oncall", () => {
+    state.treatments = procedures.markers();
+    if (charts.length) draw(() => true, false);
+  });
+  const [{ plan, history }, active] = await Promise.all([planView.load(), alertsReq, loadSeries(), loadResolved(), catalogReq, notes.load(),
+    procedures.load()]);
   if (!alerts.alerts.size) alerts.replace(active.alerts);
   renderAlerts();
   planChanged(plan, history);

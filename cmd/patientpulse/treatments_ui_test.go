@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestDashboardTreatments: with a chemical peel in the clinic's
+// catalogue, the patient's clinician records one as planned (this
+// morning, not yet marked done) on the patient's page, sees it listed and
+// marked on the charts, then marks it done; an on-call member reads it on a tablet and is offered
+// no form.
+func TestDashboardTreatments(t *testing.T) {
+	c := startDashClinic(t, "treat")
+	c.seed(t)
+	if st, doc := call(t, c.client, c.srv.url, c.adminToken, "POST", "/v1/procedure-types",
+		map[string]any{"id": "chemical_peel", "name": "Chemical peel", "category": "Skin", "recovery_days": 7}); st != http.StatusCreated {
+		t.Fatalf("catalogue: %d %v", st, doc)
+	}
+	root := browser(t)
+	root, cancel := context.WithTimeout(root, 120*time.Second)
+	defer cancel()
+	ctx, cancelTab := chromedp.NewContext(root, chromedp.WithNewBrowserContext())
+	defer cancelTab()
+	problems := consoleProblems(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1366, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, ctx, c.srv.url, c.doctor, "#patients a")
+	c.openPatient(t, ctx)
+	if s := plainText(t, ctx, "#procedures .empty"); s != "None recorded." {
+		t.Errorf("a patient without treatments: %q", s)
+	}
+	planned := time.Now().UTC().Add(-2 * time.Hour).Format("2006-01-02T15:04") // in the clinic's zone, UTC here
+	err := chromedp.Do(ctx,
+		chromedp.SetValue("#procedure-at", planned),
+		chromedp.SendKeys("#procedure-by", "Dr Lee"),
+		chromedp.SendKeys("#procedure-notes", "Two weeks after the patch change"),
+		chromedp.Click("#procedure-form button[type=submit]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the procedure listed", `document.querySelector(".procedure-list li[data-status=planned]")`)
+	if s := plainText(t, ctx, ".procedure-list li"); !strings.Contains(s, "Chemical peel planned for") || !strings.Contains(s, "By Dr Lee") ||
+		!strings.Contains(s, "Two weeks after the patch change") || !strings.Contains(s, "Recorded by "+c.doctor) {
+		t.Errorf("the procedure says %q", s)
+	}
+	waitJS(t, ctx, "the chart's marker", `JSON.parse(document.querySelector("#chart-sleep").dataset.treatments)[0] === "Chemical peel (planned)"`)
+	if s := plainText(t, ctx, "#chart-sleep .summary:not(.muted)"); !strings.Contains(s, "Treatments: Chemical peel (planned)") {
+		t.Errorf("the sleep chart's summary says %q", s)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(".procedure-list li button")); err != nil { // "Mark done"
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the procedure done", `document.querySelector(".procedure-list li[data-status=done]")`)
+	waitJS(t, ctx, "the marker done", `JSON.parse(document.querySelector("#chart-sleep").dataset.treatments)[0] === "Chemical peel"`)
+	_, doc := call(t, c.client, c.srv.url, c.token, "GET", "/v1/patients/"+c.patient+"/procedures", nil)
+	if list, _ := doc["procedures"].([]any); len(list) != 1 || list[0].(map[string]any)["status"] != "done" || list[0].(map[string]any)["performed_by"] != "Dr Lee" {
+		t.Errorf("the stored procedures: %v", doc)
+	}
+	screenshot(t, ctx, "treatments")
+
+	c.critical(t) // lets the on-call member open the patient
+	oncall, cancelOncall := chromedp.NewContext(root, chromedp.WithNewBrowserContext())
+	defer cancelOncall()
+	if err := chromedp.Do(oncall, chromedp.EmulateViewport(800, 1280)); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, oncall, c.srv.url, c.oncall, "#sound")
+	c.openPatient(t, oncall)
+	waitJS(t, oncall, "the procedure", `document.querySelector(".procedure-list li[data-status=done]")`)
+	if eval[bool](t, oncall, `document.querySelector("#procedure-form").hidden === false || Boolean(document.querySelector(".procedure-list button"))`) {
+		t.Error("an on-call member is offered to record or change procedures")
+	}
+	if err := chromedp.Do(oncall, chromedp.ScrollIntoView("#procedures")); err != nil {
+		t.Fatal(err)
+	}
+	if w := eval[[]int](t, oncall, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
+		t.Errorf("on a tablet the page is %d px wide in a %d px window", w[0], w[1])
+	}
+	screenshot(t, oncall, "treatments-tablet")
+	if p := problems(); len(p) > 0 {
+		t.Errorf("the browser's console: %q", p)
+	}
+}
