@@ -147,6 +147,9 @@ func (s *simulation) enrol(ctx context.Context) error {
 	}
 	start := time.Now().In(s.loc).Add(-s.args.Backfill)
 	start = time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, s.loc)
+	if err := s.catalogue(ctx); err != nil {
+		return err
+	}
 	for i := range s.args.Patients {
 		p := simPatient{index: i, persona: personaOf(i), watchID: simWatchID(i), appID: simAppID(i)}
 		id := simPatientID(i)
@@ -195,6 +198,9 @@ func (s *simulation) enrol(ctx context.Context) error {
 				return err
 			}
 		}
+		if err := s.treatments(ctx, i, id); err != nil {
+			return err
+		}
 		if s.args.Clinician != "" {
 			if err := s.reg.AssignPatient(ctx, s.args.Clinician, id); err != nil {
 				return err
@@ -209,6 +215,56 @@ func (s *simulation) enrol(ctx context.Context) error {
 		}
 		p.sentUntil = p.start
 		s.patients = append(s.patients, p)
+	}
+	return nil
+}
+
+// simCatalogue is the simulated clinic's catalogue of procedures.
+var simCatalogue = []registry.ProcedureType{
+	{ID: "chemical_peel", Name: "Chemical peel", Category: "Skin", RecoveryDays: 7},
+	{ID: "microneedling", Name: "Microneedling", Category: "Skin", RecoveryDays: 3},
+	{ID: "laser_resurfacing", Name: "Laser resurfacing", Category: "Skin", RecoveryDays: 10},
+	{ID: "pellet_insertion", Name: "Pellet insertion", Category: "Hormone delivery", RecoveryDays: 5},
+}
+
+// catalogue gives the clinic simCatalogue, where it lacks an entry.
+func (s *simulation) catalogue(ctx context.Context) error {
+	for _, t := range simCatalogue {
+		if err := s.reg.AddProcedureType(ctx, t); err != nil && !errors.Is(err, registry.ErrExists) {
+			return err
+		}
+	}
+	return nil
+}
+
+// treatments gives every third patient a chemical peel done ten days
+// ago, and the next one a pellet insertion done three weeks ago and
+// microneedling planned in six days; once, for a patient with none.
+func (s *simulation) treatments(ctx context.Context, i int, patient string) error {
+	have, err := s.reg.Procedures(ctx, patient)
+	if err != nil || len(have) > 0 {
+		return err
+	}
+	now := time.Now().In(s.loc)
+	at := func(days int) time.Time {
+		d := now.AddDate(0, 0, days)
+		return time.Date(d.Year(), d.Month(), d.Day(), 10, 30, 0, 0, s.loc)
+	}
+	var ps []registry.Procedure
+	switch i % 3 {
+	case 0:
+		ps = append(ps, registry.Procedure{Type: "chemical_peel", Status: registry.ProcedureDone, At: at(-10), PerformedBy: "Dr Patel",
+			Notes: "Superficial peel, well tolerated"})
+	case 1:
+		ps = append(ps,
+			registry.Procedure{Type: "pellet_insertion", Status: registry.ProcedureDone, At: at(-21), PerformedBy: "Dr Lee"},
+			registry.Procedure{Type: "microneedling", Status: registry.ProcedurePlanned, At: at(6), PerformedBy: "Dr Patel"})
+	}
+	for _, p := range ps {
+		p.Patient = patient
+		if _, err := s.reg.AddProcedure(ctx, p); err != nil {
+			return err
+		}
 	}
 	return nil
 }

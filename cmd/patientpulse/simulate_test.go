@@ -101,4 +101,17 @@ func TestSimulateClinic(t *testing.T) {
 	if m := metric(t, srv.url, "patientpulse_ingest_samples_rejected_total"); m != 0 {
 		t.Errorf("the pipeline rejected %v simulated samples", m)
 	}
+	// Treatments: sim-p001 had a chemical peel, sim-p002 a pellet and
+	// microneedling planned; the clinic's catalogue has them.
+	for patient, want := range map[string]string{"sim-p001": "[chemical_peel:done]", "sim-p002": "[pellet_insertion:done microneedling:planned]"} {
+		_, doc := call(t, http.DefaultClient, srv.url, admin, "GET", "/v1/patients/"+patient+"/procedures", nil)
+		var got []string
+		for _, p := range doc["procedures"].([]any) {
+			m := p.(map[string]any)
+			got = append(got, fmt.Sprint(m["type"], ":", m["status"]))
+		}
+		if fmt.Sprint(got) != want {
+			t.Errorf("%s's procedures: %v, want %s", patient, got, want)
+		}
+	}
 }

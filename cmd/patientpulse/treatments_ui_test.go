@@ -58,6 +58,9 @@ func TestDashboardTreatments(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the procedure done", `document.querySelector(".procedure-list li[data-status=done]")`)
+	if !eval[bool](t, ctx, `document.activeElement === document.querySelector(".procedure-list li[data-status=done]")`) {
+		t.Error("after 'Mark done' the keyboard focus is not on the procedure")
+	}
 	waitJS(t, ctx, "the marker done", `JSON.parse(document.querySelector("#chart-sleep").dataset.treatments)[0] === "Chemical peel"`)
 	_, doc := call(t, c.client, c.srv.url, c.token, "GET", "/v1/patients/"+c.patient+"/procedures", nil)
 	if list, _ := doc["procedures"].([]any); len(list) != 1 || list[0].(map[string]any)["status"] != "done" || list[0].(map[string]any)["performed_by"] != "Dr Lee" {

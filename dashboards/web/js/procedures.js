@@ -49,7 +49,7 @@ export class Procedures {
   render() {
     const list = clear($(".procedure-list", this.section));
     for (const p of [...this.list].reverse()) {
-      const li = el("li", { class: p.status, dataset: { procedure: String(p.id), status: p.status } },
+      const li = el("li", { class: p.status, tabindex: "-1", dataset: { procedure: String(p.id), status: p.status } },
         el("p", {}, el("strong", { text: this.name(p.type) }), ` ${statusWords[p.status] || p.status}${p.status === "planned" ? " for" : ","} ${when(p.at)}`),
         el("p", { class: "meta", text: `${p.performed_by ? `By ${p.performed_by}. ` : ""}Recorded by ${p.recorded_by}.` }),
         p.notes ? el("p", { class: "note-text", text: p.notes }) : null);
@@ -87,8 +87,10 @@ export class Procedures {
     const r = await api("PATCH", `${this.path}/${id}`, { status });
     if (!r.ok) return this.problem(`Not changed: ${(r.doc && r.doc.error) || r.status}.`);
     await this.load();
+    // The buttons pressed are gone with the change: the keyboard focus
+    // stays on the procedure.
     const li = $(`.procedure-list li[data-procedure="${id}"]`, this.section);
-    if (li) li.focus?.();
+    if (li) li.focus();
   }
 
   // markers are what the charts mark: each procedure not cancelled.
