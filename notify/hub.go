@@ -103,8 +103,12 @@ type Hub struct {
 	reg     *registry.Registry
 	log     *slog.Logger
 	upgrade websocket.Upgrader
-	wake    chan struct{}    // buffered: an alert change is in the outbox
-	samples chan sampleBatch // stored points waiting to be fanned out
+	// accessFrom is the audit log's last id when the hub was made
+	// (accessKnown: it could be read), where pollAccess starts.
+	accessFrom  int64
+	accessKnown bool
+	wake        chan struct{}    // buffered: an alert change is in the outbox
+	samples     chan sampleBatch // stored points waiting to be fanned out
 
 	mu      sync.RWMutex
 	clients map[*client]struct{}
@@ -159,6 +163,15 @@ func NewHub(cfg HubConfig, a *auth.Auth, manager *alerts.Manager, log *slog.Logg
 		promReg.MustRegister(h.clientsG, h.evictions, h.sent, h.refused, h.dropped)
 	}
 	h.reg.OnAccessChange(h.accessChanged)
+	// Where the audit log stands before any client can connect: every
+	// change after it that another process makes reaches the clients
+	// (pollAccess), however late Run starts polling.
+	var err error
+	if h.accessFrom, _, err = h.reg.AccessChanges(context.Background(), 0); err != nil {
+		log.Warn("reading access changes failed; polled from Run's start", "err", err)
+	} else {
+		h.accessKnown = true
+	}
 	return h
 }
 
@@ -285,9 +298,12 @@ func (h *Hub) queued(b sampleBatch) []sampleBatch {
 // pollAccess reads the care-team and credential changes that other
 // processes make, every ChangePoll, and applies them to the clients.
 func (h *Hub) pollAccess(ctx context.Context) {
-	last, _, err := h.reg.AccessChanges(ctx, 0)
-	if err != nil {
-		h.log.Warn("reading access changes failed", "err", err)
+	last := h.accessFrom
+	if !h.accessKnown {
+		var err error
+		if last, _, err = h.reg.AccessChanges(ctx, 0); err != nil {
+			h.log.Warn("reading access changes failed", "err", err)
+		}
 	}
 	t := time.NewTicker(h.cfg.ChangePoll)
 	defer t.Stop()
