@@ -74,6 +74,22 @@
 // while the score is above `above`, below `below`, or in `band` or a worse
 // published band (see the bands of MRS and AMS).
 //
+// timing: the procedures of kind `procedure` (planned or done; a done one
+// for `not_within` or `at_least` days after it, a planned one as long as
+// it is planned) against events, in calendar days: with not_within N and
+// `of`, a procedure fewer than N days before or after an event; with
+// at_least N and `after`, one fewer than N days after an event (0: the
+// same day). An event is each planned or done procedure of `of.procedure`
+// but itself, or of `of.medication`: each dose the regimen of the version
+// in force makes due (counted as adherence counts them), or with
+// `started` the effective time of each version whose regimen has it when
+// the one before did not (the first version that has it included), with
+// `changed` those and each version that changes its dose. A done
+// procedure too close holds the rule; a planned one makes the verdict a
+// forecast (reported as its own transition, at most of warning severity),
+// so that the clinician planning it is warned before it is done; as it is
+// done the forecast clears.
+//
 // # Plan versions
 //
 // A plan change never blinds monitoring: the data are the patient's, not

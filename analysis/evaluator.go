@@ -91,8 +91,9 @@ type Evaluator struct {
 	loads     chan loadAsk    // Load's requests to Run
 	stopped   chan struct{}   // closed when Run returns
 	patients  map[string]*patient
-	chunk     int // patients a bulk read covers (loadChunk)
-	withPlans int // patients with a plan at the last pollPlans, for loadMany; on Run's goroutine
+	chunk     int   // patients a bulk read covers (loadChunk)
+	withPlans int   // patients with a plan at the last pollPlans, for loadMany; on Run's goroutine
+	procsFrom int64 // the audit log's id up to which procedure changes are known (pollPlans)
 
 	// Ownership (owner.go): members and shared are set before Run; owned
 	// is the snapshot Feed and Owns read from any goroutine, nil when
@@ -294,8 +295,20 @@ func (e *Evaluator) pollPlans(ctx context.Context, all bool) error {
 		return fmt.Errorf("analysis: %w", err)
 	}
 	e.withPlans = len(latest)
+	// Procedures planned or done (another instance's API, or this one's)
+	// are judged by timing rules: their patients are read again.
+	last, changedProcs, err := e.reg.ProcedureChanges(ctx, e.procsFrom)
+	if err != nil {
+		return fmt.Errorf("analysis: %w", err)
+	}
+	e.procsFrom = last
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for _, id := range changedProcs {
+		if p := e.patients[id]; p != nil && p.timed() {
+			e.rebuild[id] = true
+		}
+	}
 	for id, v := range latest {
 		if _, _, owned := e.ownerOf(id); !owned {
 			continue
@@ -439,6 +452,11 @@ func (e *Evaluator) prepare(ctx context.Context, id string) (*patient, error) {
 		var st ruleState
 		if err := json.Unmarshal(raw, &st); err == nil {
 			p.states.set(rule, st)
+		}
+	}
+	if p.timed() {
+		if p.procedures, err = ProceduresOf(ctx, e.reg, id); err != nil {
+			return nil, err
 		}
 	}
 	return p, nil

@@ -12,6 +12,7 @@ import (
 type verdict struct {
 	judged bool
 	reason string // why not judged
+	detail string // timing: the conflict, in words
 
 	holds bool
 	value float64 // what was measured: the aggregate, slope, z, share, score or hours of silence

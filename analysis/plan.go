@@ -37,6 +37,7 @@ const (
 	KindSilence   = "silence"
 	KindAdherence = "adherence"
 	KindScore     = "score"
+	KindTiming    = "timing"
 )
 
 // Severities, in rising order.
@@ -112,6 +113,26 @@ type Rule struct {
 	// new dose working?"), so that it is not judged until it has enough
 	// of them.
 	Since string `json:"since,omitempty" yaml:"since,omitempty"`
+
+	// timing: the procedure (a catalogue id) whose planned or done dates
+	// are judged against events: not within NotWithin of an event of Of,
+	// or at least AtLeast after the latest event of After before it.
+	Procedure string   `json:"procedure,omitempty" yaml:"procedure,omitempty"`
+	NotWithin Duration `json:"not_within,omitempty" yaml:"not_within,omitempty"`
+	Of        *Event   `json:"of,omitempty" yaml:"of,omitempty"`
+	AtLeast   Duration `json:"at_least,omitempty" yaml:"at_least,omitempty"`
+	After     *Event   `json:"after,omitempty" yaml:"after,omitempty"`
+}
+
+// Event is what a timing rule measures a procedure from: a medication of
+// the regimen (each dose its schedule makes due; with Started only the
+// plan versions that start it, with Changed those that start it or change
+// its dose) or another procedure of the catalogue (each planned or done).
+type Event struct {
+	Medication string `json:"medication,omitempty" yaml:"medication,omitempty"`
+	Procedure  string `json:"procedure,omitempty" yaml:"procedure,omitempty"`
+	Started    bool   `json:"started,omitempty" yaml:"started,omitempty"`
+	Changed    bool   `json:"changed,omitempty" yaml:"changed,omitempty"`
 }
 
 // What a rule judges across a plan change (Rule.Since).

@@ -156,6 +156,14 @@ func describe(r *Rule, v verdict, version int, effective time.Time, loc *time.Lo
 	case KindAdherence:
 		return fmt.Sprintf("%s: %d of %d scheduled doses logged over %d days (%s%%), %s %s%% %s", r.Medication,
 			int(v.reference), v.days, r.Over.Days(), num(v.value*100, 0), strings.TrimPrefix(cmp, "is "), num(v.bound*100, 0), note)
+	case KindTiming:
+		if v.detail == "" {
+			return fmt.Sprintf("no planned or recent %s is %s %s", procedureWords(r.Procedure), r.timingWords(), note)
+		}
+		if v.holds {
+			return fmt.Sprintf("%s: the plan wants no %s %s %s", v.detail, procedureWords(r.Procedure), r.timingWords(), note)
+		}
+		return fmt.Sprintf("%s: the plan wants no %s %s; warned before it is done %s", v.detail, procedureWords(r.Procedure), r.timingWords(), note)
 	case KindScore:
 		subject := strings.ToUpper(r.Instrument) + " " + r.Score
 		if r.Over != 0 {
@@ -172,6 +180,15 @@ func describe(r *Rule, v verdict, version int, effective time.Time, loc *time.Lo
 	return note
 }
 
+// timingWords says a timing rule's window: "within 14 days of an
+// estradiol dose", "less than 28 days after the start of estradiol".
+func (r *Rule) timingWords() string {
+	if r.Of != nil {
+		return fmt.Sprintf("within %d days of %s", r.NotWithin.Days(), r.Of.words())
+	}
+	return fmt.Sprintf("less than %d days after %s", r.AtLeast.Days(), r.After.words())
+}
+
 // ruleSubject names what a rule judges, for a "not judged" sentence.
 func ruleSubject(r *Rule, label string) string {
 	switch r.Kind {
@@ -179,6 +196,8 @@ func ruleSubject(r *Rule, label string) string {
 		return r.Medication + " adherence"
 	case KindScore:
 		return strings.ToUpper(r.Instrument) + " " + r.Score
+	case KindTiming:
+		return procedureWords(r.Procedure) + " timing"
 	}
 	return label
 }
@@ -251,6 +270,8 @@ func (r *Rule) Words() string {
 	case KindAdherence:
 		return fmt.Sprintf("alert when fewer than %s%% of scheduled %s doses are logged over %d days",
 			num(*r.Below*100, 0), r.Medication, r.Over.Days())
+	case KindTiming:
+		return fmt.Sprintf("%s: warn when one is planned %s, alert when one is done", procedureWords(r.Procedure), r.timingWords())
 	case KindScore:
 		subject := "the latest " + strings.ToUpper(r.Instrument) + " " + r.Score
 		if r.Over > 0 {

@@ -26,6 +26,8 @@ func TestWords(t *testing.T) {
 		"checkins-silent":        "alert when no symptoms data arrives for 14 days",
 		"estradiol-adherence":    "alert when fewer than 80% of scheduled estradiol doses are logged over 14 days",
 		"progesterone-adherence": "alert when fewer than 80% of scheduled progesterone doses are logged over 14 days",
+		"needling-after-start":   "microneedling: warn when one is planned less than 28 days after the start of estradiol, alert when one is done",
+		"peel-near-needling":     "chemical peel: warn when one is planned within 14 days of microneedling, alert when one is done",
 	}
 	for _, r := range p.Rules {
 		if got := r.Words(); got != want[r.ID] {

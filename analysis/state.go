@@ -76,6 +76,9 @@ type patient struct {
 	doses    []medDoses    // logged doses of the medications adherence rules count
 	keepDose time.Duration // how far back doses are kept
 	states   ruleStates
+	// procedures are the planned and done ones, read only for a patient
+	// with timing rules.
+	procedures []Procedure
 
 	dirty    bool                  // has data not yet evaluated
 	announce bool                  // its plan changed: the next evaluation passes on the rules that hold on
@@ -168,7 +171,7 @@ func (p *Plan) internStrings() {
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		for _, s := range []*string{&r.ID, &r.Kind, &r.Severity, &r.Metric, &r.Instrument, &r.PerDay,
-			&r.Aggregate, &r.Band, &r.Medication, &r.Score} {
+			&r.Aggregate, &r.Band, &r.Medication, &r.Score, &r.Procedure} {
 			in(s)
 		}
 	}
@@ -413,6 +416,18 @@ func (p *patient) lastRule(id string) *Rule {
 		}
 	}
 	return nil
+}
+
+// timed reports whether a version has a timing rule.
+func (p *patient) timed() bool {
+	for _, v := range p.versions {
+		for i := range v.Rules {
+			if v.Rules[i].Kind == KindTiming {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // silenced reports whether a silence rule reads the series of k.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/patientpulse/patientpulse/ingest"
+	"github.com/patientpulse/patientpulse/registry"
 )
 
 // Validate reports every problem of p at once, as a *PlanError, for a
@@ -103,7 +104,8 @@ func (v *validator) only(at string, r *Rule, allowed ...string) {
 		"min_days": r.MinDays != 0, "forecast": r.Forecast != 0, "slope_above": r.SlopeAbove != nil,
 		"slope_below": r.SlopeBelow != nil, "baseline": r.Baseline != 0, "recent": r.Recent != 0,
 		"z_below": r.ZBelow != nil, "z_above": r.ZAbove != nil, "for": r.For != 0, "medication": r.Medication != "",
-		"score": r.Score != "", "since": r.Since != "",
+		"score": r.Score != "", "since": r.Since != "", "procedure": r.Procedure != "", "not_within": r.NotWithin != 0,
+		"of": r.Of != nil, "at_least": r.AtLeast != 0, "after": r.After != nil,
 	}
 	var extra []string
 	for k, on := range set {
@@ -168,6 +170,8 @@ func (v *validator) rule(at string, r *Rule) {
 		v.adherence(at, r)
 	case KindScore:
 		v.score(at, r)
+	case KindTiming:
+		v.timing(at, r)
 	case "":
 		v.add("%s.kind: required, one of %s", at, strings.Join(kinds, ", "))
 	default:
@@ -249,6 +253,66 @@ func (v *validator) baseline(at string, r *Rule) {
 	v.inRange(at, "z_above", r.ZAbove, false, z)
 }
 
+// maxTiming is the longest span of a timing rule.
+const maxTiming = Duration(365 * 24 * time.Hour)
+
+func (v *validator) timing(at string, r *Rule) {
+	v.only(at, r, "procedure", "not_within", "of", "at_least", "after")
+	switch {
+	case r.Procedure == "":
+		v.add("%s.procedure: required, the catalogue id of a procedure such as chemical_peel", at)
+	case !registry.ValidID(r.Procedure):
+		v.add("%s.procedure: %q is not a catalogue id (letters, digits, '.', '_' or '-')", at, r.Procedure)
+	}
+	span, field, ev, evField := r.NotWithin, "not_within", r.Of, "of"
+	switch {
+	case r.Of != nil && r.After != nil:
+		v.add("%s: give not_within with of, or at_least with after, not both", at)
+		return
+	case r.Of == nil && r.After == nil:
+		v.add("%s: give not_within with of (no procedure near an event) or at_least with after (a procedure only so long after one)", at)
+		return
+	case r.After != nil:
+		span, field, ev, evField = r.AtLeast, "at_least", r.After, "after"
+		if r.NotWithin != 0 {
+			v.add("%s.not_within: goes with of, not after", at)
+		}
+	case r.AtLeast != 0:
+		v.add("%s.at_least: goes with after, not of", at)
+	}
+	switch {
+	case span == 0:
+		v.add("%s.%s: required, whole days such as 14d", at, field)
+	case span > 0 && (time.Duration(span)%(24*time.Hour) != 0 || span > maxTiming):
+		v.add("%s.%s: %s: want whole days, 1d to %dd", at, field, span, maxTiming.Days())
+	}
+	evAt := at + "." + evField
+	switch {
+	case (ev.Medication == "") == (ev.Procedure == ""):
+		v.add("%s: give a medication of the regimen or a procedure", evAt)
+	case ev.Procedure != "":
+		if ev.Started || ev.Changed {
+			v.add("%s: started and changed go with a medication", evAt)
+		}
+		if !registry.ValidID(ev.Procedure) {
+			v.add("%s.procedure: %q is not a catalogue id", evAt, ev.Procedure)
+		}
+	default:
+		sched, ok := v.meds[ev.Medication]
+		days := int(sched.Interval() / (24 * time.Hour))
+		switch {
+		case !ok:
+			v.add("%s.medication: %s is not in the regimen", evAt, ev.Medication)
+		case ev.Started && ev.Changed:
+			v.add("%s: started or changed, not both (changed includes the start)", evAt)
+		case ev.Started || ev.Changed || span <= 0 || sched.Every <= 0:
+		case r.Of != nil && 2*span.Days() > days || r.After != nil && span.Days() > days:
+			v.add("%s: %s is due %s, so every day would be %s: give started: true or changed: true to measure from the regimen's changes",
+				evAt, ev.Medication, strings.ReplaceAll(sched.String(), "_", " "), r.timingWords())
+		}
+	}
+}
+
 // maxZ bounds a baseline rule's z: a recent mean 10 standard deviations
 // from the patient's own baseline is already beyond any clinical use.
 const maxZ = 10
@@ -306,7 +370,7 @@ func (v *validator) score(at string, r *Rule) {
 }
 
 var (
-	kinds      = []string{KindThreshold, KindTrend, KindBaseline, KindSilence, KindAdherence, KindScore}
+	kinds      = []string{KindThreshold, KindTrend, KindBaseline, KindSilence, KindAdherence, KindScore, KindTiming}
 	perDays    = []string{"sum", "mean", "min", "max", "count", "last"}
 	aggregates = []string{"mean", "min", "max", "sum", "count", "median", "latest"}
 )

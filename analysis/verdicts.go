@@ -83,7 +83,9 @@ func judgeEvery(p *patient, clk clock, now time.Time, minWear int, withVerdicts,
 				fc := v.forecast && !v.holds
 				if fc != old.Forecast {
 					next.Forecast = fc
-					if fc || !v.holds { // a forecast that came true gives way to the firing
+					// A forecast that came true gives way to the firing; a
+					// planned procedure's warning ends as it is done.
+					if fc || !v.holds || r.Kind == KindTiming {
 						ts = append(ts, mk(map[bool]string{true: ChangeForecast, false: ChangeForecastCleared}[fc]))
 					}
 				}
@@ -146,10 +148,16 @@ type Verdict struct {
 	PlanVersion int     `json:"plan_version"`
 }
 
+// verdictOf is what rule r says now; a rule that does not hold but is
+// forecast to (a planned procedure, for a timing rule) says its forecast.
 func verdictOf(r *Rule, plan *Plan, v verdict, clk clock) Verdict {
+	change := ""
+	if v.forecast && !v.holds {
+		change = ChangeForecast
+	}
 	return Verdict{Rule: r.ID, Kind: r.Kind, Severity: r.Severity, Metric: r.Metric, Words: r.Words(),
 		Judged: v.judged, Holds: v.holds, Forecast: v.forecast, Value: v.value, Bound: v.bound, Side: v.side, Reason: v.reason,
-		Sentence: describe(r, v, plan.Version, plan.Effective, clk.loc, ""), PlanVersion: plan.Version}
+		Sentence: describe(r, v, plan.Version, plan.Effective, clk.loc, change), PlanVersion: plan.Version}
 }
 
 // judgeRule runs the rule's kind.
@@ -166,6 +174,8 @@ func judgeRule(r *Rule, plan *Plan, p *patient, en env) verdict {
 		return judgeSilence(r, s, en)
 	case KindScore:
 		return judgeScore(r, s, en)
+	case KindTiming:
+		return judgeTiming(r, p.versions, p.procedures, en, 0)
 	case KindAdherence:
 		if _, ok := plan.dose(r.Medication); ok {
 			return judgeAdherence(r, p.versions, p.dosesOf(r.Medication), en)
@@ -189,6 +199,9 @@ func transition(patientID string, r *Rule, plan *Plan, v verdict, change string,
 	}
 	if change == ChangeForecast || change == ChangeForecastCleared {
 		t.Holds = v.forecast
+		if r.Kind == KindTiming && r.Severity == SeverityCritical {
+			t.Severity = SeverityWarning // a plan, not yet a harm: warned, not paged
+		}
 	}
 	return t
 }

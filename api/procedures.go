@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/patientpulse/patientpulse/analysis"
 	"github.com/patientpulse/patientpulse/internal/httpx"
 	"github.com/patientpulse/patientpulse/registry"
 )
@@ -28,6 +30,10 @@ type Procedure struct {
 	Notes       string    `json:"notes"`
 	RecordedBy  string    `json:"recorded_by"`
 	RecordedAt  time.Time `json:"recorded_at"`
+	// Warnings, in the answer to recording or changing it: what the
+	// timing rules of the patient's plan say of it (a peel planned within
+	// 14 days of a pellet), one sentence each.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func procedureOf(p registry.Procedure) Procedure {
@@ -118,7 +124,27 @@ func (a *API) addProcedure(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusCreated, procedureOf(saved))
+	httpx.WriteJSON(w, http.StatusCreated, a.procedureChanged(r.Context(), saved))
+}
+
+// procedureChanged has the patient's timing rules judged again, and
+// answers the procedure with what they say of it now. The procedure is
+// recorded whatever they say: it is the clinician's call, warned.
+func (a *API) procedureChanged(ctx context.Context, p registry.Procedure) Procedure {
+	if a.analysis != nil {
+		a.analysis.PlanChanged(p.Patient)
+	}
+	out := procedureOf(p)
+	if p.Status == registry.ProcedureCancelled {
+		return out
+	}
+	warnings, err := analysis.TimingConflicts(ctx, a.reg, p.Patient, p.ID, a.location(), a.now())
+	if err != nil {
+		// The procedure is recorded; the warnings are on the patient's page.
+		a.log.Warn("api: judging a procedure's timing failed", "err", registry.Redact(err, p.Patient))
+	}
+	out.Warnings = warnings
+	return out
 }
 
 // changeProcedure marks a procedure done or cancelled, or moves it.
@@ -138,5 +164,5 @@ func (a *API) changeProcedure(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, procedureOf(saved))
+	httpx.WriteJSON(w, http.StatusOK, a.procedureChanged(r.Context(), saved))
 }

@@ -78,31 +78,40 @@ func (r *Registry) settled(tx *sql.Tx, committed bool) {
 // (usernames is then nil). The cost is that of reading the entries added
 // since after.
 func (r *Registry) AccessChanges(ctx context.Context, after int64) (last int64, usernames []string, err error) {
+	return r.auditChanges(ctx, "access changes", after, `target`,
+		`'staff.assign', 'staff.unassign', 'staff.disable', 'staff.signout', 'staff.revoke'`)
+}
+
+// ProcedureChanges is AccessChanges for the patients whose procedures
+// were recorded or changed.
+func (r *Registry) ProcedureChanges(ctx context.Context, after int64) (last int64, patients []string, err error) {
+	return r.auditChanges(ctx, "procedure changes", after, `patient_id`, `'procedure.add', 'procedure.change'`)
+}
+
+// auditChanges returns the distinct values of column of the audit
+// entries of the actions (a quoted SQL list) after the entry with id
+// after, and the newest entry's id (see AccessChanges).
+func (r *Registry) auditChanges(ctx context.Context, what string, after int64, column, actions string) (last int64, values []string, err error) {
 	if err := r.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM audit`).Scan(&last); err != nil {
-		return after, nil, fmt.Errorf("access changes: %w", err)
+		return after, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if after <= 0 || last <= after {
 		return last, nil, nil
 	}
-	rows, err := r.db.QueryContext(ctx, r.q(`SELECT action, target FROM audit WHERE id > ? AND id <= ?
-		AND action IN ('staff.assign', 'staff.unassign', 'staff.disable', 'staff.signout', 'staff.revoke')`), after, last)
+	rows, err := r.db.QueryContext(ctx, r.q(`SELECT DISTINCT `+column+` FROM audit WHERE id > ? AND id <= ? AND outcome = 'ok' AND action IN (`+actions+`)`), after, last)
 	if err != nil {
-		return after, nil, fmt.Errorf("access changes: %w", err)
+		return after, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
-	seen := map[string]bool{}
 	for rows.Next() {
-		var action, target string
-		if err := rows.Scan(&action, &target); err != nil {
-			return after, nil, fmt.Errorf("access changes: %w", err)
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return after, nil, fmt.Errorf("%s: %w", what, err)
 		}
-		if accessActions[action] && !seen[target] {
-			seen[target] = true
-			usernames = append(usernames, target)
-		}
+		values = append(values, v)
 	}
 	if err := rows.Err(); err != nil {
-		return after, nil, fmt.Errorf("access changes: %w", err)
+		return after, nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return last, usernames, nil
+	return last, values, nil
 }

@@ -238,8 +238,10 @@ func (s *simulation) catalogue(ctx context.Context) error {
 }
 
 // treatments gives every third patient a chemical peel done ten days
-// ago, and the next one a pellet insertion done three weeks ago and
-// microneedling planned in six days; once, for a patient with none.
+// ago, and the next one a pellet insertion done three weeks ago,
+// microneedling planned in six days and a chemical peel six days after it
+// (which the menopause template's timing rule warns of); once, for a
+// patient with none.
 func (s *simulation) treatments(ctx context.Context, i int, patient string) error {
 	have, err := s.reg.Procedures(ctx, patient)
 	if err != nil || len(have) > 0 {
@@ -258,7 +260,8 @@ func (s *simulation) treatments(ctx context.Context, i int, patient string) erro
 	case 1:
 		ps = append(ps,
 			registry.Procedure{Type: "pellet_insertion", Status: registry.ProcedureDone, At: at(-21), PerformedBy: "Dr Lee"},
-			registry.Procedure{Type: "microneedling", Status: registry.ProcedurePlanned, At: at(6), PerformedBy: "Dr Patel"})
+			registry.Procedure{Type: "microneedling", Status: registry.ProcedurePlanned, At: at(6), PerformedBy: "Dr Patel"},
+			registry.Procedure{Type: "chemical_peel", Status: registry.ProcedurePlanned, At: at(12), PerformedBy: "Dr Patel"})
 	}
 	for _, p := range ps {
 		p.Patient = patient

@@ -32,7 +32,7 @@ func TestSimulateClinic(t *testing.T) {
 	}
 
 	want := map[string][]string{
-		"sim-p002": {"sleep-short"},
+		"sim-p002": {"peel-near-needling#forecast", "sleep-short"},
 		"sim-p003": {"estradiol-adherence", "progesterone-adherence"},
 		"sim-p004": {"watch-silent"},
 		"sim-p005": {"mood-worsening"},
@@ -101,9 +101,11 @@ func TestSimulateClinic(t *testing.T) {
 	if m := metric(t, srv.url, "patientpulse_ingest_samples_rejected_total"); m != 0 {
 		t.Errorf("the pipeline rejected %v simulated samples", m)
 	}
-	// Treatments: sim-p001 had a chemical peel, sim-p002 a pellet and
-	// microneedling planned; the clinic's catalogue has them.
-	for patient, want := range map[string]string{"sim-p001": "[chemical_peel:done]", "sim-p002": "[pellet_insertion:done microneedling:planned]"} {
+	// Treatments: sim-p001 had a chemical peel, sim-p002 a pellet, and
+	// microneedling and a peel too close after it planned (warned above);
+	// the clinic's catalogue has them.
+	for patient, want := range map[string]string{"sim-p001": "[chemical_peel:done]",
+		"sim-p002": "[pellet_insertion:done microneedling:planned chemical_peel:planned]"} {
 		_, doc := call(t, http.DefaultClient, srv.url, admin, "GET", "/v1/patients/"+patient+"/procedures", nil)
 		var got []string
 		for _, p := range doc["procedures"].([]any) {

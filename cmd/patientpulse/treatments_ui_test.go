@@ -11,9 +11,11 @@ import (
 )
 
 // TestDashboardTreatments: with a chemical peel in the clinic's
-// catalogue, the patient's clinician records one as planned (this
-// morning, not yet marked done) on the patient's page, sees it listed and
-// marked on the charts, then marks it done; an on-call member reads it on a tablet and is offered
+// catalogue, and a plan that wants none within 28 days of starting
+// estradiol, the patient's clinician records one as planned (this
+// morning, not yet marked done) on the patient's page, is warned by the
+// plan, sees it listed and marked on the charts, then marks it done and
+// sees the rule hold; an on-call member reads it on a tablet and is offered
 // no form.
 func TestDashboardTreatments(t *testing.T) {
 	c := startDashClinic(t, "treat")
@@ -21,6 +23,15 @@ func TestDashboardTreatments(t *testing.T) {
 	if st, doc := call(t, c.client, c.srv.url, c.adminToken, "POST", "/v1/procedure-types",
 		map[string]any{"id": "chemical_peel", "name": "Chemical peel", "category": "Skin", "recovery_days": 7}); st != http.StatusCreated {
 		t.Fatalf("catalogue: %d %v", st, doc)
+	}
+	// Plan v3 adds a timing rule: no peel within 28 days of starting
+	// estradiol (v1, 20 days ago).
+	_, plan := call(t, c.client, c.srv.url, c.token, "GET", "/v1/patients/"+c.patient+"/plan", nil)
+	v3 := map[string]any{"effective": ts(time.Now().Add(-time.Minute)), "regimen": plan["regimen"],
+		"rules": append(plan["rules"].([]any), map[string]any{"id": "peel-after-start", "kind": "timing", "procedure": "chemical_peel",
+			"at_least": "28d", "after": map[string]any{"medication": "estradiol", "started": true}, "severity": "warning"})}
+	if st, doc := call(t, c.client, c.srv.url, c.token, "PUT", "/v1/patients/"+c.patient+"/plan", v3); st != http.StatusCreated {
+		t.Fatalf("PUT plan v3: %d %v", st, doc)
 	}
 	root := browser(t)
 	root, cancel := context.WithTimeout(root, 120*time.Second)
@@ -50,6 +61,13 @@ func TestDashboardTreatments(t *testing.T) {
 		!strings.Contains(s, "Two weeks after the patch change") || !strings.Contains(s, "Recorded by "+c.doctor) {
 		t.Errorf("the procedure says %q", s)
 	}
+	// The plan's timing rule warns at once, and in the rule's verdict.
+	waitJS(t, ctx, "the timing warning", `!document.querySelector("#procedures .timing-warnings").hidden`)
+	if s := plainText(t, ctx, "#procedures .timing-warnings"); !strings.Contains(s, "The plan's timing rules warn:") ||
+		!strings.Contains(s, "days after the start of estradiol on") || !strings.Contains(s, "the plan wants no chemical peel less than 28 days after the start of estradiol") {
+		t.Errorf("the timing warning says %q", s)
+	}
+	waitJS(t, ctx, "the rule's warning", `document.querySelector('#rules li[data-rule="peel-after-start"] .verdict').textContent.startsWith("Warning: the chemical peel planned for")`)
 	waitJS(t, ctx, "the chart's marker", `JSON.parse(document.querySelector("#chart-sleep").dataset.treatments)[0] === "Chemical peel (planned)"`)
 	if s := plainText(t, ctx, "#chart-sleep .summary:not(.muted)"); !strings.Contains(s, "Treatments: Chemical peel (planned)") {
 		t.Errorf("the sleep chart's summary says %q", s)
@@ -61,6 +79,10 @@ func TestDashboardTreatments(t *testing.T) {
 	if !eval[bool](t, ctx, `document.activeElement === document.querySelector(".procedure-list li[data-status=done]")`) {
 		t.Error("after 'Mark done' the keyboard focus is not on the procedure")
 	}
+	if s := plainText(t, ctx, "#procedures .timing-warnings"); !strings.Contains(s, "the chemical peel done on") {
+		t.Errorf("marked done, the timing warning says %q", s)
+	}
+	waitJS(t, ctx, "the rule holding", `document.querySelector('#rules li[data-rule="peel-after-start"]').dataset.holds === "true"`)
 	waitJS(t, ctx, "the marker done", `JSON.parse(document.querySelector("#chart-sleep").dataset.treatments)[0] === "Chemical peel"`)
 	_, doc := call(t, c.client, c.srv.url, c.token, "GET", "/v1/patients/"+c.patient+"/procedures", nil)
 	if list, _ := doc["procedures"].([]any); len(list) != 1 || list[0].(map[string]any)["status"] != "done" || list[0].(map[string]any)["performed_by"] != "Dr Lee" {

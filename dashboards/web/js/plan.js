@@ -26,6 +26,7 @@ const fieldsOf = {
   trend: [["over", "Window", "duration"], ["slope_above", "Alert rising faster than", "number"], ["slope_below", "Alert falling faster than (negative)", "number"]],
   baseline: [["baseline", "Baseline window", "duration"], ["recent", "Recent window", "duration"], ["z_below", "Alert at z below", "number"], ["z_above", "Alert at z above", "number"]],
   silence: [["for", "Alert after no data for", "duration"]],
+  timing: [["not_within", "Not within", "duration", "optional"], ["at_least", "Only from this long after", "duration", "optional"]],
 };
 
 // shownFields are the fields of fieldsOf the form shows for rule r: the
@@ -178,14 +179,17 @@ export class PlanView {
   renderRules() {
     const p = this.plan;
     const list = clear($("#rules", this.root));
-    const verdict = new Map(this.verdicts.filter((v) => !v.forecast).map((v) => [v.rule, v]));
-    const forecast = new Map(this.verdicts.filter((v) => v.forecast).map((v) => [v.rule, v]));
+    const verdict = new Map(this.verdicts.map((v) => [v.rule, v]));
     for (const r of (p && p.rules) || []) {
       const v = verdict.get(r.id);
-      const f = forecast.get(r.id);
       let now = "Not judged yet.";
       let cls = "verdict";
-      if (v && v.judged) {
+      if (v && v.judged && v.forecast && !v.holds) {
+        // Predicted to hold (a trend's crossing, a planned procedure's
+        // timing): a warning, not yet a verdict.
+        now = `Warning: ${v.sentence}`;
+        cls += " holds";
+      } else if (v && v.judged) {
         now = `Now: ${v.sentence}`;
         if (v.holds) cls += " holds";
       } else if (v) {
@@ -194,8 +198,7 @@ export class PlanView {
       list.append(el("li", { dataset: { rule: r.id, holds: v && v.judged && v.holds ? "true" : "false" } },
         el("div", {}, el("span", { class: `badge ${r.severity}`, text: capital(r.severity) }), " ", el("strong", { text: r.id })),
         el("div", { class: "words", text: capital((p.rule_words && p.rule_words[r.id]) || r.kind) }),
-        el("p", { class: cls, text: now }),
-        f && f.judged && f.holds ? el("p", { class: "verdict holds", text: `Forecast: ${f.sentence}` }) : null));
+        el("p", { class: cls, text: now })));
     }
     if (!list.children.length) list.append(el("li", { class: "muted", text: "No rules in the plan." }));
   }

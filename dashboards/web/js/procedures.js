@@ -65,6 +65,15 @@ export class Procedures {
     $(".empty", this.section).hidden = this.list.length > 0;
   }
 
+  // warn shows what the plan's timing rules say of the procedure just
+  // recorded or changed (none: the box goes).
+  warn(warnings) {
+    const box = $(".timing-warnings", this.section);
+    const list = clear($("ul", box));
+    for (const w of warnings || []) list.append(el("li", { text: w }));
+    box.hidden = !list.children.length;
+  }
+
   problem(text) {
     const p = $("#procedure-form .error");
     p.textContent = text;
@@ -81,12 +90,14 @@ export class Procedures {
     this.problem("");
     $("#procedure-notes").value = "";
     await this.load();
+    this.warn(r.doc.warnings);
   }
 
   async change(id, status) {
     const r = await api("PATCH", `${this.path}/${id}`, { status });
     if (!r.ok) return this.problem(`Not changed: ${(r.doc && r.doc.error) || r.status}.`);
     await this.load();
+    this.warn(r.doc.warnings);
     // The buttons pressed are gone with the change: the keyboard focus
     // stays on the procedure.
     const li = $(`.procedure-list li[data-procedure="${id}"]`, this.section);
