@@ -90,6 +90,18 @@
 // so that the clinician planning it is warned before it is done; as it is
 // done the forecast clears.
 //
+// followup: what must happen after the latest regimen change (a version
+// whose regimen differs from the one before it, the first included; with
+// `medication`, one that starts that medication or changes its dose):
+// due on the change's day plus due_after, then every `every` days (with
+// only `every`, from the change's day plus every). A due day is met by
+// the newest sample of `metric` (however old: read from InfluxDB as a
+// silence's is), or the newest done procedure of `procedure`, when it is
+// no earlier than grace days before it (a late one meets it). Its state
+// is due from grace days before the due day, overdue once grace days
+// after it have passed unmet, and then the rule holds; grace is 7 days
+// unless given (at most half of every).
+//
 // # Plan versions
 //
 // A plan change never blinds monitoring: the data are the patient's, not

@@ -12,7 +12,9 @@ import (
 type verdict struct {
 	judged bool
 	reason string // why not judged
-	detail string // timing: the conflict, in words
+	detail string // timing: the conflict; followup: the due day and what came, in words
+	due    day    // followup: the due day judged
+	state  string // followup: FollowUpDue, ...
 
 	holds bool
 	value float64 // what was measured: the aggregate, slope, z, share, score or hours of silence

@@ -38,6 +38,7 @@ const (
 	KindAdherence = "adherence"
 	KindScore     = "score"
 	KindTiming    = "timing"
+	KindFollowUp  = "followup"
 )
 
 // Severities, in rising order.
@@ -122,6 +123,15 @@ type Rule struct {
 	Of        *Event   `json:"of,omitempty" yaml:"of,omitempty"`
 	AtLeast   Duration `json:"at_least,omitempty" yaml:"at_least,omitempty"`
 	After     *Event   `json:"after,omitempty" yaml:"after,omitempty"`
+
+	// followup: what must happen after each regimen change (of
+	// Medication, when set): data of Metric (a lab result, a check-in) or
+	// a done Procedure, DueAfter the change and then Every so often (or
+	// Every from the change), from Grace before each due day; overdue
+	// Grace after it.
+	DueAfter Duration `json:"due_after,omitempty" yaml:"due_after,omitempty"`
+	Every    Duration `json:"every,omitempty" yaml:"every,omitempty"`
+	Grace    Duration `json:"grace,omitempty" yaml:"grace,omitempty"`
 }
 
 // Event is what a timing rule measures a procedure from: a medication of

@@ -103,6 +103,12 @@ func Preview(ctx context.Context, cfg Config, reg *registry.Registry, src Source
 	tried := draft
 	tried.Version = 0
 	hyp := buildPatient(draft.Patient, []*Plan{&tried})
+	if hyp.timed() || asSaved.timed() {
+		if asSaved.procedures, err = ProceduresOf(ctx, reg, draft.Patient); err != nil {
+			return nil, err
+		}
+		hyp.procedures = asSaved.procedures
+	}
 	samples, err := previewSamples(ctx, src, clk, draft.Patient, days, now, hyp, asSaved)
 	if err != nil {
 		return nil, err

@@ -156,6 +156,8 @@ func describe(r *Rule, v verdict, version int, effective time.Time, loc *time.Lo
 	case KindAdherence:
 		return fmt.Sprintf("%s: %d of %d scheduled doses logged over %d days (%s%%), %s %s%% %s", r.Medication,
 			int(v.reference), v.days, r.Over.Days(), num(v.value*100, 0), strings.TrimPrefix(cmp, "is "), num(v.bound*100, 0), note)
+	case KindFollowUp:
+		return v.detail + " " + note
 	case KindTiming:
 		if v.detail == "" {
 			return fmt.Sprintf("no planned or recent %s is %s %s", procedureWords(r.Procedure), r.timingWords(), note)
@@ -198,6 +200,8 @@ func ruleSubject(r *Rule, label string) string {
 		return strings.ToUpper(r.Instrument) + " " + r.Score
 	case KindTiming:
 		return procedureWords(r.Procedure) + " timing"
+	case KindFollowUp:
+		return "the follow-up (" + r.followUpWhat() + ")"
 	}
 	return label
 }
@@ -270,6 +274,13 @@ func (r *Rule) Words() string {
 	case KindAdherence:
 		return fmt.Sprintf("alert when fewer than %s%% of scheduled %s doses are logged over %d days",
 			num(*r.Below*100, 0), r.Medication, r.Over.Days())
+	case KindFollowUp:
+		lead, then := r.followUpSpan()
+		change := "each regimen change"
+		if r.Medication != "" {
+			change = "each start or dose change of " + r.Medication
+		}
+		return fmt.Sprintf("expect %s %s after %s%s, give or take %s; alert when it is overdue", r.followUpWhat(), lead, change, then, spanWords(r.grace()))
 	case KindTiming:
 		return fmt.Sprintf("%s: warn when one is planned %s, alert when one is done", procedureWords(r.Procedure), r.timingWords())
 	case KindScore:

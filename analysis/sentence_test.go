@@ -28,6 +28,8 @@ func TestWords(t *testing.T) {
 		"progesterone-adherence": "alert when fewer than 80% of scheduled progesterone doses are logged over 14 days",
 		"needling-after-start":   "microneedling: warn when one is planned less than 28 days after the start of estradiol, alert when one is done",
 		"peel-near-needling":     "chemical peel: warn when one is planned within 14 days of microneedling, alert when one is done",
+		"estradiol-recheck":      "expect an estradiol result 6 weeks after each regimen change, give or take 2 weeks; alert when it is overdue",
+		"review-visit":           "expect a review visit 3 weeks after each regimen change, give or take 1 week; alert when it is overdue",
 	}
 	for _, r := range p.Rules {
 		if got := r.Words(); got != want[r.ID] {

@@ -269,6 +269,11 @@ func (r *Rule) seriesKey() (k seriesKey, days, readBack int, ok bool) {
 		return seriesKey{m, field, r.Instrument}, n, n, true
 	case KindSilence:
 		return seriesKey{m, field, ""}, 1, r.For.Days() + 1, true
+	case KindFollowUp:
+		if r.Metric == "" {
+			return seriesKey{}, 0, 0, false // a procedure
+		}
+		return seriesKey{m, field, ""}, 1, r.DueAfter.Days() + r.Every.Days() + r.grace().Days() + 1, true
 	case KindScore:
 		if r.Over == 0 {
 			return seriesKey{"symptoms", r.Score, r.Instrument}, 1, maxCheckInAge.Days() + 1, true
@@ -418,11 +423,12 @@ func (p *patient) lastRule(id string) *Rule {
 	return nil
 }
 
-// timed reports whether a version has a timing rule.
+// timed reports whether a version has a rule that reads procedures: a
+// timing rule, or a follow-up by one.
 func (p *patient) timed() bool {
 	for _, v := range p.versions {
 		for i := range v.Rules {
-			if v.Rules[i].Kind == KindTiming {
+			if r := &v.Rules[i]; r.Kind == KindTiming || r.Kind == KindFollowUp && r.Procedure != "" {
 				return true
 			}
 		}
@@ -430,12 +436,13 @@ func (p *patient) timed() bool {
 	return false
 }
 
-// silenced reports whether a silence rule reads the series of k.
+// silenced reports whether a silence or follow-up rule reads the series
+// of k: its newest sample, however old.
 func (p *patient) silenced(k seriesKey) bool {
 	for _, v := range p.versions {
 		for i := range v.Rules {
 			r := &v.Rules[i]
-			if sk, _, _, ok := r.seriesKey(); ok && r.Kind == KindSilence && sk == k {
+			if sk, _, _, ok := r.seriesKey(); ok && (r.Kind == KindSilence || r.Kind == KindFollowUp) && sk == k {
 				return true
 			}
 		}

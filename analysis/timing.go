@@ -51,7 +51,9 @@ func judgeTiming(r *Rule, versions []*Plan, procs []Procedure, e env, only int64
 	n := r.timingSpan().Days()
 	var done, planned *conflict
 	for _, p := range procs {
-		if p.Type != r.Procedure || only != 0 && p.ID != only || p.Done && int(e.today-e.clk.dayOf(p.At)) >= n {
+		// A done one is judged from when it was done (a preview judges
+		// past days) for n days.
+		if p.Type != r.Procedure || only != 0 && p.ID != only || p.Done && (p.At.After(e.now) || int(e.today-e.clk.dayOf(p.At)) >= n) {
 			continue
 		}
 		c, ok := firstConflict(r, p, versions, procs, e.clk, n)

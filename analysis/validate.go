@@ -105,7 +105,8 @@ func (v *validator) only(at string, r *Rule, allowed ...string) {
 		"slope_below": r.SlopeBelow != nil, "baseline": r.Baseline != 0, "recent": r.Recent != 0,
 		"z_below": r.ZBelow != nil, "z_above": r.ZAbove != nil, "for": r.For != 0, "medication": r.Medication != "",
 		"score": r.Score != "", "since": r.Since != "", "procedure": r.Procedure != "", "not_within": r.NotWithin != 0,
-		"of": r.Of != nil, "at_least": r.AtLeast != 0, "after": r.After != nil,
+		"of": r.Of != nil, "at_least": r.AtLeast != 0, "after": r.After != nil, "due_after": r.DueAfter != 0,
+		"every": r.Every != 0, "grace": r.Grace != 0,
 	}
 	var extra []string
 	for k, on := range set {
@@ -172,6 +173,8 @@ func (v *validator) rule(at string, r *Rule) {
 		v.score(at, r)
 	case KindTiming:
 		v.timing(at, r)
+	case KindFollowUp:
+		v.followUp(at, r)
 	case "":
 		v.add("%s.kind: required, one of %s", at, strings.Join(kinds, ", "))
 	default:
@@ -313,6 +316,35 @@ func (v *validator) timing(at string, r *Rule) {
 	}
 }
 
+func (v *validator) followUp(at string, r *Rule) {
+	v.only(at, r, "metric", "procedure", "medication", "due_after", "every", "grace")
+	switch {
+	case (r.Metric == "") == (r.Procedure == ""):
+		v.add("%s: give a metric (labs.estradiol: a result; symptoms: a check-in) or a procedure of the catalogue (a review visit), not both", at)
+	case r.Metric != "":
+		v.metric(at, r, true)
+	case !registry.ValidID(r.Procedure):
+		v.add("%s.procedure: %q is not a catalogue id (letters, digits, '.', '_' or '-')", at, r.Procedure)
+	}
+	if _, ok := v.meds[r.Medication]; r.Medication != "" && !ok {
+		v.add("%s.medication: %s is not in the regimen", at, r.Medication)
+	}
+	if r.DueAfter == 0 && r.Every == 0 {
+		v.add("%s: give due_after (such as 6w: once after each regimen change), every (such as 14d: over and over), or both", at)
+	}
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"due_after", r.DueAfter}, {"every", r.Every}, {"grace", r.Grace}} {
+		if f.d > 0 && (time.Duration(f.d)%(24*time.Hour) != 0 || f.d > maxTiming) {
+			v.add("%s.%s: %s: want whole days, 1d to %dd", at, f.name, f.d, maxTiming.Days())
+		}
+	}
+	if r.Every > 0 && r.Grace > 0 && 2*r.Grace.Days() > r.Every.Days() {
+		v.add("%s.grace: %s: at most half of every (%s), so that each due day has its own window", at, r.Grace, r.Every)
+	}
+}
+
 // maxZ bounds a baseline rule's z: a recent mean 10 standard deviations
 // from the patient's own baseline is already beyond any clinical use.
 const maxZ = 10
@@ -370,7 +402,7 @@ func (v *validator) score(at string, r *Rule) {
 }
 
 var (
-	kinds      = []string{KindThreshold, KindTrend, KindBaseline, KindSilence, KindAdherence, KindScore, KindTiming}
+	kinds      = []string{KindThreshold, KindTrend, KindBaseline, KindSilence, KindAdherence, KindScore, KindTiming, KindFollowUp}
 	perDays    = []string{"sum", "mean", "min", "max", "count", "last"}
 	aggregates = []string{"mean", "min", "max", "sum", "count", "median", "latest"}
 )

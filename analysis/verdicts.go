@@ -146,6 +146,11 @@ type Verdict struct {
 	Reason      string  `json:"reason,omitempty"` // why it is not judged
 	Sentence    string  `json:"sentence"`
 	PlanVersion int     `json:"plan_version"`
+	// A follow-up's due day (its start), its state then (upcoming, due,
+	// overdue or done), and what it waits for ("an estradiol result").
+	Due      time.Time `json:"due,omitzero"`
+	FollowUp string    `json:"follow_up,omitempty"`
+	Awaits   string    `json:"awaits,omitempty"`
 }
 
 // verdictOf is what rule r says now; a rule that does not hold but is
@@ -155,9 +160,13 @@ func verdictOf(r *Rule, plan *Plan, v verdict, clk clock) Verdict {
 	if v.forecast && !v.holds {
 		change = ChangeForecast
 	}
-	return Verdict{Rule: r.ID, Kind: r.Kind, Severity: r.Severity, Metric: r.Metric, Words: r.Words(),
+	out := Verdict{Rule: r.ID, Kind: r.Kind, Severity: r.Severity, Metric: r.Metric, Words: r.Words(),
 		Judged: v.judged, Holds: v.holds, Forecast: v.forecast, Value: v.value, Bound: v.bound, Side: v.side, Reason: v.reason,
 		Sentence: describe(r, v, plan.Version, plan.Effective, clk.loc, change), PlanVersion: plan.Version}
+	if v.state != "" {
+		out.Due, out.FollowUp, out.Awaits = clk.start(v.due), v.state, r.followUpWhat()
+	}
+	return out
 }
 
 // judgeRule runs the rule's kind.
@@ -176,6 +185,8 @@ func judgeRule(r *Rule, plan *Plan, p *patient, en env) verdict {
 		return judgeScore(r, s, en)
 	case KindTiming:
 		return judgeTiming(r, p.versions, p.procedures, en, 0)
+	case KindFollowUp:
+		return judgeFollowUp(r, s, p.versions, p.procedures, en)
 	case KindAdherence:
 		if _, ok := plan.dose(r.Medication); ok {
 			return judgeAdherence(r, p.versions, p.dosesOf(r.Medication), en)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,37 @@ type PatientSummary struct {
 	// last 90 days, labs in the last two years.
 	LastData  map[string]time.Time `json:"last_data"`
 	Adherence *float64             `json:"adherence"` // the lowest share of logged doses among their adherence rules; null without
+	// FollowUps are their plan's follow-ups that are due or overdue,
+	// overdue first, then by due day.
+	FollowUps []FollowUp `json:"follow_ups"`
+}
+
+// FollowUp is a follow-up of a patient's plan that is due or overdue.
+type FollowUp struct {
+	Rule     string    `json:"rule"`
+	State    string    `json:"state"` // due or overdue
+	Due      time.Time `json:"due"`
+	Awaits   string    `json:"awaits"` // "an estradiol result"
+	Severity string    `json:"severity"`
+	Sentence string    `json:"sentence"`
+}
+
+// followUpsOf are the verdicts' follow-ups that are due or overdue, in
+// the order of PatientSummary.FollowUps.
+func followUpsOf(vs []analysis.Verdict) []FollowUp {
+	out := []FollowUp{}
+	for _, v := range vs {
+		if v.FollowUp == analysis.FollowUpDue || v.FollowUp == analysis.FollowUpOverdue {
+			out = append(out, FollowUp{Rule: v.Rule, State: v.FollowUp, Due: v.Due, Awaits: v.Awaits, Severity: v.Severity, Sentence: v.Sentence})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b FollowUp) int {
+		if a.State != b.State {
+			return map[bool]int{true: -1, false: 1}[a.State == analysis.FollowUpOverdue]
+		}
+		return a.Due.Compare(b.Due)
+	})
+	return out
 }
 
 // Spans of the patient list's last data.
@@ -155,7 +187,7 @@ func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 		if !scope.Includes(pt.ID) || (!pt.Active() && !withDeactivated) {
 			continue
 		}
-		sum := PatientSummary{Patient: patientOf(pt), Status: "fine", LastData: a.lastData(ctx, pt.ID)}
+		sum := PatientSummary{Patient: patientOf(pt), Status: "fine", FollowUps: []FollowUp{}, LastData: a.lastData(ctx, pt.ID)}
 		for _, al := range active {
 			if al.Patient != pt.ID {
 				continue
@@ -191,6 +223,7 @@ func (a *API) listPatients(w http.ResponseWriter, r *http.Request) {
 					sum.Adherence = &share
 				}
 			}
+			sum.FollowUps = followUpsOf(vs)
 		}
 		now := a.now()
 		for m, t := range sum.LastData {

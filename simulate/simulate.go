@@ -225,6 +225,7 @@ var simCatalogue = []registry.ProcedureType{
 	{ID: "microneedling", Name: "Microneedling", Category: "Skin", RecoveryDays: 3},
 	{ID: "laser_resurfacing", Name: "Laser resurfacing", Category: "Skin", RecoveryDays: 10},
 	{ID: "pellet_insertion", Name: "Pellet insertion", Category: "Hormone delivery", RecoveryDays: 5},
+	{ID: "review_visit", Name: "Review visit", Category: "Consultation", RecoveryDays: 0},
 }
 
 // catalogue gives the clinic simCatalogue, where it lacks an entry.
@@ -240,7 +241,9 @@ func (s *simulation) catalogue(ctx context.Context) error {
 // treatments gives every third patient a chemical peel done ten days
 // ago, and the next one a pellet insertion done three weeks ago,
 // microneedling planned in six days and a chemical peel six days after it
-// (which the menopause template's timing rule warns of); once, for a
+// (which the menopause template's timing rule warns of); and the
+// templates' follow-up review visit, done nine days ago, or for every
+// fourth patient only planned in three days (so overdue). Once, for a
 // patient with none.
 func (s *simulation) treatments(ctx context.Context, i int, patient string) error {
 	have, err := s.reg.Procedures(ctx, patient)
@@ -263,6 +266,11 @@ func (s *simulation) treatments(ctx context.Context, i int, patient string) erro
 			registry.Procedure{Type: "microneedling", Status: registry.ProcedurePlanned, At: at(6), PerformedBy: "Dr Patel"},
 			registry.Procedure{Type: "chemical_peel", Status: registry.ProcedurePlanned, At: at(12), PerformedBy: "Dr Patel"})
 	}
+	visit := registry.Procedure{Type: "review_visit", Status: registry.ProcedureDone, At: at(-9), PerformedBy: "Dr Lee"}
+	if i%4 == 3 {
+		visit.Status, visit.At = registry.ProcedurePlanned, at(3)
+	}
+	ps = append(ps, visit)
 	for _, p := range ps {
 		p.Patient = patient
 		if _, err := s.reg.AddProcedure(ctx, p); err != nil {

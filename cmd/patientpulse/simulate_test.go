@@ -34,11 +34,11 @@ func TestSimulateClinic(t *testing.T) {
 	want := map[string][]string{
 		"sim-p002": {"peel-near-needling#forecast", "sleep-short"},
 		"sim-p003": {"estradiol-adherence", "progesterone-adherence"},
-		"sim-p004": {"watch-silent"},
+		"sim-p004": {"review-visit", "watch-silent"},
 		"sim-p005": {"mood-worsening"},
 		"sim-p006": {"hrv-drop"},
 		"sim-p007": {"flushes-high#forecast"},
-		"sim-p008": {"mrs-severe"},
+		"sim-p008": {"mrs-severe", "review-visit"},
 		"sim-p010": {"hematocrit-high"},
 	}
 	var got map[string][]string
@@ -103,9 +103,11 @@ func TestSimulateClinic(t *testing.T) {
 	}
 	// Treatments: sim-p001 had a chemical peel, sim-p002 a pellet, and
 	// microneedling and a peel too close after it planned (warned above);
-	// the clinic's catalogue has them.
-	for patient, want := range map[string]string{"sim-p001": "[chemical_peel:done]",
-		"sim-p002": "[pellet_insertion:done microneedling:planned chemical_peel:planned]"} {
+	// both had their review visit, sim-p004's is only planned (overdue
+	// above); the clinic's catalogue has them.
+	for patient, want := range map[string]string{"sim-p001": "[chemical_peel:done review_visit:done]",
+		"sim-p002": "[pellet_insertion:done review_visit:done microneedling:planned chemical_peel:planned]",
+		"sim-p004": "[chemical_peel:done review_visit:planned]"} {
 		_, doc := call(t, http.DefaultClient, srv.url, admin, "GET", "/v1/patients/"+patient+"/procedures", nil)
 		var got []string
 		for _, p := range doc["procedures"].([]any) {

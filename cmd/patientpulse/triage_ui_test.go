@@ -213,3 +213,61 @@ func TestDashboardAssignToMe(t *testing.T) {
 		t.Errorf("the browser's console: %q", p)
 	}
 }
+
+// TestDashboardTriageFollowUps: the patient's plan (started 20 days ago)
+// wants an estradiol result 2 weeks after it and a check-in every 14
+// days; the list shows the result overdue, then the check-in due, and
+// its follow-up filter keeps the patient for "Overdue" until the result
+// comes. Screenshot: triage-follow-ups.
+func TestDashboardTriageFollowUps(t *testing.T) {
+	c := startDashClinic(t, "follow")
+	_, plan := call(t, c.client, c.srv.url, c.token, "GET", "/v1/patients/"+c.patient+"/plan", nil)
+	v3 := map[string]any{"effective": ts(time.Now().Add(-time.Minute)), "regimen": plan["regimen"],
+		"rules": append(plan["rules"].([]any),
+			map[string]any{"id": "labs-recheck", "kind": "followup", "metric": "labs.estradiol", "due_after": "2w", "grace": "3d", "severity": "warning"},
+			map[string]any{"id": "checkins", "kind": "followup", "metric": "symptoms", "every": "14d", "severity": "info"})}
+	if st, doc := call(t, c.client, c.srv.url, c.token, "PUT", "/v1/patients/"+c.patient+"/plan", v3); st != http.StatusCreated {
+		t.Fatalf("PUT plan v3: %d %v", st, doc)
+	}
+	followUp := func() any {
+		_, doc := call(t, c.client, c.srv.url, c.token, "GET", "/v1/patients/"+c.patient+"/verdicts", nil)
+		for _, v := range doc["verdicts"].([]any) {
+			if v := v.(map[string]any); v["rule"] == "labs-recheck" {
+				return v["follow_up"]
+			}
+		}
+		return nil
+	}
+	waitUntil(t, 30*time.Second, "the follow-up overdue", func() bool { return followUp() == "overdue" })
+	ctx := browser(t)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1366, 900)); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, ctx, c.srv.url, c.doctor, "#patients a")
+	row := `#patients tr[data-patient="` + c.patient + `"]`
+	waitJS(t, ctx, "the follow-ups", fmt.Sprintf(`document.querySelectorAll('%s .follow-ups li').length === 2`, row))
+	got := eval[[]string](t, ctx, fmt.Sprintf(`[...document.querySelectorAll('%s .follow-ups li')].map((li) => li.dataset.followUp + " " + li.textContent)`, row))
+	if len(got) != 2 || !strings.HasPrefix(got[0], "overdue Overdue: an estradiol result, due ") || !strings.HasPrefix(got[1], "due Due: a symptom check-in, by ") {
+		t.Errorf("the follow-ups: %q", got)
+	}
+	screenshot(t, ctx, "triage-follow-ups")
+	axeCheck(t, ctx, "the patient list with follow-ups")
+
+	choose := func(value string) {
+		t.Helper()
+		eval[bool](t, ctx, fmt.Sprintf(`(() => { const s = document.querySelector("#followup-filter"); s.value = %q; return s.dispatchEvent(new Event("input", {bubbles: true})) })()`, value))
+	}
+	choose("overdue")
+	waitJS(t, ctx, "the overdue filter", `document.querySelector("#patients").dataset.rows === "1" && location.search.includes("followups=overdue")`)
+	mosquittoPub(t, c.device, fmt.Sprintf(`{"seq": 1, "samples": [{"type": "lab", "time": %q, "analyte": "estradiol", "value": 412, "unit": "pmol/L"}]}`,
+		ts(time.Now().Add(-time.Hour))))
+	waitUntil(t, 30*time.Second, "the result judged", func() bool { return followUp() == "done" })
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "nothing overdue", `document.querySelector("#patients").dataset.rows === "0"`)
+	choose("due")
+	waitJS(t, ctx, "the check-in still due", fmt.Sprintf(`document.querySelector("#patients").dataset.rows === "1" && document.querySelectorAll('%s .follow-ups li').length === 1`, row))
+}

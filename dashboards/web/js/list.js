@@ -6,7 +6,7 @@
 // /oncall instead.
 import { must } from "./api.js";
 import { el, $ } from "./dom.js";
-import { when, ago, clock, percent } from "./format.js";
+import { when, ago, clock, percent, day } from "./format.js";
 import { startShell, fail } from "./shell.js";
 import { Live } from "./live.js";
 import { AlertSet, assigneeText, isSnoozed, isUnreviewed } from "./alerts.js";
@@ -43,12 +43,19 @@ const sorters = {
   adherence: (a, b) => (a.adherence ?? 2) - (b.adherence ?? 2) || sorters.name(a, b),
 };
 
+// followUpFilters narrow the list by the follow-ups of the patients' plans.
+const followUpFilters = {
+  due: (p) => (p.follow_ups || []).length > 0,
+  overdue: (p) => (p.follow_ups || []).some((f) => f.state === "overdue"),
+};
+
 function readAddress() {
   const q = new URLSearchParams(window.location.search);
   $("#q").value = q.get("q") || "";
   $("#status-filter").value = statusRank[q.get("status")] !== undefined ? q.get("status") : "";
   $("#data-filter").value = q.get("data") === "stale" ? "stale" : "";
   $("#alert-filter").value = alertFilters[q.get("alerts")] ? q.get("alerts") : "";
+  $("#followup-filter").value = followUpFilters[q.get("followups")] ? q.get("followups") : "";
   state.sort = sorters[q.get("sort")] ? q.get("sort") : "status";
   state.dir = q.get("dir") === "desc" ? -1 : 1;
   $("#sort").value = state.sort;
@@ -60,6 +67,7 @@ function writeAddress() {
   if ($("#status-filter").value) q.set("status", $("#status-filter").value);
   if ($("#data-filter").value) q.set("data", $("#data-filter").value);
   if ($("#alert-filter").value) q.set("alerts", $("#alert-filter").value);
+  if ($("#followup-filter").value) q.set("followups", $("#followup-filter").value);
   if (state.sort !== "status") q.set("sort", state.sort);
   if (state.dir < 0) q.set("dir", "desc");
   const s = q.toString();
@@ -89,6 +97,15 @@ function why(p) {
   return el("div", { class: "why", dataset: { alertState: st.key } },
     el("span", { class: "sentence", text: a.sentence }),
     el("span", { class: `sub alert-state ${st.key}`, text: `${st.text} · opened ${ago(a.opened_at)}` }));
+}
+
+// followUps lists what the patient's plan says is due or overdue: labs
+// after a dose change, a check-in, a review visit.
+function followUps(p) {
+  if (!(p.follow_ups || []).length) return null;
+  return el("ul", { class: "follow-ups" }, p.follow_ups.map((f) => el("li",
+    { dataset: { followUp: f.state, rule: f.rule }, class: f.state === "overdue" ? "stale-text" : null, title: f.sentence },
+    `${f.state === "overdue" ? "Overdue" : "Due"}: ${f.awaits}, ${f.state === "overdue" ? "due" : "by"} ${day(f.due)}`)));
 }
 
 // streamsOf answers each stream's newest sample (ms, or 0 for none) and
@@ -123,7 +140,7 @@ function row(p) {
     el("td", { "data-label": "Patient" },
       el("a", { href: `/patient?id=${encodeURIComponent(p.id)}`, text: p.name || "(no name)" }),
       el("span", { class: "sub", text: p.id })),
-    el("td", { "data-label": "Status", class: "status" }, el("span", { class: `badge ${p.status}`, text: statusWords[p.status] || p.status }), why(p)),
+    el("td", { "data-label": "Status", class: "status" }, el("span", { class: `badge ${p.status}`, text: statusWords[p.status] || p.status }), why(p), followUps(p)),
     el("td", { "data-label": "Active alerts", class: "num alerts", text: String(p.active_alerts) }),
     el("td", { "data-label": "Last data", class: "last" }, freshness(p)),
     el("td", { "data-label": "Adherence", class: "num" },
@@ -145,10 +162,12 @@ function render() {
   const status = $("#status-filter").value;
   const staleOnly = $("#data-filter").value === "stale";
   const byAlerts = alertFilters[$("#alert-filter").value] || (() => true);
+  const byFollowUps = followUpFilters[$("#followup-filter").value] || (() => true);
   const shown = state.patients
     .filter((p) => !status || p.status === status)
     .filter((p) => !staleOnly || isStale(p))
     .filter(byAlerts)
+    .filter(byFollowUps)
     .filter((p) => !q || (p.name || "").toLowerCase().includes(q) || p.id.toLowerCase().includes(q))
     .sort((a, b) => state.dir * sorters[state.sort](a, b));
   const table = $("#patients");
@@ -157,7 +176,7 @@ function render() {
   const body = table.tBodies[0];
   const rows = shown.map((p) => {
     const top = topAlert(p);
-    const sig = JSON.stringify([p.name, p.status, p.active_alerts, p.last_data, p.adherence, streamsOf(p).map((x) => x.last && ago(x.last)),
+    const sig = JSON.stringify([p.name, p.status, p.active_alerts, p.last_data, p.adherence, p.follow_ups, streamsOf(p).map((x) => x.last && ago(x.last)),
       top && [top.id, top.sentence, top.updated_at, alertState(top).text, ago(top.opened_at)]]);
     const kept = rowCache.get(p.id);
     if (kept && kept.sig === sig) return kept.tr;
