@@ -58,6 +58,9 @@ type Config struct {
 	// Location is the clinic's time zone, for the dates of reports; nil:
 	// UTC.
 	Location *time.Location
+	// MinWearHours is how many hours of samples make an activity or
+	// heart-rate day (analysis.Config.MinWearHours); 0: the default.
+	MinWearHours int
 }
 
 // API serves the staff endpoints.
@@ -117,6 +120,8 @@ func (a *API) endpoints() []endpoint {
 		{"GET /v1/procedure-types", auth.SignedIn, "", a.procedureTypes, nil},
 		{"POST /v1/procedure-types", auth.Administer, "", a.addProcedureType, nil},
 		{"GET /v1/patients/{id}/report", auth.ReadPatient, "report", a.patientReport, nil},
+		{"GET /v1/patients/{id}/comparison", auth.ReadPatient, "comparison", a.comparison, nil},
+		{"GET /v1/comparisons", auth.Administer, "", a.clinicComparisons, nil},
 		{"GET /v1/staff", auth.Administer, "", a.listStaff, nil},
 		{"POST /v1/staff", auth.Administer, "", a.addStaff, nil},
 		{"GET /v1/staff/{username}", auth.Administer, "", a.staffMember, nil},

@@ -132,6 +132,28 @@ func (a *API) reportData(ctx context.Context, id string, from, to time.Time) (re
 	for _, v := range verdicts {
 		d.Verdicts = append(d.Verdicts, report.Verdict{Rule: v.Rule, Severity: v.Severity, Sentence: v.Sentence, Judged: v.Judged, Holds: v.Holds})
 	}
+	// Is the change working? Each version that took effect in the span,
+	// or the one in force through it.
+	var compared []int
+	for i, p := range plans {
+		if !p.Effective.Before(from) && p.Effective.Before(to) && !p.Effective.After(a.now()) {
+			compared = append(compared, i)
+		}
+	}
+	if len(compared) == 0 && len(inForce) > 0 {
+		compared = append(compared, slices.IndexFunc(plans, func(p analysis.Plan) bool { return p.Version == inForce[0].Version }))
+	}
+	for _, i := range compared {
+		vc, err := a.compareVersion(ctx, id, plans, i, defaultCompareDays)
+		if err != nil {
+			return d, err
+		}
+		rc := report.Comparison{Version: vc.Version, Effective: vc.Effective, Changes: vc.Changes, Days: vc.Days}
+		for _, c := range vc.Comparisons {
+			rc.Metrics = append(rc.Metrics, report.ComparedMetric{Outcome: c.Outcome, Sentence: c.Sentence})
+		}
+		d.Comparisons = append(d.Comparisons, rc)
+	}
 
 	read := map[string][]ingest.SeriesPoint{}
 	for _, m := range []string{"sleep", "heart_rate", "activity", "symptoms", "vitals", "dose", "labs"} {

@@ -28,6 +28,7 @@ type Data struct {
 	GeneratedBy            string
 	Plans                  []Plan // the versions in force during the span, oldest first
 	Verdicts               []Verdict
+	Comparisons            []Comparison // the plan versions of the span, before and after each
 	Doses                  []DoseCount
 	Treatments             []Treatment // the procedures of the span, oldest first
 	Charts                 []Chart
@@ -43,6 +44,22 @@ type Plan struct {
 	Effective time.Time
 	Regimen   []string
 	Rules     []string
+}
+
+// Comparison is a plan version's metrics before and after it took
+// effect: how its regimen changed, and each metric's outcome (improved,
+// worsened, ...) and sentence.
+type Comparison struct {
+	Version   int
+	Effective time.Time
+	Changes   []string
+	Days      int
+	Metrics   []ComparedMetric
+}
+
+// ComparedMetric is one metric of a Comparison.
+type ComparedMetric struct {
+	Outcome, Sentence string
 }
 
 // Treatment is a procedure of the patient, planned or done.
@@ -152,6 +169,7 @@ func Render(w io.Writer, d Data) error {
 	r.plans(d)
 	r.treatments(d)
 	r.verdicts(d)
+	r.comparisons(d)
 	r.charts(d)
 	r.labs(d)
 	r.alerts(d)
@@ -264,6 +282,34 @@ func (r *doc) verdicts(d Data) {
 			lead, c = "Alert ("+v.Severity+"):", danger
 		}
 		r.item(lead, v.Sentence, c)
+	}
+}
+
+func (r *doc) comparisons(d Data) {
+	if len(d.Comparisons) == 0 {
+		return
+	}
+	r.heading("Is the change working?", 20)
+	for _, c := range d.Comparisons {
+		changes := "no change of the regimen"
+		if len(c.Changes) > 0 {
+			changes = strings.Join(c.Changes, "; ")
+		}
+		r.para(fmt.Sprintf("Plan v%d, from %s (%s): %d days before and after; 95%% confidence intervals from the daily values.",
+			c.Version, r.day(c.Effective), changes, c.Days), "B", 10, ink)
+		if len(c.Metrics) == 0 {
+			r.para("Its rules watch no metric to compare.", "", 10, muted)
+		}
+		for _, m := range c.Metrics {
+			col := ink
+			switch m.Outcome {
+			case "worsened":
+				col = danger
+			case "too few days", "no clear change":
+				col = muted
+			}
+			r.item(strings.ToUpper(m.Outcome[:1])+m.Outcome[1:]+":", m.Sentence, col)
+		}
 	}
 }
 

@@ -130,7 +130,8 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	}
 	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill, Rota: c.Alerts.Rota, Links: delivery.links,
 		Devices:   Devices{Reg: reg, Config: c},
-		Endpoints: api.DeviceEndpoints{MQTTURL: deviceMQTT, HTTPSURL: c.PublicURL + "/v1/ingest"}, Location: c.Analysis.Location},
+		Endpoints: api.DeviceEndpoints{MQTTURL: deviceMQTT, HTTPSURL: c.PublicURL + "/v1/ingest"}, Location: c.Analysis.Location,
+		MinWearHours: c.Analysis.MinWearHours},
 		reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
 	// Stored samples reach analysis (which takes only the patients it
 	// acts for), the consoles and the patient lists: at once when alone;

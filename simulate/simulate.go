@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -174,13 +175,15 @@ func (s *simulation) enrol(ctx context.Context) error {
 				return err
 			}
 			plans = []analysis.Plan{plan}
+			if raised, ok := raiseEstradiol(p.persona, plan, time.Now()); ok {
+				if _, err := analysis.SavePlan(ctx, s.reg, &raised); err != nil {
+					return err
+				}
+				plans = append(plans, raised)
+			}
 		}
 		p.start = plans[0].Effective.In(s.loc)
-		for _, d := range plans[len(plans)-1].Regimen {
-			sched, anchor := d.Schedule, plans[len(plans)-1].Effective
-			p.regimen = append(p.regimen, simDose{Medication: d.Medication, Route: d.Route, Unit: d.Unit, Amount: d.Amount,
-				due: func(from, to time.Time) []time.Time { return sched.Due(anchor.In(s.loc).Add(8*time.Hour), from, to) }})
-		}
+		p.regimen = dosesOf(plans, s.loc)
 		for _, dev := range []string{p.watchID, p.appID} {
 			if tokens[dev] != "" {
 				continue
@@ -217,6 +220,54 @@ func (s *simulation) enrol(ctx context.Context) error {
 		s.patients = append(s.patients, p)
 	}
 	return nil
+}
+
+// raiseEstradiol is the second version of a responding patient's plan:
+// her clinician raised her estradiol two weeks in (from 0.05 to 0.075
+// mg), so that "is the change working?" has a change to compare (her
+// sleep goes on improving). None when that is less than a week ago.
+func raiseEstradiol(who persona, first analysis.Plan, now time.Time) (analysis.Plan, bool) {
+	raised := first
+	raised.Version = 0
+	raised.Effective = first.Effective.AddDate(0, 0, 14)
+	raised.Regimen = slices.Clone(first.Regimen)
+	i := slices.IndexFunc(raised.Regimen, func(d analysis.Dose) bool { return d.Medication == "estradiol" })
+	if who.name != "responding" || i < 0 || raised.Effective.After(now.AddDate(0, 0, -7)) {
+		return analysis.Plan{}, false
+	}
+	raised.Regimen[i].Amount *= 1.5
+	return raised, true
+}
+
+// dosesOf is the regimen the app logs: each medication of the newest
+// version, due by the schedule of each version in force (counted from
+// its effective time, at 08:00), with the newest version's amount.
+func dosesOf(plans []analysis.Plan, loc *time.Location) []simDose {
+	var out []simDose
+	for _, d := range plans[len(plans)-1].Regimen {
+		med := d.Medication
+		out = append(out, simDose{Medication: med, Route: d.Route, Unit: d.Unit, Amount: d.Amount,
+			due: func(from, to time.Time) []time.Time {
+				var due []time.Time
+				for j, v := range plans {
+					k := slices.IndexFunc(v.Regimen, func(d analysis.Dose) bool { return d.Medication == med })
+					if k < 0 {
+						continue
+					}
+					end := to
+					if j+1 < len(plans) && plans[j+1].Effective.Before(end) {
+						end = plans[j+1].Effective
+					}
+					begin := from
+					if v.Effective.After(begin) {
+						begin = v.Effective
+					}
+					due = append(due, v.Regimen[k].Schedule.Due(v.Effective.In(loc).Add(8*time.Hour), begin, end)...)
+				}
+				return due
+			}})
+	}
+	return out
 }
 
 // simCatalogue is the simulated clinic's catalogue of procedures.

@@ -156,6 +156,8 @@ func TestEveryRoleEveryEndpoint(t *testing.T) {
 		{"GET /v1/patients/{id}/notes", "/v1/patients/p-mine/notes", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
 		{"GET /v1/patients/{id}/notes", "/v1/patients/p-other/notes", nil, cell{"admin": ok, "clinician": denied, "oncall": ok}},
 		{"GET /v1/patients/{id}/verdicts", "/v1/patients/p-mine/verdicts", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
+		{"GET /v1/patients/{id}/comparison", "/v1/patients/p-mine/comparison", nil, cell{"admin": ok, "clinician": ok, "oncall": denied}},
+		{"GET /v1/comparisons", "/v1/comparisons", nil, adminOnly(ok)},
 		{"POST /v1/procedure-types", "/v1/procedure-types", map[string]any{"id": "chemical_peel", "name": "Chemical peel", "category": "Skin", "recovery_days": 7},
 			adminOnly(created)},
 		{"GET /v1/procedure-types", "/v1/procedure-types", nil, cell{"admin": ok, "clinician": ok, "oncall": ok}},

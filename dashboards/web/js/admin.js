@@ -2,7 +2,8 @@
 // deactivate) and their devices (enrol with a QR code, revoke, when each
 // last sent data), staff (add, reset a password, care teams, disable),
 // the catalogue of treatments, the on-call rota with who is on call now
-// (and changing it), and the audit log. Everything goes through the /v1/
+// (and changing it), whether the clinic's latest changes work, and the
+// audit log. Everything goes through the /v1/
 // API, whose one authorization check decides.
 import { $ } from "./dom.js";
 import { startShell, fail } from "./shell.js";
@@ -11,6 +12,7 @@ import { StaffAdmin } from "./admin-staff.js";
 import { AuditLog } from "./admin-audit.js";
 import { RotaAdmin } from "./admin-rota.js";
 import { CatalogueAdmin } from "./admin-catalogue.js";
+import { setupClinicCompare } from "./admin-compare.js";
 
 async function main() {
   const me = await startShell();
@@ -24,6 +26,7 @@ async function main() {
   const rota = new RotaAdmin($("#rota-admin"));
   const catalogue = new CatalogueAdmin();
   const audit = new AuditLog($("#audit-admin"));
+  setupClinicCompare($("#compare-admin"));
   await patients.load();
   await Promise.all([staff.load(), catalogue.load(), rota.load(), audit.load()]);
   status.hidden = true;

@@ -14,6 +14,7 @@ import { AlertSet, alertItem, notesList, severityBadge } from "./alerts.js";
 import { PlanView } from "./plan.js";
 import { chartSpecs, Chart, targetsOf } from "./charts.js";
 import { setupReport } from "./report.js";
+import { ChangePanel } from "./change.js";
 import { Procedures } from "./procedures.js";
 import { loadCatalog } from "./catalog.js";
 import { LabPanel } from "./labs.js";
@@ -44,6 +45,7 @@ const charts = [];
 let labPanel;
 let live;
 let planView;
+let changePanel; // "Is the change working?"
 let me = "";
 
 const base = `/v1/patients/${encodeURIComponent(patientId)}`;
@@ -220,6 +222,10 @@ function planChanged(plan, history) {
     to: i + 1 < history.length ? Date.parse(history[i + 1].effective) : Infinity,
   }));
   state.markers = history.map((v) => ({ version: v.version, ms: Date.parse(v.effective) }));
+  if (changePanel) {
+    changePanel.versions(history);
+    changePanel.load().catch(fail);
+  }
 }
 
 function lastData() {
@@ -390,6 +396,7 @@ async function main() {
   const detailsReq = api("GET", base);
   const alertsReq = must("GET", `/v1/alerts?state=firing,acknowledged&patient=${encodeURIComponent(patientId)}`);
   alertsReq.catch(() => {}); // refused with the details when the patient is not one's own: notYours says why
+  changePanel = new ChangePanel($("#change"), patientId);
   planView = new PlanView($("#plan"), patientId, (plan, history) => {
     planChanged(plan, history);
     draw();
