@@ -118,11 +118,7 @@ func Compare(m ComparedMetric, before, after DaysSummary, beforeVals, afterVals 
 	c := Comparison{ComparedMetric: m, Label: metricLabel(m.Metric, m.Instrument), Before: daysSummary(before, beforeVals), After: daysSummary(after, afterVals)}
 	if len(beforeVals) < 2 || len(afterVals) < 2 {
 		c.Outcome = OutcomeTooFewDay
-		n := fmt.Sprintf("%d days", len(beforeVals))
-		if len(beforeVals) == 1 {
-			n = "1 day"
-		}
-		c.Sentence = fmt.Sprintf("%s: %s with data before and %d after: too few to compare (2 each at least)", c.Label, n, len(afterVals))
+		c.Sentence = fmt.Sprintf("%s: %s with data before and %d after: too few to compare (2 each at least)", c.Label, dayCount(len(beforeVals)), len(afterVals))
 		return c
 	}
 	m1, s1 := meanSD(beforeVals)

@@ -107,8 +107,8 @@ func judgeFollowUp(r *Rule, s *series, versions []*Plan, procs []Procedure, e en
 	case hasClosed && met < closed-g:
 		v.holds, v.due, v.state = true, closed, FollowUpOverdue
 		v.value = float64(e.today - closed)
-		v.detail = fmt.Sprintf("%s was due on %s (%s) and none has come since %s: %d days overdue",
-			what, date(closed), why, date(closed-g), e.today-closed)
+		v.detail = fmt.Sprintf("%s was due on %s (%s) and none has come since %s: %s overdue",
+			what, date(closed), why, date(closed-g), dayCount(int(e.today-closed)))
 	case hasOpen && met >= open-g:
 		v.due, v.state, v.value = open, FollowUpDone, float64(e.today-open)
 		v.detail = fmt.Sprintf("%s, due on %s (%s), came on %s", what, date(open), why, date(met))
@@ -170,16 +170,22 @@ func (r *Rule) followUpReason(change *Plan, clk clock) string {
 	return fmt.Sprintf("%s after the %s of %s, plan v%d%s", lead, which, change.Effective.In(clk.loc).Format("2 Jan 2006"), change.Version, then)
 }
 
+// dayCount writes n days: "1 day", "3 days".
+func dayCount(n int) string {
+	if n == 1 {
+		return "1 day"
+	}
+	return fmt.Sprintf("%d days", n)
+}
+
 // spanWords writes whole weeks as weeks, else days: "6 weeks", "10 days".
 func spanWords(d Duration) string {
 	n := d.Days()
 	switch {
 	case n == 7:
 		return "1 week"
-	case n%7 == 0:
+	case n > 0 && n%7 == 0:
 		return fmt.Sprintf("%d weeks", n/7)
-	case n == 1:
-		return "1 day"
 	}
-	return fmt.Sprintf("%d days", n)
+	return dayCount(n)
 }

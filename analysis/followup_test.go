@@ -1,7 +1,6 @@
 package analysis
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
@@ -134,18 +133,6 @@ func TestValidateFollowUp(t *testing.T) {
 		{`{id: a, kind: followup, metric: symptoms, every: 14d, grace: 8d, severity: info}`, []string{
 			"rules[0] (a).grace: 8d: at most half of every (2w), so that each due day has its own window"}},
 	} {
-		doc := "patient: p\neffective: 2027-01-01T00:00:00Z\nregimen:\n" +
-			"  - {medication: estradiol, route: implant, amount: 25, unit: mg, schedule: every_4_months}\nrules:\n  - " + c.rule + "\n"
-		_, err := ParsePlan([]byte(doc))
-		var got []string
-		if pe, ok := err.(*PlanError); ok {
-			got = pe.Problems
-		} else if err != nil {
-			t.Errorf("%s: %v", c.rule, err)
-			continue
-		}
-		if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
-			t.Errorf("%s:\ngot  %q\nwant %q", c.rule, got, c.want)
-		}
+		checkProblems(t, "", c.rule, c.want)
 	}
 }

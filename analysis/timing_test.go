@@ -224,19 +224,25 @@ func TestValidateTiming(t *testing.T) {
 		{`{id: a, kind: timing, procedure: x, at_least: 2d, after: {medication: testosterone}, severity: warning}`, []string{
 			"rules[0] (a).after.medication: testosterone is not in the regimen"}},
 	} {
-		doc := "patient: p\neffective: 2027-01-01T00:00:00Z\nregimen:\n" +
-			"  - {medication: estradiol, route: implant, amount: 25, unit: mg, schedule: every_4_months}\n" +
-			"  - {medication: progesterone, route: oral, amount: 100, unit: mg, schedule: daily}\nrules:\n  - " + c.rule + "\n"
-		_, err := ParsePlan([]byte(doc))
-		var got []string
-		if pe, ok := err.(*PlanError); ok {
-			got = pe.Problems
-		} else if err != nil {
-			t.Errorf("%s: %v", c.rule, err)
-			continue
-		}
-		if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
-			t.Errorf("%s:\ngot  %q\nwant %q", c.rule, got, c.want)
-		}
+		checkProblems(t, "  - {medication: progesterone, route: oral, amount: 100, unit: mg, schedule: daily}\n", c.rule, c.want)
+	}
+}
+
+// checkProblems parses a plan of an estradiol pellet, the regimen lines
+// given, and the rule, and checks the problems named.
+func checkProblems(t *testing.T, regimen, rule string, want []string) {
+	t.Helper()
+	doc := "patient: p\neffective: 2027-01-01T00:00:00Z\nregimen:\n" +
+		"  - {medication: estradiol, route: implant, amount: 25, unit: mg, schedule: every_4_months}\n" + regimen + "rules:\n  - " + rule + "\n"
+	_, err := ParsePlan([]byte(doc))
+	var got []string
+	if pe, ok := err.(*PlanError); ok {
+		got = pe.Problems
+	} else if err != nil {
+		t.Errorf("%s: %v", rule, err)
+		return
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("%s:\ngot  %q\nwant %q", rule, got, want)
 	}
 }

@@ -15,18 +15,7 @@ import (
 // due after it. The result comes (late): the alert resolves; the check-in
 // comes: nothing is due.
 func TestFollowUpsDueAndOverdue(t *testing.T) {
-	needServices(t)
-	dir := newDataDir(t)
-	enroll(t, dir, "p-fu", "w-fu")
-	token := staffToken(t, dir, "dr-fu", "clinician")
-	mustStaff(t, dir, "", "staff", "assign", "--username", "dr-fu", "--patient", "p-fu")
-	srv := startServe(t, dir, "t-followup", "--analysis-interval", "200ms", "--analysis-sweep", "1s",
-		"--alert-fire-after", "0s", "--alert-resolve-after", "0s")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(srv.logs.String())
-		}
-	})
+	_, token, srv := watchedPatient(t, "p-fu", "w-fu", "dr-fu", "t-followup", "--alert-resolve-after", "0s")
 	now := time.Now().UTC()
 	start := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, -20) // the clinic's days are UTC's here
 	plan := map[string]any{

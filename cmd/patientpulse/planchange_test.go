@@ -43,15 +43,16 @@ func verdictsOf(t *testing.T, base, token, patient string) map[string]map[string
 
 // watchedPatient enrols the patient's device, gives a clinician a token
 // and the patient, and starts serve with analysis quick (sweeps every
-// second) and alerts firing at once; serve's log is shown on failure.
-func watchedPatient(t *testing.T, patient, device, clinician, group string) (dir, token string, srv *instance) {
+// second), alerts firing at once and the extra flags; serve's log is
+// shown on failure.
+func watchedPatient(t *testing.T, patient, device, clinician, group string, extra ...string) (dir, token string, srv *instance) {
 	t.Helper()
 	needServices(t)
 	dir = newDataDir(t)
 	enroll(t, dir, patient, device)
 	token = staffToken(t, dir, clinician, "clinician")
 	mustStaff(t, dir, "", "staff", "assign", "--username", clinician, "--patient", patient)
-	srv = startServe(t, dir, group, "--analysis-interval", "200ms", "--analysis-sweep", "1s", "--alert-fire-after", "0s")
+	srv = startServe(t, dir, group, append([]string{"--analysis-interval", "200ms", "--analysis-sweep", "1s", "--alert-fire-after", "0s"}, extra...)...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(srv.logs.String())

@@ -15,19 +15,8 @@ import (
 // rule fires a critical alert and the warning resolves. A peel planned
 // clear of the pellets is recorded without one.
 func TestTimingRuleWarnsThenAlerts(t *testing.T) {
-	needServices(t)
-	dir := newDataDir(t)
-	enroll(t, dir, "p-tm", "w-tm")
-	token := staffToken(t, dir, "dr-tm", "clinician")
+	dir, token, srv := watchedPatient(t, "p-tm", "w-tm", "dr-tm", "t-timing", "--alert-resolve-after", "0s")
 	admin := staffToken(t, dir, "admin-tm", "admin")
-	mustStaff(t, dir, "", "staff", "assign", "--username", "dr-tm", "--patient", "p-tm")
-	srv := startServe(t, dir, "t-timing", "--analysis-interval", "200ms", "--analysis-sweep", "1s",
-		"--alert-fire-after", "0s", "--alert-resolve-after", "0s")
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(srv.logs.String())
-		}
-	})
 	if st, doc := call(t, http.DefaultClient, srv.url, admin, "POST", "/v1/procedure-types",
 		map[string]any{"id": "chemical_peel", "name": "Chemical peel", "category": "Skin", "recovery_days": 7}); st != http.StatusCreated {
 		t.Fatalf("catalogue: %d %v", st, doc)
