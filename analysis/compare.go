@@ -158,10 +158,14 @@ func Compare(m ComparedMetric, before, after DaysSummary, beforeVals, afterVals 
 // and its 95% interval when given: "+0.8 h (95% CI +0.6 h to +1 h)".
 func DifferenceWords(metric string, diff float64, lo, hi *float64) string {
 	signed := func(v float64) string {
-		if v < 0 {
-			return "−" + formatValue(metric, -v)
+		text := formatValue(metric, abs(v))
+		switch {
+		case text == formatValue(metric, 0): // rounds to none
+			return text
+		case v < 0:
+			return "−" + text
 		}
-		return "+" + formatValue(metric, v)
+		return "+" + text
 	}
 	if lo == nil || hi == nil {
 		return signed(diff)

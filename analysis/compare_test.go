@@ -119,3 +119,18 @@ func TestDailyValues(t *testing.T) {
 		t.Errorf("estradiol: %v", got)
 	}
 }
+
+func TestDifferenceWords(t *testing.T) {
+	lo, hi := -3.0, 2.6
+	for _, c := range []struct {
+		got, want string
+	}{
+		{DifferenceWords("sleep.hrv_rmssd_ms", -0.2, &lo, &hi), "0 ms (95% CI −3 ms to +3 ms)"},
+		{DifferenceWords("sleep.total_min", 42, nil, nil), "+0.7 h"},
+		{DifferenceWords("symptoms.total", -5, nil, nil), "−5"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%q, want %q", c.got, c.want)
+		}
+	}
+}
