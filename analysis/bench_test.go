@@ -3,7 +3,6 @@ package analysis
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"slices"
 	"testing"
@@ -12,18 +11,10 @@ import (
 	"github.com/patientpulse/patientpulse/ingest"
 )
 
-// benchPlan is the menopause template: nine rules of six kinds over sleep,
-// symptoms, heart rate and doses.
+// benchPlan is the menopause template: thirteen rules of eight kinds over
+// sleep, symptoms, heart rate, doses, procedures and follow-ups.
 func benchPlan(b *testing.B, patient string, effective time.Time) *Plan {
-	b.Helper()
-	data, err := os.ReadFile("../examples/plans/menopause-estradiol-progesterone.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := ParsePlan(data)
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := menopausePlan(b)
 	p.Patient, p.Version, p.Effective = patient, 1, effective
 	return &p
 }

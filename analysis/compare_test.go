@@ -2,7 +2,6 @@ package analysis
 
 import (
 	"math"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -60,14 +59,7 @@ func TestCompare(t *testing.T) {
 
 // The metrics of the menopause template, and which way it wants each.
 func TestComparedMetrics(t *testing.T) {
-	data, err := os.ReadFile("../examples/plans/menopause-estradiol-progesterone.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ParsePlan(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := menopausePlan(t)
 	var got []string
 	for _, m := range p.ComparedMetrics() {
 		got = append(got, m.Metric+"/"+m.Instrument+" "+m.PerDay+" "+m.Target)

@@ -5,17 +5,24 @@ import (
 	"testing"
 )
 
-// TestWords: every rule of the menopause template, and its regimen, in
-// the words a clinician reads on the plan page.
-func TestWords(t *testing.T) {
+// menopausePlan is the menopause template, parsed.
+func menopausePlan(tb testing.TB) Plan {
+	tb.Helper()
 	data, err := os.ReadFile("../examples/plans/menopause-estradiol-progesterone.yaml")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	p, err := ParsePlan(data)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return p
+}
+
+// TestWords: every rule of the menopause template, and its regimen, in
+// the words a clinician reads on the plan page.
+func TestWords(t *testing.T) {
+	p := menopausePlan(t)
 	want := map[string]string{
 		"sleep-short":            "alert when the 7-day mean of sleep (daily sum) is below 7 h",
 		"flushes-high":           "alert when the 7-day mean of hot flushes is above 2; warn when its trend predicts that within 14 days",
