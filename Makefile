@@ -60,21 +60,15 @@ REGISTRY_PKGS = ./alerts ./analysis ./api ./auth ./notify ./server
 POSTGRES_CMD_RUN = ^(TestEveryRoleEveryEndpoint|TestStaff.*|TestPatientNames|TestPlansCommands|TestPlanChangeKeepsMonitoring|TestSilenceCountsFromStoredSample|TestPlanRuleFiresAndClears|TestHematocritRuleFiresFromFHIRLab|TestAlertsReachWebsockets|TestWebsocket.*|TestPagingByMail|TestAdminRegistryLineHidesPassword|TestServeUsesTestRegistry|TestMQTTSamplesStoredUnderPatient|TestHTTPIngestStatuses|TestFHIROverHTTPS|TestOpenMHealthOverHTTPS|TestWebhookDeliveriesSurviveKill|TestServeStartsWhile.*|TestMQTTDeviceRateLimit)$$
 POSTGRES_SKIP = ^(TestCluster.*|TestBenchCommand|TestOutageMemory|TestReadyzRegistryCannotWrite|TestRegistryCopyCommand|TestAdminCommandsNeedARegistry)$$
 
-# test runs every test, with the race detector, against real Mosquitto,
-# InfluxDB and Mailpit processes that the tests start on free loopback
-# ports, in two lanes at once (one a core): cmd/patientpulse on SQLite;
-# and the other packages one at a time, then the registry's users again
-# on Postgres.
+# test runs every test against real Mosquitto, InfluxDB and Mailpit
+# processes that the tests start on free loopback ports, in three lanes at
+# once (scripts/test.sh says which): all with the race detector but the
+# two longest, which mostly wait.
 test: tools check-compose web
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
 	$(GO) vet ./...
-	@echo "testing cmd/patientpulse on SQLite and, alongside it, the other packages, then the registry's users on Postgres: 20-25 minutes"
-	$(GO) test -race -count=1 -timeout 28m ./cmd/patientpulse & cmd=$$!; \
-		$(GO) test -race -count=1 -timeout 20m -p 1 $$($(GO) list ./... | grep -v '/cmd/patientpulse$$') && \
-		PP_TEST_REGISTRY=postgres $(GO) test -race -count=1 -timeout 20m -p 1 $(REGISTRY_PKGS) && \
-		PP_TEST_REGISTRY=postgres $(GO) test -race -count=1 -timeout 20m -run '$(POSTGRES_CMD_RUN)' ./cmd/patientpulse; rest=$$?; \
-		wait $$cmd && exit $$rest
+	@GO="$(GO)" REGISTRY_PKGS="$(REGISTRY_PKGS)" POSTGRES_CMD_RUN='$(POSTGRES_CMD_RUN)' bash scripts/test.sh
 
 test-postgres: tools web
 	PP_TEST_REGISTRY=postgres $(GO) test -race -count=1 -timeout 30m -skip '$(POSTGRES_SKIP)' $(REGISTRY_PKGS) ./cmd/patientpulse
