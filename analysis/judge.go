@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -262,10 +261,6 @@ func judgeAdherence(r *Rule, versions []*Plan, logged []int64, e env) verdict {
 	if r.Since == SinceChange && e.effective.After(from) {
 		from = e.effective
 	}
-	type scheduled struct {
-		at   time.Time
-		half time.Duration
-	}
 	var due []scheduled
 	for i, v := range versions {
 		end := e.now
@@ -289,19 +284,7 @@ func judgeAdherence(r *Rule, versions []*Plan, logged []int64, e env) verdict {
 	if len(due) == 0 {
 		return verdict{reason: fmt.Sprintf("no scheduled dose of %s is due yet", r.Medication)}
 	}
-	used := make([]bool, len(logged))
-	taken := 0
-	for _, sd := range due {
-		lo, hi := sd.at.Add(-sd.half).Unix(), sd.at.Add(sd.half).Unix()
-		i := sort.Search(len(logged), func(i int) bool { return logged[i] >= lo })
-		for ; i < len(logged) && logged[i] < hi; i++ {
-			if !used[i] {
-				used[i] = true
-				taken++
-				break
-			}
-		}
-	}
+	taken := countTaken(due, logged)
 	share := float64(taken) / float64(len(due))
 	return verdict{judged: true, holds: share < *r.Below, value: share, bound: *r.Below, side: "below",
 		days: len(due), reference: float64(taken)}

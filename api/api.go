@@ -61,6 +61,9 @@ type Config struct {
 	// MinWearHours is how many hours of samples make an activity or
 	// heart-rate day (analysis.Config.MinWearHours); 0: the default.
 	MinWearHours int
+	// Summaries gives patients' weekly summaries to their devices (GET
+	// /v1/device/summary); nil: it answers 503.
+	Summaries DeviceSummaries
 }
 
 // API serves the staff endpoints.
@@ -152,7 +155,8 @@ func (a *API) endpoints() []endpoint {
 	}
 }
 
-// Routes registers every endpoint on mux, each behind auth.Require.
+// Routes registers every endpoint on mux, each behind auth.Require, and
+// GET /v1/device/summary, which a device's token opens.
 func (a *API) Routes(mux *http.ServeMux) {
 	for _, e := range a.endpoints() {
 		if e.patientOf != nil {
@@ -161,6 +165,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 			mux.Handle(e.pattern, a.auth.Require(e.perm, e.what, e.h))
 		}
 	}
+	mux.HandleFunc("GET /v1/device/summary", a.deviceSummary)
 }
 
 // Patterns lists the routes Routes registers ("GET /v1/patients", ...).

@@ -10,6 +10,7 @@ import (
 
 	"github.com/skip2/go-qrcode"
 
+	"github.com/patientpulse/patientpulse/ingest"
 	"github.com/patientpulse/patientpulse/internal/httpx"
 	"github.com/patientpulse/patientpulse/registry"
 )
@@ -25,8 +26,9 @@ type Enroller interface {
 // DeviceEndpoints are the addresses a newly enrolled device sends to, as
 // devices reach them.
 type DeviceEndpoints struct {
-	MQTTURL  string // the broker (--device-mqtt-url)
-	HTTPSURL string // POST /v1/ingest of this server (--public-url)
+	MQTTURL    string // the broker (--device-mqtt-url)
+	HTTPSURL   string // POST /v1/ingest of this server (--public-url)
+	SummaryURL string // GET /v1/device/summary of this server
 }
 
 // Enrolment is what enrolling a device answers, once: its token and where
@@ -40,7 +42,9 @@ type Enrolment struct {
 	MQTTUsername string `json:"mqtt_username"`
 	MQTTTopic    string `json:"mqtt_topic"`
 	ErrorsTopic  string `json:"errors_topic"`
+	SummaryTopic string `json:"summary_topic"` // the weekly summary, retained
 	HTTPSURL     string `json:"https_url"`
+	SummaryURL   string `json:"summary_url"`
 	// QRPNG is a PNG data: URL of a QR code holding the enrolment as
 	// JSON without the patient, for the device's app to scan.
 	QRPNG string `json:"qr_png,omitempty"`
@@ -91,8 +95,8 @@ func (a *API) enrollDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	e := Enrolment{Format: enrolmentFormat, Device: req.Device, Token: token,
 		MQTTURL: a.cfg.Endpoints.MQTTURL, MQTTUsername: req.Device,
-		MQTTTopic: "pp/v1/devices/" + req.Device + "/data", ErrorsTopic: "pp/v1/devices/" + req.Device + "/errors",
-		HTTPSURL: a.cfg.Endpoints.HTTPSURL}
+		MQTTTopic: ingest.DataTopic(req.Device), ErrorsTopic: ingest.ErrorTopic(req.Device), SummaryTopic: ingest.SummaryTopic(req.Device),
+		HTTPSURL: a.cfg.Endpoints.HTTPSURL, SummaryURL: a.cfg.Endpoints.SummaryURL}
 	payload, err := json.Marshal(e)
 	if err == nil {
 		var png []byte

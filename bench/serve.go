@@ -83,6 +83,9 @@ func (b *bencher) startServe(ctx context.Context, sv *phaseServices, extra ...st
 		"--influx-url", sv.in.URL,
 		"--influx-bucket", bucket,
 		"--log-level", "warn",
+		// The fleet's weekly summaries, published at start, would add
+		// reads that are neither ingest nor alerts.
+		"--weekly-summaries=false",
 	}, extra...)
 	c, err := serveConfig(append(args, b.s.ServeArgs...))
 	if err != nil {

@@ -1,11 +1,13 @@
 // Package dashboards serves the staff web app that the binary embeds: the
 // sign-in page, the patient list, a patient's page (charts against the
 // plan, alerts, the plan itself), the on-call console, the administration
-// page (patients, devices, staff, the rota, the audit log), and the page a
-// page's one-tap link opens (/a/TOKEN), which acknowledges its alert. It
-// is static files only; all data comes from the /v1/ API and the /v1/ws
-// websocket, under the same Content-Security-Policy as everything else
-// (no inline script or style, nothing from another origin).
+// page (patients, devices, staff, the rota, the audit log), the page a
+// page's one-tap link opens (/a/TOKEN), which acknowledges its alert, and
+// the patient's own page (/me), their weekly summary, which their
+// device's token opens. It is static files only; all data comes from the
+// /v1/ API and the /v1/ws websocket, under the same
+// Content-Security-Policy as everything else (no inline script or style,
+// nothing from another origin).
 //
 // The charts are drawn by uPlot, which `make web` copies from npm into
 // web/vendor/ before the build embeds it. A binary built without it
@@ -31,7 +33,8 @@ var web embed.FS
 var bundle = []string{"vendor/uPlot.iife.min.js", "vendor/uPlot.min.css"}
 
 // pages maps the app's addresses to their files (and ackPrefix+TOKEN is
-// ack.html). Every page but the sign-in form needs the bundle.
+// ack.html). Every page but the sign-in form and the patient's own page (/me)
+// needs the bundle.
 var pages = map[string]string{
 	"/":             "index.html",
 	"/index.html":   "index.html",
@@ -43,6 +46,8 @@ var pages = map[string]string{
 	"/admin.html":   "admin.html",
 	"/signin":       "signin.html",
 	"/signin.html":  "signin.html",
+	"/me":           "me.html",
+	"/me.html":      "me.html",
 }
 
 // ackPrefix starts the address of a one-tap link, /a/TOKEN (notify.Links):
@@ -60,7 +65,7 @@ func page(path string) (string, bool) {
 
 // Handler serves the embedded web app: / (the patient list, which sends
 // on-call staff to /oncall and a visitor without a session to /signin),
-// /patient?id=ID, /oncall, /admin, /signin, /a/TOKEN and their assets, to GET and
+// /patient?id=ID, /oncall, /admin, /signin, /a/TOKEN, /me and their assets, to GET and
 // HEAD only. Mount it at "/" (any method), beside the API.
 func Handler() http.Handler {
 	root, err := fs.Sub(web, "web")
@@ -100,7 +105,7 @@ func HandlerFS(fsys fs.FS) http.Handler {
 			return
 		}
 		name, isPage := page(r.URL.Path)
-		if isPage && !bundled && name != "signin.html" {
+		if isPage && !bundled && name != "signin.html" && name != "me.html" {
 			w.Header().Set("Cache-Control", "no-store")
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.WriteHeader(http.StatusServiceUnavailable)

@@ -18,7 +18,8 @@ import (
 const PipelineRole = "patientpulse-pipeline"
 
 // DeviceRole is the broker role of a device's account: it may publish to
-// its own data topic and hear its own errors topic, nothing else.
+// its own data topic and hear its own errors and summary topics, nothing
+// else.
 func DeviceRole(device string) string { return "device-" + device }
 
 // acl is one access rule of a role.
@@ -123,6 +124,8 @@ func deviceACLs(device string) []acl {
 		{Type: "publishClientSend", Topic: DataTopic(device), Allow: true},
 		{Type: "subscribePattern", Topic: ErrorTopic(device), Allow: true},
 		{Type: "publishClientReceive", Topic: ErrorTopic(device), Allow: true},
+		{Type: "subscribePattern", Topic: SummaryTopic(device), Allow: true},
+		{Type: "publishClientReceive", Topic: SummaryTopic(device), Allow: true},
 		{Type: "publishClientSend", Topic: internalTopics, Allow: false},
 		{Type: "subscribePattern", Topic: internalTopics, Allow: false},
 		{Type: "publishClientReceive", Topic: internalTopics, Allow: false},
@@ -132,14 +135,15 @@ func deviceACLs(device string) []acl {
 // pipelineACLs let the pipeline take every device's data, through a
 // shared subscription (Mosquitto checks its filter with the
 // $share/group/ prefix) or a plain one, answer on every device's errors
-// topic, and publish and hear its internal topics (the partition feed
-// between instances).
+// topic, publish every device's weekly summary, and publish and hear its
+// internal topics (the partition feed between instances).
 func pipelineACLs() []acl {
 	return []acl{
 		{Type: "subscribePattern", Topic: DataTopic("+"), Allow: true},
 		{Type: "subscribePattern", Topic: "$share/+/" + DataTopic("+"), Allow: true},
 		{Type: "publishClientReceive", Topic: DataTopic("+"), Allow: true},
 		{Type: "publishClientSend", Topic: ErrorTopic("+"), Allow: true},
+		{Type: "publishClientSend", Topic: SummaryTopic("+"), Allow: true},
 		{Type: "subscribePattern", Topic: internalTopics, Allow: true},
 		{Type: "publishClientSend", Topic: internalTopics, Allow: true},
 		{Type: "publishClientReceive", Topic: internalTopics, Allow: true},
@@ -168,6 +172,64 @@ func (b *BrokerAccounts) AddDevice(ctx context.Context, device, token string) er
 		return fmt.Errorf("broker account of device %s: %w", device, err)
 	}
 	return nil
+}
+
+// RefreshDeviceRoles gives each device's role the rules deviceACLs makes
+// now, where it lacks one (a device enrolled by an older patientpulse,
+// before its summary topic), and returns how many it changed. A device
+// without a role is left alone. Roles are read first, so that a broker
+// already current is not written to (the plugin rewrites its file on
+// every change).
+func (b *BrokerAccounts) RefreshDeviceRoles(ctx context.Context, devices []string) (int, error) {
+	changed := 0
+	for chunk := range slices.Chunk(devices, 100) {
+		var gets []dynsecCommand
+		for _, d := range chunk {
+			gets = append(gets, dynsecCommand{"command": "getRole", "rolename": DeviceRole(d)})
+		}
+		ans, err := b.run(ctx, gets...)
+		if err != nil {
+			return changed, fmt.Errorf("refresh device roles: %w", err)
+		}
+		var mods []dynsecCommand
+		for i, a := range ans {
+			if a.Error == dynsecRoleNotFound {
+				continue
+			}
+			if err := answerError(a); err != nil {
+				return changed, fmt.Errorf("refresh device roles: %w", err)
+			}
+			var data struct {
+				Role struct {
+					ACLs []acl `json:"acls"`
+				} `json:"role"`
+			}
+			if err := json.Unmarshal(a.Data, &data); err != nil {
+				return changed, fmt.Errorf("refresh device roles: broker getRole: unreadable answer: %w", err)
+			}
+			want := deviceACLs(chunk[i])
+			for _, w := range want {
+				if !slices.Contains(data.Role.ACLs, w) {
+					mods = append(mods, dynsecCommand{"command": "modifyRole", "rolename": DeviceRole(chunk[i]), "acls": want})
+					break
+				}
+			}
+		}
+		if len(mods) == 0 {
+			continue
+		}
+		ans, err = b.run(ctx, mods...)
+		if err != nil {
+			return changed, fmt.Errorf("refresh device roles: %w", err)
+		}
+		for _, a := range ans {
+			if err := answerError(a); err != nil {
+				return changed, fmt.Errorf("refresh device roles: %w", err)
+			}
+			changed++
+		}
+	}
+	return changed, nil
 }
 
 // RemoveDevice deletes the device's broker account and role; the broker

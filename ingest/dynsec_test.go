@@ -326,3 +326,46 @@ func TestBrokerAccountsInternalTopics(t *testing.T) {
 		t.Errorf("pipeline heard %q on %s: a device published on the feed", msg.Payload(), msg.Topic())
 	}
 }
+
+// TestRefreshDeviceRoles: a device role made before the summary topic
+// (set here by hand to the older rules) is brought up to date, once; a
+// current one and a device without a role are left alone.
+func TestRefreshDeviceRoles(t *testing.T) {
+	m := startDynSec(t)
+	b := dialAccounts(t, m)
+	ctx := context.Background()
+	for _, d := range []string{"old-1", "new-1"} {
+		if err := b.AddDevice(ctx, d, "token-of-"+d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var older []acl
+	for _, a := range deviceACLs("old-1") {
+		if a.Topic != SummaryTopic("old-1") {
+			older = append(older, a)
+		}
+	}
+	ans, err := b.run(ctx, dynsecCommand{"command": "modifyRole", "rolename": DeviceRole("old-1"), "acls": older})
+	if err != nil || answerError(ans[0]) != nil {
+		t.Fatalf("set the older rules: %v %v", err, ans)
+	}
+	before := mustLogin(t, m, "old-1", "old-1", "token-of-old-1")
+	if code, _ := before.Listen(t, SummaryTopic("old-1")); code != 0x80 {
+		t.Fatalf("with the older rules, SUBACK %#x for its summary, want 0x80", code)
+	}
+	before.Disconnect(0)
+
+	if n, err := b.RefreshDeviceRoles(ctx, []string{"old-1", "new-1", "never-enrolled"}); n != 1 || err != nil {
+		t.Fatalf("RefreshDeviceRoles = %d, %v; want 1 changed", n, err)
+	}
+	if n, err := b.RefreshDeviceRoles(ctx, []string{"old-1", "new-1"}); n != 0 || err != nil {
+		t.Errorf("RefreshDeviceRoles again = %d, %v; want none changed", n, err)
+	}
+	after := mustLogin(t, m, "old-1", "old-1", "token-of-old-1")
+	if code, _ := after.Listen(t, SummaryTopic("old-1")); code != 1 {
+		t.Errorf("brought up to date, SUBACK %#x for its summary, want 1", code)
+	}
+	if code, _ := after.Listen(t, SummaryTopic("new-1")); code != 0x80 {
+		t.Errorf("SUBACK %#x for another device's summary, want 0x80", code)
+	}
+}

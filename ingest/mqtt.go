@@ -20,14 +20,16 @@ import (
 
 // Topic layout of the wire contract.
 const (
-	topicPrefix = "pp/v1/devices/"
-	dataSuffix  = "/data"
-	errorSuffix = "/errors"
+	topicPrefix   = "pp/v1/devices/"
+	dataSuffix    = "/data"
+	errorSuffix   = "/errors"
+	summarySuffix = "/summary"
 )
 
-// DataTopic and ErrorTopic name a device's topics.
-func DataTopic(device string) string  { return topicPrefix + device + dataSuffix }
-func ErrorTopic(device string) string { return topicPrefix + device + errorSuffix }
+// DataTopic, ErrorTopic and SummaryTopic name a device's topics.
+func DataTopic(device string) string    { return topicPrefix + device + dataSuffix }
+func ErrorTopic(device string) string   { return topicPrefix + device + errorSuffix }
+func SummaryTopic(device string) string { return topicPrefix + device + summarySuffix }
 
 // MQTTConfig sets up the MQTT collector.
 type MQTTConfig struct {

@@ -160,8 +160,7 @@ func (c *bufferedConn) Close() error {
 
 // versionTopic is where Mosquitto (and other brokers with a $SYS tree)
 // publishes its name and version, retained: a broker with retained
-// messages off (retain_available false, as deploy/mosquitto has it) never
-// sends it. uptimeTopic is where Mosquitto says how long it has run,
+// messages off (retain_available false) never sends it. uptimeTopic is where Mosquitto says how long it has run,
 // every sys_interval (10 s by default), not retained, as "N seconds".
 const (
 	versionTopic = "$SYS/broker/version"

@@ -17,6 +17,7 @@ const (
 	ActionPatientAdd        = "patient.add"        // patient
 	ActionPatientList       = "patient.list"       // target: how many patients were listed
 	ActionComparisons       = "comparison.clinic"  // target: how many patients were compared
+	ActionSummariesPublish  = "summaries.publish"  // patient, when one was named; target: the week, how many patients and devices
 	ActionPatientRead       = "patient.read"       // patient; target: what was read (details, series:sleep, ...)
 	ActionPatientEdit       = "patient.edit"       // patient; target: what changed (name, contact), never the values
 	ActionPatientDeactivate = "patient.deactivate" // patient; target: the devices revoked with it

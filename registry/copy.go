@@ -19,7 +19,7 @@ var copyOrder = []string{
 	"patients", "devices",
 	"staff", "care_team", "staff_tokens",
 	"sessions", "audit",
-	"plans", "transitions", "rule_states", "patient_notes", "procedure_types", "procedures",
+	"plans", "transitions", "rule_states", "patient_notes", "procedure_types", "procedures", "summaries",
 	"alerts", "alert_events", "delivery_attempts",
 	"outbox_events", "outbox_deliveries",
 	"staff_contacts", "server_keys", "oncall_rotas",

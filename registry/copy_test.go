@@ -62,6 +62,7 @@ func populate(t *testing.T, r *Registry) copyFixture {
 	must(r.AddProcedureType(ctx, ProcedureType{ID: "chemical_peel", Name: "Chemical peel", Category: "Skin", RecoveryDays: 7}))
 	_, err = r.AddProcedure(ctx, Procedure{Patient: "p-1", Type: "chemical_peel", Status: ProcedurePlanned, At: t0})
 	must(err)
+	must(r.RecordSummary(ctx, "p-1", "2026-W48", []byte(`{"week":"2026-W48"}`)))
 	_, err = r.AddPlanVersion(ctx, "p-1", t0.Add(24*time.Hour), []byte(`{"rules":[1]}`))
 	must(err)
 	must(r.RecordTransitions(ctx, "p-1", []Transition{

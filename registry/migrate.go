@@ -381,6 +381,22 @@ var sqliteMigrations = []migration{
 			`CREATE INDEX procedures_patient ON procedures (patient_id, at)`,
 		},
 	},
+	{
+		version: 15,
+		name:    "weekly summaries",
+		stmts: []string{
+			// Each patient's newest weekly summary, as published to
+			// their devices (patientpulse summaries publish, serve's
+			// weekly publisher).
+			`CREATE TABLE summaries (
+				patient_id   TEXT NOT NULL PRIMARY KEY REFERENCES patients (id),
+				week         TEXT NOT NULL,
+				body         TEXT NOT NULL,
+				published_at TEXT NOT NULL
+			) STRICT`,
+			`CREATE INDEX summaries_week ON summaries (week)`,
+		},
+	},
 }
 
 // schemaMigrationsTable records the applied steps. It is the one table

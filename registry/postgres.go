@@ -419,4 +419,17 @@ var postgresMigrations = []migration{
 			`CREATE INDEX procedures_patient ON procedures (patient_id, at)`,
 		},
 	},
+	{
+		version: 15,
+		name:    "weekly summaries",
+		stmts: []string{
+			`CREATE TABLE summaries (
+				patient_id   TEXT COLLATE "C" NOT NULL PRIMARY KEY REFERENCES patients (id),
+				week         TEXT COLLATE "C" NOT NULL,
+				body         TEXT COLLATE "C" NOT NULL,
+				published_at TEXT COLLATE "C" NOT NULL
+			)`,
+			`CREATE INDEX summaries_week ON summaries (week)`,
+		},
+	},
 }

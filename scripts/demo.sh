@@ -121,6 +121,9 @@ for _ in $(seq 1 240); do
 	sleep 0.5
 done
 grep "history sent" .local/log/simulate.log | tail -1
+echo "demo: publishing last week's summaries to the simulated devices (a few seconds)"
+"$BIN" summaries publish --config "$CONFIG" 2>>.local/log/simulate.log | sed 's/^/demo: /' ||
+	{ tail -3 .local/log/simulate.log; echo "demo: summaries publish failed" >&2; exit 1; }
 
 cat <<EOF
 
@@ -138,6 +141,8 @@ patientpulse is running with a simulated clinic (logs: .local/log/serve.log, .lo
                  (sleep decline, missed doses, a silent watch, worsening mood, an HRV drop,
                  rising hot flushes caught by a forecast, severe symptoms, high hematocrit)
   plans          patientpulse plans show --config $CONFIG --patient sim-p002
+  summaries      each patient's week, retained on pp/v1/devices/<device>/summary; again: patientpulse summaries publish --config $CONFIG
+                 a patient's own page: enrol a device for them at $URL/admin, then open $URL/me#token=<its token>
 Ctrl-C stops everything.
 EOF
 wait "${pids[0]}"

@@ -44,6 +44,7 @@ type Config struct {
 	TLSKey        string
 	TLSSelfSigned bool
 	MQTTOn        bool
+	Summaries     bool // publish the weekly summaries to the devices (with MQTTOn)
 	DeviceTTL     time.Duration
 	MQTT          ingest.MQTTConfig
 	Influx        ingest.InfluxConfig
@@ -114,6 +115,8 @@ func NewFlagSet(name string, c *Config) *flag.FlagSet {
 
 	c.MQTT = ingest.MQTTConfig{ClientID: "patientpulse"}
 	fs.BoolVar(&c.MQTTOn, "mqtt", true, "receive device data over MQTT (false: HTTPS only)")
+	fs.BoolVar(&c.Summaries, "weekly-summaries", true, "publish each patient's weekly summary to their devices over MQTT "+
+		"(retained, on pp/v1/devices/{id}/summary) when each week closes in --timezone, with --mqtt")
 	fs.StringVar(&c.MQTT.URL, "mqtt-url", "tcp://127.0.0.1:1883", "MQTT broker URL (tcp://, mqtts://)")
 	fs.StringVar(&c.MQTT.Username, "mqtt-username", "", "the pipeline's broker username")
 	fs.StringVar(&c.MQTT.Password, "mqtt-password", "", "the pipeline's broker password (prefer "+envPrefix+"MQTT_PASSWORD)")

@@ -44,6 +44,7 @@ func (e ConfigError) Unwrap() error { return e.Err }
 type server struct {
 	cfg    *Config
 	log    *slog.Logger
+	reg    *registry.Registry
 	sink   *ingest.Influx
 	writer *ingest.Writer
 	mqtt   *ingest.MQTT // one instance's collector; nil with --mqtt=false or several instances
@@ -91,7 +92,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := ingest.NewMetrics(promReg)
-	s := &server{cfg: c, log: log, sink: ingest.NewInflux(c.Influx), probe: reg.WriteProbe(5 * time.Second)}
+	s := &server{cfg: c, log: log, reg: reg, sink: ingest.NewInflux(c.Influx), probe: reg.WriteProbe(5 * time.Second)}
 	defer s.sink.Close()
 	s.writer = ingest.NewWriter(c.Writer, s.sink, log, metrics)
 	intake := ingest.NewIntake(reg, c.DeviceTTL, c.Limits, metrics, log.With("component", "intake"))
@@ -128,9 +129,11 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	if deviceMQTT == "" {
 		deviceMQTT = c.MQTT.URL
 	}
-	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill, Rota: c.Alerts.Rota, Links: delivery.links,
+	summaries := &Summaries{Reg: reg, Src: s.sink, Analysis: c.Analysis, MQTT: c.MQTT, Owns: evaluator.Owns,
+		Log: log.With("component", "summaries")}
+	staffAPI := api.New(api.Config{Backfill: c.Limits.Backfill, Rota: c.Alerts.Rota, Links: delivery.links, Summaries: summaries,
 		Devices:   Devices{Reg: reg, Config: c},
-		Endpoints: api.DeviceEndpoints{MQTTURL: deviceMQTT, HTTPSURL: c.PublicURL + "/v1/ingest"}, Location: c.Analysis.Location,
+		Endpoints: api.DeviceEndpoints{MQTTURL: deviceMQTT, HTTPSURL: c.PublicURL + "/v1/ingest", SummaryURL: c.PublicURL + "/v1/device/summary"}, Location: c.Analysis.Location,
 		MinWearHours: c.Analysis.MinWearHours},
 		reg, staffAuth, s.sink, evaluator, manager, log.With("component", "api"))
 	// Stored samples reach analysis (which takes only the patients it
@@ -214,7 +217,7 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	stagesCtx, stopStages := context.WithCancel(collectorsCtx)
 	defer stopStages()
 	var stages sync.WaitGroup
-	stageErrs := make([]error, 10)
+	stageErrs := make([]error, 11)
 	stage := func(i int, run func(context.Context) error) {
 		stages.Go(func() {
 			if stageErrs[i] = run(stagesCtx); stageErrs[i] != nil {
@@ -232,6 +235,9 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	stage(5, notify.NewDigester(manager, c.Analysis.Location, delivery.Wake, log.With("component", "digest")).Run)
 	stage(6, own.Run)
 	stage(9, func(ctx context.Context) error { watchRota(ctx, c.Alerts.Rota, reg, log, rotaPoll); return nil })
+	if c.MQTTOn && c.Summaries {
+		stage(10, summaries.Run) // each week's summaries, to the devices over MQTT
+	}
 	// Alert events committed by other instances wake this one's consoles
 	// and deliveries (a no-op on SQLite).
 	stage(7, func(ctx context.Context) error {
@@ -357,7 +363,29 @@ func (s *server) tryEnsurePipelineAccount(ctx context.Context) error {
 		return err
 	}
 	defer accounts.Close()
-	return accounts.EnsurePipelineAccount(ctx, s.cfg.MQTT.Username, s.cfg.MQTT.Password)
+	if err := accounts.EnsurePipelineAccount(ctx, s.cfg.MQTT.Username, s.cfg.MQTT.Password); err != nil {
+		return err
+	}
+	// Devices enrolled by an older patientpulse get the topics theirs
+	// have now (their weekly summary); a failure is told, not fatal.
+	devices, err := s.reg.ListDevices(ctx)
+	var active []string
+	for _, d := range devices {
+		if d.Active() {
+			active = append(active, d.ID)
+		}
+	}
+	n := 0
+	if err == nil {
+		n, err = accounts.RefreshDeviceRoles(ctx, active)
+	}
+	if n > 0 {
+		s.log.Info("device broker roles brought up to date", "devices", n)
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("device broker roles not brought up to date; the next start tries again", "err", err)
+	}
+	return nil
 }
 
 func (s *server) serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {

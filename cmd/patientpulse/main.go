@@ -46,6 +46,7 @@ Usage:
   patientpulse plans apply -f FILE                        store a plan file (YAML or JSON) as the patient's next version
   patientpulse plans apply --dry-run [--days 30] -f FILE  print what it would have raised over the patient's last days; save nothing
   patientpulse plans show --patient ID [--history]        print the plan in force (or every version)
+  patientpulse summaries publish [--patient ID]           publish last week's summary to the patients' devices now
   patientpulse simulate [--patients N] [--backfill 30d] [--seed S] [--clinician U]
                                                           a virtual clinic: patients, plans, devices sending data
   patientpulse bench [--messages N] [--quick]             measure throughput, alert latency and memory (own services)
@@ -54,7 +55,7 @@ Usage:
 
 Every command but bench and registry copy takes --config FILE, --data-dir DIR and --db DSN;
 settings come from the file, then PATIENTPULSE_* variables, then flags.
-patients, devices, staff, plans and simulate name the registry they use on
+patients, devices, staff, plans, summaries and simulate name the registry they use on
 standard error and never create one unless given --init (serve creates its
 own on first start).
 'patientpulse COMMAND -h' lists a command's flags.
@@ -89,6 +90,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = staffCommand(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "plans":
 		err = plansCommand(ctx, args[1:], stdin, stdout, stderr, getenv)
+	case "summaries":
+		err = summariesCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "simulate":
 		err = simulateCommand(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":

@@ -197,7 +197,7 @@ max_inflight_messages 1000
 max_queued_messages 1000000
 max_queued_bytes 0
 max_packet_size 614400
-retain_available false
+retain_available true
 log_dest stderr
 log_type error
 log_type warning

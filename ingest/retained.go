@@ -1,0 +1,69 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Retained is a message the pipeline leaves on the broker for a device
+// to read: its weekly summary.
+type Retained struct {
+	Topic   string
+	Payload []byte
+}
+
+// publishWait is how long the broker has to acknowledge each retained
+// message.
+const publishWait = 10 * time.Second
+
+// PublishRetained connects to the broker with the pipeline's account
+// (cfg's URL, username, password and CA file) under a client id of its
+// own, publishes each message retained at QoS 1, waiting for the
+// broker's acknowledgement of each, and disconnects. It stops at the
+// first message the broker does not acknowledge; sent is how many it did.
+func PublishRetained(ctx context.Context, cfg MQTTConfig, msgs []Retained) (sent int, err error) {
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	opts := mqtt.NewClientOptions().
+		AddBroker(cfg.URL).
+		SetClientID(fmt.Sprintf("%.40s-publish-%s", cfg.ClientID, rand.Text()[:8])).
+		SetUsername(cfg.Username).
+		SetPassword(cfg.Password).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetConnectTimeout(publishWait).
+		SetCustomOpenConnectionFn(openBrokerConn)
+	if cfg.CAFile != "" {
+		tlsCfg, err := brokerTLS(cfg.CAFile)
+		if err != nil {
+			return 0, err
+		}
+		opts.SetTLSConfig(tlsCfg)
+	}
+	client, err := dialBroker(ctx, opts, publishWait)
+	if err != nil {
+		return 0, fmt.Errorf("publish: %w", err)
+	}
+	defer client.Disconnect(250)
+	for _, m := range msgs {
+		tok := client.Publish(m.Topic, 1, true, m.Payload)
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			return sent, ctx.Err()
+		case <-time.After(publishWait):
+			return sent, fmt.Errorf("publish: %w: no acknowledgement within %s", ErrBrokerUnreachable, publishWait)
+		}
+		if err := tok.Error(); err != nil {
+			return sent, fmt.Errorf("publish: %w: %v", ErrBrokerUnreachable, err)
+		}
+		sent++
+	}
+	return sent, nil
+}
