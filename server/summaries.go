@@ -61,13 +61,15 @@ type Published struct {
 	Patients int // whose summary reached every active device of theirs
 	Devices  int
 	Skipped  int // active patients with a device but no plan in force at the week's end
+	Failed   int // whose summary could not be made (the error says why, for the first)
 }
 
 // Publish makes week's summary of each of the patients (every active one
 // with an active device when nil) and publishes it to each of their
 // active devices, then records it as published. Patients without an
 // active device are left out; so are those without a plan in force at
-// the week's end, counted as Skipped.
+// the week's end, counted as Skipped. A patient whose summary cannot be
+// made is counted as Failed, and the others are published all the same.
 func (s *Summaries) Publish(ctx context.Context, week analysis.Week, patients []string) (Published, error) {
 	devices, err := s.activeDevices(ctx)
 	if err != nil {
@@ -91,6 +93,7 @@ func (s *Summaries) publish(ctx context.Context, week analysis.Week, patients []
 	}
 	var bodies []made
 	var msgs []ingest.Retained
+	var failed error
 	for _, id := range patients {
 		if len(devices[id]) == 0 {
 			continue
@@ -100,12 +103,15 @@ func (s *Summaries) publish(ctx context.Context, week analysis.Week, patients []
 			out.Skipped++
 			continue
 		}
-		if err != nil {
-			return out, fmt.Errorf("weekly summary of a patient: %s", registry.Redact(err, id))
+		var body []byte
+		if err == nil {
+			body, err = json.Marshal(sum)
 		}
-		body, err := json.Marshal(sum)
 		if err != nil {
-			return out, err
+			if out.Failed++; failed == nil {
+				failed = fmt.Errorf("a patient's weekly summary: %s", registry.Redact(err, id))
+			}
+			continue
 		}
 		for _, d := range devices[id] {
 			msgs = append(msgs, ingest.Retained{Topic: ingest.SummaryTopic(d), Payload: body})
@@ -123,6 +129,9 @@ func (s *Summaries) publish(ctx context.Context, week analysis.Week, patients []
 		}
 		out.Patients++
 		out.Devices += b.msgs
+	}
+	if failed != nil {
+		err = errors.Join(err, fmt.Errorf("%d summaries not made; %w", out.Failed, failed))
 	}
 	return out, err
 }
