@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"time"
-
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // Retained is a message the pipeline leaves on the broker for a device
@@ -29,23 +27,12 @@ func PublishRetained(ctx context.Context, cfg MQTTConfig, msgs []Retained) (sent
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	opts := mqtt.NewClientOptions().
-		AddBroker(cfg.URL).
-		SetClientID(fmt.Sprintf("%.40s-publish-%s", cfg.ClientID, rand.Text()[:8])).
-		SetUsername(cfg.Username).
-		SetPassword(cfg.Password).
-		SetCleanSession(true).
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetConnectTimeout(publishWait).
-		SetCustomOpenConnectionFn(openBrokerConn)
-	if cfg.CAFile != "" {
-		tlsCfg, err := brokerTLS(cfg.CAFile)
-		if err != nil {
-			return 0, err
-		}
-		opts.SetTLSConfig(tlsCfg)
+	clientID := fmt.Sprintf("%.40s-publish-%s", cfg.ClientID, rand.Text()[:8])
+	opts, err := accountOptions(BrokerAdminConfig{URL: cfg.URL, CAFile: cfg.CAFile, Timeout: publishWait}, cfg.Username, cfg.Password, clientID)
+	if err != nil {
+		return 0, err
 	}
+	opts.SetCustomOpenConnectionFn(openBrokerConn)
 	client, err := dialBroker(ctx, opts, publishWait)
 	if err != nil {
 		return 0, fmt.Errorf("publish: %w", err)

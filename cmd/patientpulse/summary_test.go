@@ -18,6 +18,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/patientpulse/patientpulse/analysis"
+	"github.com/patientpulse/patientpulse/internal/testservices"
 )
 
 // TestWeeklySummaryReachesOnlyItsDevice: two patients with a plan and a
@@ -82,31 +83,27 @@ func TestWeeklySummaryReachesOnlyItsDevice(t *testing.T) {
 	}
 	const nothing = "Sleep: nothing was recorded this week.\nYour estradiol: 0 of the 7 doses due this week were logged."
 
-	// What serve published when it started: no night stored yet.
-	phone, err := connectDevice(t, m, "phone-sum", "phone-sum", tokens["phone-sum"])
-	if err != nil {
-		t.Fatalf("phone-sum refused: %v", err)
+	// What serve published when it started, no night stored yet, reaches
+	// each phone on its own topic; phone-other is refused phone-sum's.
+	listenOwn := func(device string) (*testservices.Conn, <-chan mqtt.Message) {
+		t.Helper()
+		conn, err := connectDevice(t, m, device, device, tokens[device])
+		if err != nil {
+			t.Fatalf("%s refused: %v", device, err)
+		}
+		code, sums := conn.Listen(t, "pp/v1/devices/"+device+"/summary")
+		if code != 1 {
+			t.Fatalf("%s's subscription to its summary: SUBACK %#x, want 1", device, code)
+		}
+		if got := lines(summaryOf(device+", from serve's start", sums)); got != nothing {
+			t.Errorf("%s's summary from serve's start:\n%s\nwant:\n%s", device, got, nothing)
+		}
+		return conn, sums
 	}
-	code, sums := phone.Listen(t, "pp/v1/devices/phone-sum/summary")
-	if code != 1 {
-		t.Fatalf("phone-sum's subscription to its summary: SUBACK %#x, want 1", code)
-	}
-	if got := lines(summaryOf("phone-sum, from serve's start", sums)); got != nothing {
-		t.Errorf("phone-sum's summary from serve's start:\n%s\nwant:\n%s", got, nothing)
-	}
-	other, err := connectDevice(t, m, "phone-other", "phone-other", tokens["phone-other"])
-	if err != nil {
-		t.Fatalf("phone-other refused: %v", err)
-	}
+	_, sums := listenOwn("phone-sum")
+	other, _ := listenOwn("phone-other")
 	if code, _ := other.Listen(t, "pp/v1/devices/phone-sum/summary"); code != 0x80 {
 		t.Errorf("phone-other's subscription to phone-sum's summary: SUBACK %#x, want 0x80", code)
-	}
-	code, otherSums := other.Listen(t, "pp/v1/devices/phone-other/summary")
-	if code != 1 {
-		t.Fatalf("phone-other's subscription to its summary: SUBACK %#x, want 1", code)
-	}
-	if got := lines(summaryOf("phone-other, from serve's start", otherSums)); got != nothing {
-		t.Errorf("phone-other's summary from serve's start:\n%s\nwant:\n%s", got, nothing)
 	}
 	// A filter over every device's is refused, or passes on its own only.
 	if code, heard := other.Listen(t, "pp/v1/devices/+/summary"); code == 1 {
